@@ -1,0 +1,24 @@
+"""tinylatent: a small, readable reverse-mode autodiff library on NumPy / CuPy, and the
+unsupervised deep-learning models of the course notes built on it.
+
+    import tinylatent as tl
+    x = tl.randn(3, 4, requires_grad=True)
+    (x.exp() * x).sum().backward()      # x.grad == exp(x) * (1 + x)
+
+Read in this order: tensor.py (the Tensor), autograd.py (the engine), ops/ (every op with
+its derivative), then nn/, optim.py and models/.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import autograd, backend, ops, random
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import Device, device
+from .gradcheck import gradcheck, gradgradcheck
+from .ops import *  # noqa: F401,F403  (every op is also tl.<name>)
+from .random import (Generator, bernoulli, get_rng_state, manual_seed, normal, rand, rand_like,
+                     randint, randn, randn_like, randperm, set_rng_state, uniform)
+from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, float32, float64,
+                     from_numpy, full, full_like, get_default_dtype, int32, int64, linspace,
+                     ones, ones_like, set_default_dtype, tensor, uint8, zeros, zeros_like)

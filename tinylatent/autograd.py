@@ -1,0 +1,437 @@
+"""Reverse-mode automatic differentiation.
+
+The whole machinery is here: `Function` (an op: forward on raw arrays, backward in Tensor
+ops), `Context` (what a forward keeps for its backward; it is also the graph node), the
+iterative backward pass, `grad`, grad modes, `hvp` and `jacobian`.
+
+How a graph is built. `SomeOp.apply(*args)` unwraps Tensor arguments into arrays, runs
+`forward(ctx, *arrays)` and wraps the result. If grad mode is on and any input requires grad,
+the result remembers `ctx`, and `ctx.inputs` remembers the input Tensors: that is the graph.
+
+How backward runs. We sort the nodes reachable from the output topologically with an
+explicit stack (micrograd recurses; a chain of 100,000 ops would overflow Python's stack),
+then visit them outputs-first, calling each `backward(ctx, grad_output)`. Gradients of
+broadcast inputs are summed back to the input's shape in exactly one place, `unbroadcast`.
+
+Because backward rules are themselves written in Tensor ops, running them with grad mode on
+(`create_graph=True`) records a graph of the backward pass, which can be differentiated
+again: that is all higher-order derivatives take.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "grad", "backward", "hvp", "jacobian", "unbroadcast",
+]
+
+
+# ----------------------------------------------------------------------------- grad mode
+class _GradMode(threading.local):
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    return _mode.enabled
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Context manager / decorator that sets grad mode on or off, restoring it on exit."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev: list[bool] = []
+
+    def __enter__(self):
+        self.prev.append(_mode.enabled)
+        _mode.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self.prev.pop()
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """Ops inside record no graph (`with tl.no_grad():` or `@tl.no_grad()`)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turns recording back on inside a `no_grad` region."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+# ----------------------------------------------------------------------------- graph nodes
+_OUTPUT = object()  # marks "the op's own output" among saved values
+
+
+class Context:
+    """State a forward leaves for its backward; also the node of the graph.
+
+    `save_for_backward(*values)` takes arrays (or scalars). An array that *is* one of the
+    op's input arrays is kept as that input Tensor, and the array the forward returns is kept
+    as the output Tensor, so that with `create_graph=True` the backward's Tensor ops connect
+    to the graph. Anything else (a mask, an index) is kept as a constant.
+    Each saved Tensor remembers its version; if it was changed in place before backward,
+    `saved_tensors` raises instead of returning a wrong gradient.
+    """
+
+    def __init__(self, fn: type, xp):
+        self.fn = fn
+        self.xp = xp
+        self.inputs: tuple | None = None          # input Tensors (None for non-Tensor args)
+        self.needs_input_grad: tuple = ()
+        self._raw_saved: tuple = ()
+        self._saved: list | None = None           # [(kind, value, version)]
+        self._out_ref = None
+        self.freed = False
+
+    def save_for_backward(self, *values) -> None:
+        self._raw_saved = values
+
+    def _resolve_saved(self, arrays, inputs, out_array, out_tensor) -> None:
+        resolved = []
+        for v in self._raw_saved:
+            if v is out_array:
+                resolved.append((_OUTPUT, None, out_tensor._version))
+                continue
+            for a, t in zip(arrays, inputs):
+                if t is not None and v is a:
+                    resolved.append((t, None, t._version))
+                    break
+            else:
+                resolved.append((None, v, 0))
+        self._saved = resolved
+        self._raw_saved = ()
+        self._out_ref = weakref.ref(out_tensor)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        from .tensor import Tensor
+        if self.freed:
+            raise RuntimeError(
+                f"{self.fn.__name__}.backward: the saved values of this graph were freed by an "
+                "earlier backward(); call backward(retain_graph=True) the first time to "
+                "backpropagate through the same graph twice")
+        out = []
+        for kind, value, version in self._saved:
+            if kind is None:
+                if isinstance(value, self.xp.ndarray):
+                    value = Tensor._make(value)
+                out.append(value)
+                continue
+            t = self._out_ref() if kind is _OUTPUT else kind
+            if t is None:  # pragma: no cover - the output is referenced while reachable
+                raise RuntimeError(f"{self.fn.__name__}.backward: saved output was freed")
+            if t._version != version:
+                what = "its output" if kind is _OUTPUT else "an input"
+                raise RuntimeError(
+                    f"{self.fn.__name__}.backward: {what} of shape {t.shape} saved for the "
+                    f"gradient was modified in place (version {version} -> {t._version}); "
+                    "clone() it before changing it, or change it outside the graph")
+            out.append(t)
+        return tuple(out)
+
+    def release(self) -> None:
+        """Free saved values and input references (after a backward without retain_graph)."""
+        self._saved = None
+        self.inputs = None
+        self.freed = True
+
+
+class Function:
+    """Base class of every differentiable op.
+
+    Subclasses define two static methods, next to each other:
+        forward(ctx, *args, **kwargs) -> array    on raw arrays (numpy or cupy), via ctx.xp
+        backward(ctx, grad) -> grad per positional arg (Tensor or None), in Tensor ops
+    and the docstring holds the formula. `apply` is the only entry point.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor
+        arrays = []
+        requires = False
+        atype = None
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a.data
+                if atype is None:
+                    atype = type(d)
+                elif type(d) is not atype:
+                    _raise_device_mismatch(cls, args)
+                requires = requires or a.requires_grad
+                arrays.append(d)
+            else:
+                arrays.append(a)
+        xp = np if (atype is None or atype is np.ndarray) else _xp_of_type(atype)
+        ctx = Context(cls, xp)
+        try:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        except ValueError as e:
+            if "broadcast" not in str(e):
+                raise
+            shapes = " and ".join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
+            raise ValueError(f"{cls.__name__}: shapes {shapes} cannot be broadcast "
+                             "together") from None
+        if type(out) is not atype:
+            out = xp.asarray(out)
+        if not (requires and _mode.enabled):
+            return Tensor._make(out)
+        result = Tensor._make(out, True, ctx)
+        inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+        ctx.inputs = inputs
+        ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+        ctx._resolve_saved(arrays, inputs, out, result)
+        return result
+
+
+def _xp_of_type(atype):
+    from .backend import array_module_of_type
+    return array_module_of_type(atype)
+
+
+def _raise_device_mismatch(cls, args):
+    from .tensor import Tensor
+    devs = sorted({str(a.device) for a in args if isinstance(a, Tensor)})
+    raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
+                       f"{' and '.join(devs)}; move them with .to(device) first")
+
+
+# ----------------------------------------------------------------------------- broadcasting
+def unbroadcast(grad, shape: tuple):
+    """Sum `grad` down to `shape`: the one place where broadcasting is undone.
+
+    Broadcasting prepends dimensions and stretches size-1 ones; the gradient of a stretched
+    input is the sum over the copies it was stretched into.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if lead or grad.shape != shape:
+        grad = grad.reshape(shape)
+    return grad
+
+
+# ----------------------------------------------------------------------------- backward pass
+def _topological_order(roots) -> list:
+    """Nodes reachable from `roots`, inputs before outputs, by iterative DFS."""
+    order, visited = [], set()
+    stack = [(r._ctx, False) for r in roots if r._ctx is not None]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        if node.inputs is not None:
+            for t in node.inputs:
+                if t is not None and t._ctx is not None and t._ctx not in visited:
+                    stack.append((t._ctx, False))
+    return order
+
+
+def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumulate):
+    """Backpropagate; accumulate into leaves' .grad or return grads of `targets`."""
+    from .tensor import Tensor
+    order = _topological_order(roots)
+    grads: dict = {}
+    wanted = {id(t): i for i, t in enumerate(targets)} if targets is not None else {}
+    results = [None] * (len(targets) if targets is not None else 0)
+    owned: set = set()
+
+    def deliver(t, g):
+        i = wanted.get(id(t))
+        if i is not None:
+            results[i] = g if results[i] is None else results[i] + g
+        if t._ctx is not None:
+            node = t._ctx
+            grads[node] = g if node not in grads else grads[node] + g
+        elif accumulate:
+            _accumulate_leaf(t, g, create_graph, owned)
+
+    with set_grad_enabled(create_graph):
+        for r, g in zip(roots, root_grads):
+            if r._ctx is None and id(r) not in wanted:
+                if accumulate and r.requires_grad:
+                    _accumulate_leaf(r, g, create_graph, owned)
+                continue
+            deliver(r, g)
+        for node in reversed(order):
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            if node.freed:
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward: trying to backward through the graph a "
+                    "second time after its saved values were freed; pass retain_graph=True "
+                    "to the first backward()")
+            gin = node.fn.backward(node, g)
+            if not isinstance(gin, tuple):
+                gin = (gin,)
+            inputs = node.inputs
+            if len(gin) < len(inputs):
+                gin = gin + (None,) * (len(inputs) - len(gin))
+            for t, gi in zip(inputs, gin):
+                if t is None or gi is None or not t.requires_grad:
+                    continue
+                if not isinstance(gi, Tensor):
+                    gi = Tensor._make(node.xp.asarray(gi))
+                if gi.shape != t.shape:
+                    gi = unbroadcast(gi, t.shape)
+                if gi.dtype != t.dtype:
+                    gi = gi.to(t.dtype)
+                deliver(t, gi)
+            if not retain_graph:
+                node.release()
+    return results
+
+
+def _accumulate_leaf(t, g, create_graph, owned) -> None:
+    """Add `g` into leaf `t.grad`. A leaf's .grad always owns its memory, so in-place
+    updates of one grad (clip_grad_norm_, zero_) can never reach another."""
+    from .tensor import Tensor
+    if create_graph:
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    if t.grad is None:
+        d = g.data
+        if d.base is not None or id(d) in owned or not d.flags.writeable:
+            d = d.copy()
+        owned.add(id(d))
+        t.grad = Tensor._make(d)
+    else:
+        t.grad.data += g.data
+
+
+def _as_grad_list(outputs, grad_outputs):
+    from .tensor import Tensor
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    gs = []
+    for o, g in zip(outputs, grad_outputs):
+        if not isinstance(o, Tensor):
+            raise TypeError(f"backward: expected Tensor outputs, got {type(o).__name__}")
+        if not o.requires_grad:
+            raise RuntimeError(f"backward: output of shape {o.shape} does not require grad "
+                               "(it was made under no_grad or from tensors that don't)")
+        if g is None:
+            if o.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for scalar outputs, got "
+                    f"shape {o.shape}; pass gradient= (a tensor of that shape)")
+            g = Tensor._make(o.xp.ones(o.shape, dtype=o.dtype))
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(o.xp.asarray(g, dtype=o.dtype))
+        if g.shape != o.shape:
+            raise RuntimeError(f"backward: gradient has shape {g.shape} but output has shape "
+                               f"{o.shape}")
+        gs.append(g)
+    return outputs, gs
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
+             create_graph: bool = False) -> None:
+    """Accumulate d(tensors)/d(leaf) into every leaf's `.grad` (see Tensor.backward)."""
+    outputs, gs = _as_grad_list(tensors, grad_tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    _run_backward(outputs, gs, None, retain_graph, create_graph, accumulate=True)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """Return d(outputs)/d(inputs) without touching any `.grad`.
+
+    With `create_graph=True` the result is itself differentiable (second derivatives,
+    Hessian-vector products, gradient penalties).
+    """
+    from .tensor import Tensor
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad")
+    outputs, gs = _as_grad_list(outputs, grad_outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    res = _run_backward(outputs, gs, inputs, retain_graph, create_graph, accumulate=False)
+    for i, r in enumerate(res):
+        if r is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {inputs[i].shape}) was not used to "
+                               "compute the outputs; pass allow_unused=True to get None")
+    return tuple(res)
+
+
+def hvp(f: Callable, inputs, v) -> tuple:
+    """Hessian-vector product of scalar `f(*inputs)`: returns (f(inputs), H @ v).
+
+    Computed by double backward: H v = d/dx <df/dx, v> (Pearlmutter 1994).
+    """
+    from .tensor import Tensor
+    single = isinstance(inputs, Tensor)
+    xs = [inputs] if single else list(inputs)
+    vs = [v] if single else list(v)
+    xs = [x.detach().requires_grad_() for x in xs]
+    with enable_grad():
+        y = f(*xs)
+        gs = grad(y, xs, create_graph=True)
+        dot = sum((g * vi).sum() for g, vi in zip(gs, vs))
+        hv = grad(dot, xs, allow_unused=True)
+    hv = tuple(h if h is not None else x.detach() * 0 for h, x in zip(hv, xs))
+    return y.detach(), (hv[0] if single else hv)
+
+
+def jacobian(f: Callable, inputs, create_graph: bool = False):
+    """Full Jacobian of `f` (for small functions): shape out.shape + in.shape per input."""
+    from .tensor import Tensor
+    from . import ops
+    single = isinstance(inputs, Tensor)
+    xs = [inputs] if single else list(inputs)
+    xs = [x if (create_graph and x.requires_grad) else x.detach().requires_grad_()
+          for x in xs]
+    with enable_grad():
+        y = f(*xs)
+        flat = y.reshape(-1)
+        rows = [[] for _ in xs]
+        for k in range(flat.shape[0]):
+            gs = grad(flat[k], xs, retain_graph=True, create_graph=create_graph,
+                      allow_unused=True)
+            for j, (g, x) in enumerate(zip(gs, xs)):
+                rows[j].append(g if g is not None else x.detach() * 0)
+    jacs = tuple(ops.stack(r, axis=0).reshape(tuple(y.shape) + tuple(x.shape))
+                 for r, x in zip(rows, xs))
+    return jacs[0] if single else jacs

@@ -1,0 +1,240 @@
+"""Reductions: sum, mean, max/min, var/std, logsumexp, softmax, cumsum, sort and friends.
+
+Every reduction takes `axis` (an int, a tuple, or None for all) and `keepdims`; PyTorch's
+`dim` / `keepdim` spellings are accepted too so ported code runs unchanged.
+"""
+from __future__ import annotations
+
+import builtins
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+def _axes(axis, ndim: int) -> tuple:
+    """Normalise an axis argument to a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    return tuple(sorted(set(out)))
+
+
+def _pick(axis, dim, keepdims, keepdim):
+    return (dim if axis is None else axis), (keepdim if keepdim is not None else keepdims)
+
+
+def _kept_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """y = sum of x over axes;  dy/dx = 1 (the gradient is broadcast back)"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.keepdims:
+            grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
+        return grad.expand(ctx.shape), None, None
+
+
+class Mean(Function):
+    """y = mean of x over axes (n elements);  dy/dx = 1/n"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        n = 1
+        for a in axes:
+            n *= x.shape[a]
+        ctx.n = n
+        return x.mean(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.keepdims:
+            grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
+        return (grad * (1.0 / ctx.n)).expand(ctx.shape), None, None
+
+
+class _Extremum(Function):
+    """y = max (or min) of x over axes;  dy/dx = [x == y] / (number of ties)"""
+
+    reduce = "max"
+
+    @classmethod
+    def forward(cls, ctx, x, axes, keepdims):
+        y = getattr(x, cls.reduce)(axis=axes, keepdims=True)
+        hit = (x == y)
+        count = hit.sum(axis=axes, keepdims=True)
+        ctx.save_for_backward(hit / count.astype(x.dtype))
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (share,) = ctx.saved_tensors
+        if not ctx.keepdims:
+            grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
+        return grad * share, None, None
+
+
+class Max(_Extremum):
+    reduce = "max"
+
+
+class Min(_Extremum):
+    reduce = "min"
+
+
+class Cumsum(Function):
+    """y_i = sum_{j<=i} x_j along an axis;  dL/dx_j = sum_{i>=j} dL/dy_i (a reversed cumsum)"""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return ctx.xp.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.flip(ctx.axis).cumsum(ctx.axis).flip(ctx.axis), None
+
+
+# ---------------------------------------------------------------------- public functions
+def sum(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None) -> Tensor:
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    return Sum.apply(x, _axes(axis, x.ndim), bool(keepdims))
+
+
+def mean(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    if x.dtype.kind != "f":
+        raise TypeError(f"mean: expected a floating tensor, got dtype {x.dtype}")
+    return Mean.apply(x, _axes(axis, x.ndim), bool(keepdims))
+
+
+def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None) -> Tensor:
+    """Largest value over axes; ties share the gradient equally. (Use argmax for indices.)"""
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    return Max.apply(x, _axes(axis, x.ndim), bool(keepdims))
+
+
+def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None) -> Tensor:
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    return Min.apply(x, _axes(axis, x.ndim), bool(keepdims))
+
+
+def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
+        keepdim=None, unbiased=None) -> Tensor:
+    """Variance, sum((x - mean)^2) / (n - correction); correction=1 (Bessel) by default."""
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    if unbiased is not None:
+        correction = int(unbiased)
+    axes = _axes(axis, x.ndim)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    d = x - Mean.apply(x, axes, True)
+    return Sum.apply(d * d, axes, bool(keepdims)) * (1.0 / builtins.max(n - correction, 1))
+
+
+def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
+        keepdim=None, unbiased=None) -> Tensor:
+    return var(x, axis, keepdims, correction, dim=dim, keepdim=keepdim,
+               unbiased=unbiased).sqrt()
+
+
+def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+              keepdim=None) -> Tensor:
+    """log sum exp(x), stably: m + log sum exp(x - m) with m = max(x) held constant.
+
+    m is detached: the result does not depend on it, so no gradient needs to flow through it
+    (and a tie in the max would otherwise split the gradient for nothing).
+    """
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    axes = _axes(axis, x.ndim)
+    xp = x.xp
+    m = x.data.max(axis=axes, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
+    mt = Tensor._make(m)
+    out = Sum.apply((x - mt).exp(), axes, True).log() + mt
+    return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+
+def softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
+    """exp(x) / sum exp(x) along `axis`, with the max subtracted first for stability."""
+    axis = dim if dim is not None else axis
+    m = Tensor._make(x.data.max(axis=axis, keepdims=True))
+    e = (x - m).exp()
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
+    """x - logsumexp(x) along `axis`."""
+    axis = dim if dim is not None else axis
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def cumsum(x: Tensor, axis: int = 0, *, dim=None) -> Tensor:
+    axis = dim if dim is not None else axis
+    return Cumsum.apply(x, axis % x.ndim)
+
+
+def argmax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+           keepdim=None) -> Tensor:
+    """Index of the largest value (no gradient)."""
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    return Tensor._make(x.xp.argmax(x.data, axis=axis, keepdims=bool(keepdims)))
+
+
+def argmin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+           keepdim=None) -> Tensor:
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    return Tensor._make(x.xp.argmin(x.data, axis=axis, keepdims=bool(keepdims)))
+
+
+def argsort(x: Tensor, axis: int = -1, descending: bool = False) -> Tensor:
+    xp = x.xp
+    idx = xp.argsort(-x.data if descending else x.data, axis=axis, kind="stable")
+    return Tensor._make(idx)
+
+
+def sort(x: Tensor, axis: int = -1, descending: bool = False, *, dim=None):
+    """(values, indices) sorted along `axis`; values carry the gradient back by gather."""
+    axis = dim if dim is not None else axis
+    idx = argsort(x, axis, descending)
+    return take_along_axis(x, idx, axis), idx
+
+
+def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
+    """(values, indices) of the k largest (or smallest) entries along `axis`, sorted."""
+    axis = dim if dim is not None else axis
+    if not 0 < k <= x.shape[axis]:
+        raise ValueError(f"topk: k={k} is out of range for axis {axis} of shape {x.shape}")
+    idx = argsort(x, axis, descending=largest)
+    idx = Tensor._make(x.xp.take(idx.data, x.xp.arange(k), axis=axis))
+    return take_along_axis(x, idx, axis), idx
+
+
+def all(x: Tensor, axis=None) -> Tensor:  # noqa: A001
+    return Tensor._make(x.xp.asarray(x.data.all(axis=axis)))
+
+
+def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
+    return Tensor._make(x.xp.asarray(x.data.any(axis=axis)))
+
+
+from .indexing import take_along_axis  # noqa: E402

@@ -1,0 +1,308 @@
+"""Shape ops: views and rearrangements; each backward is the inverse rearrangement."""
+from __future__ import annotations
+
+import builtins
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape;  the gradient is reshaped back"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                             f"({x.size} elements) into shape {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape), None
+
+
+class Permute(Function):
+    """y = x with axes reordered by `perm`;  the gradient is permuted by the inverse"""
+
+    @staticmethod
+    def forward(ctx, x, perm):
+        ctx.perm = perm
+        return x.transpose(perm)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inv = [0] * len(ctx.perm)
+        for i, p in enumerate(ctx.perm):
+            inv[p] = i
+        return grad.permute(tuple(inv)), None
+
+
+class Expand(Function):
+    """y = x broadcast to `shape` (a read-only view);  the engine's unbroadcast sums back"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        try:
+            return ctx.xp.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}") \
+                from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class Cat(Function):
+    """y = concatenation of inputs along an axis;  each input gets its slice of the gradient"""
+
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        ctx.axis = axis
+        ctx.sizes = [x.shape[axis] for x in xs]
+        return ctx.xp.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, start = [], 0
+        lead = (slice(None),) * ctx.axis
+        for n, need in zip(ctx.sizes, ctx.needs_input_grad):
+            out.append(grad[lead + (slice(start, start + n),)] if need else None)
+            start += n
+        return tuple(out)
+
+
+class Pad(Function):
+    """y = x padded with a constant;  the gradient is the interior slice"""
+
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.widths = widths
+        return ctx.xp.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        sl = tuple(slice(lo, grad.shape[i] - hi) for i, (lo, hi) in enumerate(ctx.widths))
+        return grad[sl], None, None
+
+
+class Flip(Function):
+    """y = x reversed along axes;  the gradient is reversed back"""
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return ctx.xp.flip(x, axis=axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.flip(ctx.axes), None
+
+
+class Roll(Function):
+    """y = x rolled by `shift` along `axis`;  the gradient is rolled by -shift"""
+
+    @staticmethod
+    def forward(ctx, x, shift, axis):
+        ctx.shift, ctx.axis = shift, axis
+        return ctx.xp.roll(x, shift, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        neg = tuple(-s for s in ctx.shift) if isinstance(ctx.shift, tuple) else -ctx.shift
+        return grad.roll(neg, ctx.axis), None, None
+
+
+class TriMask(Function):
+    """y = lower (tril) or upper (triu) triangle of the last two axes;  the same mask on
+    the gradient"""
+
+    @staticmethod
+    def forward(ctx, x, k, lower):
+        ctx.k, ctx.lower = k, lower
+        return ctx.xp.tril(x, k) if lower else ctx.xp.triu(x, k)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return TriMask.apply(grad, ctx.k, ctx.lower), None, None
+
+
+# ---------------------------------------------------------------------- public functions
+def reshape(x: Tensor, *shape) -> Tensor:
+    shape = _shape_arg(shape)
+    if shape == x.shape:
+        return x
+    return Reshape.apply(x, shape)
+
+
+view = reshape
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    n = 1
+    for d in x.shape[s:e + 1]:
+        n *= d
+    return reshape(x, x.shape[:s] + (n,) + x.shape[e + 1:])
+
+
+def permute(x: Tensor, *perm) -> Tensor:
+    perm = tuple(p % x.ndim for p in _shape_arg(perm))
+    if sorted(perm) != list(range(x.ndim)):
+        raise ValueError(f"permute: {perm} is not a permutation of the {x.ndim} axes of "
+                         f"shape {x.shape}")
+    return Permute.apply(x, perm)
+
+
+def transpose(x: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
+    """Swap two axes (the last two by default)."""
+    perm = list(range(x.ndim))
+    perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+    return Permute.apply(x, tuple(perm))
+
+
+swapaxes = transpose
+
+
+def expand(x: Tensor, *shape) -> Tensor:
+    """Broadcast to `shape`; -1 keeps a dimension (PyTorch's expand)."""
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.ndim
+    shape = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
+    if shape == x.shape:
+        return x
+    return Expand.apply(x, shape)
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    return expand(x, tuple(shape))
+
+
+def squeeze(x: Tensor, axis=None, *, dim=None) -> Tensor:
+    axis = dim if dim is not None else axis
+    if axis is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    axes = {a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def unsqueeze(x: Tensor, axis: int, *, dim=None) -> Tensor:
+    axis = dim if dim is not None else axis
+    axis = axis % (x.ndim + 1)
+    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def cat(tensors, axis: int = 0, *, dim=None) -> Tensor:
+    axis = dim if dim is not None else axis
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    nd = tensors[0].ndim
+    axis = axis % nd
+    for i, t in enumerate(tensors):
+        if t.ndim != nd or any(a != b for j, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
+                               if j != axis):
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, incompatible with "
+                             f"{tensors[0].shape} along axis {axis}")
+    if len(tensors) == 1:
+        return tensors[0]
+    from .arithmetic import cast
+    dt = tensors[0].xp.result_type(*[t.dtype for t in tensors])
+    tensors = [cast(t, dt) for t in tensors]
+    return Cat.apply(*tensors, axis=axis)
+
+
+concatenate = cat
+
+
+def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
+    axis = dim if dim is not None else axis
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    axis = axis % (tensors[0].ndim + 1)
+    return cat([unsqueeze(t, axis) for t in tensors], axis=axis)
+
+
+def split(x: Tensor, split_size_or_sections, axis: int = 0, *, dim=None) -> tuple:
+    """PyTorch's split: an int gives chunks of that size, a list gives those sizes."""
+    axis = (dim if dim is not None else axis) % x.ndim
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} do not add up to {n} (axis {axis} of "
+                             f"shape {x.shape})")
+    out, start = [], 0
+    lead = (slice(None),) * axis
+    for s in sizes:
+        out.append(x[lead + (slice(start, start + s),)])
+        start += s
+    return tuple(out)
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim=None) -> tuple:
+    axis = (dim if dim is not None else axis) % x.ndim
+    n = x.shape[axis]
+    size = -(-n // chunks)
+    return split(x, size, axis)
+
+
+def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
+    """Constant padding. `pad_widths` is NumPy-style ((lo, hi) per axis) or PyTorch-style
+    (a flat tuple (left, right, top, bottom, ...) starting from the last axis)."""
+    pw = list(pad_widths)
+    if pw and isinstance(pw[0], int):
+        if len(pw) % 2 or len(pw) // 2 > x.ndim:
+            raise ValueError(f"pad: {pad_widths} is not a valid PyTorch-style padding for "
+                             f"shape {x.shape}")
+        pairs = [(pw[i], pw[i + 1]) for i in range(0, len(pw), 2)]
+        widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    else:
+        widths = [tuple(p) for p in pw]
+        if len(widths) != x.ndim:
+            raise ValueError(f"pad: expected {x.ndim} (lo, hi) pairs for shape {x.shape}, got "
+                             f"{len(widths)}")
+    return Pad.apply(x, tuple(widths), value)
+
+
+def flip(x: Tensor, axis=None, *, dims=None) -> Tensor:
+    axis = dims if dims is not None else axis
+    axes = tuple(range(x.ndim)) if axis is None else (
+        (axis,) if isinstance(axis, int) else tuple(axis))
+    return Flip.apply(x, axes)
+
+
+def roll(x: Tensor, shifts, axis=None, *, dims=None) -> Tensor:
+    axis = dims if dims is not None else axis
+    if isinstance(shifts, list):
+        shifts = tuple(shifts)
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return Roll.apply(x, shifts, axis)
+
+
+def tril(x: Tensor, k: int = 0, *, diagonal=None) -> Tensor:
+    return TriMask.apply(x, diagonal if diagonal is not None else k, True)
+
+
+def triu(x: Tensor, k: int = 0, *, diagonal=None) -> Tensor:
+    return TriMask.apply(x, diagonal if diagonal is not None else k, False)
+

@@ -1,0 +1,351 @@
+"""Elementwise functions and activations.
+
+Primitives are Functions; activations that are cheap compositions of primitives
+(gelu's tanh form, softplus, logsigmoid) are written as compositions, so their gradients
+(to any order) come for free.
+"""
+from __future__ import annotations
+
+import math
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+class Exp(Function):
+    """y = exp(x);  dy/dx = y"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+class Log(Function):
+    """y = log(x);  dy/dx = 1/x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Log1p(Function):
+    """y = log(1 + x);  dy/dx = 1/(1 + x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x + 1.0)
+
+
+class Expm1(Function):
+    """y = exp(x) - 1;  dy/dx = y + 1"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.expm1(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y + 1.0)
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  dy/dx = 1 / (2 y)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * 0.5 / y
+
+
+class Rsqrt(Function):
+    """y = 1/sqrt(x);  dy/dx = -y^3 / 2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 1.0 / ctx.xp.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (-0.5) * y * y * y
+
+
+class Abs(Function):
+    """y = |x|;  dy/dx = sign(x)  (0 at 0)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(ctx.xp.sign(x))
+        return ctx.xp.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (s,) = ctx.saved_tensors
+        return grad * s
+
+
+class Sin(Function):
+    """y = sin(x);  dy/dx = cos(x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * cos(x)
+
+
+class Cos(Function):
+    """y = cos(x);  dy/dx = -sin(x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * sin(x)
+
+
+class Tanh(Function):
+    """y = tanh(x);  dy/dx = 1 - y^2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1.0 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y)
+
+    Computed as (1 + tanh(x/2)) / 2, which never overflows for large |x|.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 0.5 * ctx.xp.tanh(0.5 * x) + 0.5
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y * (1.0 - y))
+
+
+class Relu(Function):
+    """y = max(x, 0);  dy/dx = [x > 0]"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y.data > 0)
+
+
+class LeakyRelu(Function):
+    """y = x if x > 0 else slope * x;  dy/dx = 1 or slope"""
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        xp = ctx.xp
+        pos = x > 0
+        ctx.save_for_backward(xp.where(pos, 1.0, slope).astype(x.dtype))
+        return xp.where(pos, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (d,) = ctx.saved_tensors
+        return grad * d, None
+
+
+class Elu(Function):
+    """y = x if x > 0 else alpha (exp(x) - 1);  dy/dx = 1 or y + alpha"""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        xp = ctx.xp
+        pos = x > 0
+        y = xp.where(pos, x, alpha * xp.expm1(xp.minimum(x, 0)))
+        ctx.save_for_backward(pos, y)
+        ctx.alpha = alpha
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        pos, y = ctx.saved_tensors
+        from .arithmetic import where
+        return where(pos, grad, grad * (y + ctx.alpha)), None
+
+
+class Erf(Function):
+    """y = erf(x);  dy/dx = 2/sqrt(pi) exp(-x^2)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        if ctx.xp.__name__ == "numpy":
+            from scipy.special import erf as _erf
+        else:  # pragma: no cover - GPU
+            from cupyx.scipy.special import erf as _erf
+        return _erf(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (2.0 / math.sqrt(math.pi)) * exp(-(x * x))
+
+
+class Softplus(Function):
+    """y = log(1 + exp(x)), computed as logaddexp(0, x) so it never overflows;
+    dy/dx = sigmoid(x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.logaddexp(0, x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * sigmoid(x)
+
+
+# ---------------------------------------------------------------------- public functions
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def log1p(x: Tensor) -> Tensor:
+    return Log1p.apply(x)
+
+
+def expm1(x: Tensor) -> Tensor:
+    return Expm1.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def rsqrt(x: Tensor) -> Tensor:
+    return Rsqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Abs.apply(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    return Sin.apply(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    return Cos.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    return Relu.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyRelu.apply(x, negative_slope)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    return Elu.apply(x, alpha)
+
+
+def erf(x: Tensor) -> Tensor:
+    return Erf.apply(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU (Hendrycks & Gimpel 2016): x * Phi(x), exact (erf) or the tanh approximation."""
+    if approximate == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta."""
+    if beta != 1.0:
+        return Softplus.apply(x * beta) / beta
+    return Softplus.apply(x)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log sigmoid(x) = -softplus(-x), stable for large |x|."""
+    return -softplus(-x)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (Swish)."""
+    return x * sigmoid(x)
+
+
+def sign(x: Tensor) -> Tensor:
+    """sign(x); no gradient (it is zero almost everywhere)."""
+    return Tensor._make(x.xp.sign(x.data))

@@ -1,0 +1,551 @@
+"""Tensor: one array (numpy or cupy) plus what autograd needs.
+
+Dtype rules (stated once, applied by every op):
+  * Python floats and float lists become float32 (the default); integers become int64,
+    booleans bool. A numpy/cupy array keeps its dtype.
+  * float32 with float64 gives float64 (NumPy's rule). A Python scalar never widens a tensor:
+    `x32 * 2.5` stays float32.
+  * An integer or bool tensor combined with a float tensor takes the float tensor's dtype.
+  * Only floating tensors can require grad.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd
+from .backend import CPU, Device, array_module, device_of_array
+
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
+           "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
+           "float32", "float64", "float16", "int32", "int64", "bool_", "get_default_dtype",
+           "set_default_dtype"]
+
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+uint8 = np.dtype("uint8")
+bool_ = np.dtype("bool")
+
+_default_dtype = [float32]
+
+
+def get_default_dtype():
+    return _default_dtype[0]
+
+
+def set_default_dtype(dtype) -> None:
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    _default_dtype[0] = dtype
+
+
+def _to_array(data, dtype=None, device=None):
+    """Build an array on `device` from Python data, numpy or cupy arrays, or a Tensor."""
+    if isinstance(data, Tensor):
+        data = data.data
+    dev = Device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda":
+        xp = dev.xp
+        with xp.cuda.Device(dev.index):
+            arr = xp.asarray(data, dtype=dtype)
+    elif hasattr(data, "__cuda_array_interface__") and dev is None:
+        arr = array_module(data).asarray(data, dtype=dtype)
+    else:
+        if hasattr(data, "__cuda_array_interface__"):
+            raise RuntimeError(f"tensor: data lives on {device_of_array(data)} but device="
+                               f"'{dev}' was asked for; use .to('{dev}') to copy explicitly")
+        arr = np.asarray(data, dtype=dtype)
+    if dtype is None and not isinstance(data, (np.ndarray, np.generic)) \
+            and not hasattr(data, "__cuda_array_interface__") and arr.dtype == float64:
+        arr = arr.astype(_default_dtype[0])
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Tensor(data, dtype=None, device=None, requires_grad=False)
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_version", "__weakref__")
+    __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        self.data = _to_array(data, dtype, device)
+        self.grad = None
+        self._ctx = None
+        self._version = 0
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _make(array, requires_grad: bool = False, ctx=None) -> "Tensor":
+        """Wrap an array without any checks (the fast path every op uses)."""
+        t = Tensor.__new__(Tensor)
+        t.data = array
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._ctx = ctx
+        t._version = 0
+        return t
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return CPU if type(self.data) is np.ndarray else device_of_array(self.data)
+
+    @property
+    def xp(self):
+        return np if type(self.data) is np.ndarray else array_module(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    @property
+    def T(self) -> "Tensor":
+        return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy_host(), separator=", ", precision=4,
+                               prefix="tensor(")
+        extra = []
+        if self.dtype != _default_dtype[0] and self.dtype.kind == "f" or self.dtype.kind != "f":
+            extra.append(f"dtype={self.dtype}")
+        if self.device != CPU:
+            extra.append(f"device='{self.device}'")
+        if self._ctx is not None:
+            extra.append(f"grad_fn={self._ctx.fn.__name__}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    # ------------------------------------------------------------------ conversion
+    def numpy_host(self) -> np.ndarray:
+        d = self.data
+        return d if isinstance(d, np.ndarray) else d.get()
+
+    def numpy(self) -> np.ndarray:
+        """The array on the host (a copy for GPU tensors; shares memory on CPU)."""
+        return self.numpy_host()
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted, got shape "
+                             f"{self.shape}")
+        return self.numpy_host().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy_host().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy_host()
+        return a if dtype is None else a.astype(dtype)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self.size} elements "
+                               "is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self.size != 1:
+            raise TypeError("only integer tensors of one element can be used as an index")
+        return int(self.item())
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self):
+        d = self.data
+        if not hasattr(d, "__cuda_array_interface__"):
+            raise AttributeError("__cuda_array_interface__: tensor is on the CPU")
+        return d.__cuda_array_interface__
+
+    # ------------------------------------------------------------------ grad bookkeeping
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.dtype.kind != "f":
+            raise RuntimeError(f"requires_grad_: only floating tensors can require grad, got "
+                               f"dtype {self.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False): only leaf tensors can stop requiring "
+                               "grad; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> "Tensor":
+        """Same data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def detach_(self) -> "Tensor":
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def clone(self) -> "Tensor":
+        return ops.clone(self)
+
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into the `.grad` of every leaf that requires grad."""
+        autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def zero_grad_(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------------ devices and dtypes
+    def to(self, *args, dtype=None, device=None, copy: bool = False) -> "Tensor":
+        """`to(dtype)`, `to(device)` or `to(device, dtype)`; differentiable."""
+        for a in args:
+            if isinstance(a, (str, Device)):
+                device = a
+            else:
+                dtype = a
+        out = self
+        if device is not None and Device(device) != self.device:
+            out = ops.to_device(out, Device(device))
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            out = ops.cast(out, np.dtype(dtype))
+        if copy and out is self:
+            out = ops.clone(self)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    def float(self) -> "Tensor":
+        return self.to(float32)
+
+    def double(self) -> "Tensor":
+        return self.to(float64)
+
+    def long(self) -> "Tensor":
+        return self.to(int64)
+
+    def int(self) -> "Tensor":
+        return self.to(int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(bool_)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    def contiguous(self) -> "Tensor":
+        return self if self.data.flags.c_contiguous else ops.contiguous(self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
+    # ------------------------------------------------------------------ in-place updates
+    def _check_inplace(self, name: str) -> None:
+        if self.requires_grad and autograd.is_grad_enabled():
+            kind = "a leaf tensor that requires grad" if self._ctx is None else \
+                "a tensor that is part of a graph"
+            raise RuntimeError(f"{name}: in-place change of {kind} (shape {self.shape}); "
+                               "do it under tl.no_grad() or on a .detach()ed copy")
+        self._version += 1
+
+    def _other(self, value):
+        return value.data if isinstance(value, Tensor) else value
+
+    def add_(self, other, alpha: float = 1.0) -> "Tensor":
+        self._check_inplace("add_")
+        o = self._other(other)
+        self.data += o if alpha == 1.0 else alpha * o
+        return self
+
+    def sub_(self, other, alpha: float = 1.0) -> "Tensor":
+        return self.add_(other, -alpha)
+
+    def mul_(self, other) -> "Tensor":
+        self._check_inplace("mul_")
+        self.data *= self._other(other)
+        return self
+
+    def div_(self, other) -> "Tensor":
+        self._check_inplace("div_")
+        self.data /= self._other(other)
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        self._check_inplace("copy_")
+        s = self._other(src)
+        if hasattr(s, "shape") and type(s) is not type(self.data) and not np.isscalar(s):
+            raise RuntimeError(f"copy_: source is on {device_of_array(s)}, destination on "
+                               f"{self.device}; use .to() first")
+        self.xp.copyto(self.data, s, casting="unsafe")
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        return self
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002 - PyTorch's names
+        self._check_inplace("clamp_")
+        self.xp.clip(self.data, min, max, out=self.data)
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, generator=None) -> "Tensor":
+        from . import random
+        return self.copy_(random.normal(mean, std, self.shape, dtype=self.dtype,
+                                        device=self.device, generator=generator))
+
+    def uniform_(self, low: float = 0.0, high: float = 1.0, generator=None) -> "Tensor":
+        from . import random
+        return self.copy_(random.uniform(low, high, self.shape, dtype=self.dtype,
+                                         device=self.device, generator=generator))
+
+    def __setitem__(self, index, value) -> None:
+        self._check_inplace("__setitem__")
+        self.data[ops.indexing.normalize_index(index)] = self._other(value)
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __iadd__(self, other):
+        return self.add_(other) if not self.requires_grad else ops.add(self, other)
+
+    def __isub__(self, other):
+        return self.sub_(other) if not self.requires_grad else ops.sub(self, other)
+
+    def __imul__(self, other):
+        return self.mul_(other) if not self.requires_grad else ops.mul(self, other)
+
+    def __itruediv__(self, other):
+        return self.div_(other) if not self.requires_grad else ops.div(self, other)
+
+    # comparisons: no gradient, boolean result
+    def __lt__(self, other):
+        return ops.compare(self, other, "less")
+
+    def __le__(self, other):
+        return ops.compare(self, other, "less_equal")
+
+    def __gt__(self, other):
+        return ops.compare(self, other, "greater")
+
+    def __ge__(self, other):
+        return ops.compare(self, other, "greater_equal")
+
+    def __eq__(self, other):
+        return ops.compare(self, other, "equal")
+
+    def __ne__(self, other):
+        return ops.compare(self, other, "not_equal")
+
+    def __invert__(self):
+        return ops.logical_not(self)
+
+    def __and__(self, other):
+        return ops.compare(self, other, "logical_and")
+
+    def __or__(self, other):
+        return ops.compare(self, other, "logical_or")
+
+    def __xor__(self, other):
+        return ops.compare(self, other, "logical_xor")
+
+    __hash__ = object.__hash__
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # Math methods (x.exp(), x.sum(axis=1), ...) are the functions of tinylatent.ops,
+    # installed on this class by ops/__init__.py so each is written once.
+
+
+# ---------------------------------------------------------------------- factories
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor copying `data` (Python numbers, lists, numpy/cupy arrays)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    t = Tensor(data, dtype=dtype, device=device, requires_grad=False)
+    if t.data is data or (isinstance(data, np.ndarray) and np.shares_memory(t.data, data)):
+        t.data = t.data.copy()
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like `tensor` but shares memory with an array when it can."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return Tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    return Tensor._make(np.asarray(array))
+
+
+def _xp_dtype(dtype, device):
+    dev = Device(device) if device is not None else CPU
+    return dev.xp, (np.dtype(dtype) if dtype is not None else _default_dtype[0]), dev
+
+
+def _on(dev, fn, *args, **kwargs):
+    if dev.type == "cuda":
+        with dev.xp.cuda.Device(dev.index):
+            return fn(*args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def _shape(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    xp, dtype, dev = _xp_dtype(dtype, device)
+    return Tensor._make(_on(dev, xp.zeros, _shape(size), dtype)).requires_grad_(requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    xp, dtype, dev = _xp_dtype(dtype, device)
+    return Tensor._make(_on(dev, xp.ones, _shape(size), dtype)).requires_grad_(requires_grad)
+
+
+def empty(*size, dtype=None, device=None) -> Tensor:
+    xp, dtype, dev = _xp_dtype(dtype, device)
+    return Tensor._make(_on(dev, xp.empty, _shape(size), dtype))
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    xp, dtype, dev = _xp_dtype(dtype, device)
+    size = (size,) if isinstance(size, int) else tuple(size)
+    t = Tensor._make(_on(dev, xp.full, size, fill_value, dtype))
+    return t.requires_grad_(requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None) -> Tensor:
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=t.device)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
+    dev = Device(device) if device is not None else CPU
+    if stop is None:
+        start, stop = 0, start
+    is_float = any(isinstance(v, float) for v in (start, stop, step))
+    dtype = np.dtype(dtype) if dtype is not None else (_default_dtype[0] if is_float
+                                                       else int64)
+    return Tensor._make(_on(dev, dev.xp.arange, start, stop, step, dtype=dtype))
+
+
+def linspace(start: float, stop: float, steps: int, dtype=None, device=None) -> Tensor:
+    xp, dtype, dev = _xp_dtype(dtype, device)
+    return Tensor._make(_on(dev, xp.linspace, start, stop, steps, dtype=dtype))
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None) -> Tensor:
+    xp, dtype, dev = _xp_dtype(dtype, device)
+    return Tensor._make(_on(dev, xp.eye, n, m, dtype=dtype))
+
+
+from . import ops  # noqa: E402  (ops import Tensor; bound here to break the cycle)
