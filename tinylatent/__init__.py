@@ -22,3 +22,18 @@ from .random import (Generator, bernoulli, get_rng_state, manual_seed, normal, r
 from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, float32, float64,
                      from_numpy, full, full_like, get_default_dtype, int32, int64, linspace,
                      ones, ones_like, set_default_dtype, tensor, uint8, zeros, zeros_like)
+
+# Submodules load on first use (tl.nn, tl.optim, ...): `import tinylatent` stays fast, and
+# Numba/CuPy are only imported by code that needs them.
+_LAZY_MODULES = {"nn", "optim", "data", "distributions", "losses", "models", "cuda",
+                 "serialization", "utils"}
+_LAZY_ATTRS = {"save": "serialization", "load": "serialization"}
+
+
+def __getattr__(name: str):
+    import importlib
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_ATTRS:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_ATTRS[name]}"), name)
+    raise AttributeError(f"module 'tinylatent' has no attribute '{name}'")
