@@ -1,0 +1,52 @@
+"""Stateless layer functions (`import tinylatent.nn.functional as F`), PyTorch's names.
+
+Ops are re-exported from tinylatent.ops and losses from tinylatent.losses, so there is one
+implementation of each; the functions written here are the ones that only layers need.
+"""
+from __future__ import annotations
+
+from .. import ops, random
+from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                      kl_div, l1_loss, mse_loss, n_pair_loss, nll_loss, smooth_l1_loss,
+                      triplet_loss, triplet_margin_loss)
+from ..ops import (elu, gelu, leaky_relu, linear, log_softmax, logsigmoid, one_hot, pad, relu,
+                   sigmoid, silu, softmax, softplus, tanh)
+from ..tensor import Tensor
+
+__all__ = ["relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "silu",
+           "logsigmoid", "softmax", "log_softmax", "linear", "pad", "one_hot", "dropout",
+           "normalize", "cosine_similarity",
+           "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
+           "triplet_loss", "triplet_margin_loss", "n_pair_loss"]
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Inverted dropout (Srivastava et al. 2014): zero each entry with probability p and
+    scale the rest by 1/(1 - p), so E[output] = x and evaluation needs no rescaling."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    mask = random.dropout_mask(x.shape, p, dtype=x.dtype, device=x.device,
+                               generator=generator)
+    return x * mask
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along `dim` (unit-norm embeddings for contrastive losses)."""
+    if p == 2.0:
+        norm = (x * x).sum(axis=dim, keepdims=True).sqrt()
+    else:
+        norm = (x.abs() ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
+    return x / ops.clamp(norm, min=eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """<x1, x2> / max(||x1|| ||x2||, eps) along `dim` (PyTorch's formula)."""
+    dot = (x1 * x2).sum(axis=dim)
+    n1 = (x1 * x1).sum(axis=dim)
+    n2 = (x2 * x2).sum(axis=dim)
+    return dot / ops.clamp(n1 * n2, min=eps * eps).sqrt()
