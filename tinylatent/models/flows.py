@@ -1,0 +1,235 @@
+"""Normalizing flows (seed 001; seed 003 for MAF): a `Flow` is a base distribution plus an
+invertible transform f from data to noise, with the change-of-variables density
+
+    log p(x) = log p_Z(f(x)) + log|det J_f(x)|,        sampling: x = f^{-1}(z), z ~ p_Z.
+
+Builders for the models of the course: planar, RealNVP and MAF flows on 2-D data;
+RealNVP (Dinh et al. 2017), Glow (Kingma & Dhariwal 2018) and MAF (Papamakarios et al.
+2017) on dequantised MNIST in bits/dim. The transforms are in `flow_transforms.py` and
+`flow_image_transforms.py`; the planar-flow VAE posterior in `planar_vae.py`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import tinylatent as tl
+from tinylatent import nn
+from tinylatent.tensor import Tensor
+
+from .flow_image_transforms import (ActNorm, InvertibleConv1x1, LogitTransform,
+                                    MultiScaleTransform, Squeeze)
+from .flow_transforms import (AffineCoupling, CompositeTransform, MaskedAffineAutoregressive,
+                              PlanarFlow, ReversePermutation, Transform, alternating_mask,
+                              channel_mask, checkerboard_mask)
+
+__all__ = ["StandardNormal", "Flow", "MLP", "ConvNet", "planar_flow_2d", "realnvp_2d",
+           "maf_2d", "ImageFlowConfig", "realnvp_mnist", "glow_mnist", "maf_mnist",
+           "dequantize", "bits_per_dim"]
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class StandardNormal(nn.Module):
+    """N(0, I) over every non-batch axis of shape `shape`."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return -0.5 * (z * z + LOG_2PI).reshape(z.shape[0], -1).sum(axis=1)
+
+    def sample(self, n: int, generator=None, dtype=None) -> Tensor:
+        return tl.randn(n, *self.shape, generator=generator, dtype=dtype)
+
+
+class Flow(nn.Module):
+    """Flow(base_distribution, transform): log_prob(x), sample(n), forward, inverse."""
+
+    def __init__(self, base_distribution, transform: Transform):
+        super().__init__()
+        self.base = base_distribution
+        self.transform = transform
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data to noise: (z, log|det dz/dx|)."""
+        return self.transform(x)
+
+    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self.transform.inverse(z)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z, logabsdet = self.transform(x)
+        return self.base.log_prob(z) + logabsdet
+
+    def sample(self, n: int, generator=None) -> Tensor:
+        dtype = next(iter(self.parameters())).dtype
+        x, _ = self.transform.inverse(self.base.sample(n, generator=generator, dtype=dtype))
+        return x
+
+    def loss(self, x: Tensor) -> tuple[Tensor, dict]:
+        nll = -self.log_prob(x).mean()
+        return nll, {"nll": float(nll.item())}
+
+
+# ----------------------------------------------------------------------------- conditioners
+class MLP(nn.Module):
+    """in -> hidden (ReLU) x num_hidden -> out; the last layer starts at zero so that a
+    coupling layer starts at the identity (Kingma & Dhariwal 2018, Sec. 3.3)."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int, num_hidden: int = 2):
+        super().__init__()
+        sizes = [in_features] + [hidden] * num_hidden
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])])
+        self.out = nn.Linear(sizes[-1], out_features)
+        with tl.no_grad():
+            self.out.weight.zero_()
+            self.out.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = tl.relu(layer(x))
+        return self.out(x)
+
+
+class ConvNet(nn.Module):
+    """Glow's coupling network: 3x3 conv, ReLU, 1x1 conv, ReLU, zero-initialised 3x3 conv."""
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, hidden, 1)
+        self.conv3 = nn.Conv2d(hidden, out_channels, 3, padding=1)
+        with tl.no_grad():
+            self.conv3.weight.zero_()
+            self.conv3.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv3(tl.relu(self.conv2(tl.relu(self.conv1(x)))))
+
+
+# ----------------------------------------------------------------------------- 2-D flows
+def planar_flow_2d(num_layers: int = 16, generator=None) -> Flow:
+    """K planar layers on R^2 (Rezende & Mohamed 2015), trained by maximum likelihood."""
+    layers = [PlanarFlow(2, generator=generator) for _ in range(num_layers)]
+    return Flow(StandardNormal(2), CompositeTransform(layers))
+
+
+def realnvp_2d(num_layers: int = 8, hidden: int = 64) -> Flow:
+    """Alternating-mask affine couplings with MLP conditioners on R^2."""
+    layers = [AffineCoupling(alternating_mask(2, i % 2), MLP(2, hidden, 4))
+              for i in range(num_layers)]
+    return Flow(StandardNormal(2), CompositeTransform(layers))
+
+
+def maf_2d(num_layers: int = 5, hidden: int = 64) -> Flow:
+    """MAF layers with the ordering reversed between layers (Papamakarios et al. 2017)."""
+    layers = []
+    for i in range(num_layers):
+        layers += [MaskedAffineAutoregressive(2, hidden, 2, seed=i), ReversePermutation(2)]
+    return Flow(StandardNormal(2), CompositeTransform(layers))
+
+
+# ----------------------------------------------------------------------------- MNIST flows
+@dataclass
+class ImageFlowConfig:
+    channels: int = 1
+    size: int = 28
+    hidden: int = 32            # channels of the coupling nets (units of MAF's MADE)
+    steps: int = 4              # couplings (RealNVP) / flow steps (Glow) / layers (MAF) a level
+    levels: int = 2
+    alpha: float = 1e-6         # logit transform squashing (Dinh et al. 2017, Sec. 4.1)
+    lu: bool = True             # Glow: LU-parameterised 1x1 convolutions
+
+
+def _coupling(mask: np.ndarray, channels: int, hidden: int) -> AffineCoupling:
+    return AffineCoupling(mask, ConvNet(channels, hidden, 2 * channels))
+
+
+def realnvp_mnist(cfg: ImageFlowConfig = ImageFlowConfig()) -> Flow:
+    """RealNVP (Dinh et al. 2017, Sec. 3.6): per level, checkerboard couplings, squeeze,
+    channel couplings, factor out half; the last level has checkerboard couplings only."""
+    c, s = cfg.channels, cfg.size
+    levels = []
+    for lvl in range(cfg.levels):
+        last = lvl == cfg.levels - 1
+        steps = [_coupling(checkerboard_mask(s, s, i % 2), c, cfg.hidden)
+                 for i in range(cfg.steps)]
+        if not last:
+            steps.append(Squeeze())
+            steps += [_coupling(channel_mask(4 * c, i % 2), 4 * c, cfg.hidden)
+                      for i in range(cfg.steps)]
+            c, s = 4 * c - 2 * c, s // 2
+        levels.append(CompositeTransform(steps))
+    shape = (cfg.channels, cfg.size, cfg.size)
+    transform = CompositeTransform([LogitTransform(cfg.alpha), MultiScaleTransform(levels,
+                                                                                   shape)])
+    return Flow(StandardNormal(transform.output_shape(shape)), transform)
+
+
+def glow_mnist(cfg: ImageFlowConfig = ImageFlowConfig()) -> Flow:
+    """Glow (Kingma & Dhariwal 2018, Fig. 2): per level squeeze, then `steps` x (actnorm,
+    invertible 1x1 conv, affine coupling), then factor out half (not after the last)."""
+    c, s = cfg.channels, cfg.size
+    levels = []
+    for lvl in range(cfg.levels):
+        c, s = 4 * c, s // 2
+        steps = [Squeeze()]
+        for i in range(cfg.steps):
+            steps += [ActNorm(c), InvertibleConv1x1(c, lu=cfg.lu, seed=100 * lvl + i),
+                      _coupling(channel_mask(c, i % 2), c, cfg.hidden)]
+        levels.append(CompositeTransform(steps))
+        c = c - c // 2
+    shape = (cfg.channels, cfg.size, cfg.size)
+    transform = CompositeTransform([LogitTransform(cfg.alpha), MultiScaleTransform(levels,
+                                                                                   shape)])
+    return Flow(StandardNormal(transform.output_shape(shape)), transform)
+
+
+class _Flatten(Transform):
+    """(B, C, H, W) <-> (B, C H W); log|det| = 0."""
+
+    def __init__(self, shape_in: tuple):
+        super().__init__()
+        self.shape_in = tuple(shape_in)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x.reshape(x.shape[0], -1), tl.zeros(x.shape[0], dtype=x.dtype)
+
+    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return z.reshape((z.shape[0],) + self.shape_in), tl.zeros(z.shape[0], dtype=z.dtype)
+
+    def output_shape(self, shape: tuple) -> tuple:
+        return (int(np.prod(shape)),)
+
+
+def maf_mnist(cfg: ImageFlowConfig = ImageFlowConfig(hidden=512, steps=5)) -> Flow:
+    """MAF on flattened logit pixels: `steps` MADE-affine layers, orderings reversed in
+    between (Papamakarios et al. 2017, Sec. 4)."""
+    shape = (cfg.channels, cfg.size, cfg.size)
+    d = int(np.prod(shape))
+    layers: list = [LogitTransform(cfg.alpha), _Flatten(shape)]
+    for i in range(cfg.steps):
+        layers += [MaskedAffineAutoregressive(d, cfg.hidden, 1, seed=i), ReversePermutation(d)]
+    return Flow(StandardNormal(d), CompositeTransform(layers))
+
+
+# ----------------------------------------------------------------------------- data helpers
+def dequantize(images_uint8: np.ndarray, generator: np.random.Generator) -> np.ndarray:
+    """Uniform dequantisation (Theis et al. 2016): x = (pixel + u) / 256, u ~ U[0, 1),
+    (N, H, W) uint8 -> (N, 1, H, W) float32 in (0, 1)."""
+    x = images_uint8.astype(np.float32)
+    x = (x + generator.random(x.shape, dtype=np.float32)) / 256.0
+    return x.reshape(len(x), 1, *x.shape[1:])
+
+
+def bits_per_dim(log_prob_unit: Tensor | float, dims: int) -> float:
+    """Bits per dimension of 8-bit data from the density on [0, 1]^D of the dequantised
+    data: log p(pixels) >= log p_unit(x) - D log 256 (Theis et al. 2016), so
+    bits/dim = -(log p_unit - D log 256) / (D log 2)."""
+    lp = float(log_prob_unit.mean().item()) if isinstance(log_prob_unit, Tensor) \
+        else float(log_prob_unit)
+    return -(lp - dims * math.log(256.0)) / (dims * math.log(2.0))
