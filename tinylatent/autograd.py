@@ -103,10 +103,10 @@ class Context:
     def save_for_backward(self, *values) -> None:
         self._raw_saved = values
 
-    def _resolve_saved(self, arrays, inputs, out_array, out_tensor) -> None:
+    def _resolve_saved(self, arrays, inputs, raw_out, out_array, out_tensor) -> None:
         resolved = []
         for v in self._raw_saved:
-            if v is out_array:
+            if v is out_array or v is raw_out:
                 resolved.append((_OUTPUT, None, out_tensor._version))
                 continue
             for a, t in zip(arrays, inputs):
@@ -114,6 +114,8 @@ class Context:
                     resolved.append((t, None, t._version))
                     break
             else:
+                if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
+                    v = np.asarray(v)
                 resolved.append((None, v, 0))
         self._saved = resolved
         self._raw_saved = ()
@@ -197,7 +199,8 @@ class Function:
             shapes = " and ".join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
             raise ValueError(f"{cls.__name__}: shapes {shapes} cannot be broadcast "
                              "together") from None
-        if type(out) is not atype:
+        raw_out = out
+        if type(out) is not atype:  # NumPy turns 0-d results into scalars; keep arrays
             out = xp.asarray(out)
         if not (requires and _mode.enabled):
             return Tensor._make(out)
@@ -205,7 +208,7 @@ class Function:
         inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
         ctx.inputs = inputs
         ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
-        ctx._resolve_saved(arrays, inputs, out, result)
+        ctx._resolve_saved(arrays, inputs, raw_out, out, result)
         return result
 
 
@@ -269,6 +272,10 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
     wanted = {id(t): i for i, t in enumerate(targets)} if targets is not None else {}
     results = [None] * (len(targets) if targets is not None else 0)
     owned: set = set()
+    # A node may save its output (Exp saves y) by weak reference; once a consumer node is
+    # released the output can lose its last strong reference before its own backward runs,
+    # so hold each tensor that received a gradient until its node is processed.
+    alive: dict = {}
 
     def deliver(t, g):
         i = wanted.get(id(t))
@@ -277,6 +284,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         if t._ctx is not None:
             node = t._ctx
             grads[node] = g if node not in grads else grads[node] + g
+            alive[node] = t
         elif accumulate:
             _accumulate_leaf(t, g, create_graph, owned)
 
@@ -314,6 +322,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                 deliver(t, gi)
             if not retain_graph:
                 node.release()
+            alive.pop(node, None)
     return results
 
 

@@ -122,7 +122,7 @@ def _check_full(fn, xs, idx, outs, eps, atol, rtol) -> None:
     for k in idx:
         x = xs[k]
         keep = x.data
-        base = np.ascontiguousarray(keep)
+        base = np.array(keep, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         try:
             for p in range(x.size):
                 cols = []
@@ -157,9 +157,9 @@ def _check_directions(fn, xs, idx, outs, eps, atol, rtol, n_directions, rng) -> 
             ana = float((g * u).sum())
             old = x.data.copy()
             try:
-                x.data = old + eps * u
+                x.data = np.asarray(old + eps * u)  # (0-d arithmetic gives a scalar)
                 fp = _weighted_output(fn, xs, vs)
-                x.data = old - eps * u
+                x.data = np.asarray(old - eps * u)
                 fm = _weighted_output(fn, xs, vs)
             finally:
                 x.data = old

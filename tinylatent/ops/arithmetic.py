@@ -247,7 +247,7 @@ class Contiguous(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return ctx.xp.ascontiguousarray(x)
+        return ctx.xp.ascontiguousarray(x).reshape(x.shape)  # (keeps 0-d arrays 0-d)
 
     @staticmethod
     def backward(ctx, grad):
