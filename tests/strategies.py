@@ -10,6 +10,7 @@ are kept small (sides 1..3, up to 4-D) so full-Jacobian gradchecks stay cheap.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -139,6 +140,17 @@ class OpCase:
     def __repr__(self) -> str:
         return self.name
 
+    def sample(self, data):
+        """Draw inputs; returns (inputs, fn, ref) with any drawn keyword arguments (an
+        axis, keepdims, a shift...) bound into fn and ref. `draw` returns either a list of
+        input tensors or (inputs, kwargs)."""
+        got = self.draw(data)
+        xs, kw = got if isinstance(got, tuple) else (got, {})
+        if not kw:
+            return xs, self.fn, self.ref
+        ref = None if self.ref is None else functools.partial(self.ref, **kw)
+        return xs, functools.partial(self.fn, **kw), ref
+
 
 def case_id(case: OpCase) -> str:
     return case.name
@@ -148,11 +160,13 @@ def _as_list(out) -> list:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
-def check_forward(case: OpCase, xs) -> None:
+def check_forward(case: OpCase, xs, fn=None, ref=None) -> None:
     """Values equal the reference in float64; float32 inputs stay float32 (dtype rules)."""
-    outs = _as_list(case.fn(*xs))
-    if case.ref is not None:
-        wants = _as_list(case.ref(*[x.data for x in xs]))
+    fn = case.fn if fn is None else fn
+    ref = case.ref if ref is None else ref
+    outs = _as_list(fn(*xs))
+    if ref is not None:
+        wants = _as_list(ref(*[x.data for x in xs]))
         assert len(outs) == len(wants), case.name
         for o, w in zip(outs, wants):
             w = np.asarray(w)
@@ -161,7 +175,7 @@ def check_forward(case: OpCase, xs) -> None:
                                        err_msg=case.name)
     if case.keeps_float32:
         xs32 = [x.detach().float() if x.dtype == np.float64 else x for x in xs]
-        for o, o32 in zip(outs, _as_list(case.fn(*xs32))):
+        for o, o32 in zip(outs, _as_list(fn(*xs32))):
             assert o32.dtype == np.float32, f"{case.name}: float32 in, {o32.dtype} out"
             np.testing.assert_allclose(o32.numpy(), o.numpy(), rtol=2e-4, atol=2e-5,
                                        err_msg=case.name)

@@ -90,13 +90,13 @@ def rand(*size, dtype=None, device=None, generator=None, requires_grad=False) ->
 def normal(mean=0.0, std=1.0, size=(), dtype=None, device=None, generator=None) -> Tensor:
     size = (size,) if isinstance(size, int) else tuple(size)
     z = randn(size, dtype=dtype, device=device, generator=generator)
-    return Tensor._make(z.data * std + mean)
+    return Tensor._make(z.xp.asarray(z.data * std + mean))  # (0-d arithmetic gives a scalar)
 
 
 def uniform(low=0.0, high=1.0, size=(), dtype=None, device=None, generator=None) -> Tensor:
     size = (size,) if isinstance(size, int) else tuple(size)
     u = rand(size, dtype=dtype, device=device, generator=generator)
-    return Tensor._make(u.data * (high - low) + low)
+    return Tensor._make(u.xp.asarray(u.data * (high - low) + low))
 
 
 def randint(low: int, high: int | None = None, size=(), dtype="int64", device=None,
@@ -114,8 +114,8 @@ def bernoulli(probs, generator=None) -> Tensor:
     p = probs if isinstance(probs, Tensor) else Tensor(probs)
     _, _, dev, rng = _setup((), None, p.device, generator)
     u = rng.random(p.shape, dtype=p.dtype if p.dtype.kind == "f" else np.float64)
-    return Tensor._make((u < p.data).astype(p.dtype if p.dtype.kind == "f" else
-                                            get_default_dtype()))
+    hit = p.xp.asarray(u < p.data)
+    return Tensor._make(hit.astype(p.dtype if p.dtype.kind == "f" else get_default_dtype()))
 
 
 def randperm(n: int, device=None, generator=None) -> Tensor:
@@ -128,8 +128,8 @@ def dropout_mask(shape, p: float, dtype=None, device=None, generator=None) -> Te
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     u = rand(tuple(shape), dtype=dtype, device=device, generator=generator)
-    keep = u.data >= p
-    return Tensor._make(keep.astype(u.dtype) * (1.0 / (1.0 - p)))
+    keep = u.xp.asarray(u.data >= p)
+    return Tensor._make(u.xp.asarray(keep.astype(u.dtype) * (1.0 / (1.0 - p))))
 
 
 def randn_like(t: Tensor, generator=None) -> Tensor:

@@ -365,11 +365,11 @@ def compare(a, b, op: str) -> Tensor:
     t = a if isinstance(a, Tensor) else b
     if isinstance(a, Tensor) and isinstance(b, Tensor) and type(xa) is not type(xb):
         raise RuntimeError(f"{op}: tensors on {a.device} and {b.device}")
-    return Tensor._make(getattr(t.xp, op)(xa, xb))
+    return Tensor._make(t.xp.asarray(getattr(t.xp, op)(xa, xb)))  # (0-d gives a scalar)
 
 
 def logical_not(a: Tensor) -> Tensor:
-    return Tensor._make(a.xp.logical_not(a.data))
+    return Tensor._make(a.xp.asarray(a.xp.logical_not(a.data)))
 
 
 def eq(a, b) -> Tensor:
@@ -377,11 +377,11 @@ def eq(a, b) -> Tensor:
 
 
 def isfinite(a: Tensor) -> Tensor:
-    return Tensor._make(a.xp.isfinite(a.data))
+    return Tensor._make(a.xp.asarray(a.xp.isfinite(a.data)))
 
 
 def isnan(a: Tensor) -> Tensor:
-    return Tensor._make(a.xp.isnan(a.data))
+    return Tensor._make(a.xp.asarray(a.xp.isnan(a.data)))
 
 
 def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:

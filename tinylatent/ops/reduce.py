@@ -197,13 +197,13 @@ def argmax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     """Index of the largest value (no gradient)."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Tensor._make(x.xp.argmax(x.data, axis=axis, keepdims=bool(keepdims)))
+    return Tensor._make(x.xp.asarray(x.xp.argmax(x.data, axis=axis, keepdims=bool(keepdims))))
 
 
 def argmin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Tensor._make(x.xp.argmin(x.data, axis=axis, keepdims=bool(keepdims)))
+    return Tensor._make(x.xp.asarray(x.xp.argmin(x.data, axis=axis, keepdims=bool(keepdims))))
 
 
 def argsort(x: Tensor, axis: int = -1, descending: bool = False) -> Tensor:

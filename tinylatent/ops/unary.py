@@ -348,4 +348,4 @@ def silu(x: Tensor) -> Tensor:
 
 def sign(x: Tensor) -> Tensor:
     """sign(x); no gradient (it is zero almost everywhere)."""
-    return Tensor._make(x.xp.sign(x.data))
+    return Tensor._make(x.xp.asarray(x.xp.sign(x.data)))
