@@ -239,11 +239,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
     Runs a fast kernel when one applies (see kernels.dispatch), else `conv2d_reference`.
     """
-    stride_, pads, dilation_ = _conv2d_args(x, weight, bias, stride, padding, dilation,
-                                            groups)
+    _conv2d_args(x, weight, bias, stride, padding, dilation, groups)
     fast = _lookup("conv2d", x)
     if fast is not None:
-        out = fast(x, weight, bias, stride_, pads, dilation_, groups)
+        out = fast(x, weight, bias, stride, padding, dilation, groups)
         if out is not None:
             return out
     return conv2d_reference(x, weight, bias, stride, padding, dilation, groups)
@@ -254,11 +253,10 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     """Transposed 2-D convolution, PyTorch's conv_transpose2d. x (B, C_in, H, W), weight
     (C_in, C_out/groups, kh, kw), bias (C_out,) -> (B, C_out, Ho, Wo) with
     Ho = (H - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1."""
-    stride_, padding_, outpad_, dilation_ = _conv_transpose2d_args(
-        x, weight, bias, stride, padding, output_padding, dilation, groups)
+    _conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, dilation, groups)
     fast = _lookup("conv_transpose2d", x)
     if fast is not None:
-        out = fast(x, weight, bias, stride_, padding_, outpad_, dilation_, groups)
+        out = fast(x, weight, bias, stride, padding, output_padding, dilation, groups)
         if out is not None:
             return out
     return conv_transpose2d_reference(x, weight, bias, stride, padding, output_padding,

@@ -1,0 +1,326 @@
+"""The fast hot ops as autograd Functions, written once for both backends.
+
+Each Function's forward and backward call the raw-array kernels of a backend `be`
+(`kernels.numba` on NumPy arrays, `kernels.cuda` on CuPy arrays): the passes that move or
+reduce data are Numba / CUDA kernels, the contractions are BLAS / cuBLAS matmuls.
+
+Double backward. A fused backward kernel computes numbers, not a graph. When the backward
+runs with `create_graph=True` (grad mode is on inside it) these Functions instead rebuild the
+op from its reference twin in `tinylatent/ops/` on the same input tensors and return the
+reference's vector-Jacobian product with `create_graph=True`, so second and higher
+derivatives are exact (and cost what the reference costs). `TINYLATENT_KERNELS=reference`
+or `kernels.use_reference()` selects the reference from the start.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import tinylatent as tl
+from tinylatent.autograd import Function, is_grad_enabled
+from tinylatent.tensor import Tensor
+
+__all__ = ["Conv2dFn", "ConvTranspose2dFn", "AttentionFn", "AffineCouplingFn", "LogDetFn",
+           "LogsumexpFn", "NTXentFn", "InfoNCEFn", "reference_vjp"]
+
+
+def reference_vjp(reference, tensors: tuple, grad_output: Tensor, n_args: int) -> tuple:
+    """Gradients of `reference(*tensors)` w.r.t. the tensors that require grad, as a
+    differentiable graph (used when the fast backward is asked for create_graph=True)."""
+    wanted = [i for i, t in enumerate(tensors) if isinstance(t, Tensor) and t.requires_grad]
+    with tl.enable_grad():
+        out = reference(*tensors)
+        gs = tl.grad(out, [tensors[i] for i in wanted], grad_output, create_graph=True,
+                     allow_unused=True)
+    res = [None] * n_args
+    for i, g in zip(wanted, gs):
+        res[i] = g
+    return tuple(res)
+
+
+def _t(a) -> Tensor:
+    return Tensor._make(a)
+
+
+# ---------------------------------------------------------------------- conv
+def conv_geometry(kernel, stride, pads, dilation, out_hw) -> tuple:
+    """(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) as the im2col kernels take it."""
+    return (kernel[0], kernel[1], stride[0], stride[1], pads[0][0], pads[1][0], dilation[0],
+            dilation[1], out_hw[0], out_hw[1])
+
+
+class Conv2dFn(Function):
+    """y = conv2d(x, w) + b as  rows = im2col(x) @ W^T  (BLAS), then NCHW + bias;
+    dW = rows(dy)^T @ im2col(x),  dx = col2im(rows(dy) @ W),  db = sum over B, H, W of dy"""
+
+    @staticmethod
+    def forward(ctx, x, w, b, geom, be, reference):
+        bsz = x.shape[0]
+        c_out = w.shape[0]
+        cols = be.im2col(x, geom)                                    # (B*L, C*kh*kw)
+        wm = w.reshape(c_out, -1)                                    # (O, C*kh*kw)
+        rows = be.matmul(cols, be.c(wm.T))                           # (B*L, O)
+        y = be.rows_to_nchw(rows, b, bsz, c_out, geom[8], geom[9])   # (B, O, Ho, Wo)
+        ctx.geom, ctx.be, ctx.reference = geom, be, reference
+        ctx.x_shape, ctx.cols = x.shape, cols
+        ctx.save_for_backward(x, w, b)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, b = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (x, w, b), grad, 6)
+        be, need = ctx.be, ctx.needs_input_grad
+        g = grad.data
+        grows = be.nchw_to_rows(g, key="grows")                      # (B*L, O)
+        wm = w.data.reshape(w.shape[0], -1)                          # (O, C*kh*kw)
+        gx = gw = gb = None
+        if need[1]:
+            gw = _t(be.matmul(grows.T, ctx.cols).reshape(w.shape))   # (O, C*kh*kw)
+        if need[2]:
+            gb = _t(be.channel_sum(g))
+        if need[0]:
+            gcols = be.matmul(grows, wm, out=be.scratch("gcols", ctx.cols.shape, g.dtype))
+            gx = _t(be.col2im(gcols, ctx.x_shape, ctx.geom))
+        return gx, gw, gb, None, None, None
+
+
+class ConvTranspose2dFn(Function):
+    """y = conv_transpose2d(x, w) + b, the adjoint of conv2d in its input:
+    y = col2im(rows(x) @ W) + b;  dx = NCHW(im2col(dy) @ W^T),  dW = rows(x)^T @ im2col(dy)"""
+
+    @staticmethod
+    def forward(ctx, x, w, b, geom, out_shape, be, reference):
+        # geom describes the conv2d whose input is y (out_shape) and whose output is x.
+        c_in = w.shape[0]
+        xrows = be.nchw_to_rows(x)                                   # (B*H*W, C_in)
+        wm = w.reshape(c_in, -1)                                     # (C_in, C_out*kh*kw)
+        cols = be.matmul(xrows, wm, out=be.scratch("tcols", (xrows.shape[0], wm.shape[1]),
+                                                   x.dtype))
+        y = be.col2im(cols, out_shape, geom)                         # (B, C_out, Ho, Wo)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        ctx.geom, ctx.be, ctx.reference = geom, be, reference
+        ctx.xrows = xrows
+        ctx.save_for_backward(x, w, b)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, b = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (x, w, b), grad, 7)
+        be, need = ctx.be, ctx.needs_input_grad
+        g = grad.data
+        gcols = be.im2col(g, ctx.geom)                               # (B*H*W, C_out*kh*kw)
+        gx = gw = gb = None
+        if need[0]:
+            wm = w.data.reshape(w.shape[0], -1)                      # (C_in, C_out*kh*kw)
+            rows = be.matmul(gcols, be.c(wm.T))                      # (B*H*W, C_in)
+            bsz, c_in, h, wd = x.shape
+            gx = _t(be.rows_to_nchw(rows, None, bsz, c_in, h, wd))
+        if need[1]:
+            gw = _t(be.matmul(ctx.xrows.T, gcols).reshape(w.shape))
+        if need[2]:
+            gb = _t(be.channel_sum(g))
+        return gx, gw, gb, None, None, None, None
+
+
+# ---------------------------------------------------------------------- attention
+class AttentionFn(Function):
+    """out = (P * M) v with P = masked softmax(scale q k^T + mask), M the dropout mask;
+    dv = (P M)^T dout,  dP = (dout v^T) M,  dS = scale P (dP - rowsum(dP P)),
+    dq = dS k,  dk = dS^T q.  q, k, v arrive flattened to (N, T, D)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, fmask, keep, drop, scale, causal, be, reference):
+        s = be.matmul(q, k.transpose(0, 2, 1))                       # (N, Tq, Tk)
+        if fmask is not None:
+            s *= scale
+            s += fmask
+            kscale = 1.0
+        else:
+            kscale = scale
+        p = be.masked_softmax(s, kscale, keep, causal)               # in place: s is P
+        pd = p * drop if drop is not None else p
+        out = be.matmul(pd, v)                                       # (N, Tq, Dv)
+        ctx.be, ctx.reference, ctx.scale = be, reference, scale
+        ctx.p, ctx.drop = p, drop
+        ctx.save_for_backward(q, k, v)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (q, k, v), grad, 10)
+        be, need = ctx.be, ctx.needs_input_grad
+        g = grad.data
+        p, drop = ctx.p, ctx.drop
+        gq = gk = gv = None
+        if need[2]:
+            pd = p * drop if drop is not None else p
+            gv = _t(be.matmul(pd.transpose(0, 2, 1), g))             # (N, Tk, Dv)
+        if need[0] or need[1]:
+            dp = be.matmul(g, v.data.transpose(0, 2, 1))             # (N, Tq, Tk)
+            if drop is not None:
+                dp *= drop
+            ds = be.softmax_backward(p, dp, ctx.scale)               # grad of q k^T
+            if need[0]:
+                gq = _t(be.matmul(ds, k.data))                       # (N, Tq, D)
+            if need[1]:
+                gk = _t(be.matmul(ds.transpose(0, 2, 1), q.data))    # (N, Tk, D)
+        return gq, gk, gv, None, None, None, None, None, None, None
+
+
+# ---------------------------------------------------------------------- coupling
+class AffineCouplingFn(Function):
+    """forward: y = x e^{log_s} + t (inverse: x = (y - t) e^{-log_s}), one fused pass that
+    also sums log_s per sample (handed to LogDetFn); backward one fused pass for all three
+    gradients, from the output (no copy of the input is kept)."""
+
+    @staticmethod
+    def forward(ctx, a, log_s, t, inverse, be, reference, ld_box):
+        out, ld = be.coupling_forward(a, log_s, t, inverse)
+        ld_box.append(ld)
+        ctx.be, ctx.reference, ctx.inverse = be, reference, inverse
+        ctx.save_for_backward(a, log_s, t, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, log_s, t, out = ctx.saved_tensors
+        if is_grad_enabled():
+            ref = ctx.reference
+            return reference_vjp(lambda *z: ref(*z)[0], (a, log_s, t), grad, 7)
+        zeros = ctx.be.xp.zeros(a.shape[0], grad.dtype)
+        g_in, g_ls, g_t = ctx.be.coupling_backward(grad.data, zeros, out.data, log_s.data,
+                                                   t.data, ctx.inverse)
+        return _t(g_in), _t(g_ls), _t(g_t), None, None, None, None
+
+
+class LogDetFn(Function):
+    """logabsdet_b = sign * sum_k log_s[b, k], already computed by the coupling kernel;
+    d/dlog_s = sign * gld_b broadcast over k."""
+
+    @staticmethod
+    def forward(ctx, log_s, ld, sign):
+        ctx.shape, ctx.sign = log_s.shape, sign
+        return ld
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad if ctx.sign > 0 else -grad
+        shape = ctx.shape
+        return g.reshape((shape[0],) + (1,) * (len(shape) - 1)).expand(shape), None, None
+
+
+# ---------------------------------------------------------------------- logsumexp
+class LogsumexpFn(Function):
+    """lse_i = log sum_j exp(x_ij) per row;  dx_ij = g_i exp(x_ij - lse_i)"""
+
+    @staticmethod
+    def forward(ctx, x, keepdims, be, reference):
+        x2 = be.c(x).reshape(-1, x.shape[-1])                        # (R, K)
+        lse = be.row_logsumexp(x2)                                   # (R,)
+        ctx.be, ctx.reference, ctx.lse, ctx.keepdims = be, reference, lse, keepdims
+        ctx.save_for_backward(x)
+        shape = x.shape[:-1] + ((1,) if keepdims else ())
+        return lse.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if is_grad_enabled():
+            ref, kd = ctx.reference, ctx.keepdims
+            return reference_vjp(lambda z: ref(z, -1, kd), (x,), grad, 4)
+        be = ctx.be
+        x2 = be.c(x.data).reshape(-1, x.shape[-1])
+        gx = be.row_logsumexp_backward(x2, ctx.lse, be.c(grad.data).reshape(-1))
+        return _t(gx.reshape(x.shape)), None, None, None
+
+
+# ---------------------------------------------------------------------- contrastive
+def _row_weights(xp, grad: Tensor, n_rows: int, reduction: str, dtype):
+    """Upstream gradient of each row's loss for mean / sum / none."""
+    g = grad.data
+    if reduction == "none":
+        return xp.ascontiguousarray(g, dtype=dtype)
+    scale = g.reshape(()) / n_rows if reduction == "mean" else g.reshape(())
+    return xp.full(n_rows, scale, dtype=dtype)
+
+
+def _reduce_rows(xp, loss, reduction: str):
+    if reduction == "mean":
+        return xp.asarray(loss.mean(dtype=loss.dtype))
+    if reduction == "sum":
+        return xp.asarray(loss.sum(dtype=loss.dtype))
+    return loss
+
+
+class NTXentFn(Function):
+    """SimCLR NT-Xent: z = normalize([z1; z2]), S = z z^T / tau (diag masked), row CE with
+    target i + N mod 2N.  dS = G + G^T with G_ij = w_i (P_ij - [j = pos i]) / tau,
+    dz_hat = dS z_hat, dz = (dz_hat - z_hat <dz_hat, z_hat>) / ||z||."""
+
+    @staticmethod
+    def forward(ctx, z1, z2, tau, reduction, be, reference):
+        xp = be.xp
+        n = z1.shape[0]
+        zn, norm = be.normalize_rows(xp.concatenate([z1, z2], axis=0))  # (2N, D)
+        # A @ A.T would take BLAS's syrk path, which is slower here than a plain GEMM on a
+        # transposed copy (DEVELOPERS.md performance facts).
+        s = be.matmul(zn, be.c(zn.T))                                    # (2N, 2N)
+        loss = be.row_cross_entropy(s, 1.0 / tau, n, True)               # s is now P
+        ctx.be, ctx.reference, ctx.tau, ctx.reduction = be, reference, tau, reduction
+        ctx.zn, ctx.norm, ctx.p = zn, norm, s
+        ctx.save_for_backward(z1, z2)
+        return _reduce_rows(xp, loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z1, z2 = ctx.saved_tensors
+        if is_grad_enabled():
+            ref, tau, red = ctx.reference, ctx.tau, ctx.reduction
+            return reference_vjp(lambda a, b: ref(a, b, tau, red), (z1, z2), grad, 6)
+        be = ctx.be
+        n2 = ctx.p.shape[0]
+        w = _row_weights(be.xp, grad, n2, ctx.reduction, ctx.p.dtype)
+        h = be.cross_entropy_grad(ctx.p, w, 1.0 / ctx.tau, n2 // 2, True)  # (2N, 2N) sym.
+        gzn = be.matmul(h, ctx.zn)                                        # (2N, D)
+        gz = be.normalize_rows_backward(gzn, ctx.zn, ctx.norm)
+        n = n2 // 2
+        return _t(gz[:n]), _t(gz[n:]), None, None, None, None
+
+
+class InfoNCEFn(Function):
+    """InfoNCE with in-batch negatives: S = q_hat k_hat^T / tau, row CE with target i.
+    G = w (P - I) / tau,  dq_hat = G k_hat,  dk_hat = G^T q_hat, then the normalisations."""
+
+    @staticmethod
+    def forward(ctx, q, k, tau, reduction, be, reference):
+        qn, nq = be.normalize_rows(q)
+        kn, nk = be.normalize_rows(k)
+        s = be.matmul(qn, be.c(kn.T))                                # (N, N)
+        loss = be.row_cross_entropy(s, 1.0 / tau, 0, False)          # s is now P
+        ctx.be, ctx.reference, ctx.tau, ctx.reduction = be, reference, tau, reduction
+        ctx.qn, ctx.nq, ctx.kn, ctx.nk, ctx.p = qn, nq, kn, nk, s
+        ctx.save_for_backward(q, k)
+        return _reduce_rows(be.xp, loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k = ctx.saved_tensors
+        if is_grad_enabled():
+            ref, tau, red = ctx.reference, ctx.tau, ctx.reduction
+            return reference_vjp(lambda a, b: ref(a, b, None, tau, red), (q, k), grad, 6)
+        be, need = ctx.be, ctx.needs_input_grad
+        n = ctx.p.shape[0]
+        w = _row_weights(be.xp, grad, n, ctx.reduction, ctx.p.dtype)
+        g = be.cross_entropy_grad(ctx.p, w, 1.0 / ctx.tau, 0, False)    # (N, N)
+        gq = gk = None
+        if need[0]:
+            gq = _t(be.normalize_rows_backward(be.matmul(g, ctx.kn), ctx.qn, ctx.nq))
+        if need[1]:
+            gk = _t(be.normalize_rows_backward(be.matmul(g.T, ctx.qn), ctx.kn, ctx.nk))
+        return gq, gk, None, None, None, None

@@ -1,0 +1,164 @@
+"""The CPU backend of the fast kernels: Numba loops for the passes that move or reduce
+data, NumPy (OpenBLAS) for the contractions.
+
+Importing this package imports Numba (about half a second) and nothing is compiled until a
+kernel is first called; compiled machine code is cached on disk (`cache=True`, in
+`__pycache__`), so later processes load it in milliseconds. `kernels.dispatch` imports this
+module only when a fast CPU kernel is actually asked for, never at `import tinylatent`.
+
+Every function here takes and returns NumPy arrays; `kernels.functions` wraps them in
+autograd Functions that are shared with the CUDA backend (`kernels.cuda`), which offers the
+same names.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import attention as _att
+from . import contrastive as _con
+from . import conv as _conv
+from . import coupling as _cpl
+
+xp = np
+name = "numba"
+
+# exp(d) for d below these is a denormal (or 0) in the dtype: flushed to exactly 0.
+_CUTOFF = {np.dtype(np.float32): -87.0, np.dtype(np.float64): -708.0}
+
+_scratch_pool: dict = {}
+
+
+def scratch(key: str, shape: tuple, dtype) -> np.ndarray:
+    """A reusable temporary for values consumed inside one call (never returned to the
+    caller): fresh multi-megabyte arrays cost page faults on every call."""
+    k = (key, tuple(shape), np.dtype(dtype))
+    buf = _scratch_pool.get(k)
+    if buf is None:
+        if len(_scratch_pool) > 32:
+            _scratch_pool.clear()
+        buf = _scratch_pool[k] = np.empty(shape, dtype)
+    return buf
+
+
+def cutoff(dtype) -> float:
+    return _CUTOFF[np.dtype(dtype)]
+
+
+def c(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a)
+
+
+def matmul(a, b, out=None):
+    return np.matmul(a, b, out=out)
+
+
+# ---------------------------------------------------------------------- conv
+def im2col(x, geom):
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
+    bsz, c_in = x.shape[:2]
+    cols = np.empty((bsz * ho * wo, c_in * kh * kw), x.dtype)
+    _conv.im2col(c(x), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
+    return cols
+
+
+def col2im(cols, shape, geom):
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
+    x = np.empty(shape, cols.dtype)
+    _conv.col2im(c(cols), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x)
+    return x
+
+
+def rows_to_nchw(rows, bias, bsz, c_out, ho, wo):
+    y = np.empty((bsz, c_out, ho * wo), rows.dtype)
+    has_bias = bias is not None
+    _conv.rows_to_nchw(c(rows), bias if has_bias else rows[0], has_bias, y)
+    return y.reshape(bsz, c_out, ho, wo)
+
+
+def nchw_to_rows(y, key=None):
+    """(B, O, H, W) -> (B*H*W, O); into a reusable scratch buffer when `key` is given."""
+    bsz, c_out = y.shape[:2]
+    y3 = c(y).reshape(bsz, c_out, -1)
+    shape = (bsz * y3.shape[2], c_out)
+    rows = scratch(key, shape, y.dtype) if key else np.empty(shape, y.dtype)
+    _conv.nchw_to_rows(y3, rows)
+    return rows
+
+
+def channel_sum(y):
+    bsz, c_out = y.shape[:2]
+    out = np.empty(c_out, y.dtype)
+    _conv.channel_sum(c(y).reshape(bsz, c_out, -1), out)
+    return out
+
+
+# ---------------------------------------------------------------------- attention
+def masked_softmax(s, scale, keep, causal):
+    """In place on s (N, Tq, Tk); keep: uint8 (N, Tq, Tk) or None."""
+    has_keep = keep is not None
+    _att.masked_softmax(s, float(scale), keep if has_keep else np.zeros((1, 1, 1), np.uint8),
+                        has_keep, bool(causal), cutoff(s.dtype))
+    return s
+
+
+def softmax_backward(p, dp, scale):
+    _att.softmax_backward(p, dp, float(scale))
+    return dp
+
+
+# ---------------------------------------------------------------------- coupling
+def coupling_forward(x, log_s, t, inverse):
+    x2, ls2, t2 = (c(a).reshape(a.shape[0], -1) for a in (x, log_s, t))
+    out = np.empty_like(x2)
+    ld = np.empty(x2.shape[0], x.dtype)
+    _cpl.coupling_forward(x2, ls2, t2, bool(inverse), out, ld)
+    return out.reshape(x.shape), ld
+
+
+def coupling_backward(g, gld, out, log_s, t, inverse):
+    g2, o2, ls2, t2 = (c(a).reshape(a.shape[0], -1) for a in (g, out, log_s, t))
+    g_in, g_ls, g_t = np.empty_like(g2), np.empty_like(g2), np.empty_like(g2)
+    _cpl.coupling_backward(g2, c(gld), o2, ls2, t2, bool(inverse), g_in, g_ls, g_t)
+    shape = g.shape
+    return g_in.reshape(shape), g_ls.reshape(shape), g_t.reshape(shape)
+
+
+# ---------------------------------------------------------------------- logsumexp / InfoNCE
+def row_logsumexp(x2):
+    out = np.empty(x2.shape[0], x2.dtype)
+    _con.row_logsumexp(c(x2), out, cutoff(x2.dtype))
+    return out
+
+
+def row_logsumexp_backward(x2, lse, g):
+    gx = np.empty(x2.shape, x2.dtype)
+    _con.row_logsumexp_backward(c(x2), lse, c(g), gx, cutoff(x2.dtype))
+    return gx
+
+
+def row_cross_entropy(s, inv_tau, shift, mask_diag):
+    """In place: s -> softmax P; returns per-row losses."""
+    loss = np.empty(s.shape[0], s.dtype)
+    _con.row_cross_entropy(s, float(inv_tau), int(shift), bool(mask_diag), loss,
+                           cutoff(s.dtype))
+    return loss
+
+
+def cross_entropy_grad(p, g, inv_tau, shift, symmetric):
+    out = scratch("ce_grad", p.shape, p.dtype)
+    _con.cross_entropy_grad(p, c(g), float(inv_tau), int(shift), bool(symmetric), out)
+    return out
+
+
+def normalize_rows(z, eps=1e-12):
+    z = c(z)
+    zn = np.empty_like(z)
+    norm = np.empty(z.shape[0], z.dtype)
+    _con.normalize_rows(z, zn, norm, eps)
+    return zn, norm
+
+
+def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
+    gz = np.empty_like(zn)
+    _con.normalize_rows_backward(c(gzn), zn, norm, eps, gz)
+    return gz
