@@ -194,7 +194,7 @@ class Function:
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as e:
-            if "broadcast" not in str(e):
+            if "could not be broadcast" not in str(e):  # (NumPy's wording, not ours)
                 raise
             shapes = " and ".join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
             raise ValueError(f"{cls.__name__}: shapes {shapes} cannot be broadcast "
