@@ -2,18 +2,33 @@
 
     import tinylatent.nn as nn
     model = nn.Sequential(nn.Linear(784, 400), nn.ReLU(), nn.Linear(400, 20))
+
+Files: module.py (Module, Parameter, containers), linear.py, conv.py, pooling.py,
+normalization.py, dropout.py, embedding.py, activation.py, attention.py, recurrent.py,
+init.py (initializers), functional.py (stateless forms, as F), utils.py (clipping).
 """
 from __future__ import annotations
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import (ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, ReLU, Sigmoid, SiLU,
                          Softmax, Softplus, Tanh)
+from .attention import MultiheadAttention
+from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Flatten, Identity, Linear, Unflatten
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
+                      Upsample)
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
-           "Linear", "Identity", "Flatten", "Unflatten", "Dropout",
+           "Linear", "Identity", "Flatten", "Unflatten",
+           "Conv1d", "Conv2d", "ConvTranspose2d",
+           "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Upsample",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Embedding",
            "ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "SiLU",
            "LogSigmoid", "Softmax", "LogSoftmax",
-           "functional", "init"]
+           "MultiheadAttention", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU",
+           "functional", "init", "utils"]

@@ -11,9 +11,14 @@ from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cr
                       triplet_loss, triplet_margin_loss)
 from ..ops import (elu, gelu, leaky_relu, linear, log_softmax, logsigmoid, one_hot, pad, relu,
                    sigmoid, silu, softmax, softplus, tanh)
+from ..ops.attention import scaled_dot_product_attention
+from ..ops.conv import conv2d, conv_transpose2d
 from ..tensor import Tensor
 
-__all__ = ["relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "silu",
+__all__ = ["conv1d", "conv2d", "conv_transpose2d", "scaled_dot_product_attention",
+           "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d",
+           "interpolate", "batch_norm", "layer_norm", "group_norm", "embedding",
+           "relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "silu",
            "logsigmoid", "softmax", "log_softmax", "linear", "pad", "one_hot", "dropout",
            "normalize", "cosine_similarity",
            "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
@@ -50,3 +55,11 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     n1 = (x1 * x1).sum(axis=dim)
     n2 = (x2 * x2).sum(axis=dim)
     return dot / ops.clamp(n1 * n2, min=eps * eps).sqrt()
+
+
+# Layer functions that live beside their modules (imported last: those files import F).
+from .conv import conv1d  # noqa: E402
+from .embedding import embedding  # noqa: E402
+from .normalization import batch_norm, group_norm, layer_norm  # noqa: E402
+from .pooling import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, interpolate,  # noqa: E402
+                      max_pool1d, max_pool2d)

@@ -1,0 +1,254 @@
+"""Pooling and upsampling, written from primitives (pad, strided slicing, reshape, max/mean).
+
+A pooling window is gathered one of two ways:
+  * non-overlapping windows (stride == kernel, no dilation): crop and reshape
+    (B, C, Ho*kh, Wo*kw) -> (B, C, Ho, kh, Wo, kw) and reduce over the kh and kw axes;
+  * otherwise: kh*kw strided slices, one per kernel offset, stacked on a last axis.
+Max pooling reduces with tl.max, so tied maxima share the gradient equally (PyTorch gives
+it to one of them; the sums agree).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..tensor import Tensor
+from .module import Module
+
+__all__ = ["MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool2d",
+           "Upsample", "max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d",
+           "adaptive_avg_pool2d", "interpolate"]
+
+
+def _pair(v, name: str, op: str) -> tuple:
+    t = (v, v) if isinstance(v, int) else tuple(v)
+    if len(t) != 2 or not all(isinstance(i, (int, np.integer)) for i in t):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    return tuple(int(i) for i in t)
+
+
+def _windows(x: Tensor, kernel_size, stride, padding, dilation, pad_value: float, op: str):
+    """(windows, reduce axes, unbatched) for x (B, C, H, W) or (C, H, W)."""
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected a (B, C, H, W) or (C, H, W) input, got shape "
+                         f"{tuple(x.shape)}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x.unsqueeze(0)
+    kh, kw = _pair(kernel_size, "kernel_size", op)
+    sh, sw = _pair(kernel_size if stride is None else stride, "stride", op)
+    ph, pw = _pair(padding, "padding", op)
+    dh, dw = _pair(dilation, "dilation", op)
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"{op}: kernel_size, stride and dilation must be >= 1 and padding "
+                         f">= 0, got kernel_size={(kh, kw)}, stride={(sh, sw)}, "
+                         f"padding={(ph, pw)}, dilation={(dh, dw)}")
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"{op}: padding {(ph, pw)} must be at most half the kernel size "
+                         f"{(kh, kw)}")
+    b, c, h, w = x.shape
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{op}: input of shape {tuple(x.shape)} is too small for "
+                         f"kernel_size={(kh, kw)}, dilation={(dh, dw)}, padding={(ph, pw)}")
+    if ph or pw:
+        x = ops.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), value=pad_value)
+    if (kh, kw) == (sh, sw) and (dh, dw) == (1, 1):
+        if x.shape[2] != ho * kh or x.shape[3] != wo * kw:
+            x = x[:, :, :ho * kh, :wo * kw]
+        win = x.reshape(b, c, ho, kh, wo, kw)                      # (B, C, Ho, kh, Wo, kw)
+        return win, (3, 5), unbatched
+    slices = [x[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+              for i in range(kh) for j in range(kw)]
+    return ops.stack(slices, axis=-1), (-1,), unbatched            # (B, C, Ho, Wo, kh*kw)
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False) -> Tensor:
+    """y[b, c, i, j] = max of x over the window at (i*stride - padding) (padding is -inf)."""
+    if ceil_mode:
+        raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
+    win, axes, unbatched = _windows(x, kernel_size, stride, padding, dilation, -np.inf,
+                                    "max_pool2d")
+    y = win.max(axis=axes)
+    return y.squeeze(0) if unbatched else y
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """Mean over each window; zero padding counts in the divisor unless
+    count_include_pad=False (then each window divides by its real elements)."""
+    if ceil_mode:
+        raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported")
+    win, axes, unbatched = _windows(x, kernel_size, stride, padding, 1, 0.0, "avg_pool2d")
+    total = win.sum(axis=axes)
+    if divisor_override is not None:
+        y = total / float(divisor_override)
+    elif count_include_pad or _pair(padding, "padding", "avg_pool2d") == (0, 0):
+        kh, kw = _pair(kernel_size, "kernel_size", "avg_pool2d")
+        y = total / float(kh * kw)
+    else:
+        shape = (1, 1) + tuple(x.shape[-2:])
+        ones = Tensor._make(x.xp.ones(shape, dtype=x.dtype))
+        count, count_axes, _ = _windows(ones, kernel_size, stride, padding, 1, 0.0,
+                                        "avg_pool2d")
+        y = total / Tensor._make(count.data.sum(axis=count_axes))
+    return y.squeeze(0) if unbatched else y
+
+
+def _as_2d(x: Tensor, op: str) -> Tensor:
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{op}: expected a (B, C, L) or (C, L) input, got shape "
+                         f"{tuple(x.shape)}")
+    return x.unsqueeze(-2)                                          # (..., C, 1, L)
+
+
+def max_pool1d(x: Tensor, kernel_size: int, stride=None, padding: int = 0,
+               dilation: int = 1) -> Tensor:
+    y = max_pool2d(_as_2d(x, "max_pool1d"), (1, kernel_size),
+                   (1, kernel_size if stride is None else stride), (0, padding), (1, dilation))
+    return y.squeeze(-2)
+
+
+def avg_pool1d(x: Tensor, kernel_size: int, stride=None, padding: int = 0,
+               count_include_pad: bool = True) -> Tensor:
+    y = avg_pool2d(_as_2d(x, "avg_pool1d"), (1, kernel_size),
+                   (1, kernel_size if stride is None else stride), (0, padding),
+                   count_include_pad=count_include_pad)
+    return y.squeeze(-2)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """Average over the bins start = floor(i H / Ho), end = ceil((i + 1) H / Ho) (PyTorch's
+    bins); (1, 1) is global average pooling."""
+    ho, wo = _pair(output_size, "output_size", "adaptive_avg_pool2d")
+    h, w = x.shape[-2:]
+    if h % ho == 0 and w % wo == 0:  # equal bins: one reshape
+        lead = tuple(x.shape[:-2])
+        win = x.reshape(lead + (ho, h // ho, wo, w // wo))          # (..., Ho, kh, Wo, kw)
+        return win.mean(axis=(-3, -1))
+    rows = []
+    for i in range(ho):
+        r0, r1 = (i * h) // ho, -(-((i + 1) * h) // ho)
+        cols = [x[..., r0:r1, (j * w) // wo:-(-((j + 1) * w) // wo)].mean(axis=(-2, -1))
+                for j in range(wo)]
+        rows.append(ops.stack(cols, axis=-1))
+    return ops.stack(rows, axis=-2)
+
+
+def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest") -> Tensor:
+    """Nearest-neighbour upsampling of (B, C, H, W) by an integer factor (repeat each pixel);
+    `size` must be an integer multiple of the input size."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode '{mode}' is not supported (nearest only)")
+    b, c, h, w = x.shape
+    if scale_factor is not None:
+        fh, fw = _pair(int(scale_factor) if not isinstance(scale_factor, (tuple, list))
+                       else tuple(int(s) for s in scale_factor), "scale_factor", "interpolate")
+    elif size is not None:
+        sh, sw = _pair(size, "size", "interpolate")
+        if sh % h or sw % w:
+            raise ValueError(f"interpolate: size {(sh, sw)} is not an integer multiple of the "
+                             f"input size {(h, w)}")
+        fh, fw = sh // h, sw // w
+    else:
+        raise ValueError("interpolate: give size or scale_factor")
+    y = x.reshape(b, c, h, 1, w, 1).expand(b, c, h, fh, w, fw)     # (B, C, H, fh, W, fw)
+    return y.reshape(b, c, h * fh, w * fw)
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max over kernel_size windows; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 ceil_mode: bool = False) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.dilation = dilation
+        if ceil_mode:
+            raise NotImplementedError("MaxPool2d: ceil_mode=True is not supported")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", dilation={self.dilation}"
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over kernel_size windows; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+        super().__init__(kernel_size, stride, padding)
+        if ceil_mode:
+            raise NotImplementedError("AvgPool2d: ceil_mode=True is not supported")
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, x: Tensor) -> Tensor:
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding,
+                          count_include_pad=self.count_include_pad,
+                          divisor_override=self.divisor_override)
+
+
+class MaxPool1d(_Pool2d):
+    def __init__(self, kernel_size: int, stride=None, padding: int = 0,
+                 dilation: int = 1) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.dilation = dilation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+
+class AvgPool1d(_Pool2d):
+    def __init__(self, kernel_size: int, stride=None, padding: int = 0,
+                 count_include_pad: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return avg_pool1d(x, self.kernel_size, self.stride, self.padding,
+                          self.count_include_pad)
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Upsample(Module):
+    """Nearest-neighbour upsampling by an integer scale_factor (or to an integer-multiple
+    size)."""
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest") -> None:
+        super().__init__()
+        if mode != "nearest":
+            raise NotImplementedError(f"Upsample: mode '{mode}' is not supported "
+                                      "(nearest only)")
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return interpolate(x, self.size, self.scale_factor, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}, mode='{self.mode}'" \
+            if self.scale_factor is not None else f"size={self.size}, mode='{self.mode}'"
