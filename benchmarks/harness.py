@@ -1,0 +1,578 @@
+"""The benchmark harness: tinylatent next to PyTorch, in one process, as ratios.
+
+HOW TO WRITE A BENCHMARK (the API other files rely on; it stays stable)
+----------------------------------------------------------------------
+A benchmark file is `benchmarks/test_bench_<topic>.py`. Each test takes the `bench` fixture
+(defined in `benchmarks/conftest.py`) and calls `bench.compare` once per figure:
+
+    from benchmarks.harness import assert_close, torch   # torch is None without PyTorch
+
+    def test_matmul(bench):
+        n = bench.pick(quick=128, full=512)        # smaller workloads in --quick mode
+        a_np = bench.rng.standard_normal((n, n)).astype("float32")
+        a_tl = tl.tensor(a_np)
+        tl_fn = lambda: a_tl @ a_tl
+        torch_fn = None
+        if torch is not None:                       # build the PyTorch side only if present
+            a_pt = torch.from_numpy(a_np)
+            torch_fn = lambda: a_pt @ a_pt
+        bench.compare(f"matmul {n}x{n}", tl_fn, torch_fn,
+                      check=lambda: assert_close(tl_fn(), torch_fn(), rtol=1e-4, atol=1e-4),
+                      group="core")
+
+`bench.compare(name, tl_fn, torch_fn, *, check=None, group="", goal=None, memory=None,
+notes="")`:
+  * `name`: unique, and it names the workload size ("matmul 512x512"): figures recorded on
+    one run are matched to another run by name.
+  * `tl_fn`, `torch_fn`: zero-argument callables doing one unit of work (e.g. forward +
+    backward, or one optimizer step). `torch_fn` is None when PyTorch is missing.
+  * `check`: zero-argument callable that runs both sides and asserts they agree (outputs
+    AND gradients; use `assert_close`). It runs FIRST; a mismatch fails the test. Timings
+    are reported, never asserted. Without PyTorch the check is skipped: the figure is still
+    recorded, then the test is skipped with the reason (so `-ra` shows it).
+  * `goal`: optional target ratio tinylatent / PyTorch (e.g. 0.6); reported as met / not
+    met, never asserted.
+  * `memory`: optional `(tl_factory, torch_factory)` for training-step workloads: two
+    MODULE-LEVEL zero-argument functions that build the workload and return its step
+    function. Each runs in a fresh subprocess (full mode only) that reports the peak RSS
+    growth from just before the build to the end of a few steps (see `peak_rss_of`).
+  * returns the figure (a dict) that goes into the results file.
+
+Helpers: `assert_close(a, b, rtol, atol, name)` compares tinylatent Tensors, torch tensors,
+numpy arrays or lists/tuples of them; `to_numpy(x)`; `bench.pick(quick=, full=)`;
+`bench.quick`; `bench.rng` (a numpy Generator seeded per test); `torch` (None when PyTorch
+is missing or TINYLATENT_BENCH_NO_TORCH=1).
+
+HOW A FIGURE IS MEASURED
+------------------------
+Both callables are warmed up, then each "sample" runs a callable `number` times (calibrated
+so one sample lasts >= `min_sample_s`) and the samples are INTERLEAVED, tl torch tl torch
+..., so that drift of a shared machine hits both sides alike. A figure reports the median
+time per call and the interquartile range (IQR) for each side, and the headline ratio
+median(tl) / median(torch); `ratio_iqr` is the IQR of the per-pair ratios. Thread counts
+(torch.set_num_threads, OpenBLAS via threadpoolctl, Numba) are fixed at session start to the
+cores this process may use (override: TINYLATENT_BENCH_THREADS) and recorded.
+
+Environment: TINYLATENT_BENCH_NO_TORCH=1 (behave as if PyTorch were not installed),
+TINYLATENT_BENCH_THREADS=N, TINYLATENT_BENCH_RESULTS_DIR=dir (where results are written;
+default benchmarks/results), TINYLATENT_BENCH_RECORDED=file (the recorded figures used
+without PyTorch; default the committed file for this kind of machine).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import importlib
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Bench", "Recorder", "assert_close", "to_numpy", "torch", "torch_missing_reason",
+           "machine_key", "machine_info", "peak_rss_of", "format_seconds", "markdown_table",
+           "RESULTS_DIR", "results_paths"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------ PyTorch
+def _import_torch():
+    """PyTorch or None, with the reason it is missing."""
+    if os.environ.get("TINYLATENT_BENCH_NO_TORCH", "").strip() not in ("", "0"):
+        return None, "PyTorch disabled by TINYLATENT_BENCH_NO_TORCH=1"
+    try:
+        import torch as _torch
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        return None, f"PyTorch is not installed ({exc})"
+    return _torch, ""
+
+
+torch, torch_missing_reason = _import_torch()
+
+
+# ------------------------------------------------------------------------------ comparing
+def to_numpy(x) -> np.ndarray:
+    """A tinylatent Tensor, torch tensor, numpy array or number as a float64 numpy array."""
+    if x is None:
+        raise TypeError("to_numpy: got None (a gradient that was never computed?)")
+    if torch is not None and isinstance(x, getattr(torch, "Tensor", ())):
+        return x.detach().cpu().numpy().astype(np.float64)
+    if hasattr(x, "data") and hasattr(x, "requires_grad") and not isinstance(x, np.ndarray):
+        x = x.data  # tinylatent Tensor (or Parameter)
+        if hasattr(x, "get"):  # cupy
+            x = x.get()
+    return np.asarray(x, dtype=np.float64)
+
+
+def assert_close(a, b, rtol: float = 1e-4, atol: float = 1e-5, name: str = "value") -> None:
+    """Assert that tinylatent's `a` equals PyTorch's `b` (Tensors, arrays, or sequences).
+
+    On failure the message names the item, both shapes or the worst element and its values.
+    """
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)) \
+                or len(a) != len(b):
+            raise AssertionError(f"{name}: tinylatent gave {type(a).__name__} of "
+                                 f"{len(a) if hasattr(a, '__len__') else '?'} items, "
+                                 f"PyTorch {type(b).__name__} of "
+                                 f"{len(b) if hasattr(b, '__len__') else '?'}")
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, rtol=rtol, atol=atol, name=f"{name}[{i}]")
+        return
+    x, y = to_numpy(a), to_numpy(b)
+    if x.shape != y.shape:
+        raise AssertionError(f"{name}: shape {x.shape} (tinylatent) != {y.shape} (PyTorch)")
+    bad_x, bad_y = ~np.isfinite(x), ~np.isfinite(y)
+    if np.any(bad_x != bad_y):
+        i = tuple(int(k) for k in np.argwhere(bad_x != bad_y)[0])
+        raise AssertionError(f"{name}: non-finite mismatch at {i}: {x[i]!r} (tinylatent) vs "
+                             f"{y[i]!r} (PyTorch)")
+    x, y = np.where(bad_x, 0.0, x), np.where(bad_y, 0.0, y)
+    err = np.abs(x - y) - (atol + rtol * np.abs(y))
+    if x.size and np.max(err) > 0:
+        i = np.unravel_index(int(np.argmax(err)), x.shape)
+        raise AssertionError(
+            f"{name}: tinylatent and PyTorch differ at {tuple(int(k) for k in i)}: "
+            f"{x[i]!r} vs {y[i]!r} (|diff| {abs(x[i] - y[i]):.3g} > atol {atol} + rtol {rtol}"
+            f" * |ref|); max |diff| {np.max(np.abs(x - y)):.3g}, shape {x.shape}")
+
+
+# ------------------------------------------------------------------------------ machine
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+def _cpu_ids() -> dict:
+    out = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            key = key.strip().lower()
+            if key in ("cpu family", "model", "stepping", "vendor_id") and key not in out:
+                out[key] = val.strip()
+    except OSError:
+        pass
+    return out
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
+    """A stable name for "this kind of machine": sanitized CPU model + usable core count.
+
+    Not the hostname: containers and CI runners get a random one per run, so results from
+    the same hardware would never meet. Two machines with the same CPU model and core count
+    run the same code at comparable speed, which is what a recorded PyTorch figure needs.
+    """
+    model = (cpu_model if cpu_model is not None else _cpu_model()).lower()
+    model = re.sub(r"\((r|tm)\)", " ", model)
+    model = re.sub(r"@.*$", " ", model)                     # drop "@ 2.40GHz"
+    model = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", model)
+    model = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown-cpu"
+    return f"{model}-{cores if cores is not None else usable_cores()}c"
+
+
+def results_paths(device: str = "cpu", live: bool = True, directory: Path | None = None):
+    """(json, md) paths of this machine's results; tl-only runs never overwrite live ones."""
+    directory = Path(directory or os.environ.get("TINYLATENT_BENCH_RESULTS_DIR") or RESULTS_DIR)
+    stem = f"{machine_key()}-{device}" + ("" if live else "-tl-only")
+    return directory / f"{stem}.json", directory / f"{stem}.md"
+
+
+def _version(mod: str) -> str | None:
+    try:
+        return importlib.import_module(mod).__version__
+    except Exception:  # noqa: BLE001 - any import problem means "not available"
+        return None
+
+
+def set_threads(n: int) -> dict:
+    """Fix every thread pool we know of to `n` threads; return what is in effect."""
+    info: dict[str, Any] = {"requested": n}
+    try:
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(limits=n)
+        info["blas"] = [{"lib": p.get("internal_api"), "num_threads": p.get("num_threads")}
+                        for p in threadpoolctl.threadpool_info()]
+    except ImportError:
+        info["blas"] = "threadpoolctl missing; OPENBLAS_NUM_THREADS=" + \
+            os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    try:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        info["numba"] = numba.get_num_threads()
+    except Exception:  # noqa: BLE001
+        info["numba"] = None
+    if torch is not None:
+        torch.set_num_threads(n)
+        info["torch"] = torch.get_num_threads()
+        info["torch_interop"] = torch.get_num_interop_threads()
+    return info
+
+
+def machine_info(threads: dict | None = None) -> dict:
+    return {
+        "key": machine_key(),
+        "cpu_model": _cpu_model(),
+        "cpu_ids": _cpu_ids(),
+        "usable_cores": usable_cores(),
+        "os_cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {m: _version(m) for m in ("numpy", "numba", "tinylatent", "scipy")}
+        | {"torch": None if torch is None else torch.__version__},
+        "threads": threads or {},
+        # A shared machine's load is the main source of noise: record it next to the figures.
+        "loadavg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+# ------------------------------------------------------------------------------ memory
+_MEM_SCRIPT = r"""
+import gc, importlib, json, resource, sys
+def rss_kb():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+modname, qualname, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+mod = importlib.import_module(modname)
+import benchmarks.harness as h
+h.set_threads(threads)
+factory = mod
+for part in qualname.split('.'):
+    factory = getattr(factory, part)
+gc.collect()
+before = rss_kb()
+peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step = factory()
+for _ in range(steps):
+    step()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kb": before, "peak_kb": peak, "peak_before_kb": peak_before,
+                  "peak_total_mb": peak / 1024.0,
+                  "peak_growth_mb": (peak - before) / 1024.0}))
+"""
+
+
+def peak_rss_of(factory: Callable, steps: int = 3, threads: int | None = None,
+                timeout: float = 300.0) -> dict:
+    """Peak RSS of building `factory`'s workload and running `steps` steps, in a subprocess.
+
+    `factory` must be a module-level function (the subprocess imports it by name). The
+    figure `peak_growth_mb` is ru_maxrss at the end minus VmRSS just before the build (after
+    imports and test data), so it counts parameters, gradients, optimizer state and the peak
+    of activations, but not the interpreter or the library's import.
+    """
+    mod, qual = factory.__module__, factory.__qualname__
+    if "<locals>" in qual or "<lambda>" in qual:
+        raise ValueError(f"peak_rss_of: {qual} is not a module-level function")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEM_SCRIPT, mod, qual, str(steps),
+         str(threads or usable_cores())],
+        capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peak_rss_of({mod}.{qual}) failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ timing
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q1, med, q3 = np.percentile(np.asarray(xs, dtype=np.float64), [25, 50, 75])
+    return float(q1), float(med), float(q3)
+
+
+def _summary(samples: list[float], number: int) -> dict:
+    q1, med, q3 = _quartiles(samples)
+    return {"median": med, "iqr": q3 - q1, "q1": q1, "q3": q3, "min": float(min(samples)),
+            "n": len(samples), "number": number}
+
+
+def _calibrate(fn: Callable, min_sample_s: float, warmup_s: float) -> tuple[int, float]:
+    """Warm `fn` up (>= 2 calls and >= warmup_s) and pick calls-per-sample."""
+    t0 = time.perf_counter()
+    calls = 0
+    t_call = None
+    while calls < 2 or time.perf_counter() - t0 < warmup_s:
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        t_call = dt if t_call is None else min(t_call, dt)
+        calls += 1
+        if calls >= 2 and dt > warmup_s:
+            break
+    number = max(1, int(np.ceil(min_sample_s / max(t_call, 1e-9))))
+    return number, t_call
+
+
+def _sample(fn: Callable, number: int) -> float:
+    t = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t) / number
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None or not np.isfinite(s):
+        return "n/a"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+# ------------------------------------------------------------------------------ recorder
+class Recorder:
+    """Collects every figure of a session and writes the results file and table."""
+
+    def __init__(self, quick: bool, device: str = "cpu", threads: dict | None = None):
+        self.quick = quick
+        self.mode = "quick" if quick else "full"
+        self.device = device
+        self.live = torch is not None
+        self.threads = threads or {}
+        self.figures: list[dict] = []
+        self.recorded, self.recorded_source = self._load_recorded()
+
+    # Figures measured live on this kind of machine, used when PyTorch is missing.
+    def _load_recorded(self) -> tuple[dict, str]:
+        path = os.environ.get("TINYLATENT_BENCH_RECORDED")
+        path = Path(path) if path else results_paths(self.device, live=True,
+                                                     directory=RESULTS_DIR)[0]
+        if not path.exists():
+            return {}, f"no recorded results for this kind of machine ({path.name})"
+        data = json.loads(path.read_text())
+        return data, str(path)
+
+    def recorded_torch(self, name: str) -> dict | None:
+        """The recorded live PyTorch figure named `name`, same mode first."""
+        modes = self.recorded.get("modes", {})
+        for mode in [self.mode] + [m for m in modes if m != self.mode]:
+            fig = modes.get(mode, {}).get("figures", {}).get(name)
+            if fig and fig.get("torch") and fig["torch"].get("source") == "live":
+                return fig["torch"] | {"recorded_date": fig.get("date"),
+                                       "recorded_mode": mode}
+        return None
+
+    def add(self, fig: dict) -> None:
+        self.figures = [f for f in self.figures if f["name"] != fig["name"]] + [fig]
+
+    # -- writing
+    def to_json(self, previous: dict | None = None) -> dict:
+        """Merge this run's figures into `previous` (other modes and names are kept)."""
+        data = previous if previous and previous.get("format") == 1 else {"format": 1,
+                                                                          "modes": {}}
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        data["machine"] = machine_info(self.threads)
+        data["updated"] = now
+        data["device"] = self.device
+        data["live_torch"] = self.live
+        if not self.live:
+            data["recorded_source"] = self.recorded_source
+        mode = data["modes"].setdefault(self.mode, {"figures": {}})
+        mode["date"] = now
+        mode["threads"] = self.threads
+        for fig in self.figures:
+            mode["figures"][fig["name"]] = fig
+        return data
+
+    def write(self) -> tuple[Path, Path] | None:
+        if not self.figures:
+            return None
+        jpath, mpath = results_paths(self.device, live=self.live)
+        jpath.parent.mkdir(parents=True, exist_ok=True)
+        prev = json.loads(jpath.read_text()) if jpath.exists() else None
+        data = self.to_json(prev)
+        tmp = jpath.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+        os.replace(tmp, jpath)
+        mpath.write_text(markdown_document(data) + "\n")
+        return jpath, mpath
+
+
+def _fmt_ratio(r: float | None) -> str:
+    return "n/a" if r is None or not np.isfinite(r) else f"{r:.3g}x"
+
+
+def _fmt_mem(fig: dict) -> str:
+    m = fig.get("memory")
+    if not m:
+        return ""
+    tl_mb, pt_mb = m.get("tl_peak_growth_mb"), m.get("torch_peak_growth_mb")
+    a = "n/a" if tl_mb is None else f"{tl_mb:.0f}"
+    b = "n/a" if pt_mb is None else f"{pt_mb:.0f}"
+    return f"{a} / {b} MB"
+
+
+def markdown_table(figures: list[dict]) -> str:
+    """One row per figure: times, ratio tl/torch, goal, check, peak RSS growth."""
+    rows = ["| benchmark | tinylatent (median ± IQR) | PyTorch (median ± IQR) | "
+            "ratio tl/torch | goal | check | peak RSS tl / torch |",
+            "|---|---|---|---|---|---|---|"]
+    for f in sorted(figures, key=lambda f: (f.get("group", ""), f.get("test", ""),
+                                            f.get("order", 0))):
+        tl_s, pt = f["tl"], f.get("torch")
+        tl_cell = f"{format_seconds(tl_s['median'])} ± {format_seconds(tl_s['iqr'])}"
+        if pt:
+            pt_cell = f"{format_seconds(pt['median'])} ± {format_seconds(pt['iqr'])}"
+            if pt.get("source") != "live":
+                pt_cell += " (recorded, not live)"
+        else:
+            pt_cell = "n/a (no PyTorch, no record)"
+        goal = f.get("goal")
+        goal_cell = "" if goal is None else (
+            f"≤ {goal}x " + ("met" if f.get("ratio") is not None and f["ratio"] <= goal
+                             else "NOT met"))
+        check = f.get("check", "")
+        rows.append(f"| {f['name']} | {tl_cell} | {pt_cell} | {_fmt_ratio(f.get('ratio'))} "
+                    f"| {goal_cell} | {check} | {_fmt_mem(f)} |")
+    return "\n".join(rows)
+
+
+def markdown_document(data: dict) -> str:
+    m = data.get("machine", {})
+    v = m.get("versions", {})
+    th = m.get("threads", {})
+    out = [f"# tinylatent vs PyTorch on {m.get('key', '?')} ({data.get('device', 'cpu')})",
+           "",
+           f"CPU: {m.get('cpu_model')} ({m.get('usable_cores')} usable cores); "
+           f"numpy {v.get('numpy')}, numba {v.get('numba')}, torch {v.get('torch')}, "
+           f"tinylatent {v.get('tinylatent')}; threads: torch {th.get('torch')}, "
+           f"numba {th.get('numba')}, BLAS {th.get('requested')}.",
+           "",
+           "Ratio = tinylatent time / PyTorch time (lower is better for tinylatent; "
+           "< 1 means tinylatent is faster). Peak RSS = growth of resident memory while "
+           "building the workload and running 3 steps, each library in its own process.",
+           ""]
+    if not data.get("live_torch", True):
+        out += ["**PyTorch figures are recorded, not live** (PyTorch unavailable in this run; "
+                f"taken from `{Path(str(data.get('recorded_source', '?'))).name}`).", ""]
+    for mode in ("full", "quick"):
+        sect = data.get("modes", {}).get(mode)
+        if not sect or not sect.get("figures"):
+            continue
+        cmd = "python -m pytest -q benchmarks" + (" --quick" if mode == "quick" else "")
+        out += [f"## {mode} mode ({sect.get('date', '?')}; `{cmd}`)", "",
+                markdown_table(list(sect["figures"].values())), ""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ the fixture
+class Bench:
+    """What the `bench` fixture hands a benchmark test (one per test)."""
+
+    def __init__(self, recorder: Recorder, nodeid: str = "", seed: int = 0):
+        self.recorder = recorder
+        self.quick = recorder.quick
+        self.nodeid = nodeid
+        self.rng = np.random.default_rng(seed)
+        self.torch = torch
+        if self.quick:
+            self.warmup_s, self.min_sample_s, self.budget_s = 0.02, 0.005, 0.4
+            self.min_repeats, self.max_repeats = 3, 7
+        else:
+            self.warmup_s, self.min_sample_s, self.budget_s = 0.1, 0.02, 2.0
+            self.min_repeats, self.max_repeats = 7, 31
+
+    def pick(self, quick, full):
+        """`quick` in --quick mode, else `full` (workload sizes, step counts...)."""
+        return quick if self.quick else full
+
+    def compare(self, name: str, tl_fn: Callable, torch_fn: Callable | None = None, *,
+                check: Callable | None = None, group: str = "", goal: float | None = None,
+                memory: tuple[Callable, Callable] | None = None, notes: str = "") -> dict:
+        import pytest  # only the harness's pytest face needs it
+
+        # 1. Correctness first: this is the part that can fail.
+        live = torch is not None and torch_fn is not None
+        if check is not None and live:
+            check()
+            check_status = "passed"
+        elif check is not None:
+            check_status = "skipped (no PyTorch)"
+        else:
+            check_status = "none"
+
+        # 2. Timing, interleaved.
+        gc.collect()
+        n_tl, t_tl = _calibrate(tl_fn, self.min_sample_s, self.warmup_s)
+        if live:
+            n_pt, t_pt = _calibrate(torch_fn, self.min_sample_s, self.warmup_s)
+        else:
+            n_pt, t_pt = 0, 0.0
+        # Repeat pairs until both the minimum count and the time budget are reached (or
+        # the maximum count): a wall-clock budget keeps a loaded machine from running long.
+        s_tl, s_pt = [], []
+        t_start = time.perf_counter()
+        while len(s_tl) < self.max_repeats and (
+                len(s_tl) < self.min_repeats or time.perf_counter() - t_start < self.budget_s):
+            s_tl.append(_sample(tl_fn, n_tl))
+            if live:
+                s_pt.append(_sample(torch_fn, n_pt))
+        fig: dict[str, Any] = {
+            "name": name, "group": group, "test": self.nodeid, "mode": self.recorder.mode,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "order": len(self.recorder.figures), "tl": _summary(s_tl, n_tl),
+            "check": check_status, "goal": goal, "notes": notes,
+        }
+        if live:
+            fig["torch"] = _summary(s_pt, n_pt) | {"source": "live"}
+            pair = [a / b for a, b in zip(s_tl, s_pt)]
+            q1, _, q3 = _quartiles(pair)
+            fig["ratio_iqr"] = q3 - q1
+        else:
+            rec = self.recorder.recorded_torch(name)
+            fig["torch"] = None if rec is None else rec | {"source": "recorded"}
+            fig["ratio_iqr"] = None
+        fig["ratio"] = (fig["tl"]["median"] / fig["torch"]["median"]
+                        if fig["torch"] else None)
+
+        # 3. Memory of training-step workloads (fresh subprocess per library; full mode).
+        if memory is not None and not self.quick:
+            tl_factory, torch_factory = memory
+            threads = self.recorder.threads.get("requested")
+            mem = {"tl_peak_growth_mb": peak_rss_of(tl_factory, threads=threads)
+                   ["peak_growth_mb"]}
+            if live:
+                mem["torch_peak_growth_mb"] = peak_rss_of(torch_factory, threads=threads)[
+                    "peak_growth_mb"]
+            else:
+                prev = (self.recorder.recorded_torch(name) or {})
+                mem["torch_peak_growth_mb"] = prev.get("peak_growth_mb")
+            fig["memory"] = mem
+            if fig["torch"] is not None and live:
+                fig["torch"]["peak_growth_mb"] = mem["torch_peak_growth_mb"]
+        elif memory is not None:
+            fig["memory"] = None
+            fig["notes"] = (notes + "; " if notes else "") + "peak RSS: full mode only"
+
+        self.recorder.add(fig)
+        if check is not None and not live:
+            pytest.skip(f"{name}: correctness check needs PyTorch ({torch_missing_reason}); "
+                        "tinylatent timed and compared with the recorded PyTorch figure "
+                        "(recorded, not live)")
+        return fig
