@@ -1,0 +1,132 @@
+// Row-wise logsumexp and the InfoNCE / NT-Xent cross-entropy on the GPU; one block per row.
+//   lse_i  = m_i + log sum_j exp(x_ij - m_i)
+//   loss_i = lse_i(S_i / tau, diagonal masked if asked) - S_i,pos(i) / tau,  pos(i) = (i+shift) % C
+//   P_ij   = exp(S_ij / tau - lse_i), written over S for the backward
+#include "common.cuh"
+
+template <typename T>
+__device__ void row_logsumexp_impl(const T* x, T* out, int K) {
+    __shared__ T buf[TL_BLOCK];
+    const long long off = blockIdx.x * (long long)K;
+    T m = -tl_inf<T>();
+    for (int j = threadIdx.x; j < K; j += TL_BLOCK) m = fmax(m, x[off + j]);
+    m = tl_block_max(m, buf);
+    if (m == -tl_inf<T>() || m == tl_inf<T>()) {
+        if (threadIdx.x == 0) out[blockIdx.x] = m;
+        return;
+    }
+    T tot = 0;
+    for (int j = threadIdx.x; j < K; j += TL_BLOCK) {
+        T d = x[off + j] - m;
+        if (d > tl_cutoff<T>()) tot += tl_exp(d);
+    }
+    tot = tl_block_sum(tot, buf);
+    if (threadIdx.x == 0) out[blockIdx.x] = m + tl_log(tot);
+}
+
+template <typename T>
+__device__ void row_logsumexp_backward_impl(const T* x, const T* lse, const T* g, T* gx, int R,
+                                            int K) {
+    TL_GRID_STRIDE(idx, (long long)R * K) {
+        long long i = idx / K;
+        T d = x[idx] - lse[i];
+        gx[idx] = d > tl_cutoff<T>() ? g[i] * tl_exp(d) : T(0);
+    }
+}
+
+template <typename T>
+__device__ void row_cross_entropy_impl(T* s, T inv_tau, int shift, int mask_diag, T* loss,
+                                       int C) {
+    __shared__ T buf[TL_BLOCK];
+    const int i = blockIdx.x;
+    T* r = s + (long long)i * C;
+    const int pos = (i + shift) % C;
+    T m = -tl_inf<T>();
+    for (int j = threadIdx.x; j < C; j += TL_BLOCK)
+        if (!(mask_diag && j == i)) m = fmax(m, r[j] * inv_tau);
+    m = tl_block_max(m, buf);
+    T tot = 0;
+    for (int j = threadIdx.x; j < C; j += TL_BLOCK) {
+        if (mask_diag && j == i) continue;
+        T d = r[j] * inv_tau - m;
+        if (d > tl_cutoff<T>()) tot += tl_exp(d);
+    }
+    tot = tl_block_sum(tot, buf);
+    const T lse = m + tl_log(tot);
+    const T target = r[pos] * inv_tau;
+    __syncthreads();  // every thread has read r[pos] before the row is overwritten
+    if (threadIdx.x == 0) loss[i] = lse - target;
+    for (int j = threadIdx.x; j < C; j += TL_BLOCK) {
+        T d = r[j] * inv_tau - lse;
+        r[j] = (mask_diag && j == i) ? T(0) : (d > tl_cutoff<T>() ? tl_exp(d) : T(0));
+    }
+}
+
+// G_ij = g_i inv_tau (P_ij - [j == pos i]); symmetric: G + G^T.
+template <typename T>
+__device__ void cross_entropy_grad_impl(const T* p, const T* g, T inv_tau, int shift,
+                                        int symmetric, T* out, int R, int C) {
+    TL_GRID_STRIDE(idx, (long long)R * C) {
+        int i = (int)(idx / C), j = (int)(idx % C);
+        T v = g[i] * inv_tau * (p[idx] - (j == (i + shift) % C ? T(1) : T(0)));
+        if (symmetric)
+            v += g[j] * inv_tau * (p[(long long)j * C + i] - (i == (j + shift) % C ? T(1) : T(0)));
+        out[idx] = v;
+    }
+}
+
+template <typename T>
+__device__ void normalize_rows_impl(const T* z, T* zn, T* norm, T eps, int D) {
+    __shared__ T buf[TL_BLOCK];
+    const long long off = blockIdx.x * (long long)D;
+    T ss = 0;
+    for (int j = threadIdx.x; j < D; j += TL_BLOCK) ss += z[off + j] * z[off + j];
+    ss = tl_block_sum(ss, buf);
+    T nr = fmax(tl_sqrt(ss), eps);
+    if (threadIdx.x == 0) norm[blockIdx.x] = nr;
+    for (int j = threadIdx.x; j < D; j += TL_BLOCK) zn[off + j] = z[off + j] / nr;
+}
+
+template <typename T>
+__device__ void normalize_rows_backward_impl(const T* gzn, const T* zn, const T* norm, T eps,
+                                             T* gz, int D) {
+    __shared__ T buf[TL_BLOCK];
+    const long long off = blockIdx.x * (long long)D;
+    const T nr = norm[blockIdx.x];
+    if (nr <= eps) {  // the norm was clamped: z / eps, a plain scaling
+        for (int j = threadIdx.x; j < D; j += TL_BLOCK) gz[off + j] = gzn[off + j] / nr;
+        return;
+    }
+    T dot = 0;
+    for (int j = threadIdx.x; j < D; j += TL_BLOCK) dot += gzn[off + j] * zn[off + j];
+    dot = tl_block_sum(dot, buf);
+    for (int j = threadIdx.x; j < D; j += TL_BLOCK)
+        gz[off + j] = (gzn[off + j] - zn[off + j] * dot) / nr;
+}
+
+#define TL_CONTRASTIVE_KERNELS(T, SFX)                                                       \
+    extern "C" __global__ void row_logsumexp_##SFX(const T* x, T* out, int K) {             \
+        row_logsumexp_impl<T>(x, out, K);                                                    \
+    }                                                                                        \
+    extern "C" __global__ void row_logsumexp_backward_##SFX(const T* x, const T* lse,        \
+                                                            const T* g, T* gx, int R, int K) {\
+        row_logsumexp_backward_impl<T>(x, lse, g, gx, R, K);                                 \
+    }                                                                                        \
+    extern "C" __global__ void row_cross_entropy_##SFX(T* s, T inv_tau, int shift,          \
+                                                       int mask_diag, T* loss, int C) {      \
+        row_cross_entropy_impl<T>(s, inv_tau, shift, mask_diag, loss, C);                    \
+    }                                                                                        \
+    extern "C" __global__ void cross_entropy_grad_##SFX(const T* p, const T* g, T inv_tau,   \
+        int shift, int symmetric, T* out, int R, int C) {                                    \
+        cross_entropy_grad_impl<T>(p, g, inv_tau, shift, symmetric, out, R, C);              \
+    }                                                                                        \
+    extern "C" __global__ void normalize_rows_##SFX(const T* z, T* zn, T* norm, T eps, int D) {\
+        normalize_rows_impl<T>(z, zn, norm, eps, D);                                         \
+    }                                                                                        \
+    extern "C" __global__ void normalize_rows_backward_##SFX(const T* gzn, const T* zn,      \
+        const T* norm, T eps, T* gz, int D) {                                                \
+        normalize_rows_backward_impl<T>(gzn, zn, norm, eps, gz, D);                          \
+    }
+
+TL_CONTRASTIVE_KERNELS(float, f32)
+TL_CONTRASTIVE_KERNELS(double, f64)
