@@ -1,0 +1,323 @@
+"""Conv, pooling, normalization, dropout, embedding and nn.utils against NumPy references,
+with gradchecks in float64."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinylatent as tl
+from tinylatent import nn
+from tinylatent.nn import functional as F
+from tinylatent.nn import utils
+
+
+def _t(a, grad=True):
+    return tl.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+# ---------------------------------------------------------------------- NumPy references
+def np_conv2d(x, w, b, stride, pad, dil, groups):
+    bsz, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    ho = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((bsz, o, ho, wo))
+    og = o // groups
+    for oc in range(o):
+        g = oc // og
+        for i in range(ho):
+            for j in range(wo):
+                patch = xp[:, g * cg:(g + 1) * cg,
+                           i * stride[0]:i * stride[0] + dil[0] * (kh - 1) + 1:dil[0],
+                           j * stride[1]:j * stride[1] + dil[1] * (kw - 1) + 1:dil[1]]
+                y[:, oc, i, j] = (patch * w[oc]).sum(axis=(1, 2, 3))
+    return y + (0 if b is None else b[None, :, None, None])
+
+
+def np_pool(x, k, s, p, kind, count_include_pad=True):
+    bsz, c, h, w = x.shape
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    ones = np.pad(np.ones((h, w)), p)
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    y = np.zeros((bsz, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            win = xp[:, :, i * s:i * s + k, j * s:j * s + k]
+            if kind == "max":
+                y[:, :, i, j] = win.max(axis=(2, 3))
+            else:
+                n = k * k if count_include_pad else ones[i * s:i * s + k, j * s:j * s + k].sum()
+                y[:, :, i, j] = win.sum(axis=(2, 3)) / n
+    return y
+
+
+# ---------------------------------------------------------------------- Linear-like layers
+@pytest.mark.parametrize("cfg", [
+    dict(stride=(1, 1), pad=(0, 0), dil=(1, 1), groups=1),
+    dict(stride=(2, 1), pad=(1, 2), dil=(1, 2), groups=2),
+])
+def test_conv2d_layer_against_numpy(cfg):
+    m = nn.Conv2d(4, 6, (3, 2), stride=cfg["stride"], padding=cfg["pad"],
+                  dilation=cfg["dil"], groups=cfg["groups"]).double()
+    assert m.weight.shape == (6, 4 // cfg["groups"], 3, 2) and m.bias.shape == (6,)
+    x = tl.randn(2, 4, 6, 5, dtype=tl.float64, requires_grad=True)
+    ref = np_conv2d(x.numpy(), m.weight.numpy(), m.bias.numpy(), cfg["stride"], cfg["pad"],
+                    cfg["dil"], cfg["groups"])
+    np.testing.assert_allclose(m(x).numpy(), ref, atol=1e-12)
+    assert tl.gradcheck(lambda x, w, b: F.conv2d(x, w, b, cfg["stride"], cfg["pad"],
+                                                 cfg["dil"], cfg["groups"]),
+                        [x, m.weight, m.bias])
+    np.testing.assert_allclose(m(x[0]).numpy(), ref[0], atol=1e-12)  # unbatched input
+
+
+def test_conv_default_init_bounds():
+    tl.manual_seed(0)
+    m = nn.Conv2d(8, 16, 3)
+    bound = 1.0 / math.sqrt(8 * 9)
+    assert np.abs(m.weight.numpy()).max() <= bound
+    assert np.abs(m.weight.numpy()).max() > 0.98 * bound
+    assert np.abs(m.bias.numpy()).max() <= bound
+    t = nn.ConvTranspose2d(8, 16, 4, stride=2)
+    assert t.weight.shape == (8, 16, 4, 4)
+    assert np.abs(t.weight.numpy()).max() <= 1.0 / math.sqrt(16 * 16)  # fan_in = dim 1
+
+
+def test_conv1d_is_conv2d_of_a_row():
+    m = nn.Conv1d(3, 5, 3, stride=2, padding=1, dilation=1).double()
+    x = tl.randn(2, 3, 9, dtype=tl.float64, requires_grad=True)
+    ref = np_conv2d(x.numpy()[:, :, None], m.weight.numpy()[:, :, None], m.bias.numpy(),
+                    (1, 2), (0, 1), (1, 1), 1)[:, :, 0]
+    np.testing.assert_allclose(m(x).numpy(), ref, atol=1e-12)
+    assert tl.gradcheck(lambda x, w: F.conv1d(x, w, None, 2, 1), [x, m.weight])
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    # <conv_transpose(y), x> == <y, conv(x)> for the same weight: the defining property
+    m = nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, bias=False).double()
+    x = tl.randn(2, 3, 8, 8, dtype=tl.float64)
+    y = tl.randn(2, 4, 4, 4, dtype=tl.float64)
+    up = m(y)
+    assert up.shape == (2, 3, 8, 8)
+    conv = np_conv2d(x.numpy(), m.weight.numpy(), None, (2, 2), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose((up.numpy() * x.numpy()).sum(), (y.numpy() * conv).sum(),
+                               rtol=1e-10)
+    assert m(y, output_size=(7, 7)).shape == (2, 3, 7, 7)
+    with pytest.raises(ValueError, match="output_size"):
+        m(y, output_size=(12, 12))
+    yg = tl.randn(1, 4, 3, 3, dtype=tl.float64, requires_grad=True)
+    assert tl.gradcheck(lambda y, w: F.conv_transpose2d(y, w, None, 2, 1, 1), [yg, m.weight])
+
+
+# ---------------------------------------------------------------------- pooling
+@pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 0)])
+def test_pooling_against_numpy(k, s, p):
+    x = tl.randn(2, 3, 7, 6, dtype=tl.float64, requires_grad=True)
+    np.testing.assert_allclose(nn.MaxPool2d(k, s, p)(x).numpy(),
+                               np_pool(x.numpy(), k, s, p, "max"))
+    np.testing.assert_allclose(nn.AvgPool2d(k, s, p)(x).numpy(),
+                               np_pool(x.numpy(), k, s, p, "avg"), rtol=1e-12)
+    np.testing.assert_allclose(nn.AvgPool2d(k, s, p, count_include_pad=False)(x).numpy(),
+                               np_pool(x.numpy(), k, s, p, "avg", False), rtol=1e-12)
+
+
+@given(b=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(2, 6), w=st.integers(2, 6),
+       k=st.integers(1, 3), s=st.integers(1, 3), p=st.integers(0, 1), seed=st.integers(0, 999))
+def test_pooling_gradcheck_hypothesis(b, c, h, w, k, s, p, seed):
+    p = min(p, k // 2)
+    if h + 2 * p < k or w + 2 * p < k:
+        return
+    rng = np.random.default_rng(seed)
+    x = _t(rng.standard_normal((b, c, h, w)))  # continuous values: no ties
+    assert tl.gradcheck(lambda x: F.max_pool2d(x, k, s, p), [x])
+    assert tl.gradcheck(lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=False), [x])
+
+
+def test_max_pool_ties_share_gradient():
+    x = _t(np.ones((1, 1, 2, 2)))
+    F.max_pool2d(x, 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full((1, 1, 2, 2), 0.25))
+
+
+def test_pooling_1d_adaptive_upsample_and_errors():
+    x = tl.randn(2, 3, 8, dtype=tl.float64)
+    np.testing.assert_allclose(nn.MaxPool1d(2)(x).numpy(),
+                               x.numpy().reshape(2, 3, 4, 2).max(-1))
+    np.testing.assert_allclose(nn.AvgPool1d(4)(x).numpy(),
+                               x.numpy().reshape(2, 3, 2, 4).mean(-1))
+    x2 = tl.randn(2, 3, 5, 7, dtype=tl.float64, requires_grad=True)
+    np.testing.assert_allclose(nn.AdaptiveAvgPool2d(1)(x2).numpy(),
+                               x2.numpy().mean(axis=(2, 3), keepdims=True))
+    # uneven bins follow PyTorch: start = floor(i H / Ho), end = ceil((i + 1) H / Ho)
+    out = nn.AdaptiveAvgPool2d((2, 3))(x2).numpy()
+    np.testing.assert_allclose(out[..., 1, 2], x2.numpy()[..., 2:5, 4:7].mean(axis=(-2, -1)))
+    assert tl.gradcheck(lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [x2])
+    up = nn.Upsample(scale_factor=2)(x2)
+    np.testing.assert_array_equal(up.numpy(), x2.numpy().repeat(2, 2).repeat(2, 3))
+    with pytest.raises(ValueError, match="too small"):
+        F.max_pool2d(tl.randn(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match="at most half the kernel"):
+        F.max_pool2d(tl.randn(1, 1, 6, 6), 2, padding=2)
+
+
+# ---------------------------------------------------------------------- normalization
+def test_batchnorm2d_train_and_eval_against_numpy():
+    bn = nn.BatchNorm2d(3, momentum=0.2).double()
+    with tl.no_grad():
+        bn.weight.copy_(tl.tensor([0.5, 1.0, 2.0]))
+        bn.bias.copy_(tl.tensor([0.1, -0.2, 0.3]))
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((4, 3, 2, 5)) * 2 + 1 for _ in range(3)]
+    rm, rv = np.zeros(3), np.ones(3)
+    w, b = bn.weight.numpy()[None, :, None, None], bn.bias.numpy()[None, :, None, None]
+    for x in xs:
+        mu = x.mean(axis=(0, 2, 3), keepdims=True)
+        var = x.var(axis=(0, 2, 3), keepdims=True)
+        ref = (x - mu) / np.sqrt(var + 1e-5) * w + b
+        np.testing.assert_allclose(bn(_t(x, False)).numpy(), ref, atol=1e-12)
+        n = x.size // 3
+        rm = 0.8 * rm + 0.2 * mu.ravel()
+        rv = 0.8 * rv + 0.2 * var.ravel() * n / (n - 1)  # unbiased running variance
+    np.testing.assert_allclose(bn.running_mean.numpy(), rm, rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.numpy(), rv, rtol=1e-12)
+    assert bn.num_batches_tracked.item() == 3
+    bn.eval()
+    x = xs[0]
+    ref = (x - rm[None, :, None, None]) / np.sqrt(rv[None, :, None, None] + 1e-5) * w + b
+    np.testing.assert_allclose(bn(_t(x, False)).numpy(), ref, atol=1e-12)
+    assert bn.num_batches_tracked.item() == 3  # eval does not touch the statistics
+    sd = bn.state_dict()
+    assert list(sd) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    bn2 = nn.BatchNorm2d(3).double().eval()
+    bn2.load_state_dict(sd)
+    np.testing.assert_allclose(bn2(_t(x, False)).numpy(), ref, atol=1e-12)
+
+
+def test_batchnorm1d_shapes_and_errors():
+    bn = nn.BatchNorm1d(4, affine=False).double()
+    x = tl.randn(6, 4, dtype=tl.float64)
+    y = bn(x).numpy()
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(y.var(0), 1, rtol=1e-4)
+    assert bn(tl.randn(3, 4, 5, dtype=tl.float64)).shape == (3, 4, 5)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(tl.randn(1, 4, dtype=tl.float64))
+    with pytest.raises(ValueError, match="num_features=4"):
+        bn(tl.randn(2, 3, dtype=tl.float64))
+    no_stats = nn.BatchNorm1d(4, track_running_stats=False).eval()
+    assert no_stats.running_mean is None and "running_mean" not in no_stats.state_dict()
+    y = no_stats(tl.randn(8, 4)).numpy()  # eval still normalizes with batch statistics
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-5)
+
+
+@given(n=st.integers(2, 4), c=st.integers(1, 3), l=st.integers(1, 3), seed=st.integers(0, 999))
+def test_norm_gradchecks_hypothesis(n, c, l, seed):
+    rng = np.random.default_rng(seed)
+    x = _t(rng.standard_normal((n, c, l)))
+    w, b = _t(rng.standard_normal(c) + 1), _t(rng.standard_normal(c))
+    assert tl.gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                        [x, w, b])
+    lw, lb = _t(rng.standard_normal((c, l))), _t(rng.standard_normal((c, l)))
+    assert tl.gradcheck(lambda x, w, b: F.layer_norm(x, (c, l), w, b), [x, lw, lb])
+    rm, rv = tl.tensor(rng.standard_normal(c)), tl.tensor(rng.random(c) + 0.5)
+    assert tl.gradcheck(lambda x: F.batch_norm(x, rm, rv, training=False), [x])
+
+
+def test_layernorm_and_groupnorm_against_numpy():
+    ln = nn.LayerNorm(5).double()
+    with tl.no_grad():
+        ln.weight.copy_(tl.arange(5.0))
+    x = tl.randn(3, 4, 5, dtype=tl.float64)
+    a = x.numpy()
+    ref = (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(ln(x).numpy(), ref * np.arange(5.0), atol=1e-12)
+    with pytest.raises(ValueError, match="normalized_shape"):
+        ln(tl.randn(3, 4))
+    gn = nn.GroupNorm(2, 4).double()
+    x = tl.randn(2, 4, 3, dtype=tl.float64, requires_grad=True)
+    g = x.numpy().reshape(2, 2, 6)
+    ref = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5))
+    np.testing.assert_allclose(gn(x).numpy(), ref.reshape(2, 4, 3), atol=1e-12)
+    assert tl.gradcheck(gn, [x])
+
+
+# ---------------------------------------------------------------------- dropout, embedding
+def test_dropout_train_and_eval():
+    d = nn.Dropout(0.3)
+    x = tl.ones(200, 100)
+    y = d(x).numpy()
+    kept = y != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+    d.eval()
+    assert d(x) is x
+    assert float(F.dropout(x, 1.0).abs().sum()) == 0.0
+    a = F.dropout(x, 0.5, generator=tl.Generator(3)).numpy()
+    b = F.dropout(x, 0.5, generator=tl.Generator(3)).numpy()
+    np.testing.assert_array_equal(a, b)
+    xg = tl.randn(4, 3, dtype=tl.float64, requires_grad=True)
+    mask_gen = tl.Generator(1)
+    # the mask is fixed by the generator's seed, so the function is deterministic to check
+    assert tl.gradcheck(lambda x: F.dropout(x, 0.5, generator=mask_gen.manual_seed(1)), [xg])
+    with pytest.raises(ValueError, match="p must be in"):
+        nn.Dropout(1.5)
+
+
+def test_embedding_lookup_and_padding_idx():
+    emb = nn.Embedding(6, 3, padding_idx=0).double()
+    np.testing.assert_array_equal(emb.weight.numpy()[0], 0)
+    idx = tl.tensor([[0, 2, 2], [5, 0, 1]])
+    y = emb(idx)
+    np.testing.assert_array_equal(y.numpy(), emb.weight.numpy()[idx.numpy()])
+    gout = np.random.default_rng(0).standard_normal((2, 3, 3))
+    (y * tl.tensor(gout)).sum().backward()
+    ref = np.zeros((6, 3))
+    np.add.at(ref, idx.numpy(), gout)
+    ref[0] = 0  # the padding row gets no gradient
+    np.testing.assert_allclose(emb.weight.grad.numpy(), ref)
+    assert tl.gradcheck(lambda w: F.embedding(idx, w), [emb.weight])
+    with pytest.raises(IndexError, match=r"indices must be in \[0, 6\)"):
+        emb(tl.tensor([6]))
+    pre = nn.Embedding.from_pretrained(tl.eye(4))
+    assert not pre.weight.requires_grad and pre(tl.tensor([2])).numpy().tolist() == \
+        [[0, 0, 1, 0]]
+
+
+# ---------------------------------------------------------------------- nn.utils
+def test_clip_grad_norm():
+    m = nn.Linear(3, 2).double()
+    m.weight.grad = tl.full((2, 3), 2.0, dtype=tl.float64)
+    m.bias.grad = tl.tensor([3.0, 4.0], dtype=tl.float64)
+    total = math.sqrt(6 * 4 + 9 + 16)
+    norm = utils.clip_grad_norm_(m.parameters(), max_norm=1.0)
+    assert float(norm) == pytest.approx(total)
+    clipped = math.sqrt(sum(float((p.grad ** 2).sum()) for p in m.parameters()))
+    assert clipped == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(m.bias.grad.numpy(), np.array([3.0, 4.0]) / (total + 1e-6))
+    # below the threshold nothing changes
+    before = m.weight.grad.numpy().copy()
+    assert float(utils.clip_grad_norm_(m.parameters(), max_norm=10.0)) == pytest.approx(1.0, 1e-5)
+    np.testing.assert_array_equal(m.weight.grad.numpy(), before)
+    m.bias.grad = tl.tensor([-7.0, 1.0], dtype=tl.float64)
+    assert float(utils.clip_grad_norm_(m.parameters(), 100.0, norm_type=math.inf)) == 7.0
+    m.bias.grad = tl.tensor([math.inf, 1.0], dtype=tl.float64)
+    with pytest.raises(RuntimeError, match="total norm"):
+        utils.clip_grad_norm_(m.parameters(), 1.0, error_if_nonfinite=True)
+    utils.clip_grad_value_(m.parameters(), 0.5)
+    assert float(m.bias.grad.max()) == 0.5
+
+
+def test_parameter_vector_round_trip():
+    m = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    vec = utils.parameters_to_vector(m.parameters())
+    assert vec.shape == (m.num_parameters(),)
+    new = tl.arange(float(vec.size))
+    utils.vector_to_parameters(new, m.parameters())
+    np.testing.assert_array_equal(utils.parameters_to_vector(m.parameters()).numpy(),
+                                  new.numpy())
+    np.testing.assert_array_equal(m[0].weight.numpy(), np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError, match="vector has 3 entries"):
+        utils.vector_to_parameters(tl.zeros(3), m.parameters())

@@ -1,0 +1,216 @@
+"""LSTM / GRU / RNN against NumPy implementations of their equations, and
+MultiheadAttention against NumPy softmax(Q K^T / sqrt(d)) V."""
+import numpy as np
+import pytest
+
+import tinylatent as tl
+from tinylatent import nn
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def np_lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    g = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+    i, f, gg, o = np.split(g, 4, axis=-1)  # PyTorch's gate order
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(gg)
+    return sigmoid(o) * np.tanh(c), c
+
+
+def np_gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
+    gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+    ir, iz, in_ = np.split(gi, 3, axis=-1)
+    hr, hz, hn = np.split(gh, 3, axis=-1)
+    r, z = sigmoid(ir + hr), sigmoid(iz + hz)
+    n = np.tanh(in_ + r * hn)
+    return (1 - z) * n + z * h
+
+
+def params(m, sfx=""):
+    return [getattr(m, f"{n}{sfx}").numpy() for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                        "bias_hh")]
+
+
+def test_parameter_names_shapes_and_init_like_pytorch():
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    names = [(n, p.shape) for n, p in lstm.named_parameters()]
+    assert names[:4] == [("weight_ih_l0", (16, 3)), ("weight_hh_l0", (16, 4)),
+                         ("bias_ih_l0", (16,)), ("bias_hh_l0", (16,))]
+    assert names[4][0] == "weight_ih_l0_reverse" and names[8] == ("weight_ih_l1", (16, 8))
+    assert len(names) == 16
+    assert all(np.abs(p.numpy()).max() <= 0.5 for p in lstm.parameters())  # U(+-1/sqrt(4))
+    gru = nn.GRU(3, 5, bias=False)
+    assert [(n, p.shape) for n, p in gru.named_parameters()] == \
+        [("weight_ih_l0", (15, 3)), ("weight_hh_l0", (15, 5))]
+    cell = nn.LSTMCell(3, 4)
+    assert [n for n, _ in cell.named_parameters()] == ["weight_ih", "weight_hh", "bias_ih",
+                                                       "bias_hh"]
+
+
+def test_lstm_cell_and_layer_against_numpy():
+    tl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 2, 3))                     # (T, B, in)
+    h0, c0 = rng.standard_normal((2, 1, 2, 4))
+    lstm = nn.LSTM(3, 4).double()
+    out, (h_n, c_n) = lstm(tl.tensor(x), (tl.tensor(h0), tl.tensor(c0)))
+    h, c = h0[0], c0[0]
+    ref = []
+    for t in range(5):
+        h, c = np_lstm_step(x[t], h, c, *params(lstm, "_l0"))
+        ref.append(h)
+    np.testing.assert_allclose(out.numpy(), np.stack(ref), atol=1e-12)
+    np.testing.assert_allclose(h_n.numpy()[0], h, atol=1e-12)
+    np.testing.assert_allclose(c_n.numpy()[0], c, atol=1e-12)
+    cell = nn.LSTMCell(3, 4).double()
+    hc, cc = cell(tl.tensor(x[0]))
+    ref_h, ref_c = np_lstm_step(x[0], np.zeros((2, 4)), np.zeros((2, 4)), *params(cell))
+    np.testing.assert_allclose(hc.numpy(), ref_h, atol=1e-12)
+    np.testing.assert_allclose(cc.numpy(), ref_c, atol=1e-12)
+
+
+def test_gru_two_layers_batch_first_against_numpy():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 3))                     # (B, T, in) with batch_first
+    gru = nn.GRU(3, 5, num_layers=2, batch_first=True).double()
+    out, h_n = gru(tl.tensor(x))
+    assert out.shape == (2, 4, 5) and h_n.shape == (2, 2, 5)
+    layer_in = x.transpose(1, 0, 2)
+    finals = []
+    for layer in range(2):
+        h = np.zeros((2, 5))
+        outs = []
+        for t in range(4):
+            h = np_gru_step(layer_in[t], h, *params(gru, f"_l{layer}"))
+            outs.append(h)
+        layer_in = np.stack(outs)
+        finals.append(h)
+    np.testing.assert_allclose(out.numpy(), layer_in.transpose(1, 0, 2), atol=1e-12)
+    np.testing.assert_allclose(h_n.numpy(), np.stack(finals), atol=1e-12)
+    cell = nn.GRUCell(3, 5).double()
+    np.testing.assert_allclose(cell(tl.tensor(x[:, 0])).numpy(),
+                               np_gru_step(x[:, 0], np.zeros((2, 5)), *params(cell)),
+                               atol=1e-12)
+
+
+def test_bidirectional_reverse_direction_reads_backwards():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 1, 2))
+    rnn = nn.RNN(2, 3, bidirectional=True).double()
+    out, h_n = rnn(tl.tensor(x))
+    w_ih, w_hh, b_ih, b_hh = params(rnn, "_l0_reverse")
+    h = np.zeros((1, 3))
+    rev = [None] * 4
+    for t in (3, 2, 1, 0):
+        h = np.tanh(x[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+        rev[t] = h
+    np.testing.assert_allclose(out.numpy()[..., 3:], np.stack(rev), atol=1e-12)
+    np.testing.assert_allclose(h_n.numpy()[1], rev[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_recurrent_gradcheck(mode):
+    m = getattr(nn, mode)(2, 3, num_layers=2).double()
+    x = tl.randn(3, 2, 2, dtype=tl.float64, requires_grad=True)
+    ps = list(m.parameters())
+
+    def f(x, *weights):
+        out, _ = m(x)
+        return out
+
+    assert tl.gradcheck(f, [x, ps[0], ps[5]])
+
+
+def test_recurrent_errors_and_unbatched():
+    lstm = nn.LSTM(3, 4).double()
+    with pytest.raises(ValueError, match="input_size=3"):
+        lstm(tl.randn(5, 2, 2, dtype=tl.float64))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(1, 2, 4\)"):
+        lstm(tl.randn(5, 2, 3, dtype=tl.float64),
+             (tl.zeros(1, 3, 4, dtype=tl.float64), tl.zeros(1, 2, 4, dtype=tl.float64)))
+    x = tl.randn(5, 3, dtype=tl.float64)
+    out, (h, c) = lstm(x)
+    out_b, (h_b, _) = lstm(x.unsqueeze(1))
+    np.testing.assert_allclose(out.numpy(), out_b.numpy()[:, 0])
+    assert h.shape == (1, 4)
+
+
+# ---------------------------------------------------------------------- attention
+def np_mha(q, k, v, m, keep=None):
+    """q (L, B, E), k/v (S, B, E); keep (B, L, S) or None. Returns out, mean weights."""
+    e, h = m.embed_dim, m.num_heads
+    hd = e // h
+    w, b = m.in_proj_weight.numpy(), m.in_proj_bias.numpy()
+
+    def split(x, i):  # (T, B, E) -> (B, h, T, hd)
+        y = x @ w[i * e:(i + 1) * e].T + b[i * e:(i + 1) * e]
+        return y.reshape(x.shape[0], x.shape[1], h, hd).transpose(1, 2, 0, 3)
+    qh, kh, vh = split(q, 0), split(k, 1), split(v, 2)
+    s = qh @ kh.transpose(0, 1, 3, 2) / np.sqrt(hd)        # (B, h, L, S)
+    if keep is not None:
+        s = np.where(keep[:, None], s, -np.inf)
+    a = np.exp(s - s.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    o = (a @ vh).transpose(2, 0, 1, 3).reshape(q.shape[0], q.shape[1], e)
+    return o @ m.out_proj.weight.numpy().T + m.out_proj.bias.numpy(), a.mean(1)
+
+
+def test_multihead_attention_against_numpy():
+    rng = np.random.default_rng(3)
+    m = nn.MultiheadAttention(8, 2).double()
+    with tl.no_grad():
+        m.in_proj_bias.copy_(tl.tensor(rng.standard_normal(24)))
+    assert [n for n, _ in m.named_parameters()] == ["in_proj_weight", "in_proj_bias",
+                                                    "out_proj.weight", "out_proj.bias"]
+    q, k, v = rng.standard_normal((4, 3, 8)), rng.standard_normal((5, 3, 8)), \
+        rng.standard_normal((5, 3, 8))
+    out, weights = m(tl.tensor(q), tl.tensor(k), tl.tensor(v))
+    ref_out, ref_w = np_mha(q, k, v, m)
+    np.testing.assert_allclose(out.numpy(), ref_out, atol=1e-12)
+    np.testing.assert_allclose(weights.numpy(), ref_w, atol=1e-12)
+    # masks: True = masked out (torch.nn.MultiheadAttention's convention)
+    kpm = np.zeros((3, 5), bool)
+    kpm[0, 3:] = True
+    am = np.triu(np.ones((4, 5), bool), 2)
+    keep = ~am[None] & ~kpm[:, None, :]
+    ref_out, ref_w = np_mha(q, k, v, m, keep)
+    for need_weights in (True, False):  # explicit path and the SDPA op path
+        out, w = m(tl.tensor(q), tl.tensor(k), tl.tensor(v), key_padding_mask=tl.tensor(kpm),
+                   attn_mask=tl.tensor(am), need_weights=need_weights)
+        np.testing.assert_allclose(out.numpy(), ref_out, atol=1e-12)
+    assert w is None
+    # batch_first gives the same numbers transposed
+    mb = nn.MultiheadAttention(8, 2, batch_first=True).double()
+    mb.load_state_dict(m.state_dict())
+    out_b, _ = mb(*(tl.tensor(a.transpose(1, 0, 2)) for a in (q, k, v)))
+    np.testing.assert_allclose(out_b.numpy(), np_mha(q, k, v, m)[0].transpose(1, 0, 2),
+                               atol=1e-12)
+
+
+def test_multihead_attention_gradcheck_and_errors():
+    m = nn.MultiheadAttention(4, 2, kdim=3, vdim=2).double()
+    assert [n for n, _ in m.named_parameters()][:3] == ["q_proj_weight", "k_proj_weight",
+                                                        "v_proj_weight"]
+    q = tl.randn(3, 2, 4, dtype=tl.float64, requires_grad=True)
+    k = tl.randn(2, 2, 3, dtype=tl.float64, requires_grad=True)
+    v = tl.randn(2, 2, 2, dtype=tl.float64, requires_grad=True)
+    kpm = tl.tensor([[False, True], [False, False]])
+    assert tl.gradcheck(lambda q, k, v, w: m(q, k, v, key_padding_mask=kpm)[0],
+                        [q, k, v, m.q_proj_weight])
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        nn.MultiheadAttention(6, 4)
+    with pytest.raises(ValueError, match="key_padding_mask must be"):
+        m(q, k, v, key_padding_mask=tl.zeros(2, 3, dtype=tl.bool_))
+
+
+def test_attention_dropout_only_in_training():
+    m = nn.MultiheadAttention(4, 1, dropout=0.5, generator=tl.Generator(0)).double()
+    x = tl.randn(3, 2, 4, dtype=tl.float64)
+    m.eval()
+    a, _ = m(x, x, x)
+    b, _ = m(x, x, x)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    m.train()
+    c, _ = m(x, x, x)
+    assert not np.allclose(a.numpy(), c.numpy())
