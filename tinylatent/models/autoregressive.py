@@ -190,9 +190,12 @@ class NADE(nn.Module):
     def __init__(self, features: int, hidden: int, generator=None):
         super().__init__()
         self.features, self.hidden = features, hidden
-        self.W = nn.Parameter(tl.randn(hidden, features, generator=generator) * 0.01)
+        # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as for a Linear layer of the same shape
+        self.W = nn.Parameter(tl.uniform(-1, 1, (hidden, features), generator=generator)
+                              / math.sqrt(features))
         self.c = nn.Parameter(tl.zeros(hidden))
-        self.V = nn.Parameter(tl.randn(features, hidden, generator=generator) * 0.01)
+        self.V = nn.Parameter(tl.uniform(-1, 1, (features, hidden), generator=generator)
+                              / math.sqrt(hidden))
         self.b = nn.Parameter(tl.zeros(features))
 
     def forward(self, x: Tensor) -> Tensor:
