@@ -271,7 +271,8 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
     grads: dict = {}
     wanted = {id(t): i for i, t in enumerate(targets)} if targets is not None else {}
     results = [None] * (len(targets) if targets is not None else 0)
-    owned: set = set()
+    # arrays that some .grad (or the caller, for root grads) already holds: never alias them
+    owned: set = {id(g.data) for g in root_grads}
     # A node may save its output (Exp saves y) by weak reference; once a consumer node is
     # released the output can lose its last strong reference before its own backward runs,
     # so hold each tensor that received a gradient until its node is processed.

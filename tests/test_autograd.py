@@ -1,0 +1,425 @@
+"""The engine (tinylatent/autograd.py): backward, leaf accumulation, retain_graph, tl.grad,
+higher-order derivatives, hvp, jacobian, grad modes, in-place safety, custom Functions."""
+import math
+
+import numpy as np
+import pytest
+
+import tinylatent as tl
+from tinylatent.autograd import Function
+
+
+def f64(*shape, requires_grad=True):
+    return tl.randn(*shape, dtype=tl.float64, requires_grad=requires_grad)
+
+
+# ----------------------------------------------------------------------------- "done means"
+def test_exp_times_x_gradient():
+    x = tl.randn(3, 4, requires_grad=True)
+    (x.exp() * x).sum().backward()
+    a = x.numpy()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp(a) * (1 + a), rtol=1e-6)
+
+
+def test_chain_of_100k_ops_backward_without_recursion():
+    x = tl.randn(3, 4, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0001
+    y.sum().backward()
+    # float32 rounding over 1e5 multiplications: ~0.2% drift from 1.0001**1e5
+    np.testing.assert_allclose(x.grad.numpy(), np.full((3, 4), 1.0001 ** 100_000), rtol=1e-2)
+
+
+def test_tanh_cubed_second_derivative():
+    x = f64(5)
+    g, = tl.grad(tl.tanh(x).pow(3).sum(), [x], create_graph=True)
+    h, = tl.grad(g.sum(), [x])
+    t = np.tanh(x.numpy())
+    np.testing.assert_allclose(g.numpy(), 3 * t ** 2 * (1 - t ** 2), rtol=1e-10)
+    np.testing.assert_allclose(h.numpy(), (6 * t - 12 * t ** 3) * (1 - t ** 2), rtol=1e-10)
+
+
+def _mlp_loss(w1, w2, x, y):
+    """2-layer MLP with a squared loss, written with matmul / tanh only."""
+    h = tl.tanh(tl.matmul(x, w1))           # (N, H)
+    out = tl.matmul(h, w2)                  # (N, 1)
+    return ((out - y) ** 2).mean()
+
+
+def test_hvp_of_mlp_loss_matches_finite_differences_of_gradients():
+    rng = np.random.default_rng(0)
+    x = tl.tensor(rng.standard_normal((8, 3)))
+    y = tl.tensor(rng.standard_normal((8, 1)))
+    w1, w2 = tl.tensor(rng.standard_normal((3, 5))), tl.tensor(rng.standard_normal((5, 1)))
+    v1, v2 = tl.tensor(rng.standard_normal((3, 5))), tl.tensor(rng.standard_normal((5, 1)))
+    f = lambda a, b: _mlp_loss(a, b, x, y)  # noqa: E731
+    loss, (hv1, hv2) = tl.autograd.hvp(f, [w1, w2], [v1, v2])
+    np.testing.assert_allclose(loss.item(), f(w1, w2).item())
+
+    def grads(a, b):
+        a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+        return [g.numpy() for g in tl.grad(f(a, b), [a, b])]
+
+    eps = 1e-5
+    gp = grads(w1 + eps * v1, w2 + eps * v2)
+    gm = grads(w1 - eps * v1, w2 - eps * v2)
+    for hv, p, m in zip((hv1, hv2), gp, gm):
+        np.testing.assert_allclose(hv.numpy(), (p - m) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
+def test_hvp_single_input_quadratic():
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    A = tl.tensor(a)
+    x, v = f64(2), tl.tensor([1.0, -2.0], dtype=tl.float64)
+    _, hv = tl.autograd.hvp(lambda z: 0.5 * (z @ (A @ z)), x, v)
+    np.testing.assert_allclose(hv.numpy(), a @ v.numpy())
+
+
+def test_jacobian():
+    a = np.random.default_rng(1).standard_normal((2, 3))
+    x = f64(3)
+    jac = tl.autograd.jacobian(lambda z: tl.tensor(a) @ tl.tanh(z), x)
+    t = np.tanh(x.numpy())
+    np.testing.assert_allclose(jac.numpy(), a * (1 - t ** 2)[None, :], rtol=1e-12)
+    u, w = f64(2), f64(2)
+    ju, jw = tl.autograd.jacobian(lambda p, q: p * q + p, [u, w])
+    np.testing.assert_allclose(ju.numpy(), np.diag(w.numpy() + 1))
+    np.testing.assert_allclose(jw.numpy(), np.diag(u.numpy()))
+
+
+def test_jacobian_create_graph_is_differentiable():
+    x = f64(3)
+    jac = tl.autograd.jacobian(lambda z: z ** 3, x, create_graph=True)
+    # d/dx trace(diag(3 x^2)) = 6 x
+    g, = tl.grad(tl.sum(jac * tl.eye(3, dtype=tl.float64)), [x])
+    np.testing.assert_allclose(g.numpy(), 6 * x.numpy())
+
+
+# ----------------------------------------------------------------------------- accumulation
+def test_leaves_accumulate_across_backwards():
+    x = f64(3)
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 5.0))
+
+
+def test_diamond_graph_sums_paths():
+    x = f64(4)
+    y = x * 2
+    z = (y * y + y).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), (2 * 2 * x.numpy() * 2 + 2))
+
+
+def test_same_input_twice():
+    x = f64(3)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+    x.grad = None
+    (x + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 2.0))
+
+
+def test_broadcast_gradients_are_reduced_to_input_shapes():
+    a = f64(3, 1)
+    b = f64(4)
+    c = f64(2, 1, 1)
+    (a * b + c).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (4,) and c.grad.shape == (2, 1, 1)
+    np.testing.assert_allclose(a.grad.numpy(), np.full((3, 1), 2 * b.numpy().sum()))
+    np.testing.assert_allclose(b.grad.numpy(), np.full(4, 2 * a.numpy().sum()))
+    np.testing.assert_allclose(c.grad.numpy(), np.full((2, 1, 1), 12.0))
+
+
+def test_mixed_dtype_gradients_take_each_inputs_dtype():
+    x64 = f64(3)
+    x32 = tl.randn(3, requires_grad=True)
+    (x64 * x32).sum().backward()
+    assert x64.grad.dtype == np.float64 and x32.grad.dtype == np.float32
+
+
+def test_leaf_grads_never_alias():
+    x, y = f64(3), f64(3)
+    (x + y).sum().backward()
+    x.grad.mul_(2)
+    np.testing.assert_array_equal(y.grad.numpy(), np.ones(3))
+    # a user-given gradient is not aliased either
+    x2, y2 = f64(3), f64(3)
+    g = tl.ones(3, dtype=tl.float64)
+    (x2 + y2).backward(g)
+    g.mul_(0)
+    np.testing.assert_array_equal(x2.grad.numpy(), np.ones(3))
+    np.testing.assert_array_equal(y2.grad.numpy(), np.ones(3))
+    # a leaf that is its own root
+    x3 = f64(3)
+    g3 = tl.ones(3, dtype=tl.float64)
+    x3.backward(g3)
+    g3.mul_(0)
+    np.testing.assert_array_equal(x3.grad.numpy(), np.ones(3))
+    # accumulation writes into x.grad only
+    x4 = f64(2)
+    keep = tl.ones(2, dtype=tl.float64)
+    x4.backward(keep)
+    (x4 * 1.0).sum().backward()
+    np.testing.assert_array_equal(keep.numpy(), np.ones(2))
+
+
+def test_grads_of_views_are_writable_and_owned():
+    x = f64(2, 3)
+    x.sum().backward()                   # Sum's backward is a read-only broadcast view
+    assert x.grad.data.flags.writeable
+    x.grad.add_(1.0)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+# ----------------------------------------------------------------------------- graph lifetime
+def test_retain_graph_allows_second_backward():
+    x = f64(3)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    a = x.numpy()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(a) * (1 + a))
+
+
+def test_second_backward_through_freed_graph_raises():
+    x = f64(3)
+    y = (x.exp() * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_second_backward_freed_graph_without_saved_values_raises():
+    x = f64(3)
+    y = (x + 1.0).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_backward_non_scalar_needs_gradient():
+    x = f64(3)
+    with pytest.raises(RuntimeError, match="only for scalar outputs, got shape \\(3,\\)"):
+        (x * 2).backward()
+    with pytest.raises(RuntimeError, match="gradient has shape \\(2,\\) but output has "
+                                           "shape \\(3,\\)"):
+        (x * 2).backward(tl.ones(2, dtype=tl.float64))
+    (x * 2).backward(tl.ones(3, dtype=tl.float64))
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0))
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tl.randn(3).sum().backward()
+
+
+# ----------------------------------------------------------------------------- tl.grad
+def test_grad_does_not_touch_dot_grad():
+    x = f64(3)
+    g, = tl.grad((x * x).sum(), [x])
+    assert x.grad is None
+    np.testing.assert_allclose(g.numpy(), 2 * x.numpy())
+    g1 = tl.grad((x * 3).sum(), x)
+    assert isinstance(g1, tuple)
+
+
+def test_grad_allow_unused():
+    x, y = f64(3), f64(3)
+    with pytest.raises(RuntimeError, match="input 1 .* was not used.*allow_unused=True"):
+        tl.grad((x * 2).sum(), [x, y])
+    gx, gy = tl.grad((x * 2).sum(), [x, y], allow_unused=True)
+    assert gy is None
+    np.testing.assert_allclose(gx.numpy(), np.full(3, 2.0))
+
+
+def test_grad_with_grad_outputs_and_intermediate_input():
+    x = f64(3)
+    h = x * 2
+    y = h.exp()
+    v = tl.tensor([1.0, 0.0, 2.0], dtype=tl.float64)
+    gh, gx = tl.grad(y, [h, x], grad_outputs=v)
+    np.testing.assert_allclose(gh.numpy(), v.numpy() * np.exp(h.numpy()))
+    np.testing.assert_allclose(gx.numpy(), 2 * v.numpy() * np.exp(h.numpy()))
+
+
+def test_grad_input_must_require_grad():
+    with pytest.raises(RuntimeError, match="grad: input 0 does not require grad"):
+        tl.grad((f64(2) * 2).sum(), [tl.randn(2)])
+
+
+def test_create_graph_gives_differentiable_grad():
+    x = f64(3)
+    (x ** 3).sum().backward(create_graph=True)
+    assert x.grad.requires_grad
+    g2, = tl.grad(x.grad.sum(), [x])
+    np.testing.assert_allclose(g2.numpy(), 6 * x.numpy())
+
+
+def test_third_derivative():
+    x = f64(4)
+    g1, = tl.grad(tl.sin(x).sum(), [x], create_graph=True)
+    g2, = tl.grad(g1.sum(), [x], create_graph=True)
+    g3, = tl.grad(g2.sum(), [x])
+    np.testing.assert_allclose(g3.numpy(), -np.cos(x.numpy()), rtol=1e-12)
+
+
+def test_detach_stops_gradient():
+    x = f64(3)
+    y = (x.detach() * x).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), x.numpy())
+    assert not x.detach().requires_grad
+
+
+# ----------------------------------------------------------------------------- grad modes
+def test_no_grad_and_enable_grad_context_managers():
+    x = f64(3)
+    with tl.no_grad():
+        y = x * 2
+        assert not tl.is_grad_enabled()
+        with tl.enable_grad():
+            z = x * 2
+            assert tl.is_grad_enabled()
+        assert not tl.is_grad_enabled()
+    assert tl.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad
+    with tl.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+
+
+def test_no_grad_and_enable_grad_decorators():
+    x = f64(3)
+
+    @tl.no_grad()
+    def f(t):
+        return t * 2
+
+    @tl.enable_grad()
+    def g(t):
+        return t * 2
+
+    assert not f(x).requires_grad
+    with tl.no_grad():
+        assert g(x).requires_grad
+    assert tl.is_grad_enabled()
+
+
+def test_grad_mode_restored_after_exception():
+    with pytest.raises(ValueError):
+        with tl.no_grad():
+            raise ValueError
+    assert tl.is_grad_enabled()
+
+
+# ----------------------------------------------------------------------------- in-place safety
+def test_inplace_change_of_saved_tensor_raises_at_backward():
+    a = tl.randn(3, dtype=tl.float64)           # a constant the graph saves (Mul saves it)
+    x = f64(3)
+    y = (a * x).sum()
+    a.mul_(2)
+    with pytest.raises(RuntimeError, match="Mul.backward: an input of shape \\(3,\\) saved "
+                                           "for the gradient was modified in place"):
+        y.backward()
+
+
+def test_inplace_change_of_saved_output_raises_at_backward():
+    x = f64(3)
+    e = x.exp()
+    y = (e + 1.0).sum()                         # Add saves nothing; Exp saves its output
+    with tl.no_grad():
+        e.add_(1.0)
+    with pytest.raises(RuntimeError, match="Exp.backward: its output .* modified in place"):
+        y.backward()
+
+
+def test_inplace_on_leaf_requiring_grad_raises_outside_no_grad():
+    x = f64(3)
+    for op in (lambda: x.add_(1.0), lambda: x.mul_(2.0), lambda: x.zero_(),
+               lambda: x.copy_(tl.zeros(3, dtype=tl.float64)), lambda: x.__setitem__(0, 1.0)):
+        with pytest.raises(RuntimeError, match="in-place change of a leaf tensor that "
+                                               "requires grad"):
+            op()
+    y = x * 2
+    with pytest.raises(RuntimeError, match="part of a graph"):
+        y.add_(1.0)
+    with tl.no_grad():
+        x.add_(1.0)
+        x.mul_(0.5)
+    assert x._version == 2
+
+
+def test_augmented_assignment_on_grad_tensor_is_out_of_place():
+    x = f64(3)
+    y = x * 1.0
+    y += 2.0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(3))
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(RuntimeError, match="only floating tensors can require grad, got "
+                                           "dtype int64"):
+        tl.tensor([1, 2], requires_grad=True)
+    with pytest.raises(RuntimeError, match="only floating"):
+        tl.arange(3).requires_grad_()
+
+
+def test_requires_grad_false_only_on_leaves():
+    x = f64(2)
+    with pytest.raises(RuntimeError, match="only leaf tensors"):
+        (x * 2).requires_grad_(False)
+
+
+# ----------------------------------------------------------------------------- custom ops
+class Cube(Function):
+    """y = x^3;  dy/dx = 3 x^2"""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return scale * x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        assert ctx.needs_input_grad == (True, False)
+        return grad * 3.0 * ctx.scale * x * x, None
+
+
+def test_custom_function_first_and_second_order():
+    x = f64(4)
+    assert tl.gradcheck(lambda t: Cube.apply(t, 2.0), [x])
+    assert tl.gradgradcheck(lambda t: Cube.apply(t, 2.0), [x])
+    g, = tl.grad(Cube.apply(x, 1.0).sum(), [x], create_graph=True)
+    h, = tl.grad(g.sum(), [x])
+    np.testing.assert_allclose(h.numpy(), 6 * x.numpy())
+
+
+def test_no_graph_when_nothing_requires_grad():
+    x = tl.randn(3)
+    y = x.exp() * 2
+    assert not y.requires_grad and y.grad_fn is None
+    z = f64(3).exp()
+    assert z.grad_fn is not None and z.grad_fn.fn.__name__ == "Exp"
+
+
+def test_unbroadcast_helper():
+    g = tl.ones(2, 3, 4)
+    assert tl.autograd.unbroadcast(g, (3, 1)).shape == (3, 1)
+    np.testing.assert_array_equal(tl.autograd.unbroadcast(g, (3, 1)).numpy(), np.full((3, 1),
+                                                                                       8.0))
+    assert tl.autograd.unbroadcast(g, ()).item() == 24.0
+    assert tl.autograd.unbroadcast(g, (2, 3, 4)) is g
+
+
+def test_gelu_second_derivative_closed_form():
+    x = f64(6)
+    g, = tl.grad(tl.gelu(x).sum(), [x], create_graph=True)
+    h, = tl.grad(g.sum(), [x])
+    a = x.numpy()
+    pdf = np.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(h.numpy(), pdf * (2 - a * a), rtol=1e-10)
