@@ -286,3 +286,30 @@ def test_parameter_is_a_tensor_sharing_memory():
     assert t.numpy().tolist() == [1.0, 1.0, 1.0]
     assert not nn.Parameter(tl.zeros(1), requires_grad=False).requires_grad
     assert type(p * 2) is tl.Tensor  # ops produce plain tensors
+
+
+def test_deepcopy_gives_independent_parameters():
+    import copy
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    m2 = copy.deepcopy(m)
+    assert isinstance(m2[0].weight, nn.Parameter) and m2[0].weight.requires_grad
+    np.testing.assert_array_equal(m2[0].weight.numpy(), m[0].weight.numpy())
+    with tl.no_grad():
+        m2[0].weight.add_(1.0)
+    assert not np.allclose(m2[0].weight.numpy(), m[0].weight.numpy())
+    m2.train()(tl.randn(4, 2))
+    assert float(m[1].running_mean.abs().sum()) == 0.0  # buffers are copies too
+
+
+def test_forward_hooks():
+    m = nn.Linear(2, 2)
+    seen = []
+    h1 = m.register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    h2 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 0.0,))
+    y = m(tl.ones(3, 2))
+    assert seen == [(3, 2)]
+    np.testing.assert_allclose(y.numpy(), np.broadcast_to(m.bias.numpy(), (3, 2)))
+    h1.remove()
+    h2.remove()
+    m(tl.ones(1, 2))
+    assert seen == [(3, 2)]

@@ -41,8 +41,15 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
-    def __reduce_ex__(self, protocol):  # pragma: no cover - pickling is not our format
-        raise TypeError("Parameter: tinylatent does not pickle tensors; use tl.save")
+    def __deepcopy__(self, memo: dict) -> "Parameter":
+        """copy.deepcopy(model) (target networks, EMA teachers) copies the values."""
+        if id(self) in memo:
+            return memo[id(self)]
+        out = Parameter(Tensor._make(self.data.copy()), self.requires_grad)
+        if self.grad is not None:
+            out.grad = Tensor._make(self.grad.data.copy())
+        memo[id(self)] = out
+        return out
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -57,6 +64,18 @@ def _host(value):
     return np.asarray(value)
 
 
+class _HookHandle:
+    _next_id = 0
+
+    def __init__(self, registry: dict, hook: Callable) -> None:
+        self.registry, self.id = registry, _HookHandle._next_id
+        _HookHandle._next_id += 1
+        registry[self.id] = hook
+
+    def remove(self) -> None:
+        self.registry.pop(self.id, None)
+
+
 class Module:
     """Base class of layers and models: subclass, build children in `__init__`, write
     `forward`, call the module like a function."""
@@ -69,13 +88,36 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__}: forward() is not implemented")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        d = self.__dict__
+        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks")):
+            return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            new = hook(self, args)
+            if new is not None:
+                args = new if isinstance(new, tuple) else (new,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            new = hook(self, args, out)
+            if new is not None:
+                out = new
+        return out
+
+    def register_forward_pre_hook(self, hook: Callable) -> "_HookHandle":
+        """hook(module, args) runs before forward; a non-None result replaces args."""
+        return _HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook: Callable) -> "_HookHandle":
+        """hook(module, args, output) runs after forward (e.g. to grab features); a non-None
+        result replaces the output. `handle.remove()` unregisters it."""
+        return _HookHandle(self._forward_hooks, hook)
 
     # ------------------------------------------------------------------ registration
     def _check_init(self, what: str) -> None:
