@@ -214,3 +214,37 @@ def test_attention_dropout_only_in_training():
     m.train()
     c, _ = m(x, x, x)
     assert not np.allclose(a.numpy(), c.numpy())
+
+
+# ---------------------------------------------------------------------- transformer
+def test_transformer_encoder_layer_composition_and_names():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0).double()
+    names = [n for n, _ in layer.named_parameters()]
+    assert names[:4] == ["self_attn.in_proj_weight", "self_attn.in_proj_bias",
+                         "self_attn.out_proj.weight", "self_attn.out_proj.bias"]
+    assert names[4:] == ["linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
+                         "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    x = tl.randn(5, 2, 8, dtype=tl.float64)
+    a = x + layer.self_attn(x, x, x)[0]
+    h = layer.norm1(a)
+    ref = layer.norm2(h + layer.linear2(layer.linear1(h).relu()))  # post-norm (the paper's)
+    np.testing.assert_allclose(layer(x).numpy(), ref.numpy(), atol=1e-12)
+    enc = nn.TransformerEncoder(layer, 2)
+    assert enc.layers[0].linear1.weight is not enc.layers[1].linear1.weight  # copies
+    assert len(list(enc.parameters())) == 2 * len(names)
+
+
+def test_transformer_causal_mask_hides_the_future():
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0,
+                                                           batch_first=True,
+                                                           norm_first=True), 2).double()
+    x = tl.randn(2, 6, 8, dtype=tl.float64)
+    y = enc(x, is_causal=True).numpy()
+    x2 = x.numpy().copy()
+    x2[:, 4:] += 10.0  # change only the last two positions
+    y2 = enc(tl.tensor(x2), is_causal=True).numpy()
+    np.testing.assert_allclose(y[:, :4], y2[:, :4], atol=1e-12)
+    assert not np.allclose(y[:, 4:], y2[:, 4:])
+    xs = tl.randn(1, 3, 8, dtype=tl.float64, requires_grad=True)
+    w = enc.layers[0].linear1.weight
+    assert tl.gradcheck(lambda x, w: enc(x, is_causal=True), [xs, w])

@@ -5,7 +5,7 @@
 
 Files: module.py (Module, Parameter, containers), linear.py, conv.py, pooling.py,
 normalization.py, dropout.py, embedding.py, activation.py, attention.py, recurrent.py,
-init.py (initializers), functional.py (stateless forms, as F), utils.py (clipping).
+transformer.py, init.py (initializers), functional.py (stateless forms, as F), utils.py (clipping).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
                       Upsample)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "Linear", "Identity", "Flatten", "Unflatten",
@@ -31,4 +32,5 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "SiLU",
            "LogSigmoid", "Softmax", "LogSoftmax",
            "MultiheadAttention", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU",
+           "TransformerEncoderLayer", "TransformerEncoder",
            "functional", "init", "utils"]
