@@ -228,3 +228,9 @@ def test_n_pair_loss_matches_sohn_formula():
     assert tl.gradcheck(lambda a, b: L.n_pair_loss(a, b, l2_reg=0.1), ts[:2])
     with pytest.raises(ValueError, match=r"negatives must have shape \(N, K, D\)"):
         L.n_pair_loss(ts[0], ts[1], ts[2][:2])
+
+
+def test_contrastive_losses_are_reexported():
+    from tinylatent.nn import functional as F
+    from tinylatent.ops import contrastive
+    assert L.info_nce is contrastive.info_nce and F.nt_xent is contrastive.nt_xent

@@ -3,7 +3,8 @@
 Reconstruction: mse_loss, l1_loss, binary_cross_entropy (on probabilities, log clamped at
 -100 like PyTorch), binary_cross_entropy_with_logits (stable). Classification: cross_entropy,
 nll_loss. Metric learning (seed 000): triplet_loss (Schroff et al. 2015), n_pair_loss
-(Sohn 2016). InfoNCE / NT-Xent live in tl.ops.contrastive (fast kernels).
+(Sohn 2016). Contrastive: info_nce and nt_xent are re-exported from tl.ops.contrastive,
+where they sit beside their fused kernels.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import numpy as np
 
 from . import ops
 from .autograd import Function
+from .ops.contrastive import info_nce, nt_xent
 from .tensor import Tensor
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
-           "triplet_loss", "triplet_margin_loss", "n_pair_loss"]
+           "triplet_loss", "triplet_margin_loss", "n_pair_loss", "info_nce", "nt_xent"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from .. import ops, random
 from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
-                      kl_div, l1_loss, mse_loss, n_pair_loss, nll_loss, smooth_l1_loss,
-                      triplet_loss, triplet_margin_loss)
+                      info_nce, kl_div, l1_loss, mse_loss, n_pair_loss, nll_loss,
+                      nt_xent, smooth_l1_loss, triplet_loss, triplet_margin_loss)
 from ..ops import (elu, gelu, leaky_relu, linear, log_softmax, logsigmoid, one_hot, pad, relu,
                    sigmoid, silu, softmax, softplus, tanh)
 from ..ops.attention import scaled_dot_product_attention
@@ -23,7 +23,7 @@ __all__ = ["conv1d", "conv2d", "conv_transpose2d", "scaled_dot_product_attention
            "normalize", "cosine_similarity",
            "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
-           "triplet_loss", "triplet_margin_loss", "n_pair_loss"]
+           "triplet_loss", "triplet_margin_loss", "n_pair_loss", "info_nce", "nt_xent"]
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
