@@ -321,3 +321,19 @@ def test_parameter_vector_round_trip():
     np.testing.assert_array_equal(m[0].weight.numpy(), np.arange(6.0).reshape(2, 3))
     with pytest.raises(ValueError, match="vector has 3 entries"):
         utils.vector_to_parameters(tl.zeros(3), m.parameters())
+
+
+def test_second_order_gradients_through_layers():
+    # gradient penalties, contractive AEs and Hessian-vector products differentiate through
+    # a layer's backward; these composites must survive a second differentiation
+    rng = np.random.default_rng(9)
+    x = _t(rng.standard_normal((3, 2, 4)))
+    w, b = _t(rng.standard_normal(2) + 1), _t(rng.standard_normal(2))
+    assert tl.gradgradcheck(lambda x, w: F.batch_norm(x, None, None, w, b, training=True),
+                            [x, w])
+    assert tl.gradgradcheck(lambda x: F.layer_norm(x, (4,)), [x])
+    x4 = _t(rng.standard_normal((1, 2, 4, 4)))
+    assert tl.gradgradcheck(lambda x: F.max_pool2d(x, 2) ** 2, [x4])
+    assert tl.gradgradcheck(lambda x: F.avg_pool2d(x, 3, 1, 1) ** 2, [x4])
+    lin = nn.Linear(4, 3).double()
+    assert tl.gradgradcheck(lambda x, w: F.linear(x, w, lin.bias).tanh(), [x, lin.weight])
