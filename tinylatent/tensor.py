@@ -5,7 +5,8 @@ Dtype rules (stated once, applied by every op):
     booleans bool. A numpy/cupy array keeps its dtype.
   * float32 with float64 gives float64 (NumPy's rule). A Python scalar never widens a tensor:
     `x32 * 2.5` stays float32.
-  * An integer or bool tensor combined with a float tensor takes the float tensor's dtype.
+  * An integer or bool tensor combined with a float tensor takes the float tensor's dtype;
+    combined with a Python float, or divided (true division), it gives the default dtype.
   * Only floating tensors can require grad.
 """
 from __future__ import annotations

@@ -8,28 +8,39 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, get_default_dtype
 
 
 def _coerce(a, b):
     """Apply the dtype rules of tensor.py to a binary op's operands.
 
     An int/bool tensor meeting a float tensor takes its dtype (NumPy would widen to float64).
-    Python scalars pass through untouched: NumPy 2 treats them as weak, so they never widen.
+    Python scalars pass through untouched: NumPy 2 treats them as weak, so they never widen;
+    but a Python float meeting an int/bool tensor makes it the default float dtype (NumPy
+    would give float64).
     """
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        ka, kb = a.dtype.kind, b.dtype.kind
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb:
+        ka, kb = a.data.dtype.kind, b.data.dtype.kind
         if ka == "f" and kb != "f":
             b = cast(b, a.dtype)
         elif kb == "f" and ka != "f":
             a = cast(a, b.dtype)
-    elif not isinstance(a, Tensor) and not isinstance(b, Tensor):
+    elif not ta and not tb:
         a = Tensor(a)
-    elif isinstance(a, Tensor) and not isinstance(b, (int, float, bool)):
-        b = _as_operand(b, a)
-    elif isinstance(b, Tensor) and not isinstance(a, (int, float, bool)):
-        a = _as_operand(a, b)
+    elif ta:
+        b = _scalar_or_operand(b, a)
+        if isinstance(b, float) and a.data.dtype.kind != "f":
+            a = cast(a, get_default_dtype())
+    else:
+        a = _scalar_or_operand(a, b)
+        if isinstance(a, float) and b.data.dtype.kind != "f":
+            b = cast(b, get_default_dtype())
     return a, b
+
+
+def _scalar_or_operand(x, like: Tensor):
+    return x if isinstance(x, (int, float, bool)) else _as_operand(x, like)
 
 
 def _as_operand(x, like: Tensor):
@@ -289,7 +300,12 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
-    a, b = _coerce(a, b)
+    """True division; integer operands give the default float dtype (as in PyTorch)."""
+    a, b = _coerce(a, b)   # after this, a tensor operand is non-float only if both are
+    if isinstance(a, Tensor) and a.data.dtype.kind != "f":
+        a = cast(a, get_default_dtype())
+    if isinstance(b, Tensor) and b.data.dtype.kind != "f":
+        b = cast(b, get_default_dtype())
     return Div.apply(a, b)
 
 
@@ -300,6 +316,8 @@ def neg(a: Tensor) -> Tensor:
 def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
     """a ** b for a tensor or scalar exponent (and a scalar base with a tensor exponent)."""
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, float) and a.dtype.kind != "f":
+            a = cast(a, get_default_dtype())
         return PowScalar.apply(a, b)
     a, b = _coerce(a, b)
     return Pow.apply(a, b)
