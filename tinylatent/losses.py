@@ -23,7 +23,11 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _as_tensor(x, like: Tensor) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x, dtype=like.dtype, device=like.device)
+    """A target as a Tensor in the input's floating dtype, so a float64 target never turns
+    a float32 model's loss into float64 (PyTorch would refuse the mix)."""
+    if not isinstance(x, Tensor):
+        return Tensor(x, dtype=like.dtype, device=like.device)
+    return x.to(like.dtype) if x.dtype != like.dtype and like.dtype.kind == "f" else x
 
 
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
