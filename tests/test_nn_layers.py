@@ -157,6 +157,9 @@ def test_pooling_1d_adaptive_upsample_and_errors():
     assert tl.gradcheck(lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [x2])
     up = nn.Upsample(scale_factor=2)(x2)
     np.testing.assert_array_equal(up.numpy(), x2.numpy().repeat(2, 2).repeat(2, 3))
+    assert F.interpolate(x2, size=(10, 14)).shape == (2, 3, 10, 14)
+    with pytest.raises(ValueError, match="positive integer"):
+        F.interpolate(x2, scale_factor=1.5)
     with pytest.raises(ValueError, match="too small"):
         F.max_pool2d(tl.randn(1, 1, 2, 2), 3)
     with pytest.raises(ValueError, match="at most half the kernel"):

@@ -144,8 +144,12 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest") 
         raise NotImplementedError(f"interpolate: mode '{mode}' is not supported (nearest only)")
     b, c, h, w = x.shape
     if scale_factor is not None:
-        fh, fw = _pair(int(scale_factor) if not isinstance(scale_factor, (tuple, list))
-                       else tuple(int(s) for s in scale_factor), "scale_factor", "interpolate")
+        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else \
+            (scale_factor, scale_factor)
+        if any(float(f) != int(f) or int(f) < 1 for f in factors):
+            raise ValueError(f"interpolate: scale_factor must be a positive integer (nearest "
+                             f"upsampling repeats pixels), got {scale_factor!r}")
+        fh, fw = _pair(tuple(int(f) for f in factors), "scale_factor", "interpolate")
     elif size is not None:
         sh, sw = _pair(size, "size", "interpolate")
         if sh % h or sw % w:
