@@ -217,13 +217,13 @@ class LogDetFn(Function):
 
 # ---------------------------------------------------------------------- logsumexp
 class LogsumexpFn(Function):
-    """lse_i = log sum_j exp(x_ij) per row;  dx_ij = g_i exp(x_ij - lse_i)"""
+    """lse_i = log sum_j exp(x_ij) per row;  dx_ij = g_i exp(x_ij - m_i) / sum_j exp(x_ij - m_i)"""
 
     @staticmethod
     def forward(ctx, x, keepdims, be, reference):
         x2 = be.c(x).reshape(-1, x.shape[-1])                        # (R, K)
-        lse = be.row_logsumexp(x2)                                   # (R,)
-        ctx.be, ctx.reference, ctx.lse, ctx.keepdims = be, reference, lse, keepdims
+        lse, saved = be.row_logsumexp(x2)                            # (R,), row max and sum
+        ctx.be, ctx.reference, ctx.lse_saved, ctx.keepdims = be, reference, saved, keepdims
         ctx.save_for_backward(x)
         shape = x.shape[:-1] + ((1,) if keepdims else ())
         return lse.reshape(shape)
@@ -236,7 +236,7 @@ class LogsumexpFn(Function):
             return reference_vjp(lambda z: ref(z, -1, kd), (x,), grad, 4)
         be = ctx.be
         x2 = be.c(x.data).reshape(-1, x.shape[-1])
-        gx = be.row_logsumexp_backward(x2, ctx.lse, be.c(grad.data).reshape(-1))
+        gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.data).reshape(-1))
         return _t(gx.reshape(x.shape)), None, None, None
 
 

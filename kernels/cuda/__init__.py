@@ -181,18 +181,20 @@ def coupling_backward(g, gld, out, log_s, t, inverse):
 
 # ---------------------------------------------------------------------- logsumexp / InfoNCE
 def row_logsumexp(x2):
+    """(lse, saved): lse per row, and what the backward needs (row max, row sum)."""
     x2 = c(x2)
-    out = _cp().empty(x2.shape[0], x2.dtype)
+    out, mx, tot = (_cp().empty(x2.shape[0], x2.dtype) for _ in range(3))
     _kernel("contrastive.cu", "row_logsumexp", x2.dtype)(
-        (x2.shape[0],), (_THREADS,), (x2, out, _i(x2.shape[1])))
-    return out
+        (x2.shape[0],), (_THREADS,), (x2, out, mx, tot, _i(x2.shape[1])))
+    return out, (mx, tot)
 
 
-def row_logsumexp_backward(x2, lse, g):
+def row_logsumexp_backward(x2, saved, g):
     x2 = c(x2)
     gx = _cp().empty(x2.shape, x2.dtype)
     _kernel("contrastive.cu", "row_logsumexp_backward", x2.dtype)(
-        _grid(x2.size), (_THREADS,), (x2, c(lse), c(g), gx, _i(x2.shape[0]), _i(x2.shape[1])))
+        _grid(x2.size), (_THREADS,),
+        (x2, saved[0], saved[1], c(g), gx, _i(x2.shape[0]), _i(x2.shape[1])))
     return gx
 
 

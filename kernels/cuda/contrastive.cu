@@ -1,18 +1,24 @@
 // Row-wise logsumexp and the InfoNCE / NT-Xent cross-entropy on the GPU; one block per row.
 //   lse_i  = m_i + log sum_j exp(x_ij - m_i)
 //   loss_i = lse_i(S_i / tau, diagonal masked if asked) - S_i,pos(i) / tau,  pos(i) = (i+shift) % C
-//   P_ij   = exp(S_ij / tau - lse_i), written over S for the backward
+//   P_ij   = exp(S_ij / tau - m_i) / sum_j exp(S_ij / tau - m_i), written over S (backward)
 #include "common.cuh"
 
+// mx and tot (row max and sum) are kept for the backward: exp(x - mx) / tot is the softmax
+// to full precision, where exp(x - lse) would lose digits to the rounding of a large lse.
 template <typename T>
-__device__ void row_logsumexp_impl(const T* x, T* out, int K) {
+__device__ void row_logsumexp_impl(const T* x, T* out, T* mx, T* tot_out, int K) {
     __shared__ T buf[TL_BLOCK];
     const long long off = blockIdx.x * (long long)K;
     T m = -tl_inf<T>();
     for (int j = threadIdx.x; j < K; j += TL_BLOCK) m = fmax(m, x[off + j]);
     m = tl_block_max(m, buf);
     if (m == -tl_inf<T>() || m == tl_inf<T>()) {
-        if (threadIdx.x == 0) out[blockIdx.x] = m;
+        if (threadIdx.x == 0) {
+            out[blockIdx.x] = m;
+            mx[blockIdx.x] = m;
+            tot_out[blockIdx.x] = T(1);
+        }
         return;
     }
     T tot = 0;
@@ -21,16 +27,22 @@ __device__ void row_logsumexp_impl(const T* x, T* out, int K) {
         if (d > tl_cutoff<T>()) tot += tl_exp(d);
     }
     tot = tl_block_sum(tot, buf);
-    if (threadIdx.x == 0) out[blockIdx.x] = m + tl_log(tot);
+    if (threadIdx.x == 0) {
+        out[blockIdx.x] = m + tl_log(tot);
+        mx[blockIdx.x] = m;
+        tot_out[blockIdx.x] = tot;
+    }
 }
 
 template <typename T>
-__device__ void row_logsumexp_backward_impl(const T* x, const T* lse, const T* g, T* gx, int R,
-                                            int K) {
+__device__ void row_logsumexp_backward_impl(const T* x, const T* mx, const T* tot, const T* g,
+                                            T* gx, int R, int K) {
     TL_GRID_STRIDE(idx, (long long)R * K) {
         long long i = idx / K;
-        T d = x[idx] - lse[i];
-        gx[idx] = d > tl_cutoff<T>() ? g[i] * tl_exp(d) : T(0);
+        T m = mx[i];
+        bool finite = m != tl_inf<T>() && m != -tl_inf<T>();
+        T d = x[idx] - m;
+        gx[idx] = (finite && d > tl_cutoff<T>()) ? g[i] * tl_exp(d) / tot[i] : T(0);
     }
 }
 
@@ -52,13 +64,13 @@ __device__ void row_cross_entropy_impl(T* s, T inv_tau, int shift, int mask_diag
         if (d > tl_cutoff<T>()) tot += tl_exp(d);
     }
     tot = tl_block_sum(tot, buf);
-    const T lse = m + tl_log(tot);
     const T target = r[pos] * inv_tau;
     __syncthreads();  // every thread has read r[pos] before the row is overwritten
-    if (threadIdx.x == 0) loss[i] = lse - target;
+    if (threadIdx.x == 0) loss[i] = m + tl_log(tot) - target;
+    const T inv = T(1) / tot;  // P = exp(v - m) / tot: full precision even when lse is large
     for (int j = threadIdx.x; j < C; j += TL_BLOCK) {
-        T d = r[j] * inv_tau - lse;
-        r[j] = (mask_diag && j == i) ? T(0) : (d > tl_cutoff<T>() ? tl_exp(d) : T(0));
+        T d = r[j] * inv_tau - m;
+        r[j] = (mask_diag && j == i) ? T(0) : (d > tl_cutoff<T>() ? tl_exp(d) * inv : T(0));
     }
 }
 
@@ -105,12 +117,12 @@ __device__ void normalize_rows_backward_impl(const T* gzn, const T* zn, const T*
 }
 
 #define TL_CONTRASTIVE_KERNELS(T, SFX)                                                       \
-    extern "C" __global__ void row_logsumexp_##SFX(const T* x, T* out, int K) {             \
-        row_logsumexp_impl<T>(x, out, K);                                                    \
+    extern "C" __global__ void row_logsumexp_##SFX(const T* x, T* out, T* mx, T* tot, int K) {\
+        row_logsumexp_impl<T>(x, out, mx, tot, K);                                           \
     }                                                                                        \
-    extern "C" __global__ void row_logsumexp_backward_##SFX(const T* x, const T* lse,        \
-                                                            const T* g, T* gx, int R, int K) {\
-        row_logsumexp_backward_impl<T>(x, lse, g, gx, R, K);                                 \
+    extern "C" __global__ void row_logsumexp_backward_##SFX(const T* x, const T* mx,         \
+        const T* tot, const T* g, T* gx, int R, int K) {                                     \
+        row_logsumexp_backward_impl<T>(x, mx, tot, g, gx, R, K);                             \
     }                                                                                        \
     extern "C" __global__ void row_cross_entropy_##SFX(T* s, T inv_tau, int shift,          \
                                                        int mask_diag, T* loss, int C) {      \

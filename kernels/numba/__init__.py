@@ -125,14 +125,16 @@ def coupling_backward(g, gld, out, log_s, t, inverse):
 
 # ---------------------------------------------------------------------- logsumexp / InfoNCE
 def row_logsumexp(x2):
-    out = np.empty(x2.shape[0], x2.dtype)
-    _con.row_logsumexp(c(x2), out, cutoff(x2.dtype))
-    return out
+    """(lse, saved): lse per row, and what the backward needs (row max, row sum)."""
+    n = x2.shape[0]
+    out, mx, tot = (np.empty(n, x2.dtype) for _ in range(3))
+    _con.row_logsumexp(c(x2), out, mx, tot, cutoff(x2.dtype))
+    return out, (mx, tot)
 
 
-def row_logsumexp_backward(x2, lse, g):
+def row_logsumexp_backward(x2, saved, g):
     gx = np.empty(x2.shape, x2.dtype)
-    _con.row_logsumexp_backward(c(x2), lse, c(g), gx, cutoff(x2.dtype))
+    _con.row_logsumexp_backward(c(x2), saved[0], saved[1], c(g), gx, cutoff(x2.dtype))
     return gx
 
 

@@ -18,8 +18,11 @@ _JIT = dict(nopython=True, cache=True, nogil=True)
 
 
 @nb.jit(**_JIT)
-def row_logsumexp(x, out, cutoff):
-    """out[i] = logsumexp(x[i, :]); +-inf rows give +-inf, as the math says."""
+def row_logsumexp(x, out, mx, tot, cutoff):
+    """out[i] = logsumexp(x[i, :]) = mx[i] + log tot[i]; +-inf rows give +-inf.
+
+    mx and tot are kept for the backward: exp(x - mx) / tot is the softmax to full
+    precision, where exp(x - out) would lose digits to the rounding of a large `out`."""
     n, k = x.shape
     for i in range(n):
         m = -math.inf
@@ -28,25 +31,30 @@ def row_logsumexp(x, out, cutoff):
                 m = x[i, j]
         if m == -math.inf or m == math.inf:
             out[i] = m
+            mx[i] = m
+            tot[i] = 1.0
             continue
-        tot = 0.0
+        t = 0.0
         for j in range(k):
             d = x[i, j] - m
             if d > cutoff:
-                tot += math.exp(d)
-        out[i] = m + math.log(tot)
+                t += math.exp(d)
+        out[i] = m + math.log(t)
+        mx[i] = m
+        tot[i] = t
 
 
 @nb.jit(**_JIT)
-def row_logsumexp_backward(x, lse, g, gx, cutoff):
-    """gx[i, j] = g[i] * exp(x[i, j] - lse[i])  (the softmax)."""
+def row_logsumexp_backward(x, mx, tot, g, gx, cutoff):
+    """gx[i, j] = g[i] * exp(x[i, j] - mx[i]) / tot[i]  (the softmax; 0 on infinite rows)."""
     n, k = x.shape
     for i in range(n):
-        gi = g[i]
-        li = lse[i]
+        m = mx[i]
+        finite = m != math.inf and m != -math.inf
+        gi = g[i] / tot[i]
         for j in range(k):
-            d = x[i, j] - li
-            gx[i, j] = gi * math.exp(d) if d > cutoff else 0.0
+            d = x[i, j] - m
+            gx[i, j] = gi * math.exp(d) if finite and d > cutoff else 0.0
 
 
 @nb.jit(**_JIT)
@@ -70,14 +78,14 @@ def row_cross_entropy(s, inv_tau, shift, mask_diag, loss, cutoff):
             d = s[i, j] * inv_tau - m
             if d > cutoff:
                 tot += math.exp(d)
-        lse = m + math.log(tot)
-        loss[i] = lse - s[i, pos] * inv_tau
+        loss[i] = m + math.log(tot) - s[i, pos] * inv_tau
+        inv = 1.0 / tot
         for j in range(c):
             if mask_diag and j == i:
                 s[i, j] = 0.0
                 continue
-            d = s[i, j] * inv_tau - lse
-            s[i, j] = math.exp(d) if d > cutoff else 0.0
+            d = s[i, j] * inv_tau - m
+            s[i, j] = math.exp(d) * inv if d > cutoff else 0.0
 
 
 @nb.jit(**_JIT)

@@ -1,0 +1,183 @@
+"""conv2d / conv_transpose2d: the fast kernels (Numba on CPU, CUDA on GPU) against the
+reference (im2col in Tensor ops), the reference against a naive loop oracle, gradchecks."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import tinylatent as tl
+from kernels.testing import assert_same, device_params, fast_name_expected, run_both
+from tinylatent.ops import conv
+
+DTYPES = [np.float32, np.float64]
+
+
+def naive_conv2d(x, w, b, stride, padding, dilation):
+    """Direct 6-loop cross-correlation in float64, the independent oracle."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    bsz, c_in, h, wd = x.shape
+    c_out, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((bsz, c_out, ho, wo))
+    for o in range(c_out):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                           j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                y[:, o] += np.einsum("bchw,c->bhw", patch, w[o, :, i, j])
+    return y + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def naive_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation):
+    """Scatter each input pixel times the kernel into the output: the adjoint, by loops."""
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    bsz, c_in, h, wd = x.shape
+    _, c_out, kh, kw = w.shape
+    ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    wo = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    big = np.zeros((bsz, c_out, ho + 2 * ph + sh * h + dh * kh, wo + 2 * pw + sw * wd + dw * kw))
+    for ih in range(h):
+        for iw in range(wd):
+            for i in range(kh):
+                for j in range(kw):
+                    big[:, :, ih * sh + i * dh, iw * sw + j * dw] += np.einsum(
+                        "bc,co->bo", x[:, :, ih, iw], w[:, :, i, j])
+    y = big[:, :, ph:ph + ho, pw:pw + wo]
+    return y + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+@st.composite
+def conv_cases(draw, transposed=False):
+    b = draw(st.integers(1, 2))
+    c_in = draw(st.integers(1, 3))
+    c_out = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    bias = draw(st.booleans())
+    seed = draw(st.integers(0, 2**16))
+    outpad = (0, 0)
+    if transposed:
+        outpad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        out = conv.conv_transpose2d_output_shape(h, w, (kh, kw), stride, padding, outpad,
+                                                 dilation)
+        wshape = (c_in, c_out, kh, kw)
+    else:
+        pads = tuple((p, p) for p in padding)
+        out = conv.conv2d_output_shape(h, w, (kh, kw), stride, pads, dilation)
+        wshape = (c_out, c_in, kh, kw)
+    assume(min(out) >= 1)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((b, c_in, h, w)), rng.standard_normal(wshape)]
+    arrays.append(rng.standard_normal(c_out) if bias else None)
+    return arrays, stride, padding, outpad, dilation
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=20)
+@given(case=conv_cases())
+def test_conv2d_fast_matches_reference_and_loops(device, dtype, case):
+    arrays, stride, padding, _, dilation = case
+    arrays = [None if a is None else a.astype(dtype) for a in arrays]
+    (fast, names), (ref, _) = run_both(
+        lambda x, w, b: conv.conv2d(x, w, b, stride, padding, dilation), arrays,
+        requires=[True, True, arrays[2] is not None], device=device)
+    if fast_name_expected(device):
+        assert names == ["Conv2dFn"]
+    assert_same(fast, ref, dtype, "conv2d", scale=10)
+    x, w, b = (None if a is None else a.astype(np.float64) for a in arrays)
+    want = naive_conv2d(x, w, b, stride, padding, dilation)
+    np.testing.assert_allclose(ref[0], want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-4 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=20)
+@given(case=conv_cases(transposed=True))
+def test_conv_transpose2d_fast_matches_reference_and_loops(device, dtype, case):
+    arrays, stride, padding, outpad, dilation = case
+    arrays = [None if a is None else a.astype(dtype) for a in arrays]
+    (fast, names), (ref, _) = run_both(
+        lambda x, w, b: conv.conv_transpose2d(x, w, b, stride, padding, outpad, dilation),
+        arrays, requires=[True, True, arrays[2] is not None], device=device)
+    if fast_name_expected(device):
+        assert names == ["ConvTranspose2dFn"]
+    assert_same(fast, ref, dtype, "conv_transpose2d", scale=10)
+    x, w, b = (None if a is None else a.astype(np.float64) for a in arrays)
+    want = naive_conv_transpose2d(x, w, b, stride, padding, outpad, dilation)
+    np.testing.assert_allclose(ref[0], want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-4 if dtype == np.float32 else 1e-10)
+
+
+@settings(max_examples=8)
+@given(case=conv_cases())
+def test_conv2d_reference_gradcheck(case):
+    arrays, stride, padding, _, dilation = case
+    ts = [None if a is None else tl.tensor(a, requires_grad=True) for a in arrays]
+    import kernels
+    with kernels.use_reference():
+        assert tl.gradcheck(lambda x, w, b: conv.conv2d(x, w, b, stride, padding, dilation),
+                            ts)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv_fast_gradcheck_and_double_backward(transposed):
+    rng = np.random.default_rng(1)
+    x = tl.tensor(rng.standard_normal((2, 3, 5, 4)), requires_grad=True)
+    if transposed:
+        w = tl.tensor(rng.standard_normal((3, 2, 3, 2)), requires_grad=True)
+
+        def f(x, w, b):
+            return conv.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+    else:
+        w = tl.tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
+
+        def f(x, w, b):
+            return conv.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2))
+    b = tl.tensor(rng.standard_normal(2), requires_grad=True)
+    assert tl.gradcheck(f, [x, w, b])
+    # Second order: the fast backward rebuilds the reference under create_graph.
+    assert tl.gradgradcheck(f, [x, w, b])
+
+
+def test_conv2d_groups_and_same_padding_fall_back_correctly():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 6, 5))
+    w = rng.standard_normal((6, 2, 3, 3))
+    y = conv.conv2d(tl.tensor(x), tl.tensor(w), groups=2, padding=1)
+    want = np.concatenate([naive_conv2d(x[:, :2], w[:3], None, (1, 1), (1, 1), (1, 1)),
+                           naive_conv2d(x[:, 2:], w[3:], None, (1, 1), (1, 1), (1, 1))], 1)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-10)
+    w2 = rng.standard_normal((3, 4, 4, 3))
+    y = conv.conv2d(tl.tensor(x), tl.tensor(w2), padding="same")
+    assert y.shape == (2, 3, 6, 5)
+    # 'same' with an even kernel pads one more at the bottom: compare with explicit padding
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 2), (1, 1)))
+    np.testing.assert_allclose(y.numpy(), naive_conv2d(xp, w2, None, (1, 1), (0, 0), (1, 1)),
+                               rtol=1e-10)
+
+
+def test_conv_errors_name_the_op_and_shapes():
+    x = tl.randn(2, 3, 5, 5)
+    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels .* expects 4"):
+        conv.conv2d(x, tl.randn(2, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d: input must be 4-D"):
+        conv.conv2d(tl.randn(3, 5, 5), tl.randn(2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d: .*smaller than the dilated kernel"):
+        conv.conv2d(x, tl.randn(2, 3, 3, 3), dilation=3)
+    with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(2,\)"):
+        conv.conv2d(x, tl.randn(2, 3, 3, 3), tl.randn(3))
+    with pytest.raises(ValueError, match=r"conv2d: stride must be >= 1"):
+        conv.conv2d(x, tl.randn(2, 3, 3, 3), stride=0)
+    with pytest.raises(TypeError, match=r"conv2d: input dtype float64 and weight dtype"):
+        conv.conv2d(x.double(), tl.randn(2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"conv_transpose2d: output_padding"):
+        conv.conv_transpose2d(x, tl.randn(3, 2, 3, 3), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"conv_transpose2d: input has 3 channels"):
+        conv.conv_transpose2d(x, tl.randn(4, 2, 3, 3))

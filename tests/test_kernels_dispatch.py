@@ -1,0 +1,127 @@
+"""The kernel switch (env var and context manager), lazy imports, double backward through
+fused kernels, and the CUDA sources: each compiles with nvcc and names what the wrappers
+launch."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kernels
+import tinylatent as tl
+from kernels import dispatch
+from tinylatent.ops import attention, contrastive, conv, coupling
+
+CUDA_DIR = os.path.join(os.path.dirname(kernels.__file__), "cuda")
+needs_numba = pytest.mark.skipif(not dispatch.numba_available(), reason="Numba not importable")
+
+
+def _names(x, w):
+    return conv.conv2d(x, w).grad_fn.fn.__name__
+
+
+@needs_numba
+def test_env_var_and_context_manager_select_the_reference(monkeypatch):
+    x, w = tl.randn(1, 2, 4, 4), tl.randn(3, 2, 3, 3, requires_grad=True)
+    assert _names(x, w) == "Conv2dFn"
+    with kernels.use_reference():
+        assert _names(x, w) != "Conv2dFn"
+        with kernels.use_reference():
+            assert kernels.reference_forced()
+        assert kernels.reference_forced()
+    assert not kernels.reference_forced()
+    monkeypatch.setenv("TINYLATENT_KERNELS", "reference")
+    assert kernels.reference_forced() and _names(x, w) != "Conv2dFn"
+    monkeypatch.setenv("TINYLATENT_KERNELS", "auto")
+    assert _names(x, w) == "Conv2dFn"
+    monkeypatch.setenv("TINYLATENT_KERNELS", "bogus")
+    with pytest.raises(ValueError, match="TINYLATENT_KERNELS='bogus'"):
+        conv.conv2d(x, w)
+
+
+def test_import_is_lazy_and_reference_runs_without_numba():
+    code = ("import sys, os; os.environ['TINYLATENT_KERNELS'] = 'reference'\n"
+            "import tinylatent as tl\n"
+            "from tinylatent.ops import conv, contrastive\n"
+            "assert 'numba' not in sys.modules and 'cupy' not in sys.modules\n"
+            "y = conv.conv2d(tl.randn(1, 1, 3, 3), tl.randn(1, 1, 2, 2))\n"
+            "z = contrastive.nt_xent(tl.randn(2, 3), tl.randn(2, 3))\n"
+            "assert 'numba' not in sys.modules, 'the reference path imported numba'\n"
+            "import kernels\n"
+            "assert 'numba' not in sys.modules, 'importing kernels imported numba'\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(kernels.__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@needs_numba
+def test_double_backward_through_fused_kernels_matches_reference():
+    """Hessian-vector products through every fast Function equal the reference's."""
+    rng = np.random.default_rng(0)
+
+    def hvp_both(f, shapes):
+        xs = [tl.tensor(rng.standard_normal(s)) for s in shapes]
+        vs = [tl.tensor(rng.standard_normal(s)) for s in shapes]
+        fast = tl.autograd.hvp(f, xs, vs)[1]
+        with kernels.use_reference():
+            ref = tl.autograd.hvp(f, xs, vs)[1]
+        for a, b in zip(fast, ref):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-11)
+
+    hvp_both(lambda x, w: (conv.conv2d(x, w, padding=1) ** 2).sum(), [(1, 2, 4, 4), (2, 2, 3, 3)])
+    hvp_both(lambda x, w: (conv.conv_transpose2d(x, w, stride=2) ** 2).sum(),
+             [(1, 2, 3, 3), (2, 2, 3, 3)])
+    hvp_both(lambda q, k, v: (attention.scaled_dot_product_attention(q, k, v, is_causal=True)
+                              ** 2).sum(), [(2, 3, 4), (2, 3, 4), (2, 3, 2)])
+    hvp_both(lambda x, s, t: (coupling.affine_coupling(x, s, t)[0] ** 2).sum()
+             + coupling.affine_coupling(x, s, t)[1].pow(2).sum(), [(3, 4)] * 3)
+    hvp_both(lambda a, b: contrastive.nt_xent(a, b, 0.2), [(4, 3), (4, 3)])
+    hvp_both(lambda a, b: contrastive.info_nce(a, b, None, 0.2), [(4, 3), (4, 3)])
+    hvp_both(lambda x: contrastive.logsumexp(x).pow(2).sum(), [(3, 5)])
+
+
+@needs_numba
+def test_fast_paths_decline_what_they_do_not_cover():
+    # float16 and grouped convolution fall back to the reference and still work
+    x = tl.randn(1, 4, 5, 5)
+    w = tl.randn(4, 2, 3, 3)
+    assert conv.conv2d(x, w, groups=2).shape == (1, 4, 3, 3)
+    h = tl.randn(2, 3).to(tl.float16)
+    assert contrastive.logsumexp(h).dtype == np.float16
+
+
+# ---------------------------------------------------------------------- CUDA sources
+def _sources():
+    return sorted(f for f in os.listdir(CUDA_DIR) if f.endswith(".cu"))
+
+
+@pytest.mark.parametrize("source", _sources())
+def test_cuda_source_compiles_with_nvcc(source, tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not found on PATH: cannot compile the CUDA sources here")
+    out = subprocess.run([nvcc, "-ptx", "--std=c++14", f"-I{CUDA_DIR}",
+                          os.path.join(CUDA_DIR, source), "-o", str(tmp_path / "k.ptx")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, f"nvcc failed on {source}:\n{out.stderr}"
+    ptx = (tmp_path / "k.ptx").read_text()
+    assert ".entry" in ptx and "_f32" in ptx and "_f64" in ptx
+
+
+def test_cuda_wrappers_launch_kernels_that_exist():
+    """Every (source, kernel) the Python wrappers launch is defined, for both dtypes."""
+    with open(os.path.join(CUDA_DIR, "__init__.py"), encoding="utf-8") as f:
+        wrapper = f.read()
+    launched = set(re.findall(r'_kernel\("(\w+\.cu)", "(\w+)"', wrapper))
+    assert len(launched) >= 15
+    for source, name in launched:
+        with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:
+            code = f.read()
+        macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
+        assert re.search(rf"void {name}_##SFX\(", code), f"{name} not defined in {source}"
+        assert f"{macro}(float, f32)" in code and f"{macro}(double, f64)" in code
