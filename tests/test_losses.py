@@ -234,3 +234,32 @@ def test_contrastive_losses_are_reexported():
     from tinylatent.nn import functional as F
     from tinylatent.ops import contrastive
     assert L.info_nce is contrastive.info_nce and F.nt_xent is contrastive.nt_xent
+
+
+def test_loss_modules_call_the_functions():
+    from tinylatent import nn
+    rng = np.random.default_rng(9)
+    z = tl.tensor(rng.standard_normal((4, 3)))
+    y = tl.tensor(rng.integers(0, 3, 4))
+    t = tl.tensor(rng.random((4, 3)))
+    w = tl.tensor([1.0, 2.0, 0.5], dtype=tl.float64)
+    pairs = [
+        (nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)(z, y),
+         L.cross_entropy(z, y, weight=w, label_smoothing=0.1)),
+        (nn.NLLLoss(reduction="sum")(z.log_softmax(1), y),
+         L.nll_loss(z.log_softmax(1), y, reduction="sum")),
+        (nn.MSELoss()(z, t), L.mse_loss(z, t)),
+        (nn.L1Loss(reduction="none")(z, t), L.l1_loss(z, t, reduction="none")),
+        (nn.SmoothL1Loss(beta=0.5)(z, t), L.smooth_l1_loss(z, t, beta=0.5)),
+        (nn.BCELoss()(z.sigmoid(), t), L.binary_cross_entropy(z.sigmoid(), t)),
+        (nn.BCEWithLogitsLoss(pos_weight=w)(z, t),
+         L.binary_cross_entropy_with_logits(z, t, pos_weight=w)),
+        (nn.KLDivLoss(reduction="batchmean")(z.log_softmax(1), t),
+         L.kl_div(z.log_softmax(1), t, reduction="batchmean")),
+        (nn.TripletMarginLoss(margin=0.3)(z, t, z * 2), L.triplet_margin_loss(z, t, z * 2, 0.3)),
+    ]
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert repr(nn.MSELoss(reduction="sum")) == "MSELoss(reduction='sum')"
+    with pytest.raises(ValueError, match="reduction must be"):
+        nn.MSELoss(reduction="avg")

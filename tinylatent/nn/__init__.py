@@ -5,7 +5,7 @@
 
 Files: module.py (Module, Parameter, containers), linear.py, conv.py, pooling.py,
 normalization.py, dropout.py, embedding.py, activation.py, attention.py, recurrent.py,
-transformer.py, init.py (initializers), functional.py (stateless forms, as F), utils.py (clipping).
+transformer.py, loss.py (loss modules), init.py (initializers), functional.py (stateless forms, as F), utils.py (clipping).
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Flatten, Identity, Linear, Unflatten
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss,
+                   NLLLoss, SmoothL1Loss, TripletMarginLoss)
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
@@ -33,4 +35,6 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "LogSigmoid", "Softmax", "LogSoftmax",
            "MultiheadAttention", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU",
            "TransformerEncoderLayer", "TransformerEncoder",
+           "MSELoss", "L1Loss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss",
+           "CrossEntropyLoss", "NLLLoss", "KLDivLoss", "TripletMarginLoss",
            "functional", "init", "utils"]

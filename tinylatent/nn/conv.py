@@ -105,8 +105,12 @@ class Conv2d(_ConvNd):
     Ho = floor((H + 2 p - d (k - 1) - 1) / s) + 1. padding may be 'same' or 'valid'."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, device=None,
-                 dtype=None) -> None:
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None) -> None:
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{type(self).__name__}: padding_mode "
+                                      f"'{padding_mode}' is not supported (only 'zeros'); "
+                                      "pad the input with F.pad first")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, device, dtype)
 
@@ -123,8 +127,12 @@ class Conv1d(_ConvNd):
     _n = 1
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, device=None,
-                 dtype=None) -> None:
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None) -> None:
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{type(self).__name__}: padding_mode "
+                                      f"'{padding_mode}' is not supported (only 'zeros'); "
+                                      "pad the input with F.pad first")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, device, dtype)
 
