@@ -116,6 +116,9 @@ class Adam(Optimizer):
                 hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                              weight_decay=group["weight_decay"], decoupled=self._decoupled,
                              amsgrad=group["amsgrad"], maximize=group["maximize"])
+                hyper_coef = {k: hyper[k] for k in ("lr", "beta1", "beta2", "eps",
+                                                    "weight_decay", "decoupled")}
+                coef_key, coef = None, None
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -135,7 +138,12 @@ class Adam(Optimizer):
                             vmax = state["max_exp_avg_sq"] = p.xp.zeros_like(p.data)
                     args = (p.data, g, state["exp_avg"], state["exp_avg_sq"], vmax)
                     if fused is not None and _can_fuse(p.data, g):
-                        fused.adam_step(*args, step=state["step"], **hyper)
+                        key = (state["step"], p.dtype)
+                        if key != coef_key:  # one packing per group and step, not per param
+                            coef_key = key
+                            coef = fused.adam_coefficients(p.dtype, step=state["step"],
+                                                           **hyper_coef)
+                        fused.adam_step(*args, coef, hyper["amsgrad"], hyper["maximize"])
                     else:
                         _adam_reference(p.xp, *args, step=state["step"], **hyper)
                     p._version += 1

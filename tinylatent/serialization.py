@@ -1,0 +1,223 @@
+"""Save and load checkpoints: `tl.save(obj, path)`, `tl.load(path, map_location=None)`.
+
+`obj` is any nesting of dicts, lists and tuples whose leaves are Tensors, NumPy arrays or
+scalars, Python numbers (ints of any size: RNG states hold 128-bit ones), strings, bools and
+None: model and optimizer state dicts, or a whole training checkpoint.
+
+The file is an ordinary `.npz` archive (readable with `np.load`): one entry per array, plus
+an entry `__header__` holding UTF-8 JSON that describes the structure, each leaf's type and
+each array's dtype and shape. Nothing is pickled, and loading uses `allow_pickle=False`, so a
+checkpoint from an untrusted source cannot run code.
+
+Writing is atomic: the archive goes to a temporary file in the same directory, is flushed
+and fsync'ed, then renamed over `path` with `os.replace`. A crash or an exception mid-save
+leaves the previous file untouched (and removes the temporary file).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .backend import Device
+from .tensor import Tensor
+
+__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
+
+FORMAT = "tinylatent-checkpoint"
+VERSION = 1
+_HEADER = "__header__"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupt or not a checkpoint."""
+
+
+# ---------------------------------------------------------------------------- encoding
+def _host_array(value) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.numpy_host()
+    if isinstance(value, np.ndarray):
+        return value
+    return value.get()  # pragma: no cover - a CuPy array
+
+
+def _encode(obj: Any, arrays: dict, where: str) -> dict:
+    """The JSON node for `obj`; arrays go into `arrays` under fresh keys."""
+    if obj is None:
+        return {"t": "none"}
+    if isinstance(obj, np.generic):   # before float: np.float64 is a subclass of float
+        return _encode_array(obj, arrays, where)
+    if isinstance(obj, bool):
+        return {"t": "bool", "v": obj}
+    if isinstance(obj, int):
+        return {"t": "int", "v": str(obj)}          # a string: exact for 128-bit ints too
+    if isinstance(obj, float):
+        return {"t": "float", "v": repr(obj)}       # repr round-trips, also nan / inf
+    if isinstance(obj, str):
+        return {"t": "str", "v": obj}
+    if isinstance(obj, (Tensor, np.ndarray)) or hasattr(obj, "__cuda_array_interface__"):
+        return _encode_array(obj, arrays, where)
+    if isinstance(obj, (list, tuple)):
+        return {"t": type(obj).__name__ if type(obj) in (list, tuple) else "list",
+                "items": [_encode(x, arrays, f"{where}[{i}]") for i, x in enumerate(obj)]}
+    if isinstance(obj, dict):
+        keys, values = [], []
+        for k, v in obj.items():
+            if not isinstance(k, (str, int, float, bool, type(None), tuple)):
+                raise TypeError(f"tl.save: {where} has a key of type {type(k).__name__}; "
+                                "keys must be str, int, float, bool, None or tuples of them")
+            keys.append(_encode(k, {}, f"{where} key {k!r}") if not isinstance(k, tuple)
+                        else _encode(k, _NoArrays(where), f"{where} key {k!r}"))
+            values.append(_encode(v, arrays, f"{where}[{k!r}]"))
+        return {"t": "dict", "keys": keys, "values": values}
+    raise TypeError(f"tl.save: cannot save {where} of type {type(obj).__name__}; supported: "
+                    "dict, list, tuple, Tensor, numpy array/scalar, int, float, bool, str, "
+                    "None")
+
+
+def _encode_array(obj, arrays: dict, where: str) -> dict:
+    kind = "tensor" if isinstance(obj, Tensor) else \
+        "scalar" if isinstance(obj, np.generic) else "ndarray"
+    arr = np.asarray(obj) if kind == "scalar" else _host_array(obj)
+    if arr.dtype.hasobject:
+        raise TypeError(f"tl.save: {where} is an array of Python objects (dtype object), "
+                        "which cannot be saved without pickle")
+    key = f"a{len(arrays)}"
+    arrays[key] = arr
+    node = {"t": kind, "key": key, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+    if kind == "tensor":
+        node["device"] = str(obj.device)
+    return node
+
+
+class _NoArrays(dict):
+    """Arrays are not allowed inside dict keys."""
+
+    def __init__(self, where: str):
+        super().__init__()
+        self.where = where
+
+    def __setitem__(self, key, value):
+        raise TypeError(f"tl.save: {self.where} has an array inside a dict key")
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Write `obj` to `path` atomically as an .npz archive with a JSON header (no pickle)."""
+    path = os.fspath(path)
+    arrays: dict[str, np.ndarray] = {}
+    root = _encode(obj, arrays, "obj")
+    header = json.dumps({"format": FORMAT, "version": VERSION, "root": root},
+                        allow_nan=False, separators=(",", ":"))
+    entries = {_HEADER: np.frombuffer(header.encode("utf-8"), dtype=np.uint8)}
+    entries.update(arrays)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **entries)
+            f.flush()
+            os.fsync(f.fileno())   # the bytes are on disk before the rename makes them live
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (best effort; not possible on every OS)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------- decoding
+def _decode(node: dict, archive, device, path: str) -> Any:
+    kind = node["t"]
+    if kind == "none":
+        return None
+    if kind == "bool":
+        return bool(node["v"])
+    if kind == "int":
+        return int(node["v"])
+    if kind == "float":
+        return float(node["v"])
+    if kind == "str":
+        return str(node["v"])
+    if kind in ("tensor", "ndarray", "scalar"):
+        arr = archive[node["key"]]
+        if arr.dtype.str != node["dtype"] or list(arr.shape) != node["shape"]:
+            raise CheckpointError(f"tl.load: '{path}': array {node['key']} has dtype "
+                                  f"{arr.dtype.str} shape {list(arr.shape)}, the header says "
+                                  f"{node['dtype']} {node['shape']}")
+        if kind == "scalar":
+            return arr[()]
+        if kind == "ndarray":
+            return arr
+        dev = Device(device if device is not None else node.get("device", "cpu"))
+        if dev.type != "cpu":
+            from .backend import cuda_available
+            if not cuda_available():
+                raise RuntimeError(f"tl.load: '{path}' holds tensors saved on {dev}, but CUDA "
+                                   "is not available here; pass map_location='cpu'")
+        return Tensor(arr, device=dev)
+    if kind == "list":
+        return [_decode(x, archive, device, path) for x in node["items"]]
+    if kind == "tuple":
+        return tuple(_decode(x, archive, device, path) for x in node["items"])
+    if kind == "dict":
+        return {_hashable(_decode(k, archive, device, path)): _decode(v, archive, device, path)
+                for k, v in zip(node["keys"], node["values"])}
+    raise CheckpointError(f"tl.load: '{path}': unknown node type {kind!r} in the header")
+
+
+def _hashable(key):
+    return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
+
+
+def load(path: str | os.PathLike, map_location: str | Device | None = None) -> Any:
+    """Read a file written by `save`. Tensors come back with their dtype, requires_grad=False,
+    on `map_location` if given, else on the device they were saved from."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"tl.load: no such file: '{path}'")
+    device = str(Device(map_location)) if map_location is not None else None
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise CheckpointError(f"tl.load: '{path}' is not a tinylatent checkpoint (not an .npz "
+                              f"archive: it starts with {magic!r})")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"tl.load: '{path}' is a single .npy array, not a "
+                                  "tinylatent checkpoint (.npz with a header)")
+        with archive:
+            if _HEADER not in archive.files:
+                raise CheckpointError(f"tl.load: '{path}' is an .npz file but not a "
+                                      "tinylatent checkpoint (no __header__ entry)")
+            header = json.loads(archive[_HEADER].tobytes().decode("utf-8"))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise CheckpointError(f"tl.load: '{path}' is not a tinylatent checkpoint "
+                                      f"(format {header.get('format')!r})")
+            if header.get("version") != VERSION:
+                raise CheckpointError(f"tl.load: '{path}' has checkpoint format version "
+                                      f"{header.get('version')!r}; this tinylatent reads "
+                                      f"version {VERSION}")
+            return _decode(header["root"], archive, device, path)
+    except (CheckpointError, RuntimeError):
+        raise
+    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, UnicodeDecodeError,
+            TypeError, AttributeError) as exc:
+        raise CheckpointError(f"tl.load: '{path}' is truncated or corrupt "
+                              f"({type(exc).__name__}: {exc})") from exc
