@@ -15,6 +15,8 @@ Image transforms (ActNorm, invertible 1x1 convolution, squeeze, multi-scale) are
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import tinylatent as tl
@@ -161,8 +163,9 @@ class PlanarFlow(Transform):
 
     def __init__(self, features: int, generator=None):
         super().__init__()
+        # ||w|| must not start small: u_hat's correction term grows like 1 / ||w||
         self.u = nn.Parameter(tl.randn(features, generator=generator) * 0.1)
-        self.w = nn.Parameter(tl.randn(features, generator=generator) * 0.1)
+        self.w = nn.Parameter(tl.randn(features, generator=generator) / math.sqrt(features))
         self.b = nn.Parameter(tl.zeros(1))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

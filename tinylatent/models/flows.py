@@ -113,8 +113,10 @@ class ConvNet(nn.Module):
 
 # ----------------------------------------------------------------------------- 2-D flows
 def planar_flow_2d(num_layers: int = 16, generator=None) -> Flow:
-    """K planar layers on R^2 (Rezende & Mohamed 2015), trained by maximum likelihood."""
-    layers = [PlanarFlow(2, generator=generator) for _ in range(num_layers)]
+    """ActNorm then K planar layers on R^2 (Rezende & Mohamed 2015) in the data-to-noise
+    direction, trained by maximum likelihood; ActNorm supplies the global scale that planar
+    layers (rank-one perturbations of the identity) lack."""
+    layers = [ActNorm(2)] + [PlanarFlow(2, generator=generator) for _ in range(num_layers)]
     return Flow(StandardNormal(2), CompositeTransform(layers))
 
 
