@@ -1,12 +1,13 @@
 """Optimizers (SGD, Adam, AdamW, RMSprop) and learning-rate schedulers, PyTorch semantics.
 
     opt = tl.optim.Adam(model.parameters(), lr=1e-3)
-    loss.backward(); opt.step(); opt.zero_grad()
+    sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    loss.backward(); opt.step(); opt.zero_grad(); sched.step()
 """
-
+from . import lr_scheduler
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]

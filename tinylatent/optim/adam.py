@@ -12,6 +12,8 @@ used on the CPU when Numba is available. Tests check that both agree.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..autograd import no_grad
@@ -32,6 +34,16 @@ def _fused_module():
             _FUSED["module"] = None
             _FUSED["reason"] = str(exc)
     return _FUSED["module"]
+
+
+def _reference_forced() -> bool:
+    """The project-wide switch for hot ops (TINYLATENT_KERNELS=reference or
+    `kernels.use_reference()`) also selects Adam's reference path."""
+    try:
+        from kernels.dispatch import reference_forced
+    except ImportError:  # pragma: no cover - tinylatent without the kernels package
+        return os.environ.get("TINYLATENT_KERNELS", "").strip().lower() == "reference"
+    return reference_forced()
 
 
 def _can_fuse(p, g) -> bool:
@@ -76,9 +88,10 @@ class Adam(Optimizer):
     """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
     maximize=False, fused=None).
 
-    `fused=None` uses the Numba kernel where it applies (CPU, contiguous float arrays) and the
-    array-op reference elsewhere; `fused=False` forces the reference; `fused=True` requires
-    Numba.
+    `fused=None` uses the Numba kernel where it applies (CPU, contiguous float arrays; not
+    with TINYLATENT_KERNELS=reference or inside `kernels.use_reference()`) and the array-op
+    reference elsewhere (e.g. CuPy arrays); `fused=False` forces the reference;
+    `fused=True` requires Numba.
     """
 
     _decoupled = False
@@ -109,7 +122,8 @@ class Adam(Optimizer):
             from ..autograd import enable_grad
             with enable_grad():
                 loss = closure()
-        fused = _fused_module() if self.fused is not False else None
+        use_kernel = self.fused or (self.fused is None and not _reference_forced())
+        fused = _fused_module() if use_kernel else None
         with no_grad():
             for group in self.param_groups:
                 beta1, beta2 = group["betas"]

@@ -1,0 +1,137 @@
+"""Learning-rate schedulers against known sequences (worked out by hand / closed forms)."""
+import math
+
+import numpy as np
+import pytest
+
+import tinylatent as tl
+from tinylatent.optim import SGD, Adam
+from tinylatent.optim.lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR,
+                                           LinearLR, MultiStepLR, SequentialLR, StepLR,
+                                           linear_warmup)
+
+
+def _opt(lr=1.0, groups=1):
+    params = [{"params": [tl.zeros(1, requires_grad=True)], "lr": lr * (i + 1)}
+              for i in range(groups)]
+    return SGD(params, lr=lr)
+
+
+def _lrs(opt, sched, n, group=0):
+    """The rate in force for steps 0..n-1 (read before each scheduler.step())."""
+    out = []
+    for _ in range(n):
+        out.append(opt.param_groups[group]["lr"])
+        sched.step()
+    return out
+
+
+def test_step_lr():
+    opt = _opt()
+    assert np.allclose(_lrs(opt, StepLR(opt, step_size=2, gamma=0.1), 6),
+                       [1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_multistep_lr_with_unsorted_milestones():
+    opt = _opt(2.0)
+    assert np.allclose(_lrs(opt, MultiStepLR(opt, [4, 1], gamma=0.5), 6),
+                       [2, 1, 1, 1, 0.5, 0.5])
+
+
+def test_exponential_lr():
+    opt = _opt()
+    assert np.allclose(_lrs(opt, ExponentialLR(opt, gamma=0.5), 4), [1, 0.5, 0.25, 0.125])
+
+
+def test_cosine_annealing_lr():
+    opt = _opt()
+    got = _lrs(opt, CosineAnnealingLR(opt, T_max=4, eta_min=0.2), 9)
+    c = [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(9)]
+    assert np.allclose(got, [0.2 + 0.8 * x for x in c])
+    assert np.allclose(got[:5], [1.0, 0.2 + 0.8 * (2 + 2 ** 0.5) / 4, 0.6,
+                                 0.2 + 0.8 * (2 - 2 ** 0.5) / 4, 0.2])
+
+
+def test_linear_lr_ramps_then_holds():
+    opt = _opt(0.3)
+    assert np.allclose(_lrs(opt, LinearLR(opt), 7),  # PyTorch defaults: 1/3 -> 1 over 5
+                       [0.1, 0.14, 0.18, 0.22, 0.26, 0.3, 0.3])
+    opt = _opt()
+    assert np.allclose(_lrs(opt, LinearLR(opt, 1.0, 0.5, total_iters=2), 4),
+                       [1, 0.75, 0.5, 0.5])
+
+
+def test_lambda_lr_per_group():
+    opt = _opt(1.0, groups=2)
+    sched = LambdaLR(opt, [lambda t: 1 / (t + 1), lambda t: 0.5 ** t])
+    opt2 = opt  # both groups step together
+    seq0, seq1 = [], []
+    for _ in range(4):
+        seq0.append(opt2.param_groups[0]["lr"])
+        seq1.append(opt2.param_groups[1]["lr"])
+        sched.step()
+    assert np.allclose(seq0, [1, 1 / 2, 1 / 3, 1 / 4])
+    assert np.allclose(seq1, [2, 1, 0.5, 0.25])
+    assert np.allclose(sched.get_last_lr(), [1 / 5, 2 / 16])
+    with pytest.raises(ValueError, match="2 parameter groups"):
+        LambdaLR(_opt(groups=2), [lambda t: 1])
+
+
+def test_linear_warmup_then_cosine():
+    opt = _opt()
+    sched = linear_warmup(opt, 4, CosineAnnealingLR(opt, T_max=4), start_factor=0.2)
+    got = _lrs(opt, sched, 10)
+    assert np.allclose(got[:4], [0.2, 0.4, 0.6, 0.8])
+    assert np.allclose(got[4:9], [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)])
+    opt = _opt(0.5)
+    assert np.allclose(_lrs(opt, linear_warmup(opt, 2, start_factor=0.5), 4),
+                       [0.25, 0.375, 0.5, 0.5])
+
+
+def test_sequential_lr_three_phases():
+    opt = _opt()
+    sched = SequentialLR(opt, [ExponentialLR(opt, 0.5), StepLR(opt, 2, 0.1),
+                               LambdaLR(opt, lambda t: 0.3)], milestones=[3, 6])
+    assert np.allclose(_lrs(opt, sched, 8), [1, 0.5, 0.25, 1, 1, 0.1, 0.3, 0.3])
+    with pytest.raises(ValueError, match="milestones"):
+        SequentialLR(opt, [ExponentialLR(opt, 0.5)], milestones=[3])
+    with pytest.raises(ValueError, match="different optimizer"):
+        SequentialLR(opt, [ExponentialLR(opt, 0.5), StepLR(_opt(), 1)], milestones=[3])
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: StepLR(o, 2, 0.5),
+    lambda o: MultiStepLR(o, [1, 3]),
+    lambda o: CosineAnnealingLR(o, 5, 0.01),
+    lambda o: linear_warmup(o, 3, CosineAnnealingLR(o, 6)),
+    lambda o: LambdaLR(o, lambda t: 0.9 ** t),
+])
+def test_state_dict_resume_continues_the_sequence(make, tmp_path):
+    p = tl.zeros(2, requires_grad=True)
+    opt = Adam([p], lr=0.1)
+    sched = make(opt)
+    for _ in range(4):
+        sched.step()
+    tl.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, tmp_path / "ck.npz")
+    rest = _lrs(opt, sched, 5)
+    # resume: new optimizer and scheduler built the same way, then loaded
+    p2 = tl.zeros(2, requires_grad=True)
+    opt2 = Adam([p2], lr=0.1)
+    sched2 = make(opt2)
+    ck = tl.load(tmp_path / "ck.npz")
+    opt2.load_state_dict(ck["opt"])
+    sched2.load_state_dict(ck["sched"])
+    assert np.allclose(_lrs(opt2, sched2, 5), rest)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="Optimizer"):
+        StepLR(object(), 1)
+    with pytest.raises(ValueError, match="step_size"):
+        StepLR(_opt(), 0)
+    with pytest.raises(ValueError, match="T_max"):
+        CosineAnnealingLR(_opt(), 0)
+    with pytest.raises(ValueError, match="start_factor"):
+        LinearLR(_opt(), start_factor=0.0)
+    with pytest.raises(KeyError, match="initial_lr"):
+        StepLR(_opt(), 1, last_epoch=3)
