@@ -10,8 +10,7 @@ GRU, gates stacked [r, z, n]:
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),   h' = (1 - z) * n + z * h
 Every weight and bias starts U(-1/sqrt(H), 1/sqrt(H)).
 
-The layers project the whole input sequence through W_ih in one matmul, then loop over
-time for the recurrent part only.
+The layers loop over time steps held in Python lists (see _run_direction for why).
 """
 from __future__ import annotations
 
@@ -187,14 +186,17 @@ class _RNNBase(Module):
             else (None, None)
         return w_ih, w_hh, b_ih, b_hh
 
-    def _run_direction(self, x: Tensor, h: Tensor, c, weights, reverse: bool):
-        """x (T, B, in) -> outputs (T, B, H), final h (and c)."""
+    def _run_direction(self, xs: list, h: Tensor, c, weights, reverse: bool):
+        """xs: T inputs (B, in) -> T outputs (B, H), final h (and c).
+
+        Steps are kept as lists rather than slices of one (T, B, .) tensor: the gradient of
+        a slice is a zero tensor of the whole sequence's shape, so slicing a (T, B, 4H)
+        projection at every step would cost O(T^2) in the backward pass."""
         w_ih, w_hh, b_ih, b_hh = weights
-        gi_all = F.linear(x, w_ih, b_ih)                           # (T, B, G*H) at once
-        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        outs = [None] * x.shape[0]
+        steps = range(len(xs) - 1, -1, -1) if reverse else range(len(xs))
+        outs = [None] * len(xs)
         for t in steps:
-            gi = gi_all[t]
+            gi = F.linear(xs[t], w_ih, b_ih)                         # (B, G*H)
             if self.mode == "LSTM":
                 h, c = _lstm_step(gi, h, c, w_hh, b_hh)
             elif self.mode == "GRU":
@@ -202,7 +204,7 @@ class _RNNBase(Module):
             else:
                 h = _rnn_step(gi, h, w_hh, b_hh, self.nonlinearity == "relu")
             outs[t] = h
-        return ops.stack(outs, axis=0), h, c
+        return outs, h, c
 
     def forward(self, x: Tensor, hx=None):
         """x (T, B, in) (or (B, T, in) with batch_first, or unbatched (T, in)); hx is h0
@@ -237,7 +239,7 @@ class _RNNBase(Module):
                     raise ValueError(f"{name}: {nm} must have shape {state_shape}, got "
                                      f"{tuple(t.shape)}")
         h_n, c_n = [], []
-        layer_in = x
+        layer_in = list(x)                                          # T steps of (B, in)
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
@@ -247,10 +249,11 @@ class _RNNBase(Module):
                 outs.append(out)
                 h_n.append(h)
                 c_n.append(c)
-            layer_in = outs[0] if dirs == 1 else ops.cat(outs, axis=-1)   # (T, B, dirs*H)
+            layer_in = outs[0] if dirs == 1 else \
+                [ops.cat([f, r], axis=-1) for f, r in zip(*outs)]   # T x (B, dirs*H)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_in = F.dropout(layer_in, self.dropout, True)
-        output = layer_in
+                layer_in = [F.dropout(o, self.dropout, True) for o in layer_in]
+        output = ops.stack(layer_in, axis=0)                        # (T, B, dirs*H)
         h_n = ops.stack(h_n, axis=0)                                # (layers*dirs, B, H)
         c_n = ops.stack(c_n, axis=0) if is_lstm else None
         if unbatched:
