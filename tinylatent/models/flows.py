@@ -153,17 +153,21 @@ def _coupling(mask: np.ndarray, channels: int, hidden: int) -> AffineCoupling:
 
 def realnvp_mnist(cfg: ImageFlowConfig = ImageFlowConfig()) -> Flow:
     """RealNVP (Dinh et al. 2017, Sec. 3.6): per level, checkerboard couplings, squeeze,
-    channel couplings, factor out half; the last level has checkerboard couplings only."""
+    channel couplings, factor out half; the last level has checkerboard couplings only.
+    RealNVP's batch-normalisation flow layers (Sec. 3.7) are replaced by ActNorm, their
+    data-initialised, batch-independent successor (Kingma & Dhariwal 2018, Sec. 3.1)."""
     c, s = cfg.channels, cfg.size
     levels = []
     for lvl in range(cfg.levels):
         last = lvl == cfg.levels - 1
-        steps = [_coupling(checkerboard_mask(s, s, i % 2), c, cfg.hidden)
-                 for i in range(cfg.steps)]
+        steps = []
+        for i in range(cfg.steps):
+            steps += [ActNorm(c), _coupling(checkerboard_mask(s, s, i % 2), c, cfg.hidden)]
         if not last:
             steps.append(Squeeze())
-            steps += [_coupling(channel_mask(4 * c, i % 2), 4 * c, cfg.hidden)
-                      for i in range(cfg.steps)]
+            for i in range(cfg.steps):
+                steps += [ActNorm(4 * c), _coupling(channel_mask(4 * c, i % 2), 4 * c,
+                                                    cfg.hidden)]
             c, s = 4 * c - 2 * c, s // 2
         levels.append(CompositeTransform(steps))
     shape = (cfg.channels, cfg.size, cfg.size)
@@ -214,8 +218,9 @@ def maf_mnist(cfg: ImageFlowConfig = ImageFlowConfig(hidden=512, steps=5)) -> Fl
     shape = (cfg.channels, cfg.size, cfg.size)
     d = int(np.prod(shape))
     layers: list = [LogitTransform(cfg.alpha), _Flatten(shape)]
-    for i in range(cfg.steps):
-        layers += [MaskedAffineAutoregressive(d, cfg.hidden, 1, seed=i), ReversePermutation(d)]
+    for i in range(cfg.steps):   # ActNorm in place of MAF's batch normalisation (Sec. 3.4)
+        layers += [ActNorm(d), MaskedAffineAutoregressive(d, cfg.hidden, 1, seed=i),
+                   ReversePermutation(d)]
     return Flow(StandardNormal(d), CompositeTransform(layers))
 
 
