@@ -165,6 +165,18 @@ def test_leaf_grads_never_alias():
     np.testing.assert_array_equal(keep.numpy(), np.ones(2))
 
 
+def test_leaf_grad_taken_without_copy_is_not_changed_while_another_node_reads_it():
+    # Add hands the same gradient to x (a leaf, whose .grad takes it) and to h (a node run
+    # later); x's second contribution must not be added into that shared array in place.
+    x, y = f64(3), f64(3)
+    h = y * 2
+    out = ((x + h).exp().sum() + (x * 3).sum()) + (h * 5).sum()
+    out.backward()
+    e = np.exp(x.numpy() + 2 * y.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), e + 3)
+    np.testing.assert_allclose(y.grad.numpy(), 2 * e + 10)
+
+
 def test_grads_of_views_are_writable_and_owned():
     x = f64(2, 3)
     x.sum().backward()                   # Sum's backward is a read-only broadcast view

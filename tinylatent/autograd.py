@@ -32,6 +32,11 @@ __all__ = [
 ]
 
 
+# The Tensor class, bound by tensor.py once it is defined (tensor.py imports this module
+# first, so a plain import here would be circular; a per-call import costs time in every op).
+Tensor = None
+
+
 # ----------------------------------------------------------------------------- grad mode
 class _GradMode(threading.local):
     enabled = True
@@ -90,15 +95,17 @@ class Context:
     `saved_tensors` raises instead of returning a wrong gradient.
     """
 
+    # Defaults live on the class, so making a Context (once per op call) sets two fields.
+    inputs: tuple | None = None          # input Tensors (None for non-Tensor args)
+    needs_input_grad: tuple = ()
+    _raw_saved: tuple = ()
+    _saved: list = ()                    # [(kind, value, version)]
+    _out_ref = None                      # weak reference to the output, if it was saved
+    freed = False
+
     def __init__(self, fn: type, xp):
         self.fn = fn
         self.xp = xp
-        self.inputs: tuple | None = None          # input Tensors (None for non-Tensor args)
-        self.needs_input_grad: tuple = ()
-        self._raw_saved: tuple = ()
-        self._saved: list | None = None           # [(kind, value, version)]
-        self._out_ref = None
-        self.freed = False
 
     def save_for_backward(self, *values) -> None:
         self._raw_saved = values
@@ -108,6 +115,8 @@ class Context:
         for v in self._raw_saved:
             if v is out_array or v is raw_out:
                 resolved.append((_OUTPUT, None, out_tensor._version))
+                # weak: the output holds this node, so a strong link would make a cycle
+                self._out_ref = weakref.ref(out_tensor)
                 continue
             for a, t in zip(arrays, inputs):
                 if t is not None and v is a:
@@ -119,11 +128,9 @@ class Context:
                 resolved.append((None, v, 0))
         self._saved = resolved
         self._raw_saved = ()
-        self._out_ref = weakref.ref(out_tensor)
 
     @property
     def saved_tensors(self) -> tuple:
-        from .tensor import Tensor
         if self.freed:
             raise RuntimeError(
                 f"{self.fn.__name__}.backward: the saved values of this graph were freed by an "
@@ -174,7 +181,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor
+        # This runs for every op, forward and (under create_graph) backward: keep it lean.
         arrays = []
         requires = False
         atype = None
@@ -185,11 +192,12 @@ class Function:
                     atype = type(d)
                 elif type(d) is not atype:
                     _raise_device_mismatch(cls, args)
-                requires = requires or a.requires_grad
+                if a.requires_grad:
+                    requires = True
                 arrays.append(d)
             else:
                 arrays.append(a)
-        xp = np if (atype is None or atype is np.ndarray) else _xp_of_type(atype)
+        xp = np if (atype is np.ndarray or atype is None) else _xp_of_type(atype)
         ctx = Context(cls, xp)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
@@ -202,13 +210,14 @@ class Function:
         raw_out = out
         if type(out) is not atype:  # NumPy turns 0-d results into scalars; keep arrays
             out = xp.asarray(out)
-        if not (requires and _mode.enabled):
+        if not requires or not _mode.enabled:
             return Tensor._make(out)
         result = Tensor._make(out, True, ctx)
-        inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+        inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
         ctx.inputs = inputs
-        ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
-        ctx._resolve_saved(arrays, inputs, raw_out, out, result)
+        ctx.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
+        if ctx._raw_saved:
+            ctx._resolve_saved(arrays, inputs, raw_out, out, result)
         return result
 
 
@@ -218,7 +227,6 @@ def _xp_of_type(atype):
 
 
 def _raise_device_mismatch(cls, args):
-    from .tensor import Tensor
     devs = sorted({str(a.device) for a in args if isinstance(a, Tensor)})
     raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
                        f"{' and '.join(devs)}; move them with .to(device) first")
@@ -266,34 +274,38 @@ def _topological_order(roots) -> list:
 
 def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumulate):
     """Backpropagate; accumulate into leaves' .grad or return grads of `targets`."""
-    from .tensor import Tensor
     order = _topological_order(roots)
-    grads: dict = {}
-    wanted = {id(t): i for i, t in enumerate(targets)} if targets is not None else {}
-    results = [None] * (len(targets) if targets is not None else 0)
-    # arrays that some .grad (or the caller, for root grads) already holds: never alias them
+    grads: dict = {}                       # node -> gradient of its output so far
+    wanted = {id(t): i for i, t in enumerate(targets)} if targets is not None else None
+    results = [None] * len(targets) if targets is not None else None
+    # Arrays some leaf .grad (or the caller, for root grads) holds: never stored twice.
     owned: set = {id(g.data) for g in root_grads}
+    # Arrays a leaf .grad took without copying: another node may still read them, so the
+    # leaf accumulates into them out of place until this pass ends.
+    shared: set = set()
     # A node may save its output (Exp saves y) by weak reference; once a consumer node is
     # released the output can lose its last strong reference before its own backward runs,
     # so hold each tensor that received a gradient until its node is processed.
     alive: dict = {}
 
     def deliver(t, g):
-        i = wanted.get(id(t))
-        if i is not None:
-            results[i] = g if results[i] is None else results[i] + g
-        if t._ctx is not None:
-            node = t._ctx
-            grads[node] = g if node not in grads else grads[node] + g
+        if wanted is not None:
+            i = wanted.get(id(t))
+            if i is not None:
+                results[i] = g if results[i] is None else results[i] + g
+        node = t._ctx
+        if node is not None:
+            prev = grads.get(node)
+            grads[node] = g if prev is None else prev + g
             alive[node] = t
         elif accumulate:
-            _accumulate_leaf(t, g, create_graph, owned)
+            _accumulate_leaf(t, g, create_graph, owned, shared)
 
     with set_grad_enabled(create_graph):
         for r, g in zip(roots, root_grads):
-            if r._ctx is None and id(r) not in wanted:
+            if r._ctx is None and (wanted is None or id(r) not in wanted):
                 if accumulate and r.requires_grad:
-                    _accumulate_leaf(r, g, create_graph, owned)
+                    _accumulate_leaf(r, g, create_graph, owned, shared)
                 continue
             deliver(r, g)
         for node in reversed(order):
@@ -306,20 +318,19 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                     "second time after its saved values were freed; pass retain_graph=True "
                     "to the first backward()")
             gin = node.fn.backward(node, g)
-            if not isinstance(gin, tuple):
+            if type(gin) is not tuple:
                 gin = (gin,)
-            inputs = node.inputs
-            if len(gin) < len(inputs):
-                gin = gin + (None,) * (len(inputs) - len(gin))
-            for t, gi in zip(inputs, gin):
-                if t is None or gi is None or not t.requires_grad:
+            # zip stops at the shorter: a backward may omit trailing None grads
+            for t, gi in zip(node.inputs, gin):
+                if gi is None or t is None or not t.requires_grad:
                     continue
                 if not isinstance(gi, Tensor):
                     gi = Tensor._make(node.xp.asarray(gi))
-                if gi.shape != t.shape:
-                    gi = unbroadcast(gi, t.shape)
-                if gi.dtype != t.dtype:
-                    gi = gi.to(t.dtype)
+                gd, td = gi.data, t.data
+                if gd.shape != td.shape:
+                    gi = unbroadcast(gi, td.shape)
+                if gd.dtype != td.dtype:
+                    gi = gi.to(td.dtype)
                 deliver(t, gi)
             if not retain_graph:
                 node.release()
@@ -327,10 +338,11 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
     return results
 
 
-def _accumulate_leaf(t, g, create_graph, owned) -> None:
-    """Add `g` into leaf `t.grad`. A leaf's .grad always owns its memory, so in-place
-    updates of one grad (clip_grad_norm_, zero_) can never reach another."""
-    from .tensor import Tensor
+def _accumulate_leaf(t, g, create_graph, owned, shared) -> None:
+    """Add `g` into leaf `t.grad`. A leaf's .grad never shares memory with another leaf's
+    .grad or with a caller's tensor, so in-place updates of one grad (clip_grad_norm_,
+    zero_) can never reach another; and it is never changed in place while another node
+    may still read the same array."""
     if create_graph:
         t.grad = g if t.grad is None else t.grad + g
         return
@@ -338,6 +350,12 @@ def _accumulate_leaf(t, g, create_graph, owned) -> None:
         d = g.data
         if d.base is not None or id(d) in owned or not d.flags.writeable:
             d = d.copy()
+        else:
+            shared.add(id(d))
+        owned.add(id(d))
+        t.grad = Tensor._make(d)
+    elif id(t.grad.data) in shared:
+        d = t.grad.data + g.data
         owned.add(id(d))
         t.grad = Tensor._make(d)
     else:
@@ -345,7 +363,6 @@ def _accumulate_leaf(t, g, create_graph, owned) -> None:
 
 
 def _as_grad_list(outputs, grad_outputs):
-    from .tensor import Tensor
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
@@ -389,7 +406,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     With `create_graph=True` the result is itself differentiable (second derivatives,
     Hessian-vector products, gradient penalties).
     """
-    from .tensor import Tensor
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
     for i, t in enumerate(inputs):
@@ -411,7 +427,6 @@ def hvp(f: Callable, inputs, v) -> tuple:
 
     Computed by double backward: H v = d/dx <df/dx, v> (Pearlmutter 1994).
     """
-    from .tensor import Tensor
     single = isinstance(inputs, Tensor)
     xs = [inputs] if single else list(inputs)
     vs = [v] if single else list(v)
@@ -427,7 +442,6 @@ def hvp(f: Callable, inputs, v) -> tuple:
 
 def jacobian(f: Callable, inputs, create_graph: bool = False):
     """Full Jacobian of `f` (for small functions): shape out.shape + in.shape per input."""
-    from .tensor import Tensor
     from . import ops
     single = isinstance(inputs, Tensor)
     xs = [inputs] if single else list(inputs)

@@ -455,6 +455,9 @@ class Tensor:
     # installed on this class by ops/__init__.py so each is written once.
 
 
+autograd.Tensor = Tensor  # the engine wraps arrays with this class (see autograd.py)
+
+
 # ---------------------------------------------------------------------- factories
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor copying `data` (Python numbers, lists, numpy/cupy arrays)."""
