@@ -38,6 +38,11 @@ notes="")`:
     growth from just before the build to the end of a few steps (see `peak_rss_of`).
   * returns the figure (a dict) that goes into the results file.
 
+`bench.record(name, tl_value, torch_value=None, *, unit="", group="quality", notes="")`
+records a figure that is not a time (a test loss after N epochs, bits/dim...) side by side,
+in a second table; assert what must hold in the test itself. `notes` of any figure are
+listed under the tables.
+
 Helpers: `assert_close(a, b, rtol, atol, name)` compares tinylatent Tensors, torch tensors,
 numpy arrays or lists/tuples of them elementwise; `assert_close_norm(a, b, rel, name)`
 compares whole tensors by relative 2-norm error (for values after several optimizer steps,
@@ -478,7 +483,30 @@ def _fmt_mem(fig: dict) -> str:
 
 
 def markdown_table(figures: list[dict]) -> str:
-    """One row per figure: times, ratio tl/torch, goal, check, peak RSS growth."""
+    """The timing table, then (if any) the table of recorded values and the notes."""
+    timed = [f for f in figures if f.get("kind", "time") == "time"]
+    values = [f for f in figures if f.get("kind") == "value"]
+    out = _timing_table(timed) if timed else ""
+    if values:
+        rows = ["| figure | tinylatent | PyTorch | tl - torch |", "|---|---|---|---|"]
+        for f in sorted(values, key=lambda f: (f.get("group", ""), f.get("order", 0))):
+            unit = f" {f['unit']}" if f.get("unit") else ""
+            pt = f.get("torch")
+            pt_cell = "n/a" if not pt or pt.get("value") is None else \
+                f"{pt['value']:.4g}{unit}" + ("" if pt.get("source") == "live"
+                                              else " (recorded, not live)")
+            diff = "n/a" if not pt or pt.get("value") is None else \
+                f"{f['tl']['value'] - pt['value']:+.3g}{unit}"
+            rows.append(f"| {f['name']} | {f['tl']['value']:.4g}{unit} | {pt_cell} | {diff} |")
+        out += ("\n\n" if out else "") + "\n".join(rows)
+    notes = [f for f in figures if f.get("notes")]
+    if notes:
+        out += "\n\nNotes:\n" + "\n".join(f"- {f['name']}: {f['notes']}" for f in notes)
+    return out
+
+
+def _timing_table(figures: list[dict]) -> str:
+    """One row per timed figure: times, ratio tl/torch, goal, check, peak RSS growth."""
     rows = ["| benchmark | tinylatent (median ± IQR) | PyTorch (median ± IQR) | "
             "ratio tl/torch | goal | check | peak RSS growth tl / torch |",
             "|---|---|---|---|---|---|---|"]
@@ -554,6 +582,25 @@ class Bench:
     def pick(self, quick, full):
         """`quick` in --quick mode, else `full` (workload sizes, step counts...)."""
         return quick if self.quick else full
+
+    def record(self, name: str, tl_value: float, torch_value: float | None = None, *,
+               unit: str = "", group: str = "quality", notes: str = "") -> dict:
+        """Record a figure that is not a time (a test loss, bits/dim, accuracy...) side by
+        side; without PyTorch the recorded value of the same name is shown instead.
+        Nothing is asserted here: assert what must hold in the test itself."""
+        live = torch is not None and torch_value is not None
+        fig: dict[str, Any] = {
+            "name": name, "kind": "value", "group": group, "test": self.nodeid,
+            "mode": self.recorder.mode, "unit": unit, "notes": notes,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "order": len(self.recorder.figures), "tl": {"value": float(tl_value)}}
+        if live:
+            fig["torch"] = {"value": float(torch_value), "source": "live"}
+        else:
+            rec = self.recorder.recorded_torch(name)
+            fig["torch"] = None if rec is None else rec | {"source": "recorded"}
+        self.recorder.add(fig)
+        return fig
 
     def compare(self, name: str, tl_fn: Callable, torch_fn: Callable | None = None, *,
                 check: Callable | None = None, group: str = "", goal: float | None = None,

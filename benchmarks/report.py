@@ -36,7 +36,8 @@ def plot_ratios(data: dict, mode: str, png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs = [f for f in data["modes"][mode]["figures"].values() if f.get("ratio")]
+    figs = [f for f in data["modes"][mode]["figures"].values()
+            if f.get("kind", "time") == "time" and f.get("ratio")]
     figs.sort(key=lambda f: (f.get("group", ""), f.get("test", ""), f.get("order", 0)))
     if not figs:
         raise SystemExit(f"report: no ratios in mode '{mode}'")

@@ -103,3 +103,19 @@ def test_without_torch_uses_recorded_figures_and_skips_check(tmp_path):
     assert fig["ratio"] == pytest.approx(fig["tl"]["median"] / 1e-3)
     assert data["live_torch"] is False
     assert not (tmp_path / f"{harness.machine_key()}-cpu.json").exists()
+
+
+def test_record_value_figures_render_in_their_own_table(tmp_path, monkeypatch):
+    rec = _recorder(tmp_path, monkeypatch)
+    bench = harness.Bench(rec)
+    bench.record("VAE test loss after 1 epoch", 130.5, 129.0, unit="nats", notes="seed 1")
+    bench.compare("tiny", lambda: None, lambda: None)
+    table = harness.markdown_table(rec.figures)
+    assert "| VAE test loss after 1 epoch | 130.5 nats | 129 nats | +1.5 nats |" in table
+    assert "- VAE test loss after 1 epoch: seed 1" in table and "| tiny |" in table
+    # without PyTorch, the value recorded under the same name stands in, labelled so
+    monkeypatch.setattr(harness, "torch", None)
+    rec.recorded = {"modes": {"quick": {"figures": {"VAE test loss after 1 epoch": rec.figures[0]}}}}
+    fig = bench.record("VAE test loss after 1 epoch", 131.0)
+    assert fig["torch"]["value"] == 129.0 and fig["torch"]["source"] == "recorded"
+    assert "(recorded, not live)" in harness.markdown_table([fig])
