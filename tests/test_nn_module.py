@@ -313,3 +313,17 @@ def test_forward_hooks():
     h2.remove()
     m(tl.ones(1, 2))
     assert seen == [(3, 2)]
+
+
+def test_state_dict_through_tl_save_and_load(tmp_path):
+    def make():
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(36, 2))
+    a = make()
+    x = tl.randn(3, 1, 5, 5)
+    a(x)  # updates the batch-norm running statistics
+    tl.save(a.state_dict(), tmp_path / "model.npz")
+    b = make()
+    b.load_state_dict(tl.load(tmp_path / "model.npz"))
+    assert b[1].num_batches_tracked.item() == 1
+    np.testing.assert_array_equal(a.eval()(x).numpy(), b.eval()(x).numpy())
