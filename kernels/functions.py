@@ -49,59 +49,61 @@ def conv_geometry(kernel, stride, pads, dilation, out_hw) -> tuple:
 
 
 class Conv2dFn(Function):
-    """y = conv2d(x, w) + b as  rows = im2col(x) @ W^T  (BLAS), then NCHW + bias;
-    dW = rows(dy)^T @ im2col(x),  dx = col2im(rows(dy) @ W),  db = sum over B, H, W of dy"""
+    """y[b] = W cols[b] + bias with cols = im2col(x) (B, C*kh*kw, L) and W (O, C*kh*kw):
+    the batched GEMM's output is already NCHW.  dW = sum_b dy[b] cols[b]^T,
+    dx = col2im(W^T dy[b]),  db = sum over B, H, W of dy"""
 
     @staticmethod
     def forward(ctx, x, w, b, geom, be, reference):
-        bsz = x.shape[0]
-        c_out = w.shape[0]
-        cols = be.im2col(x, geom)                                    # (B*L, C*kh*kw)
+        bsz, c_out = x.shape[0], w.shape[0]
+        cols = be.im2col(x, geom)                                    # (B, C*kh*kw, L)
         wm = w.reshape(c_out, -1)                                    # (O, C*kh*kw)
-        rows = be.matmul(cols, be.c(wm.T))                           # (B*L, O)
-        y = be.rows_to_nchw(rows, b, bsz, c_out, geom[8], geom[9])   # (B, O, Ho, Wo)
+        y = be.matmul(wm, cols)                                      # (B, O, L)
+        if b is not None:
+            y += b.reshape(1, c_out, 1)
         ctx.geom, ctx.be, ctx.reference = geom, be, reference
         ctx.x_shape, ctx.cols = x.shape, cols
         ctx.save_for_backward(x, w, b)
-        return y
+        return y.reshape(bsz, c_out, geom[8], geom[9])
 
     @staticmethod
     def backward(ctx, grad):
         x, w, b = ctx.saved_tensors
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (x, w, b), grad, 6)
-        be, need = ctx.be, ctx.needs_input_grad
-        g = grad.data
-        grows = be.nchw_to_rows(g, key="grows")                      # (B*L, O)
+        be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
+        g3 = be.c(grad.data).reshape(grad.shape[0], grad.shape[1], -1)  # (B, O, L)
         wm = w.data.reshape(w.shape[0], -1)                          # (O, C*kh*kw)
         gx = gw = gb = None
         if need[1]:
-            gw = _t(be.matmul(grows.T, ctx.cols).reshape(w.shape))   # (O, C*kh*kw)
+            per_b = be.matmul(g3, cols.transpose(0, 2, 1),            # (B, O, C*kh*kw)
+                              out=be.scratch("gw", (g3.shape[0],) + wm.shape, g3.dtype))
+            gw = _t(per_b.sum(axis=0).reshape(w.shape))
         if need[2]:
-            gb = _t(be.channel_sum(g))
+            gb = _t(g3.sum(axis=(0, 2)))
         if need[0]:
-            gcols = be.matmul(grows, wm, out=be.scratch("gcols", ctx.cols.shape, g.dtype))
-            gx = _t(be.col2im(gcols, ctx.x_shape, ctx.geom))
+            gcols = be.matmul(be.c(wm.T), g3, out=be.scratch("gcols", cols.shape, g3.dtype))
+            gx = _t(be.col2im(gcols, ctx.x_shape, ctx.geom))         # (B, C, H, W)
         return gx, gw, gb, None, None, None
 
 
 class ConvTranspose2dFn(Function):
     """y = conv_transpose2d(x, w) + b, the adjoint of conv2d in its input:
-    y = col2im(rows(x) @ W) + b;  dx = NCHW(im2col(dy) @ W^T),  dW = rows(x)^T @ im2col(dy)"""
+    y = col2im(W^T x[b]) + b with W (C_in, C_out*kh*kw);  dx[b] = W im2col(dy)[b],
+    dW = sum_b x[b] im2col(dy)[b]^T,  db = sum over B, H, W of dy"""
 
     @staticmethod
     def forward(ctx, x, w, b, geom, out_shape, be, reference):
         # geom describes the conv2d whose input is y (out_shape) and whose output is x.
-        c_in = w.shape[0]
-        xrows = be.nchw_to_rows(x)                                   # (B*H*W, C_in)
+        bsz, c_in = x.shape[:2]
+        x3 = x.reshape(bsz, c_in, -1)                                # (B, C_in, H*W)
         wm = w.reshape(c_in, -1)                                     # (C_in, C_out*kh*kw)
-        cols = be.matmul(xrows, wm, out=be.scratch("tcols", (xrows.shape[0], wm.shape[1]),
-                                                   x.dtype))
+        cols = be.matmul(be.c(wm.T), x3, out=be.scratch(
+            "tcols", (bsz, wm.shape[1], x3.shape[2]), x.dtype))      # (B, C_out*kh*kw, H*W)
         y = be.col2im(cols, out_shape, geom)                         # (B, C_out, Ho, Wo)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         ctx.geom, ctx.be, ctx.reference = geom, be, reference
-        ctx.xrows = xrows
         ctx.save_for_backward(x, w, b)
         return y
 
@@ -112,17 +114,21 @@ class ConvTranspose2dFn(Function):
             return reference_vjp(ctx.reference, (x, w, b), grad, 7)
         be, need = ctx.be, ctx.needs_input_grad
         g = grad.data
-        gcols = be.im2col(g, ctx.geom)                               # (B*H*W, C_out*kh*kw)
+        bsz, c_in = x.shape[:2]
+        gcols = be.im2col(g, ctx.geom, out=be.scratch(
+            "tgcols", (bsz, w.size // c_in, x.size // (bsz * c_in)), g.dtype))
         gx = gw = gb = None
         if need[0]:
-            wm = w.data.reshape(w.shape[0], -1)                      # (C_in, C_out*kh*kw)
-            rows = be.matmul(gcols, be.c(wm.T))                      # (B*H*W, C_in)
-            bsz, c_in, h, wd = x.shape
-            gx = _t(be.rows_to_nchw(rows, None, bsz, c_in, h, wd))
+            wm = w.data.reshape(c_in, -1)                            # (C_in, C_out*kh*kw)
+            gx = be.xp.empty(x.shape, g.dtype)                       # written through a view
+            be.matmul(wm, gcols, out=gx.reshape(bsz, c_in, -1))      # (B, C_in, H*W)
+            gx = _t(gx)
         if need[1]:
-            gw = _t(be.matmul(ctx.xrows.T, gcols).reshape(w.shape))
+            x3 = x.data.reshape(bsz, c_in, -1)
+            per_b = be.matmul(x3, gcols.transpose(0, 2, 1))          # (B, C_in, C_out*kh*kw)
+            gw = _t(per_b.sum(axis=0).reshape(w.shape))
         if need[2]:
-            gb = _t(be.channel_sum(g))
+            gb = _t(g.sum(axis=(0, 2, 3)))
         return gx, gw, gb, None, None, None, None
 
 
@@ -193,9 +199,8 @@ class AffineCouplingFn(Function):
         if is_grad_enabled():
             ref = ctx.reference
             return reference_vjp(lambda *z: ref(*z)[0], (a, log_s, t), grad, 7)
-        zeros = ctx.be.xp.zeros(a.shape[0], grad.dtype)
-        g_in, g_ls, g_t = ctx.be.coupling_backward(grad.data, zeros, out.data, log_s.data,
-                                                   t.data, ctx.inverse)
+        g_in, g_ls, g_t = ctx.be.coupling_backward(grad.data, out.data, log_s.data, t.data,
+                                                   ctx.inverse)
         return _t(g_in), _t(g_ls), _t(g_t), None, None, None, None
 
 

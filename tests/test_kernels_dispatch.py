@@ -118,7 +118,7 @@ def test_cuda_wrappers_launch_kernels_that_exist():
     with open(os.path.join(CUDA_DIR, "__init__.py"), encoding="utf-8") as f:
         wrapper = f.read()
     launched = set(re.findall(r'_kernel\("(\w+\.cu)", "(\w+)"', wrapper))
-    assert len(launched) >= 15
+    assert len(launched) >= 12
     for source, name in launched:
         with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:
             code = f.read()

@@ -83,12 +83,12 @@ def matmul(a, b, out=None):
 
 
 # ---------------------------------------------------------------------- conv
-def im2col(x, geom):
+def im2col(x, geom, out=None):
+    """x (B, C, H, W) -> cols (B, C*kh*kw, Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
-    cp = _cp()
     x = c(x)
     bsz, c_in, h, w = x.shape
-    cols = cp.empty((bsz * ho * wo, c_in * kh * kw), x.dtype)
+    cols = _cp().empty((bsz, c_in * kh * kw, ho * wo), x.dtype) if out is None else out
     _kernel("conv.cu", "im2col", x.dtype)(
         _grid(cols.size), (_THREADS,),
         (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
@@ -96,45 +96,14 @@ def im2col(x, geom):
 
 
 def col2im(cols, shape, geom):
+    """cols (B, C*kh*kw, Ho*Wo) -> x (B, C, H, W), overlapping taps summed (a gather)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
-    cp = _cp()
-    x = cp.empty(shape, cols.dtype)
+    x = _cp().empty(shape, cols.dtype)
     bsz, c_in, h, w = shape
     _kernel("conv.cu", "col2im", cols.dtype)(
         _grid(x.size), (_THREADS,),
         (c(cols), x, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
     return x
-
-
-def rows_to_nchw(rows, bias, bsz, c_out, ho, wo):
-    cp = _cp()
-    y = cp.empty((bsz, c_out, ho, wo), rows.dtype)
-    has_bias = bias is not None
-    _kernel("conv.cu", "rows_to_nchw", rows.dtype)(
-        _grid(y.size), (_THREADS,),
-        (c(rows), c(bias) if has_bias else rows, _i(has_bias), y, _i(bsz), _i(c_out),
-         _i(ho * wo)))
-    return y
-
-
-def nchw_to_rows(y, key=None):
-    y = c(y)
-    bsz, c_out = y.shape[:2]
-    n_l = y.size // (bsz * c_out)
-    shape = (bsz * n_l, c_out)
-    rows = scratch(key, shape, y.dtype) if key else _cp().empty(shape, y.dtype)
-    _kernel("conv.cu", "nchw_to_rows", y.dtype)(
-        _grid(y.size), (_THREADS,), (y, rows, _i(bsz), _i(c_out), _i(n_l)))
-    return rows
-
-
-def channel_sum(y):
-    y = c(y)
-    bsz, c_out = y.shape[:2]
-    out = _cp().empty(c_out, y.dtype)
-    _kernel("conv.cu", "channel_sum", y.dtype)(
-        (c_out,), (_THREADS,), (y, out, _i(bsz), _i(c_out), _i(y.size // (bsz * c_out))))
-    return out
 
 
 # ---------------------------------------------------------------------- attention
@@ -167,15 +136,12 @@ def coupling_forward(x, log_s, t, inverse):
     return out, ld
 
 
-def coupling_backward(g, gld, out, log_s, t, inverse):
+def coupling_backward(g, out, log_s, t, inverse):
     cp = _cp()
-    bsz = g.shape[0]
-    k = g.size // bsz
     g_in, g_ls, g_t = (cp.empty(g.shape, g.dtype) for _ in range(3))
     _kernel("coupling.cu", "coupling_backward", g.dtype)(
         _grid(g.size), (_THREADS,),
-        (c(g), c(gld), c(out), c(log_s), c(t), _i(bool(inverse)), g_in, g_ls, g_t, _i(bsz),
-         _i(k)))
+        (c(g), c(out), c(log_s), c(t), _i(bool(inverse)), g_in, g_ls, g_t, np.int64(g.size)))
     return g_in, g_ls, g_t
 
 

@@ -1,9 +1,10 @@
 // Affine coupling (RealNVP / Glow) on the GPU, rows (B, K):
 //   forward:  y = x exp(log_s) + t,  ld_b = sum_k log_s   (inverse: x = (y - t) exp(-log_s),
 //             ld_b = -sum_k log_s);  one block per sample row
-//   backward (elementwise, from the forward's output `out`):
-//     forward:  gx = g exp(log_s),  glog_s = g (y - t) + gld_b,  gt = g
-//     inverse:  gy = g exp(-log_s), glog_s = -g x - gld_b,       gt = -g exp(-log_s)
+//   backward (elementwise, from the forward's output `out`; the logabsdet's gradient is
+//   added to glog_s by the autograd engine):
+//     forward:  gx = g exp(log_s),  glog_s = g (y - t),  gt = g
+//     inverse:  gy = g exp(-log_s), glog_s = -g x,       gt = -g exp(-log_s)
 #include "common.cuh"
 
 template <typename T>
@@ -23,20 +24,19 @@ __device__ void coupling_forward_impl(const T* x, const T* ls, const T* t, int i
 }
 
 template <typename T>
-__device__ void coupling_backward_impl(const T* g, const T* gld, const T* out, const T* ls,
-                                       const T* t, int inverse, T* g_in, T* g_ls, T* g_t,
-                                       int B, int K) {
-    TL_GRID_STRIDE(idx, (long long)B * K) {
-        T gj = g[idx], gl = gld[idx / K];
+__device__ void coupling_backward_impl(const T* g, const T* out, const T* ls, const T* t,
+                                       int inverse, T* g_in, T* g_ls, T* g_t, long long n) {
+    TL_GRID_STRIDE(idx, n) {
+        T gj = g[idx];
         if (inverse) {
             T r = tl_exp(-ls[idx]);
             g_in[idx] = gj * r;
             g_t[idx] = -gj * r;
-            g_ls[idx] = -gj * out[idx] - gl;
+            g_ls[idx] = -gj * out[idx];
         } else {
             g_in[idx] = gj * tl_exp(ls[idx]);
             g_t[idx] = gj;
-            g_ls[idx] = gj * (out[idx] - t[idx]) + gl;
+            g_ls[idx] = gj * (out[idx] - t[idx]);
         }
     }
 }
@@ -46,9 +46,9 @@ __device__ void coupling_backward_impl(const T* g, const T* gld, const T* out, c
                                                       int inverse, T* out, T* ld, int K) {   \
         coupling_forward_impl<T>(x, ls, t, inverse, out, ld, K);                             \
     }                                                                                        \
-    extern "C" __global__ void coupling_backward_##SFX(const T* g, const T* gld, const T* out,\
-        const T* ls, const T* t, int inverse, T* g_in, T* g_ls, T* g_t, int B, int K) {      \
-        coupling_backward_impl<T>(g, gld, out, ls, t, inverse, g_in, g_ls, g_t, B, K);       \
+    extern "C" __global__ void coupling_backward_##SFX(const T* g, const T* out, const T* ls, \
+        const T* t, int inverse, T* g_in, T* g_ls, T* g_t, long long n) {                    \
+        coupling_backward_impl<T>(g, out, ls, t, inverse, g_in, g_ls, g_t, n);               \
     }
 
 TL_COUPLING_KERNELS(float, f32)

@@ -22,9 +22,6 @@ from . import coupling as _cpl
 xp = np
 name = "numba"
 
-# exp(d) for d below these is a denormal (or 0) in the dtype: flushed to exactly 0.
-_CUTOFF = {np.dtype(np.float32): -87.0, np.dtype(np.float64): -708.0}
-
 _scratch_pool: dict = {}
 
 
@@ -40,10 +37,6 @@ def scratch(key: str, shape: tuple, dtype) -> np.ndarray:
     return buf
 
 
-def cutoff(dtype) -> float:
-    return _CUTOFF[np.dtype(dtype)]
-
-
 def c(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
@@ -53,74 +46,55 @@ def matmul(a, b, out=None):
 
 
 # ---------------------------------------------------------------------- conv
-def im2col(x, geom):
+def im2col(x, geom, out=None):
+    """x (B, C, H, W) -> cols (B, C*kh*kw, Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     bsz, c_in = x.shape[:2]
-    cols = np.empty((bsz * ho * wo, c_in * kh * kw), x.dtype)
+    shape = (bsz, c_in * kh * kw, ho * wo)
+    cols = np.empty(shape, x.dtype) if out is None else out
     _conv.im2col(c(x), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
     return cols
 
 
 def col2im(cols, shape, geom):
+    """cols (B, C*kh*kw, Ho*Wo) -> x (B, C, H, W), overlapping taps summed."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = np.empty(shape, cols.dtype)
     _conv.col2im(c(cols), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x)
     return x
 
 
-def rows_to_nchw(rows, bias, bsz, c_out, ho, wo):
-    y = np.empty((bsz, c_out, ho * wo), rows.dtype)
-    has_bias = bias is not None
-    _conv.rows_to_nchw(c(rows), bias if has_bias else rows[0], has_bias, y)
-    return y.reshape(bsz, c_out, ho, wo)
-
-
-def nchw_to_rows(y, key=None):
-    """(B, O, H, W) -> (B*H*W, O); into a reusable scratch buffer when `key` is given."""
-    bsz, c_out = y.shape[:2]
-    y3 = c(y).reshape(bsz, c_out, -1)
-    shape = (bsz * y3.shape[2], c_out)
-    rows = scratch(key, shape, y.dtype) if key else np.empty(shape, y.dtype)
-    _conv.nchw_to_rows(y3, rows)
-    return rows
-
-
-def channel_sum(y):
-    bsz, c_out = y.shape[:2]
-    out = np.empty(c_out, y.dtype)
-    _conv.channel_sum(c(y).reshape(bsz, c_out, -1), out)
-    return out
-
-
 # ---------------------------------------------------------------------- attention
 def masked_softmax(s, scale, keep, causal):
     """In place on s (N, Tq, Tk); keep: uint8 (N, Tq, Tk) or None."""
     has_keep = keep is not None
-    _att.masked_softmax(s, float(scale), keep if has_keep else np.zeros((1, 1, 1), np.uint8),
-                        has_keep, bool(causal), cutoff(s.dtype))
+    _att.masked_softmax(s, s.dtype.type(scale),
+                        keep if has_keep else np.zeros((1, 1, 1), np.uint8), has_keep,
+                        bool(causal))
     return s
 
 
 def softmax_backward(p, dp, scale):
-    _att.softmax_backward(p, dp, float(scale))
+    _att.softmax_backward(p, dp, p.dtype.type(scale))
     return dp
 
 
 # ---------------------------------------------------------------------- coupling
 def coupling_forward(x, log_s, t, inverse):
-    x2, ls2, t2 = (c(a).reshape(a.shape[0], -1) for a in (x, log_s, t))
-    out = np.empty_like(x2)
-    ld = np.empty(x2.shape[0], x.dtype)
-    _cpl.coupling_forward(x2, ls2, t2, bool(inverse), out, ld)
-    return out.reshape(x.shape), ld
+    out = np.empty(x.shape, x.dtype)
+    ld = np.empty(x.shape[0], x.dtype)
+    x2, ls2, t2, o2 = (c(a).reshape(a.shape[0], -1) for a in (x, log_s, t, out))
+    _cpl.coupling_forward(x2, ls2, t2, bool(inverse), o2, ld)
+    return out, ld
 
 
-def coupling_backward(g, gld, out, log_s, t, inverse):
-    g2, o2, ls2, t2 = (c(a).reshape(a.shape[0], -1) for a in (g, out, log_s, t))
-    g_in, g_ls, g_t = np.empty_like(g2), np.empty_like(g2), np.empty_like(g2)
-    _cpl.coupling_backward(g2, c(gld), o2, ls2, t2, bool(inverse), g_in, g_ls, g_t)
-    shape = g.shape
-    return g_in.reshape(shape), g_ls.reshape(shape), g_t.reshape(shape)
+def coupling_backward(g, out, log_s, t, inverse):
+    """(grad of the input, of log_s, of t), each of g's shape (allocated in that shape, so
+    the engine can adopt them as .grad without a copy)."""
+    g_in, g_ls, g_t = (np.empty(g.shape, g.dtype) for _ in range(3))
+    flat = [c(a).reshape(a.shape[0], -1) for a in (g, out, log_s, t, g_in, g_ls, g_t)]
+    _cpl.coupling_backward(flat[0], flat[1], flat[2], flat[3], bool(inverse), *flat[4:])
+    return g_in, g_ls, g_t
 
 
 # ---------------------------------------------------------------------- logsumexp / InfoNCE
@@ -128,27 +102,26 @@ def row_logsumexp(x2):
     """(lse, saved): lse per row, and what the backward needs (row max, row sum)."""
     n = x2.shape[0]
     out, mx, tot = (np.empty(n, x2.dtype) for _ in range(3))
-    _con.row_logsumexp(c(x2), out, mx, tot, cutoff(x2.dtype))
+    _con.row_logsumexp(c(x2), out, mx, tot)
     return out, (mx, tot)
 
 
 def row_logsumexp_backward(x2, saved, g):
     gx = np.empty(x2.shape, x2.dtype)
-    _con.row_logsumexp_backward(c(x2), saved[0], saved[1], c(g), gx, cutoff(x2.dtype))
+    _con.row_logsumexp_backward(c(x2), saved[0], saved[1], c(g), gx)
     return gx
 
 
 def row_cross_entropy(s, inv_tau, shift, mask_diag):
     """In place: s -> softmax P; returns per-row losses."""
     loss = np.empty(s.shape[0], s.dtype)
-    _con.row_cross_entropy(s, float(inv_tau), int(shift), bool(mask_diag), loss,
-                           cutoff(s.dtype))
+    _con.row_cross_entropy(s, s.dtype.type(inv_tau), int(shift), bool(mask_diag), loss)
     return loss
 
 
 def cross_entropy_grad(p, g, inv_tau, shift, symmetric):
     out = scratch("ce_grad", p.shape, p.dtype)
-    _con.cross_entropy_grad(p, c(g), float(inv_tau), int(shift), bool(symmetric), out)
+    _con.cross_entropy_grad(p, c(g), p.dtype.type(inv_tau), int(shift), bool(symmetric), out)
     return out
 
 
@@ -156,11 +129,11 @@ def normalize_rows(z, eps=1e-12):
     z = c(z)
     zn = np.empty_like(z)
     norm = np.empty(z.shape[0], z.dtype)
-    _con.normalize_rows(z, zn, norm, eps)
+    _con.normalize_rows(z, zn, norm, z.dtype.type(eps))
     return zn, norm
 
 
 def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
     gz = np.empty_like(zn)
-    _con.normalize_rows_backward(c(gzn), zn, norm, eps, gz)
+    _con.normalize_rows_backward(c(gzn), zn, norm, zn.dtype.type(eps), gz)
     return gz

@@ -1,53 +1,58 @@
 """Numba CPU kernels for fused scaled-dot-product attention: the masked row softmax and its
-backward, one pass per row. The two batched products (q k^T and A v, and their four
-gradient products) go to BLAS through numpy matmul.
+backward, one pass per row (each row stays in L1 across its few sweeps). The batched
+products (q k^T, A v and the four gradient products) go to BLAS through numpy matmul.
 
     forward:   P_ij = exp(s_ij - m_i) / sum_j' exp(s_ij' - m_i)   over kept j, else 0
-    backward:  dS_ij = P_ij (dP_ij - sum_j' dP_ij' P_ij')          (softmax Jacobian)
+    backward:  dS_ij = scale P_ij (dP_ij - sum_j' dP_ij' P_ij')   (softmax Jacobian)
 """
 from __future__ import annotations
 
-import math
-
 import numba as nb
+import numpy as np
 
-_JIT = dict(nopython=True, cache=True, nogil=True)
+from ._math import fexp
+
+_JIT = dict(nopython=True, cache=True, nogil=True,
+            fastmath={"reassoc", "contract", "nsz", "arcp"})
 
 
 @nb.jit(**_JIT)
-def masked_softmax(s, scale, keep, has_keep, causal, cutoff):
+def masked_softmax(s, scale, keep, has_keep, causal):
     """In place: s (N, Tq, Tk) raw scores -> softmax(scale * s) over kept keys.
 
-    keep (N, Tq, Tk) uint8 (1 = keep) when has_keep; causal keeps j <= i. A row with no kept
-    key becomes all zeros. `cutoff` (about log of the smallest normal float) flushes tiny
-    weights to 0 so no denormal ever enters the products.
+    keep (N, Tq, Tk) uint8 (1 = keep) when has_keep; causal keeps j <= i. A row with no
+    kept key becomes all zeros. `scale` has s's dtype, so float32 stays float32.
     """
     n, tq, tk = s.shape
+    neg_inf = s.dtype.type(-np.inf)
     for b in range(n):
         for i in range(tq):
-            m = -math.inf
+            r = s[b, i]
             for j in range(tk):
-                ok = (not causal or j <= i) and (not has_keep or keep[b, i, j] != 0)
-                if ok:
-                    v = s[b, i, j] * scale
-                    s[b, i, j] = v
-                    if v > m:
-                        m = v
-                else:
-                    s[b, i, j] = -math.inf
-            if m == -math.inf:
+                r[j] = r[j] * scale
+            if has_keep:
+                kr = keep[b, i]
                 for j in range(tk):
-                    s[b, i, j] = 0.0
+                    if kr[j] == 0:
+                        r[j] = neg_inf
+            if causal:
+                for j in range(i + 1, tk):
+                    r[j] = neg_inf
+            m = neg_inf
+            for j in range(tk):
+                m = max(m, r[j])
+            if m == neg_inf:
+                for j in range(tk):
+                    r[j] = 0.0
                 continue
             tot = 0.0
             for j in range(tk):
-                d = s[b, i, j] - m
-                e = math.exp(d) if d > cutoff else 0.0
-                s[b, i, j] = e
+                e = fexp(r[j] - m)
+                r[j] = e
                 tot += e
-            inv = 1.0 / tot
+            inv = r.dtype.type(1.0 / tot)
             for j in range(tk):
-                s[b, i, j] *= inv
+                r[j] = r[j] * inv
 
 
 @nb.jit(**_JIT)
@@ -57,8 +62,11 @@ def softmax_backward(p, dp, scale):
     n, tq, tk = p.shape
     for b in range(n):
         for i in range(tq):
+            pr = p[b, i]
+            dr = dp[b, i]
             dot = 0.0
             for j in range(tk):
-                dot += dp[b, i, j] * p[b, i, j]
+                dot += dr[j] * pr[j]
+            d = dr.dtype.type(dot)
             for j in range(tk):
-                dp[b, i, j] = scale * p[b, i, j] * (dp[b, i, j] - dot)
+                dr[j] = scale * pr[j] * (dr[j] - d)

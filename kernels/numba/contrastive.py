@@ -1,91 +1,91 @@
 """Numba CPU kernels for row-wise logsumexp and the contrastive (InfoNCE / NT-Xent)
-cross-entropy over a similarity matrix, each one pass per row.
+cross-entropy over a similarity matrix, one row at a time (a row stays in L1 across its few
+sweeps, and each sweep vectorizes: exp is the vectorizable `fexp`).
 
     lse_i  = m_i + log sum_j exp(x_ij - m_i),            m_i = max_j x_ij
     loss_i = lse_i(S_i / tau, diagonal masked if asked) - S_i,pos(i) / tau
-    P_ij   = exp(S_ij / tau - lse_i)         (kept in place of S for the backward)
+    P_ij   = exp(S_ij / tau - m_i) / sum_j' exp(S_ij' / tau - m_i)   (written over S)
 
-`cutoff` (about the log of the smallest normal float) flushes weights that would be
-denormal to exactly 0: denormal arithmetic is ~100x slower on x86 and changes nothing here.
+The backward keeps m_i and the sum rather than lse_i: exp(x - m) / sum is the softmax to
+full precision, where exp(x - lse) loses digits to the rounding of a large lse in float32.
 """
 from __future__ import annotations
 
 import math
 
 import numba as nb
+import numpy as np
 
-_JIT = dict(nopython=True, cache=True, nogil=True)
+from ._math import fexp
+
+_JIT = dict(nopython=True, cache=True, nogil=True,
+            fastmath={"reassoc", "contract", "nsz", "arcp"})
 
 
 @nb.jit(**_JIT)
-def row_logsumexp(x, out, mx, tot, cutoff):
-    """out[i] = logsumexp(x[i, :]) = mx[i] + log tot[i]; +-inf rows give +-inf.
-
-    mx and tot are kept for the backward: exp(x - mx) / tot is the softmax to full
-    precision, where exp(x - out) would lose digits to the rounding of a large `out`."""
+def row_logsumexp(x, out, mx, tot):
+    """out[i] = logsumexp(x[i, :]) = mx[i] + log tot[i]; +-inf rows give +-inf."""
     n, k = x.shape
+    inf = x.dtype.type(np.inf)
     for i in range(n):
-        m = -math.inf
+        r = x[i]
+        m = -inf
         for j in range(k):
-            if x[i, j] > m:
-                m = x[i, j]
-        if m == -math.inf or m == math.inf:
+            m = max(m, r[j])
+        if m == -inf or m == inf:
             out[i] = m
             mx[i] = m
             tot[i] = 1.0
             continue
         t = 0.0
         for j in range(k):
-            d = x[i, j] - m
-            if d > cutoff:
-                t += math.exp(d)
+            t += fexp(r[j] - m)
         out[i] = m + math.log(t)
         mx[i] = m
         tot[i] = t
 
 
 @nb.jit(**_JIT)
-def row_logsumexp_backward(x, mx, tot, g, gx, cutoff):
+def row_logsumexp_backward(x, mx, tot, g, gx):
     """gx[i, j] = g[i] * exp(x[i, j] - mx[i]) / tot[i]  (the softmax; 0 on infinite rows)."""
     n, k = x.shape
+    inf = x.dtype.type(np.inf)
     for i in range(n):
         m = mx[i]
-        finite = m != math.inf and m != -math.inf
+        if m == inf or m == -inf:
+            for j in range(k):
+                gx[i, j] = 0.0
+            continue
         gi = g[i] / tot[i]
         for j in range(k):
-            d = x[i, j] - m
-            gx[i, j] = gi * math.exp(d) if finite and d > cutoff else 0.0
+            gx[i, j] = gi * fexp(x[i, j] - m)
 
 
 @nb.jit(**_JIT)
-def row_cross_entropy(s, inv_tau, shift, mask_diag, loss, cutoff):
+def row_cross_entropy(s, inv_tau, shift, mask_diag, loss):
     """In place: s (R, C) similarities -> softmax P of s * inv_tau (diag masked if asked);
     loss[i] = lse_i - s[i, (i + shift) % C] * inv_tau."""
-    r, c = s.shape
-    for i in range(r):
-        pos = (i + shift) % c
-        m = -math.inf
+    r_, c = s.shape
+    neg_inf = s.dtype.type(-np.inf)
+    for i in range(r_):
+        r = s[i]
         for j in range(c):
-            if mask_diag and j == i:
-                continue
-            v = s[i, j] * inv_tau
-            if v > m:
-                m = v
+            r[j] = r[j] * inv_tau
+        target = r[(i + shift) % c]
+        if mask_diag:
+            r[i] = neg_inf
+        m = neg_inf
+        for j in range(c):
+            m = max(m, r[j])
         tot = 0.0
         for j in range(c):
-            if mask_diag and j == i:
-                continue
-            d = s[i, j] * inv_tau - m
-            if d > cutoff:
-                tot += math.exp(d)
-        loss[i] = m + math.log(tot) - s[i, pos] * inv_tau
-        inv = 1.0 / tot
+            e = fexp(r[j] - m)
+            r[j] = e
+            tot += e
+        loss[i] = m + math.log(tot) - target
+        inv = r.dtype.type(1.0 / tot)
         for j in range(c):
-            if mask_diag and j == i:
-                s[i, j] = 0.0
-                continue
-            d = s[i, j] * inv_tau - m
-            s[i, j] = math.exp(d) * inv if d > cutoff else 0.0
+            r[j] = r[j] * inv
 
 
 @nb.jit(**_JIT)
@@ -96,17 +96,20 @@ def cross_entropy_grad(p, g, inv_tau, shift, symmetric, out):
     if not symmetric:
         for i in range(r):
             gi = g[i] * inv_tau
-            pos = (i + shift) % c
             for j in range(c):
                 out[i, j] = gi * p[i, j]
-            out[i, pos] -= gi
+            out[i, (i + shift) % c] -= gi
         return
-    for i in range(r):
-        gi = g[i] * inv_tau
-        for j in range(i, c):
-            v = gi * p[i, j] + g[j] * inv_tau * p[j, i]
-            out[i, j] = v
-            out[j, i] = v
+    # Blocked so both p[i, j] and p[j, i] are read from cache.
+    bs = 64
+    for i0 in range(0, r, bs):
+        for j0 in range(i0, c, bs):
+            for i in range(i0, min(i0 + bs, r)):
+                gi = g[i] * inv_tau
+                for j in range(max(j0, i), min(j0 + bs, c)):
+                    v = gi * p[i, j] + g[j] * inv_tau * p[j, i]
+                    out[i, j] = v
+                    out[j, i] = v
     for i in range(r):
         pos = (i + shift) % c
         gi = g[i] * inv_tau
@@ -124,7 +127,7 @@ def normalize_rows(z, zn, norm, eps):
             s += z[i, j] * z[i, j]
         nr = max(math.sqrt(s), eps)
         norm[i] = nr
-        inv = 1.0 / nr
+        inv = zn.dtype.type(1.0 / nr)
         for j in range(d):
             zn[i, j] = z[i, j] * inv
 
@@ -135,7 +138,7 @@ def normalize_rows_backward(gzn, zn, norm, eps, gz):
     the norm was clamped at eps the map is z / eps, whose gradient is gzn / eps."""
     n, d = zn.shape
     for i in range(n):
-        inv = 1.0 / norm[i]
+        inv = gz.dtype.type(1.0 / norm[i])
         if norm[i] <= eps:
             for j in range(d):
                 gz[i, j] = gzn[i, j] * inv
@@ -143,5 +146,6 @@ def normalize_rows_backward(gzn, zn, norm, eps, gz):
         dot = 0.0
         for j in range(d):
             dot += gzn[i, j] * zn[i, j]
+        dt = gz.dtype.type(dot)
         for j in range(d):
-            gz[i, j] = (gzn[i, j] - zn[i, j] * dot) * inv
+            gz[i, j] = (gzn[i, j] - zn[i, j] * dt) * inv

@@ -1,13 +1,16 @@
-"""Numba CPU kernels for convolution: im2col / col2im and the NCHW <-> row layout moves.
+"""Numba CPU kernels for convolution: im2col and its adjoint col2im.
 
-The contractions themselves go to BLAS (numpy matmul): on 2 cores a serial Numba loop nest
-cannot beat OpenBLAS's GEMM, and a `parallel=True` kernel next to OpenBLAS threads fights it
-for the same cores. So the kernels here are serial and only move data, once, in the layout
-the GEMM wants:
+The contractions go to BLAS (numpy matmul): on 2 cores a serial Numba loop nest cannot beat
+OpenBLAS's GEMM, and a `parallel=True` kernel next to OpenBLAS threads fights it for the
+same cores. So these kernels are serial and only move data, once, in the layout that makes
+the GEMM's output already NCHW:
 
-    cols[(b, oh, ow), (c, i, j)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
+    cols[b, (c, i, j), (oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
+    y[b] = W (O, C*kh*kw) @ cols[b] (C*kh*kw, Ho*Wo)                             (B, O, L)
 
-col2im is its adjoint (a scatter-add), which is the gradient of im2col and also the forward
+The innermost loop runs along a row (ow), contiguous in both arrays, over the range of ow
+whose input column is inside the image (computed, not tested per element), so it
+vectorizes. col2im is the adjoint (a scatter-add): the gradient of im2col, and the forward
 of the transposed convolution.
 """
 from __future__ import annotations
@@ -18,77 +21,59 @@ _JIT = dict(nopython=True, cache=True, nogil=True)
 
 
 @nb.jit(**_JIT)
+def _valid_range(n_out, size, stride, offset):
+    """[lo, hi): the outputs o with 0 <= o*stride + offset < size."""
+    lo = 0
+    if offset < 0:
+        lo = (-offset + stride - 1) // stride
+    hi = 0
+    if size - 1 - offset >= 0:
+        hi = (size - 1 - offset) // stride + 1
+    return lo, min(max(hi, lo), n_out)
+
+
+@nb.jit(**_JIT)
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """x (B, C, H, W) -> cols (B*Ho*Wo, C*kh*kw); every entry of cols is written."""
+    """x (B, C, H, W) -> cols (B, C*kh*kw, Ho*Wo); every entry of cols is written."""
     bsz, c_in, h, w = x.shape
     for b in range(bsz):
-        for oh in range(ho):
-            for ow in range(wo):
-                r = (b * ho + oh) * wo + ow
-                k = 0
-                for c in range(c_in):
-                    for i in range(kh):
-                        ih = oh * sh - ph + i * dh
-                        for j in range(kw):
-                            iw = ow * sw - pw + j * dw
-                            if 0 <= ih < h and 0 <= iw < w:
-                                cols[r, k] = x[b, c, ih, iw]
-                            else:
-                                cols[r, k] = 0.0
-                            k += 1
+        for c in range(c_in):
+            for i in range(kh):
+                oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
+                for j in range(kw):
+                    k = (c * kh + i) * kw + j
+                    off_w = j * dw - pw
+                    ow_lo, ow_hi = _valid_range(wo, w, sw, off_w)
+                    for oh in range(ho):
+                        base = oh * wo
+                        if oh < oh_lo or oh >= oh_hi:
+                            for ow in range(wo):
+                                cols[b, k, base + ow] = 0.0
+                            continue
+                        ih = oh * sh + i * dh - ph
+                        for ow in range(ow_lo):
+                            cols[b, k, base + ow] = 0.0
+                        for ow in range(ow_lo, ow_hi):
+                            cols[b, k, base + ow] = x[b, c, ih, ow * sw + off_w]
+                        for ow in range(ow_hi, wo):
+                            cols[b, k, base + ow] = 0.0
 
 
 @nb.jit(**_JIT)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x):
-    """x (B, C, H, W) = 0, then x[b, c, ih, iw] += cols[(b, oh, ow), (c, i, j)]."""
+    """x (B, C, H, W) = 0, then x[b, c, ih, iw] += cols[b, (c, i, j), (oh, ow)]."""
     bsz, c_in, h, w = x.shape
     x[...] = 0.0
     for b in range(bsz):
-        for oh in range(ho):
-            for ow in range(wo):
-                r = (b * ho + oh) * wo + ow
-                k = 0
-                for c in range(c_in):
-                    for i in range(kh):
-                        ih = oh * sh - ph + i * dh
-                        for j in range(kw):
-                            iw = ow * sw - pw + j * dw
-                            if 0 <= ih < h and 0 <= iw < w:
-                                x[b, c, ih, iw] += cols[r, k]
-                            k += 1
-
-
-@nb.jit(**_JIT)
-def rows_to_nchw(rows, bias, has_bias, y):
-    """y[b, o, l] = rows[b*L + l, o] (+ bias[o]);  rows (B*L, O), y (B, O, L)."""
-    bsz, c_out, n_l = y.shape
-    for b in range(bsz):
-        for o in range(c_out):
-            add = bias[o] if has_bias else 0.0
-            for q in range(n_l):
-                y[b, o, q] = rows[b * n_l + q, o] + add
-
-
-@nb.jit(**_JIT)
-def nchw_to_rows(y, rows):
-    """rows[b*L + l, o] = y[b, o, l];  y (B, O, L) -> rows (B*L, O)."""
-    bsz, c_out, n_l = y.shape
-    for b in range(bsz):
-        for o in range(c_out):
-            for q in range(n_l):
-                rows[b * n_l + q, o] = y[b, o, q]
-
-
-@nb.jit(**_JIT)
-def channel_sum(y, out):
-    """out[o] = sum over b, l of y[b, o, l] (the bias gradient), accumulated in float64."""
-    bsz, c_out, n_l = y.shape
-    for o in range(c_out):
-        s = 0.0
-        for b in range(bsz):
-            for q in range(n_l):
-                s += y[b, o, q]
-        out[o] = s
-
-
-__all__ = ["im2col", "col2im", "rows_to_nchw", "nchw_to_rows", "channel_sum"]
+        for c in range(c_in):
+            for i in range(kh):
+                oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
+                for j in range(kw):
+                    k = (c * kh + i) * kw + j
+                    off_w = j * dw - pw
+                    ow_lo, ow_hi = _valid_range(wo, w, sw, off_w)
+                    for oh in range(oh_lo, oh_hi):
+                        ih = oh * sh + i * dh - ph
+                        base = oh * wo
+                        for ow in range(ow_lo, ow_hi):
+                            x[b, c, ih, ow * sw + off_w] += cols[b, k, base + ow]
