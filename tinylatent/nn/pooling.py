@@ -1,17 +1,24 @@
-"""Pooling and upsampling, written from primitives (pad, strided slicing, reshape, max/mean).
+"""Pooling and upsampling.
 
-A pooling window is gathered one of two ways:
-  * non-overlapping windows (stride == kernel, no dilation): crop and reshape
-    (B, C, Ho*kh, Wo*kw) -> (B, C, Ho, kh, Wo, kw) and reduce over the kh and kw axes;
-  * otherwise: kh*kw strided slices, one per kernel offset, stacked on a last axis.
-Max pooling reduces with tl.max, so tied maxima share the gradient equally (PyTorch gives
-it to one of them; the sums agree).
+A pooling window at output (i, j) covers x_pad[i*s + a*d, j*s + b*d] for kernel offsets
+(a, b). For each offset, those entries over all (i, j) form one strided *view* of the padded
+input, so a pool is kh*kw array views combined elementwise -- no copies, no im2col:
+
+    avg pool:  y = sum_k w_k * x_pad[view_k]           (w_k = 1 / window size)
+    max pool:  y = max_k x_pad[view_k];  dy/dx_pad[view_k] = w_k = [x_pad[view_k] == y] / ties
+
+Both gradients are the same linear map: scatter-add grad * w_k back into each view
+(`_WindowScatter`); its adjoint is the weighted gather (`_WindowGather`). Each is the
+other's backward, so every order of derivative exists (the max-pool weights are constant:
+its second derivative is zero almost everywhere). Tied maxima share the gradient equally,
+as tl.max does (PyTorch gives it to one of them; the sums agree).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import ops
+from ..autograd import Function
 from ..tensor import Tensor
 from .module import Module
 
@@ -27,8 +34,64 @@ def _pair(v, name: str, op: str) -> tuple:
     return tuple(int(i) for i in t)
 
 
-def _windows(x: Tensor, kernel_size, stride, padding, dilation, pad_value: float, op: str):
-    """(windows, reduce axes, unbatched) for x (B, C, H, W) or (C, H, W)."""
+class _WindowGather(Function):
+    """y = sum_k w_k * x[view_k];  dL/dx = sum_k (dL/dy * w_k) added into view_k"""
+
+    @staticmethod
+    def forward(ctx, x, views, weights):
+        ctx.views, ctx.weights, ctx.shape = views, weights, x.shape
+        out = x[views[0]] * weights[0]
+        for v, w in zip(views[1:], weights[1:]):
+            out += x[v] * w
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _WindowScatter.apply(grad, ctx.views, ctx.weights, ctx.shape), None, None
+
+
+class _WindowScatter(Function):
+    """x = zeros(shape) with g * w_k added into each view_k;  dL/dg = sum_k w_k dL/dx[view_k]"""
+
+    @staticmethod
+    def forward(ctx, g, views, weights, shape):
+        ctx.views, ctx.weights = views, weights
+        out = ctx.xp.zeros(shape, dtype=g.dtype)
+        for v, w in zip(views, weights):
+            out[v] += g * w
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _WindowGather.apply(grad, ctx.views, ctx.weights), None, None, None
+
+
+class _MaxWindows(Function):
+    """y = max_k x[view_k];  dL/dx = dL/dy scattered to the maxima, split evenly over ties"""
+
+    @staticmethod
+    def forward(ctx, x, views):
+        xp = ctx.xp
+        y = x[views[0]].copy()
+        for v in views[1:]:
+            xp.maximum(y, x[v], out=y)
+        hits = [x[v] == y for v in views]
+        count = hits[0].astype(x.dtype)
+        for h in hits[1:]:
+            count += h
+        inv = 1.0 / count
+        ctx.views, ctx.shape = views, x.shape
+        ctx.weights = [h * inv for h in hits]
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _WindowScatter.apply(grad, ctx.views, ctx.weights, ctx.shape), None
+
+
+def _geometry(x: Tensor, kernel_size, stride, padding, dilation, op: str):
+    """Check arguments; return (x as 4-D, unbatched, views of the padded input, padding,
+    kernel, output size)."""
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a (B, C, H, W) or (C, H, W) input, got shape "
                          f"{tuple(x.shape)}")
@@ -46,22 +109,22 @@ def _windows(x: Tensor, kernel_size, stride, padding, dilation, pad_value: float
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{op}: padding {(ph, pw)} must be at most half the kernel size "
                          f"{(kh, kw)}")
-    b, c, h, w = x.shape
+    h, w = x.shape[2], x.shape[3]
     ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if ho < 1 or wo < 1:
         raise ValueError(f"{op}: input of shape {tuple(x.shape)} is too small for "
                          f"kernel_size={(kh, kw)}, dilation={(dh, dw)}, padding={(ph, pw)}")
-    if ph or pw:
-        x = ops.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), value=pad_value)
-    if (kh, kw) == (sh, sw) and (dh, dw) == (1, 1):
-        if x.shape[2] != ho * kh or x.shape[3] != wo * kw:
-            x = x[:, :, :ho * kh, :wo * kw]
-        win = x.reshape(b, c, ho, kh, wo, kw)                      # (B, C, Ho, kh, Wo, kw)
-        return win, (3, 5), unbatched
-    slices = [x[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
-              for i in range(kh) for j in range(kw)]
-    return ops.stack(slices, axis=-1), (-1,), unbatched            # (B, C, Ho, Wo, kh*kw)
+    views = tuple((Ellipsis, slice(a * dh, a * dh + sh * (ho - 1) + 1, sh),
+                   slice(b * dw, b * dw + sw * (wo - 1) + 1, sw))
+                  for a in range(kh) for b in range(kw))
+    return x, unbatched, views, (ph, pw), (kh, kw)
+
+
+def _pad_hw(x: Tensor, ph: int, pw: int, value: float) -> Tensor:
+    if not (ph or pw):
+        return x
+    return ops.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), value=value)
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -69,9 +132,9 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     """y[b, c, i, j] = max of x over the window at (i*stride - padding) (padding is -inf)."""
     if ceil_mode:
         raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
-    win, axes, unbatched = _windows(x, kernel_size, stride, padding, dilation, -np.inf,
-                                    "max_pool2d")
-    y = win.max(axis=axes)
+    x, unbatched, views, (ph, pw), _ = _geometry(x, kernel_size, stride, padding, dilation,
+                                                 "max_pool2d")
+    y = _MaxWindows.apply(_pad_hw(x, ph, pw, -np.inf), views)      # (B, C, Ho, Wo)
     return y.squeeze(0) if unbatched else y
 
 
@@ -81,19 +144,16 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     count_include_pad=False (then each window divides by its real elements)."""
     if ceil_mode:
         raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported")
-    win, axes, unbatched = _windows(x, kernel_size, stride, padding, 1, 0.0, "avg_pool2d")
-    total = win.sum(axis=axes)
+    x, unbatched, views, (ph, pw), (kh, kw) = _geometry(x, kernel_size, stride, padding, 1,
+                                                        "avg_pool2d")
     if divisor_override is not None:
-        y = total / float(divisor_override)
-    elif count_include_pad or _pair(padding, "padding", "avg_pool2d") == (0, 0):
-        kh, kw = _pair(kernel_size, "kernel_size", "avg_pool2d")
-        y = total / float(kh * kw)
-    else:
-        shape = (1, 1) + tuple(x.shape[-2:])
-        ones = Tensor._make(x.xp.ones(shape, dtype=x.dtype))
-        count, count_axes, _ = _windows(ones, kernel_size, stride, padding, 1, 0.0,
-                                        "avg_pool2d")
-        y = total / Tensor._make(count.data.sum(axis=count_axes))
+        inv = 1.0 / float(divisor_override)
+    elif count_include_pad or (ph, pw) == (0, 0):
+        inv = 1.0 / float(kh * kw)
+    else:  # count the real (unpadded) entries of each window
+        ones = x.xp.pad(x.xp.ones(x.shape[2:], dtype=x.dtype), ((ph, ph), (pw, pw)))
+        inv = 1.0 / sum(ones[v] for v in views)                     # (Ho, Wo)
+    y = _WindowGather.apply(_pad_hw(x, ph, pw, 0.0), views, [inv] * len(views))
     return y.squeeze(0) if unbatched else y
 
 
@@ -124,7 +184,9 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     bins); (1, 1) is global average pooling."""
     ho, wo = _pair(output_size, "output_size", "adaptive_avg_pool2d")
     h, w = x.shape[-2:]
-    if h % ho == 0 and w % wo == 0:  # equal bins: one reshape
+    if h % ho == 0 and w % wo == 0 and x.ndim in (3, 4):  # equal bins: a plain avg pool
+        return avg_pool2d(x, (h // ho, w // wo))
+    if h % ho == 0 and w % wo == 0:
         lead = tuple(x.shape[:-2])
         win = x.reshape(lead + (ho, h // ho, wo, w // wo))          # (..., Ho, kh, Wo, kw)
         return win.mean(axis=(-3, -1))
