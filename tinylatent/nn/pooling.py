@@ -184,6 +184,8 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     bins); (1, 1) is global average pooling."""
     ho, wo = _pair(output_size, "output_size", "adaptive_avg_pool2d")
     h, w = x.shape[-2:]
+    if (ho, wo) == (1, 1):  # global average pooling: one reduction over contiguous axes
+        return x.mean(axis=(-2, -1), keepdims=True)
     if h % ho == 0 and w % wo == 0 and x.ndim in (3, 4):  # equal bins: a plain avg pool
         return avg_pool2d(x, (h // ho, w // wo))
     if h % ho == 0 and w % wo == 0:
