@@ -161,6 +161,12 @@ def load_mnist(dataset: str = "mnist", split: str = "train", data_dir=None,
     dataset: "mnist" | "fashion-mnist"; split: "train" | "test". See the module docstring for
     where the data comes from.
     """
+    images, labels, _ = _load(dataset, split, data_dir, download)
+    return images, labels
+
+
+def _load(dataset: str, split: str, data_dir, download: bool):
+    """load_mnist, plus where the data came from: "files" or "embedded"."""
     dataset = dataset.lower().replace("_", "-")
     if dataset not in SHA256:
         raise ValueError(f"load_mnist: dataset must be one of {sorted(SHA256)}, got {dataset!r}")
@@ -188,7 +194,7 @@ def load_mnist(dataset: str = "mnist", split: str = "train", data_dir=None,
             raise IDXFormatError(f"{paths[0]} / {paths[1]}: images {images.shape} and labels "
                                  f"{labels.shape} do not pair up as (N, H, W) and (N,)")
         _announce(dataset, source, f"{dataset} from {source}")
-        return images.astype(np.uint8), labels.astype(np.int64)
+        return images.astype(np.uint8), labels.astype(np.int64), "files"
     where = (f"put {stems[0]}.gz and {stems[1]}.gz (or uncompressed) in {directory}"
              + (" or pass data_dir (--data-dir)" if data_dir is None else ""))
     why = "offline" if _offline(download) else "download failed: " + "; ".join(problems)
@@ -198,7 +204,7 @@ def load_mnist(dataset: str = "mnist", split: str = "train", data_dir=None,
         images, labels = z[f"{split}_images"], z[f"{split}_labels"]
     _announce(dataset, "embedded", f"MNIST from the embedded 5,000-image subset, 4,000 train / "
                                    f"1,000 test ({why}). For full MNIST, {where}.")
-    return images.astype(np.uint8), labels.astype(np.int64)
+    return images.astype(np.uint8), labels.astype(np.int64), "embedded"
 
 
 class MNIST(TensorDataset):
@@ -206,13 +212,15 @@ class MNIST(TensorDataset):
 
     x has shape (1, 28, 28), or (784,) with flatten=True. `transform`, if given, maps a batch
     of images (a NumPy/CuPy array (B, ...)) to a new batch; it runs on every batch drawn, so
-    random augmentations differ per epoch.
+    random augmentations differ per epoch. `source` says where the images came from:
+    "files" (a directory or a download) or "embedded" (the offline 5,000-image subset).
     """
 
     def __init__(self, split: str = "train", dataset: str = "mnist", data_dir=None,
                  download: bool = True, flatten: bool = False,
                  transform: Callable | None = None):
-        images, labels = load_mnist(dataset, split, data_dir, download)
+        images, labels, self.source = _load(dataset.lower().replace("_", "-"), split, data_dir,
+                                            download)
         x = images.astype(np.float32) / 255.0           # (N, 28, 28)
         x = x.reshape(len(x), -1) if flatten else x[:, None]   # (N, 784) or (N, 1, 28, 28)
         super().__init__(Tensor._make(x), Tensor._make(labels))
