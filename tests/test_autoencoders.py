@@ -112,7 +112,8 @@ def test_autoencoder_reconstructs_and_denoising_beats_it_on_corrupted_images(
     x_noisy = corrupt(x_test, "masking", 0.5, generator=tl.Generator(1))
     err_ae = reconstruction_error(ae, x_noisy, x_test)
     err_dae = reconstruction_error(dae, x_noisy, x_test)
-    print(f"\nFIGURE dae: clean err {clean_err:.4f}; masked 50%: AE {err_ae:.4f}, DAE {err_dae:.4f}")
+    print(f"\nFIGURE dae: clean err {clean_err:.4f}; masked 50%: AE {err_ae:.4f}, "
+          f"DAE {err_dae:.4f}")
     assert err_dae < 0.8 * err_ae, (err_dae, err_ae)
     loss, metrics = ae.loss(x_test[:10])
     assert set(metrics) == {"loss", "rec"} and loss.shape == ()

@@ -84,13 +84,15 @@ class StackedAutoencoder(Autoencoder):
         return histories
 
 
-def LinearAutoencoder(in_features: int, code_dim: int) -> Autoencoder:
+class LinearAutoencoder(Autoencoder):
     """x_hat = W_d (W_e x + b_e) + b_d trained on squared error. Its global minima project
     onto the top-`code_dim` principal subspace (Baldi & Hornik 1989): the decoder's columns
     span the same space as PCA's components, though they need not be orthonormal or equal
     to the components themselves."""
-    return Autoencoder(AEConfig(in_features=in_features, hidden=(), code_dim=code_dim,
-                                code_activation="none", recon="mse"))
+
+    def __init__(self, in_features: int, code_dim: int):
+        super().__init__(AEConfig(in_features=in_features, hidden=(), code_dim=code_dim,
+                                  code_activation="none", recon="mse"))
 
 
 def principal_angles(A, B) -> np.ndarray:
