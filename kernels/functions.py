@@ -49,18 +49,20 @@ def conv_geometry(kernel, stride, pads, dilation, out_hw) -> tuple:
 
 
 class Conv2dFn(Function):
-    """y[b] = W cols[b] + bias with cols = im2col(x) (B, C*kh*kw, L) and W (O, C*kh*kw):
-    the batched GEMM's output is already NCHW.  dW = sum_b dy[b] cols[b]^T,
-    dx = col2im(W^T dy[b]),  db = sum over B, H, W of dy"""
+    """y[b] = W' cols[:, b] with cols = im2col(x) (C*kh*kw + 1, B*L) whose last row is ones
+    and W' = [W | bias] (O, C*kh*kw + 1): the GEMM adds the bias, and its output is NCHW.
+    [dW | db] = dy2 @ cols^T,  dcols = W^T dy2,  dx = col2im(dcols),  dy2 = dy as (O, B*L)"""
 
     @staticmethod
     def forward(ctx, x, w, b, geom, be, reference):
         bsz, c_out = x.shape[0], w.shape[0]
-        cols = be.im2col(x, geom)                                    # (B, C*kh*kw, L)
-        wm = w.reshape(c_out, -1)                                    # (O, C*kh*kw)
-        y = be.matmul(wm, cols)                                      # (B, O, L)
+        n_l = geom[8] * geom[9]
+        cols = be.im2col(x, geom, bias_row=b is not None)            # (K [+1], B*L)
+        wm = w.reshape(c_out, -1)                                    # (O, K)
         if b is not None:
-            y += b.reshape(1, c_out, 1)
+            wm = be.xp.concatenate([wm, b.reshape(c_out, 1)], axis=1)   # (O, K + 1)
+        colsb = cols.reshape(cols.shape[0], bsz, n_l).transpose(1, 0, 2)  # (B, K', L) view
+        y = be.matmul(wm, colsb)                                     # (B, O, L)
         ctx.geom, ctx.be, ctx.reference = geom, be, reference
         ctx.x_shape, ctx.cols = x.shape, cols
         ctx.save_for_backward(x, w, b)
@@ -72,38 +74,47 @@ class Conv2dFn(Function):
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (x, w, b), grad, 6)
         be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
-        g3 = be.c(grad.data).reshape(grad.shape[0], grad.shape[1], -1)  # (B, O, L)
-        wm = w.data.reshape(w.shape[0], -1)                          # (O, C*kh*kw)
+        bsz, c_out = grad.shape[:2]
+        k = w.size // c_out
         gx = gw = gb = None
-        if need[1]:
-            per_b = be.matmul(g3, cols.transpose(0, 2, 1),            # (B, O, C*kh*kw)
-                              out=be.scratch("gw", (g3.shape[0],) + wm.shape, g3.dtype))
-            gw = _t(per_b.sum(axis=0).reshape(w.shape))
-        if need[2]:
-            gb = _t(g3.sum(axis=(0, 2)))
         if need[0]:
-            gcols = be.matmul(be.c(wm.T), g3, out=be.scratch("gcols", cols.shape, g3.dtype))
+            # dy as (O, B*L) once (a copy), then two single large GEMMs
+            g2 = be.batch_to_channel_major(grad.data, key="conv_g2")  # (O, B*L)
+            if need[1] or need[2]:
+                gwb = be.matmul(g2, cols.T)                          # (O, K [+1])
+            wm = w.data.reshape(c_out, k)                            # (O, K)
+            gcols = be.matmul(wm.T, g2, out=be.scratch("gcols", (k, g2.shape[1]), g2.dtype))
             gx = _t(be.col2im(gcols, ctx.x_shape, ctx.geom))         # (B, C, H, W)
+        elif need[1] or need[2]:
+            # First layer (no dx): batched GEMMs on dy as it is, no copy of dy
+            g3 = be.c(grad.data).reshape(bsz, c_out, -1)             # (B, O, L)
+            colsb = cols.reshape(cols.shape[0], bsz, -1).transpose(1, 2, 0)  # (B, L, K')
+            gwb = be.matmul(g3, colsb, out=be.scratch(
+                "gwb", (bsz, c_out, cols.shape[0]), g3.dtype)).sum(axis=0)   # (O, K [+1])
+        if need[1]:
+            gw = _t(be.c(gwb[:, :k]).reshape(w.shape))
+        if need[2]:
+            gb = _t(be.c(gwb[:, k]))
         return gx, gw, gb, None, None, None
 
 
 class ConvTranspose2dFn(Function):
     """y = conv_transpose2d(x, w) + b, the adjoint of conv2d in its input:
-    y = col2im(W^T x[b]) + b with W (C_in, C_out*kh*kw);  dx[b] = W im2col(dy)[b],
-    dW = sum_b x[b] im2col(dy)[b]^T,  db = sum over B, H, W of dy"""
+    y = col2im(W^T x2) + b with W (C_in, C_out*kh*kw), x2 = x as (C_in, B*H*W);
+    dx[b] = W gcols[:, b] with gcols = im2col(dy),  dW = x2 gcols^T,  db = sum of dy"""
 
     @staticmethod
     def forward(ctx, x, w, b, geom, out_shape, be, reference):
         # geom describes the conv2d whose input is y (out_shape) and whose output is x.
-        bsz, c_in = x.shape[:2]
-        x3 = x.reshape(bsz, c_in, -1)                                # (B, C_in, H*W)
+        c_in = x.shape[1]
+        x2 = be.batch_to_channel_major(x)                            # (C_in, B*H*W)
         wm = w.reshape(c_in, -1)                                     # (C_in, C_out*kh*kw)
-        cols = be.matmul(be.c(wm.T), x3, out=be.scratch(
-            "tcols", (bsz, wm.shape[1], x3.shape[2]), x.dtype))      # (B, C_out*kh*kw, H*W)
+        cols = be.matmul(wm.T, x2, out=be.scratch(
+            "tcols", (wm.shape[1], x2.shape[1]), x.dtype))           # (C_out*kh*kw, B*H*W)
         y = be.col2im(cols, out_shape, geom)                         # (B, C_out, Ho, Wo)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
-        ctx.geom, ctx.be, ctx.reference = geom, be, reference
+        ctx.geom, ctx.be, ctx.reference, ctx.x2 = geom, be, reference, x2
         ctx.save_for_backward(x, w, b)
         return y
 
@@ -115,18 +126,17 @@ class ConvTranspose2dFn(Function):
         be, need = ctx.be, ctx.needs_input_grad
         g = grad.data
         bsz, c_in = x.shape[:2]
-        gcols = be.im2col(g, ctx.geom, out=be.scratch(
-            "tgcols", (bsz, w.size // c_in, x.size // (bsz * c_in)), g.dtype))
+        n_l = x.size // (bsz * c_in)
+        gcols = be.im2col(g, ctx.geom)                               # (C_out*kh*kw, B*H*W)
         gx = gw = gb = None
         if need[0]:
             wm = w.data.reshape(c_in, -1)                            # (C_in, C_out*kh*kw)
             gx = be.xp.empty(x.shape, g.dtype)                       # written through a view
-            be.matmul(wm, gcols, out=gx.reshape(bsz, c_in, -1))      # (B, C_in, H*W)
+            be.matmul(wm, gcols.reshape(-1, bsz, n_l).transpose(1, 0, 2),
+                      out=gx.reshape(bsz, c_in, n_l))                # (B, C_in, H*W)
             gx = _t(gx)
         if need[1]:
-            x3 = x.data.reshape(bsz, c_in, -1)
-            per_b = be.matmul(x3, gcols.transpose(0, 2, 1))          # (B, C_in, C_out*kh*kw)
-            gw = _t(per_b.sum(axis=0).reshape(w.shape))
+            gw = _t(be.matmul(ctx.x2, gcols.T).reshape(w.shape))     # (C_in, C_out*kh*kw)
         if need[2]:
             gb = _t(g.sum(axis=(0, 2, 3)))
         return gx, gw, gb, None, None, None, None

@@ -83,20 +83,21 @@ def matmul(a, b, out=None):
 
 
 # ---------------------------------------------------------------------- conv
-def im2col(x, geom, out=None):
-    """x (B, C, H, W) -> cols (B, C*kh*kw, Ho*Wo)."""
+def im2col(x, geom, bias_row: bool = False):
+    """x (B, C, H, W) -> cols (C*kh*kw [+ 1 row of ones], B*Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = c(x)
     bsz, c_in, h, w = x.shape
-    cols = _cp().empty((bsz, c_in * kh * kw, ho * wo), x.dtype) if out is None else out
+    cols = _cp().empty((c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype)
     _kernel("conv.cu", "im2col", x.dtype)(
         _grid(cols.size), (_THREADS,),
-        (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
+        (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                            int(bias_row)))))
     return cols
 
 
 def col2im(cols, shape, geom):
-    """cols (B, C*kh*kw, Ho*Wo) -> x (B, C, H, W), overlapping taps summed (a gather)."""
+    """cols (C*kh*kw, B*Ho*Wo) -> x (B, C, H, W), overlapping taps summed (a gather)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = _cp().empty(shape, cols.dtype)
     bsz, c_in, h, w = shape
@@ -104,6 +105,16 @@ def col2im(cols, shape, geom):
         _grid(x.size), (_THREADS,),
         (c(cols), x, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
     return x
+
+
+def batch_to_channel_major(y, key=None):
+    """(B, C, ...) -> (C, B * prod(...)) contiguous (the layout of a GEMM operand)."""
+    bsz, ch = y.shape[:2]
+    y3 = y.reshape(bsz, ch, -1)
+    shape = (ch, bsz, y3.shape[2])
+    out = scratch(key, shape, y.dtype) if key else _cp().empty(shape, y.dtype)
+    out[...] = y3.transpose(1, 0, 2)
+    return out.reshape(ch, -1)
 
 
 # ---------------------------------------------------------------------- attention

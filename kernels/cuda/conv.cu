@@ -1,19 +1,27 @@
-// Convolution data movement on the GPU: im2col / col2im. The contractions are batched
-// cuBLAS GEMMs (cupy.matmul), whose output y[b] = W cols[b] is already NCHW.
-//   cols[b, (c, i, j), (oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
+// Convolution data movement on the GPU: im2col / col2im. The contractions are cuBLAS GEMMs
+// (cupy.matmul); y[b] = W' cols[:, b] reads cols as strided matrices and comes out NCHW.
+//   cols[(c, i, j), (b, oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
+// plus, for a bias, a last row of ones (the bias is the last column of W').
 // col2im is written as a gather (each input pixel sums the taps that read it), so it needs
 // no atomics and is deterministic.
 #include "common.cuh"
 
 template <typename T>
 __device__ void im2col_impl(const T* x, T* cols, int B, int C, int H, int W, int kh, int kw,
-                            int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo) {
+                            int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo,
+                            int bias_row) {
     const int K = C * kh * kw;
-    const long long L = (long long)Ho * Wo;
-    const long long total = (long long)B * K * L;
-    TL_GRID_STRIDE(idx, total) {  // cols is (B, K, L): consecutive threads, consecutive ow
-        long long l = idx % L;
-        int k = (int)((idx / L) % K), b = (int)(idx / (L * K));
+    const long long L = (long long)Ho * Wo, N = (long long)B * L;
+    const long long total = (long long)(K + bias_row) * N;
+    TL_GRID_STRIDE(idx, total) {  // cols is (K [+1], B*L): consecutive threads, consecutive ow
+        long long col = idx % N;
+        int k = (int)(idx / N);
+        if (k == K) {  // the row of ones that multiplies the bias column of W'
+            cols[idx] = T(1);
+            continue;
+        }
+        int b = (int)(col / L);
+        long long l = col % L;
         int ow = (int)(l % Wo), oh = (int)(l / Wo);
         int j = k % kw, i = (k / kw) % kh, c = k / (kw * kh);
         int ih = oh * sh - ph + i * dh, iw = ow * sw - pw + j * dw;
@@ -25,8 +33,7 @@ __device__ void im2col_impl(const T* x, T* cols, int B, int C, int H, int W, int
 template <typename T>
 __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int kh, int kw,
                             int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo) {
-    const int K = C * kh * kw;
-    const long long L = (long long)Ho * Wo;
+    const long long L = (long long)Ho * Wo, N = (long long)B * L;
     const long long total = (long long)B * C * H * W;
     TL_GRID_STRIDE(idx, total) {
         int iw = (int)(idx % W), ih = (int)((idx / W) % H);
@@ -42,7 +49,7 @@ __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int
                 if (tw < 0 || tw % sw) continue;
                 int ow = tw / sw;
                 if (ow >= Wo) continue;
-                acc += cols[((long long)b * K + (c * kh + i) * kw + j) * L + oh * Wo + ow];
+                acc += cols[(long long)((c * kh + i) * kw + j) * N + b * L + oh * Wo + ow];
             }
         }
         x[idx] = acc;
@@ -51,8 +58,9 @@ __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int
 
 #define TL_CONV_KERNELS(T, SFX)                                                              \
     extern "C" __global__ void im2col_##SFX(const T* x, T* cols, int B, int C, int H, int W, \
-        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo) {    \
-        im2col_impl<T>(x, cols, B, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);         \
+        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo,      \
+        int bias_row) {                                                                      \
+        im2col_impl<T>(x, cols, B, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, bias_row);\
     }                                                                                        \
     extern "C" __global__ void col2im_##SFX(const T* cols, T* x, int B, int C, int H, int W, \
         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo) {    \

@@ -46,22 +46,31 @@ def matmul(a, b, out=None):
 
 
 # ---------------------------------------------------------------------- conv
-def im2col(x, geom, out=None):
-    """x (B, C, H, W) -> cols (B, C*kh*kw, Ho*Wo)."""
+def im2col(x, geom, bias_row: bool = False):
+    """x (B, C, H, W) -> cols (C*kh*kw [+ 1 row of ones], B*Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     bsz, c_in = x.shape[:2]
-    shape = (bsz, c_in * kh * kw, ho * wo)
-    cols = np.empty(shape, x.dtype) if out is None else out
+    cols = np.empty((c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype)
     _conv.im2col(c(x), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
     return cols
 
 
 def col2im(cols, shape, geom):
-    """cols (B, C*kh*kw, Ho*Wo) -> x (B, C, H, W), overlapping taps summed."""
+    """cols (C*kh*kw, B*Ho*Wo) -> x (B, C, H, W), overlapping taps summed."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = np.empty(shape, cols.dtype)
     _conv.col2im(c(cols), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x)
     return x
+
+
+def batch_to_channel_major(y, key=None):
+    """(B, C, ...) -> (C, B * prod(...)) contiguous (the layout of a GEMM operand)."""
+    bsz, ch = y.shape[:2]
+    y3 = y.reshape(bsz, ch, -1)
+    shape = (ch, bsz, y3.shape[2])
+    out = scratch(key, shape, y.dtype) if key else np.empty(shape, y.dtype)
+    np.copyto(out, y3.transpose(1, 0, 2))
+    return out.reshape(ch, -1)
 
 
 # ---------------------------------------------------------------------- attention

@@ -2,11 +2,13 @@
 
 The contractions go to BLAS (numpy matmul): on 2 cores a serial Numba loop nest cannot beat
 OpenBLAS's GEMM, and a `parallel=True` kernel next to OpenBLAS threads fights it for the
-same cores. So these kernels are serial and only move data, once, in the layout that makes
-the GEMM's output already NCHW:
+same cores. So these kernels are serial and only move data, once:
 
-    cols[b, (c, i, j), (oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
-    y[b] = W (O, C*kh*kw) @ cols[b] (C*kh*kw, Ho*Wo)                             (B, O, L)
+    cols[(c, i, j), (b, oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
+
+This layout serves all three GEMMs without a copy: the forward y[b] = W @ cols[:, b] reads
+cols[:, b] as a strided matrix (its output is NCHW), and dW = dy2 @ cols^T and
+dcols = W^T @ dy2 (dy2 = dy as (O, B*L)) are single large GEMMs.
 
 The innermost loop runs along a row (ow), contiguous in both arrays, over the range of ow
 whose input column is inside the image (computed, not tested per element), so it
@@ -34,46 +36,53 @@ def _valid_range(n_out, size, stride, offset):
 
 @nb.jit(**_JIT)
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """x (B, C, H, W) -> cols (B, C*kh*kw, Ho*Wo); every entry of cols is written."""
+    """x (B, C, H, W) -> cols (C*kh*kw [+ 1], B*Ho*Wo), column index b*L + oh*Wo + ow.
+
+    Every entry is written; an extra last row (when cols has one) is all ones, so that a
+    bias folded into the weight matrix as its last column is added by the GEMM itself."""
     bsz, c_in, h, w = x.shape
-    for b in range(bsz):
-        for c in range(c_in):
-            for i in range(kh):
-                oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
-                for j in range(kw):
-                    k = (c * kh + i) * kw + j
-                    off_w = j * dw - pw
-                    ow_lo, ow_hi = _valid_range(wo, w, sw, off_w)
+    n_l = ho * wo
+    for c in range(c_in):
+        for i in range(kh):
+            oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                off_w = j * dw - pw
+                ow_lo, ow_hi = _valid_range(wo, w, sw, off_w)
+                for b in range(bsz):
                     for oh in range(ho):
-                        base = oh * wo
+                        base = b * n_l + oh * wo
                         if oh < oh_lo or oh >= oh_hi:
                             for ow in range(wo):
-                                cols[b, k, base + ow] = 0.0
+                                cols[k, base + ow] = 0.0
                             continue
                         ih = oh * sh + i * dh - ph
                         for ow in range(ow_lo):
-                            cols[b, k, base + ow] = 0.0
+                            cols[k, base + ow] = 0.0
                         for ow in range(ow_lo, ow_hi):
-                            cols[b, k, base + ow] = x[b, c, ih, ow * sw + off_w]
+                            cols[k, base + ow] = x[b, c, ih, ow * sw + off_w]
                         for ow in range(ow_hi, wo):
-                            cols[b, k, base + ow] = 0.0
+                            cols[k, base + ow] = 0.0
+    if cols.shape[0] > c_in * kh * kw:
+        cols[c_in * kh * kw, :] = 1.0
 
 
 @nb.jit(**_JIT)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x):
-    """x (B, C, H, W) = 0, then x[b, c, ih, iw] += cols[b, (c, i, j), (oh, ow)]."""
+    """x (B, C, H, W) = 0, then x[b, c, ih, iw] += cols[(c, i, j), b*L + oh*Wo + ow]."""
     bsz, c_in, h, w = x.shape
+    n_l = ho * wo
     x[...] = 0.0
-    for b in range(bsz):
-        for c in range(c_in):
-            for i in range(kh):
-                oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
-                for j in range(kw):
-                    k = (c * kh + i) * kw + j
-                    off_w = j * dw - pw
-                    ow_lo, ow_hi = _valid_range(wo, w, sw, off_w)
+    for c in range(c_in):
+        for i in range(kh):
+            oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                off_w = j * dw - pw
+                ow_lo, ow_hi = _valid_range(wo, w, sw, off_w)
+                for b in range(bsz):
                     for oh in range(oh_lo, oh_hi):
                         ih = oh * sh + i * dh - ph
-                        base = oh * wo
+                        base = b * n_l + oh * wo
                         for ow in range(ow_lo, ow_hi):
-                            x[b, c, ih, ow * sw + off_w] += cols[b, k, base + ow]
+                            x[b, c, ih, ow * sw + off_w] += cols[k, base + ow]
