@@ -89,10 +89,16 @@ class PatchFeatures:
         A = _as_float(images)
         xp = Tensor._make(A).xp
         rng = np.random.default_rng(cfg.seed)
-        P, _ = extract_patches(A, cfg.patch_size, 1)  # (N, P, D), a strided view
-        idx_img = xp.asarray(rng.integers(0, P.shape[0], cfg.n_train_patches))
-        idx_pos = xp.asarray(rng.integers(0, P.shape[1], cfg.n_train_patches))
-        sample = self._normalise(P[idx_img, idx_pos].astype(np.float64))  # (S, D)
+        A4 = A[:, None] if A.ndim == 3 else A  # (N, C, H, W)
+        p = cfg.patch_size
+        # a strided view of every patch, (N, C, H-p+1, W-p+1, p, p): no copy until we index
+        win = xp.lib.stride_tricks.sliding_window_view(A4, (p, p), axis=(2, 3))
+        n, h_pos, w_pos = win.shape[0], win.shape[2], win.shape[3]
+        i = xp.asarray(rng.integers(0, n, cfg.n_train_patches))
+        r = xp.asarray(rng.integers(0, h_pos, cfg.n_train_patches))
+        c = xp.asarray(rng.integers(0, w_pos, cfg.n_train_patches))
+        sample = win[i, :, r, c].reshape(cfg.n_train_patches, -1)  # (S, C*p*p)
+        sample = self._normalise(sample.astype(np.float64))
         pca = PCA().fit(Tensor._make(sample))
         U, d = pca.components_.data.T, pca.explained_variance_.data  # (D, D), (D,)
         self.mean_ = pca.mean_.data
