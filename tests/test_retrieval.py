@@ -41,7 +41,8 @@ def test_precision_at_k_against_brute_force():
 def test_mnist_retrieval_deep_ae_codes_beat_pixels():
     """Figure: 1,000 test images query 4,000 training images. A 784-256-32 AE (10 epochs,
     unsupervised) gives a higher precision@10 with its 32-d codes than Euclidean distance
-    on the 784 pixels (measured 0.889 vs 0.868; cosine 0.904 vs 0.887)."""
+    on the 784 pixels (measured 0.889 vs 0.868; cosine 0.904 vs 0.887). Deeper stacks at the
+    same budget did not beat pixels: 784-256-128-32 gave 0.862, 784-512-256-32 gave 0.877."""
     d = np.load(MNIST)
     x_train = tl.tensor(d["train_images"].reshape(4000, -1) / 255.0, dtype=tl.float32)
     x_test = tl.tensor(d["test_images"].reshape(1000, -1) / 255.0, dtype=tl.float32)
