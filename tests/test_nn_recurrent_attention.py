@@ -248,3 +248,32 @@ def test_transformer_causal_mask_hides_the_future():
     xs = tl.randn(1, 3, 8, dtype=tl.float64, requires_grad=True)
     w = enc.layers[0].linear1.weight
     assert tl.gradcheck(lambda x, w: enc(x, is_causal=True), [xs, w])
+
+
+def test_transformer_decoder_masks():
+    layer = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0)
+    assert [n for n, _ in layer.named_children()] == [
+        "self_attn", "multihead_attn", "linear1", "dropout", "linear2", "norm1", "norm2",
+        "norm3", "dropout1", "dropout2", "dropout3"]
+    dec = nn.TransformerDecoder(layer, 2, norm=nn.LayerNorm(8)).double()
+    rng = np.random.default_rng(4)
+    tgt, mem = rng.standard_normal((5, 2, 8)), rng.standard_normal((6, 2, 8))
+    pad = np.zeros((2, 6), bool)
+    pad[1, 4:] = True  # the last two memory slots of sample 1 are padding
+
+    def run(tgt, mem):
+        return dec(tl.tensor(tgt), tl.tensor(mem), memory_key_padding_mask=tl.tensor(pad),
+                   tgt_is_causal=True).numpy()
+    y = run(tgt, mem)
+    tgt2, mem2 = tgt.copy(), mem.copy()
+    tgt2[3:] += 5.0        # future target positions
+    mem2[4:, 1] += 5.0     # padded memory of sample 1
+    y2 = run(tgt2, mem2)
+    np.testing.assert_allclose(y2[:3], y[:3], atol=1e-12)
+    assert not np.allclose(y2[3:], y[3:])
+    mem3 = mem.copy()
+    mem3[4:, 1] += 5.0
+    np.testing.assert_allclose(run(tgt, mem3), y, atol=1e-12)
+    t = tl.tensor(tgt[:2, :1], requires_grad=True)
+    m = tl.tensor(mem[:3, :1], requires_grad=True)
+    assert tl.gradcheck(lambda t, m: dec(t, m, tgt_is_causal=True), [t, m])
