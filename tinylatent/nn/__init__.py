@@ -5,7 +5,8 @@
 
 Files: module.py (Module, Parameter, containers), linear.py, conv.py, pooling.py,
 normalization.py, dropout.py, embedding.py, activation.py, attention.py, recurrent.py,
-transformer.py, loss.py (loss modules), init.py (initializers), functional.py (stateless forms, as F), utils.py (clipping).
+transformer.py, loss.py (loss modules), init.py (initializers), functional.py (stateless
+forms, as F), utils.py (gradient clipping, parameter vectors).
 """
 from __future__ import annotations
 
