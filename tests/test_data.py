@@ -253,3 +253,18 @@ def test_mnist_dataset_and_loader():
     assert x1.shape == (1, 28, 28) and float(x1.max()) == 1.0
     xb, _ = next(iter(DataLoader(img, batch_size=4)))
     np.testing.assert_allclose(xb.numpy()[0], x1.numpy())
+
+
+def test_make_grid():
+    from tinylatent.data import make_grid
+    imgs = np.arange(3 * 4, dtype=np.float64).reshape(3, 2, 2)
+    g = make_grid(imgs, ncol=2, padding=1, pad_value=-1)
+    assert g.shape == (2 * 4, 2 * 4)
+    np.testing.assert_array_equal(g[1:3, 1:3], imgs[0])
+    np.testing.assert_array_equal(g[1:3, 5:7], imgs[1])
+    np.testing.assert_array_equal(g[5:7, 1:3], imgs[2])
+    assert (g[4:, 4:] == -1).all()                            # the missing 4th tile
+    flat = make_grid(tl.tensor(imgs.reshape(3, 4)), ncol=3)   # flat square images, a Tensor
+    assert flat.shape == (4, 12)
+    with pytest.raises(ValueError, match="make_grid"):
+        make_grid(np.zeros((2, 5)))

@@ -1,0 +1,161 @@
+"""Train a variational autoencoder on MNIST and save pictures of what it learned.
+
+    python examples/vae_mnist.py                 # MNIST (offline: the embedded 5,000 images)
+    python examples/vae_mnist.py --latent-dim 2  # + the 2-D latent manifold and a scatter
+    python examples/vae_mnist.py --dataset fashion-mnist --data-dir DIR  # IDX files in DIR
+
+The recipe of pytorch/examples vae/main.py (784-400-20, ReLU, Adam 1e-3, batch 128, BCE (sum)
++ analytic KL per image); the model is tinylatent/models/vae.py. Writes to --out:
+reconstructions.png, samples.png, loss_curve.png, (latent 2) manifold.png and latent_codes.png,
+and checkpoint.npz after every epoch; --resume continues exactly where that left off.
+"""
+import argparse
+import os
+
+import matplotlib
+import numpy as np
+from tqdm import tqdm
+
+import tinylatent as tl
+from tinylatent.data import MNIST, DataLoader, make_grid
+from tinylatent.models.vae import VAE, VAEConfig, kl_anneal_weight
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="VAE on MNIST (tinylatent)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default 10 (the PyTorch recipe), or 50 on the 4,000-image embedded "
+                        "subset (1,600 steps, about a minute on one core)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--latent-dim", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--data-dir", default=None, help="folder with the IDX *-ubyte(.gz) files")
+    p.add_argument("--out", default="runs/vae_mnist")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (needs CuPy)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--kl-anneal-epochs", type=float, default=0.0,
+                   help="warm the KL weight up linearly from 0 to 1 over this many epochs")
+    p.add_argument("--free-bits", type=float, default=0.0, help="nats per latent dim")
+    p.add_argument("--iwae-k", type=int, default=0,
+                   help="at the end, estimate test log p(x) with the k-sample IWAE bound")
+    p.add_argument("--limit-train-batches", type=int, default=0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def evaluate(model, loader, device, seed):
+    """Test loss: the negative ELBO per image, one fixed-seed posterior sample per image."""
+    model.eval()
+    g = tl.Generator(seed)
+    with tl.no_grad():
+        total = sum(model.loss(x.to(device), generator=g)[1]["neg_elbo"] * len(x)
+                    for x, _ in loader)
+    return total / len(loader.dataset)
+
+
+def save_grid(images, ncol, path, title):
+    """images (N, 784) in [0, 1] -> one PNG of 28x28 tiles, ncol per row."""
+    fig, ax = plt.subplots(figsize=(ncol * 0.45 + 0.4, len(images) / ncol * 0.45 + 0.6))
+    ax.imshow(make_grid(images, ncol), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def save_pictures(model, test, history, args):
+    x, y = test.take(np.arange(min(len(test), 2000)))
+    x = x.to(args.device)
+    pair = np.concatenate([x[:16].numpy_host(), model.reconstruct(x[:16]).numpy_host()])
+    save_grid(pair, 8, f"{args.out}/reconstructions.png",
+              "test images (rows 1-2), reconstructions (rows 3-4)")
+    samples = model.sample(64, generator=tl.Generator(args.seed), device=args.device)
+    save_grid(samples.numpy_host(), 8, f"{args.out}/samples.png", "x ~ p(x|z), z ~ N(0, I)")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for key, style in (("train", "o-"), ("test", "s-")):
+        ax.plot([h["epoch"] for h in history], [h[key] for h in history], style, label=key)
+    ax.set(xlabel="epoch", ylabel="loss = -ELBO (nats per image)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(f"{args.out}/loss_curve.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    if args.latent_dim == 2:
+        save_grid(model.latent_grid(20).numpy_host(), 20, f"{args.out}/manifold.png",
+                  "decoded z on a 20x20 grid of Gaussian quantiles")
+        mu = model.encode(x)[0].detach().numpy_host()             # (N, 2) posterior means
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        dots = ax.scatter(mu[:, 0], mu[:, 1], c=y.numpy_host(), cmap="tab10", s=4)
+        fig.colorbar(dots, label="label")
+        ax.set(xlabel="z1", ylabel="z2", title="test images encoded (posterior means)")
+        fig.savefig(f"{args.out}/latent_codes.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    ckpt_path = f"{args.out}/checkpoint.npz"
+    tl.manual_seed(args.seed)                          # weights and the reparameterization noise
+    shuffle_gen = tl.Generator(args.seed)              # the order of the training images
+    train = MNIST("train", args.dataset, args.data_dir, flatten=True)
+    test = MNIST("test", args.dataset, args.data_dir, flatten=True)
+    if args.epochs is None:
+        args.epochs = 50 if train.source == "embedded" else 10
+    loader = DataLoader(train, args.batch_size, shuffle=True, generator=shuffle_gen)
+    model = VAE(VAEConfig(input_dim=784, hidden_dim=400, latent_dim=args.latent_dim,
+                          free_bits=args.free_bits)).to(args.device)
+    optimizer = tl.optim.Adam(model.parameters(), lr=args.lr)
+    steps_per_epoch = min(len(loader), args.limit_train_batches or len(loader))
+    start, step, history = 1, 0, []
+    if args.resume and os.path.exists(ckpt_path):
+        ckpt = tl.load(ckpt_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        tl.set_rng_state(ckpt["rng"])
+        shuffle_gen.set_state(ckpt["shuffle_rng"])
+        start, step, history = ckpt["epoch"] + 1, ckpt["step"], list(ckpt["history"])
+        print(f"resumed from {ckpt_path} after epoch {ckpt['epoch']}")
+    print(f"{model.num_parameters():,} parameters; {len(train):,} train / {len(test):,} test "
+          f"images; {args.epochs} epochs of {steps_per_epoch} steps")
+    for epoch in range(start, args.epochs + 1):
+        model.train()
+        total, n = 0.0, 0
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs}",
+                   leave=False, mininterval=0.5)
+        for i, (x, _) in enumerate(bar):
+            if i == steps_per_epoch:
+                break
+            beta = kl_anneal_weight(step, int(args.kl_anneal_epochs * steps_per_epoch))
+            loss, metrics = model.loss(x.to(args.device), kl_weight=beta)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            total, n = total + metrics["neg_elbo"] * len(x), n + len(x)
+            bar.set_postfix(loss=f"{metrics['neg_elbo']:.1f}", kl=f"{metrics['kl']:.1f}")
+        history.append({"epoch": epoch, "train": total / n,
+                        "test": evaluate(model, DataLoader(test, 1000), args.device, args.seed)})
+        print(f"epoch {epoch:3d}  train loss {history[-1]['train']:8.2f}  "
+              f"test loss {history[-1]['test']:8.2f}  (nats per image)", flush=True)
+        save_pictures(model, test, history, args)
+        tl.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "epoch": epoch, "step": step, "rng": tl.get_rng_state(),
+                 "shuffle_rng": shuffle_gen.get_state(), "history": history,
+                 "args": vars(args)}, ckpt_path)       # temp file + rename: never half-written
+    if args.iwae_k > 0:
+        model.eval()
+        g = tl.Generator(args.seed)
+        bound = np.concatenate([model.iwae_bound(x.to(args.device), k=args.iwae_k,
+                                                 generator=g).numpy_host()
+                                for x, _ in DataLoader(test, 100)])
+        print(f"test IWAE bound (k={args.iwae_k}): log p(x) >= {bound.mean():.2f} nats per image")
+    print(f"pictures and checkpoint in {args.out}/")
+    return history
+
+
+if __name__ == "__main__":
+    main()
