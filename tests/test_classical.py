@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinylatent as tl
 from tinylatent.models.classical import PCA, GaussianMixture, KMeans
@@ -37,6 +39,37 @@ def test_pca_equals_svd_reference(digits):
     C, R = pca.components_.numpy(), Vt[:20]
     signs = np.sign((C * R).sum(1))  # eigenvectors are defined up to sign
     np.testing.assert_allclose(C, R * signs[:, None], atol=1e-8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(3, 40), d=st.integers(1, 12), seed=st.integers(0, 2**31 - 1))
+def test_pca_matches_svd_on_random_shapes(n, d, seed):
+    X = np.random.default_rng(seed).normal(size=(n, d)) * np.linspace(1, 3, d)
+    pca = PCA().fit(tl.tensor(X))
+    s = np.linalg.svd(X - X.mean(0), compute_uv=False)
+    k = min(n, d)
+    np.testing.assert_allclose(pca.explained_variance_.numpy(), (s ** 2 / (n - 1))[:k],
+                               rtol=1e-7, atol=1e-10)
+    if k == d:  # every component kept: the round trip is lossless
+        np.testing.assert_allclose(pca.inverse_transform(pca.transform(tl.tensor(X))).numpy(),
+                                   X, atol=1e-8 * (1 + np.abs(X).max()))
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(5, 60), k=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
+def test_kmeans_invariants(n, k, seed):
+    """Every point sits with its nearest centre, each centre is its cluster's mean, no cluster
+    is empty, and K = 1 gives the data mean."""
+    X = np.random.default_rng(seed).normal(size=(n, 3))
+    km = KMeans(k, n_init=2, seed=seed, tol=0.0).fit(tl.tensor(X))
+    C, lab = km.cluster_centers_.numpy(), km.labels_.numpy()
+    d = ((X[:, None] - C[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(d[np.arange(n), lab], d.min(1), atol=1e-12)
+    assert len(np.unique(lab)) == k
+    for j in range(k):
+        np.testing.assert_allclose(C[j], X[lab == j].mean(0), atol=1e-9)
+    if k == 1:
+        np.testing.assert_allclose(C[0], X.mean(0), atol=1e-12)
 
 
 def test_pca_transform_inverse_and_whiten(digits):
