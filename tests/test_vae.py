@@ -35,9 +35,9 @@ def numpy_loss(model, x, eps, kl_weight=1.0, free_bits=0.0):
 
 @pytest.fixture(scope="module")
 def mnist_batch():
-    import os
-    os.environ.setdefault("TINYLATENT_OFFLINE", "1")
-    x, _ = MNIST("test", flatten=True).take(np.arange(64))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYLATENT_OFFLINE", "1")
+        x, _ = MNIST("test", flatten=True).take(np.arange(64))
     return x
 
 
@@ -118,10 +118,10 @@ def test_shapes_and_errors(mnist_batch):
 @pytest.fixture(scope="module")
 def trained():
     """A small VAE trained for a few epochs on the embedded MNIST subset."""
-    import os
-    os.environ.setdefault("TINYLATENT_OFFLINE", "1")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYLATENT_OFFLINE", "1")
+        train, test = MNIST("train", flatten=True), MNIST("test", flatten=True)
     tl.manual_seed(0)
-    train, test = MNIST("train", flatten=True), MNIST("test", flatten=True)
     model = VAE(VAEConfig(hidden_dim=128, latent_dim=8))
     opt = tl.optim.Adam(model.parameters(), lr=1e-3)
 
