@@ -267,8 +267,10 @@ def _topological_order(roots) -> list:
         stack.append((node, True))
         if node.inputs is not None:
             for t in node.inputs:
-                if t is not None and t._ctx is not None and t._ctx not in visited:
-                    stack.append((t._ctx, False))
+                if t is not None:
+                    child = t._ctx
+                    if child is not None and child not in visited:
+                        stack.append((child, False))
     return order
 
 
@@ -297,7 +299,8 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         if node is not None:
             prev = grads.get(node)
             grads[node] = g if prev is None else prev + g
-            alive[node] = t
+            if node._out_ref is not None:
+                alive[node] = t
         elif accumulate:
             _accumulate_leaf(t, g, create_graph, owned, shared)
 
@@ -334,7 +337,8 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                 deliver(t, gi)
             if not retain_graph:
                 node.release()
-            alive.pop(node, None)
+            if node._out_ref is not None:
+                alive.pop(node, None)
     return results
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..tensor import Tensor
+from .arithmetic import _coerce
 
 
 class MatMul(Function):
@@ -26,7 +27,11 @@ class MatMul(Function):
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """NumPy/PyTorch matmul: 1-D operands are promoted to matrices and the added axis
     removed from the result; batch axes broadcast."""
-    from .arithmetic import _coerce
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        da, db = a.data, b.data
+        if da.ndim == 2 and db.ndim == 2 and da.shape[1] == db.shape[0] \
+                and da.dtype == db.dtype:
+            return MatMul.apply(a, b)   # the common case, checked cheaply
     a, b = _coerce(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "

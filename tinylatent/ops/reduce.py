@@ -16,6 +16,8 @@ def _axes(axis, ndim: int) -> tuple:
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int):
+        if -ndim <= axis < ndim:   # the common case, answered without the loop below
+            return (axis % ndim,)
         axis = (axis,)
     out = []
     for a in axis:
@@ -58,7 +60,10 @@ class Mean(Function):
         for a in axes:
             n *= x.shape[a]
         ctx.n = n
-        return x.mean(axis=axes, keepdims=keepdims)
+        if x.dtype.itemsize < 4:   # float16: NumPy's mean accumulates in float32
+            return x.mean(axis=axes, keepdims=keepdims)
+        # (what ndarray.mean computes, without its Python-level overhead)
+        return x.sum(axis=axes, keepdims=keepdims) / n
 
     @staticmethod
     def backward(ctx, grad):

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import builtins
+import math
 
 from ..autograd import Function
 from ..tensor import Tensor
+
+
+_SMALL_EXPAND = 4096   # elements; see Expand
 
 
 def _shape_arg(shape) -> tuple:
@@ -47,11 +51,22 @@ class Permute(Function):
 
 
 class Expand(Function):
-    """y = x broadcast to `shape` (a read-only view);  the engine's unbroadcast sums back"""
+    """y = x broadcast to `shape`;  the engine's unbroadcast sums back
+
+    A large result is a read-only view (no copy). A small one is filled into a new array:
+    NumPy's broadcast_to spends ~3 us in Python, more than copying a few thousand numbers,
+    and Sum's backward expands on every call.
+    """
 
     @staticmethod
     def forward(ctx, x, shape):
         try:
+            if len(shape) < x.ndim:
+                raise ValueError
+            if math.prod(shape) <= _SMALL_EXPAND:
+                out = ctx.xp.empty(shape, dtype=x.dtype)
+                out[...] = x
+                return out
             return ctx.xp.broadcast_to(x, shape)
         except ValueError:
             raise ValueError(f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}") \
