@@ -122,6 +122,22 @@ def test_recurrent_gradcheck(mode):
     assert tl.gradcheck(f, [x, ps[0], ps[5]])
 
 
+@pytest.mark.parametrize("cell", ["LSTMCell", "GRUCell"])
+def test_fused_cell_second_order(cell):
+    # the fused pointwise step recomputes its backward in Tensor ops under create_graph
+    m = getattr(nn, cell)(2, 3).double()
+    x = tl.randn(2, 2, dtype=tl.float64, requires_grad=True)
+    h = tl.randn(2, 3, dtype=tl.float64, requires_grad=True)
+    c = tl.randn(2, 3, dtype=tl.float64, requires_grad=True)
+    if cell == "LSTMCell":
+        fn = lambda x, h, c: m(x, (h, c))  # noqa: E731
+        assert tl.gradcheck(fn, [x, h, c])
+        assert tl.gradgradcheck(fn, [x, h, c])
+    else:
+        assert tl.gradcheck(lambda x, h: m(x, h), [x, h])
+        assert tl.gradgradcheck(lambda x, h: m(x, h), [x, h])
+
+
 def test_recurrent_errors_and_unbatched():
     lstm = nn.LSTM(3, 4).double()
     with pytest.raises(ValueError, match="input_size=3"):
