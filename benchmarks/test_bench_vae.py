@@ -7,9 +7,9 @@ Three figures:
   * quality: with each library's own noise, the test loss (negative ELBO per image) after
     the same epochs, averaged over seeds, must agree within 1.0 nat;
   * time per training epoch, tinylatent / PyTorch (goal <= 1.0), reported, never asserted.
-quick: 1 epoch on the embedded 4,000-image MNIST subset; full: 10 epochs, plus 3 epochs on
-full Fashion-MNIST when its IDX files are found ($TINYLATENT_FASHION_MNIST, or the Debian
-package's /usr/share/datasets/fashion-mnist).
+quick: 1 epoch on the embedded 4,000-image MNIST subset (3 seeds); full: 10 epochs (5 seeds),
+plus 3 epochs on full Fashion-MNIST when its IDX files are found ($TINYLATENT_FASHION_MNIST,
+or the Debian package's /usr/share/datasets/fashion-mnist).
 """
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ def test_vae_mnist_epoch(bench):
     """Quality over seeds, then the time of one training epoch on the embedded subset."""
     from benchmarks.vae_reference import SideBySide
     epochs = bench.pick(quick=1, full=10)
-    seeds = (1, 2, 3)
+    # one run's test loss wanders +-1 nat with its noise on this small set (measured, seeds
+    # 1-5, 10 epochs: diffs +0.64 +0.83 +1.07 -0.43 +0.16), so compare the mean over seeds
+    seeds = bench.pick(quick=(1, 2, 3), full=(1, 2, 3, 4, 5))
     notes, check = "", None
     if torch is not None:
         runs = [_train_pair(epochs, seed) for seed in seeds]
