@@ -268,3 +268,11 @@ def test_make_grid():
     assert flat.shape == (4, 12)
     with pytest.raises(ValueError, match="make_grid"):
         make_grid(np.zeros((2, 5)))
+
+
+def test_images_and_labels_must_pair_up(tmp_path):
+    write_mnist_like(tmp_path, n=4)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(idx_bytes(np.zeros(5, np.uint8))))
+    with pytest.raises(IDXFormatError, match="t10k-labels-idx1-ubyte.gz.*not uint8"):
+        load_mnist("mnist", "test", data_dir=tmp_path)

@@ -190,9 +190,11 @@ def _load(dataset: str, split: str, data_dir, download: bool):
                 problems.append(str(e))
     if None not in paths:
         images, labels = read_idx(paths[0]), read_idx(paths[1])
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise IDXFormatError(f"{paths[0]} / {paths[1]}: images {images.shape} and labels "
-                                 f"{labels.shape} do not pair up as (N, H, W) and (N,)")
+        if images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1 \
+                or len(images) != len(labels):
+            raise IDXFormatError(f"{paths[0]} / {paths[1]}: images {images.dtype} "
+                                 f"{images.shape} and labels {labels.shape} are not uint8 "
+                                 "(N, H, W) images with (N,) labels")
         _announce(dataset, source, f"{dataset} from {source}")
         return images.astype(np.uint8), labels.astype(np.int64), "files"
     where = (f"put {stems[0]}.gz and {stems[1]}.gz (or uncompressed) in {directory}"
