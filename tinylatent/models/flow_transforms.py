@@ -163,9 +163,13 @@ class PlanarFlow(Transform):
 
     def __init__(self, features: int, generator=None):
         super().__init__()
-        # ||w|| must not start small: u_hat's correction term grows like 1 / ||w||
-        self.u = nn.Parameter(tl.randn(features, generator=generator) * 0.1)
-        self.w = nn.Parameter(tl.randn(features, generator=generator) / math.sqrt(features))
+        # Start near the identity: u = a w / ||w||^2 with m(a) = 0, a = log(e - 1), gives
+        # u_hat = 0; plus a little noise. (Small ||w|| would blow u_hat's correction up.)
+        w = tl.randn(features, generator=generator) / math.sqrt(features)
+        u = w * (math.log(math.e - 1.0) / (w * w).sum()) \
+            + 0.01 * tl.randn(features, generator=generator)
+        self.u = nn.Parameter(u)
+        self.w = nn.Parameter(w)
         self.b = nn.Parameter(tl.zeros(1))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
