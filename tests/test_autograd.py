@@ -435,3 +435,19 @@ def test_gelu_second_derivative_closed_form():
     a = x.numpy()
     pdf = np.exp(-a * a / 2) / math.sqrt(2 * math.pi)
     np.testing.assert_allclose(h.numpy(), pdf * (2 - a * a), rtol=1e-10)
+
+
+@pytest.mark.parametrize("act", [tl.tanh, tl.sigmoid])
+def test_third_derivative_through_fused_backward(act):
+    x = f64(4)
+    g1, = tl.grad(act(x).sum(), [x], create_graph=True)
+    g2, = tl.grad(g1.sum(), [x], create_graph=True)
+    g3, = tl.grad(g2.sum(), [x])
+    a = x.numpy()
+    if act is tl.tanh:
+        t = np.tanh(a)
+        want = -2 * (1 - t ** 2) * (1 - 3 * t ** 2)
+    else:
+        s = 1 / (1 + np.exp(-a))
+        want = s * (1 - s) * (1 - 6 * s + 6 * s ** 2)
+    np.testing.assert_allclose(g3.numpy(), want, rtol=1e-9)

@@ -70,6 +70,12 @@ UNARY = [
     OpCase("cos", tl.cos, np.cos, unary(-3, 3)),
     OpCase("tanh", tl.tanh, np.tanh, unary()),
     OpCase("sigmoid", tl.sigmoid, sp.expit, unary(-4, 4)),
+    # composed, so the fused backward ops (TanhBackward, SigmoidBackward) are differentiated
+    # with respect to their incoming gradient too, not only the saved output
+    OpCase("tanh_of_tanh", lambda x: tl.tanh(tl.tanh(x) * 2.0),
+           lambda x: np.tanh(np.tanh(x) * 2.0), unary()),
+    OpCase("sigmoid_of_sigmoid", lambda x: tl.sigmoid(tl.sigmoid(x) * 3.0),
+           lambda x: sp.expit(sp.expit(x) * 3.0), unary()),
     OpCase("relu", tl.relu, lambda x: np.maximum(x, 0), unary(**NONZERO)),
     OpCase("leaky_relu", lambda x: tl.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x),
            unary(**NONZERO)),

@@ -242,8 +242,11 @@ def unbroadcast(grad, shape: tuple):
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
+    stretched = tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
+    if not stretched:           # only prepended axes (a bias): one sum, no reshape
+        return grad.sum(axis=tuple(range(lead)))
+    axes = tuple(range(lead)) + stretched
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if lead or grad.shape != shape:

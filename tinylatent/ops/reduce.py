@@ -35,6 +35,15 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _unreduce(grad: Tensor, ctx) -> Tensor:
+    """Broadcast the gradient of a reduction back to the input's shape: put back the
+    reduced axes as size 1 (not needed when they are the leading ones, where broadcasting
+    puts them anyway), then expand."""
+    if not ctx.keepdims and ctx.axes != tuple(range(len(ctx.axes))):
+        grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
+    return grad.expand(ctx.shape)
+
+
 class Sum(Function):
     """y = sum of x over axes;  dy/dx = 1 (the gradient is broadcast back)"""
 
@@ -45,9 +54,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if not ctx.keepdims:
-            grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
-        return grad.expand(ctx.shape), None, None
+        return _unreduce(grad, ctx), None, None
 
 
 class Mean(Function):
@@ -67,9 +74,7 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if not ctx.keepdims:
-            grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
-        return (grad * (1.0 / ctx.n)).expand(ctx.shape), None, None
+        return _unreduce(grad * (1.0 / ctx.n), ctx), None, None
 
 
 class _Extremum(Function):

@@ -154,7 +154,24 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad * (1.0 - y * y)
+        return TanhBackward.apply(grad, y)
+
+
+class TanhBackward(Function):
+    """gx = g (1 - y^2), Tanh's backward as one op (one node instead of three: tanh is
+    everywhere and each op costs a few microseconds);  dgx/dg = 1 - y^2,  dgx/dy = -2 g y"""
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(g, y)
+        return g * (1 - y * y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, y = ctx.saved_tensors
+        need_g, need_y = ctx.needs_input_grad
+        return (grad * (1.0 - y * y) if need_g else None), \
+            (grad * g * y * (-2.0) if need_y else None)
 
 
 class Sigmoid(Function):
@@ -172,7 +189,24 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad * (y * (1.0 - y))
+        return SigmoidBackward.apply(grad, y)
+
+
+class SigmoidBackward(Function):
+    """gx = g y (1 - y), Sigmoid's backward as one op (see TanhBackward);
+    dgx/dg = y (1 - y),  dgx/dy = g (1 - 2 y)"""
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(g, y)
+        return g * (y * (1 - y))
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, y = ctx.saved_tensors
+        need_g, need_y = ctx.needs_input_grad
+        return (grad * (y * (1.0 - y)) if need_g else None), \
+            (grad * g * (1.0 - 2.0 * y) if need_y else None)
 
 
 class Relu(Function):
