@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import enable_grad, no_grad
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -119,7 +119,6 @@ class Adam(Optimizer):
         """Update every parameter with a gradient; returns closure() if given."""
         loss = None
         if closure is not None:
-            from ..autograd import enable_grad
             with enable_grad():
                 loss = closure()
         use_kernel = self.fused or (self.fused is None and not _reference_forced())
