@@ -13,8 +13,6 @@ or `kernels.use_reference()` selects the reference from the start.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import tinylatent as tl
 from tinylatent.autograd import Function, is_grad_enabled
 from tinylatent.tensor import Tensor

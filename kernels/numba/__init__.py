@@ -12,6 +12,8 @@ same names.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import attention as _att
@@ -22,18 +24,26 @@ from . import coupling as _cpl
 xp = np
 name = "numba"
 
-_scratch_pool: dict = {}
+class _Pool(threading.local):
+    buffers: dict
+
+
+_pool = _Pool()
 
 
 def scratch(key: str, shape: tuple, dtype) -> np.ndarray:
     """A reusable temporary for values consumed inside one call (never returned to the
-    caller): fresh multi-megabyte arrays cost page faults on every call."""
+    caller): fresh multi-megabyte arrays cost page faults on every call. One pool per
+    thread, so concurrent calls never share a buffer."""
+    pool = getattr(_pool, "buffers", None)
+    if pool is None:
+        pool = _pool.buffers = {}
     k = (key, tuple(shape), np.dtype(dtype))
-    buf = _scratch_pool.get(k)
+    buf = pool.get(k)
     if buf is None:
-        if len(_scratch_pool) > 32:
-            _scratch_pool.clear()
-        buf = _scratch_pool[k] = np.empty(shape, dtype)
+        if len(pool) > 32:
+            pool.clear()
+        buf = pool[k] = np.empty(shape, dtype)
     return buf
 
 
