@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
-from tinylatent.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from tinylatent.optim import SAM, SGD, Adam, AdamW, Optimizer, RMSprop
 
 
 def _params(*arrays, dtype="float64"):
@@ -332,3 +332,60 @@ def test_optimizer_base_is_abstract():
     (p,) = _params(np.ones(1))
     with pytest.raises(NotImplementedError):
         Optimizer([p], {"lr": 0.1}).step()
+
+
+# ---------------------------------------------------------------- SAM
+def _quadratic(w, a):
+    return 0.5 * (tl.tensor(a) * w * w).sum()
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_sam_matches_hand_computation(adaptive):
+    a = np.array([1.0, 3.0])
+    w0 = np.array([1.0, 2.0])
+    (w,) = _params(w0)
+    opt = SAM([w], SGD, rho=0.1, adaptive=adaptive, lr=0.5)
+
+    def closure():
+        opt.zero_grad()
+        loss = _quadratic(w, a)
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    g = a * w0
+    if adaptive:   # e = rho * w^2 g / || |w| g ||
+        e = 0.1 * w0 ** 2 * g / np.linalg.norm(np.abs(w0) * g)
+    else:          # e = rho * g / ||g||
+        e = 0.1 * g / np.linalg.norm(g)
+    expected = w0 - 0.5 * a * (w0 + e)
+    assert float(loss.item()) == pytest.approx(0.5 * np.sum(a * w0 ** 2))
+    np.testing.assert_allclose(w.data, expected, rtol=1e-12)
+    assert opt.param_groups is opt.base_optimizer.param_groups
+    assert opt.param_groups[0]["rho"] == 0.1 and opt.param_groups[0]["lr"] == 0.5
+
+
+def test_sam_two_explicit_half_steps_with_momentum_and_scheduler():
+    a = np.array([2.0, 0.5, 1.0])
+    (w,) = _params(np.ones(3))
+    (ref,) = _params(np.ones(3))
+    opt = SAM([w], SGD, rho=0.05, lr=0.1, momentum=0.9)
+    sched = tl.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    base = SGD([ref], lr=0.1, momentum=0.9)
+    for k in range(3):
+        _quadratic(w, a).backward()
+        g = w.grad.data.copy()
+        opt.first_step(zero_grad=True)
+        _quadratic(w, a).backward()
+        opt.second_step(zero_grad=True)
+        # the same with plain SGD fed the gradient at w + rho g / ||g||
+        ref.grad = tl.tensor(a * (ref.data + 0.05 * g / np.linalg.norm(g)))
+        base.step()
+        sched.step()
+        base.param_groups[0]["lr"] = opt.param_groups[0]["lr"]
+        np.testing.assert_allclose(w.data, ref.data, rtol=1e-12)
+    assert w.grad is None
+    with pytest.raises(ValueError, match="closure"):
+        opt.step()
+    sd = opt.state_dict()
+    assert "momentum_buffer" in sd["state"][0]

@@ -1,4 +1,4 @@
-"""Optimizers (SGD, Adam, AdamW, RMSprop) and learning-rate schedulers, PyTorch semantics.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, SAM) and learning-rate schedulers, PyTorch semantics.
 
     opt = tl.optim.Adam(model.parameters(), lr=1e-3)
     sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -8,6 +8,7 @@ from . import lr_scheduler
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
+from .sam import SAM
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "SAM", "lr_scheduler"]
