@@ -198,13 +198,11 @@ def alternating_mask(features: int, parity: int = 0) -> np.ndarray:
     return ((np.arange(features) + parity) % 2 == 0).astype(np.float32).reshape(1, features)
 
 
-def _coupling(x: Tensor, log_s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """y = x * exp(log_s) + t, logabsdet = sum(log_s): the fused kernel when it is there."""
-    try:
-        from tinylatent.ops.coupling import affine_coupling
-    except ImportError:
-        return x * tl.exp(log_s) + t, sum_except_batch(log_s)
-    return affine_coupling(x, log_s, t)
+def _coupling(x: Tensor, log_s: Tensor, t: Tensor, inverse: bool = False):
+    """forward: (x exp(log_s) + t, sum log_s); inverse: ((x - t) exp(-log_s), -sum log_s).
+    tl.ops.coupling dispatches to the fused kernel when one applies."""
+    from tinylatent.ops.coupling import affine_coupling, affine_coupling_inverse
+    return (affine_coupling_inverse if inverse else affine_coupling)(x, log_s, t)
 
 
 class AffineCoupling(Transform):
@@ -239,7 +237,7 @@ class AffineCoupling(Transform):
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         mask = self.mask.to(z.dtype)
         log_s, t = self._log_s_t(z * mask, mask)                # z_b == x_b
-        return (z - t) * tl.exp(-log_s), -sum_except_batch(log_s)
+        return _coupling(z, log_s, t, inverse=True)
 
 
 # ----------------------------------------------------------------------------- permutations
