@@ -260,7 +260,7 @@ def _row_weights(xp, grad: Tensor, n_rows: int, reduction: str, dtype):
     if reduction == "none":
         return xp.ascontiguousarray(g, dtype=dtype)
     scale = g.reshape(()) / n_rows if reduction == "mean" else g.reshape(())
-    return xp.full(n_rows, scale, dtype=dtype)
+    return xp.ones(n_rows, dtype=dtype) * scale.astype(dtype)     # 0-d array, numpy or cupy
 
 
 def _reduce_rows(xp, loss, reduction: str):
