@@ -135,3 +135,38 @@ def test_bad_arguments():
         LinearLR(_opt(), start_factor=0.0)
     with pytest.raises(KeyError, match="initial_lr"):
         StepLR(_opt(), 1, last_epoch=3)
+
+
+def test_reduce_lr_on_plateau():
+    from tinylatent.optim.lr_scheduler import ReduceLROnPlateau
+    metrics = [5, 4, 4, 4.1, 4, 4, 3, 3, 3, 3]
+    opt = _opt(0.5)
+    sched = ReduceLROnPlateau(opt, patience=2)
+    got = []
+    for m in metrics:
+        sched.step(m)
+        got.append(opt.param_groups[0]["lr"])
+    # 4 is the best after step 2; steps 3, 4, 5 do not improve -> the 3rd bad one (> patience)
+    # cuts lr at step 5; 3 improves at step 7; 3 more bad steps cut again at step 10
+    assert np.allclose(got, [0.5] * 4 + [0.05] * 5 + [0.005])
+    # cooldown and a floor: after a cut, `cooldown` steps do not count as bad
+    opt = _opt(0.5)
+    sched = ReduceLROnPlateau(opt, patience=0, cooldown=2, factor=0.5, min_lr=0.2)
+    got = []
+    for _ in range(7):
+        sched.step(1.0)
+        got.append(opt.param_groups[0]["lr"])
+    assert np.allclose(got, [0.5, 0.25, 0.25, 0.25, 0.2, 0.2, 0.2])
+    # mode="max" with an absolute threshold: +0.05 is not an improvement of 0.1
+    opt = _opt(1.0)
+    sched = ReduceLROnPlateau(opt, mode="max", patience=0, threshold=0.1,
+                              threshold_mode="abs")
+    for m in [1.0, 1.05]:
+        sched.step(m)
+    assert sched.get_last_lr() == [pytest.approx(0.1)]
+    sd = sched.state_dict()
+    sched2 = ReduceLROnPlateau(_opt(1.0), mode="max")
+    sched2.load_state_dict(sd)
+    assert sched2.best == 1.0 and sched2.patience == 0
+    with pytest.raises(ValueError, match="factor"):
+        ReduceLROnPlateau(_opt(), factor=1.5)

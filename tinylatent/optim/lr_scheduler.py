@@ -12,6 +12,7 @@ rate `lr_0` of each parameter group (its `initial_lr`, recorded by the first sch
     LinearLR           lr_0 * (start + (end - start) * min(t, total_iters) / total_iters)
     LambdaLR           lr_0 * lr_lambda(t)
     SequentialLR       schedulers[i] on its own clock from milestones[i - 1] on
+    ReduceLROnPlateau  lr * factor once a metric stopped improving for `patience` steps
 
 `linear_warmup(optimizer, warmup_steps, after)` is LinearLR from ~0 to lr_0 followed by
 `after` (e.g. a cosine decay), the usual recipe for transformers and contrastive models.
@@ -28,7 +29,7 @@ from typing import Callable, Sequence
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "LinearLR", "LambdaLR", "SequentialLR", "linear_warmup"]
+           "LinearLR", "LambdaLR", "SequentialLR", "ReduceLROnPlateau", "linear_warmup"]
 
 
 class LRScheduler:
@@ -221,3 +222,76 @@ def linear_warmup(optimizer: Optimizer, warmup_steps: int, after: LRScheduler | 
     if after is None:
         return warm
     return SequentialLR(optimizer, [warm, after], milestones=[warmup_steps])
+
+
+class ReduceLROnPlateau:
+    """Multiply each group's lr by `factor` (not below `min_lr`) when the metric passed to
+    `step(metric)` has not improved for more than `patience` calls; then wait `cooldown`
+    calls. Improvement (mode "min"): metric < best * (1 - threshold) ("rel") or
+    metric < best - threshold ("abs"); mode "max" mirrors it. PyTorch's semantics."""
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: float | Sequence[float] = 0.0,
+                 eps: float = 1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ReduceLROnPlateau: expected a tl.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1, got {factor}")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min'|'max' and threshold_mode "
+                             f"'rel'|'abs', got {mode!r}, {threshold_mode!r}")
+        n = len(optimizer.param_groups)
+        self.min_lrs = [float(min_lr)] * n if isinstance(min_lr, (int, float)) \
+            else [float(m) for m in min_lr]
+        if len(self.min_lrs) != n:
+            raise ValueError(f"ReduceLROnPlateau: {len(self.min_lrs)} min_lr values for {n} "
+                             "parameter groups")
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, factor, patience
+        self.threshold, self.threshold_mode = threshold, threshold_mode
+        self.cooldown, self.eps = cooldown, eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+    def _is_better(self, a: float) -> bool:
+        if self.mode == "min":
+            bound = self.best * (1 - self.threshold) if self.threshold_mode == "rel" \
+                else self.best - self.threshold
+            return a < bound
+        bound = self.best * (1 + self.threshold) if self.threshold_mode == "rel" \
+            else self.best + self.threshold
+        return a > bound
+
+    def step(self, metric) -> None:
+        current = float(metric)
+        self.last_epoch += 1
+        if self._is_better(current):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                new_lr = max(group["lr"] * self.factor, min_lr)
+                if group["lr"] - new_lr > self.eps:
+                    group["lr"] = new_lr
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for key, value in state_dict.items():
+            setattr(self, key, list(value) if isinstance(value, tuple) else value)
