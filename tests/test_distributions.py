@@ -11,7 +11,6 @@ from hypothesis.extra.numpy import arrays
 import tinylatent as tl
 from tinylatent.distributions import Bernoulli, Categorical, Normal, kl_divergence
 
-F64 = dict(dtype=np.float64)
 
 
 def _t(a, grad=False):
