@@ -170,7 +170,8 @@ class MADE(nn.Module):
     def sample(self, n: int, generator=None) -> Tensor:
         """Ancestral sampling: D passes, variable of degree k drawn at pass k."""
         degrees = self.ordering(self.mask_index)
-        x = tl.zeros(n, self.features, dtype=self.output.weight.dtype)
+        x = tl.zeros(n, self.features, dtype=self.output.weight.dtype,
+                     device=self.output.weight.device)
         for d in np.argsort(degrees):
             p = tl.sigmoid(self(x)[:, d: d + 1])
             x[:, d: d + 1] = tl.bernoulli(p, generator=generator)
@@ -215,7 +216,8 @@ class NADE(nn.Module):
     @tl.no_grad()
     def sample(self, n: int, generator=None) -> Tensor:
         """Ancestral sampling, carrying a_d forward: O(DH) per sample."""
-        a = self.c.reshape(1, -1) + tl.zeros(n, self.hidden, dtype=self.W.dtype)
+        a = self.c.reshape(1, -1) + tl.zeros(n, self.hidden, dtype=self.W.dtype,
+                                             device=self.W.device)
         cols = []
         for d in range(self.features):
             logit = (tl.sigmoid(a) * self.V[d]).sum(axis=1, keepdims=True) + self.b[d]

@@ -76,6 +76,11 @@ def _per_channel(p: Tensor, ndim: int) -> Tensor:
     return p.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _per_example(value: Tensor, x: Tensor) -> Tensor:
+    """A log-det that is the same for every example, as a (B,) tensor."""
+    return value.reshape(1).expand(x.shape[0])
+
+
 def _spatial(x: Tensor) -> int:
     return int(np.prod(x.shape[2:])) if x.ndim > 2 else 1
 
@@ -106,11 +111,11 @@ class ActNorm(Transform):
             self._init(x)
         y = x * tl.exp(_per_channel(self.log_s, x.ndim)) + _per_channel(self.b, x.ndim)
         logdet = _spatial(x) * self.log_s.sum()
-        return y, logdet * tl.ones(x.shape[0], dtype=x.dtype)
+        return y, _per_example(logdet, x)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         x = (z - _per_channel(self.b, z.ndim)) * tl.exp(-_per_channel(self.log_s, z.ndim))
-        return x, -_spatial(z) * self.log_s.sum() * tl.ones(z.shape[0], dtype=z.dtype)
+        return x, _per_example(-_spatial(z) * self.log_s.sum(), z)
 
 
 class InvertibleConv1x1(Transform):
@@ -144,7 +149,7 @@ class InvertibleConv1x1(Transform):
             return self.weight, logabsdet(self.weight)
         dt = self.log_s.dtype
         c = self.log_s.shape[0]
-        eye = tl.eye(c, dtype=dt)
+        eye = tl.eye(c, dtype=dt, device=self.log_s.device)
         lower = tl.tril(self.lower, -1) + eye
         diag = eye * (self.sign_s.to(dt) * tl.exp(self.log_s))
         upper = tl.triu(self.upper, 1) + diag
@@ -160,12 +165,12 @@ class InvertibleConv1x1(Transform):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         w, lad = self._weight()
-        return self._apply(w, x), _spatial(x) * lad * tl.ones(x.shape[0], dtype=x.dtype)
+        return self._apply(w, x), _per_example(_spatial(x) * lad, x)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         w, lad = self._weight()
         return (self._apply(matrix_inverse(w), z),
-                -_spatial(z) * lad * tl.ones(z.shape[0], dtype=z.dtype))
+                _per_example(-_spatial(z) * lad, z))
 
 
 class Squeeze(Transform):
@@ -177,12 +182,12 @@ class Squeeze(Transform):
         if h % 2 or w % 2:
             raise ValueError(f"Squeeze: height and width must be even, got shape {x.shape}")
         y = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
-        return y.reshape(b, 4 * c, h // 2, w // 2), tl.zeros(b, dtype=x.dtype)
+        return y.reshape(b, 4 * c, h // 2, w // 2), tl.zeros(b, dtype=x.dtype, device=x.device)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         b, c4, h, w = z.shape
         x = z.reshape(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
-        return x.reshape(b, c4 // 4, 2 * h, 2 * w), tl.zeros(b, dtype=z.dtype)
+        return x.reshape(b, c4 // 4, 2 * h, 2 * w), tl.zeros(b, dtype=z.dtype, device=z.device)
 
     def output_shape(self, shape: tuple) -> tuple:
         c, h, w = shape
@@ -210,7 +215,7 @@ class MultiScaleTransform(Transform):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         b = x.shape[0]
-        total = tl.zeros(b, dtype=x.dtype)
+        total = tl.zeros(b, dtype=x.dtype, device=x.device)
         parts = []
         for i, level in enumerate(self.levels):
             x, logabsdet = level(x)
@@ -226,7 +231,7 @@ class MultiScaleTransform(Transform):
         b = z.shape[0]
         sizes = [int(np.prod(s)) for s in self.shapes]
         parts = tl.split(z, sizes, axis=1)
-        total = tl.zeros(b, dtype=z.dtype)
+        total = tl.zeros(b, dtype=z.dtype, device=z.device)
         x = parts[-1].reshape((b,) + self.shapes[-1])
         for i in range(len(self.levels) - 1, -1, -1):
             if i < len(self.levels) - 1:

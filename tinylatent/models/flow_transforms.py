@@ -56,14 +56,14 @@ class CompositeTransform(Transform):
         self.transforms = nn.ModuleList(list(transforms))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        total = tl.zeros(x.shape[0], dtype=x.dtype)
+        total = tl.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for t in self.transforms:
             x, logabsdet = t(x)
             total = total + logabsdet
         return x, total
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        total = tl.zeros(z.shape[0], dtype=z.dtype)
+        total = tl.zeros(z.shape[0], dtype=z.dtype, device=z.device)
         for t in reversed(list(self.transforms)):
             z, logabsdet = t.inverse(z)
             total = total + logabsdet
@@ -251,10 +251,10 @@ class Permutation(Transform):
         self.register_buffer("inv_perm", tl.tensor(np.argsort(perm)), persistent=False)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x[:, self.perm], tl.zeros(x.shape[0], dtype=x.dtype)
+        return x[:, self.perm], tl.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return z[:, self.inv_perm], tl.zeros(z.shape[0], dtype=z.dtype)
+        return z[:, self.inv_perm], tl.zeros(z.shape[0], dtype=z.dtype, device=z.device)
 
 
 class ReversePermutation(Permutation):

@@ -42,8 +42,8 @@ class StandardNormal(nn.Module):
     def log_prob(self, z: Tensor) -> Tensor:
         return -0.5 * (z * z + LOG_2PI).reshape(z.shape[0], -1).sum(axis=1)
 
-    def sample(self, n: int, generator=None, dtype=None) -> Tensor:
-        return tl.randn(n, *self.shape, generator=generator, dtype=dtype)
+    def sample(self, n: int, generator=None, dtype=None, device=None) -> Tensor:
+        return tl.randn(n, *self.shape, generator=generator, dtype=dtype, device=device)
 
 
 class Flow(nn.Module):
@@ -66,8 +66,10 @@ class Flow(nn.Module):
         return self.base.log_prob(z) + logabsdet
 
     def sample(self, n: int, generator=None) -> Tensor:
-        dtype = next(iter(self.parameters())).dtype
-        x, _ = self.transform.inverse(self.base.sample(n, generator=generator, dtype=dtype))
+        p = next(iter(self.parameters()), None)       # sample in the model's dtype / device
+        dtype, device = (p.dtype, p.device) if p is not None else (None, None)
+        z = self.base.sample(n, generator=generator, dtype=dtype, device=device)
+        x, _ = self.transform.inverse(z)
         return x
 
     def loss(self, x: Tensor) -> tuple[Tensor, dict]:
@@ -195,6 +197,10 @@ def glow_mnist(cfg: ImageFlowConfig = ImageFlowConfig()) -> Flow:
     return Flow(StandardNormal(transform.output_shape(shape)), transform)
 
 
+def _zeros(x: Tensor) -> Tensor:
+    return tl.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+
+
 class _Flatten(Transform):
     """(B, C, H, W) <-> (B, C H W); log|det| = 0."""
 
@@ -203,10 +209,10 @@ class _Flatten(Transform):
         self.shape_in = tuple(shape_in)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x.reshape(x.shape[0], -1), tl.zeros(x.shape[0], dtype=x.dtype)
+        return x.reshape(x.shape[0], -1), _zeros(x)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return z.reshape((z.shape[0],) + self.shape_in), tl.zeros(z.shape[0], dtype=z.dtype)
+        return z.reshape((z.shape[0],) + self.shape_in), _zeros(z)
 
     def output_shape(self, shape: tuple) -> tuple:
         return (int(np.prod(shape)),)

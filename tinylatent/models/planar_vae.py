@@ -65,7 +65,7 @@ class PlanarVAE(nn.Module):
     @staticmethod
     def flow(z0: Tensor, flows) -> tuple[Tensor, Tensor]:
         """z_K and sum_k log|det J_k| along the chain."""
-        z, total = z0, tl.zeros(z0.shape[0], dtype=z0.dtype)
+        z, total = z0, tl.zeros(z0.shape[0], dtype=z0.dtype, device=z0.device)
         for u, w, b in flows:
             z, logabsdet = planar_transform(z, u, w, b)
             total = total + logabsdet
@@ -74,7 +74,7 @@ class PlanarVAE(nn.Module):
     def forward(self, x: Tensor, generator=None):
         """One reparameterised sample: (logits, z_K, log q_K(z_K|x))."""
         mu, logvar, flows = self.encode(x)
-        eps = tl.randn(*mu.shape, generator=generator, dtype=mu.dtype)
+        eps = tl.randn(*mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         z0 = mu + tl.exp(0.5 * logvar) * eps
         log_q0 = -0.5 * (eps * eps + logvar + LOG_2PI).sum(axis=1)
         zk, sum_logdet = self.flow(z0, flows)
@@ -92,5 +92,6 @@ class PlanarVAE(nn.Module):
 
     @tl.no_grad()
     def sample(self, n: int, generator=None) -> Tensor:
-        z = tl.randn(n, self.cfg.latent, generator=generator, dtype=self.dec.weight.dtype)
+        w = self.dec.weight
+        z = tl.randn(n, self.cfg.latent, generator=generator, dtype=w.dtype, device=w.device)
         return tl.sigmoid(self.decode(z))
