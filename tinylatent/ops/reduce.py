@@ -40,8 +40,8 @@ def _unreduce(grad: Tensor, ctx) -> Tensor:
     reduced axes as size 1 (not needed when they are the leading ones, where broadcasting
     puts them anyway), then expand."""
     if not ctx.keepdims and ctx.axes != tuple(range(len(ctx.axes))):
-        grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
-    return grad.expand(ctx.shape)
+        grad = Reshape.apply(grad, _kept_shape(ctx.shape, ctx.axes))
+    return Expand.apply(grad, ctx.shape)
 
 
 class Sum(Function):
@@ -248,3 +248,4 @@ def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
 
 
 from .indexing import take_along_axis  # noqa: E402
+from .shape import Expand, Reshape  # noqa: E402
