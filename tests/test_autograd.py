@@ -313,10 +313,19 @@ def test_no_grad_and_enable_grad_decorators():
     def g(t):
         return t * 2
 
-    assert not f(x).requires_grad
+    @tl.no_grad
+    def f_bare(t):
+        return t * 2
+
+    @tl.enable_grad
+    def g_bare(t):
+        return t * 2
+
+    assert not f(x).requires_grad and not f_bare(x).requires_grad
     with tl.no_grad():
-        assert g(x).requires_grad
+        assert g(x).requires_grad and g_bare(x).requires_grad
     assert tl.is_grad_enabled()
+    assert f_bare.__name__ == "f_bare"
 
 
 def test_grad_mode_restored_after_exception():

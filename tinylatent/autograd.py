@@ -66,18 +66,32 @@ class set_grad_enabled(contextlib.ContextDecorator):
         return False
 
 
-class no_grad(set_grad_enabled):
-    """Ops inside record no graph (`with tl.no_grad():` or `@tl.no_grad()`)."""
+class _FixedGradMode(set_grad_enabled):
+    """A grad mode usable as `with m():`, `@m()` and bare `@m` (as PyTorch allows)."""
 
-    def __init__(self):
-        super().__init__(False)
+    mode = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        self.__init__()
+        return self(func)          # used bare: @tl.no_grad
+
+    def __init__(self, func=None):
+        super().__init__(self.mode)
 
 
-class enable_grad(set_grad_enabled):
+class no_grad(_FixedGradMode):
+    """Ops inside record no graph (`with tl.no_grad():`, `@tl.no_grad()` or `@tl.no_grad`)."""
+
+    mode = False
+
+
+class enable_grad(_FixedGradMode):
     """Turns recording back on inside a `no_grad` region."""
 
-    def __init__(self):
-        super().__init__(True)
+    mode = True
 
 
 # ----------------------------------------------------------------------------- graph nodes
