@@ -190,3 +190,16 @@ def test_matrix_ops_reject_non_square():
         logabsdet(tl.ones(2, 3))
     with pytest.raises(ValueError, match="matrix_inverse"):
         matrix_inverse(tl.ones(3))
+
+
+@given(d=st.integers(1, 6), seed=st.integers(0, 2 ** 16), scale=st.floats(0.1, 10.0))
+def test_planar_inverse_converges_for_random_parameters(d, seed, scale):
+    """The safeguarded root finding recovers x for any u, w, b, including large ones."""
+    rng = np.random.default_rng(seed)
+    u, w = (tl.tensor(rng.standard_normal(d) * scale, dtype=tl.float64) for _ in range(2))
+    b = tl.tensor(rng.standard_normal(1) * scale, dtype=tl.float64)
+    x = tl.tensor(rng.standard_normal((8, d)) * scale, dtype=tl.float64)
+    y, ld = planar_transform(x, u, w, b)
+    x_rec, ild = planar_inverse(y, u, w, b)
+    np.testing.assert_allclose(x_rec.numpy(), x.numpy(), atol=1e-9 * (1 + scale))
+    np.testing.assert_allclose(ild.numpy(), -ld.numpy(), atol=1e-8)
