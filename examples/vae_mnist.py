@@ -59,11 +59,11 @@ def evaluate(model, loader, device, seed):
 
 def save_grid(images, ncol, path, title):
     """images (N, 784) in [0, 1] -> one PNG of 28x28 tiles, ncol per row."""
-    fig, ax = plt.subplots(figsize=(ncol * 0.45 + 0.4, len(images) / ncol * 0.45 + 0.6))
+    fig, ax = plt.subplots(figsize=(ncol * 0.6 + 0.4, len(images) / ncol * 0.6 + 0.6))
     ax.imshow(make_grid(images, ncol), cmap="gray", vmin=0, vmax=1)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
