@@ -8,7 +8,7 @@ that the recipes are identical). The test loss uses the same noise on both sides
 difference reported is the training's, not the evaluation's. Used by
 benchmarks/test_bench_vae.py, and as a script that prints both test losses every epoch:
 
-    python -m benchmarks.vae_reference --epochs 10                       # embedded MNIST
+    python -m benchmarks.vae_reference --epochs 10 --seeds 1 2 3 4 5     # embedded MNIST
     python -m benchmarks.vae_reference --dataset fashion-mnist \\
         --data-dir /usr/share/datasets/fashion-mnist --epochs 10
 """
@@ -147,20 +147,28 @@ def main() -> None:
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--shared-noise", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    s = SideBySide(args.dataset, args.data_dir, args.seed, shared_noise=args.shared_noise)
-    print(f"{args.dataset}: {len(s.train)} train / {len(s.test)} test; seed {args.seed}; "
-          f"{'shared' if args.shared_noise else 'independent'} training noise")
-    print("epoch  tl_train  pt_train   tl_test   pt_test   diff   tl_s/ep  pt_s/ep")
-    for epoch in range(1, args.epochs + 1):
-        tl_train, pt_train, tl_s, pt_s = s.paired_epoch()
-        tl_test, pt_test = s.test_losses()
-        print(f"{epoch:5d}  {tl_train:8.2f}  {pt_train:8.2f}  {tl_test:8.2f}  "
-              f"{pt_test:8.2f}  {tl_test - pt_test:+5.2f}  {tl_s:7.2f}  {pt_s:7.2f}",
-              flush=True)
+    tests = np.zeros((len(args.seeds), args.epochs, 2))   # (seed, epoch, [tl, torch])
+    for k, seed in enumerate(args.seeds):
+        s = SideBySide(args.dataset, args.data_dir, seed, shared_noise=args.shared_noise)
+        print(f"{args.dataset}: {len(s.train)} train / {len(s.test)} test; seed {seed}; "
+              f"{'shared' if args.shared_noise else 'independent'} training noise")
+        print("epoch  tl_train  pt_train   tl_test   pt_test   diff   tl_s/ep  pt_s/ep")
+        for epoch in range(args.epochs):
+            tl_train, pt_train, tl_s, pt_s = s.paired_epoch()
+            tests[k, epoch] = s.test_losses()
+            tl_test, pt_test = tests[k, epoch]
+            print(f"{epoch + 1:5d}  {tl_train:8.2f}  {pt_train:8.2f}  {tl_test:8.2f}  "
+                  f"{pt_test:8.2f}  {tl_test - pt_test:+5.2f}  {tl_s:7.2f}  {pt_s:7.2f}",
+                  flush=True)
+    if len(args.seeds) > 1:
+        mean = tests.mean(axis=0)                          # (epoch, 2)
+        print(f"mean test loss over seeds {args.seeds}:")
+        for epoch, (a, b) in enumerate(mean, 1):
+            print(f"{epoch:5d}  tinylatent {a:8.2f}  PyTorch {b:8.2f}  diff {a - b:+5.2f}")
 
 
 if __name__ == "__main__":
