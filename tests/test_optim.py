@@ -418,3 +418,38 @@ def test_sam_two_explicit_half_steps_with_momentum_and_scheduler():
         opt.step()
     sd = opt.state_dict()
     assert "momentum_buffer" in sd["state"][0]
+
+
+# ---------------------------------------------------------------- kernel switch, lazy import
+def test_reference_switch_selects_the_reference_path(monkeypatch):
+    import tinylatent.optim.adam as adam_mod
+    calls = []
+    real = adam_mod._adam_reference
+    monkeypatch.setattr(adam_mod, "_adam_reference",
+                        lambda *a, **k: (calls.append(1), real(*a, **k)))
+    (p,) = _params(np.ones(3), dtype="float32")
+    opt = Adam([p])
+    p.grad = tl.ones(3)
+    opt.step()
+    assert calls == []                    # CPU, contiguous float32: the fused kernel
+    monkeypatch.setenv("TINYLATENT_KERNELS", "reference")
+    opt.step()
+    assert calls == [1]
+    monkeypatch.delenv("TINYLATENT_KERNELS")
+    Adam([p], fused=False).step()
+    assert calls == [1, 1]
+
+
+def test_numba_is_imported_only_by_the_first_fused_step():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tl.__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = ("import sys, tinylatent as tl; import tinylatent.optim, tinylatent.distributions, "
+            "tinylatent.serialization; assert 'numba' not in sys.modules, 'numba at import'; "
+            "p = tl.zeros(2, requires_grad=True); p.grad = tl.ones(2); "
+            "tl.optim.Adam([p]).step(); assert 'numba' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=root)
+    assert proc.returncode == 0, proc.stderr
