@@ -497,3 +497,20 @@ def test_random_graphs_backward_equals_grad_and_finite_differences(prog, n_out, 
         want = np.zeros((2, 3)) if g is None else g.numpy()
         got = np.zeros((2, 3)) if leaf.grad is None else leaf.grad.numpy()
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+class BadShapeGrad(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(-1)[:1]
+
+
+def test_backward_returning_a_wrong_shape_names_the_op():
+    x = f64(2, 3)
+    with pytest.raises(RuntimeError, match=r"BadShapeGrad.backward: a gradient of shape \(1,\) "
+                                           r"cannot be reduced to the input shape \(2, 3\)"):
+        BadShapeGrad.apply(x).sum().backward()

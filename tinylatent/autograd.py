@@ -256,6 +256,9 @@ def unbroadcast(grad, shape: tuple):
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)
+    if lead < 0 or any(n != 1 and n != g for n, g in zip(shape, grad.shape[lead:])):
+        raise ValueError(f"a gradient of shape {grad.shape} cannot be reduced to the input "
+                         f"shape {shape}")
     stretched = tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
     if not stretched:           # only prepended axes (a bias): one sum, no reshape
@@ -348,7 +351,10 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                     gi = Tensor._make(node.xp.asarray(gi))
                 gd, td = gi.data, t.data
                 if gd.shape != td.shape:
-                    gi = unbroadcast(gi, td.shape)
+                    try:
+                        gi = unbroadcast(gi, td.shape)
+                    except ValueError as e:
+                        raise RuntimeError(f"{node.fn.__name__}.backward: {e}") from None
                 if gd.dtype != td.dtype:
                     gi = gi.to(td.dtype)
                 deliver(t, gi)
