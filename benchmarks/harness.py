@@ -474,6 +474,8 @@ def _fmt_mem(fig: dict) -> str:
     m = fig.get("memory")
     if not m:
         return ""
+    if m.get("skipped"):
+        return m["skipped"]
     def mb(v, sign=""):
         return "n/a" if v is None else f"{sign}{v:.0f}" if v >= 10 else f"{sign}{v:.1f}"
     total = (f"{mb(m.get('tl_peak_growth_mb'))} / {mb(m.get('torch_peak_growth_mb'))} MB")
@@ -671,8 +673,7 @@ class Bench:
             mem["method"] = m_tl["method"]
             fig["memory"] = mem
         elif memory is not None:
-            fig["memory"] = None
-            fig["notes"] = (notes + "; " if notes else "") + "peak RSS: full mode only"
+            fig["memory"] = {"skipped": "full mode only"}
 
         self.recorder.add(fig)
         if check is not None and not live:
