@@ -55,6 +55,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_line(f"PyTorch figures are RECORDED, NOT LIVE ({harness.torch_missing_reason});"
                       f" source: {rec.recorded_source}")
     tr.write_line(harness.markdown_table(rec.figures))
+    rec_threads = {f["torch"].get("recorded_threads") for f in rec.figures
+                   if f.get("torch") and f["torch"].get("source") == "recorded"}
+    rec_threads.discard(None)
+    if rec_threads and rec_threads != {rec.threads.get("requested")}:
+        tr.write_line(f"NOTE: the recorded PyTorch figures were measured with "
+                      f"{sorted(rec_threads)} thread(s), this run uses "
+                      f"{rec.threads.get('requested')}; set TINYLATENT_BENCH_THREADS to match.")
     load = _STATE.get("load_at_start")
     n = rec.threads.get("requested", 1)
     if load is not None and n > 1 and load > 0.75 * harness.usable_cores():

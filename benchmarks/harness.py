@@ -427,7 +427,9 @@ class Recorder:
             fig = modes.get(mode, {}).get("figures", {}).get(name)
             if fig and fig.get("torch") and fig["torch"].get("source") == "live":
                 return fig["torch"] | {"recorded_date": fig.get("date"),
-                                       "recorded_mode": mode}
+                                       "recorded_mode": mode,
+                                       "recorded_threads": modes[mode].get("threads", {})
+                                       .get("requested")}
         return None
 
     def add(self, fig: dict) -> None:
@@ -523,9 +525,12 @@ def _timing_table(figures: list[dict]) -> str:
         else:
             pt_cell = "n/a (no PyTorch, no record)"
         goal = f.get("goal")
-        goal_cell = "" if goal is None else (
-            f"≤ {goal}x " + ("met" if f.get("ratio") is not None and f["ratio"] <= goal
-                             else "NOT met"))
+        if goal is None:
+            goal_cell = ""
+        elif f.get("ratio") is None:
+            goal_cell = f"≤ {goal}x (n/a)"
+        else:
+            goal_cell = f"≤ {goal}x " + ("met" if f["ratio"] <= goal else "NOT met")
         check = f.get("check", "")
         rows.append(f"| {f['name']} | {tl_cell} | {pt_cell} | {_fmt_ratio(f.get('ratio'))} "
                     f"| {goal_cell} | {check} | {_fmt_mem(f)} |")
