@@ -34,6 +34,69 @@ def _valid_range(n_out, size, stride, offset):
     return lo, min(max(hi, lo), n_out)
 
 
+# Stride 1 with the output as wide as the input (e.g. 3x3, padding 1): a kernel tap (i, j)
+# shifts the whole flattened H*W plane by one constant offset, so a plane is one long
+# vectorizable run instead of Ho runs of Wo (shorter than one AVX-512 vector for 14x14);
+# the |column shift| entries per row that wrapped around to the neighbouring row are then
+# set to zero (im2col) or were zeroed in cols beforehand (col2im).
+@nb.jit(**_JIT)
+def _im2col_flat(x, kh, kw, ph, pw, dh, dw, ho, cols):
+    bsz, c_in, h, w = x.shape
+    n_l = ho * w
+    for c in range(c_in):
+        for i in range(kh):
+            a = i * dh - ph
+            oh_lo, oh_hi = _valid_range(ho, h, 1, a)
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                bb = j * dw - pw
+                shift = a * w + bb
+                ow_lo, ow_hi = _valid_range(w, w, 1, bb)
+                p_lo = max(oh_lo * w, -shift)
+                p_hi = min(oh_hi * w, h * w - shift)
+                for b in range(bsz):
+                    dst = cols[k, b * n_l:(b + 1) * n_l]
+                    src = x[b, c].reshape(h * w)
+                    dst[:p_lo] = 0.0
+                    if p_hi > p_lo:  # slice copies compile to tight loops (no index checks)
+                        dst[p_lo:p_hi] = src[p_lo + shift:p_hi + shift]
+                    dst[max(p_hi, p_lo):] = 0.0
+                    for oh in range(oh_lo, oh_hi):
+                        for ow in range(0, ow_lo):
+                            dst[oh * w + ow] = 0.0
+                        for ow in range(ow_hi, w):
+                            dst[oh * w + ow] = 0.0
+
+
+@nb.jit(**_JIT)
+def _col2im_flat(cols, kh, kw, ph, pw, dh, dw, ho, x):
+    bsz, c_in, h, w = x.shape
+    n_l = ho * w
+    for c in range(c_in):
+        for i in range(kh):
+            a = i * dh - ph
+            oh_lo, oh_hi = _valid_range(ho, h, 1, a)
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                bb = j * dw - pw
+                shift = a * w + bb
+                ow_lo, ow_hi = _valid_range(w, w, 1, bb)
+                p_lo = max(oh_lo * w, -shift)
+                p_hi = min(oh_hi * w, h * w - shift)
+                for b in range(bsz):
+                    src = cols[k, b * n_l:(b + 1) * n_l]
+                    dst = x[b, c].reshape(h * w)
+                    # the wrapped-around entries must add nothing: zero them (cols is a
+                    # scratch buffer that col2im consumes)
+                    for oh in range(oh_lo, oh_hi):
+                        for ow in range(0, ow_lo):
+                            src[oh * w + ow] = 0.0
+                        for ow in range(ow_hi, w):
+                            src[oh * w + ow] = 0.0
+                    if p_hi > p_lo:
+                        dst[p_lo + shift:p_hi + shift] += src[p_lo:p_hi]
+
+
 @nb.jit(**_JIT)
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """x (B, C, H, W) -> cols (C*kh*kw [+ 1], B*Ho*Wo), column index b*L + oh*Wo + ow.
@@ -42,6 +105,9 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     bias folded into the weight matrix as its last column is added by the GEMM itself."""
     bsz, c_in, h, w = x.shape
     n_l = ho * wo
+    if sh == 1 and sw == 1 and wo == w:
+        _im2col_flat(x, kh, kw, ph, pw, dh, dw, ho, cols)
+        return
     for c in range(c_in):
         for i in range(kh):
             oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
@@ -69,10 +135,15 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
 
 @nb.jit(**_JIT)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x):
-    """x (B, C, H, W) = 0, then x[b, c, ih, iw] += cols[(c, i, j), b*L + oh*Wo + ow]."""
+    """x (B, C, H, W) = 0, then x[b, c, ih, iw] += cols[(c, i, j), b*L + oh*Wo + ow].
+
+    cols is overwritten in places (entries that fall outside the image are zeroed)."""
     bsz, c_in, h, w = x.shape
     n_l = ho * wo
     x[...] = 0.0
+    if sh == 1 and sw == 1 and wo == w:
+        _col2im_flat(cols, kh, kw, ph, pw, dh, dw, ho, x)
+        return
     for c in range(c_in):
         for i in range(kh):
             oh_lo, oh_hi = _valid_range(ho, h, sh, i * dh - ph)
