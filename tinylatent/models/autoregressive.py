@@ -111,6 +111,11 @@ class MADE(nn.Module):
         self.mask_index = -1
         self.set_mask(0)
 
+    @classmethod
+    def from_config(cls, cfg: MADEConfig) -> "MADE":
+        return cls(cfg.features, cfg.hidden_sizes, num_masks=cfg.num_masks, seed=cfg.seed,
+                   ordering="natural" if cfg.natural_ordering else "random")
+
     def ordering(self, index: int) -> np.ndarray:
         """Degrees 1..D of the inputs for mask `index` (deterministic from the seed)."""
         d = self.features
@@ -198,6 +203,10 @@ class NADE(nn.Module):
         self.V = nn.Parameter(tl.uniform(-1, 1, (features, hidden), generator=generator)
                               / math.sqrt(hidden))
         self.b = nn.Parameter(tl.zeros(features))
+
+    @classmethod
+    def from_config(cls, cfg: NADEConfig, generator=None) -> "NADE":
+        return cls(cfg.features, cfg.hidden, generator=generator)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of p(x_d = 1 | x_<d) for all d: (B, D) -> (B, D)."""
