@@ -14,6 +14,23 @@ Force the reference implementations (the test oracles) with the environment vari
         y = tl.nn.functional.conv2d(x, w)
 
 Importing this package imports neither Numba nor CuPy.
+
+How the CPU kernels are fast (2 cores shared with OpenBLAS):
+  * contractions go to BLAS (numpy matmul), never to Numba loops; Numba kernels are serial
+    (`parallel=True` next to OpenBLAS's threads fights for the same cores) and only do the
+    passes BLAS cannot: im2col / col2im, masked softmax, logsumexp, the contrastive
+    cross-entropy, the coupling layer, row normalisation;
+  * exp in those passes is `numba/_math.fexp`, a float32 exp LLVM can vectorize (Numba's
+    math.exp is a scalar libm call without Intel SVML), flushing would-be denormals to 0;
+  * float32 stays float32 (scalars are cast to the array dtype before the call);
+  * im2col's columns are laid out (C*kh*kw [+1], B*L) so the forward GEMM's output is
+    already NCHW, the bias rides in the GEMM as a row of ones, and dW, dcols are single
+    large GEMMs; stride-1 same-width convolutions copy whole shifted planes;
+  * z z^T is a GEMM on a transposed copy (A @ A.T would take BLAS's slower syrk path);
+  * temporaries consumed inside one call come from a per-thread scratch pool.
+
+Double backward through a fast op rebuilds the reference on the same inputs and
+differentiates that (see kernels/functions.py), so higher derivatives are exact.
 """
 from __future__ import annotations
 
