@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
+from tinylatent.ops.linalg import MatMul
 from strategies import OpCase, broadcast_shapes, case_id, check_forward, shapes, tensors
 
 
@@ -48,12 +49,31 @@ def _outer_draw(data):
             data.draw(tensors((data.draw(st.integers(1, 4)),)))]
 
 
+def _flagged_draw(ta, tb):
+    """Operands for MatMul.apply(a, b, ta, tb): op(a) @ op(b) with broadcast batch axes."""
+    def draw(data):
+        n, k, m = (data.draw(st.integers(1, 3)) for _ in range(3))
+        ba, bb = data.draw(broadcast_shapes(0, 2))
+        sa = ba + ((k, n) if ta else (n, k))
+        sb = bb + ((m, k) if tb else (k, m))
+        return [data.draw(tensors(sa)), data.draw(tensors(sb))]
+    return draw
+
+
+def _flagged(ta, tb):
+    return OpCase(f"matmul_flags_{'T' if ta else 'N'}{'T' if tb else 'N'}",
+                  lambda a, b: MatMul.apply(a, b, ta, tb),
+                  lambda a, b: np.matmul(np.swapaxes(a, -1, -2) if ta else a,
+                                         np.swapaxes(b, -1, -2) if tb else b),
+                  _flagged_draw(ta, tb))
+
+
 CASES = [
     OpCase("matmul", tl.matmul, np.matmul, _matmul_draw),
     OpCase("matmul_operator", lambda a, b: a @ b, np.matmul, _matmul_draw),
     OpCase("linear", tl.linear, _linear_ref, _linear_draw),
     OpCase("outer", tl.outer, np.outer, _outer_draw),
-]
+] + [_flagged(ta, tb) for ta in (False, True) for tb in (False, True)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -101,3 +121,12 @@ def test_numpy_array_at_tensor_uses_rmatmul():
     np.testing.assert_allclose(out.numpy(), a @ b.numpy())
     out.sum().backward()
     np.testing.assert_allclose(b.grad.numpy(), a.T @ np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_flagged_matmul_third_derivative(ta, tb):
+    """Second derivatives of a cubic in op(A) op(B) go through flagged MatMuls' backward."""
+    rng = np.random.default_rng(0)
+    a = tl.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    b = tl.tensor(rng.standard_normal((2, 3) if ta == tb else (3, 2)), requires_grad=True)
+    assert tl.gradgradcheck(lambda p, q: MatMul.apply(p, q, ta, tb) ** 3, [a, b])

@@ -79,6 +79,11 @@ CASES = [
     OpCase("sum_method", lambda x, axis, keepdims: x.sum(axis, keepdims), np.sum,
            _reduction()),
     OpCase("mean", tl.mean, np.mean, _reduction()),
+    # squared, so second derivatives run through Unreduce's backward (the adjoint pair)
+    OpCase("sum_squared", lambda x, axis, keepdims: tl.sum(x, axis, keepdims) ** 2,
+           lambda x, axis, keepdims: np.sum(x, axis, keepdims=keepdims) ** 2, _reduction()),
+    OpCase("mean_squared", lambda x, axis, keepdims: tl.mean(x, axis, keepdims) ** 2,
+           lambda x, axis, keepdims: np.mean(x, axis, keepdims=keepdims) ** 2, _reduction()),
     OpCase("var", tl.var, lambda x, axis, keepdims: np.var(x, axis, ddof=1,
                                                            keepdims=keepdims),
            _reduction(min_side=2)),

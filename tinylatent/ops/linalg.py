@@ -4,32 +4,38 @@ from __future__ import annotations
 from ..autograd import Function
 from ..tensor import Tensor
 from .arithmetic import _coerce
-from .shape import Permute
 
 
 class MatMul(Function):
-    """C = A @ B over the last two axes (leading axes broadcast);
-    dL/dA = dL/dC @ B^T,  dL/dB = A^T @ dL/dC"""
+    """C = op(A) @ op(B) over the last two axes (leading axes broadcast), where op
+    transposes the last two axes when its flag (ta, tb) is set; plain A @ B by default.
+
+        dL/dA = dL/dC @ B^T,   dL/dB = A^T @ dL/dC        (no flags)
+
+    The flags let the backward be a MatMul itself, with no transpose ops (a matmul's backward
+    runs on every training step): with A' = op(A), B' = op(B),
+        dL/dA' = dL/dC @ B'^T  and  dL/dB' = A'^T @ dL/dC,
+    and a transposed operand gets the transpose of that. Closed under differentiation, so
+    every order of derivative stays a MatMul.
+    """
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx, a, b, ta=False, tb=False):
         ctx.save_for_backward(a, b)
-        return a @ b
+        ctx.ta, ctx.tb = ta, tb
+        return (a.swapaxes(-1, -2) if ta else a) @ (b.swapaxes(-1, -2) if tb else b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        need_a, need_b = ctx.needs_input_grad
-        ga = grad @ _mT(b) if need_a else None
-        gb = _mT(a) @ grad if need_b else None
-        return ga, gb
-
-
-def _mT(t: Tensor) -> Tensor:
-    """Transpose of the last two axes (what t.transpose(-1, -2) does, with less overhead:
-    MatMul's backward runs it on every call)."""
-    n = t.data.ndim
-    return Permute.apply(t, tuple(range(n - 2)) + (n - 1, n - 2))
+        need_a, need_b = ctx.needs_input_grad[:2]
+        ta, tb = ctx.ta, ctx.tb
+        ga = gb = None
+        if need_a:   # dA' = dC op(B)^T;  if A was transposed, dA = dA'^T = op(B) dC^T
+            ga = MatMul.apply(b, grad, tb, True) if ta else MatMul.apply(grad, b, False, not tb)
+        if need_b:   # dB' = op(A)^T dC;  if B was transposed, dB = dB'^T = dC^T op(A)
+            gb = MatMul.apply(grad, a, True, ta) if tb else MatMul.apply(a, grad, not ta, False)
+        return ga, gb, None, None
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

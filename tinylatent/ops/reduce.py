@@ -35,13 +35,21 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-def _unreduce(grad: Tensor, ctx) -> Tensor:
-    """Broadcast the gradient of a reduction back to the input's shape: put back the
-    reduced axes as size 1 (not needed when they are the leading ones, where broadcasting
-    puts them anyway), then expand."""
-    if not ctx.keepdims and ctx.axes != tuple(range(len(ctx.axes))):
-        grad = Reshape.apply(grad, _kept_shape(ctx.shape, ctx.axes))
-    return Expand.apply(grad, ctx.shape)
+class Unreduce(Function):
+    """y = g broadcast back over the axes a reduction removed, to `shape` (the adjoint of
+    Sum, which is the backward of sum and mean);  dL/dg = sum of dL/dy over those axes.
+    Sum and Unreduce are each other's backward, so derivatives of every order exist."""
+
+    @staticmethod
+    def forward(ctx, g, shape, axes, keepdims):
+        ctx.axes, ctx.keepdims = axes, keepdims
+        if not keepdims:   # put the reduced axes back as size 1, then broadcast
+            g = g.reshape(_kept_shape(shape, axes))
+        return broadcast_array(ctx.xp, g, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Sum.apply(grad, ctx.axes, ctx.keepdims), None, None, None
 
 
 class Sum(Function):
@@ -54,7 +62,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _unreduce(grad, ctx), None, None
+        return Unreduce.apply(grad, ctx.shape, ctx.axes, ctx.keepdims), None, None
 
 
 class Mean(Function):
@@ -74,7 +82,8 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _unreduce(grad * (1.0 / ctx.n), ctx), None, None
+        return Unreduce.apply(grad * (1.0 / ctx.n), ctx.shape, ctx.axes, ctx.keepdims), \
+            None, None
 
 
 class _Extremum(Function):
@@ -248,4 +257,4 @@ def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
 
 
 from .indexing import take_along_axis  # noqa: E402
-from .shape import Expand, Reshape  # noqa: E402
+from .shape import broadcast_array  # noqa: E402

@@ -11,6 +11,16 @@ from ..tensor import Tensor
 _SMALL_EXPAND = 4096   # elements; see Expand
 
 
+def broadcast_array(xp, x, shape: tuple):
+    """x broadcast to `shape`: a read-only view, or for a small result a new array (see
+    Expand)."""
+    if math.prod(shape) <= _SMALL_EXPAND:
+        out = xp.empty(shape, dtype=x.dtype)
+        out[...] = x
+        return out
+    return xp.broadcast_to(x, shape)
+
+
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
@@ -63,11 +73,7 @@ class Expand(Function):
         try:
             if len(shape) < x.ndim:
                 raise ValueError
-            if math.prod(shape) <= _SMALL_EXPAND:
-                out = ctx.xp.empty(shape, dtype=x.dtype)
-                out[...] = x
-                return out
-            return ctx.xp.broadcast_to(x, shape)
+            return broadcast_array(ctx.xp, x, shape)
         except ValueError:
             raise ValueError(f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}") \
                 from None
