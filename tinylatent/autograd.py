@@ -227,9 +227,16 @@ class Function:
         if not requires or not _mode.enabled:
             return Tensor._make(out)
         result = Tensor._make(out, True, ctx)
-        inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
-        ctx.inputs = inputs
-        ctx.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
+        inputs, needs = [], []
+        for a in args:
+            if isinstance(a, Tensor):
+                inputs.append(a)
+                needs.append(a.requires_grad)
+            else:
+                inputs.append(None)
+                needs.append(False)
+        ctx.inputs = inputs = tuple(inputs)
+        ctx.needs_input_grad = tuple(needs)
         if ctx._raw_saved:
             ctx._resolve_saved(arrays, inputs, raw_out, out, result)
         return result
@@ -256,14 +263,13 @@ def unbroadcast(grad, shape: tuple):
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)
+    if lead > 0 and grad.shape[lead:] == shape:   # only prepended axes (a bias): one sum
+        return grad.sum(axis=tuple(range(lead)))
     if lead < 0 or any(n != 1 and n != g for n, g in zip(shape, grad.shape[lead:])):
         raise ValueError(f"a gradient of shape {grad.shape} cannot be reduced to the input "
                          f"shape {shape}")
-    stretched = tuple(
+    axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    if not stretched:           # only prepended axes (a bias): one sum, no reshape
-        return grad.sum(axis=tuple(range(lead)))
-    axes = tuple(range(lead)) + stretched
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if lead or grad.shape != shape:
@@ -403,11 +409,12 @@ def _as_grad_list(outputs, grad_outputs):
             raise RuntimeError(f"backward: output of shape {o.shape} does not require grad "
                                "(it was made under no_grad or from tensors that don't)")
         if g is None:
-            if o.size != 1:
+            d = o.data
+            if d.size != 1:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for scalar outputs, got "
                     f"shape {o.shape}; pass gradient= (a tensor of that shape)")
-            g = Tensor._make(o.xp.ones(o.shape, dtype=o.dtype))
+            g = Tensor._make(o.xp.ones(d.shape, dtype=d.dtype))
         elif not isinstance(g, Tensor):
             g = Tensor._make(o.xp.asarray(g, dtype=o.dtype))
         if g.shape != o.shape:
