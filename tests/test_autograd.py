@@ -258,6 +258,25 @@ def test_grad_with_grad_outputs_and_intermediate_input():
     np.testing.assert_allclose(gx.numpy(), 2 * v.numpy() * np.exp(h.numpy()))
 
 
+def test_grad_results_never_alias():
+    x, y = f64(3), f64(3)
+    gx, gy = tl.grad((x + y).sum(), [x, y])
+    gx.mul_(2)
+    np.testing.assert_array_equal(gy.numpy(), np.ones(3))
+    v = tl.ones(3, dtype=tl.float64)
+    for out in (x + 0.0, x):             # the gradient reaching x is v itself
+        gx, = tl.grad(out, [x], grad_outputs=v)
+        gx.mul_(0)
+        np.testing.assert_array_equal(v.numpy(), np.ones(3))
+
+
+def test_grad_same_input_twice():
+    x = f64(3)
+    g1, g2 = tl.grad((x * x).sum(), [x, x])
+    np.testing.assert_allclose(g1.numpy(), 2 * x.numpy())
+    np.testing.assert_allclose(g2.numpy(), 2 * x.numpy())
+
+
 def test_grad_input_must_require_grad():
     with pytest.raises(RuntimeError, match="grad: input 0 does not require grad"):
         tl.grad((f64(2) * 2).sum(), [tl.randn(2)])

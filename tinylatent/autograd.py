@@ -304,7 +304,11 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
     """Backpropagate; accumulate into leaves' .grad or return grads of `targets`."""
     order = _topological_order(roots)
     grads: dict = {}                       # node -> gradient of its output so far
-    wanted = {id(t): i for i, t in enumerate(targets)} if targets is not None else None
+    wanted = None                          # id(target) -> its positions in `targets`
+    if targets is not None:
+        wanted = {}
+        for i, t in enumerate(targets):
+            wanted.setdefault(id(t), []).append(i)
     results = [None] * len(targets) if targets is not None else None
     # Arrays some leaf .grad (or the caller, for root grads) holds: never stored twice.
     owned: set = {id(g.data) for g in root_grads}
@@ -318,8 +322,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
 
     def deliver(t, g):
         if wanted is not None:
-            i = wanted.get(id(t))
-            if i is not None:
+            for i in wanted.get(id(t), ()):
                 results[i] = g if results[i] is None else results[i] + g
         node = t._ctx
         if node is not None:
@@ -449,10 +452,18 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     if retain_graph is None:
         retain_graph = create_graph
     res = _run_backward(outputs, gs, inputs, retain_graph, create_graph, accumulate=False)
+    # Results never share an array with each other or with the caller's grad_outputs (Add
+    # hands one gradient to both inputs): an in-place change of one must not reach another.
+    taken = {id(g.data) for g in gs}
     for i, r in enumerate(res):
-        if r is None and not allow_unused:
-            raise RuntimeError(f"grad: input {i} (shape {inputs[i].shape}) was not used to "
-                               "compute the outputs; pass allow_unused=True to get None")
+        if r is None:
+            if not allow_unused:
+                raise RuntimeError(f"grad: input {i} (shape {inputs[i].shape}) was not used "
+                                   "to compute the outputs; pass allow_unused=True to get None")
+            continue
+        if id(r.data) in taken:
+            res[i] = r = r.clone()
+        taken.add(id(r.data))
     return tuple(res)
 
 
