@@ -181,3 +181,19 @@ def test_conv_errors_name_the_op_and_shapes():
         conv.conv_transpose2d(x, tl.randn(3, 2, 3, 3), stride=2, output_padding=2)
     with pytest.raises(ValueError, match=r"conv_transpose2d: input has 3 channels"):
         conv.conv_transpose2d(x, tl.randn(4, 2, 3, 3))
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
+def test_conv2d_with_bias_on_a_larger_batch_matches_loops(stride, padding):
+    # Large enough that the kernel's buffers come fresh from the OS (zero-filled): a
+    # kernel that forgets to write part of a buffer (e.g. the bias row) fails here even
+    # where small cases pass on recycled memory.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 2, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    for _ in range(2):  # the second call runs on recycled buffers
+        y = conv.conv2d(tl.tensor(x), tl.tensor(w), tl.tensor(b), stride, padding)
+        want = naive_conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                            (stride, stride), (padding, padding), (1, 1))
+        np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)

@@ -105,6 +105,8 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     bias folded into the weight matrix as its last column is added by the GEMM itself."""
     bsz, c_in, h, w = x.shape
     n_l = ho * wo
+    if cols.shape[0] > c_in * kh * kw:
+        cols[c_in * kh * kw, :] = 1.0
     if sh == 1 and sw == 1 and wo == w:
         _im2col_flat(x, kh, kw, ph, pw, dh, dw, ho, cols)
         return
@@ -129,8 +131,6 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
                             cols[k, base + ow] = x[b, c, ih, ow * sw + off_w]
                         for ow in range(ow_hi, wo):
                             cols[k, base + ow] = 0.0
-    if cols.shape[0] > c_in * kh * kw:
-        cols[c_in * kh * kw, :] = 1.0
 
 
 @nb.jit(**_JIT)
