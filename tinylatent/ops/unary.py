@@ -12,6 +12,22 @@ from ..autograd import Function
 from ..tensor import Tensor
 
 
+_SPECIAL: dict = {}
+
+
+def _special(xp):
+    """scipy.special for NumPy arrays, cupyx.scipy.special for CuPy ones; imported on first
+    use (not at `import tinylatent`) and then looked up, not re-imported, on every call."""
+    mod = _SPECIAL.get(xp)
+    if mod is None:
+        if xp.__name__ == "numpy":
+            import scipy.special as mod
+        else:  # pragma: no cover - GPU
+            import cupyx.scipy.special as mod
+        _SPECIAL[xp] = mod
+    return mod
+
+
 class Exp(Function):
     """y = exp(x);  dy/dx = y"""
 
@@ -177,12 +193,12 @@ class TanhBackward(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y)
 
-    Computed as (1 + tanh(x/2)) / 2, which never overflows for large |x|.
+    Computed by scipy's expit, one ufunc that never overflows for large |x|.
     """
 
     @staticmethod
     def forward(ctx, x):
-        y = 0.5 * ctx.xp.tanh(0.5 * x) + 0.5
+        y = _special(ctx.xp).expit(x).astype(x.dtype, copy=False)  # (float16 -> float64)
         ctx.save_for_backward(y)
         return y
 
@@ -265,11 +281,7 @@ class Erf(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        if ctx.xp.__name__ == "numpy":
-            from scipy.special import erf as _erf
-        else:  # pragma: no cover - GPU
-            from cupyx.scipy.special import erf as _erf
-        return _erf(x).astype(x.dtype, copy=False)
+        return _special(ctx.xp).erf(x).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
