@@ -5,9 +5,9 @@
     python examples/vae_mnist.py --dataset fashion-mnist --data-dir DIR  # IDX files in DIR
 
 The recipe of pytorch/examples vae/main.py (784-400-20, ReLU, Adam 1e-3, batch 128, BCE (sum)
-+ analytic KL per image); the model is tinylatent/models/vae.py. Writes to --out:
-reconstructions.png, samples.png, loss_curve.png, (latent 2) manifold.png and latent_codes.png,
-and checkpoint.npz after every epoch; --resume continues exactly where that left off.
++ analytic KL per image); the model is tinylatent/models/vae.py. Writes to --out, every epoch:
+reconstructions, interpolations, samples, loss_curve (and with --latent-dim 2: manifold,
+latent_codes) .png, and checkpoint.npz; --resume continues exactly where that left off.
 """
 import argparse
 import os
@@ -73,6 +73,8 @@ def save_pictures(model, test, history, args):
     pair = np.concatenate([x[:16].numpy_host(), model.reconstruct(x[:16]).numpy_host()])
     save_grid(pair, 8, f"{args.out}/reconstructions.png",
               "test images (rows 1-2), reconstructions (rows 3-4)")
+    save_grid(model.interpolate(x[:8], x[8:16], 10).numpy_host(), 10,
+              f"{args.out}/interpolations.png", "decoded (1 - t) mu_a + t mu_b, t = 0 ... 1")
     samples = model.sample(64, generator=tl.Generator(args.seed), device=args.device)
     save_grid(samples.numpy_host(), 8, f"{args.out}/samples.png", "x ~ p(x|z), z ~ N(0, I)")
     fig, ax = plt.subplots(figsize=(5, 3.5))

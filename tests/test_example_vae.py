@@ -43,7 +43,8 @@ def test_short_run_writes_pictures_and_checkpoint(example, tmp_path):
     h = history[0]
     # an untrained model costs ~543 nats per image; 4 steps of Adam already help
     assert 150 < h["test"] < 540 and np.isfinite(h["train"])
-    for name in ("reconstructions", "samples", "loss_curve", "manifold", "latent_codes"):
+    for name in ("reconstructions", "interpolations", "samples", "loss_curve", "manifold",
+                 "latent_codes"):
         assert_png(out / f"{name}.png")
     ckpt = tl.load(out / "checkpoint.npz")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and ckpt["history"] == history

@@ -106,6 +106,10 @@ def test_shapes_and_errors(mnist_batch):
     r = model.reconstruct(mnist_batch).numpy()
     assert r.shape == (64, 784) and r.min() >= 0 and r.max() <= 1
     assert model.latent_grid(4).shape == (16, 784)
+    path = model.interpolate(mnist_batch[:3], mnist_batch[3:6], steps=5).numpy()  # (3*5, 784)
+    assert path.shape == (15, 784)
+    np.testing.assert_allclose(path[0::5], r[:3], rtol=1e-5, atol=1e-6)     # t = 0: x_a
+    np.testing.assert_allclose(path[4::5], r[3:6], rtol=1e-5, atol=1e-6)    # t = 1: x_b
     with pytest.raises(ValueError, match=r"VAE.encode: expected x of shape \(B, 784\)"):
         model.encode(tl.zeros(2, 1, 28, 28))
     with pytest.raises(ValueError, match="latent_dim=2"):

@@ -163,6 +163,17 @@ class VAE(nn.Module):
             mu, _ = self.encode(x)
             return ops.sigmoid(self.decode(mu))
 
+    def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10) -> Tensor:
+        """Decode z = (1 - t) mu(x_a) + t mu(x_b) for t = 0..1 in `steps` steps (seed 004):
+        x_a, x_b (P, D) -> (P * steps, D), one row of `steps` images per pair."""
+        with no_grad():
+            mu_a, _ = self.encode(x_a)                         # (P, K)
+            mu_b, _ = self.encode(x_b)
+            t = Tensor(np.linspace(0.0, 1.0, steps).astype(mu_a.dtype), device=mu_a.device)
+            t = t.reshape(1, steps, 1)                         # (1, S, 1)
+            z = mu_a.unsqueeze(1) * (1.0 - t) + mu_b.unsqueeze(1) * t      # (P, S, K)
+            return ops.sigmoid(self.decode(z)).reshape(-1, self.config.input_dim)
+
     def sample(self, n: int, generator: Generator | None = None, device=None) -> Tensor:
         """n images x_hat = sigmoid(decode(z)), z ~ N(0, I): pixel means, (n, D)."""
         dev = device if device is not None else self.dec_out.weight.device
