@@ -121,6 +121,8 @@ def main(argv=None):
         shuffle_gen.set_state(ckpt["shuffle_rng"])
         start, step, history = ckpt["epoch"] + 1, ckpt["step"], list(ckpt["history"])
         print(f"resumed from {ckpt_path} after epoch {ckpt['epoch']}")
+    elif args.resume:
+        print(f"no checkpoint at {ckpt_path}: starting from scratch")
     print(f"{model.num_parameters():,} parameters; {len(train):,} train / {len(test):,} test "
           f"images; {args.epochs} epochs of {steps_per_epoch} steps")
     for epoch in range(start, args.epochs + 1):
