@@ -49,19 +49,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if rec is None or not rec.figures:
         return
     tr = terminalreporter
-    title = f"tinylatent / PyTorch ({rec.mode} mode, {harness.machine_key()}, cpu)"
-    tr.write_sep("=", title)
-    if not rec.live:
-        tr.write_line(f"PyTorch figures are RECORDED, NOT LIVE ({harness.torch_missing_reason});"
-                      f" source: {rec.recorded_source}")
-    tr.write_line(harness.markdown_table(rec.figures))
-    rec_threads = {f["torch"].get("recorded_threads") for f in rec.figures
-                   if f.get("torch") and f["torch"].get("source") == "recorded"}
-    rec_threads.discard(None)
-    if rec_threads and rec_threads != {rec.threads.get("requested")}:
-        tr.write_line(f"NOTE: the recorded PyTorch figures were measured with "
-                      f"{sorted(rec_threads)} thread(s), this run uses "
-                      f"{rec.threads.get('requested')}; set TINYLATENT_BENCH_THREADS to match.")
+    for device in rec.devices():
+        figures = rec.figures_on(device)
+        tr.write_sep("=", f"tinylatent / PyTorch ({rec.mode} mode, "
+                          f"{harness.device_key(device)}, {device})")
+        if not rec.live:
+            tr.write_line(f"PyTorch figures are RECORDED, NOT LIVE "
+                          f"({harness.torch_missing_reason}); source: "
+                          f"{rec.recorded_file(device)[1]}")
+        tr.write_line(harness.markdown_table(figures))
+        rec_threads = {f["torch"].get("recorded_threads") for f in figures
+                       if f.get("torch") and f["torch"].get("source") == "recorded"}
+        rec_threads.discard(None)
+        if rec_threads and rec_threads != {rec.threads.get("requested")}:
+            tr.write_line(f"NOTE: the recorded PyTorch figures were measured with "
+                          f"{sorted(rec_threads)} thread(s), this run uses "
+                          f"{rec.threads.get('requested')}; set TINYLATENT_BENCH_THREADS to "
+                          "match.")
     load = _STATE.get("load_at_start")
     n = rec.threads.get("requested", 1)
     if load is not None and n > 1 and load > 0.75 * harness.usable_cores():
@@ -70,6 +74,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
                       "multi-threaded timings suffer from oversubscription; "
                       "TINYLATENT_BENCH_THREADS=1 gives steadier figures on a shared machine.")
     if not config.getoption("--bench-no-write"):
-        paths = rec.write()
-        if paths:
-            tr.write_line(f"results written to {paths[0]} and {paths[1]}")
+        for jpath, mpath in rec.write():
+            tr.write_line(f"results written to {jpath} and {mpath}")

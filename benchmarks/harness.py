@@ -21,7 +21,7 @@ A benchmark file is `benchmarks/test_bench_<topic>.py`. Each test takes the `ben
                       group="core")
 
 `bench.compare(name, tl_fn, torch_fn, *, check=None, group="", goal=None, memory=None,
-notes="")`:
+notes="", device=None)`:
   * `name`: unique, and it names the workload size ("matmul 512x512"): figures recorded on
     one run are matched to another run by name.
   * `tl_fn`, `torch_fn`: zero-argument callables doing one unit of work (e.g. forward +
@@ -36,6 +36,9 @@ notes="")`:
     MODULE-LEVEL zero-argument functions that build the workload and return its step
     function. Each runs in a fresh subprocess (full mode only) that reports the peak RSS
     growth from just before the build to the end of a few steps (see `peak_rss_of`).
+  * `device`: "cpu" or "cuda"; default "cuda" when the name starts with "cuda", else
+    "cpu". Figures of each device go to their own results file (results/<gpu>-cuda.json
+    is keyed by the GPU model).
   * returns the figure (a dict) that goes into the results file.
 
 `bench.record(name, tl_value, torch_value=None, *, unit="", group="quality", notes="")`
@@ -223,10 +226,34 @@ def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
     return f"{model}-{cores if cores is not None else usable_cores()}c"
 
 
+def _gpu_name() -> str:
+    """The first CUDA GPU's name (via PyTorch or CuPy), or 'unknown-gpu'."""
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import cupy
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # noqa: BLE001
+        return "unknown-gpu"
+
+
+def device_key(device: str = "cpu") -> str:
+    """The kind of machine that matters for `device`: the CPU (model + cores) for "cpu",
+    the GPU model for "cuda"."""
+    if device == "cpu":
+        return machine_key()
+    name = re.sub(r"[^a-z0-9]+", "-", _gpu_name().lower()).strip("-") or "unknown-gpu"
+    return name
+
+
 def results_paths(device: str = "cpu", live: bool = True, directory: Path | None = None):
     """(json, md) paths of this machine's results; tl-only runs never overwrite live ones."""
     directory = Path(directory or os.environ.get("TINYLATENT_BENCH_RESULTS_DIR") or RESULTS_DIR)
-    stem = f"{machine_key()}-{device}" + ("" if live else "-tl-only")
+    stem = f"{device_key(device)}-{device}" + ("" if live else "-tl-only")
     return directory / f"{stem}.json", directory / f"{stem}.md"
 
 
@@ -399,30 +426,46 @@ def format_seconds(s: float | None) -> str:
 
 # ------------------------------------------------------------------------------ recorder
 class Recorder:
-    """Collects every figure of a session and writes the results file and table."""
+    """Collects every figure of a session and writes one results file per device."""
 
     def __init__(self, quick: bool, device: str = "cpu", threads: dict | None = None):
         self.quick = quick
         self.mode = "quick" if quick else "full"
-        self.device = device
+        self.device = device            # the default device of a figure
         self.live = torch is not None
         self.threads = threads or {}
         self.figures: list[dict] = []
-        self.recorded, self.recorded_source = self._load_recorded()
+        self._recorded: dict[str, tuple[dict, str]] = {}
 
     # Figures measured live on this kind of machine, used when PyTorch is missing.
-    def _load_recorded(self) -> tuple[dict, str]:
-        path = os.environ.get("TINYLATENT_BENCH_RECORDED")
-        path = Path(path) if path else results_paths(self.device, live=True,
-                                                     directory=RESULTS_DIR)[0]
-        if not path.exists():
-            return {}, f"no recorded results for this kind of machine ({path.name})"
-        data = json.loads(path.read_text())
-        return data, str(path)
+    def recorded_file(self, device: str = "cpu") -> tuple[dict, str]:
+        """(data, source) of the recorded live results for `device` ({} if none)."""
+        if device not in self._recorded:
+            path = os.environ.get("TINYLATENT_BENCH_RECORDED") if device == "cpu" else None
+            path = Path(path) if path else results_paths(device, live=True,
+                                                         directory=RESULTS_DIR)[0]
+            if path.exists():
+                self._recorded[device] = (json.loads(path.read_text()), str(path))
+            else:
+                self._recorded[device] = ({}, f"no recorded results for this kind of "
+                                              f"machine ({path.name})")
+        return self._recorded[device]
 
-    def recorded_torch(self, name: str) -> dict | None:
+    @property
+    def recorded(self) -> dict:
+        return self.recorded_file(self.device)[0]
+
+    @recorded.setter
+    def recorded(self, data: dict) -> None:
+        self._recorded[self.device] = (data, "set directly")
+
+    @property
+    def recorded_source(self) -> str:
+        return self.recorded_file(self.device)[1]
+
+    def recorded_torch(self, name: str, device: str | None = None) -> dict | None:
         """The recorded live PyTorch figure named `name`, same mode first."""
-        modes = self.recorded.get("modes", {})
+        modes = self.recorded_file(device or self.device)[0].get("modes", {})
         for mode in [self.mode] + [m for m in modes if m != self.mode]:
             fig = modes.get(mode, {}).get("figures", {}).get(name)
             if fig and fig.get("torch") and fig["torch"].get("source") == "live":
@@ -435,37 +478,49 @@ class Recorder:
     def add(self, fig: dict) -> None:
         self.figures = [f for f in self.figures if f["name"] != fig["name"]] + [fig]
 
+    def devices(self) -> list[str]:
+        return sorted({f.get("device", self.device) for f in self.figures})
+
+    def figures_on(self, device: str) -> list[dict]:
+        return [f for f in self.figures if f.get("device", self.device) == device]
+
     # -- writing
-    def to_json(self, previous: dict | None = None) -> dict:
-        """Merge this run's figures into `previous` (other modes and names are kept)."""
+    def to_json(self, previous: dict | None = None, device: str | None = None) -> dict:
+        """Merge this run's figures on `device` into `previous` (other modes and names are
+        kept, so a partial run refreshes only what it measured)."""
+        device = device or self.device
         data = previous if previous and previous.get("format") == 1 else {"format": 1,
                                                                           "modes": {}}
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         data["machine"] = machine_info(self.threads)
+        if device != "cpu":
+            data["machine"]["gpu"] = _gpu_name()
         data["updated"] = now
-        data["device"] = self.device
+        data["device"] = device
         data["live_torch"] = self.live
         if not self.live:
-            data["recorded_source"] = self.recorded_source
+            data["recorded_source"] = self.recorded_file(device)[1]
         mode = data["modes"].setdefault(self.mode, {"figures": {}})
         mode["date"] = now
         mode["threads"] = self.threads
-        for fig in self.figures:
+        for fig in self.figures_on(device):
             mode["figures"][fig["name"]] = fig
         return data
 
-    def write(self) -> tuple[Path, Path] | None:
-        if not self.figures:
-            return None
-        jpath, mpath = results_paths(self.device, live=self.live)
-        jpath.parent.mkdir(parents=True, exist_ok=True)
-        prev = json.loads(jpath.read_text()) if jpath.exists() else None
-        data = self.to_json(prev)
-        tmp = jpath.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-        os.replace(tmp, jpath)
-        mpath.write_text(markdown_document(data) + "\n")
-        return jpath, mpath
+    def write(self) -> list[tuple[Path, Path]]:
+        """Write results/<machine>-<device>.json and .md for every device measured."""
+        written = []
+        for device in self.devices():
+            jpath, mpath = results_paths(device, live=self.live)
+            jpath.parent.mkdir(parents=True, exist_ok=True)
+            prev = json.loads(jpath.read_text()) if jpath.exists() else None
+            data = self.to_json(prev, device)
+            tmp = jpath.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+            os.replace(tmp, jpath)
+            mpath.write_text(markdown_document(data) + "\n")
+            written.append((jpath, mpath))
+        return written
 
 
 def _fmt_ratio(r: float | None) -> str:
@@ -590,28 +645,37 @@ class Bench:
         """`quick` in --quick mode, else `full` (workload sizes, step counts...)."""
         return quick if self.quick else full
 
+    @staticmethod
+    def _device(name: str, device: str | None) -> str:
+        if device is not None:
+            return device
+        return "cuda" if name.lower().startswith("cuda") else "cpu"
+
     def record(self, name: str, tl_value: float, torch_value: float | None = None, *,
-               unit: str = "", group: str = "quality", notes: str = "") -> dict:
+               unit: str = "", group: str = "quality", notes: str = "",
+               device: str | None = None) -> dict:
         """Record a figure that is not a time (a test loss, bits/dim, accuracy...) side by
         side; without PyTorch the recorded value of the same name is shown instead.
         Nothing is asserted here: assert what must hold in the test itself."""
         live = torch is not None and torch_value is not None
         fig: dict[str, Any] = {
             "name": name, "kind": "value", "group": group, "test": self.nodeid,
+            "device": self._device(name, device),
             "mode": self.recorder.mode, "unit": unit, "notes": notes,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "order": len(self.recorder.figures), "tl": {"value": float(tl_value)}}
         if live:
             fig["torch"] = {"value": float(torch_value), "source": "live"}
         else:
-            rec = self.recorder.recorded_torch(name)
+            rec = self.recorder.recorded_torch(name, fig["device"])
             fig["torch"] = None if rec is None else rec | {"source": "recorded"}
         self.recorder.add(fig)
         return fig
 
     def compare(self, name: str, tl_fn: Callable, torch_fn: Callable | None = None, *,
                 check: Callable | None = None, group: str = "", goal: float | None = None,
-                memory: tuple[Callable, Callable] | None = None, notes: str = "") -> dict:
+                memory: tuple[Callable, Callable] | None = None, notes: str = "",
+                device: str | None = None) -> dict:
         import pytest  # only the harness's pytest face needs it
 
         # 1. Correctness first: this is the part that can fail.
@@ -642,6 +706,7 @@ class Bench:
                 s_pt.append(_sample(torch_fn, n_pt))
         fig: dict[str, Any] = {
             "name": name, "group": group, "test": self.nodeid, "mode": self.recorder.mode,
+            "device": self._device(name, device),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "order": len(self.recorder.figures), "tl": _summary(s_tl, n_tl),
             "check": check_status, "goal": goal, "notes": notes,
@@ -652,7 +717,7 @@ class Bench:
             q1, _, q3 = _quartiles(pair)
             fig["ratio_iqr"] = q3 - q1
         else:
-            rec = self.recorder.recorded_torch(name)
+            rec = self.recorder.recorded_torch(name, fig["device"])
             fig["torch"] = None if rec is None else rec | {"source": "recorded"}
             fig["ratio_iqr"] = None
         fig["ratio"] = (fig["tl"]["median"] / fig["torch"]["median"]
@@ -672,7 +737,7 @@ class Bench:
                 fig["torch"]["peak_growth_mb"] = m_pt["peak_growth_mb"]
                 fig["torch"]["step_transient_mb"] = m_pt["step_transient_mb"]
             else:
-                prev = (self.recorder.recorded_torch(name) or {})
+                prev = (self.recorder.recorded_torch(name, fig["device"]) or {})
                 mem["torch_peak_growth_mb"] = prev.get("peak_growth_mb")
                 mem["torch_step_transient_mb"] = prev.get("step_transient_mb")
             mem["method"] = m_tl["method"]

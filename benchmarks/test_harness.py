@@ -71,7 +71,7 @@ def test_compare_records_interleaved_figure_and_writes_results(tmp_path, monkeyp
     assert fig["check"] == "passed" and fig["torch"]["source"] == "live"
     assert fig["ratio"] == pytest.approx(fig["tl"]["median"] / fig["torch"]["median"])
     assert fig["tl"]["n"] == fig["torch"]["n"] >= bench.min_repeats
-    jpath, mpath = rec.write()
+    [(jpath, mpath)] = rec.write()
     assert jpath.parent == tmp_path and jpath.name == f"{harness.machine_key()}-cpu.json"
     data = json.loads(jpath.read_text())
     assert data["modes"]["quick"]["figures"]["tiny"]["ratio"] == fig["ratio"]
@@ -119,3 +119,19 @@ def test_record_value_figures_render_in_their_own_table(tmp_path, monkeypatch):
     fig = bench.record("VAE test loss after 1 epoch", 131.0)
     assert fig["torch"]["value"] == 129.0 and fig["torch"]["source"] == "recorded"
     assert "(recorded, not live)" in harness.markdown_table([fig])
+
+
+def test_cuda_figures_go_to_their_own_file(tmp_path, monkeypatch):
+    rec = _recorder(tmp_path, monkeypatch)
+    bench = harness.Bench(rec)
+    bench.compare("tiny cpu", lambda: None, lambda: None)
+    bench.compare("cuda tiny", lambda: None, lambda: None)
+    assert rec.devices() == ["cpu", "cuda"]
+    paths = rec.write()
+    names = sorted(p[0].name for p in paths)
+    assert names == sorted([f"{harness.machine_key()}-cpu.json",
+                            f"{harness.device_key('cuda')}-cuda.json"])
+    for jpath, _ in paths:
+        data = json.loads(jpath.read_text())
+        assert len(data["modes"]["quick"]["figures"]) == 1
+        assert data["device"] in jpath.name
