@@ -300,7 +300,8 @@ def machine_info(threads: dict | None = None) -> dict:
         "versions": {m: _version(m) for m in ("numpy", "numba", "tinylatent", "scipy")}
         | {"torch": None if torch is None else torch.__version__},
         "threads": threads or {},
-        # A shared machine's load is the main source of noise: record it next to the figures.
+        # A shared machine's load is the main source of noise: record it next to the figures
+        # (here at the end of the run; the recorder adds the load at its start).
         "loadavg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
@@ -436,6 +437,7 @@ class Recorder:
         self.threads = threads or {}
         self.figures: list[dict] = []
         self._recorded: dict[str, tuple[dict, str]] = {}
+        self.load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
     # Figures measured live on this kind of machine, used when PyTorch is missing.
     def recorded_file(self, device: str = "cpu") -> tuple[dict, str]:
@@ -493,6 +495,7 @@ class Recorder:
                                                                           "modes": {}}
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         data["machine"] = machine_info(self.threads)
+        data["machine"]["loadavg_at_start"] = self.load_at_start
         if device != "cpu":
             data["machine"]["gpu"] = _gpu_name()
         data["updated"] = now
@@ -592,6 +595,10 @@ def _timing_table(figures: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _fmt_load(load) -> str:
+    return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
+
+
 def markdown_document(data: dict) -> str:
     m = data.get("machine", {})
     v = m.get("versions", {})
@@ -601,7 +608,9 @@ def markdown_document(data: dict) -> str:
            f"CPU: {m.get('cpu_model')} ({m.get('usable_cores')} usable cores); "
            f"numpy {v.get('numpy')}, numba {v.get('numba')}, torch {v.get('torch')}, "
            f"tinylatent {v.get('tinylatent')}; threads: torch {th.get('torch')}, "
-           f"numba {th.get('numba')}, BLAS {th.get('requested')}.",
+           f"numba {th.get('numba')}, BLAS {th.get('requested')}; load average "
+           f"{_fmt_load(m.get('loadavg_at_start'))} at the start, "
+           f"{_fmt_load(m.get('loadavg_1_5_15'))} at the end (1/5/15 min).",
            "",
            "Ratio = tinylatent time / PyTorch time (lower is better for tinylatent; "
            "< 1 means tinylatent is faster). Peak RSS growth = peak resident memory while "
