@@ -1,6 +1,9 @@
 """Shared test settings: float64 gradchecks, hypothesis profiles sized for 2-core CI."""
 import os
 
+# Tests never touch the network: loaders fall back to files the test makes or embedded data.
+os.environ.setdefault("TINYLATENT_OFFLINE", "1")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
