@@ -290,6 +290,25 @@ def test_create_graph_gives_differentiable_grad():
     np.testing.assert_allclose(g2.numpy(), 6 * x.numpy())
 
 
+def test_create_graph_leaf_grads_do_not_alias():
+    x, y = f64(3), f64(3)
+    (x + y).sum().backward(create_graph=True)
+    assert x.grad is not y.grad
+    with tl.no_grad():
+        x.grad.mul_(2)
+    np.testing.assert_array_equal(y.grad.numpy(), np.ones(3))
+
+
+def test_accumulating_into_a_grad_that_a_graph_saved_is_out_of_place():
+    x = f64(3)
+    (x ** 2).sum().backward(create_graph=True)
+    penalty = (x.grad ** 2).sum()             # saves x.grad = 2x
+    (x * 3).sum().backward()                  # x.grad becomes 2x + 3, not in place
+    penalty.backward()                        # d/dx sum((2x)^2) = 8x
+    a = x.numpy()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * a + 3 + 8 * a)
+
+
 def test_third_derivative():
     x = f64(4)
     g1, = tl.grad(tl.sin(x).sum(), [x], create_graph=True)

@@ -379,8 +379,14 @@ def _accumulate_leaf(t, g, create_graph, owned, shared) -> None:
     .grad or with a caller's tensor, so in-place updates of one grad (clip_grad_norm_,
     zero_) can never reach another; and it is never changed in place while another node
     may still read the same array."""
-    if create_graph:
-        t.grad = g if t.grad is None else t.grad + g
+    if create_graph:   # .grad joins the graph: differentiable ops only, never in place
+        if t.grad is not None:
+            t.grad = t.grad + g
+            return
+        if id(g.data) in owned:          # another leaf (or the caller) holds this array
+            g = g.clone()
+        owned.add(id(g.data))
+        t.grad = g
         return
     if t.grad is None:
         d = g.data
@@ -390,7 +396,9 @@ def _accumulate_leaf(t, g, create_graph, owned, shared) -> None:
             shared.add(id(d))
         owned.add(id(d))
         t.grad = Tensor._make(d)
-    elif id(t.grad.data) in shared:
+    elif id(t.grad.data) in shared or t.grad.requires_grad:
+        # out of place: another node may still read this array, or a graph saved this
+        # .grad (made by an earlier create_graph=True backward)
         d = t.grad.data + g.data
         owned.add(id(d))
         t.grad = Tensor._make(d)
