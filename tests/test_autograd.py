@@ -552,3 +552,46 @@ def test_backward_returning_a_wrong_shape_names_the_op():
     with pytest.raises(RuntimeError, match=r"BadShapeGrad.backward: a gradient of shape \(1,\) "
                                            r"cannot be reduced to the input shape \(2, 3\)"):
         BadShapeGrad.apply(x).sum().backward()
+
+
+# ----------------------------------------------------------------------------- views
+def test_inplace_change_of_base_is_seen_through_a_saved_view():
+    x = f64(3, 4)
+    w = tl.randn(3, 4, dtype=tl.float64)
+    y = (x.reshape(12) * w.reshape(12)).sum()     # Mul saves a view of w
+    with tl.no_grad():
+        w.mul_(2)
+    with pytest.raises(RuntimeError, match="Mul.backward: an input .* modified in place"):
+        y.backward()
+
+
+def test_inplace_change_of_a_view_is_seen_by_a_graph_saving_its_base():
+    x = f64(3, 4)
+    w = tl.randn(3, 4, dtype=tl.float64)
+    y = (x * w).sum()
+    w[0].mul_(3)                                   # a basic-slice view of w
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.backward()
+    w2 = tl.randn(4, 3, dtype=tl.float64)
+    y2 = (x * w2.T).sum()
+    w2.T.add_(1.0)                                 # another view of the same memory
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y2.backward()
+
+
+def test_inplace_change_through_detach_is_seen():
+    x = f64(3)
+    e = x.exp()
+    y = (e + 1.0).sum()                            # Exp saves its output e
+    e.detach().add_(1.0)                           # same memory, outside the graph
+    with pytest.raises(RuntimeError, match="Exp.backward: its output .* modified in place"):
+        y.backward()
+
+
+def test_copies_are_not_views():
+    x = f64(3, 4)
+    w = tl.randn(3, 4, dtype=tl.float64)
+    y = (x * w.T.reshape(3, 4)).sum()              # reshape of a transpose copies
+    w.T.reshape(3, 4).mul_(5)                      # changes a temporary copy only
+    y.backward()
+    assert x.grad is not None

@@ -98,6 +98,11 @@ class enable_grad(_FixedGradMode):
 _OUTPUT = object()  # marks "the op's own output" among saved values
 
 
+def _root(t):
+    """The tensor owning t's memory (t itself unless t is a view): where versions count."""
+    return t._base if t._base is not None else t
+
+
 class Context:
     """State a forward leaves for its backward; also the node of the graph.
 
@@ -128,13 +133,13 @@ class Context:
         resolved = []
         for v in self._raw_saved:
             if v is out_array or v is raw_out:
-                resolved.append((_OUTPUT, None, out_tensor._version))
+                resolved.append((_OUTPUT, None, _root(out_tensor)._version))
                 # weak: the output holds this node, so a strong link would make a cycle
                 self._out_ref = weakref.ref(out_tensor)
                 continue
             for a, t in zip(arrays, inputs):
                 if t is not None and v is a:
-                    resolved.append((t, None, t._version))
+                    resolved.append((t, None, _root(t)._version))
                     break
             else:
                 if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
@@ -160,11 +165,12 @@ class Context:
             t = self._out_ref() if kind is _OUTPUT else kind
             if t is None:  # pragma: no cover - the output is referenced while reachable
                 raise RuntimeError(f"{self.fn.__name__}.backward: saved output was freed")
-            if t._version != version:
+            now = _root(t)._version
+            if now != version:
                 what = "its output" if kind is _OUTPUT else "an input"
                 raise RuntimeError(
                     f"{self.fn.__name__}.backward: {what} of shape {t.shape} saved for the "
-                    f"gradient was modified in place (version {version} -> {t._version}); "
+                    f"gradient was modified in place (version {version} -> {now}); "
                     "clone() it before changing it, or change it outside the graph")
             out.append(t)
         return tuple(out)
@@ -225,8 +231,13 @@ class Function:
         if type(out) is not atype:  # NumPy turns 0-d results into scalars; keep arrays
             out = xp.asarray(out)
         if not requires or not _mode.enabled:
-            return Tensor._make(out)
+            result = Tensor._make(out)
+            if out.base is not None:
+                _link_view(result, out, args)
+            return result
         result = Tensor._make(out, True, ctx)
+        if out.base is not None:
+            _link_view(result, out, args)
         inputs, needs = [], []
         for a in args:
             if isinstance(a, Tensor):
@@ -240,6 +251,19 @@ class Function:
         if ctx._raw_saved:
             ctx._resolve_saved(arrays, inputs, raw_out, out, result)
         return result
+
+
+def _link_view(result, out, args) -> None:
+    """If `out` views an input's memory (reshape, transpose, slicing...), record that input's
+    base on `result`, so that in-place changes of either are seen by graphs saving the other
+    (the version check in Context.saved_tensors)."""
+    base = out.base
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a.data
+            if d is base or d.base is base:
+                result._base = a._base if a._base is not None else a
+                return
 
 
 def _xp_of_type(atype):

@@ -71,7 +71,9 @@ class Tensor:
     Tensor(data, dtype=None, device=None, requires_grad=False)
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_version", "__weakref__")
+    # _version counts in-place changes; _base is the tensor whose memory this one views
+    # (None if it owns its array): views share their base's count (see _check_inplace).
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_version", "_base", "__weakref__")
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -79,6 +81,7 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self._version = 0
+        self._base = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -92,6 +95,7 @@ class Tensor:
         t.grad = None
         t._ctx = ctx
         t._version = 0
+        t._base = None
         return t
 
     # ------------------------------------------------------------------ basic properties
@@ -225,7 +229,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """Same data, cut from the graph."""
-        return Tensor._make(self.data)
+        t = Tensor._make(self.data)
+        t._base = self._base if self._base is not None else self   # same memory
+        return t
 
     def detach_(self) -> "Tensor":
         self._ctx = None
@@ -297,7 +303,9 @@ class Tensor:
                 "a tensor that is part of a graph"
             raise RuntimeError(f"{name}: in-place change of {kind} (shape {self.shape}); "
                                "do it under tl.no_grad() or on a .detach()ed copy")
-        self._version += 1
+        # count it on the tensor owning the memory, so a graph that saved this tensor, its
+        # base or another view of it notices the change
+        (self._base if self._base is not None else self)._version += 1
 
     def _other(self, value):
         return value.data if isinstance(value, Tensor) else value
