@@ -197,3 +197,32 @@ def binary(lo=(-2.0, -2.0), hi=(2.0, 2.0), kinks=((), ()), margin: float = 0.1) 
         return [data.draw(tensors(sa, lo[0], hi[0], kinks[0], margin)),
                 data.draw(tensors(sb, lo[1], hi[1], kinks[1], margin))]
     return draw
+
+
+def op_table_tests(cases, gradgrad_examples: int = 8):
+    """The two tests every op table gets, built once:
+
+    test_gradcheck      forward equals the NumPy/SciPy reference, then first derivatives
+                        against float64 central differences;
+    test_gradgradcheck  second derivatives, for the cases marked gradgrad.
+
+    Use in a test module as `test_gradcheck, test_gradgradcheck = op_table_tests(CASES)`.
+    """
+    import pytest
+    from hypothesis import given, settings
+
+    @pytest.mark.parametrize("case", cases, ids=case_id)
+    @given(data=st.data())
+    def test_gradcheck(case, data):
+        xs, fn, ref = case.sample(data)
+        check_forward(case, xs, fn, ref)
+        assert tl.gradcheck(fn, xs, **case.tol)
+
+    @pytest.mark.parametrize("case", [c for c in cases if c.gradgrad], ids=case_id)
+    @settings(max_examples=gradgrad_examples)
+    @given(data=st.data())
+    def test_gradgradcheck(case, data):
+        xs, fn, _ = case.sample(data)
+        assert tl.gradgradcheck(fn, xs, **case.tol)
+
+    return test_gradcheck, test_gradgradcheck

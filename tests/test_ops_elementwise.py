@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
-from strategies import (OpCase, binary, broadcast_shapes, case_id, check_forward, leaf,
-                        shapes, tensors, unary)
+from strategies import (OpCase, binary, broadcast_shapes, leaf, op_table_tests, shapes,
+                        tensors, unary)
 
 
 def _lattice_pair(data):
@@ -133,20 +133,7 @@ BINARY = [
 CASES = UNARY + BINARY
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@given(data=st.data())
-def test_gradcheck(case, data):
-    xs, fn, ref = case.sample(data)
-    check_forward(case, xs, fn, ref)
-    assert tl.gradcheck(fn, xs, **case.tol)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.gradgrad], ids=case_id)
-@settings(max_examples=8)
-@given(data=st.data())
-def test_gradgradcheck(case, data):
-    xs, fn, _ = case.sample(data)
-    assert tl.gradgradcheck(fn, xs, **case.tol)
+test_gradcheck, test_gradgradcheck = op_table_tests(CASES, gradgrad_examples=8)
 
 
 # ----------------------------------------------------------------------------- specifics

@@ -4,11 +4,10 @@ scatter_add, index_add, index_select, one_hot; against NumPy, with gradcheck and
 gradgradcheck."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
-from strategies import OpCase, case_id, check_forward, shapes, tensors
+from strategies import OpCase, op_table_tests, shapes, tensors
 
 
 def _seed(data):
@@ -171,20 +170,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@given(data=st.data())
-def test_gradcheck(case, data):
-    xs, fn, ref = case.sample(data)
-    check_forward(case, xs, fn, ref)
-    assert tl.gradcheck(fn, xs, **case.tol)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.gradgrad], ids=case_id)
-@settings(max_examples=6)
-@given(data=st.data())
-def test_gradgradcheck(case, data):
-    xs, fn, _ = case.sample(data)
-    assert tl.gradgradcheck(fn, xs, **case.tol)
+test_gradcheck, test_gradgradcheck = op_table_tests(CASES, gradgrad_examples=6)
 
 
 # ----------------------------------------------------------------------------- specifics

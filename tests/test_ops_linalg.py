@@ -3,12 +3,11 @@ broadcast batch axes, the @ operator, linear and outer; against NumPy, with grad
 gradgradcheck; errors name the op, both shapes and both dtypes."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
 from tinylatent.ops.linalg import MatMul
-from strategies import OpCase, broadcast_shapes, case_id, check_forward, shapes, tensors
+from strategies import OpCase, broadcast_shapes, op_table_tests, shapes, tensors
 
 
 def _matmul_draw(data):
@@ -76,20 +75,7 @@ CASES = [
 ] + [_flagged(ta, tb) for ta in (False, True) for tb in (False, True)]
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@given(data=st.data())
-def test_gradcheck(case, data):
-    xs, fn, ref = case.sample(data)
-    check_forward(case, xs, fn, ref)
-    assert tl.gradcheck(fn, xs, **case.tol)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.gradgrad], ids=case_id)
-@settings(max_examples=8)
-@given(data=st.data())
-def test_gradgradcheck(case, data):
-    xs, fn, _ = case.sample(data)
-    assert tl.gradgradcheck(fn, xs, **case.tol)
+test_gradcheck, test_gradgradcheck = op_table_tests(CASES, gradgrad_examples=8)
 
 
 def test_matmul_errors_name_op_shapes_and_dtypes():

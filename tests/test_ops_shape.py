@@ -3,11 +3,10 @@ broadcast_to squeeze unsqueeze cat stack split chunk pad flip roll tril triu, ag
 with gradcheck and gradgradcheck on drawn shapes and non-contiguous layouts."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
-from strategies import OpCase, case_id, check_forward, shapes, tensors
+from strategies import OpCase, op_table_tests, shapes, tensors
 
 
 def _one(draw_kw, min_dims=0, max_dims=4):
@@ -190,20 +189,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@given(data=st.data())
-def test_gradcheck(case, data):
-    xs, fn, ref = case.sample(data)
-    check_forward(case, xs, fn, ref)
-    assert tl.gradcheck(fn, xs, **case.tol)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.gradgrad], ids=case_id)
-@settings(max_examples=5)
-@given(data=st.data())
-def test_gradgradcheck(case, data):
-    xs, fn, _ = case.sample(data)
-    assert tl.gradgradcheck(fn, xs, **case.tol)
+test_gradcheck, test_gradgradcheck = op_table_tests(CASES, gradgrad_examples=5)
 
 
 # ----------------------------------------------------------------------------- specifics
