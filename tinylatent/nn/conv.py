@@ -100,9 +100,8 @@ class _ConvNd(Module):
         return s
 
 
-class Conv2d(_ConvNd):
-    """2-D convolution (cross-correlation) over (B, C_in, H, W) -> (B, C_out, Ho, Wo),
-    Ho = floor((H + 2 p - d (k - 1) - 1) / s) + 1. padding may be 'same' or 'valid'."""
+class _Conv(_ConvNd):
+    """Conv1d and Conv2d: the same layer over a different number of spatial axes."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
@@ -116,31 +115,22 @@ class Conv2d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         x, unbatched = self._batched(x)
-        y = conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                   self.groups)
+        y = self._conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                       self.groups)
         return y.squeeze(0) if unbatched else y
 
 
-class Conv1d(_ConvNd):
+class Conv2d(_Conv):
+    """2-D convolution (cross-correlation) over (B, C_in, H, W) -> (B, C_out, Ho, Wo),
+    Ho = floor((H + 2 p - d (k - 1) - 1) / s) + 1. padding may be 'same' or 'valid'."""
+    _conv = staticmethod(conv2d)
+
+
+class Conv1d(_Conv):
     """1-D convolution over (B, C_in, L) -> (B, C_out, Lo) (e.g. WaveNet's causal stacks:
     pad on the left yourself with F.pad and use padding=0)."""
     _n = 1
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None) -> None:
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{type(self).__name__}: padding_mode "
-                                      f"'{padding_mode}' is not supported (only 'zeros'); "
-                                      "pad the input with F.pad first")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, device, dtype)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x, unbatched = self._batched(x)
-        y = conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                   self.groups)
-        return y.squeeze(0) if unbatched else y
+    _conv = staticmethod(conv1d)
 
 
 class ConvTranspose2d(_ConvNd):
