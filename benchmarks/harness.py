@@ -506,6 +506,8 @@ class Recorder:
         mode = data["modes"].setdefault(self.mode, {"figures": {}})
         mode["date"] = now
         mode["threads"] = self.threads
+        mode["loadavg_at_start"] = self.load_at_start
+        mode["loadavg_at_end"] = data["machine"].get("loadavg_1_5_15")
         for fig in self.figures_on(device):
             mode["figures"][fig["name"]] = fig
         return data
@@ -607,10 +609,7 @@ def markdown_document(data: dict) -> str:
            "",
            f"CPU: {m.get('cpu_model')} ({m.get('usable_cores')} usable cores); "
            f"numpy {v.get('numpy')}, numba {v.get('numba')}, torch {v.get('torch')}, "
-           f"tinylatent {v.get('tinylatent')}; threads: torch {th.get('torch')}, "
-           f"numba {th.get('numba')}, BLAS {th.get('requested')}; load average "
-           f"{_fmt_load(m.get('loadavg_at_start'))} at the start, "
-           f"{_fmt_load(m.get('loadavg_1_5_15'))} at the end (1/5/15 min).",
+           f"tinylatent {v.get('tinylatent')}.",
            "",
            "Ratio = tinylatent time / PyTorch time (lower is better for tinylatent; "
            "< 1 means tinylatent is faster). Peak RSS growth = peak resident memory while "
@@ -627,8 +626,14 @@ def markdown_document(data: dict) -> str:
         sect = data.get("modes", {}).get(mode)
         if not sect or not sect.get("figures"):
             continue
-        cmd = "python -m pytest -q benchmarks" + (" --quick" if mode == "quick" else "")
+        th = sect.get("threads", {})
+        n = th.get("requested")
+        env = f"TINYLATENT_BENCH_THREADS={n} " if n and n != m.get("usable_cores") else ""
+        cmd = f"{env}python -m pytest -q benchmarks" + (" --quick" if mode == "quick" else "")
         out += [f"## {mode} mode ({sect.get('date', '?')}; `{cmd}`)", "",
+                f"Threads: torch {th.get('torch')}, numba {th.get('numba')}, BLAS {n}; "
+                f"load average {_fmt_load(sect.get('loadavg_at_start'))} at the start, "
+                f"{_fmt_load(sect.get('loadavg_at_end'))} at the end (1/5/15 min).", "",
                 markdown_table(list(sect["figures"].values())), ""]
     return "\n".join(out)
 
