@@ -13,11 +13,13 @@ from .autoencoders import (AEConfig, Autoencoder, ContractiveAE, ConvAEConfig, C
                            DenoisingAE, SparseAE)
 from .autoregressive import MADE, NADE, MADEConfig, NADEConfig
 from .classical import PCA, KMeans
-from .flow_image_transforms import ActNorm, InvertibleConv1x1, LogitTransform, Squeeze
-from .flow_transforms import (AffineCoupling, CompositeTransform, MaskedAffineAutoregressive,
-                              PlanarFlow)
-from .flows import (Flow, ImageFlowConfig, StandardNormal, glow_mnist, maf_2d, maf_mnist,
-                    planar_flow_2d, realnvp_2d, realnvp_mnist)
+from .flow_image_transforms import (ActNorm, InvertibleConv1x1, LogitTransform,
+                                    MultiScaleTransform, Squeeze)
+from .flow_transforms import (AffineCoupling, CompositeTransform, InverseTransform,
+                              MaskedAffineAutoregressive, Permutation, PlanarFlow,
+                              RandomPermutation, ReversePermutation, Transform)
+from .flows import (Flow, ImageFlowConfig, StandardNormal, bits_per_dim, dequantize, glow_mnist,
+                    maf_2d, maf_mnist, planar_flow_2d, realnvp_2d, realnvp_mnist)
 from .gaussian_mixture import GaussianMixture
 from .patch_features import LogisticRegression, PatchFeatures, PatchFeaturesConfig
 from .planar_vae import PlanarVAE, PlanarVAEConfig
