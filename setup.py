@@ -17,9 +17,10 @@ setup(
                       "tqdm>=4.60"],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
-        "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "threadpoolctl>=3"],
         # torch is pinned: this build is the one the benchmark figures were measured against,
         # and an unpinned torch pulls several GB of CUDA wheels.
-        "bench": ["torch==2.13.0", "pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3"],
+        "bench": ["torch==2.13.0", "pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3",
+                  "threadpoolctl>=3"],
     },
 )
