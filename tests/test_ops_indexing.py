@@ -22,21 +22,27 @@ def _slice(data, n):
 
 
 def _basic_index(data, shape):
-    """A tuple of ints, slices, None and at most one Ellipsis for `shape`."""
-    items = []
-    use_ellipsis = data.draw(st.booleans())
-    n_axes = data.draw(st.integers(0, len(shape)))
-    for n in shape[:n_axes]:
-        kind = data.draw(st.sampled_from(["int", "slice", "slice", "none"]))
-        if kind == "int":
-            items.append(data.draw(st.integers(-n, n - 1)))
-        elif kind == "slice":
-            items.append(_slice(data, n))
-        else:
-            items.append(None)
-            items.append(_slice(data, n))
-    if use_ellipsis:
-        items.insert(data.draw(st.integers(0, len(items))), Ellipsis)
+    """A tuple of ints, slices and None for the leading axes, then optionally an Ellipsis and
+    more items for the trailing axes (items after an Ellipsis index the last axes, so they are
+    drawn for those), and maybe a final None."""
+    def items_for(sizes):
+        items = []
+        for n in sizes:
+            kind = data.draw(st.sampled_from(["int", "slice", "slice", "none"]))
+            if kind == "int":
+                items.append(data.draw(st.integers(-n, n - 1)))
+            elif kind == "slice":
+                items.append(_slice(data, n))
+            else:
+                items.append(None)
+                items.append(_slice(data, n))
+        return items
+
+    n_lead = data.draw(st.integers(0, len(shape)))
+    items = items_for(shape[:n_lead])
+    if data.draw(st.booleans()):
+        n_trail = data.draw(st.integers(0, len(shape) - n_lead))
+        items += [Ellipsis] + items_for(shape[len(shape) - n_trail:])
     if data.draw(st.booleans()):
         items.append(None)
     return tuple(items)
