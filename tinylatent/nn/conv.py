@@ -4,8 +4,6 @@ Conv weight (C_out, C_in/groups, kh, kw), ConvTranspose weight (C_in, C_out/grou
 W ~ kaiming_uniform(a=sqrt(5)) and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
 from __future__ import annotations
 
-import math
-
 from ..ops import conv as conv_ops
 from ..tensor import Tensor, empty
 from . import init
@@ -69,11 +67,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_linear_(self.weight, self.bias)
 
     def _batched(self, x: Tensor) -> tuple[Tensor, bool]:
         want = self._n + 2

@@ -15,7 +15,7 @@ from ..tensor import Tensor
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "eye_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
-           "orthogonal_", "trunc_normal_"]
+           "orthogonal_", "trunc_normal_", "default_linear_"]
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -164,3 +164,14 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         q = q.T
     values = (gain * q).reshape(tensor.shape).astype(tensor.dtype)
     return _fill(tensor, tensor.xp.asarray(values))
+
+
+def default_linear_(weight: Tensor, bias: Tensor | None = None, generator=None) -> None:
+    """PyTorch's default init of Linear and Conv layers, so results are comparable:
+    W ~ kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound, generator=generator)

@@ -1,8 +1,6 @@
 """Linear layer and the shape-only layers (Identity, Flatten, Unflatten)."""
 from __future__ import annotations
 
-import math
-
 from .. import ops
 from ..tensor import Tensor, empty
 from . import init
@@ -34,11 +32,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_linear_(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:
