@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..autograd import enable_grad, no_grad
+from ..autograd import no_grad
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -117,10 +117,7 @@ class Adam(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter with a gradient; returns closure() if given."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
         use_kernel = self.fused or (self.fused is None and not _reference_forced())
         fused = _fused_module() if use_kernel else None
         with no_grad():

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..autograd import enable_grad
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -117,6 +118,14 @@ class Optimizer:
 
     def step(self, closure=None):
         raise NotImplementedError
+
+    @staticmethod
+    def _evaluate(closure):
+        """closure() with grad recording on (step() itself runs under no_grad), or None."""
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
 
     # ------------------------------------------------------------------ state dicts
     def state_dict(self) -> dict:

@@ -10,7 +10,7 @@ PyTorch's formulation (Sutskever et al. 2013 for Nesterov in this form):
 """
 from __future__ import annotations
 
-from ..autograd import enable_grad, no_grad
+from ..autograd import no_grad
 from .optimizer import Optimizer, required
 
 __all__ = ["SGD"]
@@ -37,10 +37,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
         with no_grad():
             for group in self.param_groups:
                 lr, momentum = group["lr"], group["momentum"]
