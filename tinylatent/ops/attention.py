@@ -19,6 +19,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .arithmetic import where
+from .fast import try_fast
 from .reduce import softmax
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_reference",
@@ -114,19 +115,9 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     attn_mask added. Runs the fused kernel when one applies, else the reference.
     """
     _check(q, k, v, attn_mask, dropout_p, scale)
-    fast = _lookup("scaled_dot_product_attention", q)
-    if fast is not None:
-        out = fast(q, k, v, attn_mask, dropout_p, is_causal, scale, generator)
-        if out is not None:
-            return out
+    out = try_fast("scaled_dot_product_attention", q, k, v, attn_mask, dropout_p, is_causal,
+                   scale, generator)
+    if out is not None:
+        return out
     return scaled_dot_product_attention_reference(q, k, v, attn_mask, dropout_p, is_causal,
                                                   scale, generator)
-
-
-def _lookup(name: str, x: Tensor):
-    """The fast implementation of `name` for x's device, or None (use the reference)."""
-    try:
-        from kernels.dispatch import lookup
-    except ImportError:  # tinylatent installed without its kernels package
-        return None
-    return lookup(name, x)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .arithmetic import where
+from .fast import try_fast
 from .reduce import logsumexp as _logsumexp
 
 __all__ = ["logsumexp", "info_nce", "nt_xent", "logsumexp_reference", "info_nce_reference",
@@ -71,11 +72,9 @@ def logsumexp(x: Tensor, axis=-1, keepdims: bool = False, *, dim=None,
         raise TypeError(f"logsumexp: expected a floating tensor, got dtype {x.dtype}")
     if isinstance(axis, int) and x.ndim >= 1 and axis % x.ndim == x.ndim - 1 \
             and x.shape[-1] > 0:
-        fast = _lookup("logsumexp", x)
-        if fast is not None:
-            out = fast(x, bool(keepdims))
-            if out is not None:
-                return out
+        out = try_fast("logsumexp", x, bool(keepdims))
+        if out is not None:
+            return out
     return logsumexp_reference(x, axis=axis, keepdims=keepdims)
 
 
@@ -151,11 +150,9 @@ def info_nce(query: Tensor, positive_key: Tensor, negative_keys=None,
     """
     tau = _info_nce_args(query, positive_key, negative_keys, temperature, reduction)
     if negative_keys is None:
-        fast = _lookup("info_nce", query)
-        if fast is not None:
-            out = fast(query, positive_key, tau, reduction)
-            if out is not None:
-                return out
+        out = try_fast("info_nce", query, positive_key, tau, reduction)
+        if out is not None:
+            return out
     return info_nce_reference(query, positive_key, negative_keys, temperature, reduction)
 
 
@@ -192,18 +189,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5,
     is its other view; the result is the mean (or sum / per-row 'none') over 2N rows.
     """
     tau = _nt_xent_args(z1, z2, temperature, reduction)
-    fast = _lookup("nt_xent", z1)
-    if fast is not None:
-        out = fast(z1, z2, tau, reduction)
-        if out is not None:
-            return out
+    out = try_fast("nt_xent", z1, z2, tau, reduction)
+    if out is not None:
+        return out
     return nt_xent_reference(z1, z2, temperature, reduction)
-
-
-def _lookup(name: str, x: Tensor):
-    """The fast implementation of `name` for x's device, or None (use the reference)."""
-    try:
-        from kernels.dispatch import lookup
-    except ImportError:  # tinylatent installed without its kernels package
-        return None
-    return lookup(name, x)

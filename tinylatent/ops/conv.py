@@ -21,6 +21,7 @@ Two layers here:
 from __future__ import annotations
 
 from ..tensor import Tensor
+from .fast import try_fast
 from .shape import pad as _pad
 from .shape import stack
 
@@ -240,11 +241,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     Runs a fast kernel when one applies (see kernels.dispatch), else `conv2d_reference`.
     """
     _conv2d_args(x, weight, bias, stride, padding, dilation, groups)
-    fast = _lookup("conv2d", x)
-    if fast is not None:
-        out = fast(x, weight, bias, stride, padding, dilation, groups)
-        if out is not None:
-            return out
+    out = try_fast("conv2d", x, weight, bias, stride, padding, dilation, groups)
+    if out is not None:
+        return out
     return conv2d_reference(x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -254,19 +253,9 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     (C_in, C_out/groups, kh, kw), bias (C_out,) -> (B, C_out, Ho, Wo) with
     Ho = (H - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1."""
     _conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, dilation, groups)
-    fast = _lookup("conv_transpose2d", x)
-    if fast is not None:
-        out = fast(x, weight, bias, stride, padding, output_padding, dilation, groups)
-        if out is not None:
-            return out
+    out = try_fast("conv_transpose2d", x, weight, bias, stride, padding, output_padding,
+                   dilation, groups)
+    if out is not None:
+        return out
     return conv_transpose2d_reference(x, weight, bias, stride, padding, output_padding,
                                       dilation, groups)
-
-
-def _lookup(name: str, x: Tensor):
-    """The fast implementation of `name` for x's device, or None (use the reference)."""
-    try:
-        from kernels.dispatch import lookup
-    except ImportError:  # tinylatent installed without its kernels package
-        return None
-    return lookup(name, x)

@@ -14,6 +14,7 @@ when one applies (one pass: y, logabsdet; and one pass back for the three gradie
 from __future__ import annotations
 
 from ..tensor import Tensor
+from .fast import try_fast
 
 __all__ = ["affine_coupling", "affine_coupling_inverse", "affine_coupling_reference",
            "affine_coupling_inverse_reference"]
@@ -57,29 +58,16 @@ def affine_coupling(x_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
     x_a, log_s, t: the same shape (B, ...). Returns (y_a, logabsdet (B,)).
     """
     _check("affine_coupling", x_a, log_s, t, "x_a")
-    fast = _lookup("affine_coupling", x_a)
-    if fast is not None:
-        out = fast(x_a, log_s, t, False)
-        if out is not None:
-            return out
+    out = try_fast("affine_coupling", x_a, log_s, t, False)
+    if out is not None:
+        return out
     return affine_coupling_reference(x_a, log_s, t)
 
 
 def affine_coupling_inverse(y_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
     """x_a = (y_a - t) * exp(-log_s) and logabsdet = -sum(log_s) per sample."""
     _check("affine_coupling_inverse", y_a, log_s, t, "y_a")
-    fast = _lookup("affine_coupling", y_a)
-    if fast is not None:
-        out = fast(y_a, log_s, t, True)
-        if out is not None:
-            return out
+    out = try_fast("affine_coupling", y_a, log_s, t, True)
+    if out is not None:
+        return out
     return affine_coupling_inverse_reference(y_a, log_s, t)
-
-
-def _lookup(name: str, x: Tensor):
-    """The fast implementation of `name` for x's device, or None (use the reference)."""
-    try:
-        from kernels.dispatch import lookup
-    except ImportError:  # tinylatent installed without its kernels package
-        return None
-    return lookup(name, x)
