@@ -9,9 +9,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tinylatent", "tinylatent.*", "kernels", "kernels.*"]),
-    package_data={"tinylatent": ["data/embedded/*", "data/embedded/*.md"],
-                  "kernels": ["cuda/*.cu", "cuda/*.cuh"]},
+    # One top-level package only: the fast kernels live in tinylatent.kernels (PyPI has an
+    # unrelated top-level `kernels`).
+    packages=find_packages(include=["tinylatent", "tinylatent.*"]),
+    package_data={"tinylatent": ["data/embedded/*", "data/embedded/*.md",
+                                 "kernels/cuda/*.cu", "kernels/cuda/*.cuh"]},
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.58", "matplotlib>=3.7",
                       "tqdm>=4.60"],

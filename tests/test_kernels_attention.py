@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels
+from tinylatent import kernels
 import tinylatent as tl
-from kernels.testing import assert_same, device_params, fast_name_expected, run_both
+from tinylatent.kernels.testing import assert_same, device_params, fast_name_expected, run_both
 from tinylatent.ops.attention import scaled_dot_product_attention as sdpa
 
 DTYPES = [np.float32, np.float64]

@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
-from kernels.testing import assert_same, device_params, fast_name_expected, run_both
+from tinylatent.kernels.testing import assert_same, device_params, fast_name_expected, run_both
 from tinylatent.ops import conv
 
 DTYPES = [np.float32, np.float64]
@@ -120,7 +120,7 @@ def test_conv_transpose2d_fast_matches_reference_and_loops(device, dtype, case):
 def test_conv2d_reference_gradcheck(case):
     arrays, stride, padding, _, dilation = case
     ts = [None if a is None else tl.tensor(a, requires_grad=True) for a in arrays]
-    import kernels
+    from tinylatent import kernels
     with kernels.use_reference():
         assert tl.gradcheck(lambda x, w, b: conv.conv2d(x, w, b, stride, padding, dilation),
                             ts)

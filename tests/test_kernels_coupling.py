@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels
+from tinylatent import kernels
 import tinylatent as tl
-from kernels.testing import assert_same, device_params, fast_name_expected, run_both
+from tinylatent.kernels.testing import assert_same, device_params, fast_name_expected, run_both
 from tinylatent.ops.coupling import affine_coupling, affine_coupling_inverse
 
 DTYPES = [np.float32, np.float64]

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-import kernels
 import tinylatent as tl
-from kernels import dispatch
+from tinylatent import kernels
+from tinylatent.kernels import dispatch
 from tinylatent.ops import attention, contrastive, conv, coupling
 
 CUDA_DIR = os.path.join(os.path.dirname(kernels.__file__), "cuda")
@@ -50,13 +50,52 @@ def test_import_is_lazy_and_reference_runs_without_numba():
             "y = conv.conv2d(tl.randn(1, 1, 3, 3), tl.randn(1, 1, 2, 2))\n"
             "z = contrastive.nt_xent(tl.randn(2, 3), tl.randn(2, 3))\n"
             "assert 'numba' not in sys.modules, 'the reference path imported numba'\n"
-            "import kernels\n"
-            "assert 'numba' not in sys.modules, 'importing kernels imported numba'\n"
+            "import tinylatent.kernels\n"
+            "assert 'numba' not in sys.modules, 'importing tinylatent.kernels imported numba'\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(kernels.__file__)))
+                         cwd=os.path.dirname(os.path.dirname(tl.__file__)))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+_SHADOW_KERNELS = {
+    # A stand-in for PyPI's unrelated `kernels` package: if tinylatent looked its kernels up
+    # as a top-level `kernels`, this one would force the reference path (or fail to import).
+    "__init__.py": "SHADOW = True\n",
+    "dispatch.py": "def lookup(*args):\n    return None\n\n"
+                   "def reference_forced():\n    return True\n",
+}
+
+
+@needs_numba
+def test_fast_path_runs_with_an_unrelated_kernels_package_first_on_sys_path(tmp_path):
+    """tinylatent's kernels live in tinylatent.kernels: a top-level `kernels` (PyPI has one)
+    first on sys.path changes nothing: conv2d and Adam still run their Numba kernels."""
+    shadow = tmp_path / "kernels"
+    shadow.mkdir()
+    for name, text in _SHADOW_KERNELS.items():
+        (shadow / name).write_text(text)
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "import kernels\n"
+            "assert kernels.SHADOW\n"
+            "import tinylatent as tl\n"
+            "from tinylatent.optim import adam\n"
+            "conv = tl.nn.Conv2d(2, 3, 3)\n"
+            "y = conv(tl.randn(1, 2, 5, 5))\n"
+            "print(y.grad_fn.fn.__name__)\n"
+            "y.sum().backward()\n"
+            "fused = adam._fused_module()\n"
+            "calls = []\n"
+            "step = fused.adam_step\n"
+            "fused.adam_step = lambda *a: (calls.append(1), step(*a))\n"
+            "tl.optim.Adam(conv.parameters()).step()\n"
+            "print(len(calls))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(tl.__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Conv2dFn", "2"], out.stdout
 
 
 @needs_numba

@@ -11,7 +11,7 @@ def try_fast(name: str, *args):
     these arguments; the caller then runs its reference.
     """
     try:
-        from kernels.dispatch import lookup
+        from tinylatent.kernels.dispatch import lookup
     except ImportError:  # tinylatent installed without its kernels package
         return None
     fast = lookup(name, args[0])

@@ -40,7 +40,7 @@ def _reference_forced() -> bool:
     """The project-wide switch for hot ops (TINYLATENT_KERNELS=reference or
     `kernels.use_reference()`) also selects Adam's reference path."""
     try:
-        from kernels.dispatch import reference_forced
+        from tinylatent.kernels.dispatch import reference_forced
     except ImportError:  # pragma: no cover - tinylatent without the kernels package
         return os.environ.get("TINYLATENT_KERNELS", "").strip().lower() == "reference"
     return reference_forced()

@@ -9,7 +9,7 @@ tinylatent/ops/ (conv.py, attention.py, coupling.py, contrastive.py):
 Force the reference implementations (the test oracles) with the environment variable
 `TINYLATENT_KERNELS=reference`, or for a block of code:
 
-    import kernels
+    from tinylatent import kernels
     with kernels.use_reference():
         y = tl.nn.functional.conv2d(x, w)
 
