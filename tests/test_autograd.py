@@ -554,6 +554,80 @@ def test_backward_returning_a_wrong_shape_names_the_op():
         BadShapeGrad.apply(x).sum().backward()
 
 
+# ----------------------------------------------------------------------------- several outputs
+class SinCos(Function):
+    """(sin(s x), cos(s x));  dx = s (g_sin cos(s x) - g_cos sin(s x)), a missing gradient
+    (an output not used) arriving as None."""
+
+    @staticmethod
+    def forward(ctx, x, *, scale):
+        ctx.scale = scale
+        ctx.save_for_backward(x)
+        return ctx.xp.sin(scale * x), ctx.xp.cos(scale * x)
+
+    @staticmethod
+    def backward(ctx, grad_sin, grad_cos):
+        (x,) = ctx.saved_tensors
+        ctx.seen = (grad_sin is not None, grad_cos is not None)
+        s = ctx.scale
+        g = 0.0
+        if grad_sin is not None:
+            g = g + grad_sin * (s * x).cos() * s
+        if grad_cos is not None:
+            g = g - grad_cos * (s * x).sin() * s
+        return g
+
+
+def test_function_with_several_outputs_first_and_second_order():
+    x = f64(5)
+    both = lambda t: SinCos.apply(t, scale=1.5)                       # noqa: E731
+    assert tl.gradcheck(lambda t: both(t)[0] * both(t)[1] + both(t)[1], [x])
+    assert tl.gradgradcheck(lambda t: both(t)[0] ** 2 - 3 * both(t)[1], [x])
+    s, c = both(x)
+    assert s.grad_fn is c.grad_fn and s.grad_fn.n_outputs == 2
+    (g,) = tl.grad((c * c).sum(), [x])
+    assert c.grad_fn.seen == (False, True)                            # unused output: None
+    np.testing.assert_allclose(g.numpy(), -2 * 1.5 * np.cos(1.5 * x.numpy())
+                               * np.sin(1.5 * x.numpy()))
+
+
+def test_function_with_several_outputs_under_no_grad_returns_plain_tensors():
+    with tl.no_grad():
+        s, c = SinCos.apply(f64(3), scale=1.0)
+    assert s.grad_fn is None and c.grad_fn is None and not s.requires_grad
+
+
+class TooFewGrads(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad                                                    # forgot y's gradient
+
+
+class TooManyGrads(Function):
+    @staticmethod
+    def forward(ctx, x, *, power):
+        return x ** power
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None                                              # counted `power`
+
+
+@pytest.mark.parametrize("fn, args", [(TooFewGrads, lambda x: (x, x * 2)),
+                                      (TooManyGrads, lambda x: (x,))])
+def test_backward_returning_the_wrong_number_of_gradients_names_the_op(fn, args):
+    x = f64(3)
+    kwargs = {"power": 2} if fn is TooManyGrads else {}
+    out = fn.apply(*args(x), **kwargs).sum()
+    with pytest.raises(RuntimeError, match=rf"{fn.__name__}.backward returned \d "
+                                           r"gradient\(s\) for \d positional input"):
+        out.backward()
+
+
 # ----------------------------------------------------------------------------- views
 def test_inplace_change_of_base_is_seen_through_a_saved_view():
     x = f64(3, 4)

@@ -49,7 +49,7 @@ def _outer_draw(data):
 
 
 def _flagged_draw(ta, tb):
-    """Operands for MatMul.apply(a, b, ta, tb): op(a) @ op(b) with broadcast batch axes."""
+    """Operands for MatMul.apply(a, b, ta=ta, tb=tb): op(a) @ op(b) with broadcast batch axes."""
     def draw(data):
         n, k, m = (data.draw(st.integers(1, 3)) for _ in range(3))
         ba, bb = data.draw(broadcast_shapes(0, 2))
@@ -61,7 +61,7 @@ def _flagged_draw(ta, tb):
 
 def _flagged(ta, tb):
     return OpCase(f"matmul_flags_{'T' if ta else 'N'}{'T' if tb else 'N'}",
-                  lambda a, b: MatMul.apply(a, b, ta, tb),
+                  lambda a, b: MatMul.apply(a, b, ta=ta, tb=tb),
                   lambda a, b: np.matmul(np.swapaxes(a, -1, -2) if ta else a,
                                          np.swapaxes(b, -1, -2) if tb else b),
                   _flagged_draw(ta, tb))
@@ -115,4 +115,4 @@ def test_flagged_matmul_third_derivative(ta, tb):
     rng = np.random.default_rng(0)
     a = tl.tensor(rng.standard_normal((3, 2)), requires_grad=True)
     b = tl.tensor(rng.standard_normal((2, 3) if ta == tb else (3, 2)), requires_grad=True)
-    assert tl.gradgradcheck(lambda p, q: MatMul.apply(p, q, ta, tb) ** 3, [a, b])
+    assert tl.gradgradcheck(lambda p, q: MatMul.apply(p, q, ta=ta, tb=tb) ** 3, [a, b])

@@ -119,7 +119,9 @@ class Context:
     needs_input_grad: tuple = ()
     _raw_saved: tuple = ()
     _saved: list = ()                    # [(kind, value, version)]
-    _out_ref = None                      # weak reference to the output, if it was saved
+    _out_ref = None                      # weak references to the outputs, if one was saved
+    n_outputs = 1                        # > 1: forward returned a tuple (see Function)
+    output_index: dict = {}              # id(output Tensor) -> its position, if n_outputs > 1
     freed = False
 
     def __init__(self, fn: type, xp):
@@ -129,22 +131,24 @@ class Context:
     def save_for_backward(self, *values) -> None:
         self._raw_saved = values
 
-    def _resolve_saved(self, arrays, inputs, raw_out, out_array, out_tensor) -> None:
+    def _resolve_saved(self, arrays, inputs, raw_outs, out_arrays, out_tensors) -> None:
         resolved = []
         for v in self._raw_saved:
-            if v is out_array or v is raw_out:
-                resolved.append((_OUTPUT, None, _root(out_tensor)._version))
-                # weak: the output holds this node, so a strong link would make a cycle
-                self._out_ref = weakref.ref(out_tensor)
-                continue
-            for a, t in zip(arrays, inputs):
-                if t is not None and v is a:
-                    resolved.append((t, None, _root(t)._version))
+            for i, (raw, arr) in enumerate(zip(raw_outs, out_arrays)):
+                if v is arr or v is raw:
+                    resolved.append((_OUTPUT, i, _root(out_tensors[i])._version))
+                    # weak: the outputs hold this node, so strong links would make a cycle
+                    self._out_ref = tuple(weakref.ref(t) for t in out_tensors)
                     break
             else:
-                if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
-                    v = np.asarray(v)
-                resolved.append((None, v, 0))
+                for a, t in zip(arrays, inputs):
+                    if t is not None and v is a:
+                        resolved.append((t, None, _root(t)._version))
+                        break
+                else:
+                    if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
+                        v = np.asarray(v)
+                    resolved.append((None, v, 0))
         self._saved = resolved
         self._raw_saved = ()
 
@@ -162,7 +166,7 @@ class Context:
                     value = Tensor._make(value)
                 out.append(value)
                 continue
-            t = self._out_ref() if kind is _OUTPUT else kind
+            t = self._out_ref[value]() if kind is _OUTPUT else kind
             if t is None:  # pragma: no cover - the output is referenced while reachable
                 raise RuntimeError(f"{self.fn.__name__}.backward: saved output was freed")
             now = _root(t)._version
@@ -186,9 +190,20 @@ class Function:
     """Base class of every differentiable op.
 
     Subclasses define two static methods, next to each other:
-        forward(ctx, *args, **kwargs) -> array    on raw arrays (numpy or cupy), via ctx.xp
-        backward(ctx, grad) -> grad per positional arg (Tensor or None), in Tensor ops
+        forward(ctx, *inputs, **static) -> array, or a tuple of arrays (several outputs)
+            on raw arrays (numpy or cupy), via ctx.xp
+        backward(ctx, *grads) -> one gradient (Tensor or None) per positional input,
+            in Tensor ops
     and the docstring holds the formula. `apply` is the only entry point.
+
+    Positional arguments are the op's inputs (Tensors, or arrays and None treated as
+    constants); static arguments (axes, flags, shapes) are keywords, so a backward returns
+    exactly one entry per positional input and nobody counts arguments by hand. A backward
+    returning another number of gradients raises an error naming the op.
+
+    Several outputs: when forward returns a tuple, apply returns a tuple of Tensors sharing
+    one node, and backward receives one gradient per output, in order; an output no
+    gradient reached (unused, or not differentiable like a statistic) gets None.
     """
 
     @staticmethod
@@ -227,6 +242,8 @@ class Function:
             shapes = " and ".join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
             raise ValueError(f"{cls.__name__}: shapes {shapes} cannot be broadcast "
                              "together") from None
+        if type(out) is tuple:
+            return _apply_multi(cls, ctx, args, arrays, out, atype, xp, requires)
         raw_out = out
         if type(out) is not atype:  # NumPy turns 0-d results into scalars; keep arrays
             out = xp.asarray(out)
@@ -238,19 +255,44 @@ class Function:
         result = Tensor._make(out, True, ctx)
         if out.base is not None:
             _link_view(result, out, args)
-        inputs, needs = [], []
-        for a in args:
-            if isinstance(a, Tensor):
-                inputs.append(a)
-                needs.append(a.requires_grad)
-            else:
-                inputs.append(None)
-                needs.append(False)
-        ctx.inputs = inputs = tuple(inputs)
-        ctx.needs_input_grad = tuple(needs)
+        inputs = _record_inputs(ctx, args)
         if ctx._raw_saved:
-            ctx._resolve_saved(arrays, inputs, raw_out, out, result)
+            ctx._resolve_saved(arrays, inputs, (raw_out,), (out,), (result,))
         return result
+
+
+def _record_inputs(ctx, args) -> tuple:
+    inputs, needs = [], []
+    for a in args:
+        if isinstance(a, Tensor):
+            inputs.append(a)
+            needs.append(a.requires_grad)
+        else:
+            inputs.append(None)
+            needs.append(False)
+    ctx.inputs = inputs = tuple(inputs)
+    ctx.needs_input_grad = tuple(needs)
+    return inputs
+
+
+def _apply_multi(cls, ctx, args, arrays, outs, atype, xp, requires) -> tuple:
+    """The rest of Function.apply for a forward that returned a tuple of arrays: one Tensor
+    per output, all pointing at the same node; ctx.n_outputs records how many."""
+    raw = outs
+    outs = tuple(o if type(o) is atype else xp.asarray(o) for o in outs)
+    record = requires and _mode.enabled
+    results = tuple(Tensor._make(o, True, ctx) if record else Tensor._make(o) for o in outs)
+    for r, o in zip(results, outs):
+        if o.base is not None:
+            _link_view(r, o, args)
+    if not record:
+        return results
+    ctx.n_outputs = len(results)
+    ctx.output_index = {id(r): i for i, r in enumerate(results)}
+    inputs = _record_inputs(ctx, args)
+    if ctx._raw_saved:
+        ctx._resolve_saved(arrays, inputs, raw, outs, results)
+    return results
 
 
 def _link_view(result, out, args) -> None:
@@ -350,10 +392,17 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                 results[i] = g if results[i] is None else results[i] + g
         node = t._ctx
         if node is not None:
-            prev = grads.get(node)
-            grads[node] = g if prev is None else prev + g
+            if node.n_outputs == 1:
+                prev = grads.get(node)
+                grads[node] = g if prev is None else prev + g
+            else:  # one slot per output; outputs no gradient reaches stay None
+                slots = grads.get(node)
+                if slots is None:
+                    slots = grads[node] = [None] * node.n_outputs
+                i = node.output_index[id(t)]
+                slots[i] = g if slots[i] is None else slots[i] + g
             if node._out_ref is not None:
-                alive[node] = t
+                alive.setdefault(node, []).append(t)
         elif accumulate:
             _accumulate_leaf(t, g, create_graph, owned, shared)
 
@@ -373,10 +422,16 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                     f"{node.fn.__name__}.backward: trying to backward through the graph a "
                     "second time after its saved values were freed; pass retain_graph=True "
                     "to the first backward()")
-            gin = node.fn.backward(node, g)
+            gin = node.fn.backward(node, g) if node.n_outputs == 1 else \
+                node.fn.backward(node, *g)
             if type(gin) is not tuple:
                 gin = (gin,)
-            # zip stops at the shorter: a backward may omit trailing None grads
+            if len(gin) != len(node.inputs):
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward returned {len(gin)} gradient(s) for "
+                    f"{len(node.inputs)} positional input(s): return one per positional "
+                    "argument of apply (None where there is none), and pass static "
+                    "arguments as keywords")
             for t, gi in zip(node.inputs, gin):
                 if gi is None or t is None or not t.requires_grad:
                     continue

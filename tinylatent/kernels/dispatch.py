@@ -121,7 +121,7 @@ def _conv2d(be, x, weight, bias, stride, padding, dilation, groups):
 
     def reference(x_, w_, b_):
         return C.conv2d_reference(x_, w_, b_, stride, padding, dilation, groups)
-    return Conv2dFn.apply(x, weight, bias, geom, be, reference)
+    return Conv2dFn.apply(x, weight, bias, geom=geom, be=be, reference=reference)
 
 
 def _conv_transpose2d(be, x, weight, bias, stride, padding, output_padding, dilation,
@@ -143,7 +143,8 @@ def _conv_transpose2d(be, x, weight, bias, stride, padding, output_padding, dila
     def reference(x_, w_, b_):
         return C.conv_transpose2d_reference(x_, w_, b_, stride, padding, output_padding,
                                             dilation, groups)
-    return ConvTranspose2dFn.apply(x, weight, bias, geom, out_shape, be, reference)
+    return ConvTranspose2dFn.apply(x, weight, bias, geom=geom, out_shape=out_shape, be=be,
+                                   reference=reference)
 
 
 def _attention_explicit(q, k, v, fmask, keep, drop, scale, causal):
@@ -202,20 +203,18 @@ def _attention(be, q, k, v, attn_mask, dropout_p, is_causal, scale, generator):
     def reference(q_, k_, v_):
         return _attention_explicit(q_, k_, v_, fmask, keep, drop, scale, is_causal)
     out = AttentionFn.apply(q.reshape(n, tq, d), k.reshape(n, tk, d), v.reshape(n, tk, dv),
-                            fmask, keep, drop, scale, bool(is_causal), be, reference)
+                            fmask=fmask, keep=keep, drop=drop, scale=scale,
+                            causal=bool(is_causal), be=be, reference=reference)
     return out.reshape(tuple(batch) + (tq, dv))
 
 
 def _affine_coupling(be, a, log_s, t, inverse):
     from tinylatent.ops import coupling as CP
-    from .functions import AffineCouplingFn, LogDetFn
+    from .functions import AffineCouplingFn
     if not _fast_dtype(a, log_s, t):
         return None
     ref = CP.affine_coupling_inverse_reference if inverse else CP.affine_coupling_reference
-    box: list = []
-    out = AffineCouplingFn.apply(a, log_s, t, bool(inverse), be, ref, box)
-    ld = LogDetFn.apply(log_s, box[0], -1 if inverse else 1)
-    return out, ld
+    return AffineCouplingFn.apply(a, log_s, t, inverse=bool(inverse), be=be, reference=ref)
 
 
 def _logsumexp(be, x, keepdims):
@@ -223,7 +222,7 @@ def _logsumexp(be, x, keepdims):
     from .functions import LogsumexpFn
     if not _fast_dtype(x):
         return None
-    return LogsumexpFn.apply(x, keepdims, be, logsumexp_reference)
+    return LogsumexpFn.apply(x, keepdims=keepdims, be=be, reference=logsumexp_reference)
 
 
 def _nt_xent(be, z1, z2, tau, reduction):
@@ -231,7 +230,8 @@ def _nt_xent(be, z1, z2, tau, reduction):
     from .functions import NTXentFn
     if not _fast_dtype(z1, z2):
         return None
-    return NTXentFn.apply(z1, z2, tau, reduction, be, nt_xent_reference)
+    return NTXentFn.apply(z1, z2, tau=tau, reduction=reduction, be=be,
+                          reference=nt_xent_reference)
 
 
 def _info_nce(be, q, k, tau, reduction):
@@ -239,7 +239,8 @@ def _info_nce(be, q, k, tau, reduction):
     from .functions import InfoNCEFn
     if not _fast_dtype(q, k):
         return None
-    return InfoNCEFn.apply(q, k, tau, reduction, be, info_nce_reference)
+    return InfoNCEFn.apply(q, k, tau=tau, reduction=reduction, be=be,
+                           reference=info_nce_reference)
 
 
 _ENTRIES = {

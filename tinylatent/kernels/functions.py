@@ -17,19 +17,24 @@ import tinylatent as tl
 from tinylatent.autograd import Function, is_grad_enabled
 from tinylatent.tensor import Tensor
 
-__all__ = ["Conv2dFn", "ConvTranspose2dFn", "AttentionFn", "AffineCouplingFn", "LogDetFn",
+__all__ = ["Conv2dFn", "ConvTranspose2dFn", "AttentionFn", "AffineCouplingFn",
            "LogsumexpFn", "NTXentFn", "InfoNCEFn", "reference_vjp"]
 
 
-def reference_vjp(reference, tensors: tuple, grad_output: Tensor, n_args: int) -> tuple:
-    """Gradients of `reference(*tensors)` w.r.t. the tensors that require grad, as a
-    differentiable graph (used when the fast backward is asked for create_graph=True)."""
+def reference_vjp(reference, tensors: tuple, *grad_outputs) -> tuple:
+    """Gradients of `reference(*tensors)` w.r.t. each of `tensors` (None for those that do
+    not require grad), as a differentiable graph (used when the fast backward is asked for
+    create_graph=True). One grad_output per output of the reference; None ones are skipped."""
     wanted = [i for i, t in enumerate(tensors) if isinstance(t, Tensor) and t.requires_grad]
+    res = [None] * len(tensors)
     with tl.enable_grad():
         out = reference(*tensors)
-        gs = tl.grad(out, [tensors[i] for i in wanted], grad_output, create_graph=True,
-                     allow_unused=True)
-    res = [None] * n_args
+        outs = out if isinstance(out, tuple) else (out,)
+        pairs = [(o, g) for o, g in zip(outs, grad_outputs) if g is not None]
+        if not wanted or not pairs:
+            return tuple(res)
+        gs = tl.grad([o for o, _ in pairs], [tensors[i] for i in wanted],
+                     [g for _, g in pairs], create_graph=True, allow_unused=True)
     for i, g in zip(wanted, gs):
         res[i] = g
     return tuple(res)
@@ -52,7 +57,7 @@ class Conv2dFn(Function):
     [dW | db] = dy2 @ cols^T,  dcols = W^T dy2,  dx = col2im(dcols),  dy2 = dy as (O, B*L)"""
 
     @staticmethod
-    def forward(ctx, x, w, b, geom, be, reference):
+    def forward(ctx, x, w, b, *, geom, be, reference):
         bsz, c_out = x.shape[0], w.shape[0]
         n_l = geom[8] * geom[9]
         cols = be.im2col(x, geom, bias_row=b is not None)            # (K [+1], B*L)
@@ -70,7 +75,7 @@ class Conv2dFn(Function):
     def backward(ctx, grad):
         x, w, b = ctx.saved_tensors
         if is_grad_enabled():
-            return reference_vjp(ctx.reference, (x, w, b), grad, 6)
+            return reference_vjp(ctx.reference, (x, w, b), grad)
         be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
         bsz, c_out = grad.shape[:2]
         k = w.size // c_out
@@ -93,7 +98,7 @@ class Conv2dFn(Function):
             gw = _t(be.c(gwb[:, :k]).reshape(w.shape))
         if need[2]:
             gb = _t(be.c(gwb[:, k]))
-        return gx, gw, gb, None, None, None
+        return gx, gw, gb
 
 
 class ConvTranspose2dFn(Function):
@@ -102,7 +107,7 @@ class ConvTranspose2dFn(Function):
     dx[b] = W gcols[:, b] with gcols = im2col(dy),  dW = x2 gcols^T,  db = sum of dy"""
 
     @staticmethod
-    def forward(ctx, x, w, b, geom, out_shape, be, reference):
+    def forward(ctx, x, w, b, *, geom, out_shape, be, reference):
         # geom describes the conv2d whose input is y (out_shape) and whose output is x.
         c_in = x.shape[1]
         x2 = be.batch_to_channel_major(x)                            # (C_in, B*H*W)
@@ -120,7 +125,7 @@ class ConvTranspose2dFn(Function):
     def backward(ctx, grad):
         x, w, b = ctx.saved_tensors
         if is_grad_enabled():
-            return reference_vjp(ctx.reference, (x, w, b), grad, 7)
+            return reference_vjp(ctx.reference, (x, w, b), grad)
         be, need = ctx.be, ctx.needs_input_grad
         g = grad.data
         bsz, c_in = x.shape[:2]
@@ -137,7 +142,7 @@ class ConvTranspose2dFn(Function):
             gw = _t(be.matmul(ctx.x2, gcols.T).reshape(w.shape))     # (C_in, C_out*kh*kw)
         if need[2]:
             gb = _t(g.sum(axis=(0, 2, 3)))
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb
 
 
 # ---------------------------------------------------------------------- attention
@@ -147,7 +152,7 @@ class AttentionFn(Function):
     dq = dS k,  dk = dS^T q.  q, k, v arrive flattened to (N, T, D)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, fmask, keep, drop, scale, causal, be, reference):
+    def forward(ctx, q, k, v, *, fmask, keep, drop, scale, causal, be, reference):
         s = be.matmul(q, k.transpose(0, 2, 1))                       # (N, Tq, Tk)
         if fmask is not None:
             s *= scale
@@ -167,7 +172,7 @@ class AttentionFn(Function):
     def backward(ctx, grad):
         q, k, v = ctx.saved_tensors
         if is_grad_enabled():
-            return reference_vjp(ctx.reference, (q, k, v), grad, 10)
+            return reference_vjp(ctx.reference, (q, k, v), grad)
         be, need = ctx.be, ctx.needs_input_grad
         g = grad.data
         p, drop = ctx.p, ctx.drop
@@ -184,48 +189,35 @@ class AttentionFn(Function):
                 gq = _t(be.matmul(ds, k.data))                       # (N, Tq, D)
             if need[1]:
                 gk = _t(be.matmul(ds.transpose(0, 2, 1), q.data))    # (N, Tk, D)
-        return gq, gk, gv, None, None, None, None, None, None, None
+        return gq, gk, gv
 
 
 # ---------------------------------------------------------------------- coupling
 class AffineCouplingFn(Function):
-    """forward: y = x e^{log_s} + t (inverse: x = (y - t) e^{-log_s}), one fused pass that
-    also sums log_s per sample (handed to LogDetFn); backward one fused pass for all three
-    gradients, from the output (no copy of the input is kept)."""
+    """(y, logabsdet) with y = x e^{log_s} + t (inverse: x = (y - t) e^{-log_s}) and
+    logabsdet_b = +-sum_k log_s[b, k], one fused pass; backward one fused pass for all
+    three gradients of y, from the output (no copy of the input is kept), plus the
+    logabsdet term d/dlog_s = +-g_ld broadcast over k."""
 
     @staticmethod
-    def forward(ctx, a, log_s, t, inverse, be, reference, ld_box):
+    def forward(ctx, a, log_s, t, *, inverse, be, reference):
         out, ld = be.coupling_forward(a, log_s, t, inverse)
-        ld_box.append(ld)
         ctx.be, ctx.reference, ctx.inverse = be, reference, inverse
         ctx.save_for_backward(a, log_s, t, out)
-        return out
+        return out, ld
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad, grad_ld):
         a, log_s, t, out = ctx.saved_tensors
         if is_grad_enabled():
-            ref = ctx.reference
-            return reference_vjp(lambda *z: ref(*z)[0], (a, log_s, t), grad, 7)
-        g_in, g_ls, g_t = ctx.be.coupling_backward(grad.data, out.data, log_s.data, t.data,
+            return reference_vjp(ctx.reference, (a, log_s, t), grad, grad_ld)
+        g = grad.data if grad is not None else ctx.be.xp.zeros_like(out.data)
+        g_in, g_ls, g_t = ctx.be.coupling_backward(g, out.data, log_s.data, t.data,
                                                    ctx.inverse)
-        return _t(g_in), _t(g_ls), _t(g_t), None, None, None, None
-
-
-class LogDetFn(Function):
-    """logabsdet_b = sign * sum_k log_s[b, k], already computed by the coupling kernel;
-    d/dlog_s = sign * gld_b broadcast over k."""
-
-    @staticmethod
-    def forward(ctx, log_s, ld, sign):
-        ctx.shape, ctx.sign = log_s.shape, sign
-        return ld
-
-    @staticmethod
-    def backward(ctx, grad):
-        g = grad if ctx.sign > 0 else -grad
-        shape = ctx.shape
-        return g.reshape((shape[0],) + (1,) * (len(shape) - 1)).expand(shape), None, None
+        if grad_ld is not None:
+            gld = grad_ld.data if not ctx.inverse else -grad_ld.data
+            g_ls += gld.reshape((gld.shape[0],) + (1,) * (log_s.ndim - 1))  # (B, 1, ...)
+        return _t(g_in), _t(g_ls), _t(g_t)
 
 
 # ---------------------------------------------------------------------- logsumexp
@@ -233,7 +225,7 @@ class LogsumexpFn(Function):
     """lse_i = log sum_j exp(x_ij) per row;  dx_ij = g_i exp(x_ij - m_i) / sum_j exp(x_ij - m_i)"""
 
     @staticmethod
-    def forward(ctx, x, keepdims, be, reference):
+    def forward(ctx, x, *, keepdims, be, reference):
         x2 = be.c(x).reshape(-1, x.shape[-1])                        # (R, K)
         lse, saved = be.row_logsumexp(x2)                            # (R,), row max and sum
         ctx.be, ctx.reference, ctx.lse_saved, ctx.keepdims = be, reference, saved, keepdims
@@ -246,11 +238,11 @@ class LogsumexpFn(Function):
         (x,) = ctx.saved_tensors
         if is_grad_enabled():
             ref, kd = ctx.reference, ctx.keepdims
-            return reference_vjp(lambda z: ref(z, -1, kd), (x,), grad, 4)
+            return reference_vjp(lambda z: ref(z, -1, kd), (x,), grad)
         be = ctx.be
         x2 = be.c(x.data).reshape(-1, x.shape[-1])
         gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.data).reshape(-1))
-        return _t(gx.reshape(x.shape)), None, None, None
+        return _t(gx.reshape(x.shape))
 
 
 # ---------------------------------------------------------------------- contrastive
@@ -277,7 +269,7 @@ class NTXentFn(Function):
     dz_hat = dS z_hat, dz = (dz_hat - z_hat <dz_hat, z_hat>) / ||z||."""
 
     @staticmethod
-    def forward(ctx, z1, z2, tau, reduction, be, reference):
+    def forward(ctx, z1, z2, *, tau, reduction, be, reference):
         xp = be.xp
         n = z1.shape[0]
         zn, norm = be.normalize_rows(xp.concatenate([z1, z2], axis=0))  # (2N, D)
@@ -295,7 +287,7 @@ class NTXentFn(Function):
         z1, z2 = ctx.saved_tensors
         if is_grad_enabled():
             ref, tau, red = ctx.reference, ctx.tau, ctx.reduction
-            return reference_vjp(lambda a, b: ref(a, b, tau, red), (z1, z2), grad, 6)
+            return reference_vjp(lambda a, b: ref(a, b, tau, red), (z1, z2), grad)
         be = ctx.be
         n2 = ctx.p.shape[0]
         w = _row_weights(be.xp, grad, n2, ctx.reduction, ctx.p.dtype)
@@ -303,7 +295,7 @@ class NTXentFn(Function):
         gzn = be.matmul(h, ctx.zn)                                        # (2N, D)
         gz = be.normalize_rows_backward(gzn, ctx.zn, ctx.norm)
         n = n2 // 2
-        return _t(gz[:n]), _t(gz[n:]), None, None, None, None
+        return _t(gz[:n]), _t(gz[n:])
 
 
 class InfoNCEFn(Function):
@@ -311,7 +303,7 @@ class InfoNCEFn(Function):
     G = w (P - I) / tau,  dq_hat = G k_hat,  dk_hat = G^T q_hat, then the normalisations."""
 
     @staticmethod
-    def forward(ctx, q, k, tau, reduction, be, reference):
+    def forward(ctx, q, k, *, tau, reduction, be, reference):
         qn, nq = be.normalize_rows(q)
         kn, nk = be.normalize_rows(k)
         s = be.matmul(qn, be.c(kn.T))                                # (N, N)
@@ -326,7 +318,7 @@ class InfoNCEFn(Function):
         q, k = ctx.saved_tensors
         if is_grad_enabled():
             ref, tau, red = ctx.reference, ctx.tau, ctx.reduction
-            return reference_vjp(lambda a, b: ref(a, b, None, tau, red), (q, k), grad, 6)
+            return reference_vjp(lambda a, b: ref(a, b, None, tau, red), (q, k), grad)
         be, need = ctx.be, ctx.needs_input_grad
         n = ctx.p.shape[0]
         w = _row_weights(be.xp, grad, n, ctx.reduction, ctx.p.dtype)
@@ -336,4 +328,4 @@ class InfoNCEFn(Function):
             gq = _t(be.normalize_rows_backward(be.matmul(g, ctx.kn), ctx.qn, ctx.nq))
         if need[1]:
             gk = _t(be.normalize_rows_backward(be.matmul(g.T, ctx.qn), ctx.kn, ctx.nk))
-        return gq, gk, None, None, None, None
+        return gq, gk

@@ -15,18 +15,18 @@ class _Lookup(Function):
     padding_idx left at zero (it is a fixed "no token" vector, never trained)."""
 
     @staticmethod
-    def forward(ctx, weight, idx, padding_idx):
+    def forward(ctx, weight, *, idx, padding_idx):
         ctx.idx, ctx.shape, ctx.padding_idx = idx, weight.shape, padding_idx
         return weight[idx]
 
     @staticmethod
     def backward(ctx, grad):
-        g = IndexAddZeros.apply(grad, ctx.idx, ctx.shape)          # (V, D)
+        g = IndexAddZeros.apply(grad, index=ctx.idx, shape=ctx.shape)          # (V, D)
         if ctx.padding_idx is not None:
             keep = grad.xp.ones((ctx.shape[0], 1), dtype=grad.dtype)
             keep[ctx.padding_idx] = 0
             g = g * Tensor._make(keep)
-        return g, None, None
+        return g
 
 
 def embedding(idx, weight: Tensor, padding_idx: int | None = None) -> Tensor:
@@ -38,7 +38,7 @@ def embedding(idx, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     if idx_arr.size and (int(idx_arr.min()) < -v or int(idx_arr.max()) >= v):
         raise IndexError(f"embedding: indices must be in [0, {v}), got values in "
                          f"[{int(idx_arr.min())}, {int(idx_arr.max())}]")
-    return _Lookup.apply(weight, idx_arr, padding_idx)
+    return _Lookup.apply(weight, idx=idx_arr, padding_idx=padding_idx)
 
 
 class Embedding(Module):

@@ -19,38 +19,55 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "batch_norm",
 
 
 class _Standardize(Function):
-    """xhat = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps), mean and biased var over `axes`;
-    dL/dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dL/dxhat.
+    """(xhat, mean, var): xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps), with the mean
+    and biased var over `axes` (kept as size-1 axes; batch norm's running statistics).
+    dL/dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dL/dxhat,
+          + g_mean / n + g_var * 2 (x - mean) / n   (if gradients reach mean or var).
 
     xhat is saved as the op's output, so under create_graph it stays connected to x; rstd is
     then recomputed from x in Tensor ops (a constant rstd would drop a term of the second
     derivative). Without create_graph the forward's rstd array is reused."""
 
     @staticmethod
-    def forward(ctx, x, axes, eps, stats=None):
+    def forward(ctx, x, *, axes, eps):
         mu = x.mean(axis=axes, keepdims=True)
         d = x - mu
         var = (d * d).mean(axis=axes, keepdims=True)
         rstd = 1.0 / ctx.xp.sqrt(var + eps)
         xhat = d * rstd
-        if stats is not None:  # batch norm's running statistics
-            stats["mean"], stats["var"] = mu, var
         ctx.axes, ctx.eps, ctx.rstd = axes, eps, rstd
         ctx.save_for_backward(x, xhat)
-        return xhat
+        return xhat, mu, var
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad, grad_mean, grad_var):
         x, xhat = ctx.saved_tensors
         axes = ctx.axes
-        if autograd.is_grad_enabled():
+        if autograd.is_grad_enabled() or grad_var is not None:
             d = x - x.mean(axis=axes, keepdims=True)
             rstd = ((d * d).mean(axis=axes, keepdims=True) + ctx.eps).rsqrt()
         else:
             rstd = Tensor._make(ctx.rstd)
-        g_mean = grad.mean(axis=axes, keepdims=True)
-        gx_mean = (grad * xhat).mean(axis=axes, keepdims=True)
-        return rstd * (grad - g_mean - xhat * gx_mean), None, None
+        gx = None
+        if grad is not None:
+            g_mean = grad.mean(axis=axes, keepdims=True)
+            gx_mean = (grad * xhat).mean(axis=axes, keepdims=True)
+            gx = rstd * (grad - g_mean - xhat * gx_mean)
+        n = _count(x.shape, axes)
+        if grad_mean is not None:
+            term = grad_mean.expand(x.shape) * (1.0 / n)
+            gx = term if gx is None else gx + term
+        if grad_var is not None:
+            term = grad_var * d * (2.0 / n)
+            gx = term if gx is None else gx + term
+        return gx
+
+
+def _count(shape: tuple, axes: tuple) -> int:
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
 
 
 def _channel_shape(x: Tensor) -> tuple:
@@ -77,11 +94,10 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         if n <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
-        stats: dict = {}
-        y = _Standardize.apply(x, axes, eps, stats=stats)          # batch mean / biased var
+        y, mu, var = _Standardize.apply(x, axes=axes, eps=eps)   # batch mean / biased var
         if running_mean is not None:
             m = momentum
-            mu, var = stats["mean"].reshape(-1), stats["var"].reshape(-1)   # (C,)
+            mu, var = mu.data.reshape(-1), var.data.reshape(-1)     # (C,)
             running_mean.data[...] = (1 - m) * running_mean.data + \
                 m * mu.astype(running_mean.dtype)
             unbiased = var * (n / (n - 1))
@@ -185,7 +201,7 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
         raise ValueError(f"layer_norm: input shape {tuple(x.shape)} does not end with "
                          f"normalized_shape {normalized_shape}")
     axes = tuple(range(x.ndim - k, x.ndim))
-    y = _Standardize.apply(x, axes, eps)
+    y = _Standardize.apply(x, axes=axes, eps=eps)[0]
     if weight is not None:
         y = y * weight
     if bias is not None:
@@ -230,7 +246,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
         raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} "
                          "groups")
     g = x.reshape(n, num_groups, -1)                              # (N, G, C/G * spatial)
-    y = _Standardize.apply(g, (2,), eps).reshape(x.shape)
+    y = _Standardize.apply(g, axes=(2,), eps=eps)[0].reshape(x.shape)
     shape = _channel_shape(x)
     if weight is not None:
         y = y * weight.reshape(shape)

@@ -38,7 +38,7 @@ class _WindowGather(Function):
     """y = sum_k w_k * x[view_k];  dL/dx = sum_k (dL/dy * w_k) added into view_k"""
 
     @staticmethod
-    def forward(ctx, x, views, weights):
+    def forward(ctx, x, *, views, weights):
         ctx.views, ctx.weights, ctx.shape = views, weights, x.shape
         out = x[views[0]] * weights[0]
         for v, w in zip(views[1:], weights[1:]):
@@ -47,14 +47,14 @@ class _WindowGather(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _WindowScatter.apply(grad, ctx.views, ctx.weights, ctx.shape), None, None
+        return _WindowScatter.apply(grad, views=ctx.views, weights=ctx.weights, shape=ctx.shape)
 
 
 class _WindowScatter(Function):
     """x = zeros(shape) with g * w_k added into each view_k;  dL/dg = sum_k w_k dL/dx[view_k]"""
 
     @staticmethod
-    def forward(ctx, g, views, weights, shape):
+    def forward(ctx, g, *, views, weights, shape):
         ctx.views, ctx.weights = views, weights
         out = ctx.xp.zeros(shape, dtype=g.dtype)
         for v, w in zip(views, weights):
@@ -63,14 +63,14 @@ class _WindowScatter(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _WindowGather.apply(grad, ctx.views, ctx.weights), None, None, None
+        return _WindowGather.apply(grad, views=ctx.views, weights=ctx.weights)
 
 
 class _MaxWindows(Function):
     """y = max_k x[view_k];  dL/dx = dL/dy scattered to the maxima, split evenly over ties"""
 
     @staticmethod
-    def forward(ctx, x, views):
+    def forward(ctx, x, *, views):
         xp = ctx.xp
         y = x[views[0]].copy()
         for v in views[1:]:
@@ -86,7 +86,7 @@ class _MaxWindows(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _WindowScatter.apply(grad, ctx.views, ctx.weights, ctx.shape), None
+        return _WindowScatter.apply(grad, views=ctx.views, weights=ctx.weights, shape=ctx.shape)
 
 
 def _geometry(x: Tensor, kernel_size, stride, padding, dilation, op: str):
@@ -134,7 +134,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1,
         raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
     x, unbatched, views, (ph, pw), _ = _geometry(x, kernel_size, stride, padding, dilation,
                                                  "max_pool2d")
-    y = _MaxWindows.apply(_pad_hw(x, ph, pw, -np.inf), views)      # (B, C, Ho, Wo)
+    y = _MaxWindows.apply(_pad_hw(x, ph, pw, -np.inf), views=views)      # (B, C, Ho, Wo)
     return y.squeeze(0) if unbatched else y
 
 
@@ -153,7 +153,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     else:  # count the real (unpadded) entries of each window
         ones = x.xp.pad(x.xp.ones(x.shape[2:], dtype=x.dtype), ((ph, ph), (pw, pw)))
         inv = 1.0 / sum(ones[v] for v in views)                     # (Ho, Wo)
-    y = _WindowGather.apply(_pad_hw(x, ph, pw, 0.0), views, [inv] * len(views))
+    y = _WindowGather.apply(_pad_hw(x, ph, pw, 0.0), views=views, weights=[inv] * len(views))
     return y.squeeze(0) if unbatched else y
 
 

@@ -50,10 +50,11 @@ def _lstm_pointwise_grad(i, f, g, o, c, tc, gh, gc):
 
 
 class _LSTMPointwise(Function):
-    """hc = [h', c'] with i, f, o = sigmoid, g = tanh of the gate pre-activations (B, 4H):
+    """(h', c') with i, f, o = sigmoid, g = tanh of the gate pre-activations (B, 4H):
     c' = f * c + i * g,  h' = o * tanh(c').  One op instead of ~12 per time step; the
     backward (`_lstm_pointwise_grad`) runs on the saved arrays, or on Tensors recomputed
-    from the inputs when a graph of the backward is being built (create_graph)."""
+    from the inputs when a graph of the backward is being built (create_graph). An output
+    no gradient reached (the last c', or h' when only c' is used) counts as zero."""
 
     @staticmethod
     def forward(ctx, gates, c):
@@ -64,21 +65,24 @@ class _LSTMPointwise(Function):
         tc = xp.tanh(c_new)
         ctx.arrays = (i, f, g, o, c, tc)
         ctx.save_for_backward(gates, c)
-        return xp.concatenate([o * tc, c_new], axis=-1)            # (B, 2H)
+        return o * tc, c_new                                       # (B, H) each
 
     @staticmethod
-    def backward(ctx, grad):
-        hidden = grad.shape[-1] // 2
+    def backward(ctx, grad_h, grad_c):
         if autograd.is_grad_enabled():  # create_graph: recompute as Tensor functions
             gates, c = ctx.saved_tensors
             i, f, g, o = ops.chunk(gates, 4, axis=-1)
             i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
             tc = ops.tanh(f * c + i * g)
-            gh, gc = grad[..., :hidden], grad[..., hidden:]
+            gh, gc = grad_h, grad_c
+            zero = 0.0
         else:
             i, f, g, o, c, tc = ctx.arrays
-            gh, gc = grad.data[..., :hidden], grad.data[..., hidden:]
-        d_gates, d_c = _lstm_pointwise_grad(i, f, g, o, c, tc, gh, gc)
+            gh = None if grad_h is None else grad_h.data
+            gc = None if grad_c is None else grad_c.data
+            zero = c.dtype.type(0)
+        d_gates, d_c = _lstm_pointwise_grad(i, f, g, o, c, tc, zero if gh is None else gh,
+                                            zero if gc is None else gc)
         if not isinstance(d_gates, Tensor):
             d_gates, d_c = Tensor._make(d_gates), Tensor._make(d_c)
         return d_gates, d_c
@@ -87,9 +91,7 @@ class _LSTMPointwise(Function):
 def _lstm_step(gi: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh):
     """One LSTM step given gi = W_ih x + b_ih (B, 4H); the gate order is i, f, g, o."""
     gates = gi + F.linear(h, w_hh, b_hh)                          # (B, 4H)
-    hc = _LSTMPointwise.apply(gates, c)                            # (B, 2H) = [h', c']
-    hidden = c.shape[-1]
-    return hc[..., :hidden], hc[..., hidden:]
+    return _LSTMPointwise.apply(gates, c)                          # h', c' (B, H) each
 
 
 def _gru_pointwise_grad(r, z, n, h, gh_n, grad, like):

@@ -123,7 +123,7 @@ class PowScalar(Function):
     """z = a^p for a constant p;  dz/da = p a^(p-1)"""
 
     @staticmethod
-    def forward(ctx, a, p):
+    def forward(ctx, a, *, p):
         ctx.save_for_backward(a)
         ctx.p = p
         if p == 2:
@@ -135,10 +135,10 @@ class PowScalar(Function):
         (a,) = ctx.saved_tensors
         p = ctx.p
         if p == 2:
-            return grad * (2.0 * a), None
+            return grad * (2.0 * a)
         if p == 1:
-            return grad, None
-        return grad * (p * pow(a, p - 1)), None
+            return grad
+        return grad * (p * pow(a, p - 1))
 
 
 class Pow(Function):
@@ -197,7 +197,7 @@ class Clamp(Function):
     """z = min(max(x, lo), hi);  dz/dx = 1 where lo <= x <= hi, else 0"""
 
     @staticmethod
-    def forward(ctx, x, lo, hi):
+    def forward(ctx, x, *, lo, hi):
         inside = ctx.xp.ones(x.shape, dtype=bool)
         if lo is not None:
             inside &= x >= lo
@@ -209,7 +209,7 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
-        return where(inside, grad, 0.0), None, None
+        return where(inside, grad, 0.0)
 
 
 class Where(Function):
@@ -232,13 +232,13 @@ class Cast(Function):
     """z = x as another dtype;  the gradient is cast back"""
 
     @staticmethod
-    def forward(ctx, x, dtype):
+    def forward(ctx, x, *, dtype):
         ctx.src = x.dtype
         return x.astype(dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        return cast(grad, ctx.src) if ctx.src.kind == "f" else None, None
+        return cast(grad, ctx.src) if ctx.src.kind == "f" else None
 
 
 class Clone(Function):
@@ -269,7 +269,7 @@ class ToDevice(Function):
     """z = x copied to another device;  the gradient is copied back"""
 
     @staticmethod
-    def forward(ctx, x, dev):
+    def forward(ctx, x, *, dev):
         from ..backend import device_of_array
         ctx.src = device_of_array(x)
         if dev.type == "cpu":
@@ -280,7 +280,7 @@ class ToDevice(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return to_device(grad, ctx.src), None
+        return to_device(grad, ctx.src)
 
 
 # ---------------------------------------------------------------------- public functions
@@ -318,7 +318,7 @@ def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if isinstance(b, float) and a.dtype.kind != "f":
             a = cast(a, get_default_dtype())
-        return PowScalar.apply(a, b)
+        return PowScalar.apply(a, p=b)
     a, b = _coerce(a, b)
     return Pow.apply(a, b)
 
@@ -336,7 +336,7 @@ def minimum(a, b) -> Tensor:
 def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    return Clamp.apply(x, min, max)
+    return Clamp.apply(x, lo=min, hi=max)
 
 
 clip = clamp
@@ -361,7 +361,7 @@ def cast(x: Tensor, dtype) -> Tensor:
     dtype = np.dtype(dtype)
     if x.dtype == dtype:
         return x
-    return Cast.apply(x, dtype)
+    return Cast.apply(x, dtype=dtype)
 
 
 def clone(x: Tensor) -> Tensor:
@@ -373,7 +373,7 @@ def contiguous(x: Tensor) -> Tensor:
 
 
 def to_device(x: Tensor, dev) -> Tensor:
-    return ToDevice.apply(x, dev)
+    return ToDevice.apply(x, dev=dev)
 
 
 def compare(a, b, op: str) -> Tensor:

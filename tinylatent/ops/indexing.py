@@ -51,7 +51,7 @@ class GetItem(Function):
     """y = x[index];  dL/dx = zeros with dL/dy scatter-added at index"""
 
     @staticmethod
-    def forward(ctx, x, index):
+    def forward(ctx, x, *, index):
         ctx.shape, ctx.index = x.shape, index
         try:
             return x[index]
@@ -60,14 +60,14 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexAddZeros.apply(grad, ctx.index, ctx.shape), None
+        return IndexAddZeros.apply(grad, index=ctx.index, shape=ctx.shape)
 
 
 class IndexAddZeros(Function):
     """y = zeros(shape) with g added at index (the backward of GetItem);  dL/dg = dL/dy[index]"""
 
     @staticmethod
-    def forward(ctx, g, index, shape):
+    def forward(ctx, g, *, index, shape):
         ctx.index = index
         out = ctx.xp.zeros(shape, dtype=g.dtype)
         if _may_repeat(index):
@@ -78,7 +78,7 @@ class IndexAddZeros(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return GetItem.apply(grad, ctx.index), None, None
+        return GetItem.apply(grad, index=ctx.index)
 
 
 def _along_axis(xp, idx, axis):
@@ -99,7 +99,7 @@ class TakeAlongAxis(Function):
     """y = take_along_axis(x, idx, axis) (gather);  dL/dx = scatter-add of dL/dy at idx"""
 
     @staticmethod
-    def forward(ctx, x, idx, axis):
+    def forward(ctx, x, idx, *, axis):
         ctx.shape, ctx.axis = x.shape, axis
         ctx.save_for_backward(idx)
         return ctx.xp.take_along_axis(x, idx, axis=axis)
@@ -108,7 +108,7 @@ class TakeAlongAxis(Function):
     def backward(ctx, grad):
         (idx,) = ctx.saved_tensors
         base = Tensor._make(grad.xp.zeros(ctx.shape, dtype=grad.dtype))
-        return ScatterAdd.apply(base, idx, grad, ctx.axis), None, None
+        return ScatterAdd.apply(base, idx, grad, axis=ctx.axis), None
 
 
 class ScatterAdd(Function):
@@ -116,7 +116,7 @@ class ScatterAdd(Function):
     dL/dx = dL/dy,  dL/dsrc = take_along_axis(dL/dy, idx)"""
 
     @staticmethod
-    def forward(ctx, x, idx, src, axis):
+    def forward(ctx, x, idx, src, *, axis):
         ctx.axis = axis
         ctx.save_for_backward(idx)
         out = x.copy()
@@ -127,15 +127,15 @@ class ScatterAdd(Function):
     def backward(ctx, grad):
         (idx,) = ctx.saved_tensors
         need_src = ctx.needs_input_grad[2]
-        gsrc = TakeAlongAxis.apply(grad, idx, ctx.axis) if need_src else None
-        return grad, None, gsrc, None
+        gsrc = TakeAlongAxis.apply(grad, idx, axis=ctx.axis) if need_src else None
+        return grad, None, gsrc
 
 
 class IndexAdd(Function):
     """y = x;  y[index[i]] += src[i] along axis;  dL/dx = dL/dy, dL/dsrc = dL/dy[index]"""
 
     @staticmethod
-    def forward(ctx, x, index, src, axis):
+    def forward(ctx, x, index, src, *, axis):
         ctx.sel = (slice(None),) * axis + (index,)
         out = x.copy()
         _scatter_add(ctx.xp, out, ctx.sel, src)
@@ -143,13 +143,13 @@ class IndexAdd(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        gsrc = GetItem.apply(grad, ctx.sel) if ctx.needs_input_grad[2] else None
-        return grad, None, gsrc, None
+        gsrc = GetItem.apply(grad, index=ctx.sel) if ctx.needs_input_grad[2] else None
+        return grad, None, gsrc
 
 
 # ---------------------------------------------------------------------- public functions
 def getitem(x: Tensor, index) -> Tensor:
-    return GetItem.apply(x, normalize_index(index))
+    return GetItem.apply(x, index=normalize_index(index))
 
 
 def _index_array(x: Tensor, idx, op: str):
@@ -164,7 +164,7 @@ def take_along_axis(x: Tensor, indices, axis: int) -> Tensor:
     if idx.ndim != x.ndim:
         raise ValueError(f"take_along_axis: indices of shape {idx.shape} must have as many "
                          f"dimensions as the input {x.shape}")
-    return TakeAlongAxis.apply(x, idx, axis % x.ndim)
+    return TakeAlongAxis.apply(x, idx, axis=axis % x.ndim)
 
 
 def gather(x: Tensor, axis: int, index, *, dim=None) -> Tensor:
@@ -178,7 +178,7 @@ def scatter_add(x: Tensor, axis: int, index, src: Tensor) -> Tensor:
     if idx.shape != src.shape:
         raise ValueError(f"scatter_add: index shape {idx.shape} must equal src shape "
                          f"{src.shape}")
-    return ScatterAdd.apply(x, idx, src, axis % x.ndim)
+    return ScatterAdd.apply(x, idx, src, axis=axis % x.ndim)
 
 
 def index_add(x: Tensor, axis: int, index, src: Tensor) -> Tensor:
@@ -186,7 +186,7 @@ def index_add(x: Tensor, axis: int, index, src: Tensor) -> Tensor:
     idx = _index_array(x, index, "index_add")
     if idx.ndim != 1:
         raise ValueError(f"index_add: index must be 1-D, got shape {idx.shape}")
-    return IndexAdd.apply(x, idx, src, axis % x.ndim)
+    return IndexAdd.apply(x, idx, src, axis=axis % x.ndim)
 
 
 def index_select(x: Tensor, axis: int, index) -> Tensor:

@@ -20,7 +20,7 @@ class MatMul(Function):
     """
 
     @staticmethod
-    def forward(ctx, a, b, ta=False, tb=False):
+    def forward(ctx, a, b, *, ta=False, tb=False):
         ctx.save_for_backward(a, b)
         ctx.ta, ctx.tb = ta, tb
         return (a.swapaxes(-1, -2) if ta else a) @ (b.swapaxes(-1, -2) if tb else b)
@@ -32,10 +32,12 @@ class MatMul(Function):
         ta, tb = ctx.ta, ctx.tb
         ga = gb = None
         if need_a:   # dA' = dC op(B)^T;  if A was transposed, dA = dA'^T = op(B) dC^T
-            ga = MatMul.apply(b, grad, tb, True) if ta else MatMul.apply(grad, b, False, not tb)
+            ga = MatMul.apply(b, grad, ta=tb, tb=True) if ta else \
+                MatMul.apply(grad, b, ta=False, tb=not tb)
         if need_b:   # dB' = op(A)^T dC;  if B was transposed, dB = dB'^T = dC^T op(A)
-            gb = MatMul.apply(grad, a, True, ta) if tb else MatMul.apply(a, grad, not ta, False)
-        return ga, gb, None, None
+            gb = MatMul.apply(grad, a, ta=True, tb=ta) if tb else \
+                MatMul.apply(a, grad, ta=not ta, tb=False)
+        return ga, gb
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

@@ -41,7 +41,7 @@ class Unreduce(Function):
     Sum and Unreduce are each other's backward, so derivatives of every order exist."""
 
     @staticmethod
-    def forward(ctx, g, shape, axes, keepdims):
+    def forward(ctx, g, *, shape, axes, keepdims):
         ctx.axes, ctx.keepdims = axes, keepdims
         if not keepdims:   # put the reduced axes back as size 1, then broadcast
             g = g.reshape(_kept_shape(shape, axes))
@@ -49,27 +49,27 @@ class Unreduce(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return Sum.apply(grad, ctx.axes, ctx.keepdims), None, None, None
+        return Sum.apply(grad, axes=ctx.axes, keepdims=ctx.keepdims)
 
 
 class Sum(Function):
     """y = sum of x over axes;  dy/dx = 1 (the gradient is broadcast back)"""
 
     @staticmethod
-    def forward(ctx, x, axes, keepdims):
+    def forward(ctx, x, *, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
         return x.sum(axis=axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, grad):
-        return Unreduce.apply(grad, ctx.shape, ctx.axes, ctx.keepdims), None, None
+        return Unreduce.apply(grad, shape=ctx.shape, axes=ctx.axes, keepdims=ctx.keepdims)
 
 
 class Mean(Function):
     """y = mean of x over axes (n elements);  dy/dx = 1/n"""
 
     @staticmethod
-    def forward(ctx, x, axes, keepdims):
+    def forward(ctx, x, *, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
         n = 1
         for a in axes:
@@ -82,8 +82,8 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return Unreduce.apply(grad * (1.0 / ctx.n), ctx.shape, ctx.axes, ctx.keepdims), \
-            None, None
+        return Unreduce.apply(grad * (1.0 / ctx.n), shape=ctx.shape, axes=ctx.axes,
+                              keepdims=ctx.keepdims)
 
 
 class _Extremum(Function):
@@ -92,7 +92,7 @@ class _Extremum(Function):
     reduce = "max"
 
     @classmethod
-    def forward(cls, ctx, x, axes, keepdims):
+    def forward(cls, ctx, x, *, axes, keepdims):
         y = getattr(x, cls.reduce)(axis=axes, keepdims=True)
         hit = (x == y)
         count = hit.sum(axis=axes, keepdims=True)
@@ -105,7 +105,7 @@ class _Extremum(Function):
         (share,) = ctx.saved_tensors
         if not ctx.keepdims:
             grad = grad.reshape(_kept_shape(ctx.shape, ctx.axes))
-        return grad * share, None, None
+        return grad * share
 
 
 class Max(_Extremum):
@@ -120,40 +120,40 @@ class Cumsum(Function):
     """y_i = sum_{j<=i} x_j along an axis;  dL/dx_j = sum_{i>=j} dL/dy_i (a reversed cumsum)"""
 
     @staticmethod
-    def forward(ctx, x, axis):
+    def forward(ctx, x, *, axis):
         ctx.axis = axis
         return ctx.xp.cumsum(x, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.flip(ctx.axis).cumsum(ctx.axis).flip(ctx.axis), None
+        return grad.flip(ctx.axis).cumsum(ctx.axis).flip(ctx.axis)
 
 
 # ---------------------------------------------------------------------- public functions
 def sum(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
         keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Sum.apply(x, _axes(axis, x.ndim), bool(keepdims))
+    return Sum.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
 
 
 def mean(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     if x.dtype.kind != "f":
         raise TypeError(f"mean: expected a floating tensor, got dtype {x.dtype}")
-    return Mean.apply(x, _axes(axis, x.ndim), bool(keepdims))
+    return Mean.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
 
 
 def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
         keepdim=None) -> Tensor:
     """Largest value over axes; ties share the gradient equally. (Use argmax for indices.)"""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Max.apply(x, _axes(axis, x.ndim), bool(keepdims))
+    return Max.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
 
 
 def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
         keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Min.apply(x, _axes(axis, x.ndim), bool(keepdims))
+    return Min.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
@@ -166,8 +166,9 @@ def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, di
     n = 1
     for a in axes:
         n *= x.shape[a]
-    d = x - Mean.apply(x, axes, True)
-    return Sum.apply(d * d, axes, bool(keepdims)) * (1.0 / builtins.max(n - correction, 1))
+    d = x - Mean.apply(x, axes=axes, keepdims=True)
+    return Sum.apply(d * d, axes=axes, keepdims=bool(keepdims)) * \
+        (1.0 / builtins.max(n - correction, 1))
 
 
 def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
@@ -189,7 +190,7 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
     m = x.data.max(axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     mt = Tensor._make(m)
-    out = Sum.apply((x - mt).exp(), axes, True).log() + mt
+    out = Sum.apply((x - mt).exp(), axes=axes, keepdims=True).log() + mt
     return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 
 
@@ -209,7 +210,7 @@ def log_softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
 
 def cumsum(x: Tensor, axis: int = 0, *, dim=None) -> Tensor:
     axis = dim if dim is not None else axis
-    return Cumsum.apply(x, axis % x.ndim)
+    return Cumsum.apply(x, axis=axis % x.ndim)
 
 
 def argmax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,

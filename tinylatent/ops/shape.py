@@ -31,7 +31,7 @@ class Reshape(Function):
     """y = x viewed with a new shape;  the gradient is reshaped back"""
 
     @staticmethod
-    def forward(ctx, x, shape):
+    def forward(ctx, x, *, shape):
         ctx.shape = x.shape
         try:
             return x.reshape(shape)
@@ -41,14 +41,14 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.shape), None
+        return grad.reshape(ctx.shape)
 
 
 class Permute(Function):
     """y = x with axes reordered by `perm`;  the gradient is permuted by the inverse"""
 
     @staticmethod
-    def forward(ctx, x, perm):
+    def forward(ctx, x, *, perm):
         ctx.perm = perm
         return x.transpose(perm)
 
@@ -57,7 +57,7 @@ class Permute(Function):
         inv = [0] * len(ctx.perm)
         for i, p in enumerate(ctx.perm):
             inv[p] = i
-        return grad.permute(tuple(inv)), None
+        return grad.permute(tuple(inv))
 
 
 class Expand(Function):
@@ -69,7 +69,7 @@ class Expand(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, shape):
+    def forward(ctx, x, *, shape):
         try:
             if len(shape) < x.ndim:
                 raise ValueError
@@ -80,7 +80,7 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None
+        return grad
 
 
 class Cat(Function):
@@ -106,41 +106,41 @@ class Pad(Function):
     """y = x padded with a constant;  the gradient is the interior slice"""
 
     @staticmethod
-    def forward(ctx, x, widths, value):
+    def forward(ctx, x, *, widths, value):
         ctx.widths = widths
         return ctx.xp.pad(x, widths, mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, grad):
         sl = tuple(slice(lo, grad.shape[i] - hi) for i, (lo, hi) in enumerate(ctx.widths))
-        return grad[sl], None, None
+        return grad[sl]
 
 
 class Flip(Function):
     """y = x reversed along axes;  the gradient is reversed back"""
 
     @staticmethod
-    def forward(ctx, x, axes):
+    def forward(ctx, x, *, axes):
         ctx.axes = axes
         return ctx.xp.flip(x, axis=axes)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.flip(ctx.axes), None
+        return grad.flip(ctx.axes)
 
 
 class Roll(Function):
     """y = x rolled by `shift` along `axis`;  the gradient is rolled by -shift"""
 
     @staticmethod
-    def forward(ctx, x, shift, axis):
+    def forward(ctx, x, *, shift, axis):
         ctx.shift, ctx.axis = shift, axis
         return ctx.xp.roll(x, shift, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
         neg = tuple(-s for s in ctx.shift) if isinstance(ctx.shift, tuple) else -ctx.shift
-        return grad.roll(neg, ctx.axis), None, None
+        return grad.roll(neg, ctx.axis)
 
 
 class TriMask(Function):
@@ -148,13 +148,13 @@ class TriMask(Function):
     the gradient"""
 
     @staticmethod
-    def forward(ctx, x, k, lower):
+    def forward(ctx, x, *, k, lower):
         ctx.k, ctx.lower = k, lower
         return ctx.xp.tril(x, k) if lower else ctx.xp.triu(x, k)
 
     @staticmethod
     def backward(ctx, grad):
-        return TriMask.apply(grad, ctx.k, ctx.lower), None, None
+        return TriMask.apply(grad, k=ctx.k, lower=ctx.lower)
 
 
 # ---------------------------------------------------------------------- public functions
@@ -162,7 +162,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
     shape = _shape_arg(shape)
     if shape == x.shape:
         return x
-    return Reshape.apply(x, shape)
+    return Reshape.apply(x, shape=shape)
 
 
 view = reshape
@@ -183,14 +183,14 @@ def permute(x: Tensor, *perm) -> Tensor:
     if sorted(perm) != list(range(x.ndim)):
         raise ValueError(f"permute: {perm} is not a permutation of the {x.ndim} axes of "
                          f"shape {x.shape}")
-    return Permute.apply(x, perm)
+    return Permute.apply(x, perm=perm)
 
 
 def transpose(x: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
     """Swap two axes (the last two by default)."""
     perm = list(range(x.ndim))
     perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-    return Permute.apply(x, tuple(perm))
+    return Permute.apply(x, perm=tuple(perm))
 
 
 swapaxes = transpose
@@ -203,7 +203,7 @@ def expand(x: Tensor, *shape) -> Tensor:
     shape = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
     if shape == x.shape:
         return x
-    return Expand.apply(x, shape)
+    return Expand.apply(x, shape=shape)
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
@@ -301,14 +301,14 @@ def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
         if len(widths) != x.ndim:
             raise ValueError(f"pad: expected {x.ndim} (lo, hi) pairs for shape {x.shape}, got "
                              f"{len(widths)}")
-    return Pad.apply(x, tuple(widths), value)
+    return Pad.apply(x, widths=tuple(widths), value=value)
 
 
 def flip(x: Tensor, axis=None, *, dims=None) -> Tensor:
     axis = dims if dims is not None else axis
     axes = tuple(range(x.ndim)) if axis is None else (
         (axis,) if isinstance(axis, int) else tuple(axis))
-    return Flip.apply(x, axes)
+    return Flip.apply(x, axes=axes)
 
 
 def roll(x: Tensor, shifts, axis=None, *, dims=None) -> Tensor:
@@ -317,13 +317,13 @@ def roll(x: Tensor, shifts, axis=None, *, dims=None) -> Tensor:
         shifts = tuple(shifts)
     if isinstance(axis, list):
         axis = tuple(axis)
-    return Roll.apply(x, shifts, axis)
+    return Roll.apply(x, shift=shifts, axis=axis)
 
 
 def tril(x: Tensor, k: int = 0, *, diagonal=None) -> Tensor:
-    return TriMask.apply(x, diagonal if diagonal is not None else k, True)
+    return TriMask.apply(x, k=diagonal if diagonal is not None else k, lower=True)
 
 
 def triu(x: Tensor, k: int = 0, *, diagonal=None) -> Tensor:
-    return TriMask.apply(x, diagonal if diagonal is not None else k, False)
+    return TriMask.apply(x, k=diagonal if diagonal is not None else k, lower=False)
 

@@ -244,7 +244,7 @@ class LeakyRelu(Function):
     """y = x if x > 0 else slope * x;  dy/dx = 1 or slope"""
 
     @staticmethod
-    def forward(ctx, x, slope):
+    def forward(ctx, x, *, slope):
         xp = ctx.xp
         pos = x > 0
         ctx.save_for_backward(xp.where(pos, 1.0, slope).astype(x.dtype))
@@ -253,14 +253,14 @@ class LeakyRelu(Function):
     @staticmethod
     def backward(ctx, grad):
         (d,) = ctx.saved_tensors
-        return grad * d, None
+        return grad * d
 
 
 class Elu(Function):
     """y = x if x > 0 else alpha (exp(x) - 1);  dy/dx = 1 or y + alpha"""
 
     @staticmethod
-    def forward(ctx, x, alpha):
+    def forward(ctx, x, *, alpha):
         xp = ctx.xp
         pos = x > 0
         y = xp.where(pos, x, alpha * xp.expm1(xp.minimum(x, 0)))
@@ -272,7 +272,7 @@ class Elu(Function):
     def backward(ctx, grad):
         pos, y = ctx.saved_tensors
         from .arithmetic import where
-        return where(pos, grad, grad * (y + ctx.alpha)), None
+        return where(pos, grad, grad * (y + ctx.alpha))
 
 
 class Erf(Function):
@@ -365,11 +365,11 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyRelu.apply(x, negative_slope)
+    return LeakyRelu.apply(x, slope=negative_slope)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    return Elu.apply(x, alpha)
+    return Elu.apply(x, alpha=alpha)
 
 
 def erf(x: Tensor) -> Tensor:
