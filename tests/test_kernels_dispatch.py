@@ -121,7 +121,7 @@ def test_double_backward_through_fused_kernels_matches_reference():
              + coupling.affine_coupling(x, s, t)[1].pow(2).sum(), [(3, 4)] * 3)
     hvp_both(lambda a, b: contrastive.nt_xent(a, b, 0.2), [(4, 3), (4, 3)])
     hvp_both(lambda a, b: contrastive.info_nce(a, b, None, 0.2), [(4, 3), (4, 3)])
-    hvp_both(lambda x: contrastive.logsumexp(x).pow(2).sum(), [(3, 5)])
+    hvp_both(lambda x: contrastive.logsumexp(x, axis=-1).pow(2).sum(), [(3, 5)])
 
 
 @needs_numba
@@ -164,3 +164,69 @@ def test_cuda_wrappers_launch_kernels_that_exist():
         macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
         assert re.search(rf"void {name}_##SFX\(", code), f"{name} not defined in {source}"
         assert f"{macro}(float, f32)" in code and f"{macro}(double, f64)" in code
+
+
+# ---------------------------------------------------------------------- structure (issue 10)
+def test_kernels_package_never_imports_ops():
+    """The kernels implement raw-array backends; the ops own their fast path (no cycle)."""
+    import ast
+    kdir = os.path.dirname(kernels.__file__)
+    for root, _, files in os.walk(kdir):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(root, f)
+            with open(path, encoding="utf-8") as fh:
+                tree = ast.parse(fh.read())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [("." * node.level) + (node.module or "")]
+                for name in names:
+                    assert "ops" not in name.split(".")[1:] and not name.startswith(
+                        "tinylatent.ops"), f"{path} imports {name}"
+
+
+def test_backends_implement_the_declared_interface():
+    from tinylatent.kernels import backend, cuda
+    backend.check_backend(cuda)                       # imports without CuPy
+    if dispatch.numba_available():
+        from tinylatent.kernels import numba as numba_backend
+        backend.check_backend(numba_backend)
+        assert isinstance(numba_backend, backend.KernelBackend)
+    assert {"im2col", "col2im", "masked_softmax", "coupling_forward",
+            "row_logsumexp"} <= set(backend.KERNELS)
+
+    class Partial:
+        name, xp = "partial", np
+    with pytest.raises(TypeError, match="missing c, scratch, matmul"):
+        backend.check_backend(Partial)
+
+
+def _graph_functions(t):
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(node.fn.__name__)
+        stack.extend(i.grad_fn for i in node.inputs if i is not None)
+    return names
+
+
+@needs_numba
+def test_one_logsumexp_and_one_normalize_reach_the_fused_kernel():
+    from tinylatent.nn import functional as F
+    assert contrastive.logsumexp is tl.logsumexp and contrastive.normalize is F.normalize
+    assert F.normalize is tl.ops.linalg.normalize
+    x = tl.randn(4, 6, requires_grad=True)
+    target = tl.tensor(np.array([0, 1, 2, 3]))
+    for out in (tl.logsumexp(x, axis=-1), x.logsumexp(axis=1), tl.log_softmax(x, axis=-1),
+                F.cross_entropy(x, target)):
+        assert "LogsumexpFn" in _graph_functions(out)
+    assert "LogsumexpFn" not in _graph_functions(tl.logsumexp(x, axis=0))
+    with kernels.use_reference():
+        assert "LogsumexpFn" not in _graph_functions(tl.logsumexp(x, axis=-1))

@@ -122,6 +122,7 @@ class Context:
     _out_ref = None                      # weak references to the outputs, if one was saved
     n_outputs = 1                        # > 1: forward returned a tuple (see Function)
     output_index: dict = {}              # id(output Tensor) -> its position, if n_outputs > 1
+    _out_arrays: tuple = ()              # the outputs' arrays, if n_outputs > 1 and one saved
     freed = False
 
     def __init__(self, fn: type, xp):
@@ -139,6 +140,10 @@ class Context:
                     resolved.append((_OUTPUT, i, _root(out_tensors[i])._version))
                     # weak: the outputs hold this node, so strong links would make a cycle
                     self._out_ref = tuple(weakref.ref(t) for t in out_tensors)
+                    if len(out_tensors) > 1:
+                        # an output nobody kept (coupling's y when only logabsdet is used)
+                        # may be gone by backward: keep its array (see saved_tensors)
+                        self._out_arrays = out_arrays
                     break
             else:
                 for a, t in zip(arrays, inputs):
@@ -167,8 +172,16 @@ class Context:
                 out.append(value)
                 continue
             t = self._out_ref[value]() if kind is _OUTPUT else kind
-            if t is None:  # pragma: no cover - the output is referenced while reachable
-                raise RuntimeError(f"{self.fn.__name__}.backward: saved output was freed")
+            if t is None:
+                if self.n_outputs == 1:  # pragma: no cover - referenced while reachable
+                    raise RuntimeError(f"{self.fn.__name__}.backward: saved output was freed")
+                # One of several outputs, dropped by the caller before backward: rebuild it
+                # on this node (so create_graph stays connected). A dropped tensor can no
+                # longer be changed in place, so its saved version still holds.
+                t = Tensor._make(self._out_arrays[value], True, self)
+                self.output_index[id(t)] = value
+                out.append(t)
+                continue
             now = _root(t)._version
             if now != version:
                 what = "its output" if kind is _OUTPUT else "an input"

@@ -1,10 +1,13 @@
 """tinylatent's fast kernels for the hot ops, each the twin of a reference in
-tinylatent/ops/ (conv.py, attention.py, coupling.py, contrastive.py):
+tinylatent/ops/ (conv.py, attention.py, coupling.py, contrastive.py, reduce.logsumexp):
 
-    kernels/dispatch.py    the switch: fast kernel or reference, per call
-    kernels/functions.py   the fast ops as autograd Functions, shared by both backends
+    kernels/backend.py     KernelBackend: the raw-array kernels a backend implements
+    kernels/dispatch.py    the switch: which backend (or the reference) runs, per call
     kernels/numba/         CPU backend: Numba kernels (compiled lazily, cached on disk)
     kernels/cuda/          GPU backend: CUDA C sources (*.cu) run as CuPy RawKernels
+
+The autograd Functions that call these kernels live next to their references in
+tinylatent/ops/; nothing here imports tinylatent.ops.
 
 Force the reference implementations (the test oracles) with the environment variable
 `TINYLATENT_KERNELS=reference`, or for a block of code:
@@ -30,12 +33,13 @@ How the CPU kernels are fast (2 cores shared with OpenBLAS):
   * temporaries consumed inside one call come from a per-thread scratch pool.
 
 Double backward through a fast op rebuilds the reference on the same inputs and
-differentiates that (see kernels/functions.py), so higher derivatives are exact.
+differentiates that (see tinylatent/ops/fast.py), so higher derivatives are exact.
 """
 from __future__ import annotations
 
-from .dispatch import ENV_VAR, backend_for, lookup, numba_available, reference_forced, \
-    use_reference
+from .backend import KernelBackend, check_backend
+from .dispatch import (ENV_VAR, backend_for, load_numba_module, numba_available,
+                       reference_forced, use_reference)
 
-__all__ = ["use_reference", "reference_forced", "lookup", "backend_for", "ENV_VAR",
-           "numba_available"]
+__all__ = ["use_reference", "reference_forced", "backend_for", "ENV_VAR", "numba_available",
+           "load_numba_module", "KernelBackend", "check_backend"]

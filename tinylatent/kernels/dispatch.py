@@ -1,35 +1,39 @@
-"""Which implementation of a hot op runs: the one switch.
+"""Which kernel backend runs a hot op: the one switch. It only picks a backend; each hot op's
+module in tinylatent/ops/ decides whether its fast path applies to the arguments
+(tinylatent.ops.fast.fast_backend), and nothing here imports tinylatent.ops.
 
-    public op (tinylatent/ops/conv.py, attention.py, coupling.py, contrastive.py)
-        -> lookup(name, tensor)          here
-            -> None                      run the reference (pure Tensor ops, the oracle)
-            -> an entry function         a fast autograd Function (kernels/functions.py)
-                                         on the Numba backend (NumPy arrays) or the CUDA
-                                         backend (CuPy arrays)
+    backend_for(tensor) -> the Numba backend for NumPy arrays, the CUDA backend for CuPy
+                           arrays (tinylatent.kernels.backend.KernelBackend), or None
 
-The reference runs when
+The reference runs (the caller gets None) when
   * the environment variable TINYLATENT_KERNELS is "reference" (read on every call, so it
     can be flipped at run time), or inside `with kernels.use_reference():`;
-  * no backend applies: Numba is not importable (CPU), CuPy is missing (GPU), or the
-    arguments are outside what the kernel covers (float16, grouped convolution, a float
-    mask that requires grad, attention batch axes that broadcast): the entry returns None.
+  * Numba is not installed (CPU) or CuPy is not (GPU): one RuntimeWarning says so.
+Numba installed but unable to cache compiled kernels (a read-only install with an
+unwritable HOME, another user's site-packages): the kernels are cached in a temporary
+directory for this process instead, and one RuntimeWarning says so. Any other error while
+loading a backend (a broken Numba, a kernel that fails to compile) is raised, not hidden.
 Importing this module is cheap: Numba and CuPy are imported on the first fast call.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
+import importlib
 import os
+import sys
+import tempfile
 import threading
+import warnings
 
 import numpy as np
 
-__all__ = ["lookup", "use_reference", "reference_forced", "backend_for", "ENV_VAR",
-           "numba_available"]
+from .backend import check_backend
+
+__all__ = ["use_reference", "reference_forced", "backend_for", "ENV_VAR", "numba_available",
+           "load_numba_module"]
 
 ENV_VAR = "TINYLATENT_KERNELS"
-_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class _Switch(threading.local):
@@ -61,12 +65,71 @@ def reference_forced() -> bool:
                      "or 'reference'")
 
 
+# ---------------------------------------------------------------------- loading backends
+_warned: set = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """One warning per process and cause, whatever the warning filters say."""
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _is_missing(exc: ImportError, package: str) -> bool:
+    """Whether exc says `package` itself is not installed (not that it is broken)."""
+    name = exc.name or ""
+    return name == package or name.startswith(package + ".")
+
+
+def _cache_unwritable(exc: RuntimeError) -> bool:
+    # Numba's wording when no cache locator can write (numba/core/caching.py)
+    return "cannot cache function" in str(exc)
+
+
+def _forget(module_name: str) -> None:
+    """Drop a half-imported module (and its submodules) so it can be imported again."""
+    for name in [n for n in sys.modules if n == module_name or
+                 n.startswith(module_name + ".")]:
+        del sys.modules[name]
+
+
+def load_numba_module(module_name: str):
+    """Import a module of Numba kernels (`@njit(cache=True)` functions), or return None when
+    Numba is not installed (warning once). If Numba cannot cache next to the sources nor in
+    the user's cache directory, cache in a temporary directory instead (warning once)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        if not _is_missing(exc, "numba"):
+            raise
+        _warn_once("numba-missing", f"tinylatent: Numba is not installed ({exc}); the hot ops "
+                   "(conv2d, attention, coupling, logsumexp, contrastive losses) and Adam run "
+                   "their NumPy reference implementations, which are slower. Install numba "
+                   "for the fast kernels.")
+        return None
+    try:
+        return importlib.import_module(module_name)
+    except RuntimeError as exc:
+        if not _cache_unwritable(exc):
+            raise
+        reason = str(exc)
+        _forget(module_name)
+    import numba.core.config as numba_config
+    cache_dir = tempfile.mkdtemp(prefix="tinylatent-numba-")
+    numba_config.CACHE_DIR = cache_dir
+    _warn_once("numba-cache", f"tinylatent: Numba cannot write its cache ({reason}); compiled "
+               f"kernels are cached in {cache_dir} for this process only (each new process "
+               "compiles them again). Set NUMBA_CACHE_DIR to a writable directory to keep "
+               "them.")
+    return importlib.import_module(module_name)
+
+
 @functools.lru_cache(maxsize=None)
 def _numba_backend():
-    try:
-        from . import numba as backend
-    except ImportError:  # Numba missing or broken: the reference still works
-        return None
+    backend = load_numba_module(__package__ + ".numba")
+    if backend is not None:
+        check_backend(backend)
     return backend
 
 
@@ -74,13 +137,44 @@ def numba_available() -> bool:
     return _numba_backend() is not None
 
 
+def _cupy_cache_dir_unwritable() -> bool:
+    path = os.environ.get("CUPY_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cupy",
+                                                            "kernel_cache")
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return True
+    return False
+
+
+def _prepare_cupy_cache() -> None:
+    """CuPy caches compiled kernels in CUPY_CACHE_DIR (default ~/.cupy/kernel_cache) and
+    fails to compile when it cannot write there: use a temporary directory instead."""
+    if _cupy_cache_dir_unwritable():
+        cache_dir = tempfile.mkdtemp(prefix="tinylatent-cupy-")
+        os.environ["CUPY_CACHE_DIR"] = cache_dir
+        _warn_once("cupy-cache", "tinylatent: CuPy cannot write its kernel cache; compiled "
+                   f"CUDA kernels are cached in {cache_dir} for this process only. Set "
+                   "CUPY_CACHE_DIR to a writable directory to keep them.")
+
+
 @functools.lru_cache(maxsize=None)
 def _cuda_backend():
     try:
-        from . import cuda as backend
-    except ImportError:
+        import cupy  # noqa: F401
+    except ImportError as exc:
+        if not _is_missing(exc, "cupy"):
+            raise
+        _warn_once("cupy-missing", f"tinylatent: CuPy is not installed ({exc}); the hot ops "
+                   "run their reference implementations on GPU arrays.")
         return None
-    return backend if backend.available() else None
+    from . import cuda as backend
+    if not backend.available():
+        return None
+    check_backend(backend)
+    _prepare_cupy_cache()
+    return backend
 
 
 def backend_for(x):
@@ -91,164 +185,3 @@ def backend_for(x):
     if hasattr(data, "__cuda_array_interface__"):
         return _cuda_backend()
     return None
-
-
-def lookup(name: str, x):
-    """The fast entry for op `name` on x's device, or None for the reference."""
-    if reference_forced():
-        return None
-    be = backend_for(x)
-    if be is None:
-        return None
-    return functools.partial(_ENTRIES[name], be)
-
-
-def _fast_dtype(*tensors) -> bool:
-    return all(t is None or t.dtype in _FAST_DTYPES for t in tensors)
-
-
-# ---------------------------------------------------------------------- entries
-def _conv2d(be, x, weight, bias, stride, padding, dilation, groups):
-    from tinylatent.ops import conv as C
-    from .functions import Conv2dFn, conv_geometry
-    if groups != 1 or not _fast_dtype(x, weight, bias):
-        return None
-    stride_, pads, dilation_ = C._conv2d_args(x, weight, bias, stride, padding, dilation,
-                                              groups)
-    kernel = weight.shape[2:]
-    out_hw = C.conv2d_output_shape(x.shape[2], x.shape[3], kernel, stride_, pads, dilation_)
-    geom = conv_geometry(kernel, stride_, pads, dilation_, out_hw)
-
-    def reference(x_, w_, b_):
-        return C.conv2d_reference(x_, w_, b_, stride, padding, dilation, groups)
-    return Conv2dFn.apply(x, weight, bias, geom=geom, be=be, reference=reference)
-
-
-def _conv_transpose2d(be, x, weight, bias, stride, padding, output_padding, dilation,
-                      groups):
-    from tinylatent.ops import conv as C
-    from .functions import ConvTranspose2dFn, conv_geometry
-    if groups != 1 or not _fast_dtype(x, weight, bias):
-        return None
-    stride_, pad_, outpad_, dilation_ = C._conv_transpose2d_args(
-        x, weight, bias, stride, padding, output_padding, dilation, groups)
-    kernel = weight.shape[2:]
-    ho, wo = C.conv_transpose2d_output_shape(x.shape[2], x.shape[3], kernel, stride_, pad_,
-                                             outpad_, dilation_)
-    # The conv2d whose input is y (B, C_out, Ho, Wo) and whose output is x (B, C_in, H, W).
-    geom = conv_geometry(kernel, stride_, ((pad_[0], pad_[0]), (pad_[1], pad_[1])),
-                         dilation_, x.shape[2:])
-    out_shape = (x.shape[0], weight.shape[1], ho, wo)
-
-    def reference(x_, w_, b_):
-        return C.conv_transpose2d_reference(x_, w_, b_, stride, padding, output_padding,
-                                            dilation, groups)
-    return ConvTranspose2dFn.apply(x, weight, bias, geom=geom, out_shape=out_shape, be=be,
-                                   reference=reference)
-
-
-def _attention_explicit(q, k, v, fmask, keep, drop, scale, causal):
-    """The attention the fused kernel computes, given its masks as arrays, in Tensor ops
-    (for double backward through AttentionFn). q, k, v: (N, T, D)."""
-    from tinylatent.ops.arithmetic import where
-    from tinylatent.tensor import Tensor
-    xp = q.xp
-    s = (q @ k.transpose(-1, -2)) * scale                             # (N, Tq, Tk)
-    if fmask is not None:
-        s = s + Tensor._make(fmask)
-    tq, tk = s.shape[-2:]
-    kept = xp.ones(s.shape, dtype=bool)
-    if causal:
-        kept = kept & xp.tril(xp.ones((tq, tk), dtype=bool))
-    if keep is not None:
-        kept = kept & keep.astype(bool)
-    any_kept = kept.any(axis=-1, keepdims=True)
-    s = where(Tensor._make(kept), s, -np.inf)
-    s = where(Tensor._make(any_kept), s, 0.0)
-    p = s.softmax(axis=-1) * Tensor._make(any_kept.astype(s.dtype))
-    if drop is not None:
-        p = p * Tensor._make(drop)
-    return p @ v
-
-
-def _attention(be, q, k, v, attn_mask, dropout_p, is_causal, scale, generator):
-    from .functions import AttentionFn
-    if not _fast_dtype(q, k, v):
-        return None
-    batch = q.shape[:-2]
-    if k.shape[:-2] != batch or v.shape[:-2] != batch:
-        return None
-    if attn_mask is not None and attn_mask.dtype.kind == "f" and attn_mask.requires_grad:
-        return None
-    xp = be.xp
-    tq, d = q.shape[-2:]
-    tk, dv = v.shape[-2:]
-    n = math.prod(batch) if batch else 1
-    full = tuple(batch) + (tq, tk)
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    fmask = keep = drop = None
-    if attn_mask is not None:
-        m = attn_mask.data
-        if attn_mask.dtype.kind == "b":
-            keep = xp.ascontiguousarray(xp.broadcast_to(m, full)).view(xp.uint8)
-            keep = keep.reshape(n, tq, tk)
-        else:
-            fmask = xp.ascontiguousarray(xp.broadcast_to(m.astype(q.dtype, copy=False),
-                                                         full)).reshape(n, tq, tk)
-    if dropout_p > 0.0:
-        from tinylatent.random import dropout_mask
-        drop = dropout_mask(full, dropout_p, dtype=q.dtype, device=q.device,
-                            generator=generator).data.reshape(n, tq, tk)
-
-    def reference(q_, k_, v_):
-        return _attention_explicit(q_, k_, v_, fmask, keep, drop, scale, is_causal)
-    out = AttentionFn.apply(q.reshape(n, tq, d), k.reshape(n, tk, d), v.reshape(n, tk, dv),
-                            fmask=fmask, keep=keep, drop=drop, scale=scale,
-                            causal=bool(is_causal), be=be, reference=reference)
-    return out.reshape(tuple(batch) + (tq, dv))
-
-
-def _affine_coupling(be, a, log_s, t, inverse):
-    from tinylatent.ops import coupling as CP
-    from .functions import AffineCouplingFn
-    if not _fast_dtype(a, log_s, t):
-        return None
-    ref = CP.affine_coupling_inverse_reference if inverse else CP.affine_coupling_reference
-    return AffineCouplingFn.apply(a, log_s, t, inverse=bool(inverse), be=be, reference=ref)
-
-
-def _logsumexp(be, x, keepdims):
-    from tinylatent.ops.contrastive import logsumexp_reference
-    from .functions import LogsumexpFn
-    if not _fast_dtype(x):
-        return None
-    return LogsumexpFn.apply(x, keepdims=keepdims, be=be, reference=logsumexp_reference)
-
-
-def _nt_xent(be, z1, z2, tau, reduction):
-    from tinylatent.ops.contrastive import nt_xent_reference
-    from .functions import NTXentFn
-    if not _fast_dtype(z1, z2):
-        return None
-    return NTXentFn.apply(z1, z2, tau=tau, reduction=reduction, be=be,
-                          reference=nt_xent_reference)
-
-
-def _info_nce(be, q, k, tau, reduction):
-    from tinylatent.ops.contrastive import info_nce_reference
-    from .functions import InfoNCEFn
-    if not _fast_dtype(q, k):
-        return None
-    return InfoNCEFn.apply(q, k, tau=tau, reduction=reduction, be=be,
-                           reference=info_nce_reference)
-
-
-_ENTRIES = {
-    "conv2d": _conv2d,
-    "conv_transpose2d": _conv_transpose2d,
-    "scaled_dot_product_attention": _attention,
-    "affine_coupling": _affine_coupling,
-    "logsumexp": _logsumexp,
-    "nt_xent": _nt_xent,
-    "info_nce": _info_nce,
-}

@@ -13,6 +13,7 @@ from ..ops import (elu, gelu, leaky_relu, linear, log_softmax, logsigmoid, one_h
                    sigmoid, silu, softmax, softplus, tanh)
 from ..ops.attention import scaled_dot_product_attention
 from ..ops.conv import conv2d, conv_transpose2d
+from ..ops.linalg import normalize
 from ..tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "scaled_dot_product_attention",
@@ -38,15 +39,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     mask = random.dropout_mask(x.shape, p, dtype=x.dtype, device=x.device,
                                generator=generator)
     return x * mask
-
-
-def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_p, eps) along `dim` (unit-norm embeddings for contrastive losses)."""
-    if p == 2.0:
-        norm = (x * x).sum(axis=dim, keepdims=True).sqrt()
-    else:
-        norm = (x.abs() ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
-    return x / ops.clamp(norm, min=eps)
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:

@@ -8,7 +8,7 @@ from .arithmetic import (add, allclose, cast, clamp, clip, clone, compare, conti
                          to_device, where)
 from .indexing import (gather, getitem, index_add, index_select, one_hot, scatter_add,
                        take_along_axis)
-from .linalg import linear, matmul, outer
+from .linalg import linear, matmul, normalize, outer
 from .reduce import (all, any, argmax, argmin, argsort, cumsum, log_softmax, logsumexp, max,
                      mean, min, softmax, sort, std, sum, topk, var)
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, pad,

@@ -9,7 +9,9 @@ given). A query row with every key masked out gets zero output and zero gradient
 than NaN), so padded positions in a batch do no harm.
 
 `scaled_dot_product_attention_reference` is the test oracle in plain Tensor ops (all orders
-of gradients); the public function dispatches to a fused kernel when one applies.
+of gradients), built on `_attend`; `AttentionFn` is the fused op (a kernel backend's masked
+softmax between two batched GEMMs), whose double backward differentiates that same `_attend`
+on the same masks; the public function runs AttentionFn when it applies.
 """
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ import math
 
 import numpy as np
 
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .arithmetic import where
-from .fast import try_fast
+from .fast import fast_backend, reference_vjp
 from .reduce import softmax
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_reference",
-           "attention_keep_mask"]
+           "attention_keep_mask", "AttentionFn"]
 
 
 def _check(q, k, v, attn_mask, dropout_p, scale):
@@ -77,18 +80,14 @@ def attention_keep_mask(q: Tensor, k: Tensor, attn_mask, is_causal: bool):
     return keep
 
 
-def scaled_dot_product_attention_reference(q: Tensor, k: Tensor, v: Tensor, attn_mask=None,
-                                           dropout_p: float = 0.0, is_causal: bool = False,
-                                           scale: float | None = None,
-                                           generator=None) -> Tensor:
-    """softmax(q k^T * scale + mask) v in Tensor ops; dropout drawn from `generator` by
-    tl.random.dropout_mask on the attention weights (as PyTorch does)."""
-    _check(q, k, v, attn_mask, dropout_p, scale)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+def _attend(q: Tensor, k: Tensor, v: Tensor, fmask, keep, drop, scale: float) -> Tensor:
+    """The attention both paths compute, in Tensor ops: softmax(q k^T * scale + fmask) over
+    the keys where `keep` (a bool array broadcastable to the scores, or None) is True, rows
+    with no key kept set to zero, times `drop` (the dropout mask, or None), then @ v.
+    fmask and drop are Tensors or None."""
     scores = (q @ k.transpose(-1, -2)) * scale                  # (..., Tq, Tk)
-    if attn_mask is not None and attn_mask.dtype.kind == "f":
-        scores = scores + attn_mask.to(scores.dtype)
-    keep = attention_keep_mask(q, k, attn_mask, is_causal)
+    if fmask is not None:
+        scores = scores + fmask
     if keep is not None:
         xp = q.xp
         keep = xp.broadcast_to(keep, scores.shape)
@@ -99,11 +98,93 @@ def scaled_dot_product_attention_reference(q: Tensor, k: Tensor, v: Tensor, attn
         attn = softmax(scores, axis=-1) * Tensor._make(any_kept.astype(scores.dtype))
     else:
         attn = softmax(scores, axis=-1)
+    if drop is not None:
+        attn = attn * drop
+    return attn @ v                                             # (..., Tq, Dv)
+
+
+def scaled_dot_product_attention_reference(q: Tensor, k: Tensor, v: Tensor, attn_mask=None,
+                                           dropout_p: float = 0.0, is_causal: bool = False,
+                                           scale: float | None = None,
+                                           generator=None) -> Tensor:
+    """softmax(q k^T * scale + mask) v in Tensor ops; dropout drawn from `generator` by
+    tl.random.dropout_mask on the attention weights (as PyTorch does)."""
+    _check(q, k, v, attn_mask, dropout_p, scale)
+    return _reference(q, k, v, attn_mask, dropout_p, is_causal, _scale(q, scale), generator)
+
+
+def _scale(q: Tensor, scale) -> float:
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+
+
+def _reference(q, k, v, attn_mask, dropout_p, is_causal, scale, generator):
+    fmask = None
+    if attn_mask is not None and attn_mask.dtype.kind == "f":
+        fmask = attn_mask.to(q.dtype)
+    drop = None
     if dropout_p > 0.0:
         from ..random import dropout_mask
-        attn = attn * dropout_mask(attn.shape, dropout_p, dtype=attn.dtype, device=attn.device,
-                                   generator=generator)
-    return attn @ v                                             # (..., Tq, Dv)
+        shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        drop = dropout_mask(shape, dropout_p, dtype=q.dtype, device=q.device,
+                            generator=generator)
+    return _attend(q, k, v, fmask, attention_keep_mask(q, k, attn_mask, is_causal), drop,
+                   scale)
+
+
+# ---------------------------------------------------------------------- fast Function
+class AttentionFn(Function):
+    """out = (P * M) v with P = masked softmax(scale q k^T + mask), M the dropout mask;
+    dv = (P M)^T dout,  dP = (dout v^T) M,  dS = scale P (dP - rowsum(dP P)),
+    dq = dS k,  dk = dS^T q.  q, k, v arrive flattened to (N, T, D)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, *, fmask, keep, drop, scale, causal, be, reference):
+        s = be.matmul(q, k.transpose(0, 2, 1))                       # (N, Tq, Tk)
+        if fmask is not None:
+            s *= scale
+            s += fmask
+            kscale = 1.0
+        else:
+            kscale = scale
+        p = be.masked_softmax(s, kscale, keep, causal)               # in place: s is P
+        pd = p * drop if drop is not None else p
+        out = be.matmul(pd, v)                                       # (N, Tq, Dv)
+        ctx.be, ctx.reference, ctx.scale = be, reference, scale
+        ctx.p, ctx.drop = p, drop
+        ctx.save_for_backward(q, k, v)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (q, k, v), grad)
+        be, need = ctx.be, ctx.needs_input_grad
+        g = grad.data
+        p, drop = ctx.p, ctx.drop
+        gq = gk = gv = None
+        if need[2]:
+            pd = p * drop if drop is not None else p
+            gv = Tensor._make(be.matmul(pd.transpose(0, 2, 1), g))             # (N, Tk, Dv)
+        if need[0] or need[1]:
+            dp = be.matmul(g, v.data.transpose(0, 2, 1))             # (N, Tq, Tk)
+            if drop is not None:
+                dp *= drop
+            ds = be.softmax_backward(p, dp, ctx.scale)               # grad of q k^T
+            if need[0]:
+                gq = Tensor._make(be.matmul(ds, k.data))                       # (N, Tq, D)
+            if need[1]:
+                gk = Tensor._make(be.matmul(ds.transpose(0, 2, 1), q.data))    # (N, Tk, D)
+        return gq, gk, gv
+
+
+def _fast_applies(be, q: Tensor, k: Tensor, v: Tensor, attn_mask) -> bool:
+    """The fused kernel takes q, k, v with the same batch axes (no broadcasting) and masks
+    that are constants (a float mask requiring grad needs the reference)."""
+    batch = q.shape[:-2]
+    return (be is not None and k.shape[:-2] == batch and v.shape[:-2] == batch
+            and not (attn_mask is not None and attn_mask.dtype.kind == "f"
+                     and attn_mask.requires_grad))
 
 
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None,
@@ -112,12 +193,40 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     """softmax(q k^T / sqrt(D) + mask) v, PyTorch's F.scaled_dot_product_attention.
 
     q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv); bool attn_mask True = keep, float
-    attn_mask added. Runs the fused kernel when one applies, else the reference.
+    attn_mask added. Runs AttentionFn when it applies, else the reference.
     """
     _check(q, k, v, attn_mask, dropout_p, scale)
-    out = try_fast("scaled_dot_product_attention", q, k, v, attn_mask, dropout_p, is_causal,
-                   scale, generator)
-    if out is not None:
-        return out
-    return scaled_dot_product_attention_reference(q, k, v, attn_mask, dropout_p, is_causal,
-                                                  scale, generator)
+    scale = _scale(q, scale)
+    be = fast_backend(q, k, v)
+    if not _fast_applies(be, q, k, v, attn_mask):
+        return _reference(q, k, v, attn_mask, dropout_p, is_causal, scale, generator)
+    xp = be.xp
+    batch = q.shape[:-2]
+    tq, d = q.shape[-2:]
+    tk, dv = v.shape[-2:]
+    n = math.prod(batch) if batch else 1
+    full = tuple(batch) + (tq, tk)
+    fmask = keep = drop = None
+    if attn_mask is not None:
+        m = attn_mask.data
+        if attn_mask.dtype.kind == "b":
+            keep = xp.ascontiguousarray(xp.broadcast_to(m, full)).view(xp.uint8)
+            keep = keep.reshape(n, tq, tk)                       # (N, Tq, Tk)
+        else:
+            fmask = xp.ascontiguousarray(xp.broadcast_to(m.astype(q.dtype, copy=False),
+                                                         full)).reshape(n, tq, tk)
+    if dropout_p > 0.0:
+        from ..random import dropout_mask
+        drop = dropout_mask(full, dropout_p, dtype=q.dtype, device=q.device,
+                            generator=generator).data.reshape(n, tq, tk)
+
+    def reference(q_, k_, v_):  # _attend on the same masks, for double backward
+        kept = attention_keep_mask(q, k, attn_mask, is_causal)
+        if kept is not None:
+            kept = xp.broadcast_to(kept, full).reshape(n, tq, tk)
+        return _attend(q_, k_, v_, None if fmask is None else Tensor._make(fmask), kept,
+                       None if drop is None else Tensor._make(drop), scale)
+    out = AttentionFn.apply(q.reshape(n, tq, d), k.reshape(n, tk, d), v.reshape(n, tk, dv),
+                            fmask=fmask, keep=keep, drop=drop, scale=scale,
+                            causal=bool(is_causal), be=be, reference=reference)
+    return out.reshape(tuple(batch) + (tq, dv))                  # (..., Tq, Dv)

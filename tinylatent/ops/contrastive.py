@@ -1,38 +1,36 @@
-"""Row-wise logsumexp and the contrastive losses built on it: InfoNCE and NT-Xent.
+"""The contrastive losses InfoNCE and NT-Xent, built on logsumexp (ops/reduce.py).
 
-InfoNCE (van den Oord et al. 2018, eq. 4; seed 000 "multiview coding"): for a query q_i,
-its positive key k_i and negatives, with cosine similarities and temperature tau,
+InfoNCE (van den Oord et al. 2018, eq. 4): for a query q_i, its positive key k_i and
+negatives, with cosine similarities and temperature tau,
 
     loss_i = -log( exp(s(q_i, k_i)/tau) / sum_j exp(s(q_i, k_j)/tau) )
            = logsumexp_j(logits_ij) - logits_i,pos
 
-NT-Xent (SimCLR, Chen et al. 2020, eq. 1; seeds 001, 002): the 2N embeddings of two views
+NT-Xent (SimCLR, Chen et al. 2020, eq. 1): the 2N embeddings of two views
 z = [z1; z2] are L2-normalised, S = z z^T / tau, the self-similarity S_ii is masked out, and
 each row's positive is its other view (i + N mod 2N); the loss is the mean over all 2N rows.
 
-The `*_reference` functions are the Tensor-op oracles (every order of gradient); the
-public ones dispatch to fused kernels (one pass per row: max, exp-sum, log, the loss, and
-the softmax kept for the backward) when one applies.
+The `*_reference` functions are the Tensor-op oracles (every order of gradient);
+`InfoNCEFn` / `NTXentFn` are the fused ops (a kernel backend's row normalisation and one
+pass per row: max, exp-sum, log, the loss, and the softmax kept for the backward); the
+public functions run them when a backend applies (float32/64, in-batch negatives for
+InfoNCE, the reference not forced).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .arithmetic import where
-from .fast import try_fast
-from .reduce import logsumexp as _logsumexp
+from .fast import fast_backend, reference_vjp
+from .linalg import normalize
+from .reduce import logsumexp, logsumexp_reference
 
 __all__ = ["logsumexp", "info_nce", "nt_xent", "logsumexp_reference", "info_nce_reference",
-           "nt_xent_reference", "normalize"]
+           "nt_xent_reference", "normalize", "InfoNCEFn", "NTXentFn"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def normalize(x: Tensor, axis: int = -1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_2, eps) along `axis` (PyTorch's F.normalize)."""
-    norm = (x * x).sum(axis=axis, keepdims=True).sqrt()
-    return x / norm.clamp(min=eps)
 
 
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
@@ -52,30 +50,6 @@ def _check_temperature(temperature, op: str) -> float:
     if not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"{op}: temperature must be a positive number, got {temperature!r}")
     return float(temperature)
-
-
-# ---------------------------------------------------------------------- logsumexp
-def logsumexp_reference(x: Tensor, axis=-1, keepdims: bool = False) -> Tensor:
-    """log sum_j exp(x_j) = m + log sum_j exp(x_j - m), m = max_j x_j (tl.logsumexp)."""
-    return _logsumexp(x, axis=axis, keepdims=keepdims)
-
-
-def logsumexp(x: Tensor, axis=-1, keepdims: bool = False, *, dim=None,
-              keepdim=None) -> Tensor:
-    """Stable log-sum-exp along `axis` (default: the last). The row-wise case runs a fused
-    kernel (one pass per row) when one applies; anything else is tl.logsumexp."""
-    axis = dim if dim is not None else axis
-    keepdims = keepdim if keepdim is not None else keepdims
-    if not isinstance(x, Tensor):
-        raise TypeError(f"logsumexp: expected a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"logsumexp: expected a floating tensor, got dtype {x.dtype}")
-    if isinstance(axis, int) and x.ndim >= 1 and axis % x.ndim == x.ndim - 1 \
-            and x.shape[-1] > 0:
-        out = try_fast("logsumexp", x, bool(keepdims))
-        if out is not None:
-            return out
-    return logsumexp_reference(x, axis=axis, keepdims=keepdims)
 
 
 # ---------------------------------------------------------------------- InfoNCE
@@ -121,13 +95,18 @@ def info_nce_reference(query: Tensor, positive_key: Tensor, negative_keys=None,
     """InfoNCE in Tensor ops: cross-entropy of the cosine-similarity logits / tau with the
     positive as target."""
     tau = _info_nce_args(query, positive_key, negative_keys, temperature, reduction)
-    q, k = normalize(query), normalize(positive_key)
+    return _info_nce(query, positive_key, negative_keys, tau, reduction)
+
+
+def _info_nce(query, positive_key, negative_keys, tau: float, reduction: str) -> Tensor:
+    """info_nce_reference on checked arguments."""
+    q, k = normalize(query, dim=-1), normalize(positive_key, dim=-1)
     if negative_keys is None:
         # In-batch negatives: row i's positive is column i (CPC / CLIP one direction).
         logits = (q @ k.transpose(0, 1)) * (1.0 / tau)                # (N, N)
         pos = logits[np.arange(q.shape[0]), np.arange(q.shape[0])]    # (N,)
     else:
-        neg = normalize(negative_keys)
+        neg = normalize(negative_keys, dim=-1)
         pos = (q * k).sum(axis=1, keepdims=True)                     # (N, 1)
         if neg.ndim == 2:
             negl = q @ neg.transpose(0, 1)                           # (N, M)
@@ -136,7 +115,7 @@ def info_nce_reference(query: Tensor, positive_key: Tensor, negative_keys=None,
         from .shape import cat
         logits = cat([pos, negl], axis=1) * (1.0 / tau)              # (N, 1 + M)
         pos = logits[:, 0]
-    loss = _logsumexp(logits, axis=1) - pos
+    loss = logsumexp(logits, axis=1) - pos
     return _reduce(loss, reduction, "info_nce")
 
 
@@ -149,11 +128,11 @@ def info_nce(query: Tensor, positive_key: Tensor, negative_keys=None,
     loss_i = logsumexp_j(logits_ij) - logits_i,pos with logits = cos / temperature.
     """
     tau = _info_nce_args(query, positive_key, negative_keys, temperature, reduction)
-    if negative_keys is None:
-        out = try_fast("info_nce", query, positive_key, tau, reduction)
-        if out is not None:
-            return out
-    return info_nce_reference(query, positive_key, negative_keys, temperature, reduction)
+    be = fast_backend(query, positive_key) if negative_keys is None else None
+    if be is None:
+        return _info_nce(query, positive_key, negative_keys, tau, reduction)
+    return InfoNCEFn.apply(query, positive_key, tau=tau, reduction=reduction, be=be,
+                           reference=lambda q, k: _info_nce(q, k, None, tau, reduction))
 
 
 # ---------------------------------------------------------------------- NT-Xent
@@ -167,9 +146,14 @@ def nt_xent_reference(z1: Tensor, z2: Tensor, temperature: float = 0.5,
                       reduction: str = "mean") -> Tensor:
     """NT-Xent in Tensor ops (SimCLR eq. 1)."""
     tau = _nt_xent_args(z1, z2, temperature, reduction)
+    return _nt_xent(z1, z2, tau, reduction)
+
+
+def _nt_xent(z1: Tensor, z2: Tensor, tau: float, reduction: str) -> Tensor:
+    """nt_xent_reference on checked arguments."""
     from .shape import cat
     n = z1.shape[0]
-    z = normalize(cat([z1, z2], axis=0))                             # (2N, D)
+    z = normalize(cat([z1, z2], axis=0), dim=-1)                     # (2N, D)
     sim = (z @ z.transpose(0, 1)) * (1.0 / tau)                      # (2N, 2N)
     eye = np.eye(2 * n, dtype=bool)
     if z.xp is not np:
@@ -177,7 +161,7 @@ def nt_xent_reference(z1: Tensor, z2: Tensor, temperature: float = 0.5,
     sim = where(Tensor._make(eye), -np.inf, sim)                     # mask self-similarity
     rows = np.arange(2 * n)
     pos = sim[rows, (rows + n) % (2 * n)]                            # (2N,)
-    loss = _logsumexp(sim, axis=1) - pos
+    loss = logsumexp(sim, axis=1) - pos
     return _reduce(loss, reduction, "nt_xent")
 
 
@@ -189,7 +173,93 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5,
     is its other view; the result is the mean (or sum / per-row 'none') over 2N rows.
     """
     tau = _nt_xent_args(z1, z2, temperature, reduction)
-    out = try_fast("nt_xent", z1, z2, tau, reduction)
-    if out is not None:
-        return out
-    return nt_xent_reference(z1, z2, temperature, reduction)
+    be = fast_backend(z1, z2)
+    if be is None:
+        return _nt_xent(z1, z2, tau, reduction)
+    return NTXentFn.apply(z1, z2, tau=tau, reduction=reduction, be=be,
+                          reference=lambda a, b: _nt_xent(a, b, tau, reduction))
+
+
+# ---------------------------------------------------------------------- fast Functions
+def _row_weights(xp, grad: Tensor, n_rows: int, reduction: str, dtype):
+    """Upstream gradient of each row's loss for mean / sum / none."""
+    g = grad.data
+    if reduction == "none":
+        return xp.ascontiguousarray(g, dtype=dtype)
+    scale = g.reshape(()) / n_rows if reduction == "mean" else g.reshape(())
+    return xp.ones(n_rows, dtype=dtype) * scale.astype(dtype)     # 0-d array, numpy or cupy
+
+
+def _reduce_rows(xp, loss, reduction: str):
+    if reduction == "mean":
+        return xp.asarray(loss.mean(dtype=loss.dtype))
+    if reduction == "sum":
+        return xp.asarray(loss.sum(dtype=loss.dtype))
+    return loss
+
+
+
+class NTXentFn(Function):
+    """SimCLR NT-Xent: z = normalize([z1; z2]), S = z z^T / tau (diag masked), row CE with
+    target i + N mod 2N.  dS = G + G^T with G_ij = w_i (P_ij - [j = pos i]) / tau,
+    dz_hat = dS z_hat, dz = (dz_hat - z_hat <dz_hat, z_hat>) / ||z||."""
+
+    @staticmethod
+    def forward(ctx, z1, z2, *, tau, reduction, be, reference):
+        xp = be.xp
+        n = z1.shape[0]
+        zn, norm = be.normalize_rows(xp.concatenate([z1, z2], axis=0))  # (2N, D)
+        # A @ A.T would take BLAS's syrk path, which is slower here than a plain GEMM on a
+        # transposed copy (measured on OpenBLAS: syrk is the slower path here).
+        s = be.matmul(zn, be.c(zn.T))                                    # (2N, 2N)
+        loss = be.row_cross_entropy(s, 1.0 / tau, n, True)               # s is now P
+        ctx.be, ctx.reference, ctx.tau, ctx.reduction = be, reference, tau, reduction
+        ctx.zn, ctx.norm, ctx.p = zn, norm, s
+        ctx.save_for_backward(z1, z2)
+        return _reduce_rows(xp, loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z1, z2 = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (z1, z2), grad)
+        be = ctx.be
+        n2 = ctx.p.shape[0]
+        w = _row_weights(be.xp, grad, n2, ctx.reduction, ctx.p.dtype)
+        h = be.cross_entropy_grad(ctx.p, w, 1.0 / ctx.tau, n2 // 2, True)  # (2N, 2N) sym.
+        gzn = be.matmul(h, ctx.zn)                                        # (2N, D)
+        gz = be.normalize_rows_backward(gzn, ctx.zn, ctx.norm)
+        n = n2 // 2
+        return Tensor._make(gz[:n]), Tensor._make(gz[n:])
+
+
+class InfoNCEFn(Function):
+    """InfoNCE with in-batch negatives: S = q_hat k_hat^T / tau, row CE with target i.
+    G = w (P - I) / tau,  dq_hat = G k_hat,  dk_hat = G^T q_hat, then the normalisations."""
+
+    @staticmethod
+    def forward(ctx, q, k, *, tau, reduction, be, reference):
+        qn, nq = be.normalize_rows(q)
+        kn, nk = be.normalize_rows(k)
+        s = be.matmul(qn, be.c(kn.T))                                # (N, N)
+        loss = be.row_cross_entropy(s, 1.0 / tau, 0, False)          # s is now P
+        ctx.be, ctx.reference, ctx.tau, ctx.reduction = be, reference, tau, reduction
+        ctx.qn, ctx.nq, ctx.kn, ctx.nk, ctx.p = qn, nq, kn, nk, s
+        ctx.save_for_backward(q, k)
+        return _reduce_rows(be.xp, loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (q, k), grad)
+        be, need = ctx.be, ctx.needs_input_grad
+        n = ctx.p.shape[0]
+        w = _row_weights(be.xp, grad, n, ctx.reduction, ctx.p.dtype)
+        g = be.cross_entropy_grad(ctx.p, w, 1.0 / ctx.tau, 0, False)    # (N, N)
+        gq = gk = None
+        if need[0]:
+            gq = Tensor._make(be.normalize_rows_backward(be.matmul(g, ctx.kn), ctx.qn, ctx.nq))
+        if need[1]:
+            gk = Tensor._make(be.normalize_rows_backward(be.matmul(g.T, ctx.qn), ctx.kn, ctx.nk))
+        return gq, gk

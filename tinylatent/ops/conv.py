@@ -13,20 +13,27 @@ Two layers here:
   (stride - 1) zeros between input pixels, pad by dilation * (k - 1) - padding, and
   convolve with the spatially flipped kernel whose in/out channels are swapped.
 
-* `conv2d` / `conv_transpose2d`: the public entry points. They check the arguments, then
-  ask `kernels.dispatch` for a fast kernel (Numba on CPU, a CUDA RawKernel on CuPy); with
-  the reference forced (`TINYLATENT_KERNELS=reference` or `kernels.use_reference()`) or no
-  kernel available they run the reference.
+* `Conv2dFn` / `ConvTranspose2dFn`: the fast ops, autograd Functions whose forward and
+  backward run a kernel backend's im2col / col2im (Numba on CPU, a CUDA RawKernel on CuPy,
+  see tinylatent/kernels/backend.py) around single large GEMMs. Their double backward
+  differentiates the reference on the same inputs (see ops/fast.py).
+
+* `conv2d` / `conv_transpose2d`: the public entry points. They check and normalise the
+  arguments once, then run the fast Function when it applies (groups == 1, float32/64, a
+  backend for the device, the reference not forced: `TINYLATENT_KERNELS=reference` or
+  `kernels.use_reference()`), else the reference.
 """
 from __future__ import annotations
 
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
-from .fast import try_fast
+from .fast import fast_backend, reference_vjp
 from .shape import pad as _pad
 from .shape import stack
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_reference", "conv_transpose2d_reference",
-           "conv2d_output_shape", "conv_transpose2d_output_shape"]
+           "conv2d_output_shape", "conv_transpose2d_output_shape", "Conv2dFn",
+           "ConvTranspose2dFn", "conv_geometry"]
 
 
 # ---------------------------------------------------------------------- argument checking
@@ -194,6 +201,11 @@ def conv2d_reference(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
                      padding=0, dilation=1, groups: int = 1) -> Tensor:
     """y[b, o] = b[o] + sum_c w[o, c] (*) x_pad[b, c], by im2col + one batched matmul."""
     stride, pads, dilation = _conv2d_args(x, weight, bias, stride, padding, dilation, groups)
+    return _conv2d(x, weight, bias, stride, pads, dilation, groups)
+
+
+def _conv2d(x, weight, bias, stride: tuple, pads: tuple, dilation: tuple, groups: int):
+    """conv2d_reference on checked, normalised arguments (pads ((top, bottom), (l, r)))."""
     bsz, c_in, h, w = x.shape
     c_out, c_in_g, kh, kw = weight.shape
     ho, wo = conv2d_output_shape(h, w, (kh, kw), stride, pads, dilation)
@@ -211,8 +223,14 @@ def conv_transpose2d_reference(x: Tensor, weight: Tensor, bias: Tensor | None = 
                                groups: int = 1) -> Tensor:
     """The adjoint of conv2d in its input: zero-insertion, then conv2d with the flipped,
     channel-swapped kernel (Dumoulin & Visin 2016, "A guide to convolution arithmetic")."""
-    stride, padding, output_padding, dilation = _conv_transpose2d_args(
-        x, weight, bias, stride, padding, output_padding, dilation, groups)
+    args = _conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, dilation,
+                                  groups)
+    return _conv_transpose2d(x, weight, bias, *args, groups)
+
+
+def _conv_transpose2d(x, weight, bias, stride: tuple, padding: tuple, output_padding: tuple,
+                      dilation: tuple, groups: int):
+    """conv_transpose2d_reference on checked, normalised arguments."""
     bsz, c_in, h, w = x.shape
     _, c_out_g, kh, kw = weight.shape
     (sh, sw) = stride
@@ -229,7 +247,108 @@ def conv_transpose2d_reference(x: Tensor, weight: Tensor, bias: Tensor | None = 
     wt = weight.reshape(groups, c_in // groups, c_out_g, kh, kw)
     wt = wt.permute(0, 2, 1, 3, 4).reshape(groups * c_out_g, c_in // groups, kh, kw)
     wt = wt.flip((2, 3))  # (C_out, C_in/G, kh, kw), spatially flipped
-    return conv2d_reference(x, wt, bias, 1, 0, dilation, groups)
+    return _conv2d(x, wt, bias, (1, 1), ((0, 0), (0, 0)), dilation, groups)
+
+
+# ---------------------------------------------------------------------- fast Functions
+def conv_geometry(kernel, stride, pads, dilation, out_hw) -> tuple:
+    """(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) as the im2col kernels take it."""
+    return (kernel[0], kernel[1], stride[0], stride[1], pads[0][0], pads[1][0], dilation[0],
+            dilation[1], out_hw[0], out_hw[1])
+
+
+class Conv2dFn(Function):
+    """y[b] = W' cols[:, b] with cols = im2col(x) (C*kh*kw + 1, B*L) whose last row is ones
+    and W' = [W | bias] (O, C*kh*kw + 1): the GEMM adds the bias, and its output is NCHW.
+    [dW | db] = dy2 @ cols^T,  dcols = W^T dy2,  dx = col2im(dcols),  dy2 = dy as (O, B*L)"""
+
+    @staticmethod
+    def forward(ctx, x, w, b, *, geom, be, reference):
+        bsz, c_out = x.shape[0], w.shape[0]
+        n_l = geom[8] * geom[9]
+        cols = be.im2col(x, geom, bias_row=b is not None)            # (K [+1], B*L)
+        wm = w.reshape(c_out, -1)                                    # (O, K)
+        if b is not None:
+            wm = be.xp.concatenate([wm, b.reshape(c_out, 1)], axis=1)   # (O, K + 1)
+        colsb = cols.reshape(cols.shape[0], bsz, n_l).transpose(1, 0, 2)  # (B, K', L) view
+        y = be.matmul(wm, colsb)                                     # (B, O, L)
+        ctx.geom, ctx.be, ctx.reference = geom, be, reference
+        ctx.x_shape, ctx.cols = x.shape, cols
+        ctx.save_for_backward(x, w, b)
+        return y.reshape(bsz, c_out, geom[8], geom[9])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, b = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (x, w, b), grad)
+        be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
+        bsz, c_out = grad.shape[:2]
+        k = w.size // c_out
+        gx = gw = gb = None
+        if need[0]:
+            # dy as (O, B*L) once (a copy), then two single large GEMMs
+            g2 = be.batch_to_channel_major(grad.data, key="conv_g2")  # (O, B*L)
+            if need[1] or need[2]:
+                gwb = be.matmul(g2, cols.T)                          # (O, K [+1])
+            wm = w.data.reshape(c_out, k)                            # (O, K)
+            gcols = be.matmul(wm.T, g2, out=be.scratch("gcols", (k, g2.shape[1]), g2.dtype))
+            gx = Tensor._make(be.col2im(gcols, ctx.x_shape, ctx.geom))         # (B, C, H, W)
+        elif need[1] or need[2]:
+            # First layer (no dx): batched GEMMs on dy as it is, no copy of dy
+            g3 = be.c(grad.data).reshape(bsz, c_out, -1)             # (B, O, L)
+            colsb = cols.reshape(cols.shape[0], bsz, -1).transpose(1, 2, 0)  # (B, L, K')
+            gwb = be.matmul(g3, colsb, out=be.scratch(
+                "gwb", (bsz, c_out, cols.shape[0]), g3.dtype)).sum(axis=0)   # (O, K [+1])
+        if need[1]:
+            gw = Tensor._make(be.c(gwb[:, :k]).reshape(w.shape))
+        if need[2]:
+            gb = Tensor._make(be.c(gwb[:, k]))
+        return gx, gw, gb
+
+
+class ConvTranspose2dFn(Function):
+    """y = conv_transpose2d(x, w) + b, the adjoint of conv2d in its input:
+    y = col2im(W^T x2) + b with W (C_in, C_out*kh*kw), x2 = x as (C_in, B*H*W);
+    dx[b] = W gcols[:, b] with gcols = im2col(dy),  dW = x2 gcols^T,  db = sum of dy"""
+
+    @staticmethod
+    def forward(ctx, x, w, b, *, geom, out_shape, be, reference):
+        # geom describes the conv2d whose input is y (out_shape) and whose output is x.
+        c_in = x.shape[1]
+        x2 = be.batch_to_channel_major(x)                            # (C_in, B*H*W)
+        wm = w.reshape(c_in, -1)                                     # (C_in, C_out*kh*kw)
+        cols = be.matmul(wm.T, x2, out=be.scratch(
+            "tcols", (wm.shape[1], x2.shape[1]), x.dtype))           # (C_out*kh*kw, B*H*W)
+        y = be.col2im(cols, out_shape, geom)                         # (B, C_out, Ho, Wo)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        ctx.geom, ctx.be, ctx.reference, ctx.x2 = geom, be, reference, x2
+        ctx.save_for_backward(x, w, b)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, b = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (x, w, b), grad)
+        be, need = ctx.be, ctx.needs_input_grad
+        g = grad.data
+        bsz, c_in = x.shape[:2]
+        n_l = x.size // (bsz * c_in)
+        gcols = be.im2col(g, ctx.geom)                               # (C_out*kh*kw, B*H*W)
+        gx = gw = gb = None
+        if need[0]:
+            wm = w.data.reshape(c_in, -1)                            # (C_in, C_out*kh*kw)
+            gx = be.xp.empty(x.shape, g.dtype)                       # written through a view
+            be.matmul(wm, gcols.reshape(-1, bsz, n_l).transpose(1, 0, 2),
+                      out=gx.reshape(bsz, c_in, n_l))                # (B, C_in, H*W)
+            gx = Tensor._make(gx)
+        if need[1]:
+            gw = Tensor._make(be.matmul(ctx.x2, gcols.T).reshape(w.shape))     # (C_in, C_out*kh*kw)
+        if need[2]:
+            gb = Tensor._make(g.sum(axis=(0, 2, 3)))
+        return gx, gw, gb
 
 
 # ---------------------------------------------------------------------- public entry points
@@ -238,24 +357,43 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     """2-D cross-correlation, PyTorch's conv2d. x (B, C_in, H, W), weight
     (C_out, C_in/groups, kh, kw), bias (C_out,) -> (B, C_out, Ho, Wo).
 
-    Runs a fast kernel when one applies (see kernels.dispatch), else `conv2d_reference`.
+    Runs Conv2dFn when a kernel backend applies (groups == 1), else the reference.
     """
-    _conv2d_args(x, weight, bias, stride, padding, dilation, groups)
-    out = try_fast("conv2d", x, weight, bias, stride, padding, dilation, groups)
-    if out is not None:
-        return out
-    return conv2d_reference(x, weight, bias, stride, padding, dilation, groups)
+    stride, pads, dilation = _conv2d_args(x, weight, bias, stride, padding, dilation, groups)
+    be = fast_backend(x, weight, bias) if groups == 1 else None
+    if be is None:
+        return _conv2d(x, weight, bias, stride, pads, dilation, groups)
+    kernel = weight.shape[2:]
+    out_hw = conv2d_output_shape(x.shape[2], x.shape[3], kernel, stride, pads, dilation)
+
+    def reference(x_, w_, b_):
+        return _conv2d(x_, w_, b_, stride, pads, dilation, 1)
+    return Conv2dFn.apply(x, weight, bias, be=be, reference=reference,
+                          geom=conv_geometry(kernel, stride, pads, dilation, out_hw))
 
 
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
                      padding=0, output_padding=0, dilation=1, groups: int = 1) -> Tensor:
     """Transposed 2-D convolution, PyTorch's conv_transpose2d. x (B, C_in, H, W), weight
     (C_in, C_out/groups, kh, kw), bias (C_out,) -> (B, C_out, Ho, Wo) with
-    Ho = (H - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1."""
-    _conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, dilation, groups)
-    out = try_fast("conv_transpose2d", x, weight, bias, stride, padding, output_padding,
-                   dilation, groups)
-    if out is not None:
-        return out
-    return conv_transpose2d_reference(x, weight, bias, stride, padding, output_padding,
-                                      dilation, groups)
+    Ho = (H - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1.
+
+    Runs ConvTranspose2dFn when a kernel backend applies (groups == 1), else the reference.
+    """
+    args = _conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, dilation,
+                                  groups)
+    be = fast_backend(x, weight, bias) if groups == 1 else None
+    if be is None:
+        return _conv_transpose2d(x, weight, bias, *args, groups)
+    stride, pad, outpad, dilation = args
+    kernel = weight.shape[2:]
+    ho, wo = conv_transpose2d_output_shape(x.shape[2], x.shape[3], kernel, stride, pad,
+                                           outpad, dilation)
+    # The conv2d whose input is y (B, C_out, Ho, Wo) and whose output is x (B, C_in, H, W).
+    geom = conv_geometry(kernel, stride, ((pad[0], pad[0]), (pad[1], pad[1])), dilation,
+                         x.shape[2:])
+
+    def reference(x_, w_, b_):
+        return _conv_transpose2d(x_, w_, b_, *args, 1)
+    return ConvTranspose2dFn.apply(x, weight, bias, be=be, reference=reference, geom=geom,
+                                   out_shape=(x.shape[0], weight.shape[1], ho, wo))

@@ -6,18 +6,20 @@ Dhariwal 2018, Table 1), the elementwise part after the conditioner network:
 
 (y_b = x_b passes through, and log_s, t = NN(x_b) are computed by the caller.) The
 Jacobian of y_a w.r.t. x_a is diag(exp(log_s)), so log|det J| is the sum of log_s over
-every axis but the batch axis (seed 001, normalizing flows).
+every axis but the batch axis (Dinh et al. 2017, eq. 6).
 
-`*_reference` are the Tensor-op oracles; the public functions dispatch to a fused kernel
-when one applies (one pass: y, logabsdet; and one pass back for the three gradients).
+`*_reference` are the Tensor-op oracles; `AffineCouplingFn` is the fused op (one pass of a
+kernel backend: y and logabsdet; one pass back for the three gradients); the public
+functions run it when a backend applies (float32/64, the reference not forced).
 """
 from __future__ import annotations
 
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
-from .fast import try_fast
+from .fast import fast_backend, reference_vjp
 
 __all__ = ["affine_coupling", "affine_coupling_inverse", "affine_coupling_reference",
-           "affine_coupling_inverse_reference"]
+           "affine_coupling_inverse_reference", "AffineCouplingFn"]
 
 
 def _check(op: str, a: Tensor, log_s: Tensor, t: Tensor, a_name: str) -> None:
@@ -43,13 +45,57 @@ def _per_sample_sum(log_s: Tensor) -> Tensor:
 def affine_coupling_reference(x_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
     """(x_a * exp(log_s) + t, sum(log_s) per sample) in Tensor ops."""
     _check("affine_coupling", x_a, log_s, t, "x_a")
-    return x_a * log_s.exp() + t, _per_sample_sum(log_s)
+    return _forward(x_a, log_s, t)
 
 
 def affine_coupling_inverse_reference(y_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
     """((y_a - t) * exp(-log_s), -sum(log_s) per sample) in Tensor ops."""
     _check("affine_coupling_inverse", y_a, log_s, t, "y_a")
+    return _inverse(y_a, log_s, t)
+
+
+def _forward(x_a, log_s, t):
+    return x_a * log_s.exp() + t, _per_sample_sum(log_s)
+
+
+def _inverse(y_a, log_s, t):
     return (y_a - t) * (-log_s).exp(), -_per_sample_sum(log_s)
+
+
+# ---------------------------------------------------------------------- fast Function
+class AffineCouplingFn(Function):
+    """(y, logabsdet) with y = x e^{log_s} + t (inverse: x = (y - t) e^{-log_s}) and
+    logabsdet_b = +-sum_k log_s[b, k], one fused pass; backward one fused pass for all
+    three gradients of y, from the output (no copy of the input is kept), plus the
+    logabsdet term d/dlog_s = +-g_ld broadcast over k."""
+
+    @staticmethod
+    def forward(ctx, a, log_s, t, *, inverse, be, reference):
+        out, ld = be.coupling_forward(a, log_s, t, inverse)
+        ctx.be, ctx.reference, ctx.inverse = be, reference, inverse
+        ctx.save_for_backward(a, log_s, t, out)
+        return out, ld
+
+    @staticmethod
+    def backward(ctx, grad, grad_ld):
+        a, log_s, t, out = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (a, log_s, t), grad, grad_ld)
+        g = grad.data if grad is not None else ctx.be.xp.zeros_like(out.data)
+        g_in, g_ls, g_t = ctx.be.coupling_backward(g, out.data, log_s.data, t.data,
+                                                   ctx.inverse)
+        if grad_ld is not None:
+            gld = grad_ld.data if not ctx.inverse else -grad_ld.data
+            g_ls += gld.reshape((gld.shape[0],) + (1,) * (log_s.ndim - 1))  # (B, 1, ...)
+        return Tensor._make(g_in), Tensor._make(g_ls), Tensor._make(g_t)
+
+
+def _coupling(a: Tensor, log_s: Tensor, t: Tensor, inverse: bool) -> tuple:
+    be = fast_backend(a, log_s, t)
+    reference = _inverse if inverse else _forward
+    if be is None:
+        return reference(a, log_s, t)
+    return AffineCouplingFn.apply(a, log_s, t, inverse=inverse, be=be, reference=reference)
 
 
 def affine_coupling(x_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
@@ -58,16 +104,10 @@ def affine_coupling(x_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
     x_a, log_s, t: the same shape (B, ...). Returns (y_a, logabsdet (B,)).
     """
     _check("affine_coupling", x_a, log_s, t, "x_a")
-    out = try_fast("affine_coupling", x_a, log_s, t, False)
-    if out is not None:
-        return out
-    return affine_coupling_reference(x_a, log_s, t)
+    return _coupling(x_a, log_s, t, inverse=False)
 
 
 def affine_coupling_inverse(y_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:
     """x_a = (y_a - t) * exp(-log_s) and logabsdet = -sum(log_s) per sample."""
     _check("affine_coupling_inverse", y_a, log_s, t, "y_a")
-    out = try_fast("affine_coupling", y_a, log_s, t, True)
-    if out is not None:
-        return out
-    return affine_coupling_inverse_reference(y_a, log_s, t)
+    return _coupling(y_a, log_s, t, inverse=True)

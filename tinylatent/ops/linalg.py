@@ -80,3 +80,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b  (PyTorch's layout: weight is (out_features, in_features))."""
     y = matmul(x, weight.transpose(-1, -2))  # (..., in) @ (in, out) -> (..., out)
     return y + bias if bias is not None else y
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, *,
+              axis=None) -> Tensor:
+    """x / max(||x||_p, eps) along `dim` (or `axis`), PyTorch's F.normalize: unit-norm
+    embeddings for the contrastive losses. The one normalize (tl.nn.functional.normalize
+    and tl.ops.contrastive.normalize are this function)."""
+    dim = dim if axis is None else axis
+    if p == 2.0:
+        norm = (x * x).sum(axis=dim, keepdims=True).sqrt()
+    else:
+        norm = (x.abs() ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
+    return x / norm.clamp(min=eps)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import builtins
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
+from .fast import fast_backend, reference_vjp
 
 
 def _axes(axis, ndim: int) -> tuple:
@@ -179,19 +180,65 @@ def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, di
 
 def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
               keepdim=None) -> Tensor:
-    """log sum exp(x), stably: m + log sum exp(x - m) with m = max(x) held constant.
+    """log sum exp(x) over `axis` (None: all axes), stably. The one logsumexp: tl.logsumexp,
+    x.logsumexp(), log_softmax and the losses all come here. Over the last axis of a
+    float32/64 tensor it runs LogsumexpFn (one fused pass per row) when a kernel backend
+    applies; otherwise, and as the oracle, `logsumexp_reference`."""
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"logsumexp: expected a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"logsumexp: expected a floating tensor, got dtype {x.dtype}")
+    axes = _axes(axis, x.ndim)
+    keepdims = bool(keepdims)
+    if axes == (x.ndim - 1,) and x.shape[-1] > 0:
+        be = fast_backend(x)
+        if be is not None:
+            return LogsumexpFn.apply(x, keepdims=keepdims, be=be,
+                                     reference=lambda z: _logsumexp(z, axes, keepdims))
+    return _logsumexp(x, axes, keepdims)
+
+
+def logsumexp_reference(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """log sum exp(x) in Tensor ops: the test oracle of logsumexp."""
+    return _logsumexp(x, _axes(axis, x.ndim), bool(keepdims))
+
+
+def _logsumexp(x: Tensor, axes: tuple, keepdims: bool) -> Tensor:
+    """m + log sum exp(x - m) with m = max(x) held constant.
 
     m is detached: the result does not depend on it, so no gradient needs to flow through it
     (and a tie in the max would otherwise split the gradient for nothing).
     """
-    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    axes = _axes(axis, x.ndim)
     xp = x.xp
     m = x.data.max(axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     mt = Tensor._make(m)
     out = Sum.apply((x - mt).exp(), axes=axes, keepdims=True).log() + mt
     return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+
+class LogsumexpFn(Function):
+    """lse_i = log sum_j exp(x_ij) per row;  dx_ij = g_i exp(x_ij - m_i) / sum_j exp(x_ij - m_i)"""
+
+    @staticmethod
+    def forward(ctx, x, *, keepdims, be, reference):
+        x2 = be.c(x).reshape(-1, x.shape[-1])                        # (R, K)
+        lse, saved = be.row_logsumexp(x2)                            # (R,), row max and sum
+        ctx.be, ctx.reference, ctx.lse_saved, ctx.keepdims = be, reference, saved, keepdims
+        ctx.save_for_backward(x)
+        shape = x.shape[:-1] + ((1,) if keepdims else ())
+        return lse.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (x,), grad)
+        be = ctx.be
+        x2 = be.c(x.data).reshape(-1, x.shape[-1])
+        gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.data).reshape(-1))
+        return Tensor._make(gx.reshape(x.shape))
 
 
 def softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:

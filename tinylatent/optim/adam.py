@@ -12,8 +12,6 @@ used on the CPU when Numba is available. Tests check that both agree.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..autograd import no_grad
@@ -25,24 +23,21 @@ _FUSED = {}  # the lazily imported Numba module, or the reason it is unavailable
 
 
 def _fused_module():
-    """Import the Numba kernels on first use (keeps `import tinylatent` fast)."""
+    """Import the Numba kernels on first use (keeps `import tinylatent` fast). None when
+    Numba is not installed (tinylatent.kernels.dispatch warns once); a Numba that cannot
+    write its cache caches in a temporary directory; any other error is raised."""
     if "module" not in _FUSED:
-        try:
-            from . import _fused
-            _FUSED["module"] = _fused
-        except ImportError as exc:  # pragma: no cover - numba missing
-            _FUSED["module"] = None
-            _FUSED["reason"] = str(exc)
+        from ..kernels.dispatch import load_numba_module
+        _FUSED["module"] = load_numba_module(__package__ + "._fused")
+        if _FUSED["module"] is None:
+            _FUSED["reason"] = "Numba is not installed"
     return _FUSED["module"]
 
 
 def _reference_forced() -> bool:
     """The project-wide switch for hot ops (TINYLATENT_KERNELS=reference or
     `kernels.use_reference()`) also selects Adam's reference path."""
-    try:
-        from tinylatent.kernels.dispatch import reference_forced
-    except ImportError:  # pragma: no cover - tinylatent without the kernels package
-        return os.environ.get("TINYLATENT_KERNELS", "").strip().lower() == "reference"
+    from ..kernels.dispatch import reference_forced
     return reference_forced()
 
 

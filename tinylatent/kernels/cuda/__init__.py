@@ -1,7 +1,7 @@
 """The GPU backend of the fast kernels: CUDA C sources (kernels/cuda/*.cu) compiled once per
 process by NVRTC through `cupy.RawModule`, plus cuBLAS GEMMs (cupy.matmul) for the
-contractions. It offers the same functions as `kernels.numba`, on CuPy arrays, so the
-autograd Functions in `kernels/functions.py` serve both.
+contractions. It implements KernelBackend (kernels/backend.py) on CuPy arrays, as
+`kernels.numba` does on NumPy arrays, so the fast Functions in tinylatent/ops/ serve both.
 
 This module imports without CuPy (it is imported lazily inside each call); `available()`
 says whether it can run, and `tl.cuda.is_available()` / `tl.cuda.unavailable_reason()` say

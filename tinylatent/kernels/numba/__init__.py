@@ -6,9 +6,9 @@ kernel is first called; compiled machine code is cached on disk (`cache=True`, i
 `__pycache__`), so later processes load it in milliseconds. `kernels.dispatch` imports this
 module only when a fast CPU kernel is actually asked for, never at `import tinylatent`.
 
-Every function here takes and returns NumPy arrays; `kernels.functions` wraps them in
-autograd Functions that are shared with the CUDA backend (`kernels.cuda`), which offers the
-same names.
+Every function here takes and returns NumPy arrays; it implements KernelBackend
+(kernels/backend.py), as the CUDA backend (`kernels.cuda`) does on CuPy arrays, so the fast
+autograd Functions in tinylatent/ops/ serve both.
 """
 from __future__ import annotations
 

@@ -1,0 +1,87 @@
+"""The interface a kernel backend implements: the raw-array kernels the hot ops' fast
+Functions (in tinylatent/ops/) call. Two backends implement it, as modules:
+`tinylatent.kernels.numba` (NumPy arrays, Numba loops + OpenBLAS) and
+`tinylatent.kernels.cuda` (CuPy arrays, CUDA RawKernels + cuBLAS).
+
+Every kernel takes and returns arrays of the backend's array module (`xp`), never Tensors;
+nothing here knows about autograd or imports tinylatent.ops. `geom` is the convolution
+geometry (kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo) of tinylatent.ops.conv.conv_geometry.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["KernelBackend", "KERNELS", "check_backend"]
+
+
+@runtime_checkable
+class KernelBackend(Protocol):
+    name: str          # "numba" or "cuda"
+    xp: Any            # numpy or cupy
+
+    # ------------------------------------------------------------ memory and BLAS
+    def c(self, a):
+        """a as a C-contiguous array (no copy when it already is)."""
+
+    def scratch(self, key: str, shape: tuple, dtype):
+        """A reusable temporary, valid until the next call with the same key."""
+
+    def matmul(self, a, b, out=None):
+        """a @ b (BLAS / cuBLAS), optionally into out."""
+
+    def batch_to_channel_major(self, y, key=None):
+        """(B, C, ...) -> (C, B * prod(...)) contiguous."""
+
+    # ------------------------------------------------------------ convolution
+    def im2col(self, x, geom, bias_row: bool = False):
+        """x (B, C, H, W) -> cols (C*kh*kw [+ a row of ones], B*Ho*Wo)."""
+
+    def col2im(self, cols, shape, geom):
+        """The adjoint of im2col: cols -> x of `shape`, overlapping taps summed."""
+
+    # ------------------------------------------------------------ attention
+    def masked_softmax(self, s, scale, keep, causal):
+        """In place on scores s (N, Tq, Tk): softmax(scale * s) with keep (uint8) / causal masks;
+        rows with no key kept become 0."""
+
+    def softmax_backward(self, p, dp, scale):
+        """In place on dp: scale * P * (dP - rowsum(dP * P))."""
+
+    # ------------------------------------------------------------ affine coupling
+    def coupling_forward(self, x, log_s, t, inverse):
+        """(y, logabsdet per sample) of y = x e^{log_s} + t (inverse: (x - t) e^{-log_s})."""
+
+    def coupling_backward(self, g, out, log_s, t, inverse):
+        """(g_x, g_log_s, g_t) of the coupling's output, from the output (no input kept)."""
+
+    # ------------------------------------------------------------ logsumexp / contrastive
+    def row_logsumexp(self, x2):
+        """(lse per row of x2 (R, K), saved state for the backward)."""
+
+    def row_logsumexp_backward(self, x2, saved, g):
+        """g_i softmax(x2)_ij."""
+
+    def row_cross_entropy(self, s, inv_tau, shift, mask_diag):
+        """In place s -> softmax(s * inv_tau); per-row cross-entropy with target (i + shift)."""
+
+    def cross_entropy_grad(self, p, g, inv_tau, shift, symmetric):
+        """d(sum_i g_i loss_i)/ds, symmetrised (G + G^T) for NT-Xent."""
+
+    def normalize_rows(self, z, eps=1e-12):
+        """(z / max(||z_i||, eps), the norms)."""
+
+    def normalize_rows_backward(self, gzn, zn, norm, eps=1e-12):
+        """The gradient of z from that of normalize_rows(z)."""
+
+
+# The names a backend must define, read off the Protocol (so the two cannot drift).
+KERNELS = tuple(n for n in vars(KernelBackend)
+                if not n.startswith("_") and callable(getattr(KernelBackend, n)))
+
+
+def check_backend(module) -> None:
+    """Raise naming what is missing if `module` does not implement KernelBackend."""
+    missing = [n for n in ("name", "xp") + KERNELS if not hasattr(module, n)]
+    if missing:
+        raise TypeError(f"kernel backend {getattr(module, '__name__', module)!r} does not "
+                        f"implement KernelBackend: missing {', '.join(missing)}")
