@@ -2,9 +2,8 @@
 (ActNorm, invertible 1x1 convolution; affine coupling is in `flow_transforms.py`), RealNVP's
 squeeze and multi-scale architecture, and the logit preprocessing of dequantised pixels.
 
-Two small differentiable matrix ops are defined here for the 1x1 convolution:
-`matrix_inverse` and `logabsdet` (log|det A|), both with Tensor-op backwards so they can be
-differentiated twice.
+The 1x1 convolution uses two differentiable matrix ops of tinylatent/ops/linalg.py,
+`matrix_inverse` and `logabsdet` (log|det A|), re-exported here.
 """
 from __future__ import annotations
 
@@ -14,60 +13,13 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent import nn
-from tinylatent.autograd import Function
+from tinylatent.ops.linalg import logabsdet, matrix_inverse
 from tinylatent.tensor import Tensor
 
 from .flow_transforms import Transform, sum_except_batch
 
 __all__ = ["matrix_inverse", "logabsdet", "ActNorm", "InvertibleConv1x1", "Squeeze",
            "MultiScaleTransform", "LogitTransform"]
-
-
-# ----------------------------------------------------------------------------- matrix ops
-class MatrixInverse(Function):
-    """B = A^{-1};  dL/dA = -B^T (dL/dB) B^T"""
-
-    @staticmethod
-    def forward(ctx, a):
-        b = ctx.xp.linalg.inv(a)
-        ctx.save_for_backward(b)
-        return b
-
-    @staticmethod
-    def backward(ctx, grad):
-        (b,) = ctx.saved_tensors
-        bt = b.transpose(-1, -2)
-        return -(bt @ grad @ bt)
-
-
-class LogAbsDet(Function):
-    """y = log|det A|;  dy/dA = A^{-T}  (Jacobi's formula)"""
-
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        _, value = ctx.xp.linalg.slogdet(a)
-        return value
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return grad.reshape(grad.shape + (1, 1)) * matrix_inverse(a).transpose(-1, -2)
-
-
-def _check_square(name: str, a: Tensor) -> None:
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"{name}: expected square matrices (..., n, n), got shape {a.shape}")
-
-
-def matrix_inverse(a: Tensor) -> Tensor:
-    _check_square("matrix_inverse", a)
-    return MatrixInverse.apply(a)
-
-
-def logabsdet(a: Tensor) -> Tensor:
-    _check_square("logabsdet", a)
-    return LogAbsDet.apply(a)
 
 
 # ----------------------------------------------------------------------------- layers

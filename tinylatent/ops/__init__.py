@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import arithmetic, indexing, linalg, reduce, shape, unary
+from . import (arithmetic, indexing, linalg, normalization, pooling, recurrent, reduce, shape,
+               unary)
 from .arithmetic import (add, allclose, cast, clamp, clip, clone, compare, contiguous, div, eq,
                          isfinite, isnan, logical_not, maximum, minimum, mul, neg, pow, sub,
                          to_device, where)
-from .indexing import (gather, getitem, index_add, index_select, one_hot, scatter_add,
-                       take_along_axis)
-from .linalg import linear, matmul, normalize, outer
+from .indexing import (embedding, gather, getitem, index_add, index_select, one_hot,
+                       scatter_add, take_along_axis)
+from .linalg import linear, logabsdet, matmul, matrix_inverse, normalize, outer
 from .reduce import (all, any, argmax, argmin, argsort, cumsum, log_softmax, logsumexp, max,
                      mean, min, softmax, sort, std, sum, topk, var)
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, pad,

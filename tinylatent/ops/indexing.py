@@ -205,3 +205,35 @@ def one_hot(indices, num_classes: int, dtype=None) -> Tensor:
                          f"[{int(idx.min())}, {int(idx.max())}]")
     eye = xp.eye(num_classes, dtype=dtype or get_default_dtype())
     return Tensor._make(eye[idx])
+
+
+# ---------------------------------------------------------------------- embedding lookup
+class _Lookup(Function):
+    """y = weight[idx];  dL/dweight = rows of dL/dy scatter-added at idx, with the row
+    padding_idx left at zero (it is a fixed "no token" vector, never trained)."""
+
+    @staticmethod
+    def forward(ctx, weight, *, idx, padding_idx):
+        ctx.idx, ctx.shape, ctx.padding_idx = idx, weight.shape, padding_idx
+        return weight[idx]
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = IndexAddZeros.apply(grad, index=ctx.idx, shape=ctx.shape)          # (V, D)
+        if ctx.padding_idx is not None:
+            keep = grad.xp.ones((ctx.shape[0], 1), dtype=grad.dtype)
+            keep[ctx.padding_idx] = 0
+            g = g * Tensor._make(keep)
+        return g
+
+
+def embedding(idx, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of `weight` (V, D) picked by integer `idx` of any shape -> idx.shape + (D,)."""
+    idx_arr = idx.data if isinstance(idx, Tensor) else weight.xp.asarray(idx)
+    if idx_arr.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx_arr.dtype}")
+    v = weight.shape[0]
+    if idx_arr.size and (int(idx_arr.min()) < -v or int(idx_arr.max()) >= v):
+        raise IndexError(f"embedding: indices must be in [0, {v}), got values in "
+                         f"[{int(idx_arr.min())}, {int(idx_arr.max())}]")
+    return _Lookup.apply(weight, idx=idx_arr, padding_idx=padding_idx)

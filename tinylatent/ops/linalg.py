@@ -93,3 +93,50 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, *,
     else:
         norm = (x.abs() ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
     return x / norm.clamp(min=eps)
+
+
+# ---------------------------------------------------------------------- inverse, log|det|
+class MatrixInverse(Function):
+    """B = A^{-1};  dL/dA = -B^T (dL/dB) B^T"""
+
+    @staticmethod
+    def forward(ctx, a):
+        b = ctx.xp.linalg.inv(a)
+        ctx.save_for_backward(b)
+        return b
+
+    @staticmethod
+    def backward(ctx, grad):
+        (b,) = ctx.saved_tensors
+        bt = b.transpose(-1, -2)
+        return -(bt @ grad @ bt)
+
+
+class LogAbsDet(Function):
+    """y = log|det A|;  dy/dA = A^{-T}  (Jacobi's formula)"""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        _, value = ctx.xp.linalg.slogdet(a)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad.reshape(grad.shape + (1, 1)) * matrix_inverse(a).transpose(-1, -2)
+
+
+def _check_square(name: str, a: Tensor) -> None:
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: expected square matrices (..., n, n), got shape {a.shape}")
+
+
+def matrix_inverse(a: Tensor) -> Tensor:
+    _check_square("matrix_inverse", a)
+    return MatrixInverse.apply(a)
+
+
+def logabsdet(a: Tensor) -> Tensor:
+    _check_square("logabsdet", a)
+    return LogAbsDet.apply(a)
