@@ -240,3 +240,26 @@ def test_comparisons_match_numpy(vals):
         assert got.dtype == np.bool_
         np.testing.assert_array_equal(got.numpy(), want)
     assert tl.allclose(a, x) and tl.isnan(a).numpy().sum() == 0
+
+
+def test_methods_are_declared_on_the_class_and_are_the_ops():
+    """Tensor's math methods are written in its class body (visible to editors and type
+    checkers), each the op of the same name; nothing patches Tensor or autograd from
+    outside (issue 10)."""
+    import ast
+    import inspect
+    import textwrap
+    cls = ast.parse(textwrap.dedent(inspect.getsource(tl.Tensor))).body[0]
+    declared = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    wanted = {"exp", "log", "sum", "mean", "max", "logsumexp", "softmax", "reshape", "permute",
+              "transpose", "matmul", "sqrt", "relu", "clamp", "gather", "cumsum", "square",
+              "expand_as", "view_as", "std", "var", "topk", "sort", "chunk", "split"}
+    assert wanted <= declared, sorted(wanted - declared)
+    for module in (tl.ops, tl.autograd, tl.tensor):
+        src = inspect.getsource(module)
+        assert "setattr(Tensor" not in src and "autograd.Tensor =" not in src
+    x = tl.tensor(np.arange(12.0).reshape(3, 4) / 7)
+    for name in ("exp", "sum", "logsumexp", "softmax", "sqrt", "cumsum"):
+        np.testing.assert_allclose(getattr(x, name)().numpy(),
+                                   getattr(tl, name)(x).numpy())
+    np.testing.assert_allclose(x.sum(1, keepdims=True).numpy(), tl.sum(x, 1, True).numpy())

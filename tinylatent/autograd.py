@@ -32,11 +32,6 @@ __all__ = [
 ]
 
 
-# The Tensor class, bound by tensor.py once it is defined (tensor.py imports this module
-# first, so a plain import here would be circular; a per-call import costs time in every op).
-Tensor = None
-
-
 # ----------------------------------------------------------------------------- grad mode
 class _GradMode(threading.local):
     enabled = True
@@ -604,3 +599,8 @@ def jacobian(f: Callable, inputs, create_graph: bool = False):
     jacs = tuple(ops.stack(r, axis=0).reshape(tuple(y.shape) + tuple(x.shape))
                  for r, x in zip(rows, xs))
     return jacs[0] if single else jacs
+
+
+# The engine wraps arrays in Tensors, and tensor.py imports this module: importing Tensor
+# last, once everything above is defined, closes the cycle without a per-call import.
+from .tensor import Tensor  # noqa: E402

@@ -459,11 +459,223 @@ class Tensor:
     def __getitem__(self, index):
         return ops.getitem(self, index)
 
-    # Math methods (x.exp(), x.sum(axis=1), ...) are the functions of tinylatent.ops,
-    # installed on this class by ops/__init__.py so each is written once.
+    # ------------------------------------------------------------------ math methods
+    # x.exp(), x.sum(axis=1), ...: each is the function of the same name in tinylatent.ops
+    # (its docstring has the formula), so x.sum(1) is exactly tl.sum(x, 1).
+    def abs(self):
+        return ops.abs(self)
 
+    def all(self, axis=None):
+        return ops.all(self, axis)
 
-autograd.Tensor = Tensor  # the engine wraps arrays with this class (see autograd.py)
+    def any(self, axis=None):
+        return ops.any(self, axis)
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argsort(self, axis=-1, descending=False):
+        return ops.argsort(self, axis, descending)
+
+    def chunk(self, chunks, axis=0, *, dim=None):
+        return ops.chunk(self, chunks, axis, dim=dim)
+
+    def clamp(self, min=None, max=None):
+        return ops.clamp(self, min, max)
+
+    def clip(self, min=None, max=None):
+        return ops.clip(self, min, max)
+
+    def cos(self):
+        return ops.cos(self)
+
+    def cumsum(self, axis=0, *, dim=None):
+        return ops.cumsum(self, axis, dim=dim)
+
+    def elu(self, alpha=1.0):
+        return ops.elu(self, alpha)
+
+    def erf(self):
+        return ops.erf(self)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def expand(self, *shape):
+        return ops.expand(self, *shape)
+
+    def expm1(self):
+        return ops.expm1(self)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return ops.flatten(self, start_dim, end_dim)
+
+    def flip(self, axis=None, *, dims=None):
+        return ops.flip(self, axis, dims=dims)
+
+    def gather(self, axis, index, *, dim=None):
+        return ops.gather(self, axis, index, dim=dim)
+
+    def index_add(self, axis, index, src):
+        return ops.index_add(self, axis, index, src)
+
+    def index_select(self, axis, index):
+        return ops.index_select(self, axis, index)
+
+    def isfinite(self):
+        return ops.isfinite(self)
+
+    def isnan(self):
+        return ops.isnan(self)
+
+    def leaky_relu(self, negative_slope=0.01):
+        return ops.leaky_relu(self, negative_slope)
+
+    def log(self):
+        return ops.log(self)
+
+    def log1p(self):
+        return ops.log1p(self)
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return ops.log_softmax(self, axis, dim=dim)
+
+    def logsigmoid(self):
+        return ops.logsigmoid(self)
+
+    def logsumexp(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.logsumexp(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def matmul(self, b):
+        return ops.matmul(self, b)
+
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def maximum(self, b):
+        return ops.maximum(self, b)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def minimum(self, b):
+        return ops.minimum(self, b)
+
+    def permute(self, *perm):
+        return ops.permute(self, *perm)
+
+    def pow(self, b):
+        return ops.pow(self, b)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    def roll(self, shifts, axis=None, *, dims=None):
+        return ops.roll(self, shifts, axis, dims=dims)
+
+    def rsqrt(self):
+        return ops.rsqrt(self)
+
+    def scatter_add(self, axis, index, src):
+        return ops.scatter_add(self, axis, index, src)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def sign(self):
+        return ops.sign(self)
+
+    def silu(self):
+        return ops.silu(self)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def softmax(self, axis=-1, *, dim=None):
+        return ops.softmax(self, axis, dim=dim)
+
+    def softplus(self, beta=1.0):
+        return ops.softplus(self, beta)
+
+    def sort(self, axis=-1, descending=False, *, dim=None):
+        return ops.sort(self, axis, descending, dim=dim)
+
+    def split(self, split_size_or_sections, axis=0, *, dim=None):
+        return ops.split(self, split_size_or_sections, axis, dim=dim)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def squeeze(self, axis=None, *, dim=None):
+        return ops.squeeze(self, axis, dim=dim)
+
+    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None,
+            unbiased=None):
+        return ops.std(self, axis, keepdims, correction, dim=dim, keepdim=keepdim,
+                       unbiased=unbiased)
+
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def swapaxes(self, dim0=-2, dim1=-1):
+        return ops.swapaxes(self, dim0, dim1)
+
+    def take_along_axis(self, indices, axis):
+        return ops.take_along_axis(self, indices, axis)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def topk(self, k, axis=-1, largest=True, *, dim=None):
+        return ops.topk(self, k, axis, largest, dim=dim)
+
+    def transpose(self, dim0=-2, dim1=-1):
+        return ops.transpose(self, dim0, dim1)
+
+    def tril(self, k=0, *, diagonal=None):
+        return ops.tril(self, k, diagonal=diagonal)
+
+    def triu(self, k=0, *, diagonal=None):
+        return ops.triu(self, k, diagonal=diagonal)
+
+    def unsqueeze(self, axis, *, dim=None):
+        return ops.unsqueeze(self, axis, dim=dim)
+
+    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None,
+            unbiased=None):
+        return ops.var(self, axis, keepdims, correction, dim=dim, keepdim=keepdim,
+                       unbiased=unbiased)
+
+    def view(self, *shape):
+        return ops.view(self, *shape)
+
+    def gelu(self, approximate='none'):
+        return ops.gelu(self, approximate)
+
+    def square(self):
+        return ops.mul(self, self)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+    def expand_as(self, other):
+        return ops.expand(self, other.shape)
+
+    def view_as(self, other):
+        return ops.reshape(self, other.shape)
+
+    def reshape_as(self, other):
+        return ops.reshape(self, other.shape)
+
 
 
 # ---------------------------------------------------------------------- factories
