@@ -2,7 +2,7 @@
 analytic KL divergences between them. Every density is written in Tensor ops, so `log_prob`,
 `entropy`, `rsample` and `kl_divergence` are differentiable in the parameters (gradchecked).
 
-    q = Normal(mu, (0.5 * logvar).exp())          # q(z|x) of a VAE (seed 004)
+    q = Normal(mu, (0.5 * logvar).exp())          # q(z|x) of a VAE (Kingma & Welling 2014)
     z = q.rsample()                               # z = mu + sigma * eps, eps ~ N(0, I)
     kl = kl_divergence(q, Normal(0.0, 1.0)).sum(-1)
 

@@ -2,7 +2,7 @@
 
 Reconstruction: mse_loss, l1_loss, binary_cross_entropy (on probabilities, log clamped at
 -100 like PyTorch), binary_cross_entropy_with_logits (stable). Classification: cross_entropy,
-nll_loss. Metric learning (seed 000): triplet_loss (Schroff et al. 2015), n_pair_loss
+nll_loss. Metric learning: triplet_loss (Schroff et al. 2015), n_pair_loss
 (Sohn 2016). Contrastive: info_nce and nt_xent are re-exported from tl.ops.contrastive,
 where they sit beside their fused kernels.
 """
@@ -277,7 +277,7 @@ def _check_embeddings(op: str, *xs: Tensor) -> None:
 def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
                  squared: bool = True, reduction: str = "mean") -> Tensor:
     """max(0, ||f(x) - f(x+)||^2 - ||f(x) - f(x-)||^2 + margin)  (Schroff et al. 2015,
-    seed 000), per row of (N, D) embeddings. squared=False uses plain L2 distances (as
+    Sec. 3.1), per row of (N, D) embeddings. squared=False uses plain L2 distances (as
     PyTorch's triplet_margin_loss without its eps)."""
     _check_embeddings("triplet_loss", anchor, positive, negative)
     d_pos = ((anchor - positive) ** 2).sum(axis=1)               # (N,)
@@ -305,7 +305,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
 
 def n_pair_loss(anchor: Tensor, positive: Tensor, negatives: Tensor | None = None,
                 l2_reg: float = 0.0, reduction: str = "mean") -> Tensor:
-    """N-pair loss (Sohn 2016; seed 000):
+    """N-pair loss (Sohn 2016, Sec. 3):
         log(1 + sum_i exp(f^T f_i^- - f^T f^+)).
     With `negatives` (N, K, D) each anchor has its own K negatives. Without, the batch is
     Sohn's efficient N-pair construction: the positives of the other N - 1 anchors are the

@@ -1,4 +1,4 @@
-"""Sharpness-aware minimization (Foret et al. 2021, "SAM", eq. 2-3; seed 001).
+"""Sharpness-aware minimization (Foret et al. 2021, "SAM", eq. 2-3).
 
 SAM minimises max_{||e|| <= rho} L(w + e). To first order the worst perturbation is
 
