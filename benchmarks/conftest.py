@@ -101,8 +101,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             tr.write_line(f"WARNING: {len(over)} figure(s) OVERSUBSCRIBED (threads waited > "
                           f"{100 * harness.OVERSUBSCRIBED_WAIT:.0f}% of their runnable time "
                           f"for a CPU): {', '.join(over)}. Their ratios measure the "
-                          "machine's load; rerun on a quiet machine or with "
-                          "TINYLATENT_BENCH_THREADS=1.")
+                          "machine's load; rerun on a quieter machine" +
+                          (" or with TINYLATENT_BENCH_THREADS=1." if rec.thread_counts != [1]
+                           else "."))
     for line in rec.warnings:
         tr.write_line(line)
     load = _STATE.get("load_at_start")
