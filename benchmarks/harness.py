@@ -108,6 +108,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch", "torch_missing_reason",
+           "define_memory_factories", "thread_plan", "measure_alternating", "closest_recorded",
            "machine_key", "machine_info", "peak_rss_of", "format_seconds", "markdown_table",
            "RESULTS_DIR", "results_paths"]
 
@@ -432,6 +433,22 @@ print(json.dumps({"before_kb": before, "peak_kb": max(peak1, peak2), "method": m
                   "step_transient_mb": (peak2 - after_first) / 1024.0
                   if method.startswith('VmHWM') else None}))
 """
+
+
+def define_memory_factories(namespace: dict, keys, build: Callable,
+                            prepare: Callable | None = None) -> None:
+    """Define module-level `memory_<key>_tl` and `memory_<key>_torch` in `namespace` (a
+    benchmark module's globals()) for `memory=(...)`: each calls build(key, lib) and
+    returns a step function; `prepare` (shared test data) runs before the RSS baseline."""
+    for key in keys:
+        for lib in ("tl", "torch"):
+            def factory(key=key, lib=lib):
+                return build(key, lib)
+            factory.__name__ = factory.__qualname__ = f"memory_{key}_{lib}"
+            factory.__module__ = namespace["__name__"]
+            if prepare is not None:
+                factory.prepare = prepare
+            namespace[factory.__name__] = factory
 
 
 def peak_rss_of(factory: Callable, steps: int = 3, threads: int | None = None,

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
-from benchmarks.harness import assert_close, assert_close_norm, to_numpy, torch
+from benchmarks.harness import (assert_close, assert_close_norm, define_memory_factories,
+                                to_numpy, torch)
 
 
 def _agree(a, b, name: str) -> None:
@@ -244,22 +245,14 @@ def _pair(key: str, quick: bool, with_torch: bool = True):
     return tl_side, build(torch, quick, state)[0]
 
 
-# Module-level factories for the peak-RSS subprocesses (full-mode workloads, one library
-# per process).
-def _factory(key: str, lib: str):
-    def build():
-        if lib == "tl":
-            tl.manual_seed(0)
-            return WORKLOADS[key][1](tl, False)[0].step
-        torch.manual_seed(0)
-        return WORKLOADS[key][1](torch, False)[0].step
-    build.__name__ = build.__qualname__ = f"memory_{key}_{lib}"
-    return build
+def _memory_step(key: str, lib: str):
+    """The full-mode step of one library, for the peak-RSS subprocesses."""
+    L = tl if lib == "tl" else torch
+    L.manual_seed(0)
+    return WORKLOADS[key][1](L, False)[0].step
 
 
-for _key in WORKLOADS:
-    for _lib in ("tl", "torch"):
-        globals()[f"memory_{_key}_{_lib}"] = _factory(_key, _lib)
+define_memory_factories(globals(), WORKLOADS, _memory_step)
 
 
 @pytest.mark.parametrize("key", list(WORKLOADS))
