@@ -855,6 +855,13 @@ def _fmt_load(load) -> str:
     return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
 
 
+def _passive_cell(threads: dict) -> str:
+    waits = threads.get("runtime_waits")
+    if not waits:
+        return "not recorded"
+    return "on" if waits.get("passive_waits_effective") else "OFF"
+
+
 def no_torch_statement(source: str) -> str:
     """The sentence that heads a run without PyTorch: where the PyTorch figures come from,
     or that no comparison was possible."""
@@ -902,7 +909,7 @@ def markdown_document(data: dict) -> str:
         out += [f"## {mode} mode ({sect.get('date', '?')}; `{cmd}`)", "",
                 f"Threads: measured at {counts} per library (headline {n}: torch "
                 f"{th.get('torch')}, numba {th.get('numba')}, BLAS {n}); passive waiting "
-                f"{'on' if (th.get('runtime_waits') or {}).get('passive_waits_effective') else 'OFF'}; "
+                f"{_passive_cell(th)}; "
                 f"load average {_fmt_load(sect.get('loadavg_at_start'))} at the start, "
                 f"{_fmt_load(sect.get('loadavg_at_end'))} at the end (1/5/15 min).", "",
                 markdown_table(list(sect["figures"].values())), ""]
