@@ -107,7 +107,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch", "torch_missing_reason",
+__all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch",
+           "torch_missing_reason",
            "define_memory_factories", "thread_plan", "measure_alternating", "closest_recorded",
            "machine_key", "machine_info", "peak_rss_of", "format_seconds", "markdown_table",
            "RESULTS_DIR", "results_paths"]

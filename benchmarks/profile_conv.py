@@ -46,7 +46,7 @@ def _time_steps(step, steps: int) -> float:
 
 
 def profile(c_in: int, c_out: int, hw: int, batch: int, steps: int) -> dict:
-    import kernels.numba as be
+    import tinylatent.kernels.numba as be
     import tinylatent as tl
 
     spent: dict[str, float] = defaultdict(float)

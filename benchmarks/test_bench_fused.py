@@ -1,17 +1,17 @@
-"""The fused raw-array kernels of kernels/numba (layernorm.py, lstm.py, embedding.py) next to
-PyTorch's ops on the same arrays, before they are wired into tl.nn: what the fused pass
-costs without tinylatent's autograd around it. Each checks values and gradients against
-PyTorch first (torch.autograd on the same inputs); timings are reported, never asserted.
-Their wired-in counterparts are the LayerNorm, LSTM and Embedding rows of
+"""The fused raw-array kernels of tinylatent/kernels/numba (layernorm.py, lstm.py,
+embedding.py) next to PyTorch's ops on the same arrays, before they are wired into tl.nn:
+what the fused pass costs without tinylatent's autograd around it. Each checks values and
+gradients against PyTorch first (torch.autograd on the same inputs); timings are reported,
+never asserted. Their wired-in counterparts are the LayerNorm, LSTM and Embedding rows of
 test_bench_layers.py."""
 from __future__ import annotations
 
 import numpy as np
 
 from benchmarks.harness import assert_close, torch
-from kernels.numba.embedding import embedding_backward
-from kernels.numba.layernorm import layer_norm_backward, layer_norm_forward
-from kernels.numba.lstm import lstm_cell_backward, lstm_cell_forward
+from tinylatent.kernels.numba.embedding import embedding_backward
+from tinylatent.kernels.numba.layernorm import layer_norm_backward, layer_norm_forward
+from tinylatent.kernels.numba.lstm import lstm_cell_backward, lstm_cell_forward
 
 
 def test_layer_norm_kernel(bench):

@@ -1,5 +1,5 @@
 """The CUDA twins of the fused LayerNorm, LSTM-cell and embedding-backward kernels
-(kernels/cuda/layernorm.cu, lstm.cu, embedding.cu) against the NumPy reference twins.
+(tinylatent/kernels/cuda/layernorm.cu, lstm.cu, embedding.cu) against the NumPy reference twins.
 Skipped without a GPU and CuPy (their sources are compiled by `nvcc -ptx` in
 test_kernels_dispatch.py on any machine with nvcc)."""
 import numpy as np
@@ -7,8 +7,10 @@ import pytest
 
 import tinylatent.kernels.cuda as kc
 from tinylatent.kernels.numba.embedding import embedding_backward_reference
-from tinylatent.kernels.numba.layernorm import layer_norm_backward_reference, layer_norm_forward_reference
-from tinylatent.kernels.numba.lstm import lstm_cell_backward_reference, lstm_cell_forward_reference
+from tinylatent.kernels.numba.layernorm import (layer_norm_backward_reference,
+                                                layer_norm_forward_reference)
+from tinylatent.kernels.numba.lstm import (lstm_cell_backward_reference,
+                                           lstm_cell_forward_reference)
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not kc.available(), reason="needs a CUDA GPU with CuPy")]

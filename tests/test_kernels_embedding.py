@@ -1,4 +1,4 @@
-"""The embedding backward scatter-add kernel (kernels/numba/embedding.py) against its
+"""The embedding backward scatter-add kernel (tinylatent/kernels/numba/embedding.py) against its
 np.add.at reference twin, and the twin against tinylatent's embedding gradient."""
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
-"""Fused LayerNorm kernels (kernels/numba/layernorm.py) against their NumPy reference twin,
-values and gradients, and the twin's backward against tinylatent's autograd of the composite
-layer_norm (itself gradchecked) in float64."""
+"""Fused LayerNorm kernels (tinylatent/kernels/numba/layernorm.py) against their NumPy
+reference twin, values and gradients, and the twin's backward against tinylatent's autograd
+of the composite layer_norm (itself gradchecked) in float64."""
 import numpy as np
 import pytest
 from hypothesis import given

@@ -1,6 +1,6 @@
-"""Fused LSTM-cell pointwise kernels (kernels/numba/lstm.py) against their NumPy reference
-twin, values and gradients, and the twin's backward against tinylatent's autograd of the
-same cell written in Tensor ops, in float64."""
+"""Fused LSTM-cell pointwise kernels (tinylatent/kernels/numba/lstm.py) against their NumPy
+reference twin, values and gradients, and the twin's backward against tinylatent's autograd
+of the same cell written in Tensor ops, in float64."""
 import numpy as np
 import pytest
 from hypothesis import given
