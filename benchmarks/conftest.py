@@ -4,6 +4,9 @@ write a benchmark) is documented at the top of `benchmarks/harness.py`.
 
     python -m pytest -q benchmarks            # full mode (default)
     python -m pytest -q benchmarks --quick    # CI mode: fewer repeats, smaller workloads
+
+Results go to benchmarks/results/local/ (git-ignored) or `--bench-out DIR`; `--bench-record`
+is the deliberate way to update the committed record in benchmarks/results/.
 """
 from __future__ import annotations
 
@@ -21,15 +24,39 @@ def pytest_addoption(parser) -> None:
     group.addoption("--quick", action="store_true", default=False,
                     help="benchmarks: fewer repeats and smaller workloads (CI; < 2 min)")
     group.addoption("--bench-no-write", action="store_true", default=False,
-                    help="benchmarks: do not write benchmarks/results/*")
+                    help="benchmarks: write no results file")
+    group.addoption("--bench-out", default=None, metavar="DIR",
+                    help="benchmarks: write the results here (default: "
+                         "benchmarks/results/local/, git-ignored)")
+    group.addoption("--bench-record", action="store_true", default=False,
+                    help="benchmarks: write into benchmarks/results/ (the committed record; "
+                         "only on a quiet machine, on purpose)")
 
 
 def pytest_configure(config) -> None:
     import os
-    n = int(os.environ.get("TINYLATENT_BENCH_THREADS") or harness.usable_cores())
-    threads = harness.set_threads(n)
+    quick = config.getoption("--quick")
+    counts, warnings = harness.thread_plan(quick)
+    threads = harness.set_threads(counts[-1])
+    if config.getoption("--bench-record") and config.getoption("--bench-out"):
+        raise pytest.UsageError("--bench-record and --bench-out both say where to write; "
+                                "give one")
+    out = config.getoption("--bench-out") or (
+        harness.RESULTS_DIR if config.getoption("--bench-record") else None)
     _STATE["load_at_start"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    _STATE["recorder"] = harness.Recorder(quick=config.getoption("--quick"), threads=threads)
+    _STATE["recorder"] = harness.Recorder(quick=quick, threads=threads, thread_counts=counts,
+                                          warnings=warnings, results_dir=out)
+
+
+def pytest_report_header(config) -> list[str]:
+    rec = _STATE.get("recorder")
+    if rec is None:
+        return []
+    lines = [f"tinylatent benchmarks: {rec.mode} mode, threads per library "
+             f"{rec.thread_counts}, passive waiting "
+             f"{'on' if harness.threadenv.passive_waits_effective() else 'OFF'}, "
+             f"PyTorch {'live' if rec.live else 'NOT available: ' + harness.torch_missing_reason}"]
+    return lines + rec.warnings
 
 
 @pytest.fixture
@@ -54,20 +81,33 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_sep("=", f"tinylatent / PyTorch ({rec.mode} mode, "
                           f"{harness.device_key(device)}, {device})")
         if not rec.live:
-            tr.write_line(f"PyTorch figures are RECORDED, NOT LIVE "
-                          f"({harness.torch_missing_reason}); source: "
-                          f"{rec.recorded_file(device)[1]}")
+            source = rec.recorded_file(device)[1]
+            if source.startswith("no recorded results"):
+                tr.write_line(f"NO LIVE COMPARISON WAS POSSIBLE ({harness.torch_missing_reason}"
+                              f"; {source}): tinylatent's times only.")
+            else:
+                tr.write_line(f"PyTorch figures are RECORDED, NOT LIVE "
+                              f"({harness.torch_missing_reason}); source: {source}")
         tr.write_line(harness.markdown_table(figures))
         rec_threads = {f["torch"].get("recorded_threads") for f in figures
                        if f.get("torch") and f["torch"].get("source") == "recorded"}
         rec_threads.discard(None)
-        if rec_threads and rec_threads != {rec.threads.get("requested")}:
+        if rec_threads and not rec_threads <= set(rec.thread_counts):
             tr.write_line(f"NOTE: the recorded PyTorch figures were measured with "
                           f"{sorted(rec_threads)} thread(s), this run uses "
-                          f"{rec.threads.get('requested')}; set TINYLATENT_BENCH_THREADS to "
-                          "match.")
+                          f"{rec.thread_counts}; set TINYLATENT_BENCH_THREADS to match.")
+        over = [f["name"] for f in figures if f.get("oversubscribed")]
+        if over:
+            tr.write_line(f"WARNING: {len(over)} figure(s) OVERSUBSCRIBED (threads waited > "
+                          f"{100 * harness.OVERSUBSCRIBED_WAIT:.0f}% of their runnable time "
+                          f"for a CPU): {', '.join(over)}. Their ratios measure the "
+                          "machine's load; rerun on a quieter machine" +
+                          (" or with TINYLATENT_BENCH_THREADS=1." if rec.thread_counts != [1]
+                           else "."))
+    for line in rec.warnings:
+        tr.write_line(line)
     load = _STATE.get("load_at_start")
-    n = rec.threads.get("requested", 1)
+    n = rec.thread_counts[-1]
     if load is not None and n > 1 and load > 0.75 * harness.usable_cores():
         tr.write_line(f"WARNING: the machine was busy (1-min load {load:.1f} on "
                       f"{harness.usable_cores()} cores) with {n} threads per library: "

@@ -55,20 +55,41 @@ is missing or TINYLATENT_BENCH_NO_TORCH=1).
 
 HOW A FIGURE IS MEASURED
 ------------------------
-Both callables are warmed up, then each "sample" runs a callable `number` times (calibrated
-so one sample lasts >= `min_sample_s`) and the samples are INTERLEAVED, tl torch tl torch
-..., so that drift of a shared machine hits both sides alike. A figure reports the median
-time per call and the interquartile range (IQR) for each side, and the headline ratio
-median(tl) / median(torch); `ratio_iqr` is the IQR of the per-pair ratios. Thread counts
-(torch.set_num_threads, OpenBLAS via threadpoolctl, Numba) are fixed at session start to the
-cores this process may use (override: TINYLATENT_BENCH_THREADS) and recorded.
+A figure reports the median time per call and the interquartile range (IQR) for each side,
+and the headline ratio median(tl) / median(torch); `ratio_iqr` is the IQR of the per-block
+ratios. Thread counts (torch.set_num_threads, OpenBLAS via threadpoolctl, Numba) are set
+per measurement and recorded.
+
+Both callables are warmed up, then timed in ALTERNATING BLOCKS (tl: one unmeasured settle
+call + `block` samples, torch: the same, tl ...), each sample running the callable `number`
+times (calibrated so one sample lasts >= `min_sample_s`). Alternation lets drift of a shared
+machine hit both sides alike; whole blocks plus passive waiting of the OpenMP/OpenBLAS
+worker threads (benchmarks/threadenv.py, set before numpy and torch load) keep one
+library's idle workers from spinning on the cores the other one is timed on.
+
+THREADS. By default each figure is measured at the machine's usable core count when that is
+safe: passive waiting in effect and the machine not busy (1-min load below half the cores);
+otherwise at 1 thread per library, with a loud warning. Full mode on a multi-core machine
+measures at 1 thread AND at the core count (`by_threads` in the figure; the table shows
+both ratios). TINYLATENT_BENCH_THREADS=N or =1,2 chooses. Every figure also records the
+share of its threads' runnable time spent waiting for a CPU (Linux schedstat run-queue
+delay): above 10% the table marks it "oversubscribed".
+
+RESULTS. A run writes `<machine>-<device>.{json,md}` to benchmarks/results/local/
+(git-ignored), or to `--bench-out DIR`; only `--bench-record` (a deliberate record) writes
+into benchmarks/results/, which holds the committed figures. Without PyTorch the recorded
+figures of this kind of machine are used, else those of the closest recorded machine
+(named in the table), else the table says plainly that no comparison was possible.
 
 Environment: TINYLATENT_BENCH_NO_TORCH=1 (behave as if PyTorch were not installed),
-TINYLATENT_BENCH_THREADS=N, TINYLATENT_BENCH_RESULTS_DIR=dir (where results are written;
-default benchmarks/results), TINYLATENT_BENCH_RECORDED=file (the recorded figures used
-without PyTorch; default the committed file for this kind of machine).
+TINYLATENT_BENCH_THREADS=N or N,M, TINYLATENT_BENCH_RESULTS_DIR=dir (where results are
+written), TINYLATENT_BENCH_RECORDED=file (the recorded figures used without PyTorch),
+TINYLATENT_BENCH_ACTIVE_WAIT=1 (keep the runtimes' default spin-waiting).
 """
 from __future__ import annotations
+
+# Before numpy and torch load: their thread runtimes read these settings once, at load.
+from benchmarks import threadenv  # noqa: I001  (must precede the numpy import)
 
 import datetime as _dt
 import gc
@@ -86,11 +107,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch", "torch_missing_reason",
+__all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch",
+           "torch_missing_reason",
+           "define_memory_factories", "thread_plan", "measure_alternating", "closest_recorded",
            "machine_key", "machine_info", "peak_rss_of", "format_seconds", "markdown_table",
            "RESULTS_DIR", "results_paths"]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"      # committed records
+LOCAL_RESULTS_DIR = RESULTS_DIR / "local"                         # a user's runs (git-ignored)
+OVERSUBSCRIBED_WAIT = 0.10   # run-queue wait share above which a figure is marked
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -251,8 +276,10 @@ def device_key(device: str = "cpu") -> str:
 
 
 def results_paths(device: str = "cpu", live: bool = True, directory: Path | None = None):
-    """(json, md) paths of this machine's results; tl-only runs never overwrite live ones."""
-    directory = Path(directory or os.environ.get("TINYLATENT_BENCH_RESULTS_DIR") or RESULTS_DIR)
+    """(json, md) paths of this machine's results; tl-only runs never overwrite live ones.
+    Default directory: TINYLATENT_BENCH_RESULTS_DIR, else benchmarks/results/local/."""
+    directory = Path(directory or os.environ.get("TINYLATENT_BENCH_RESULTS_DIR")
+                     or LOCAL_RESULTS_DIR)
     stem = f"{device_key(device)}-{device}" + ("" if live else "-tl-only")
     return directory / f"{stem}.json", directory / f"{stem}.md"
 
@@ -264,9 +291,61 @@ def _version(mod: str) -> str | None:
         return None
 
 
+def parse_threads(value: str) -> list[int]:
+    """"2" -> [2], "1,2" -> [1, 2] (sorted, unique); a clear error on anything else."""
+    try:
+        counts = sorted({int(v) for v in value.replace(" ", "").split(",") if v})
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise ValueError(f"TINYLATENT_BENCH_THREADS must be a positive int or a comma "
+                         f"list such as 1,2; got {value!r}")
+    return counts
+
+
+def thread_plan(quick: bool, requested: str | None = None, cores: int | None = None,
+                load1: float | None = None, passive: bool | None = None
+                ) -> tuple[list[int], list[str]]:
+    """(thread counts to measure each figure at, loud warnings to print).
+
+    Honest multi-threaded ratios need (a) idle workers that wait passively, so the library
+    not being timed does not spin on the cores (threadenv), and (b) free cores: on a busy
+    machine a pool of N threads is oversubscribed and PyTorch's OpenMP loses far more than
+    tinylatent's mostly single-threaded NumPy (measured 10-100x on 2 shared cores). Without
+    both, the default is 1 thread per library, said loudly.
+    """
+    if requested is None:
+        requested = os.environ.get("TINYLATENT_BENCH_THREADS", "").strip() or None
+    if requested:
+        return parse_threads(requested), []
+    cores = usable_cores() if cores is None else cores
+    if load1 is None:
+        load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    passive = threadenv.passive_waits_effective() if passive is None else passive
+    if cores == 1:
+        return [1], []
+    if not passive:
+        st = threadenv.state()
+        late = [k for k, v in st["loaded_before_settings"].items() if v]
+        why = (f"{', '.join(late)} was loaded before benchmarks/threadenv.py could set "
+               "passive waiting" if late else
+               f"the thread runtimes wait actively ({st['variables']})")
+        return [1], [f"WARNING: {why}: a {cores}-thread pool per library would make idle "
+                     "workers of one library spin on the cores the other is timed on. "
+                     "Measuring with 1 thread per library; set TINYLATENT_BENCH_THREADS="
+                     f"{cores} to override."]
+    if load1 >= 0.5 * cores:
+        return [1], [f"WARNING: this machine is busy (1-min load {load1:.1f} on {cores} "
+                     f"cores): too few free cores for a {cores}-thread pool, whose ratios "
+                     "would mostly measure oversubscription. Measuring with 1 thread per "
+                     f"library; set TINYLATENT_BENCH_THREADS={cores} (or 1,{cores}) to "
+                     "override on a quiet machine."]
+    return ([cores] if quick else [1, cores]), []
+
+
 def set_threads(n: int) -> dict:
     """Fix every thread pool we know of to `n` threads; return what is in effect."""
-    info: dict[str, Any] = {"requested": n}
+    info: dict[str, Any] = {"requested": n, "runtime_waits": threadenv.state()}
     try:
         import threadpoolctl
         threadpoolctl.threadpool_limits(limits=n)
@@ -279,6 +358,7 @@ def set_threads(n: int) -> dict:
         import numba
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         info["numba"] = numba.get_num_threads()
+        info["numba_threading_layer"] = numba.config.THREADING_LAYER
     except Exception:  # noqa: BLE001
         info["numba"] = None
     if torch is not None:
@@ -356,6 +436,22 @@ print(json.dumps({"before_kb": before, "peak_kb": max(peak1, peak2), "method": m
 """
 
 
+def define_memory_factories(namespace: dict, keys, build: Callable,
+                            prepare: Callable | None = None) -> None:
+    """Define module-level `memory_<key>_tl` and `memory_<key>_torch` in `namespace` (a
+    benchmark module's globals()) for `memory=(...)`: each calls build(key, lib) and
+    returns a step function; `prepare` (shared test data) runs before the RSS baseline."""
+    for key in keys:
+        for lib in ("tl", "torch"):
+            def factory(key=key, lib=lib):
+                return build(key, lib)
+            factory.__name__ = factory.__qualname__ = f"memory_{key}_{lib}"
+            factory.__module__ = namespace["__name__"]
+            if prepare is not None:
+                factory.prepare = prepare
+            namespace[factory.__name__] = factory
+
+
 def peak_rss_of(factory: Callable, steps: int = 3, threads: int | None = None,
                 timeout: float = 300.0) -> dict:
     """Peak RSS of building `factory`'s workload and running `steps` steps, in a subprocess.
@@ -385,10 +481,10 @@ def _quartiles(xs: list[float]) -> tuple[float, float, float]:
     return float(q1), float(med), float(q3)
 
 
-def _summary(samples: list[float], number: int) -> dict:
+def _summary(samples: list[float], number: int, wait_share: float | None = None) -> dict:
     q1, med, q3 = _quartiles(samples)
     return {"median": med, "iqr": q3 - q1, "q1": q1, "q3": q3, "min": float(min(samples)),
-            "n": len(samples), "number": number}
+            "n": len(samples), "number": number, "cpu_wait_share": wait_share}
 
 
 def _calibrate(fn: Callable, min_sample_s: float, warmup_s: float) -> tuple[int, float]:
@@ -415,6 +511,68 @@ def _sample(fn: Callable, number: int) -> float:
     return (time.perf_counter() - t) / number
 
 
+def sched_ns() -> tuple[int, int] | None:
+    """(cpu, run-queue wait) nanoseconds summed over this process's threads, from Linux
+    /proc/self/task/*/schedstat (fields 1 and 2); None where it is not available. The wait
+    is time a thread was runnable but had no CPU: the direct sign of oversubscription."""
+    cpu = wait = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                fields = f.read().split()
+        except OSError:  # a thread that just ended
+            continue
+        cpu += int(fields[0])
+        wait += int(fields[1])
+    return cpu, wait
+
+
+class _Side:
+    """The samples of one callable and the CPU/wait time its blocks saw."""
+
+    def __init__(self, fn: Callable, number: int):
+        self.fn, self.number = fn, number
+        self.samples: list[float] = []
+        self.block_medians: list[float] = []
+        self.cpu_ns = self.wait_ns = 0
+        self.have_sched = True
+
+    def run_block(self, block: int) -> None:
+        self.fn()                                   # settle: caches and pools after a switch
+        before = sched_ns()
+        got = [_sample(self.fn, self.number) for _ in range(block)]
+        after = sched_ns()
+        if before is None or after is None:
+            self.have_sched = False
+        else:
+            self.cpu_ns += after[0] - before[0]
+            self.wait_ns += after[1] - before[1]
+        self.samples += got
+        self.block_medians.append(statistics.median(got))
+
+    def wait_share(self) -> float | None:
+        total = self.cpu_ns + self.wait_ns
+        return self.wait_ns / total if self.have_sched and total > 0 else None
+
+
+def measure_alternating(fns: list[Callable], numbers: list[int], block: int,
+                        min_repeats: int, max_repeats: int, budget_s: float) -> list[_Side]:
+    """Time `fns` in alternating whole blocks (A-block, B-block, A-block, ...) until each
+    has >= min_repeats samples and the budget is spent, or max_repeats is reached."""
+    sides = [_Side(fn, n) for fn, n in zip(fns, numbers)]
+    t_start = time.perf_counter()
+    while len(sides[0].samples) < max_repeats and (
+            len(sides[0].samples) < min_repeats
+            or time.perf_counter() - t_start < budget_s):
+        for side in sides:
+            side.run_block(block)
+    return sides
+
+
 def format_seconds(s: float | None) -> str:
     if s is None or not np.isfinite(s):
         return "n/a"
@@ -429,28 +587,60 @@ def format_seconds(s: float | None) -> str:
 class Recorder:
     """Collects every figure of a session and writes one results file per device."""
 
-    def __init__(self, quick: bool, device: str = "cpu", threads: dict | None = None):
+    def __init__(self, quick: bool, device: str = "cpu", threads: dict | None = None,
+                 thread_counts: list[int] | None = None, warnings: list[str] | None = None,
+                 results_dir: Path | str | None = None):
         self.quick = quick
         self.mode = "quick" if quick else "full"
         self.device = device            # the default device of a figure
         self.live = torch is not None
         self.threads = threads or {}
+        # thread counts every figure is measured at (the last one is the headline figure)
+        self.thread_counts = list(thread_counts or [self.threads.get("requested") or 1])
+        self.threads.setdefault("requested", self.thread_counts[-1])
+        self.threads["measured_at"] = self.thread_counts
+        self.warnings = list(warnings or [])
+        self.results_dir = Path(results_dir) if results_dir else None
+        # the caller has already set the pools to threads["requested"] (if it says so)
+        self._threads_now: int | None = (threads or {}).get("requested")
         self.figures: list[dict] = []
         self._recorded: dict[str, tuple[dict, str]] = {}
         self.load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
+    def use_threads(self, n: int) -> None:
+        """Set every pool to `n` threads (only when it changes: threadpoolctl is slow)."""
+        if self._threads_now != n:
+            info = set_threads(n)
+            if n == self.thread_counts[-1]:
+                self.threads.update({k: v for k, v in info.items() if k != "requested"})
+            self._threads_now = n
+
     # Figures measured live on this kind of machine, used when PyTorch is missing.
     def recorded_file(self, device: str = "cpu") -> tuple[dict, str]:
-        """(data, source) of the recorded live results for `device` ({} if none)."""
+        """(data, source) of the recorded live results for `device`: this kind of machine's
+        file, else the closest recorded machine's (the source says which), else ({}, why)."""
         if device not in self._recorded:
             path = os.environ.get("TINYLATENT_BENCH_RECORDED") if device == "cpu" else None
-            path = Path(path) if path else results_paths(device, live=True,
-                                                         directory=RESULTS_DIR)[0]
-            if path.exists():
-                self._recorded[device] = (json.loads(path.read_text()), str(path))
+            if path:
+                path = Path(path)
+                self._recorded[device] = (
+                    (json.loads(path.read_text()), str(path)) if path.exists()
+                    else ({}, f"no recorded results: {path} does not exist"))
+                return self._recorded[device]
+            own = results_paths(device, live=True, directory=RESULTS_DIR)[0]
+            if own.exists():
+                self._recorded[device] = (json.loads(own.read_text()), str(own))
+                return self._recorded[device]
+            near = closest_recorded(device_key(device), device)
+            if near is None:
+                self._recorded[device] = ({}, f"no recorded results in {RESULTS_DIR} for "
+                                              f"any machine ({device})")
             else:
-                self._recorded[device] = ({}, f"no recorded results for this kind of "
-                                              f"machine ({path.name})")
+                self._recorded[device] = (
+                    json.loads(near.read_text()),
+                    f"{near} (closest recorded machine: {near.name.rsplit('-', 1)[0]}; "
+                    f"this machine is {device_key(device)}, so PyTorch's speed on it may "
+                    "differ)")
         return self._recorded[device]
 
     @property
@@ -465,16 +655,26 @@ class Recorder:
     def recorded_source(self) -> str:
         return self.recorded_file(self.device)[1]
 
-    def recorded_torch(self, name: str, device: str | None = None) -> dict | None:
-        """The recorded live PyTorch figure named `name`, same mode first."""
+    def recorded_torch(self, name: str, device: str | None = None,
+                       threads: int | None = None) -> dict | None:
+        """The recorded live PyTorch figure named `name`, same mode first, measured at
+        `threads` threads where the record has that count."""
         modes = self.recorded_file(device or self.device)[0].get("modes", {})
         for mode in [self.mode] + [m for m in modes if m != self.mode]:
             fig = modes.get(mode, {}).get("figures", {}).get(name)
-            if fig and fig.get("torch") and fig["torch"].get("source") == "live":
-                return fig["torch"] | {"recorded_date": fig.get("date"),
-                                       "recorded_mode": mode,
-                                       "recorded_threads": modes[mode].get("threads", {})
-                                       .get("requested")}
+            if not fig:
+                continue
+            rec_threads = fig.get("threads") or modes[mode].get("threads", {}).get("requested")
+            entry = fig
+            by = fig.get("by_threads") or {}
+            if threads is not None and str(threads) in by:
+                entry, rec_threads = by[str(threads)], threads
+            pt = entry.get("torch")
+            if pt and pt.get("source") == "live":
+                return {k: v for k, v in pt.items() if k != "source"} | {
+                    "recorded_date": fig.get("date"), "recorded_mode": mode,
+                    "recorded_threads": rec_threads,
+                    "recorded_machine": self.recorded_file(device or self.device)[1]}
         return None
 
     def add(self, fig: dict) -> None:
@@ -513,10 +713,11 @@ class Recorder:
         return data
 
     def write(self) -> list[tuple[Path, Path]]:
-        """Write results/<machine>-<device>.json and .md for every device measured."""
+        """Write <machine>-<device>.json and .md for every device measured, in
+        `results_dir` (default: TINYLATENT_BENCH_RESULTS_DIR, else results/local/)."""
         written = []
         for device in self.devices():
-            jpath, mpath = results_paths(device, live=self.live)
+            jpath, mpath = results_paths(device, live=self.live, directory=self.results_dir)
             jpath.parent.mkdir(parents=True, exist_ok=True)
             prev = json.loads(jpath.read_text()) if jpath.exists() else None
             data = self.to_json(prev, device)
@@ -526,6 +727,33 @@ class Recorder:
             mpath.write_text(markdown_document(data) + "\n")
             written.append((jpath, mpath))
         return written
+
+
+def closest_recorded(key: str, device: str = "cpu",
+                     directory: Path | None = None) -> Path | None:
+    """The committed live results file of the machine most like `key` (e.g. intel-xeon-2c):
+    same core count and CPU vendor first, then the same core count, then the same vendor,
+    then the longest shared name prefix. None when nothing is recorded for `device`."""
+    directory = Path(directory or RESULTS_DIR)
+    cands = [p for p in sorted(directory.glob(f"*-{device}.json"))
+             if not p.name.endswith("-tl-only.json")]
+    if not cands:
+        return None
+
+    def parts(k):
+        m = re.match(r"^(.*)-(\d+)c$", k)
+        return (m.group(1), int(m.group(2))) if m else (k, None)
+
+    model, cores = parts(key)
+    vendor = model.split("-")[0]
+
+    def score(p):
+        other, other_cores = parts(p.name[:-len(f"-{device}.json")])
+        shared = len(os.path.commonprefix([model, other]))
+        return (other_cores == cores and other.split("-")[0] == vendor,
+                other_cores == cores, other.split("-")[0] == vendor, shared, p.name)
+
+    return max(cands, key=score)
 
 
 def _fmt_ratio(r: float | None) -> str:
@@ -569,11 +797,38 @@ def markdown_table(figures: list[dict]) -> str:
     return out
 
 
+def _fmt_share(w: float | None) -> str:
+    return "n/a" if w is None else f"{100 * w:.0f}%"
+
+
+def _ratio_cell(f: dict) -> str:
+    """The headline ratio, or one per thread count ("1t 1.2x, 2t 1.1x")."""
+    by = f.get("by_threads") or {}
+    if len(by) <= 1:
+        return _fmt_ratio(f.get("ratio"))
+    return ", ".join(f"{n}t {_fmt_ratio(v.get('ratio'))}"
+                     for n, v in sorted(by.items(), key=lambda kv: int(kv[0])))
+
+
+def _wait_cell(f: dict) -> str:
+    """Run-queue wait share of tl / torch at the headline thread count; flagged when high."""
+    tl_w = f["tl"].get("cpu_wait_share")
+    pt = f.get("torch") or {}
+    pt_w = pt.get("cpu_wait_share") if pt.get("source") == "live" else None
+    if tl_w is None and pt_w is None:
+        return ""
+    cell = f"{_fmt_share(tl_w)} / {_fmt_share(pt_w)}"
+    if f.get("oversubscribed"):
+        cell += " OVERSUBSCRIBED"
+    return cell
+
+
 def _timing_table(figures: list[dict]) -> str:
-    """One row per timed figure: times, ratio tl/torch, goal, check, peak RSS growth."""
+    """One row per timed figure: times, ratio tl/torch, goal, check, CPU wait, peak RSS."""
     rows = ["| benchmark | tinylatent (median ± IQR) | PyTorch (median ± IQR) | "
-            "ratio tl/torch | goal | check | peak RSS growth tl / torch |",
-            "|---|---|---|---|---|---|---|"]
+            "ratio tl/torch | goal | check | CPU wait tl / torch | "
+            "peak RSS growth tl / torch |",
+            "|---|---|---|---|---|---|---|---|"]
     for f in sorted(figures, key=lambda f: (f.get("group", ""), f.get("test", ""),
                                             f.get("order", 0))):
         tl_s, pt = f["tl"], f.get("torch")
@@ -583,7 +838,7 @@ def _timing_table(figures: list[dict]) -> str:
             if pt.get("source") != "live":
                 pt_cell += " (recorded, not live)"
         else:
-            pt_cell = "n/a (no PyTorch, no record)"
+            pt_cell = "not measured (no PyTorch, nothing recorded)"
         goal = f.get("goal")
         if goal is None:
             goal_cell = ""
@@ -592,13 +847,31 @@ def _timing_table(figures: list[dict]) -> str:
         else:
             goal_cell = f"≤ {goal}x " + ("met" if f["ratio"] <= goal else "NOT met")
         check = f.get("check", "")
-        rows.append(f"| {f['name']} | {tl_cell} | {pt_cell} | {_fmt_ratio(f.get('ratio'))} "
-                    f"| {goal_cell} | {check} | {_fmt_mem(f)} |")
+        rows.append(f"| {f['name']} | {tl_cell} | {pt_cell} | {_ratio_cell(f)} "
+                    f"| {goal_cell} | {check} | {_wait_cell(f)} | {_fmt_mem(f)} |")
     return "\n".join(rows)
 
 
 def _fmt_load(load) -> str:
     return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
+
+
+def _passive_cell(threads: dict) -> str:
+    waits = threads.get("runtime_waits")
+    if not waits:
+        return "not recorded"
+    return "on" if waits.get("passive_waits_effective") else "OFF"
+
+
+def no_torch_statement(source: str) -> str:
+    """The sentence that heads a run without PyTorch: where the PyTorch figures come from,
+    or that no comparison was possible."""
+    if source.startswith("no recorded results"):
+        return ("**No live comparison was possible**: PyTorch is not available in this run "
+                f"and {source[3:]}; the table shows tinylatent's times only. Install "
+                "PyTorch (benchmarks/README.md) for ratios.")
+    return ("**PyTorch figures are recorded, not live** (PyTorch is not available in this run;"
+            f" taken from {source}).")
 
 
 def markdown_document(data: dict) -> str:
@@ -620,18 +893,24 @@ def markdown_document(data: dict) -> str:
            "allocator caching lowers it).",
            ""]
     if not data.get("live_torch", True):
-        out += ["**PyTorch figures are recorded, not live** (PyTorch unavailable in this run; "
-                f"taken from `{Path(str(data.get('recorded_source', '?'))).name}`).", ""]
+        out += [no_torch_statement(str(data.get("recorded_source", "?"))), ""]
+    out += ["CPU wait = share of the threads' runnable time spent waiting for a CPU (Linux "
+            f"schedstat); above {100 * OVERSUBSCRIBED_WAIT:.0f}% a figure is marked "
+            "OVERSUBSCRIBED: it measures the machine's load more than the libraries.", ""]
     for mode in ("full", "quick"):
         sect = data.get("modes", {}).get(mode)
         if not sect or not sect.get("figures"):
             continue
         th = sect.get("threads", {})
         n = th.get("requested")
-        env = f"TINYLATENT_BENCH_THREADS={n} " if n and n != m.get("usable_cores") else ""
+        counts = th.get("measured_at") or [n]
+        env = f"TINYLATENT_BENCH_THREADS={','.join(map(str, counts))} " \
+            if counts != [m.get("usable_cores")] else ""
         cmd = f"{env}python -m pytest -q benchmarks" + (" --quick" if mode == "quick" else "")
         out += [f"## {mode} mode ({sect.get('date', '?')}; `{cmd}`)", "",
-                f"Threads: torch {th.get('torch')}, numba {th.get('numba')}, BLAS {n}; "
+                f"Threads: measured at {counts} per library (headline {n}: torch "
+                f"{th.get('torch')}, numba {th.get('numba')}, BLAS {n}); passive waiting "
+                f"{_passive_cell(th)}; "
                 f"load average {_fmt_load(sect.get('loadavg_at_start'))} at the start, "
                 f"{_fmt_load(sect.get('loadavg_at_end'))} at the end (1/5/15 min).", "",
                 markdown_table(list(sect["figures"].values())), ""]
@@ -650,10 +929,10 @@ class Bench:
         self.torch = torch
         if self.quick:
             self.warmup_s, self.min_sample_s, self.budget_s = 0.02, 0.005, 0.4
-            self.min_repeats, self.max_repeats = 3, 7
+            self.min_repeats, self.max_repeats, self.block = 4, 8, 2
         else:
             self.warmup_s, self.min_sample_s, self.budget_s = 0.1, 0.02, 2.0
-            self.min_repeats, self.max_repeats = 7, 31
+            self.min_repeats, self.max_repeats, self.block = 9, 30, 3
 
     def pick(self, quick, full):
         """`quick` in --quick mode, else `full` (workload sizes, step counts...)."""
@@ -686,6 +965,33 @@ class Bench:
         self.recorder.add(fig)
         return fig
 
+    def _time(self, name: str, tl_fn: Callable, torch_fn: Callable | None, threads: int,
+              device: str) -> dict:
+        """One measurement of both sides at `threads` threads: summaries and the ratio."""
+        gc.collect()
+        fns = [tl_fn] + ([torch_fn] if torch_fn is not None else [])
+        numbers = [_calibrate(fn, self.min_sample_s, self.warmup_s)[0] for fn in fns]
+        sides = measure_alternating(fns, numbers, self.block, self.min_repeats,
+                                    self.max_repeats, self.budget_s)
+        out: dict[str, Any] = {"tl": _summary(sides[0].samples, sides[0].number,
+                                              sides[0].wait_share())}
+        if torch_fn is not None:
+            out["torch"] = _summary(sides[1].samples, sides[1].number,
+                                    sides[1].wait_share()) | {"source": "live"}
+            pair = [a / b for a, b in zip(sides[0].block_medians, sides[1].block_medians)]
+            q1, _, q3 = _quartiles(pair)
+            out["ratio_iqr"] = q3 - q1
+        else:
+            rec = self.recorder.recorded_torch(name, device, threads)
+            out["torch"] = None if rec is None else rec | {"source": "recorded"}
+            out["ratio_iqr"] = None
+        out["ratio"] = out["tl"]["median"] / out["torch"]["median"] if out["torch"] else None
+        waits = [w for w in (out["tl"]["cpu_wait_share"],
+                             (out["torch"] or {}).get("cpu_wait_share")
+                             if torch_fn is not None else None) if w is not None]
+        out["oversubscribed"] = bool(waits) and max(waits) > OVERSUBSCRIBED_WAIT
+        return out
+
     def compare(self, name: str, tl_fn: Callable, torch_fn: Callable | None = None, *,
                 check: Callable | None = None, group: str = "", goal: float | None = None,
                 memory: tuple[Callable, Callable] | None = None, notes: str = "",
@@ -702,45 +1008,30 @@ class Bench:
         else:
             check_status = "none"
 
-        # 2. Timing, interleaved.
-        gc.collect()
-        n_tl, t_tl = _calibrate(tl_fn, self.min_sample_s, self.warmup_s)
-        if live:
-            n_pt, t_pt = _calibrate(torch_fn, self.min_sample_s, self.warmup_s)
-        else:
-            n_pt, t_pt = 0, 0.0
-        # Repeat pairs until both the minimum count and the time budget are reached (or
-        # the maximum count): a wall-clock budget keeps a loaded machine from running long.
-        s_tl, s_pt = [], []
-        t_start = time.perf_counter()
-        while len(s_tl) < self.max_repeats and (
-                len(s_tl) < self.min_repeats or time.perf_counter() - t_start < self.budget_s):
-            s_tl.append(_sample(tl_fn, n_tl))
-            if live:
-                s_pt.append(_sample(torch_fn, n_pt))
+        # 2. Timing in alternating blocks, at each thread count of the plan.
+        device = self._device(name, device)
+        by_threads: dict[str, dict] = {}
+        for n in self.recorder.thread_counts:
+            self.recorder.use_threads(n)
+            by_threads[str(n)] = self._time(name, tl_fn, torch_fn if live else None, n,
+                                            device)
+        primary = by_threads[str(self.recorder.thread_counts[-1])]
         fig: dict[str, Any] = {
             "name": name, "group": group, "test": self.nodeid, "mode": self.recorder.mode,
-            "device": self._device(name, device),
+            "device": device,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "order": len(self.recorder.figures), "tl": _summary(s_tl, n_tl),
-            "check": check_status, "goal": goal, "notes": notes,
+            "order": len(self.recorder.figures), "check": check_status, "goal": goal,
+            "notes": notes, "threads": self.recorder.thread_counts[-1],
+            "tl": primary["tl"], "torch": primary["torch"], "ratio": primary["ratio"],
+            "ratio_iqr": primary["ratio_iqr"],
+            "oversubscribed": any(v["oversubscribed"] for v in by_threads.values()),
+            "by_threads": by_threads,
         }
-        if live:
-            fig["torch"] = _summary(s_pt, n_pt) | {"source": "live"}
-            pair = [a / b for a, b in zip(s_tl, s_pt)]
-            q1, _, q3 = _quartiles(pair)
-            fig["ratio_iqr"] = q3 - q1
-        else:
-            rec = self.recorder.recorded_torch(name, fig["device"])
-            fig["torch"] = None if rec is None else rec | {"source": "recorded"}
-            fig["ratio_iqr"] = None
-        fig["ratio"] = (fig["tl"]["median"] / fig["torch"]["median"]
-                        if fig["torch"] else None)
 
         # 3. Memory of training-step workloads (fresh subprocess per library; full mode).
         if memory is not None and not self.quick:
             tl_factory, torch_factory = memory
-            threads = self.recorder.threads.get("requested")
+            threads = self.recorder.thread_counts[-1]
             m_tl = peak_rss_of(tl_factory, threads=threads)
             mem = {"tl_peak_growth_mb": m_tl["peak_growth_mb"],
                    "tl_step_transient_mb": m_tl["step_transient_mb"]}

@@ -1,6 +1,6 @@
 """Render a benchmark results file: the Markdown table and a bar chart of ratios.
 
-    python -m benchmarks.report                      # this machine's results file
+    python -m benchmarks.report                      # this machine's latest run
     python -m benchmarks.report benchmarks/results/amd-epyc-2c-cpu.json --mode quick
     python -m benchmarks.report FILE --png ratios.png
 
@@ -18,12 +18,12 @@ from benchmarks import harness
 
 
 def default_file() -> Path:
-    live, _ = harness.results_paths("cpu", live=True)
-    if live.exists():
-        return live
-    tl_only, _ = harness.results_paths("cpu", live=False)
-    if tl_only.exists():
-        return tl_only
+    """This machine's latest run (results/local/), else its committed record, else any."""
+    for directory in (None, harness.RESULTS_DIR):
+        for live in (True, False):
+            path, _ = harness.results_paths("cpu", live=live, directory=directory)
+            if path.exists():
+                return path
     found = sorted(harness.RESULTS_DIR.glob("*.json"))
     if not found:
         raise SystemExit(f"report: no results in {harness.RESULTS_DIR}; run "

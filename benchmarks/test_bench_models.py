@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
-from benchmarks.harness import assert_close, assert_close_norm, torch
+from benchmarks.harness import assert_close, assert_close_norm, define_memory_factories, torch
 
 try:  # the modules these workloads use; a precise reason if one is missing
     from tinylatent import nn as tl_nn, optim as tl_optim  # noqa: F401
@@ -319,22 +319,16 @@ def _make(key: str, quick: bool, with_torch: bool = True, dtype=np.float32):
 
 # Module-level factories for the peak-RSS subprocesses (full-mode workloads, one library
 # per process so neither library's imports or caches count against the other).
-def _factory(key: str, lib: str):
-    def build():
-        if lib == "tl":
-            return _make(key, quick=False, with_torch=False)[1].step
-        title, make_model, make_loss, b, _ = WORKLOADS[key]
-        torch.manual_seed(0)
-        side = Workload(torch, make_model(torch), make_loss(torch, b))
-        return side.step
-    build.__name__ = build.__qualname__ = f"memory_{key}_{lib}"
-    build.prepare = lambda: _mnist(512)   # the data is shared, not part of either library
-    return build
+def _memory_step(key: str, lib: str):
+    if lib == "tl":
+        return _make(key, quick=False, with_torch=False)[1].step
+    title, make_model, make_loss, b, _ = WORKLOADS[key]
+    torch.manual_seed(0)
+    return Workload(torch, make_model(torch), make_loss(torch, b)).step
 
 
-for _key in WORKLOADS:
-    for _lib in ("tl", "torch"):
-        globals()[f"memory_{_key}_{_lib}"] = _factory(_key, _lib)
+# the data is shared, not part of either library
+define_memory_factories(globals(), WORKLOADS, _memory_step, prepare=lambda: _mnist(512))
 
 
 @pytest.mark.parametrize("key", list(WORKLOADS))

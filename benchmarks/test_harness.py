@@ -7,6 +7,7 @@ and that results land in the right file.
 from __future__ import annotations
 
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def test_compare_records_interleaved_figure_and_writes_results(tmp_path, monkeyp
     assert jpath.parent == tmp_path and jpath.name == f"{harness.machine_key()}-cpu.json"
     data = json.loads(jpath.read_text())
     assert data["modes"]["quick"]["figures"]["tiny"]["ratio"] == fig["ratio"]
-    assert data["machine"]["threads"] == {"requested": 1}
+    assert data["machine"]["threads"] == {"requested": 1, "measured_at": [1]}
+    assert fig["by_threads"]["1"]["ratio"] == fig["ratio"] and "cpu_wait_share" in fig["tl"]
     assert "| tiny |" in mpath.read_text()
 
 
@@ -135,3 +137,130 @@ def test_cuda_figures_go_to_their_own_file(tmp_path, monkeypatch):
         data = json.loads(jpath.read_text())
         assert len(data["modes"]["quick"]["figures"]) == 1
         assert data["device"] in jpath.name
+
+
+# ------------------------------------------------------------------------------ threads
+def test_thread_plan_defaults_are_honest(monkeypatch):
+    monkeypatch.delenv("TINYLATENT_BENCH_THREADS", raising=False)
+    # a quiet machine with passive waiting: the real core count (and 1 in full mode)
+    assert harness.thread_plan(True, cores=2, load1=0.1, passive=True) == ([2], [])
+    assert harness.thread_plan(False, cores=4, load1=0.1, passive=True) == ([1, 4], [])
+    # busy: 1 thread, said loudly
+    counts, warn = harness.thread_plan(False, cores=2, load1=3.8, passive=True)
+    assert counts == [1] and "busy" in warn[0] and "TINYLATENT_BENCH_THREADS=2" in warn[0]
+    # spin-waiting runtimes: 1 thread, said loudly
+    counts, warn = harness.thread_plan(True, cores=8, load1=0.0, passive=False)
+    assert counts == [1] and "spin" in warn[0]
+    # the user's choice wins
+    assert harness.thread_plan(True, requested="2,1", cores=2, load1=9.0) == ([1, 2], [])
+    with pytest.raises(ValueError, match="TINYLATENT_BENCH_THREADS"):
+        harness.parse_threads("two")
+
+
+def test_passive_waiting_is_set_before_numpy_and_torch_load():
+    """A fresh interpreter importing the harness first gets passive waits in effect."""
+    code = ("import os, benchmarks.harness as h; s = h.threadenv.state(); "
+            "print(s['passive_waits_effective'], os.environ['OMP_WAIT_POLICY'], "
+            "os.environ['GOMP_SPINCOUNT'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in harness.threadenv.PASSIVE and k != "TINYLATENT_BENCH_ACTIVE_WAIT"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(harness.ROOT), env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "PASSIVE", "0"]
+
+
+def test_run_queue_wait_is_measured():
+    before = harness.sched_ns()
+    if before is None:
+        pytest.skip("no /proc/self/task/*/schedstat on this system")
+    sum(i * i for i in range(200_000))
+    after = harness.sched_ns()
+    assert after[0] > before[0] and after[1] >= before[1]
+
+
+# ------------------------------------------------------------------------------ where results go
+def test_a_users_run_writes_to_a_git_ignored_directory(monkeypatch):
+    monkeypatch.delenv("TINYLATENT_BENCH_RESULTS_DIR", raising=False)
+    jpath, mpath = harness.results_paths("cpu")
+    assert jpath.parent == harness.LOCAL_RESULTS_DIR
+    git = subprocess.run(["git", "check-ignore", "-q", str(jpath)], cwd=str(harness.ROOT))
+    if git.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert git.returncode == 0, f"{jpath} is not git-ignored"
+    # a deliberate record goes to the committed directory
+    assert harness.results_paths("cpu", directory=harness.RESULTS_DIR)[0].parent == \
+        harness.RESULTS_DIR
+
+
+def test_closest_recorded_machine(tmp_path):
+    for name in ("amd-epyc-2c", "intel-xeon-8c", "intel-core-i7-2c"):
+        (tmp_path / f"{name}-cpu.json").write_text("{}")
+    (tmp_path / "intel-xeon-2c-cpu-tl-only.json").write_text("{}")
+    pick = lambda key: harness.closest_recorded(key, "cpu", tmp_path).name  # noqa: E731
+    assert pick("intel-xeon-2c") == "intel-core-i7-2c-cpu.json"     # same vendor and cores
+    assert pick("amd-epyc-9654-2c") == "amd-epyc-2c-cpu.json"
+    assert pick("arm-neoverse-8c") == "intel-xeon-8c-cpu.json"      # same core count
+    assert harness.closest_recorded("x-2c", "cuda", tmp_path) is None
+
+
+def test_without_torch_or_record_the_table_says_no_comparison_was_possible(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setattr(harness, "torch", None)
+    monkeypatch.setenv("TINYLATENT_BENCH_RECORDED", str(tmp_path / "absent.json"))
+    rec = harness.Recorder(quick=True, threads={"requested": 1}, results_dir=tmp_path)
+    harness.Bench(rec).compare("tiny", lambda: None)
+    [(jpath, mpath)] = rec.write()
+    text = mpath.read_text()
+    assert "No live comparison was possible" in text
+    assert "not measured (no PyTorch, nothing recorded)" in text
+
+
+# ------------------------------------------------------------------------------ the method
+def _busy_reason() -> str | None:
+    if os.environ.get("TINYLATENT_BENCH_FORCE_TIMING_TESTS", "").strip() not in ("", "0"):
+        return None
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = harness.usable_cores()
+    if load >= 0.5 * cores:
+        return (f"timing-method test skipped under load (1-min load {load:.1f} on {cores} "
+                "cores): other processes, not the method, would decide it; "
+                "TINYLATENT_BENCH_FORCE_TIMING_TESTS=1 runs it anyway")
+    return None
+
+
+@pytest.mark.skipif(harness.torch is None, reason=f"needs PyTorch ({harness.torch_missing_reason})")
+def test_interleaving_with_tinylatent_leaves_pytorch_median_unchanged():
+    """The measurement method, not any library's speed: a PyTorch op timed alone and timed
+    in alternation with a tinylatent op (both at the machine's thread count) has the same
+    median within 15%. Standalone and interleaved measurements themselves alternate, round
+    by round, so drift of the machine hits both; the medians of the rounds are compared."""
+    reason = _busy_reason()
+    if reason:
+        pytest.skip(reason)
+    import tinylatent as tl
+    torch = harness.torch
+    n = harness.usable_cores()
+    harness.set_threads(n)
+    rng = np.random.default_rng(0)
+    z_np = rng.standard_normal((512, 128)).astype(np.float32)
+    z_pt, z_tl = torch.from_numpy(z_np), tl.tensor(z_np)
+
+    def torch_fn():             # the NT-Xent core: similarity GEMM + row logsumexp
+        return torch.logsumexp(z_pt @ z_pt.T / 0.5, dim=1)
+
+    def tl_fn():
+        return (z_tl @ z_tl.T / 0.5).logsumexp(axis=1)
+
+    numbers = [harness._calibrate(fn, 0.01, 0.05)[0] for fn in (tl_fn, torch_fn)]
+    alone, mixed = [], []
+    for _ in range(5):
+        [pt] = harness.measure_alternating([torch_fn], numbers[1:], 3, 3, 3, 0.0)
+        alone.append(statistics.median(pt.samples))
+        _, pt = harness.measure_alternating([tl_fn, torch_fn], numbers, 3, 3, 3, 0.0)
+        mixed.append(statistics.median(pt.samples))
+    ratio = statistics.median(mixed) / statistics.median(alone)
+    assert abs(ratio - 1) <= 0.15, (
+        f"PyTorch's median interleaved / standalone = {ratio:.2f} at {n} threads "
+        f"(alone {[f'{a * 1e3:.2f}' for a in alone]} ms, interleaved "
+        f"{[f'{m * 1e3:.2f}' for m in mixed]} ms): the thread pools collide")

@@ -1,0 +1,72 @@
+"""Fused LayerNorm kernels (tinylatent/kernels/numba/layernorm.py) against their NumPy
+reference twin, values and gradients, and the twin's backward against tinylatent's autograd
+of the composite layer_norm (itself gradchecked) in float64."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinylatent as tl
+from tinylatent.kernels.numba.layernorm import (layer_norm_backward, layer_norm_backward_reference,
+                                     layer_norm_forward, layer_norm_forward_reference)
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def _inputs(seed, lead, d, dtype, offset):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(lead + (d,)) * rng.uniform(0.1, 3) + offset).astype(dtype)
+    w = rng.standard_normal(d).astype(dtype)
+    b = rng.standard_normal(d).astype(dtype)
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    return x, w, b, gy
+
+
+@given(seed=st.integers(0, 2**31 - 1),
+       lead=st.lists(st.integers(1, 5), min_size=0, max_size=2).map(tuple),
+       d=st.integers(1, 70), dtype=st.sampled_from([np.float32, np.float64]),
+       offset=st.sampled_from([0.0, 100.0]))
+def test_kernel_matches_reference_values_and_gradients(seed, lead, d, dtype, offset):
+    x, w, b, gy = _inputs(seed, lead, d, dtype, offset)
+    y, mu, rstd = layer_norm_forward(x, w, b, 1e-5)
+    y_ref, mu_ref, rstd_ref = layer_norm_forward_reference(x, w, b, 1e-5)
+    assert y.dtype == dtype and y.shape == x.shape
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    np.testing.assert_allclose(mu, mu_ref, **TOL[dtype])
+    np.testing.assert_allclose(rstd, rstd_ref, rtol=TOL[dtype]["rtol"] * (1 + offset / 10))
+    gx, gw, gb = layer_norm_backward(gy, x, w, mu, rstd)
+    refs = layer_norm_backward_reference(gy, x, w, mu_ref, rstd_ref)
+    for name, got, ref in zip(("gx", "gw", "gb"), (gx, gw, gb), refs):
+        assert got.dtype == dtype and got.shape == ref.shape, name
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(got, ref, rtol=TOL[dtype]["rtol"] * (1 + offset / 10),
+                                   atol=TOL[dtype]["atol"] * scale * (1 + offset), err_msg=name)
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6), d=st.integers(2, 20))
+def test_reference_backward_is_the_gradient_of_layer_norm(seed, n, d):
+    x, w, b, gy = _inputs(seed, (n,), d, np.float64, 0.0)
+    xt, wt, bt = (tl.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = tl.nn.functional.layer_norm(xt, (d,), wt, bt, eps=1e-5)
+    gx, gw, gb = tl.grad((y * tl.tensor(gy)).sum(), [xt, wt, bt])
+    _, mu, rstd = layer_norm_forward_reference(x, w, b, 1e-5)
+    for got, want in zip(layer_norm_backward_reference(gy, x, w, mu, rstd), (gx, gw, gb)):
+        np.testing.assert_allclose(got, want.data, rtol=1e-9, atol=1e-11)
+
+
+def test_one_pass_statistics_survive_a_large_offset():
+    # mean 1e4, spread 1: a naive E[x^2] - E[x]^2 loses every digit of the variance
+    rng = np.random.default_rng(0)
+    x = (1e4 + rng.standard_normal((8, 256))).astype(np.float32)
+    w, b = np.ones(256, np.float32), np.zeros(256, np.float32)
+    y, _, _ = layer_norm_forward(x, w, b)
+    y_ref = layer_norm_forward_reference(x.astype(np.float64), w, b)[0]
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=5e-3)
+
+
+def test_bad_shapes_name_the_kernel():
+    x = np.zeros((2, 4), np.float32)
+    with pytest.raises(ValueError, match="layer_norm kernel"):
+        layer_norm_forward(x, np.ones(3, np.float32), np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="layer_norm kernel"):
+        layer_norm_forward(x.astype(np.int32), np.ones(4), np.zeros(4))

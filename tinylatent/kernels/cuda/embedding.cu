@@ -1,0 +1,41 @@
+// The backward of an embedding lookup on the GPU: gW[idx[n]] += gy[n] (a scatter-add); the
+// twin of kernels/numba/embedding.py. One thread per element of gy; rows whose index is
+// padding_idx (-1: none) add nothing. gW must be zeroed first. Repeated indices make the
+// additions race, so they are atomic (float order then varies: sums agree to rounding).
+#include "common.cuh"
+
+__device__ __forceinline__ void tl_atomic_add(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void tl_atomic_add(double* p, double v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 600
+    // no native double atomicAdd before sm_60: the compare-and-swap loop of the CUDA guide
+    unsigned long long* a = (unsigned long long*)p;
+    unsigned long long old = *a, assumed;
+    do {
+        assumed = old;
+        old = atomicCAS(a, assumed,
+                        __double_as_longlong(v + __longlong_as_double(assumed)));
+    } while (assumed != old);
+#else
+    atomicAdd(p, v);
+#endif
+}
+
+template <typename T>
+__device__ void embedding_backward_impl(const long long* idx, const T* gy, long long padding_idx,
+                                        T* gw, long long N, int D, long long V) {
+    TL_GRID_STRIDE(k, N * D) {
+        const long long n = k / D, j = k % D;
+        long long v = idx[n];
+        if (v < 0) v += V;
+        if (v != padding_idx) tl_atomic_add(gw + v * D + j, gy[k]);
+    }
+}
+
+#define TL_EMBEDDING_KERNELS(T, SFX)                                                          \
+    extern "C" __global__ void embedding_backward_##SFX(const long long* idx, const T* gy,    \
+        long long padding_idx, T* gw, long long N, int D, long long V) {                      \
+        embedding_backward_impl<T>(idx, gy, padding_idx, gw, N, D, V);                        \
+    }
+
+TL_EMBEDDING_KERNELS(float, f32)
+TL_EMBEDDING_KERNELS(double, f64)
