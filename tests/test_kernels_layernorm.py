@@ -31,7 +31,14 @@ def test_kernel_matches_reference_values_and_gradients(seed, lead, d, dtype, off
     y, mu, rstd = layer_norm_forward(x, w, b, 1e-5)
     y_ref, mu_ref, rstd_ref = layer_norm_forward_reference(x, w, b, 1e-5)
     assert y.dtype == dtype and y.shape == x.shape
-    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    # At offset 100 in float32 both computations lose ~1e-3 to the rounding of x itself, so
+    # the kernel is held to the float32 reference's own error against float64 ground truth.
+    wide = tuple(a.astype(np.float64) for a in (x, w, b))
+    y64 = layer_norm_forward_reference(*wide, 1e-5)[0]
+    ref_err = float(np.abs(y_ref - y64).max()) if y.size else 0.0
+    np.testing.assert_allclose(y, y64, rtol=0, atol=2 * ref_err + TOL[dtype]["atol"])
+    np.testing.assert_allclose(y, y_ref, rtol=TOL[dtype]["rtol"],
+                               atol=TOL[dtype]["atol"] * (1 + offset))
     np.testing.assert_allclose(mu, mu_ref, **TOL[dtype])
     np.testing.assert_allclose(rstd, rstd_ref, rtol=TOL[dtype]["rtol"] * (1 + offset / 10))
     gx, gw, gb = layer_norm_backward(gy, x, w, mu, rstd)
