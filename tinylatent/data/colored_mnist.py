@@ -17,10 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..tensor import Tensor
-from .dataset import TensorDataset
 from .mnist import _load
-from .transforms import as_numpy_generator, hsv_to_rgb
+from .transforms import ImageTensorDataset, as_numpy_generator, hsv_to_rgb
 
 __all__ = ["colorize_digits", "palette", "ColoredMNIST"]
 
@@ -58,7 +56,7 @@ def colorize_digits(images, num_colors: int = 8, generator=None) -> tuple:
     return rgb.astype(np.float32), fg.astype(np.int64), bg.astype(np.int64)
 
 
-class ColoredMNIST(TensorDataset):
+class ColoredMNIST(ImageTensorDataset):
     """MNIST digits coloured as above; items (x (3, 28, 28), digit, foreground, background).
 
     The digits come from `load_mnist` (files, download or the embedded subset; it says which).
@@ -71,15 +69,3 @@ class ColoredMNIST(TensorDataset):
         rgb, fg, bg = colorize_digits(images, num_colors, generator)
         super().__init__(rgb, labels, fg, bg)
         self.split, self.num_colors, self.transform = split, num_colors, transform
-
-    def take(self, indices: np.ndarray):
-        x, *rest = super().take(indices)
-        if self.transform is not None:
-            x = Tensor._make(self.transform(x.data))
-        return (x, *rest)
-
-    def __getitem__(self, index):
-        x, *rest = super().__getitem__(index)
-        if self.transform is not None:
-            x = Tensor._make(self.transform(x.data[None])[0])
-        return (x, *rest)

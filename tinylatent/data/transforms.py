@@ -25,11 +25,12 @@ from typing import Sequence
 import numpy as np
 
 from ..tensor import Tensor
+from .dataset import TensorDataset
 
 __all__ = ["Compose", "RandomResizedCrop", "RandomHorizontalFlip", "RandomRot90", "rot90",
            "RandomRotation", "RandomAffine", "GaussianNoise", "Cutout", "RandomErasing",
            "ColorJitter", "Grayscale", "RandomGrayscale", "affine_grid_sample",
-           "rgb_to_hsv", "hsv_to_rgb", "as_numpy_generator"]
+           "rgb_to_hsv", "hsv_to_rgb", "as_numpy_generator", "ImageTensorDataset"]
 
 # ITU-R BT.601 luma weights, as PIL's and torchvision's rgb_to_grayscale
 LUMA = (0.299, 0.587, 0.114)
@@ -423,3 +424,22 @@ class RandomGrayscale(Transform):
         out = batch.copy()
         out[pick] = _grayscale(batch[pick]).repeat(3, axis=1)
         return out
+
+
+class ImageTensorDataset(TensorDataset):
+    """A TensorDataset whose first tensor is images, passed through `self.transform` (if not
+    None) on every draw, a whole batch at a time, so random augmentations differ per epoch."""
+
+    transform = None
+
+    def take(self, indices: np.ndarray):
+        x, *rest = super().take(indices)
+        if self.transform is not None:
+            x = Tensor._make(self.transform(x.data))
+        return (x, *rest)
+
+    def __getitem__(self, index):
+        x, *rest = super().__getitem__(index)
+        if self.transform is not None:
+            x = Tensor._make(self.transform(x.data[None])[0])
+        return (x, *rest)
