@@ -107,19 +107,23 @@ def kjv_books(verses: Sequence[Verse]) -> list:
 def load_botchan(path: "str | os.PathLike | None" = None) -> str:
     """The text of "Botchan" (Natsume Soseki, tr. Morri), without the Gutenberg header/licence.
 
-    Lines are joined into paragraphs-free running text with single newlines kept.
+    Line breaks are kept ("\n"); `split_sentences` joins lines into running text.
     path: a plain/xz/gz copy of Project Gutenberg eBook #8868, else the embedded copy.
     """
     file, sha, message = _source("botchan", path)
-    text = _read_text(file, sha).lstrip("\ufeff")
+    text = _read_text(file, sha).lstrip("\ufeff").replace("\r\n", "\n")
     start = re.search(r"\*\*\* ?START OF TH(IS|E) PROJECT GUTENBERG EBOOK[^\n]*\n", text)
     end = re.search(r"\*\*\* ?END OF TH(IS|E) PROJECT GUTENBERG EBOOK", text)
     if start is None or end is None or end.start() < start.end():
         raise TextFormatError(f"{file}: no '*** START/END OF THIS PROJECT GUTENBERG EBOOK' "
                               "markers; is this the Gutenberg text of Botchan?")
     _announce("botchan", str(file), message)
-    body = text[start.end():end.start()]
-    return body.split("\n", 1)[1].strip() if body.startswith("Produced by") else body.strip()
+    body = text[start.end():end.start()].strip()
+    if body.startswith("Produced by"):           # the e-text's credits line
+        body = body.split("\n", 1)[1]
+    if body.splitlines()[-1].startswith("End of Project Gutenberg"):
+        body = body.rsplit("\n", 1)[0]
+    return body.strip()
 
 
 # A sentence ends at . ! or ? (and closing quotes/brackets), followed by space and then an
