@@ -7,7 +7,7 @@ colour elsewhere, blended by the stroke's intensity a in [0, 1]:
 
 Colours come from a palette of `num_colors` hues evenly spaced on the colour wheel (so the
 colour of each part is also a class label). The foreground is bright (value 1.0), the
-background dark (value 0.45), so the digit stays visible in the grayscale input of a
+background dark (value 0.35), so the digit stays visible in the grayscale input of a
 colorization model (Zhang, Isola & Efros 2016 predict colour from lightness). The two hues
 of an image always differ. Colours are drawn once from `generator`: a seed fixes the set.
 """
@@ -22,8 +22,11 @@ from .transforms import ImageTensorDataset, as_numpy_generator, hsv_to_rgb
 
 __all__ = ["colorize_digits", "palette", "ColoredMNIST"]
 
-FOREGROUND_SV = (0.85, 1.0)   # saturation, value of the stroke colour
-BACKGROUND_SV = (0.7, 0.45)   # of the background: darker, so luma still shows the digit
+# (saturation, value) of the stroke and background colours, chosen so that every stroke
+# colour has a higher luma than every background colour (worst pair: a blue stroke, luma
+# 0.47, on a yellow background, luma 0.32): the digit shows in the grayscale input
+FOREGROUND_SV = (0.6, 1.0)
+BACKGROUND_SV = (0.7, 0.35)
 
 
 def palette(num_colors: int, saturation: float, value: float) -> np.ndarray:
