@@ -12,7 +12,9 @@ scipy.io.wavfile (nothing else is needed for PCM WAV).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,7 +73,6 @@ def load_wav(path: "str | os.PathLike", sample_rate: int | None = None) -> tuple
     averaged to mono; with `sample_rate`, resampled by a polyphase filter to that rate.
     """
     from scipy.io import wavfile
-    from scipy.signal import resample_poly
     path = Path(path)
     try:
         rate, data = wavfile.read(path)
@@ -91,6 +92,7 @@ def load_wav(path: "str | os.PathLike", sample_rate: int | None = None) -> tuple
     if x.size == 0:
         raise AudioFormatError(f"{path}: no samples")
     if sample_rate is not None and sample_rate != rate:
+        from scipy.signal import resample_poly   # imported only when needed: it is slow
         g = np.gcd(int(sample_rate), int(rate))
         x = resample_poly(x, sample_rate // g, rate // g).astype(np.float32)
         rate = sample_rate
@@ -111,7 +113,7 @@ def load_wav_folder(directory: "str | os.PathLike", sample_rate: int | None = No
         raise FileNotFoundError(f"load_wav_folder: no .wav files in {directory}")
     out, rate = [], sample_rate
     for path in files:
-        x, r = load_wav(path, rate)
+        x, r = load_wav(path, sample_rate)
         if rate is None:
             rate = r
         elif r != rate:
@@ -141,12 +143,11 @@ def load_speech(path: "str | os.PathLike | None" = None) -> Speech:
         raise AudioFormatError(f"{file}: SHA-256 {hashlib.sha256(raw).hexdigest()} != "
                                f"expected {SPEECH_SHA256} (corrupt or modified file)")
     try:
-        import io
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             speech = Speech(z["mulaw"].astype(np.int64), int(z["sample_rate"]),
                             z["starts"].astype(np.int64), [str(s) for s in z["refs"]],
                             [str(s) for s in z["texts"]])
-    except (ValueError, KeyError, OSError, EOFError) as e:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise AudioFormatError(f"{file}: not a speech file ({type(e).__name__}: {e})") \
             from None
     _announce("speech", str(file), f"speech: {len(speech.refs)} KJV verses, "
