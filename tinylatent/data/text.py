@@ -28,6 +28,7 @@ import numpy as np
 from ..tensor import Tensor
 from .dataset import Dataset, TensorDataset
 from .mnist import _announce
+from .transforms import as_numpy_generator
 
 __all__ = ["Verse", "load_kjv", "kjv_books", "load_botchan", "split_sentences",
            "encode_lines", "pad_sequences", "LanguageModelStream", "VerseDataset",
@@ -226,18 +227,6 @@ class VerseDataset(TensorDataset):
                          np.asarray([v.chapter for v in verses], dtype=np.int64))
 
 
-def _generator(generator):
-    """A NumPy Generator from None / an int seed / a NumPy Generator / a tinylatent Generator."""
-    if isinstance(generator, np.random.Generator):
-        return generator
-    if hasattr(generator, "_np"):
-        return generator._np
-    if generator is None:
-        from ..random import default_generator
-        return default_generator._np
-    return np.random.default_rng(generator)
-
-
 class NextSentencePairs(Dataset):
     """(first, second, is_next) text triples for next-sentence prediction (BERT, Sec. 3.1).
 
@@ -252,7 +241,7 @@ class NextSentencePairs(Dataset):
         docs = [list(d) for d in documents]
         if len(docs) < 2:
             raise ValueError("NextSentencePairs: need at least two documents for random pairs")
-        rng = _generator(generator)
+        rng = as_numpy_generator(generator)
         flat = [(d, s) for d, doc in enumerate(docs) for s in doc]
         self.pairs = []
         for d, doc in enumerate(docs):
@@ -295,7 +284,7 @@ class InverseClozePairs(Dataset):
         if context_size < 1 or not 0.0 <= p_remove <= 1.0:
             raise ValueError(f"InverseClozePairs: need context_size >= 1 and p_remove in "
                              f"[0, 1], got {context_size} and {p_remove}")
-        rng = _generator(generator)
+        rng = as_numpy_generator(generator)
         self.items = []
         for doc in documents:
             doc = list(doc)
