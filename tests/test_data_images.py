@@ -242,9 +242,20 @@ def test_cifar_missing_data_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no CIFAR-10 binary files in data_dir"):
         load_cifar10("train", data_dir=tmp_path / "nowhere")
     monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "cache"))
-    with pytest.raises(FileNotFoundError, match=r"CIFAR-10 is not embedded and was not found \(offline"):
+    with pytest.raises(FileNotFoundError, match=r"not embedded and was not found \(offline"):
         load_cifar10("train")                          # conftest sets TINYLATENT_OFFLINE=1
     _write_cifar(tmp_path / "cache" / "cifar-10" / "cifar-10-batches-bin")
     assert load_cifar10("test")[0].shape == (8, 3, 32, 32)        # the cache is used
     with pytest.raises(ValueError, match="split must be"):
         load_cifar10("valid")
+
+
+def test_transforms_plug_into_mnist_and_the_dataloader():
+    from tinylatent.data import MNIST, DataLoader
+    aug = Compose([RandomResizedCrop(28, scale=(0.6, 1.0)), RandomRotation(10)])
+    ds = MNIST("test", transform=aug)
+    x, y = next(iter(DataLoader(ds, batch_size=16)))
+    assert x.shape == (16, 1, 28, 28) and y.shape == (16,)
+    plain = MNIST("test").take(np.arange(16))[0].data
+    assert not np.allclose(x.data, plain)                         # augmented on every draw
+    assert abs(float(x.data.mean()) - float(plain.mean())) < 0.05

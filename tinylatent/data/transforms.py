@@ -12,7 +12,8 @@ Conventions, the same for every transform:
 - randomness: `transform(x, generator=None)`; generator is a NumPy `Generator`, a tinylatent
   `Generator`, an int seed, or None for tinylatent's default stream (`tl.manual_seed`).
   Every image of a batch gets its own random parameters; one generator and one input give
-  one output, on any machine.
+  one output, on any machine. Parameters are drawn on the host and the pixel work runs on
+  the images' device (NumPy or CuPy), so CPU and GPU draw the same augmentations.
 - geometry: pixel centres sit at integer coordinates; warps sample bilinearly with
   align_corners=False semantics and fill what falls outside the input with `fill`.
   Angles are in degrees, counter-clockwise, as in torchvision.
@@ -24,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..backend import array_module
 from ..tensor import Tensor
 from .dataset import TensorDataset
 
@@ -101,7 +103,7 @@ def affine_grid_sample(batch, matrices, out_hw: tuple | None = None, fill: float
     (the inverse of the visual motion). Points outside the input read `fill`.
     batch (B, C, H, W) -> (B, C, oh, ow).
     """
-    xp = np if isinstance(batch, np.ndarray) else __import__("cupy")
+    xp = array_module(batch)
     B, C, H, W = batch.shape
     oh, ow = out_hw if out_hw is not None else (H, W)
     m = xp.asarray(matrices, dtype=np.float64)
@@ -193,7 +195,7 @@ class RandomHorizontalFlip(Transform):
         self.p = p
 
     def apply(self, batch, rng):
-        flip = rng.random(len(batch)) < self.p
+        flip = array_module(batch).asarray(rng.random(len(batch)) < self.p)
         out = batch.copy()
         out[flip] = batch[flip][..., ::-1]
         return out
@@ -206,7 +208,7 @@ def rot90(x, k: "int | Sequence[int]"):
     if batch.shape[-1] != batch.shape[-2] and np.any(ks % 2 == 1):
         raise ValueError(f"rot90: odd multiples of 90 degrees need square images, got "
                          f"{batch.shape[-2]}x{batch.shape[-1]}")
-    xp = np if isinstance(batch, np.ndarray) else __import__("cupy")
+    xp = array_module(batch)
     out = xp.stack([xp.rot90(img, int(kk), axes=(-2, -1)) for img, kk in zip(batch, ks)])
     return _pack(out, single, is_tensor)
 
@@ -264,7 +266,7 @@ class GaussianNoise(Transform):
 
     def apply(self, batch, rng):
         noise = rng.standard_normal(batch.shape).astype(batch.dtype)
-        xp = np if isinstance(batch, np.ndarray) else __import__("cupy")
+        xp = array_module(batch)
         out = batch + self.std * xp.asarray(noise)
         return out.clip(*self.clip) if self.clip is not None else out
 
@@ -312,8 +314,8 @@ class RandomErasing(Transform):
                 h, w = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
                 if 0 < h < H and 0 < w < W:
                     top, left = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
-                    value = (rng.standard_normal((C, h, w)) if self.value == "random"
-                             else self.value)
+                    value = (array_module(batch).asarray(rng.standard_normal((C, h, w)))
+                             if self.value == "random" else self.value)
                     _erase(out, i, top, left, h, w, value)
                     break
         return out
@@ -321,7 +323,7 @@ class RandomErasing(Transform):
 
 def rgb_to_hsv(rgb):
     """(..., 3, H, W) RGB in [0, 1] -> HSV in [0, 1] (hue as a fraction of the colour wheel)."""
-    xp = np if isinstance(rgb, np.ndarray) else __import__("cupy")
+    xp = array_module(rgb)
     r, g, b = rgb[..., 0, :, :], rgb[..., 1, :, :], rgb[..., 2, :, :]
     maxc, minc = rgb.max(axis=-3), rgb.min(axis=-3)
     v, delta = maxc, maxc - minc
@@ -334,7 +336,7 @@ def rgb_to_hsv(rgb):
 
 def hsv_to_rgb(hsv):
     """Inverse of rgb_to_hsv (the standard sextant formula)."""
-    xp = np if isinstance(hsv, np.ndarray) else __import__("cupy")
+    xp = array_module(hsv)
     h, s, v = hsv[..., 0, :, :], hsv[..., 1, :, :], hsv[..., 2, :, :]
     i = xp.floor(h * 6) % 6
     f = h * 6 - xp.floor(h * 6)
@@ -375,7 +377,7 @@ class ColorJitter(Transform):
     def apply(self, batch, rng):
         _check_rgb(batch, "ColorJitter")
         B = len(batch)
-        xp = np if isinstance(batch, np.ndarray) else __import__("cupy")
+        xp = array_module(batch)
 
         def factors(a):
             return xp.asarray(rng.uniform(max(0.0, 1 - a), 1 + a, size=B)[:, None, None, None],
@@ -420,7 +422,7 @@ class RandomGrayscale(Transform):
 
     def apply(self, batch, rng):
         _check_rgb(batch, "RandomGrayscale")
-        pick = rng.random(len(batch)) < self.p
+        pick = array_module(batch).asarray(rng.random(len(batch)) < self.p)
         out = batch.copy()
         out[pick] = _grayscale(batch[pick]).repeat(3, axis=1)
         return out
