@@ -36,7 +36,8 @@ __all__ = ["read_cifar_bin", "load_cifar10", "CIFAR10", "CIFARFormatError", "CIF
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 ARCHIVE = "cifar-10-binary.tar.gz"
-# SHA-256 of the official archive (170,052,171 bytes), as TensorFlow Datasets records it
+# SHA-256 of the official archive (170,052,171 bytes; its published MD5 is
+# c32a1d4ab5d03f1284b67883e8d87530), the sum other loaders check too (e.g. MLDatasets.jl)
 ARCHIVE_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
 FOLDER = "cifar-10-batches-bin"
 FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
