@@ -4,7 +4,7 @@ Every tokenizer maps text to a list of integer ids and back:
 
     tok = BPETokenizer.train(load_botchan(), num_merges=1000)
     ids = tok.encode("I was a rascal.")      # [int, ...]
-    tok.decode(ids)                          # "I was a rascal."  (up to spacing, see below)
+    tok.decode(ids)                          # "I was a rascal ." (words joined by spaces)
     tok.save("botchan_bpe.json"); tok = load_tokenizer("botchan_bpe.json")
 
 Special tokens (`<unk>` always, others such as `<eos>`, `[CLS]`, `[SEP]`, `[MASK]`, `<pad>`
