@@ -16,6 +16,7 @@ true next sentence, 50% a random one), and the inverse cloze task of Lee, Chang 
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import lzma
 import os
@@ -67,7 +68,6 @@ def _read_text(path: Path, expected_sha256: str | None) -> str:
         if path.suffix == ".xz":
             raw = lzma.decompress(raw)
         elif path.suffix == ".gz":
-            import gzip
             raw = gzip.decompress(raw)
         return raw.decode("utf-8")
     except (lzma.LZMAError, OSError, EOFError, UnicodeDecodeError) as e:
