@@ -14,3 +14,23 @@ from .mnist import (EMBEDDED_MNIST, MNIST, FashionMNIST, IDXFormatError, cache_d
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "can_take", "DataLoader",
            "default_collate", "load_mnist", "read_idx", "MNIST", "FashionMNIST",
            "IDXFormatError", "cache_dir", "EMBEDDED_MNIST", "make_grid"]
+
+# Text, tokenizers, augmentations, Colored/Moving MNIST, CIFAR-10 and audio (issue 11, sec. 2)
+from . import audio, cifar, colored_mnist, text, tokenizers, transforms
+from .audio import (AudioWindows, load_speech, load_wav, load_wav_folder, mu_law_decode,
+                    mu_law_encode)
+from .cifar import CIFAR10, load_cifar10, read_cifar_bin
+from .colored_mnist import ColoredMNIST, colorize_digits
+from .moving_mnist import moving_mnist
+from .text import (InverseClozePairs, LanguageModelStream, NextSentencePairs, VerseDataset,
+                   load_botchan, load_kjv, split_sentences)
+from .tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, load_tokenizer
+
+# (the module tinylatent.data.moving_mnist is reached by import; its name here is the function)
+__all__ += ["audio", "cifar", "colored_mnist", "text", "tokenizers", "transforms",
+            "AudioWindows", "load_speech", "load_wav", "load_wav_folder",
+            "mu_law_encode", "mu_law_decode", "CIFAR10", "load_cifar10", "read_cifar_bin",
+            "ColoredMNIST", "colorize_digits", "moving_mnist", "load_kjv", "load_botchan",
+            "split_sentences", "LanguageModelStream", "VerseDataset", "NextSentencePairs",
+            "InverseClozePairs", "CharTokenizer", "WordTokenizer", "BPETokenizer",
+            "load_tokenizer"]
