@@ -295,6 +295,13 @@ class Categorical(Distribution):
             return Tensor._make(xp.minimum(k, self.num_events - 1).astype(np.int64))
 
 
+def standard_normal(like: Tensor) -> Normal:
+    """N(0, 1) with scalar parameters in `like`'s dtype and device: the prior of a VAE and the
+    base of a flow, broadcasting against any value."""
+    zero = Tensor(like.xp.zeros((), dtype=like.dtype), device=like.device)
+    return Normal(zero, zero + 1.0, validate_args=False)
+
+
 def kl_divergence(p: Distribution, q: Distribution) -> Tensor:
     """KL(p || q), analytic, element-wise over the batch (summed over Categorical classes).
 

@@ -14,3 +14,11 @@ from .mnist import (EMBEDDED_MNIST, MNIST, FashionMNIST, IDXFormatError, cache_d
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "can_take", "DataLoader",
            "default_collate", "load_mnist", "read_idx", "MNIST", "FashionMNIST",
            "IDXFormatError", "cache_dir", "EMBEDDED_MNIST", "make_grid"]
+# data preparation moved out of tinylatent.models (issue 11)
+from .bow import KJV_BOW_PATH, load_kjv_bow, tfidf
+from .patches import extract_patches
+from .pixels import binarize, dequantize
+from .toy2d import checkerboard, rings, sample_toy, two_moons
+
+__all__ += ["load_kjv_bow", "tfidf", "KJV_BOW_PATH", "extract_patches", "binarize",
+            "dequantize", "two_moons", "rings", "checkerboard", "sample_toy"]
