@@ -16,6 +16,7 @@ from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip
                     triu, unsqueeze, view)
 from .unary import (abs, cos, elu, erf, exp, expm1, gelu, leaky_relu, log, log1p,
                     logsigmoid, relu, rsqrt, sigmoid, sign, silu, sin, softplus, sqrt, tanh)
+from .unary import digamma, lgamma, polygamma
 
 # Names that become Tensor methods. Each method is the function above, so x.sum(1) is
 # exactly tl.sum(x, 1): one implementation, two spellings.
