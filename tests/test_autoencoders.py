@@ -58,7 +58,8 @@ def test_contractive_closed_form_equals_double_backward():
 
 def test_jacobian_penalty_of_a_deep_encoder_matches_autograd_jacobian():
     tl.manual_seed(1)
-    cae = ContractiveAE(in_features=12, hidden_features=(9,), latent_features=4, activation="tanh").double()
+    cae = ContractiveAE(in_features=12, hidden_features=(9,), latent_features=4,
+                        activation="tanh").double()
     x = tl.randn(3, 12, dtype=tl.float64)
     pen = cae.jacobian_penalty(x)
     for i in range(3):
@@ -142,7 +143,8 @@ def test_contractive_autoencoder_has_smaller_jacobian(mnist):
     """Figure: one sigmoid encoder layer, code 64, 5 epochs. The CAE's (lambda = 1) mean
     ||J_f(x)||_F^2 on test images is < 0.7x the plain AE's, at < 10% more error."""
     x_train, x_test = mnist
-    ae = _train(Autoencoder, x_train, 5, hidden_features=(), latent_features=64, code_activation="sigmoid")
+    ae = _train(Autoencoder, x_train, 5, hidden_features=(), latent_features=64,
+                code_activation="sigmoid")
     cae = _train(ContractiveAE, x_train, 5, latent_features=64, contractive_weight=1.0)
     with tl.no_grad():
         j_ae = sigmoid_jacobian_frobenius_sq(ae.encoder[0], ae.encode(x_test)).mean().item()

@@ -36,7 +36,8 @@ def _assert_strictly_triangular(jac, degrees):
 def test_made_jacobian_strictly_triangular_for_every_mask(ordering):
     rng = np.random.default_rng(0)
     d = 6
-    made = _randomise(MADE(in_features=d, hidden_features=(10, 10), out_multiplier=2, num_masks=4, ordering=ordering,
+    made = _randomise(MADE(in_features=d, hidden_features=(10, 10), out_multiplier=2,
+                           num_masks=4, ordering=ordering,
                            seed=1), rng).to(tl.float64)
     x = tl.tensor(rng.standard_normal((1, d)), dtype=tl.float64)
     for k in range(made.num_masks):
@@ -81,7 +82,8 @@ def test_maf_layer_autoregressive_and_triangular():
 def test_made_and_nade_are_normalised_d10():
     rng = np.random.default_rng(5)
     xs = _all_binary(10)                                            # (1024, 10)
-    made = _randomise(MADE(in_features=10, hidden_features=(16, 16), num_masks=3, seed=2), rng, 1.0).to(tl.float64)
+    made = MADE(in_features=10, hidden_features=(16, 16), num_masks=3, seed=2)
+    made = _randomise(made, rng, 1.0).to(tl.float64)
     for k in range(3):
         made.set_mask(k)
         assert abs(tl.exp(made.log_prob(xs)).sum().item() - 1.0) < 1e-5
@@ -143,7 +145,8 @@ def test_made_learns_binarised_mnist(binary_mnist):
     """MADE 784-500-784, 8 masks (order-agnostic), 2 epochs on 4k images: its 8-mask
     ensemble must beat the independent-Bernoulli baseline (about 207 nats) by 25 nats."""
     train, x_test, baseline = binary_mnist
-    made = _train(MADE(in_features=784, hidden_features=(500,), num_masks=8, seed=0), train, lr=3e-3, epochs=2)
+    made = _train(MADE(in_features=784, hidden_features=(500,), num_masks=8, seed=0), train,
+                  lr=3e-3, epochs=2)
     with tl.no_grad():
         nll = -np.mean([made.log_prob(x_test[i: i + 250], num_masks=8).mean().item()
                         for i in range(0, len(x_test), 250)])

@@ -61,8 +61,12 @@ class Distribution:
     has_rsample = False
 
     def sample(self, sample_shape=(), generator=None) -> Tensor:
-        """A draw of shape sample_shape + batch_shape + event_shape, without gradient."""
-        raise NotImplementedError
+        """A draw of shape sample_shape + batch_shape + event_shape, without gradient (by
+        default an rsample with the graph left out)."""
+        if not self.has_rsample:
+            raise NotImplementedError(f"{type(self).__name__}.sample")
+        with no_grad():
+            return self.rsample(sample_shape, generator).detach()
 
     def rsample(self, sample_shape=(), generator=None) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no reparameterised sampler "
@@ -115,10 +119,6 @@ class Normal(Distribution):
         eps = randn(self._extended(sample_shape), dtype=self.loc.dtype, device=self.loc.device,
                     generator=generator)
         return self.loc + self.scale * eps
-
-    def sample(self, sample_shape=(), generator=None) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape, generator).detach()
 
     def log_prob(self, value) -> Tensor:
         x = _value(value, self.loc)
@@ -336,10 +336,6 @@ class Laplace(Distribution):
                          .astype(self.loc.dtype))
         return self.loc + self.scale * e
 
-    def sample(self, sample_shape=(), generator=None) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape, generator).detach()
-
     def log_prob(self, value) -> Tensor:
         x = _value(value, self.loc)
         return -(2 * self.scale).log() - (x - self.loc).abs() / self.scale
@@ -524,10 +520,6 @@ class MultivariateNormal(Distribution):
                     device=self.loc.device, generator=generator)     # (*S, *batch, D)
         return self.loc + (self.scale_tril * eps.unsqueeze(-2)).sum(axis=-1)   # L eps
 
-    def sample(self, sample_shape=(), generator=None) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape, generator).detach()
-
     def log_prob(self, value) -> Tensor:
         x = _value(value, self.loc)
         y = _tril_solve(self.scale_tril, (x - self.loc).unsqueeze(-1)).squeeze(-1)  # (..., D)
@@ -643,10 +635,6 @@ class RelaxedBernoulli(Distribution):
         noise = Tensor._make((xp.log(u) - xp.log1p(-u)).astype(self.logits.dtype))
         return ops.sigmoid((self.logits + noise) / self.temperature)
 
-    def sample(self, sample_shape=(), generator=None) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape, generator).detach()
-
     def log_prob(self, value) -> Tensor:
         y = _value(value, self.logits)
         log_y, log_1my = _safe_log(y), _safe_log(1 - y)
@@ -694,10 +682,6 @@ class RelaxedOneHotCategorical(Distribution):
         u = xp.clip(u, float(np.finfo(u.dtype).tiny), 1 - float(np.finfo(u.dtype).eps))
         gumbel = Tensor._make((-xp.log(-xp.log(u))).astype(self.logits.dtype))
         return ops.softmax((self.logits + gumbel) / self._tau(), axis=-1)
-
-    def sample(self, sample_shape=(), generator=None) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape, generator).detach()
 
     def log_prob(self, value) -> Tensor:
         y = _value(value, self.logits)

@@ -56,8 +56,8 @@ def _mlp(sizes: list, activation: str, last: str) -> nn.Sequential:
 
 class Autoencoder(nn.Module):
     """Undercomplete MLP autoencoder; depth = len(config.hidden_features) + 1 layers each
-    way (a "deep AE" is just a longer `hidden_features`, e.g. (1000, 500, 250) as in Hinton & Salakhutdinov
-    2006). x_hat = g(f(x)); loss = L_rec(x, x_hat)."""
+    way (a "deep AE" is just a longer `hidden_features`, e.g. (1000, 500, 250) as in Hinton &
+    Salakhutdinov 2006). x_hat = g(f(x)); loss = L_rec(x, x_hat)."""
 
     def __init__(self, config: AEConfig | None = None, **overrides):
         super().__init__()
