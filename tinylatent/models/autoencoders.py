@@ -20,7 +20,7 @@ import numpy as np
 from .. import autograd, nn
 from .. import random as tlrandom
 from ..distributions import Bernoulli
-from ..tensor import Tensor, eye
+from ..tensor import Tensor, eye, float64
 from .config import resolve_config
 
 __all__ = ["AEConfig", "Autoencoder", "DenoisingAE", "SparseAE", "ContractiveAE",
@@ -304,7 +304,8 @@ def fit(model: nn.Module, x_train, epochs: int = 5, batch_size: int = 128, lr: f
             opt.zero_grad()
             loss.backward()
             opt.step()
-            for key, v in metrics.items():
+            for key, v in metrics.items():   # float64 on the device: no sync, no rounding
+                v = v.to(float64)
                 sums[key] = v if key not in sums else sums[key] + v
             n_batches += 1
         history.append({key: float(v.item()) / n_batches for key, v in sums.items()})
