@@ -158,7 +158,7 @@ def mlp_vae_model(L):
     if not _is_torch(L):
         # The real model class users train (examples/vae_mnist.py); torch mirrors its names.
         from tinylatent.models.vae import VAE
-        return VAE(input_dim=784, hidden_dim=400, latent_dim=20)
+        return VAE(in_features=784, hidden_features=400, latent_features=20)
     return _VAEParts.model(L)
 
 

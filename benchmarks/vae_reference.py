@@ -68,7 +68,7 @@ class SideBySide:
         self.loader = DataLoader(self.train, batch_size, shuffle=True,
                                  generator=tl.Generator(seed))
         self.batch_size, self.seed = batch_size, seed
-        self.tl_model = VAE(VAEConfig(latent_dim=latent_dim))
+        self.tl_model = VAE(VAEConfig(latent_features=latent_dim))
         self.pt_model = TorchVAE(latent_dim=latent_dim)
         with torch.no_grad():
             for name, p in self.pt_model.named_parameters():
@@ -83,7 +83,7 @@ class SideBySide:
     def _pt_eps(self, n: int, gen):
         if gen is None:
             return None
-        eps = tl.randn((n, self.tl_model.config.latent_dim), generator=gen)
+        eps = tl.randn((n, self.tl_model.config.latent_features), generator=gen)
         return torch.from_numpy(eps.numpy())
 
     def tl_epoch(self) -> float:
@@ -94,7 +94,7 @@ class SideBySide:
             self.tl_opt.zero_grad()
             loss.backward()
             self.tl_opt.step()
-            total += m["loss"] * len(x)
+            total += float(m["loss"].item()) * len(x)
         return total / len(self.train)
 
     def pt_epoch(self, order=None) -> float:
@@ -123,7 +123,7 @@ class SideBySide:
             self.tl_opt.zero_grad()
             loss.backward()
             self.tl_opt.step()
-            total += m["loss"] * len(x)
+            total += float(m["loss"].item()) * len(x)
         t1 = time.perf_counter()
         pt_train = self.pt_epoch(order)
         return total / len(order), pt_train, t1 - t0, time.perf_counter() - t1
@@ -133,7 +133,8 @@ class SideBySide:
         with tl.no_grad():
             g, tl_total = tl.Generator(self.seed), 0.0
             for x, _ in DataLoader(self.test, 1000):
-                tl_total += self.tl_model.loss(x, generator=g)[1]["neg_elbo"] * len(x)
+                neg_elbo = self.tl_model.loss(x, generator=g)[1]["neg_elbo"]
+                tl_total += float(neg_elbo.item()) * len(x)
         with torch.no_grad():
             g = tl.Generator(self.seed)       # the same numbers tinylatent drew above
             pt_total = sum(self.pt_model.loss(x, self._pt_eps(len(x), g)).item() * len(x)

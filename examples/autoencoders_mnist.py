@@ -51,19 +51,20 @@ def parse_args(argv=None):
 
 def build(args):
     if args.model == "conv":
-        return ConvAutoencoder(code_dim=args.code_dim)
+        return ConvAutoencoder(latent_features=args.code_dim)
     if args.model == "deep":
-        return Autoencoder(AEConfig(hidden=(512, 256, 64), code_dim=args.code_dim))
+        return Autoencoder(AEConfig(hidden_features=(512, 256, 64),
+                                    latent_features=args.code_dim))
     if args.model == "denoising":
-        return DenoisingAE(hidden=(256,), code_dim=args.code_dim, noise=args.noise,
-                           noise_level=args.noise_level)
+        return DenoisingAE(hidden_features=(256,), latent_features=args.code_dim,
+                           noise=args.noise, noise_level=args.noise_level)
     if args.model == "sparse":  # a wider ReLU code, so that sparsity has room to show
-        return SparseAE(hidden=(256,), code_dim=max(args.code_dim, 128),
+        return SparseAE(hidden_features=(256,), latent_features=max(args.code_dim, 128),
                         sparsity_weight=0.2 if args.weight is None else args.weight)
     if args.model == "contractive":  # one sigmoid layer: the closed-form penalty applies
-        return ContractiveAE(code_dim=max(args.code_dim, 64),
+        return ContractiveAE(latent_features=max(args.code_dim, 64),
                              contractive_weight=1.0 if args.weight is None else args.weight)
-    return Autoencoder(hidden=(256,), code_dim=args.code_dim)
+    return Autoencoder(hidden_features=(256,), latent_features=args.code_dim)
 
 
 def save_grid(rows, path, title):

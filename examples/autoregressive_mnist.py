@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.models.autoregressive import MADE, NADE, binarize
+from tinylatent.data import binarize
+from tinylatent.models.autoregressive import MADE, NADE
 from tinylatent.models.planar_vae import PlanarVAE, PlanarVAEConfig
 
 
@@ -77,13 +78,15 @@ def main() -> None:
     x_test = tl.tensor(binarize(test, np.random.default_rng(123)))   # fixed binarisation
 
     if args.model == "made":
-        model = MADE(784, [args.hidden], num_masks=args.masks, seed=args.seed)
+        model = MADE(in_features=784, hidden_features=(args.hidden,), num_masks=args.masks,
+                     seed=args.seed)
         lr = args.lr or 3e-3
     elif args.model == "nade":
-        model = NADE(784, args.hidden, generator=tl.Generator(args.seed))
+        model = NADE(in_features=784, hidden_features=args.hidden,
+                     generator=tl.Generator(args.seed))
         lr = args.lr or 1e-2
     else:
-        model = PlanarVAE(PlanarVAEConfig(hidden=args.hidden, num_flows=args.flows))
+        model = PlanarVAE(PlanarVAEConfig(hidden_features=args.hidden, num_flows=args.flows))
         lr = args.lr or 1e-3
     opt = tl.optim.Adam(model.parameters(), lr=lr)
     masks = args.masks if args.model == "made" else 1

@@ -13,7 +13,8 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models.flows import maf_2d, planar_flow_2d, realnvp_2d
-from tinylatent.models.toy2d import KernelDensity, sample_toy
+from tinylatent.data import sample_toy
+from tinylatent.models import KernelDensity
 
 MODELS = {
     "planar": lambda: planar_flow_2d(32, generator=tl.Generator(0)),

@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.models.flows import (ImageFlowConfig, bits_per_dim, dequantize, glow_mnist,
+from tinylatent.data import dequantize
+from tinylatent.models.flows import (ImageFlowConfig, bits_per_dim, glow_mnist,
                                      maf_mnist, realnvp_mnist)
 
 BUILDERS = {"realnvp": realnvp_mnist, "glow": glow_mnist, "maf": maf_mnist}
@@ -65,7 +66,7 @@ def main() -> None:
     x_test = dequantize(test[: args.n_test], np.random.default_rng(123))
 
     defaults = {"realnvp": (32, 3), "glow": (64, 4), "maf": (512, 5)}[args.model]
-    cfg = ImageFlowConfig(hidden=args.hidden or defaults[0],
+    cfg = ImageFlowConfig(hidden_features=args.hidden or defaults[0],
                           steps=args.flow_steps or defaults[1])
     flow = BUILDERS[args.model](cfg)
     with tl.no_grad():                      # ActNorm's data-dependent initialisation

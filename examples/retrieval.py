@@ -16,8 +16,8 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models.autoencoders import Autoencoder, fit
-from tinylatent.models.retrieval import (BagOfWordsAE, load_kjv_bow, nearest_neighbours,
-                                         precision_at_k, tfidf)
+from tinylatent.data import load_kjv_bow, tfidf
+from tinylatent.models.retrieval import BagOfWordsAE, nearest_neighbours, precision_at_k
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -49,7 +49,7 @@ def mnist_task(args, ks):
     x_tr, x_te = as_t(x_tr), as_t(x_te[:2000])
     y_te = y_te[:2000]
     tl.manual_seed(args.seed)
-    ae = Autoencoder(hidden=(256,), code_dim=args.code_dim)
+    ae = Autoencoder(hidden_features=(256,), latent_features=args.code_dim)
     fit(ae, x_tr, args.epochs, 64, 3e-3, args.seed,
         log=lambda e, m: print(f"MNIST AE epoch {e + 1}: loss {m['loss']:.2f}"))
     with tl.no_grad():
@@ -92,7 +92,7 @@ def text_task(args, ks):
     test, train = np.sort(perm[:239]), np.sort(perm[239:])
     c_tr, c_te = counts[train], counts[test]
     tl.manual_seed(args.seed)
-    ae = BagOfWordsAE(vocab_size=counts.shape[1], code_dim=args.code_dim)
+    ae = BagOfWordsAE(in_features=counts.shape[1], latent_features=args.code_dim)
     fit(ae, c_tr, args.epochs, 32, 3e-3, args.seed,
         log=lambda e, m: print(f"KJV bag-of-words AE epoch {e + 1}: loss {m['loss']:.3f}"))
     with tl.no_grad():

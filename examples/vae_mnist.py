@@ -52,7 +52,7 @@ def evaluate(model, loader, device, seed):
     model.eval()
     g = tl.Generator(seed)
     with tl.no_grad():
-        total = sum(model.loss(x.to(device), generator=g)[1]["neg_elbo"] * len(x)
+        total = sum(float(model.loss(x.to(device), generator=g)[1]["neg_elbo"].item()) * len(x)
                     for x, _ in loader)
     return total / len(loader.dataset)
 
@@ -88,7 +88,7 @@ def save_pictures(model, test, history, args):
     if args.latent_dim == 2:
         save_grid(model.latent_grid(20).numpy_host(), 20, f"{args.out}/manifold.png",
                   "decoded z on a 20x20 grid of Gaussian quantiles")
-        mu = model.encode(x)[0].detach().numpy_host()             # (N, 2) posterior means
+        mu = model.encode(x).detach().numpy_host()                # (N, 2) posterior means
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
         dots = ax.scatter(mu[:, 0], mu[:, 1], c=y.numpy_host(), cmap="tab10", s=4)
         fig.colorbar(dots, label="label")
@@ -108,8 +108,9 @@ def main(argv=None):
     if args.epochs is None:
         args.epochs = 50 if train.source == "embedded" else 10
     loader = DataLoader(train, args.batch_size, shuffle=True, generator=shuffle_gen)
-    model = VAE(VAEConfig(input_dim=784, hidden_dim=400, latent_dim=args.latent_dim,
-                          free_bits=args.free_bits)).to(args.device)
+    model = VAE(VAEConfig(in_features=784, hidden_features=400,
+                          latent_features=args.latent_dim, free_bits=args.free_bits)
+                ).to(args.device)
     optimizer = tl.optim.Adam(model.parameters(), lr=args.lr)
     steps_per_epoch = min(len(loader), args.limit_train_batches or len(loader))
     start, step, history = 1, 0, []
@@ -139,8 +140,9 @@ def main(argv=None):
             loss.backward()
             optimizer.step()
             step += 1
-            total, n = total + metrics["neg_elbo"] * len(x), n + len(x)
-            bar.set_postfix(loss=f"{metrics['neg_elbo']:.1f}", kl=f"{metrics['kl']:.1f}")
+            neg_elbo = float(metrics["neg_elbo"].item())     # the host sync, once a step
+            total, n = total + neg_elbo * len(x), n + len(x)
+            bar.set_postfix(loss=f"{neg_elbo:.1f}", kl=f"{float(metrics['kl'].item()):.1f}")
         history.append({"epoch": epoch, "train": total / n,
                         "test": evaluate(model, DataLoader(test, 1000), args.device, args.seed)})
         print(f"epoch {epoch:3d}  train loss {history[-1]['train']:8.2f}  "

@@ -41,7 +41,7 @@ def test_contractive_closed_form_equals_double_backward():
     """seed 002: ||J_f(x)||_F^2 in closed form for a sigmoid layer == the general double
     backward, values and parameter gradients, to 1e-5 in float64."""
     tl.manual_seed(0)
-    cae = ContractiveAE(in_features=30, code_dim=7).double()
+    cae = ContractiveAE(in_features=30, latent_features=7).double()
     x = tl.rand(5, 30, dtype=tl.float64)
     layer = cae.encoder[0]
     closed = sigmoid_jacobian_frobenius_sq(layer, cae.encode(x))
@@ -58,14 +58,15 @@ def test_contractive_closed_form_equals_double_backward():
 
 def test_jacobian_penalty_of_a_deep_encoder_matches_autograd_jacobian():
     tl.manual_seed(1)
-    cae = ContractiveAE(in_features=12, hidden=(9,), code_dim=4, activation="tanh").double()
+    cae = ContractiveAE(in_features=12, hidden_features=(9,), latent_features=4,
+                        activation="tanh").double()
     x = tl.randn(3, 12, dtype=tl.float64)
     pen = cae.jacobian_penalty(x)
     for i in range(3):
         J = tl.autograd.jacobian(lambda t: cae.encode(t.reshape(1, 12)).reshape(4), x[i])
         assert abs((J * J).sum().item() - pen[i].item()) < 1e-10
     with pytest.raises(ValueError, match="closed form needs one sigmoid"):
-        ContractiveAE(in_features=12, hidden=(9,), code_dim=4,
+        ContractiveAE(in_features=12, hidden_features=(9,), latent_features=4,
                       jacobian="closed_form").jacobian_penalty(x.float())
     # the double-backward penalty is differentiable in the parameters: second-order check
     w = cae.encoder[0].weight
@@ -94,7 +95,7 @@ def test_corruption_statistics_and_errors():
 @pytest.fixture(scope="module")
 def plain_and_denoising(mnist):
     x_train, _ = mnist
-    cfg = dict(hidden=(256,), code_dim=32)
+    cfg = dict(hidden_features=(256,), latent_features=32)
     ae = _train(Autoencoder, x_train, 8, **cfg)
     dae = _train(DenoisingAE, x_train, 8, noise="masking", noise_level=0.5, **cfg)
     return ae, dae
@@ -124,7 +125,7 @@ def test_sparse_autoencoder_codes(mnist):
     many active code units per test image as the plain AE (measured 19.6 vs 60.9), at
     < 25% more reconstruction error (measured 0.0256 vs 0.0222 MSE/pixel)."""
     x_train, x_test = mnist
-    cfg = dict(hidden=(256,), code_dim=128, code_activation="relu")
+    cfg = dict(hidden_features=(256,), latent_features=128, code_activation="relu")
     ae = _train(Autoencoder, x_train, 5, **cfg)
     sae = _train(SparseAE, x_train, 5, sparsity_weight=0.2, **cfg)
     with tl.no_grad():
@@ -142,8 +143,9 @@ def test_contractive_autoencoder_has_smaller_jacobian(mnist):
     """Figure: one sigmoid encoder layer, code 64, 5 epochs. The CAE's (lambda = 1) mean
     ||J_f(x)||_F^2 on test images is < 0.7x the plain AE's, at < 10% more error."""
     x_train, x_test = mnist
-    ae = _train(Autoencoder, x_train, 5, hidden=(), code_dim=64, code_activation="sigmoid")
-    cae = _train(ContractiveAE, x_train, 5, code_dim=64, contractive_weight=1.0)
+    ae = _train(Autoencoder, x_train, 5, hidden_features=(), latent_features=64,
+                code_activation="sigmoid")
+    cae = _train(ContractiveAE, x_train, 5, latent_features=64, contractive_weight=1.0)
     with tl.no_grad():
         j_ae = sigmoid_jacobian_frobenius_sq(ae.encoder[0], ae.encode(x_test)).mean().item()
         j_cae = cae.jacobian_penalty(x_test).mean().item()
@@ -160,7 +162,7 @@ def test_linear_autoencoder_spans_pca_subspace(mnist):
     eigengap (eigenvalues 2.31 vs 1.74), so plain SGD gets there in seconds."""
     x_train, _ = mnist
     tl.manual_seed(0)
-    lae = LinearAutoencoder(784, 6)
+    lae = LinearAutoencoder(in_features=784, latent_features=6)
     fit(lae, x_train, epochs=40, lr=1e-2, batch_size=128, seed=0)
     fit(lae, x_train, epochs=10, lr=1e-3, batch_size=128, seed=1)  # settle the SGD noise
     U = PCA(6).fit(x_train).components_.numpy().T  # (784, 6)
@@ -174,7 +176,7 @@ def test_linear_autoencoder_spans_pca_subspace(mnist):
 
 def test_conv_autoencoder_trains(mnist):
     x_train, x_test = mnist
-    model = _train(ConvAutoencoder, x_train, 2, code_dim=32)
+    model = _train(ConvAutoencoder, x_train, 2, latent_features=32)
     out = model(x_test[:5].reshape(5, 1, 28, 28))
     assert out.shape == (5, 1, 28, 28)
     mean_image_err = float(((x_test - x_train.mean(0)) ** 2).mean().item())
@@ -188,7 +190,7 @@ def test_greedy_layerwise_pretraining_then_finetuning(mnist):
     fine-tuned (3 epochs) reconstructs better than the same net from random init trained
     for 6 epochs (measured 0.033 vs 0.055 MSE/pixel)."""
     x_train, x_test = mnist
-    cfg = AEConfig(hidden=(256, 64), code_dim=16, activation="sigmoid")
+    cfg = AEConfig(hidden_features=(256, 64), latent_features=16, activation="sigmoid")
     tl.manual_seed(0)
     sae = StackedAutoencoder(cfg)
     histories = sae.pretrain(x_train, epochs=3, lr=3e-3, batch_size=64)

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
+from tinylatent.data.patches import extract_patches
 from tinylatent.models.classical import PCA, GaussianMixture, KMeans
-from tinylatent.models.patch_features import (LogisticRegression, PatchFeatures,
-                                              extract_patches)
+from tinylatent.models.patch_features import LogisticRegression, PatchFeatures
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.cluster import KMeans as SkKMeans  # noqa: E402

@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import tinylatent as tl
-from tinylatent.distributions import Bernoulli, Categorical, Normal, kl_divergence
+from tinylatent.distributions import (Bernoulli, Beta, Categorical, Dirichlet, Independent,
+                                      Laplace, MixtureSameFamily, MultivariateNormal, Normal,
+                                      RelaxedBernoulli, RelaxedOneHotCategorical, kl_divergence,
+                                      standard_normal)
 
 
 
@@ -230,3 +233,333 @@ def test_bad_arguments_are_named():
         Categorical(logits=tl.zeros(3)).log_prob(np.array([0.5]))
     with pytest.raises(NotImplementedError, match="rsample"):
         Bernoulli(probs=0.5).rsample()
+
+
+# ================================================================ the families added for the
+# model zoo (issue 11): values against scipy.stats, gradients by gradcheck
+def _tril(rng, d, batch=()):
+    """A random lower-triangular factor with a diagonal in [0.5, 1.5]."""
+    L = np.tril(rng.normal(0, 0.5, batch + (d, d)), -1)
+    return L + np.eye(d) * rng.uniform(0.5, 1.5, batch + (d,))[..., None, :]
+
+
+def test_laplace_beta_dirichlet_values_match_scipy():
+    rng = np.random.default_rng(10)
+    loc, scale, x = rng.standard_normal(5), rng.uniform(0.2, 2, 5), rng.standard_normal(5)
+    d, ref = Laplace(_t(loc), _t(scale)), scipy.stats.laplace(loc, scale)
+    np.testing.assert_allclose(d.log_prob(_t(x)).data, ref.logpdf(x), rtol=1e-12)
+    np.testing.assert_allclose(d.cdf(_t(x)).data, ref.cdf(x), rtol=1e-10)
+    np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-12)
+    np.testing.assert_allclose(d.variance.data, ref.var(), rtol=1e-12)
+    a, b, u = rng.uniform(0.3, 4, 5), rng.uniform(0.3, 4, 5), rng.uniform(0.01, 0.99, 5)
+    d, ref = Beta(_t(a), _t(b)), scipy.stats.beta(a, b)
+    np.testing.assert_allclose(d.log_prob(_t(u)).data, ref.logpdf(u), rtol=1e-10)
+    np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(d.mean.data, ref.mean(), rtol=1e-12)
+    np.testing.assert_allclose(d.variance.data, ref.var(), rtol=1e-10)
+    alpha = rng.uniform(0.3, 4, (3, 4))
+    xs = rng.dirichlet(np.ones(4), size=3)
+    d = Dirichlet(_t(alpha))
+    assert d.batch_shape == (3,) and d.event_shape == (4,)
+    np.testing.assert_allclose(d.log_prob(_t(xs)).data,
+                               [scipy.stats.dirichlet(a_).logpdf(x_) for a_, x_ in
+                                zip(alpha, xs)], rtol=1e-10)
+    np.testing.assert_allclose(d.entropy().data,
+                               [scipy.stats.dirichlet(a_).entropy() for a_ in alpha],
+                               rtol=1e-10)
+    np.testing.assert_allclose(d.mean.data, alpha / alpha.sum(1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(d.variance.data,
+                               [scipy.stats.dirichlet(a_).var() for a_ in alpha], rtol=1e-10)
+
+
+def test_multivariate_normal_and_independent_match_scipy():
+    rng = np.random.default_rng(11)
+    L = _tril(rng, 3, (2,))                                    # (2, 3, 3)
+    loc = rng.standard_normal((2, 3))
+    x = rng.standard_normal((4, 2, 3))
+    d = MultivariateNormal(_t(loc), _t(L))
+    assert d.batch_shape == (2,) and d.event_shape == (3,)
+    refs = [scipy.stats.multivariate_normal(loc[i], L[i] @ L[i].T) for i in range(2)]
+    np.testing.assert_allclose(d.log_prob(_t(x)).data,
+                               np.stack([refs[i].logpdf(x[:, i]) for i in range(2)], 1),
+                               rtol=1e-10)
+    np.testing.assert_allclose(d.entropy().data, [r.entropy() for r in refs], rtol=1e-12)
+    np.testing.assert_allclose(d.covariance_matrix.data, L @ L.transpose(0, 2, 1), atol=1e-14)
+    np.testing.assert_allclose(d.variance.data, np.einsum("bij,bij->bi", L, L), rtol=1e-12)
+    # a diagonal scale_tril is Independent(Normal, 1)
+    s = rng.uniform(0.3, 2, 3)
+    ind = Independent(Normal(_t(loc), _t(s)), 1)
+    assert ind.batch_shape == (2,) and ind.event_shape == (3,)
+    mvn = MultivariateNormal(_t(loc), _t(np.diag(s)))
+    np.testing.assert_allclose(ind.log_prob(_t(x)).data, mvn.log_prob(_t(x)).data, rtol=1e-12)
+    np.testing.assert_allclose(ind.entropy().data, mvn.entropy().data, rtol=1e-12)
+    with pytest.raises(ValueError, match="reinterpreted_batch_ndims=3"):
+        Independent(Normal(_t(loc), _t(s)), 3)
+
+
+def test_new_kls_match_closed_forms_and_integration():
+    rng = np.random.default_rng(12)
+    # Laplace: numerical integration of p log(p / q)
+    m1, b1, m2, b2 = 0.3, 0.7, -0.5, 1.6
+    kl = kl_divergence(Laplace(_t(m1), _t(b1)), Laplace(_t(m2), _t(b2))).item()
+    x = np.linspace(-30, 30, 600001)
+    lp, lq = scipy.stats.laplace(m1, b1).logpdf(x), scipy.stats.laplace(m2, b2).logpdf(x)
+    assert kl == pytest.approx(np.trapezoid(np.exp(lp) * (lp - lq), x), rel=1e-5)
+    # Beta: numerical integration
+    a1, c1, a2, c2 = 2.5, 1.5, 1.2, 3.0
+    klb = kl_divergence(Beta(_t(a1), _t(c1)), Beta(_t(a2), _t(c2))).item()
+    u = np.linspace(1e-9, 1 - 1e-9, 2000001)
+    lp, lq = scipy.stats.beta(a1, c1).logpdf(u), scipy.stats.beta(a2, c2).logpdf(u)
+    assert klb == pytest.approx(np.trapezoid(np.exp(lp) * (lp - lq), u), rel=1e-4)
+    # Dirichlet: Monte Carlo with scipy's densities
+    alpha, beta = np.array([1.5, 2.0, 3.0]), np.array([2.0, 1.0, 0.8])
+    kld = kl_divergence(Dirichlet(_t(alpha)), Dirichlet(_t(beta))).item()
+    xs = np.random.default_rng(0).dirichlet(alpha, 200000)
+    mc = (scipy.stats.dirichlet(alpha).logpdf(xs.T) - scipy.stats.dirichlet(beta).logpdf(xs.T))
+    assert kld == pytest.approx(mc.mean(), abs=4 * mc.std() / np.sqrt(len(mc)))
+    # MultivariateNormal: the textbook trace / Mahalanobis / log-det formula
+    Lp, Lq = _tril(rng, 3), _tril(rng, 3)
+    mp, mq = rng.standard_normal(3), rng.standard_normal(3)
+    Sp, Sq = Lp @ Lp.T, Lq @ Lq.T
+    ref = 0.5 * (np.trace(np.linalg.solve(Sq, Sp)) + (mq - mp) @ np.linalg.solve(Sq, mq - mp)
+                 - 3 + np.linalg.slogdet(Sq)[1] - np.linalg.slogdet(Sp)[1])
+    klm = kl_divergence(MultivariateNormal(_t(mp), _t(Lp)), MultivariateNormal(_t(mq), _t(Lq)))
+    assert klm.item() == pytest.approx(ref, rel=1e-10)
+    # Independent: the base KL summed over the event axes
+    s1, s2 = rng.uniform(0.3, 2, (2, 3)), rng.uniform(0.3, 2, (2, 3))
+    kli = kl_divergence(Independent(Normal(_t(mp), _t(s1)), 1),
+                        Independent(Normal(_t(mq), _t(s2)), 1))
+    base = kl_divergence(Normal(_t(mp), _t(s1)), Normal(_t(mq), _t(s2)))
+    np.testing.assert_allclose(kli.data, base.data.sum(-1), rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="Laplace || Normal"):
+        kl_divergence(Laplace(0.0, 1.0), Normal(0.0, 1.0))
+
+
+def _binary_concrete_density(y, logits, tau):
+    """Maddison et al. 2017, Sec. 3.3: tau a y^(-tau-1) (1-y)^(-tau-1) /
+    (a y^-tau + (1-y)^-tau)^2 with a = exp(logits)."""
+    a = np.exp(logits)
+    return tau * a * y ** (-tau - 1) * (1 - y) ** (-tau - 1) / (a * y ** -tau
+                                                                + (1 - y) ** -tau) ** 2
+
+
+def test_relaxed_bernoulli_density_and_sampling():
+    logits, tau = np.array([-1.0, 0.4, 2.0]), 0.7
+    y = np.array([0.1, 0.5, 0.93])
+    d = RelaxedBernoulli(tau, logits=_t(logits))
+    np.testing.assert_allclose(np.exp(d.log_prob(_t(y)).data),
+                               _binary_concrete_density(y, logits, tau), rtol=1e-10)
+    # it is a density on (0, 1)
+    grid = np.linspace(1e-6, 1 - 1e-6, 400001)
+    mass = np.trapezoid(np.exp(RelaxedBernoulli(2.0, logits=_t(0.4)).log_prob(_t(grid)).data),
+                        grid)
+    assert mass == pytest.approx(1.0, abs=1e-4)
+    # draws follow the density: P(y < 1/2) = P(logistic noise < -l) = sigmoid(-l)
+    s = d.rsample((40000,), generator=tl.Generator(0)).data
+    assert s.shape == (40000, 3) and np.all((s > 0) & (s < 1))
+    np.testing.assert_allclose((s < 0.5).mean(0), scipy.special.expit(-logits), atol=0.01)
+    # low temperature: nearly binary, with the Bernoulli's probabilities
+    cold = RelaxedBernoulli(0.05, probs=_t([0.2, 0.7])).sample((20000,),
+                                                                generator=tl.Generator(1))
+    assert np.mean(np.minimum(cold.data, 1 - cold.data) < 0.01) > 0.9
+    np.testing.assert_allclose(cold.data.round().mean(0), [0.2, 0.7], atol=0.015)
+
+
+def test_relaxed_one_hot_categorical_density_and_sampling():
+    rng = np.random.default_rng(13)
+    # K = 2 is the binary Concrete of y_1 with logits l_1 - l_2
+    logits = np.array([0.3, -0.8])
+    y1 = rng.uniform(0.05, 0.95, 5)
+    two = RelaxedOneHotCategorical(0.6, logits=_t(logits))
+    np.testing.assert_allclose(two.log_prob(_t(np.stack([y1, 1 - y1], 1))).data,
+                               RelaxedBernoulli(0.6, logits=_t(logits[0] - logits[1]))
+                               .log_prob(_t(y1)).data, rtol=1e-10)
+    # K = 3: integrates to 1 over the simplex (density w.r.t. (y_1, y_2))
+    d = RelaxedOneHotCategorical(1.5, probs=_t([0.2, 0.3, 0.5]))
+    n = 800
+    g = (np.arange(n) + 0.5) / n
+    y1, y2 = np.meshgrid(g, g, indexing="ij")
+    inside = y1 + y2 < 1
+    pts = np.stack([y1[inside], y2[inside], 1 - y1[inside] - y2[inside]], 1)
+    mass = np.exp(d.log_prob(_t(pts)).data).sum() / n ** 2
+    assert mass == pytest.approx(1.0, abs=0.01)
+    # draws: on the simplex; the argmax is Categorical(pi) at any temperature (Gumbel-max)
+    s = d.rsample((30000,), generator=tl.Generator(2)).data
+    assert s.shape == (30000, 3)
+    np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(np.bincount(s.argmax(-1), minlength=3) / 30000, [0.2, 0.3, 0.5],
+                               atol=0.01)
+
+
+def test_mixture_same_family_matches_scipy_and_samples():
+    w = np.array([0.2, 0.5, 0.3])
+    mu, sd = np.array([-2.0, 0.0, 3.0]), np.array([0.5, 1.0, 0.8])
+    mix = MixtureSameFamily(Categorical(probs=_t(w)), Normal(_t(mu), _t(sd)))
+    x = np.linspace(-4, 5, 7)
+    ref = np.log((w * scipy.stats.norm(mu, sd).pdf(x[:, None])).sum(1))
+    np.testing.assert_allclose(mix.log_prob(_t(x)).data, ref, rtol=1e-10)
+    assert mix.mean.item() == pytest.approx(float(w @ mu))
+    s = mix.sample((40000,), generator=tl.Generator(3)).data
+    assert s.shape == (40000,)
+    assert s.mean() == pytest.approx(float(w @ mu), abs=0.05)
+    # a mixture of 2-D Gaussians with an event shape, through Independent
+    comp = Independent(Normal(_t(np.array([[0.0, 0.0], [3.0, 3.0]])), _t(np.ones((2, 2)))), 1)
+    mix2 = MixtureSameFamily(Categorical(logits=_t([0.0, 0.0])), comp)
+    assert mix2.event_shape == (2,) and mix2.sample((5,), generator=tl.Generator(0)).shape \
+        == (5, 2)
+    pt = np.array([[0.5, -0.2]])
+    ref2 = np.log(0.5 * scipy.stats.multivariate_normal([0, 0]).pdf(pt[0])
+                  + 0.5 * scipy.stats.multivariate_normal([3, 3]).pdf(pt[0]))
+    assert mix2.log_prob(_t(pt)).item() == pytest.approx(ref2, rel=1e-10)
+    with pytest.raises(ValueError, match="must end in the 2 mixture classes"):
+        MixtureSameFamily(Categorical(logits=_t([0.0, 0.0])), Normal(_t(mu), _t(sd)))
+
+
+def test_beta_dirichlet_sampling_moments():
+    a = np.array([0.5, 2.0, 5.0])
+    s = Dirichlet(_t(a)).sample((40000,), generator=tl.Generator(4)).data
+    assert s.shape == (40000, 3)
+    np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(s.mean(0), a / a.sum(), atol=0.005)
+    again = Dirichlet(_t(a)).sample((40000,), generator=tl.Generator(4)).data
+    np.testing.assert_array_equal(s, again)
+    b = Beta(_t([2.0, 0.5]), _t([3.0, 0.5])).sample((40000,), generator=tl.Generator(5)).data
+    np.testing.assert_allclose(b.mean(0), [0.4, 0.5], atol=0.01)
+    np.testing.assert_allclose(b.var(0), scipy.stats.beta([2, 0.5], [3, 0.5]).var(), rtol=0.05)
+    lap = Laplace(_t([1.0]), _t([2.0])).sample((40000,), generator=tl.Generator(6)).data
+    assert np.median(lap) == pytest.approx(1.0, abs=0.05)
+    assert lap.var() == pytest.approx(8.0, rel=0.05)
+    L = _tril(np.random.default_rng(7), 2)
+    mv = MultivariateNormal(_t([1.0, -1.0]), _t(L)).sample((40000,), generator=tl.Generator(8))
+    np.testing.assert_allclose(np.cov(mv.data.T), L @ L.T, atol=0.06)
+
+
+def _fixed(sampler):
+    """rsample with the same noise on every call (central differences need it)."""
+    gen = tl.Generator(3)
+    state = gen.get_state()
+
+    def draw(*params):
+        gen.set_state(state)
+        return sampler(*params, gen)
+    return draw
+
+
+@given(shapes.flatmap(lambda s: st.tuples(_floats(s, -2, 2), _floats(s, 0.3, 2),
+                                          _floats(s, -3, 3), _floats(s, -2, 2),
+                                          _floats(s, 0.3, 2))))
+def test_laplace_gradcheck(args):
+    loc, scale, x, loc2, scale2 = args
+    # |x - loc| has a kink at x = loc: keep x away from it
+    x = np.where(np.abs(x - loc) < 0.1, loc + 0.5, x)
+    L, S, X, L2, S2 = (_t(a, True) for a in (loc, scale, x, loc2, scale2))
+    assert tl.gradcheck(lambda m, s, v: Laplace(m, s).log_prob(v), [L, S, X])
+    assert tl.gradcheck(lambda s: Laplace(0.0, s).entropy(), [S])
+    assert tl.gradcheck(_fixed(lambda m, s, g: Laplace(m, s).rsample((2,), generator=g)),
+                        [L, S])
+    if np.all(np.abs(loc - loc2) > 0.1):
+        assert tl.gradcheck(lambda a, b, c, d: kl_divergence(Laplace(a, b), Laplace(c, d)),
+                            [L, S, L2, S2])
+
+
+@given(shapes.flatmap(lambda s: st.tuples(_floats(s, 0.4, 4), _floats(s, 0.4, 4),
+                                          _floats(s, 0.05, 0.95), _floats(s, 0.4, 4),
+                                          _floats(s, 0.4, 4))))
+def test_beta_gradcheck(args):
+    a, b, x, a2, b2 = (_t(v, True) for v in args)
+    assert tl.gradcheck(lambda p, q, v: Beta(p, q).log_prob(v), [a, b, x])
+    assert tl.gradcheck(lambda p, q: Beta(p, q).entropy(), [a, b])
+    assert tl.gradcheck(lambda p, q, r, s: kl_divergence(Beta(p, q), Beta(r, s)),
+                        [a, b, a2, b2])
+    assert tl.gradgradcheck(lambda p, q, v: Beta(p, q).log_prob(v), [a, b, x])
+
+
+@given(st.sampled_from([(3,), (2, 4)]).flatmap(
+    lambda s: st.tuples(_floats(s, 0.4, 4), _floats(s, 0.4, 4))))
+def test_dirichlet_gradcheck(args):
+    alpha, beta = args
+    x = np.random.default_rng(0).dirichlet(np.ones(alpha.shape[-1]), alpha.shape[:-1] or None)
+    A, B, X = _t(alpha, True), _t(beta, True), _t(x, True)
+    assert tl.gradcheck(lambda a, v: Dirichlet(a).log_prob(v), [A, X])
+    assert tl.gradcheck(lambda a: Dirichlet(a).entropy(), [A])
+    assert tl.gradcheck(lambda a, b: kl_divergence(Dirichlet(a), Dirichlet(b)), [A, B])
+
+
+@given(st.integers(0, 10_000), st.sampled_from([1, 2, 3]))
+def test_multivariate_normal_gradcheck(seed, d):
+    rng = np.random.default_rng(seed)
+    loc, L, x = rng.standard_normal(d), _tril(rng, d), rng.standard_normal((2, d))
+    loc2, L2 = rng.standard_normal(d), _tril(rng, d)
+    M, S, X, M2, S2 = (_t(v, True) for v in (loc, L, x, loc2, L2))
+    tril = np.tril(np.ones((d, d)))
+
+    def lower(s):      # perturbations of the upper triangle must not matter
+        return s * _t(tril)
+    assert tl.gradcheck(lambda m, s, v: MultivariateNormal(m, lower(s), validate_args=False)
+                        .log_prob(v), [M, S, X])
+    assert tl.gradcheck(lambda s: MultivariateNormal(M.detach(), lower(s),
+                                                     validate_args=False).entropy(), [S])
+    assert tl.gradcheck(_fixed(lambda m, s, g: MultivariateNormal(
+        m, lower(s), validate_args=False).rsample((2,), generator=g)), [M, S])
+    assert tl.gradcheck(lambda a, b, c, e: kl_divergence(
+        MultivariateNormal(a, lower(b), validate_args=False),
+        MultivariateNormal(c, lower(e), validate_args=False)), [M, S, M2, S2])
+    assert tl.gradgradcheck(lambda m, s, v: MultivariateNormal(m, lower(s),
+                                                               validate_args=False)
+                            .log_prob(v), [M, S, X])
+
+
+@given(shapes.flatmap(lambda s: st.tuples(_floats(s, -2, 2), _floats(s, 0.1, 0.9))),
+       st.floats(0.3, 2.0))
+def test_relaxed_bernoulli_gradcheck(args, tau):
+    logits, y = args
+    L, Y, T = _t(logits, True), _t(y, True), _t(tau, True)
+    assert tl.gradcheck(lambda l, v, t: RelaxedBernoulli(t, logits=l).log_prob(v), [L, Y, T])
+    assert tl.gradcheck(_fixed(lambda l, t, g: RelaxedBernoulli(t, logits=l)
+                               .rsample((2,), generator=g)), [L, T])
+
+
+@given(st.sampled_from([(3,), (2, 4)]).flatmap(lambda s: _floats(s, -2, 2)),
+       st.floats(0.3, 2.0))
+def test_relaxed_one_hot_categorical_gradcheck(logits, tau):
+    y = np.random.default_rng(1).dirichlet(np.ones(logits.shape[-1]) * 2,
+                                           logits.shape[:-1] or None)
+    L, Y, T = _t(logits, True), _t(y, True), _t(tau, True)
+    assert tl.gradcheck(lambda l, v, t: RelaxedOneHotCategorical(t, logits=l).log_prob(v),
+                        [L, Y, T])
+    assert tl.gradcheck(_fixed(lambda l, t, g: RelaxedOneHotCategorical(t, logits=l)
+                               .rsample((2,), generator=g)), [L, T])
+
+
+@given(st.integers(0, 10_000))
+def test_mixture_and_independent_gradcheck(seed):
+    rng = np.random.default_rng(seed)
+    W, M, S = _t(rng.standard_normal(3), True), _t(rng.standard_normal(3), True), \
+        _t(rng.uniform(0.3, 2, 3), True)
+    X = _t(rng.standard_normal(4), True)
+    assert tl.gradcheck(lambda w, m, s, v: MixtureSameFamily(Categorical(logits=w),
+                                                             Normal(m, s)).log_prob(v),
+                        [W, M, S, X])
+    M2, S2 = _t(rng.standard_normal((2, 3)), True), _t(rng.uniform(0.3, 2, (2, 3)), True)
+    assert tl.gradcheck(lambda m, s: Independent(Normal(m, s), 1).entropy(), [M2, S2])
+
+
+def test_standard_normal_and_new_argument_errors():
+    z = tl.zeros(2, 3, dtype=tl.float64)
+    p = standard_normal(z)
+    assert p.log_prob(z).dtype == np.float64 and p.log_prob(z).shape == (2, 3)
+    np.testing.assert_allclose(p.log_prob(z).data, scipy.stats.norm.logpdf(0.0))
+    with pytest.raises(ValueError, match="Laplace: scale must be > 0"):
+        Laplace(0.0, _t([-1.0]))
+    with pytest.raises(ValueError, match="Beta: concentration0 must be > 0"):
+        Beta(1.0, _t([0.0]))
+    with pytest.raises(ValueError, match="Dirichlet: concentration must be > 0"):
+        Dirichlet(_t([1.0, -1.0]))
+    with pytest.raises(ValueError, match="lower triangular with a positive diagonal"):
+        MultivariateNormal(_t([0.0, 0.0]), _t([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"loc \(\.\.\., D\) and scale_tril"):
+        MultivariateNormal(_t([0.0, 0.0]), _t(np.eye(3)))
+    with pytest.raises(ValueError, match="RelaxedBernoulli: temperature must be > 0"):
+        RelaxedBernoulli(0.0, logits=_t([0.0]))
+    with pytest.raises(NotImplementedError, match="rsample"):
+        Dirichlet(_t([1.0, 1.0])).rsample()

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
-from tinylatent.models.autoregressive import binarize
+from tinylatent.data import binarize, dequantize, sample_toy
 from tinylatent.models.flow_transforms import planar_inverse
-from tinylatent.models.flows import (Flow, ImageFlowConfig, bits_per_dim, dequantize,
-                                     glow_mnist, maf_2d, planar_flow_2d, realnvp_2d,
-                                     realnvp_mnist)
+from tinylatent.models.flows import (Flow, ImageFlowConfig, bits_per_dim, glow_mnist, maf_2d,
+                                     planar_flow_2d, realnvp_2d, realnvp_mnist)
+from tinylatent.models.kernel_density import KernelDensity
 from tinylatent.models.planar_vae import PlanarVAE, PlanarVAEConfig
-from tinylatent.models.toy2d import KernelDensity, sample_toy
 
 
 def _fit(model, data, steps, lr, batch, rng):
@@ -69,7 +68,8 @@ def test_planar_vae_log_q_is_the_change_of_variables():
     """log q_K(z_K|x) from the forward chain equals log q_0(f^-1(z_K)) + log|det J_{f^-1}|
     computed by inverting each planar layer by root finding."""
     rng = np.random.default_rng(4)
-    vae = PlanarVAE(PlanarVAEConfig(features=12, hidden=16, latent=3, num_flows=4))
+    vae = PlanarVAE(PlanarVAEConfig(in_features=12, hidden_features=16, latent_features=3,
+                                    num_flows=4))
     vae = vae.to(tl.float64)
     with tl.no_grad():
         for p in vae.enc_flow.parameters():
@@ -77,7 +77,7 @@ def test_planar_vae_log_q_is_the_change_of_variables():
     x = tl.tensor((rng.random((5, 12)) < 0.5).astype(np.float64))
     with tl.no_grad():
         _, zk, log_qk = vae(x, generator=tl.Generator(5))
-        mu, logvar, flows = vae.encode(x)
+        mu, logvar, flows = vae.posterior_params(x)
         z, total = zk, tl.zeros(5, dtype=tl.float64)
         for u, w, b in reversed(flows):
             z, ld = planar_inverse(z, u, w, b)
@@ -97,7 +97,7 @@ def test_planar_vae_trains_on_binarised_mnist():
     rng = np.random.default_rng(6)
     x_train = binarize(train[:2000], rng)
     x_test = tl.tensor(binarize(test[:500], np.random.default_rng(7)))
-    vae = PlanarVAE(PlanarVAEConfig(hidden=200, latent=20, num_flows=4))
+    vae = PlanarVAE(PlanarVAEConfig(hidden_features=200, latent_features=20, num_flows=4))
     _fit(vae, x_train, 150, 2e-3, 100, rng)
     with tl.no_grad():
         neg_elbo = vae.neg_elbo(x_test, generator=tl.Generator(8)).mean().item()
@@ -129,7 +129,7 @@ def test_image_flow_beats_diagonal_gaussian_bits_per_dim(dequantised_mnist, buil
     steps of 32 images: test bits/dim must beat the fitted diagonal Gaussian by 0.15."""
     train, x_test, baseline = dequantised_mnist
     rng = np.random.default_rng(10)
-    flow = builder(ImageFlowConfig(hidden=16, steps=2))
+    flow = builder(ImageFlowConfig(hidden_features=16, steps=2))
     with tl.no_grad():
         flow.log_prob(tl.tensor(dequantize(train[:256], rng)))    # ActNorm initialisation
     opt = tl.optim.Adam(flow.parameters(), lr=1e-3)

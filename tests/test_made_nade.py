@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
-from tinylatent.models.autoregressive import MADE, NADE, binarize, made_masks
+from tinylatent.data import binarize
+from tinylatent.models.autoregressive import MADE, NADE, made_masks
 from tinylatent.models.flow_transforms import MaskedAffineAutoregressive
 
 
@@ -35,7 +36,8 @@ def _assert_strictly_triangular(jac, degrees):
 def test_made_jacobian_strictly_triangular_for_every_mask(ordering):
     rng = np.random.default_rng(0)
     d = 6
-    made = _randomise(MADE(d, [10, 10], out_multiplier=2, num_masks=4, ordering=ordering,
+    made = _randomise(MADE(in_features=d, hidden_features=(10, 10), out_multiplier=2,
+                           num_masks=4, ordering=ordering,
                            seed=1), rng).to(tl.float64)
     x = tl.tensor(rng.standard_normal((1, d)), dtype=tl.float64)
     for k in range(made.num_masks):
@@ -80,19 +82,20 @@ def test_maf_layer_autoregressive_and_triangular():
 def test_made_and_nade_are_normalised_d10():
     rng = np.random.default_rng(5)
     xs = _all_binary(10)                                            # (1024, 10)
-    made = _randomise(MADE(10, [16, 16], num_masks=3, seed=2), rng, 1.0).to(tl.float64)
+    made = MADE(in_features=10, hidden_features=(16, 16), num_masks=3, seed=2)
+    made = _randomise(made, rng, 1.0).to(tl.float64)
     for k in range(3):
         made.set_mask(k)
         assert abs(tl.exp(made.log_prob(xs)).sum().item() - 1.0) < 1e-5
     total = tl.exp(made.log_prob(xs, num_masks=3)).sum().item()    # mask ensemble
     assert abs(total - 1.0) < 1e-5
-    nade = _randomise(NADE(10, 8), rng, 1.0).to(tl.float64)
+    nade = _randomise(NADE(in_features=10, hidden_features=8), rng, 1.0).to(tl.float64)
     assert abs(tl.exp(nade.log_prob(xs)).sum().item() - 1.0) < 1e-5
 
 
 def test_nade_weight_sharing_equals_naive_conditionals():
     rng = np.random.default_rng(6)
-    nade = _randomise(NADE(7, 5), rng, 1.0).to(tl.float64)
+    nade = _randomise(NADE(in_features=7, hidden_features=5), rng, 1.0).to(tl.float64)
     x = (rng.random((4, 7)) < 0.5).astype(np.float64)
     logits = nade(tl.tensor(x)).numpy()
     W, c, V, b = (p.numpy() for p in (nade.W, nade.c, nade.V, nade.b))
@@ -105,7 +108,8 @@ def test_nade_weight_sharing_equals_naive_conditionals():
 def test_sampling_frequencies_match_probabilities(model):
     rng = np.random.default_rng(7)
     d = 3
-    net = MADE(d, [8], seed=3) if model == "made" else NADE(d, 4)
+    net = (MADE(in_features=d, hidden_features=(8,), seed=3) if model == "made"
+           else NADE(in_features=d, hidden_features=4))
     net = _randomise(net, rng, 1.0).to(tl.float64)
     probs = tl.exp(net.log_prob(_all_binary(d))).numpy()
     samples = net.sample(20000, generator=tl.Generator(0)).numpy().astype(int)
@@ -141,7 +145,8 @@ def test_made_learns_binarised_mnist(binary_mnist):
     """MADE 784-500-784, 8 masks (order-agnostic), 2 epochs on 4k images: its 8-mask
     ensemble must beat the independent-Bernoulli baseline (about 207 nats) by 25 nats."""
     train, x_test, baseline = binary_mnist
-    made = _train(MADE(784, [500], num_masks=8, seed=0), train, lr=3e-3, epochs=2)
+    made = _train(MADE(in_features=784, hidden_features=(500,), num_masks=8, seed=0), train,
+                  lr=3e-3, epochs=2)
     with tl.no_grad():
         nll = -np.mean([made.log_prob(x_test[i: i + 250], num_masks=8).mean().item()
                         for i in range(0, len(x_test), 250)])
@@ -151,7 +156,7 @@ def test_made_learns_binarised_mnist(binary_mnist):
 def test_nade_learns_binarised_mnist(binary_mnist):
     """NADE with 50 hidden units, 2 epochs on 4k images: beats the baseline by 15 nats."""
     train, x_test, baseline = binary_mnist
-    nade = _train(NADE(784, 50), train, lr=1e-2, epochs=2)
+    nade = _train(NADE(in_features=784, hidden_features=50), train, lr=1e-2, epochs=2)
     with tl.no_grad():
         nll = -np.mean([nade.log_prob(x_test[i: i + 250]).mean().item()
                         for i in range(0, len(x_test), 250)])

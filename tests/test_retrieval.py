@@ -10,8 +10,8 @@ import pytest
 
 import tinylatent as tl
 from tinylatent.models.autoencoders import Autoencoder, fit
-from tinylatent.models.retrieval import (BagOfWordsAE, load_kjv_bow, nearest_neighbours,
-                                         precision_at_k, tfidf)
+from tinylatent.data import load_kjv_bow, tfidf
+from tinylatent.models.retrieval import BagOfWordsAE, nearest_neighbours, precision_at_k
 
 MNIST = os.path.join(os.path.dirname(tl.__file__), "data", "embedded", "mnist_5k.npz")
 
@@ -48,7 +48,7 @@ def test_mnist_retrieval_deep_ae_codes_beat_pixels():
     x_test = tl.tensor(d["test_images"].reshape(1000, -1) / 255.0, dtype=tl.float32)
     y_train, y_test = d["train_labels"], d["test_labels"]
     tl.manual_seed(0)
-    ae = Autoencoder(hidden=(256,), code_dim=32)
+    ae = Autoencoder(hidden_features=(256,), latent_features=32)
     fit(ae, x_train, epochs=10, lr=3e-3, batch_size=64, seed=0)
     with tl.no_grad():
         z_train, z_test = ae.encode(x_train), ae.encode(x_test)
@@ -94,7 +94,7 @@ def test_text_retrieval_bow_autoencoder_beats_raw_counts():
     f_train, idf = tfidf(c_train)
     p_tfidf = precision_at_k(tfidf(c_test, idf)[0], y[test], f_train, y[train], 10, "cosine")
     tl.manual_seed(0)
-    ae = BagOfWordsAE(vocab_size=2000, hidden=256, code_dim=32)
+    ae = BagOfWordsAE(in_features=2000, hidden_features=256, latent_features=32)
     history = fit(ae, c_train, epochs=10, lr=3e-3, batch_size=32, seed=0)
     assert history[-1]["loss"] < history[0]["loss"]
     with tl.no_grad():

@@ -34,3 +34,12 @@ __all__ += ["audio", "cifar", "colored_mnist", "text", "tokenizers", "transforms
             "split_sentences", "LanguageModelStream", "VerseDataset", "NextSentencePairs",
             "InverseClozePairs", "CharTokenizer", "WordTokenizer", "BPETokenizer",
             "load_tokenizer"]
+
+# data preparation moved out of tinylatent.models (issue 11)
+from .bow import KJV_BOW_PATH, load_kjv_bow, tfidf
+from .patches import extract_patches
+from .pixels import binarize, dequantize
+from .toy2d import checkerboard, rings, sample_toy, two_moons
+
+__all__ += ["load_kjv_bow", "tfidf", "KJV_BOW_PATH", "extract_patches", "binarize",
+            "dequantize", "two_moons", "rings", "checkerboard", "sample_toy"]

@@ -6,20 +6,22 @@ An autoencoder copies its input through a bottleneck: h = f(x) (encoder), x_hat 
 in [0, 1], so the decoder outputs logits and L_rec is the Bernoulli cross-entropy summed
 over pixels (mean squared error with `recon="mse"`); losses are averaged over the batch.
 
-    model = Autoencoder(AEConfig(hidden=(256,), code_dim=32))
-    loss, metrics = model.loss(x)               # x: (B, 784) in [0, 1]
+    model = Autoencoder(AEConfig(hidden_features=(256,), latent_features=32))
+    loss, metrics = model.loss(x)               # x: (B, 784) in [0, 1]; metrics: Tensors
     fit(model, x_train, epochs=5)               # Adam, shuffled minibatches
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from .. import autograd, losses, nn
+from .. import autograd, nn
 from .. import random as tlrandom
-from ..tensor import Tensor, eye
+from ..distributions import Bernoulli
+from ..tensor import Tensor, eye, float64
+from .config import resolve_config
 
 __all__ = ["AEConfig", "Autoencoder", "DenoisingAE", "SparseAE", "ContractiveAE",
            "ConvAEConfig", "ConvAutoencoder", "corrupt", "jacobian_frobenius_sq",
@@ -28,11 +30,11 @@ __all__ = ["AEConfig", "Autoencoder", "DenoisingAE", "SparseAE", "ContractiveAE"
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "none": nn.Identity}
 
 
-@dataclass
+@dataclass(frozen=True)
 class AEConfig:
     in_features: int = 784
-    hidden: tuple = (256,)        # encoder widths before the code; the decoder mirrors them
-    code_dim: int = 32
+    hidden_features: tuple = (256,)  # encoder widths before the code; the decoder mirrors them
+    latent_features: int = 32     # the code h = f(x)
     activation: str = "relu"      # hidden layers
     code_activation: str = "none"  # "sigmoid" for the contractive AE's closed form
     recon: str = "bce"            # "bce" (decoder emits logits) or "mse"
@@ -53,13 +55,13 @@ def _mlp(sizes: list, activation: str, last: str) -> nn.Sequential:
 
 
 class Autoencoder(nn.Module):
-    """Undercomplete MLP autoencoder; depth = len(config.hidden) + 1 layers each way (a
-    "deep AE" is just a longer `hidden`, e.g. (1000, 500, 250) as in Hinton & Salakhutdinov
-    2006). x_hat = g(f(x)); loss = L_rec(x, x_hat)."""
+    """Undercomplete MLP autoencoder; depth = len(config.hidden_features) + 1 layers each
+    way (a "deep AE" is just a longer `hidden_features`, e.g. (1000, 500, 250) as in Hinton &
+    Salakhutdinov 2006). x_hat = g(f(x)); loss = L_rec(x, x_hat)."""
 
     def __init__(self, config: AEConfig | None = None, **overrides):
         super().__init__()
-        cfg = replace(config or AEConfig(), **overrides)
+        cfg = resolve_config(self, AEConfig, config, overrides)
         if cfg.code_activation not in _ACTIVATIONS or cfg.activation not in _ACTIVATIONS:
             raise ValueError(f"{type(self).__name__}: activations must be in "
                              f"{sorted(_ACTIVATIONS)}, got {cfg.activation!r}, "
@@ -68,7 +70,7 @@ class Autoencoder(nn.Module):
             raise ValueError(f"{type(self).__name__}: recon must be 'bce' or 'mse', got "
                              f"{cfg.recon!r}")
         self.config = cfg
-        sizes = [cfg.in_features, *cfg.hidden, cfg.code_dim]
+        sizes = [cfg.in_features, *cfg.hidden_features, cfg.latent_features]
         self.encoder = _mlp(sizes, cfg.activation, cfg.code_activation)
         self.decoder = _mlp(sizes[::-1], cfg.activation, "none")  # logits / raw values
 
@@ -86,11 +88,16 @@ class Autoencoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x)).reshape(x.shape)
 
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """x_hat = g(f(x)) in x's shape, without a graph."""
+        with autograd.no_grad():
+            return self(x)
+
     def reconstruction_loss(self, out: Tensor, x: Tensor) -> Tensor:
         """Per-image sum over pixels, mean over the batch."""
         x = x.reshape(len(x), -1)
         if self.config.recon == "bce":
-            per = losses.binary_cross_entropy_with_logits(out, x, reduction="none")
+            per = -Bernoulli(logits=out).log_prob(x)  # (B, D): -log p(x | logits)
         else:
             per = (out - x) ** 2
         return per.sum(-1).mean()
@@ -99,7 +106,12 @@ class Autoencoder(nn.Module):
         x = _inputs(batch)
         h = self.encode(x)
         rec = self.reconstruction_loss(self.decode_logits(h), x)
-        return rec, {"loss": float(rec.item()), "rec": float(rec.item())}
+        return rec, _metrics(loss=rec, rec=rec)
+
+
+def _metrics(**values: Tensor) -> dict:
+    """Detached Tensors for logging: no host sync inside `loss`; the caller converts."""
+    return {key: v.detach() for key, v in values.items()}
 
 
 def _inputs(batch) -> Tensor:
@@ -137,7 +149,7 @@ class DenoisingAE(Autoencoder):
         x = _inputs(batch)
         x_tilde = corrupt(x, self.config.noise, self.config.noise_level)
         rec = self.reconstruction_loss(self.decode_logits(self.encode(x_tilde)), x)
-        return rec, {"loss": float(rec.item()), "rec": float(rec.item())}
+        return rec, _metrics(loss=rec, rec=rec)
 
 
 # ---------------------------------------------------------------------------- sparse AE
@@ -155,8 +167,7 @@ class SparseAE(Autoencoder):
         rec = self.reconstruction_loss(self.decode_logits(h), x)
         l1 = h.abs().sum(-1).mean()
         loss = rec + self.config.sparsity_weight * l1
-        return loss, {"loss": float(loss.item()), "rec": float(rec.item()),
-                      "l1": float(l1.item())}
+        return loss, _metrics(loss=loss, rec=rec, l1=l1)
 
 
 # ------------------------------------------------------------------------ contractive AE
@@ -194,11 +205,11 @@ class ContractiveAE(Autoencoder):
 
     def __init__(self, config: AEConfig | None = None, **overrides):
         overrides.setdefault("code_activation", "sigmoid")
-        overrides.setdefault("hidden", ())
+        overrides.setdefault("hidden_features", ())
         super().__init__(config, **overrides)
 
     def _closed_form_ok(self) -> bool:
-        return len(self.config.hidden) == 0 and self.config.code_activation == "sigmoid"
+        return len(self.config.hidden_features) == 0 and self.config.code_activation == "sigmoid"
 
     def jacobian_penalty(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """Per-example ||J_f(x)||_F^2, (B,)."""
@@ -208,7 +219,7 @@ class ContractiveAE(Autoencoder):
         if mode == "closed_form":
             if not self._closed_form_ok():
                 raise ValueError("ContractiveAE: the closed form needs one sigmoid encoder "
-                                 "layer (hidden=(), code_activation='sigmoid'); use "
+                                 "layer (hidden_features=(), code_activation='sigmoid'); use "
                                  "jacobian='double_backward'")
             h = self.encode(x) if h is None else h
             return sigmoid_jacobian_frobenius_sq(self.encoder[0], h)
@@ -220,16 +231,15 @@ class ContractiveAE(Autoencoder):
         rec = self.reconstruction_loss(self.decode_logits(h), x)
         jac = self.jacobian_penalty(x, h).mean()
         loss = rec + self.config.contractive_weight * jac
-        return loss, {"loss": float(loss.item()), "rec": float(rec.item()),
-                      "jacobian": float(jac.item())}
+        return loss, _metrics(loss=loss, rec=rec, jacobian=jac)
 
 
 # --------------------------------------------------------------------------- conv AE
-@dataclass
+@dataclass(frozen=True)
 class ConvAEConfig:
     in_channels: int = 1
-    channels: tuple = (16, 32)    # each conv halves H and W (stride 2)
-    code_dim: int = 32
+    hidden_channels: tuple = (16, 32)  # each conv halves H and W (stride 2)
+    latent_features: int = 32
     image_size: int = 28
     recon: str = "bce"
 
@@ -241,9 +251,9 @@ class ConvAutoencoder(Autoencoder):
 
     def __init__(self, config: ConvAEConfig | None = None, **overrides):
         nn.Module.__init__(self)
-        cfg = replace(config or ConvAEConfig(), **overrides)
+        cfg = resolve_config(self, ConvAEConfig, config, overrides)
         self.config = cfg
-        chans = [cfg.in_channels, *cfg.channels]
+        chans = [cfg.in_channels, *cfg.hidden_channels]
         s = cfg.image_size
         enc = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
@@ -251,8 +261,8 @@ class ConvAutoencoder(Autoencoder):
             s = (s + 1) // 2
         self.feat_shape = (chans[-1], s, s)
         flat = chans[-1] * s * s
-        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, cfg.code_dim))
-        dec = [nn.Linear(cfg.code_dim, flat), nn.ReLU(), nn.Unflatten(1, self.feat_shape)]
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, cfg.latent_features))
+        dec = [nn.Linear(cfg.latent_features, flat), nn.ReLU(), nn.Unflatten(1, self.feat_shape)]
         rev = chans[::-1]
         for i, (c_in, c_out) in enumerate(zip(rev[:-1], rev[1:])):
             dec.append(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
@@ -276,7 +286,8 @@ class ConvAutoencoder(Autoencoder):
 def fit(model: nn.Module, x_train, epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
         seed: int = 0, log=None) -> list:
     """Adam on shuffled minibatches of `x_train` ((N, ...) floats in [0, 1]); returns the
-    per-epoch mean of every metric. `log(epoch, metrics)` is called after each epoch."""
+    per-epoch mean of every metric as floats (summed as Tensors, converted once an epoch).
+    `log(epoch, metrics)` is called after each epoch."""
     from ..optim import Adam
     x_train = x_train if isinstance(x_train, Tensor) else Tensor(np.asarray(x_train))
     opt = Adam(model.parameters(), lr=lr)
@@ -293,10 +304,11 @@ def fit(model: nn.Module, x_train, epochs: int = 5, batch_size: int = 128, lr: f
             opt.zero_grad()
             loss.backward()
             opt.step()
-            for key, v in metrics.items():
-                sums[key] = sums.get(key, 0.0) + v
+            for key, v in metrics.items():   # float64 on the device: no sync, no rounding
+                v = v.to(float64)
+                sums[key] = v if key not in sums else sums[key] + v
             n_batches += 1
-        history.append({key: v / n_batches for key, v in sums.items()})
+        history.append({key: float(v.item()) / n_batches for key, v in sums.items()})
         if log is not None:
             log(epoch, history[-1])
     model.eval()

@@ -15,27 +15,27 @@ a_{d+1} = a_d + W[:, d] x_d, so all D hidden vectors cost O(DH), not O(D^2 H).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 import tinylatent as tl
 from tinylatent import nn
+from tinylatent.distributions import Bernoulli
 from tinylatent.tensor import Tensor
 
-__all__ = ["MaskedLinear", "made_masks", "MADE", "MADEConfig", "NADE", "NADEConfig",
-           "bernoulli_log_prob", "binarize"]
+from .config import resolve_config
+
+__all__ = ["MaskedLinear", "made_masks", "MADE", "MADEConfig", "NADE", "NADEConfig"]
 
 
-def bernoulli_log_prob(x: Tensor, logits: Tensor) -> Tensor:
-    """sum_d x_d log sigmoid(l_d) + (1 - x_d) log sigmoid(-l_d), per example: (B,)."""
-    return (x * tl.logsigmoid(logits) + (1.0 - x) * tl.logsigmoid(-logits)).sum(axis=1)
+def _bernoulli_log_prob(x: Tensor, logits: Tensor) -> Tensor:
+    """log prod_d Bern(x_d; sigmoid(l_d)) per example: (B, D) -> (B,)."""
+    return Bernoulli(logits=logits).log_prob(x).sum(axis=1)
 
 
-def binarize(images_uint8: np.ndarray, generator: np.random.Generator) -> np.ndarray:
-    """Dynamic binarisation: x ~ Bernoulli(pixel / 255), (N, 28, 28) -> (N, 784) float32."""
-    p = images_uint8.reshape(len(images_uint8), -1).astype(np.float32) / 255.0
-    return (generator.random(p.shape) < p).astype(np.float32)
+def _nll_metrics(nll: Tensor) -> dict:
+    return {"loss": nll.detach(), "nll": nll.detach()}
 
 
 class MaskedLinear(nn.Module):
@@ -76,13 +76,15 @@ def made_masks(ordering: np.ndarray, hidden_sizes: list[int], rng: np.random.Gen
     return hidden, output, direct
 
 
-@dataclass
+@dataclass(frozen=True)
 class MADEConfig:
-    features: int = 784
-    hidden_sizes: list = field(default_factory=lambda: [500])
+    in_features: int = 784
+    hidden_features: tuple = (500,)
+    out_multiplier: int = 1     # blocks of D outputs (1: Bernoulli logits; 2: MAF's mu, alpha)
     num_masks: int = 1          # > 1: order- and connectivity-agnostic training
-    natural_ordering: bool = False
+    ordering: object = "random"  # "natural", "reverse", "random" or a permutation of 0..D-1
     seed: int = 0
+    zero_init_output: bool = False  # flows start at the identity
 
 
 class MADE(nn.Module):
@@ -90,31 +92,25 @@ class MADE(nn.Module):
 
     Outputs out_multiplier * D values (blocks of D: e.g. Bernoulli logits, or MAF's
     (mu, alpha)); output d of every block depends only on inputs of smaller degree.
-    `ordering`: "natural", "reverse", "random" or an explicit permutation of 0..D-1.
     """
 
-    def __init__(self, features: int, hidden_sizes: list[int], out_multiplier: int = 1,
-                 num_masks: int = 1, ordering="random", seed: int = 0,
-                 zero_init_output: bool = False):
+    def __init__(self, config: MADEConfig | None = None, **overrides):
         super().__init__()
-        self.features, self.hidden_sizes = features, list(hidden_sizes)
-        self.out_multiplier, self.num_masks = out_multiplier, num_masks
-        self.ordering_kind, self.seed = ordering, seed
-        sizes = [features] + self.hidden_sizes
+        cfg = self.config = resolve_config(self, MADEConfig, config, overrides)
+        self.features, self.hidden_sizes = cfg.in_features, list(cfg.hidden_features)
+        self.out_multiplier, self.num_masks = cfg.out_multiplier, cfg.num_masks
+        self.ordering_kind, self.seed = cfg.ordering, cfg.seed
+        sizes = [self.features] + self.hidden_sizes
         self.hidden = nn.ModuleList([MaskedLinear(a, b) for a, b in zip(sizes, sizes[1:])])
-        self.output = MaskedLinear(sizes[-1], out_multiplier * features)
-        self.direct = MaskedLinear(features, out_multiplier * features, bias=False)
-        if zero_init_output:  # flows start at the identity
+        self.output = MaskedLinear(sizes[-1], self.out_multiplier * self.features)
+        self.direct = MaskedLinear(self.features, self.out_multiplier * self.features,
+                                   bias=False)
+        if cfg.zero_init_output:
             with tl.no_grad():
                 self.output.weight.zero_()
                 self.direct.weight.zero_()
         self.mask_index = -1
         self.set_mask(0)
-
-    @classmethod
-    def from_config(cls, cfg: MADEConfig) -> "MADE":
-        return cls(cfg.features, cfg.hidden_sizes, num_masks=cfg.num_masks, seed=cfg.seed,
-                   ordering="natural" if cfg.natural_ordering else "random")
 
     def ordering(self, index: int) -> np.ndarray:
         """Degrees 1..D of the inputs for mask `index` (deterministic from the seed)."""
@@ -155,12 +151,12 @@ class MADE(nn.Module):
         """log p(x) of binary x (B, D); with num_masks > 1 the ensemble
         p(x) = (1/K) sum_k p_k(x) over masks 0..K-1 (Germain et al. 2015, Sec. 4.3)."""
         if num_masks == 1:
-            return bernoulli_log_prob(x, self(x))
+            return _bernoulli_log_prob(x, self(x))
         current = self.mask_index
         lps = []
         for k in range(num_masks):
             self.set_mask(k)
-            lps.append(bernoulli_log_prob(x, self(x)))
+            lps.append(_bernoulli_log_prob(x, self(x)))
         self.set_mask(current)
         return tl.logsumexp(tl.stack(lps, axis=0), axis=0) - math.log(num_masks)
 
@@ -168,8 +164,8 @@ class MADE(nn.Module):
         """Mean NLL in nats; in training mode the next mask is used each call."""
         if self.training and self.num_masks > 1:
             self.set_mask(self.mask_index + 1)
-        nll = -bernoulli_log_prob(x, self(x)).mean()
-        return nll, {"nll": float(nll.item())}
+        nll = -_bernoulli_log_prob(x, self(x)).mean()
+        return nll, _nll_metrics(nll)
 
     @tl.no_grad()
     def sample(self, n: int, generator=None) -> Tensor:
@@ -183,18 +179,20 @@ class MADE(nn.Module):
         return x
 
 
-@dataclass
+@dataclass(frozen=True)
 class NADEConfig:
-    features: int = 784
-    hidden: int = 500
+    in_features: int = 784
+    hidden_features: int = 500
 
 
 class NADE(nn.Module):
     """Neural autoregressive distribution estimator (Larochelle & Murray 2011), natural
-    ordering. W (H, D), c (H,), V (D, H), b (D,)."""
+    ordering. W (H, D), c (H,), V (D, H), b (D,). `generator` draws the initial weights."""
 
-    def __init__(self, features: int, hidden: int, generator=None):
+    def __init__(self, config: NADEConfig | None = None, *, generator=None, **overrides):
         super().__init__()
+        cfg = self.config = resolve_config(self, NADEConfig, config, overrides)
+        features, hidden = cfg.in_features, cfg.hidden_features
         self.features, self.hidden = features, hidden
         # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as for a Linear layer of the same shape
         self.W = nn.Parameter(tl.uniform(-1, 1, (hidden, features), generator=generator)
@@ -204,10 +202,6 @@ class NADE(nn.Module):
                               / math.sqrt(hidden))
         self.b = nn.Parameter(tl.zeros(features))
 
-    @classmethod
-    def from_config(cls, cfg: NADEConfig, generator=None) -> "NADE":
-        return cls(cfg.features, cfg.hidden, generator=generator)
-
     def forward(self, x: Tensor) -> Tensor:
         """Logits of p(x_d = 1 | x_<d) for all d: (B, D) -> (B, D)."""
         xw = x.unsqueeze(-1) * self.W.transpose(0, 1)           # (B, D, H): x_j W[:, j]
@@ -216,11 +210,11 @@ class NADE(nn.Module):
         return (h * self.V).sum(axis=-1) + self.b               # (B, D)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        return bernoulli_log_prob(x, self(x))
+        return _bernoulli_log_prob(x, self(x))
 
     def loss(self, x: Tensor) -> tuple[Tensor, dict]:
         nll = -self.log_prob(x).mean()
-        return nll, {"nll": float(nll.item())}
+        return nll, _nll_metrics(nll)
 
     @tl.no_grad()
     def sample(self, n: int, generator=None) -> Tensor:

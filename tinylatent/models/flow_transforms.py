@@ -283,8 +283,8 @@ class MaskedAffineAutoregressive(Transform):
         super().__init__()
         from .autoregressive import MADE
         self.features = features
-        self.made = MADE(features, [hidden_features] * num_hidden, out_multiplier=2,
-                         ordering=ordering, seed=seed, zero_init_output=True)
+        self.made = MADE(in_features=features, hidden_features=(hidden_features,) * num_hidden,
+                         out_multiplier=2, ordering=ordering, seed=seed, zero_init_output=True)
 
     def _mu_alpha(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = self.made(x)                                      # (B, 2D)

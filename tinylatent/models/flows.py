@@ -17,7 +17,10 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent import nn
+from tinylatent.distributions import standard_normal
 from tinylatent.tensor import Tensor
+
+from .config import resolve_config
 
 from .flow_image_transforms import (ActNorm, InvertibleConv1x1, LogitTransform,
                                     MultiScaleTransform, Squeeze)
@@ -27,9 +30,7 @@ from .flow_transforms import (AffineCoupling, CompositeTransform, MaskedAffineAu
 
 __all__ = ["StandardNormal", "Flow", "MLP", "ConvNet", "planar_flow_2d", "realnvp_2d",
            "maf_2d", "ImageFlowConfig", "realnvp_mnist", "glow_mnist", "maf_mnist",
-           "dequantize", "bits_per_dim"]
-
-LOG_2PI = math.log(2.0 * math.pi)
+           "bits_per_dim"]
 
 
 class StandardNormal(nn.Module):
@@ -40,7 +41,8 @@ class StandardNormal(nn.Module):
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return -0.5 * (z * z + LOG_2PI).reshape(z.shape[0], -1).sum(axis=1)
+        """sum of log N(z_i; 0, 1) over every non-batch axis: (B, ...) -> (B,)."""
+        return standard_normal(z).log_prob(z).reshape(z.shape[0], -1).sum(axis=1)
 
     def sample(self, n: int, generator=None, dtype=None, device=None) -> Tensor:
         return tl.randn(n, *self.shape, generator=generator, dtype=dtype, device=device)
@@ -73,8 +75,9 @@ class Flow(nn.Module):
         return x
 
     def loss(self, x: Tensor) -> tuple[Tensor, dict]:
+        """Mean negative log-likelihood in nats; metrics are detached Tensors."""
         nll = -self.log_prob(x).mean()
-        return nll, {"nll": float(nll.item())}
+        return nll, {"loss": nll.detach(), "nll": nll.detach()}
 
 
 # ----------------------------------------------------------------------------- conditioners
@@ -122,27 +125,28 @@ def planar_flow_2d(num_layers: int = 16, generator=None) -> Flow:
     return Flow(StandardNormal(2), CompositeTransform(layers))
 
 
-def realnvp_2d(num_layers: int = 8, hidden: int = 64) -> Flow:
+def realnvp_2d(num_layers: int = 8, hidden_features: int = 64) -> Flow:
     """Alternating-mask affine couplings with MLP conditioners on R^2."""
-    layers = [AffineCoupling(alternating_mask(2, i % 2), MLP(2, hidden, 4))
+    layers = [AffineCoupling(alternating_mask(2, i % 2), MLP(2, hidden_features, 4))
               for i in range(num_layers)]
     return Flow(StandardNormal(2), CompositeTransform(layers))
 
 
-def maf_2d(num_layers: int = 5, hidden: int = 64) -> Flow:
+def maf_2d(num_layers: int = 5, hidden_features: int = 64) -> Flow:
     """MAF layers with the ordering reversed between layers (Papamakarios et al. 2017)."""
     layers = []
     for i in range(num_layers):
-        layers += [MaskedAffineAutoregressive(2, hidden, 2, seed=i), ReversePermutation(2)]
+        layers += [MaskedAffineAutoregressive(2, hidden_features, 2, seed=i),
+                   ReversePermutation(2)]
     return Flow(StandardNormal(2), CompositeTransform(layers))
 
 
 # ----------------------------------------------------------------------------- MNIST flows
-@dataclass
+@dataclass(frozen=True)
 class ImageFlowConfig:
-    channels: int = 1
-    size: int = 28
-    hidden: int = 32            # channels of the coupling nets (units of MAF's MADE)
+    in_channels: int = 1
+    image_size: int = 28
+    hidden_features: int = 32   # channels of the coupling nets (units of MAF's MADE)
     steps: int = 4              # couplings (RealNVP) / flow steps (Glow) / layers (MAF) a level
     levels: int = 2
     alpha: float = 1e-6         # logit transform squashing (Dinh et al. 2017, Sec. 4.1)
@@ -153,45 +157,52 @@ def _coupling(mask: np.ndarray, channels: int, hidden: int) -> AffineCoupling:
     return AffineCoupling(mask, ConvNet(channels, hidden, 2 * channels))
 
 
-def realnvp_mnist(cfg: ImageFlowConfig = ImageFlowConfig()) -> Flow:
+def _image_config(name: str, config, overrides, **defaults) -> ImageFlowConfig:
+    """The builder's config: ImageFlowConfig(**defaults) unless one is given, then overrides."""
+    return resolve_config(name, ImageFlowConfig, config or ImageFlowConfig(**defaults),
+                          overrides)
+
+
+def realnvp_mnist(config: ImageFlowConfig | None = None, **overrides) -> Flow:
     """RealNVP (Dinh et al. 2017, Sec. 3.6): per level, checkerboard couplings, squeeze,
     channel couplings, factor out half; the last level has checkerboard couplings only.
     RealNVP's batch-normalisation flow layers (Sec. 3.7) are replaced by ActNorm, their
     data-initialised, batch-independent successor (Kingma & Dhariwal 2018, Sec. 3.1)."""
-    c, s = cfg.channels, cfg.size
+    cfg = _image_config("realnvp_mnist", config, overrides)
+    c, s, hidden = cfg.in_channels, cfg.image_size, cfg.hidden_features
     levels = []
     for lvl in range(cfg.levels):
         last = lvl == cfg.levels - 1
         steps = []
         for i in range(cfg.steps):
-            steps += [ActNorm(c), _coupling(checkerboard_mask(s, s, i % 2), c, cfg.hidden)]
+            steps += [ActNorm(c), _coupling(checkerboard_mask(s, s, i % 2), c, hidden)]
         if not last:
             steps.append(Squeeze())
             for i in range(cfg.steps):
-                steps += [ActNorm(4 * c), _coupling(channel_mask(4 * c, i % 2), 4 * c,
-                                                    cfg.hidden)]
+                steps += [ActNorm(4 * c), _coupling(channel_mask(4 * c, i % 2), 4 * c, hidden)]
             c, s = 4 * c - 2 * c, s // 2
         levels.append(CompositeTransform(steps))
-    shape = (cfg.channels, cfg.size, cfg.size)
+    shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
     transform = CompositeTransform([LogitTransform(cfg.alpha), MultiScaleTransform(levels,
                                                                                    shape)])
     return Flow(StandardNormal(transform.output_shape(shape)), transform)
 
 
-def glow_mnist(cfg: ImageFlowConfig = ImageFlowConfig()) -> Flow:
+def glow_mnist(config: ImageFlowConfig | None = None, **overrides) -> Flow:
     """Glow (Kingma & Dhariwal 2018, Fig. 2): per level squeeze, then `steps` x (actnorm,
     invertible 1x1 conv, affine coupling), then factor out half (not after the last)."""
-    c, s = cfg.channels, cfg.size
+    cfg = _image_config("glow_mnist", config, overrides)
+    c, s = cfg.in_channels, cfg.image_size
     levels = []
     for lvl in range(cfg.levels):
         c, s = 4 * c, s // 2
         steps = [Squeeze()]
         for i in range(cfg.steps):
             steps += [ActNorm(c), InvertibleConv1x1(c, lu=cfg.lu, seed=100 * lvl + i),
-                      _coupling(channel_mask(c, i % 2), c, cfg.hidden)]
+                      _coupling(channel_mask(c, i % 2), c, cfg.hidden_features)]
         levels.append(CompositeTransform(steps))
         c = c - c // 2
-    shape = (cfg.channels, cfg.size, cfg.size)
+    shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
     transform = CompositeTransform([LogitTransform(cfg.alpha), MultiScaleTransform(levels,
                                                                                    shape)])
     return Flow(StandardNormal(transform.output_shape(shape)), transform)
@@ -218,27 +229,20 @@ class _Flatten(Transform):
         return (int(np.prod(shape)),)
 
 
-def maf_mnist(cfg: ImageFlowConfig = ImageFlowConfig(hidden=512, steps=5)) -> Flow:
+def maf_mnist(config: ImageFlowConfig | None = None, **overrides) -> Flow:
     """MAF on flattened logit pixels: `steps` MADE-affine layers, orderings reversed in
-    between (Papamakarios et al. 2017, Sec. 4)."""
-    shape = (cfg.channels, cfg.size, cfg.size)
+    between (Papamakarios et al. 2017, Sec. 4). Defaults: hidden_features=512, steps=5."""
+    cfg = _image_config("maf_mnist", config, overrides, hidden_features=512, steps=5)
+    shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
     d = int(np.prod(shape))
     layers: list = [LogitTransform(cfg.alpha), _Flatten(shape)]
     for i in range(cfg.steps):   # ActNorm in place of MAF's batch normalisation (Sec. 3.4)
-        layers += [ActNorm(d), MaskedAffineAutoregressive(d, cfg.hidden, 1, seed=i),
+        layers += [ActNorm(d), MaskedAffineAutoregressive(d, cfg.hidden_features, 1, seed=i),
                    ReversePermutation(d)]
     return Flow(StandardNormal(d), CompositeTransform(layers))
 
 
-# ----------------------------------------------------------------------------- data helpers
-def dequantize(images_uint8: np.ndarray, generator: np.random.Generator) -> np.ndarray:
-    """Uniform dequantisation (Theis et al. 2016): x = (pixel + u) / 256, u ~ U[0, 1),
-    (N, H, W) uint8 -> (N, 1, H, W) float32 in (0, 1)."""
-    x = images_uint8.astype(np.float32)
-    x = (x + generator.random(x.shape, dtype=np.float32)) / 256.0
-    return x.reshape(len(x), 1, *x.shape[1:])
-
-
+# ----------------------------------------------------------------------------- evaluation
 def bits_per_dim(log_prob_unit: Tensor | float, dims: int) -> float:
     """Bits per dimension of 8-bit data from the density on [0, 1]^D of the dequantised
     data: log p(pixels) >= log p_unit(x) - D log 256 (Theis et al. 2016), so

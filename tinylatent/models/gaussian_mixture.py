@@ -133,6 +133,10 @@ class GaussianMixture:
         m = wl.max(1, keepdims=True)
         return Tensor._make(m[:, 0] + xp.log(xp.exp(wl - m).sum(1)))
 
+    def log_prob(self, X) -> Tensor:
+        """log p(x_i), (N,): `score_samples` under the density models' name."""
+        return self.score_samples(X)
+
     def score(self, X) -> float:
         """Average log-likelihood per sample."""
         return float(self.score_samples(X).data.mean())

@@ -19,34 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import autograd
+from ..data.patches import extract_patches
 from ..tensor import Tensor, zeros
 from .classical import PCA, KMeans, squared_distances
+from .config import resolve_config
 
-__all__ = ["PatchFeatures", "PatchFeaturesConfig", "LogisticRegression", "extract_patches"]
-
-
-def extract_patches(images, patch_size: int, stride: int = 1):
-    """All p x p patches of (N, H, W) or (N, C, H, W) images as a (N, P, C*p*p) array on the
-    images' own array module, P = number of positions on the stride grid."""
-    A = images.data if isinstance(images, Tensor) else np.asarray(images)
-    xp = Tensor._make(A).xp
-    if A.ndim == 3:
-        A = A[:, None]  # (N, 1, H, W)
-    if A.ndim != 4:
-        raise ValueError(f"extract_patches: expected (N, H, W) or (N, C, H, W) images, got "
-                         f"shape {A.shape}")
-    n, c, h, w = A.shape
-    if patch_size > min(h, w):
-        raise ValueError(f"extract_patches: patch_size={patch_size} exceeds image size "
-                         f"{h}x{w}")
-    win = xp.lib.stride_tricks.sliding_window_view(A, (patch_size, patch_size), axis=(2, 3))
-    win = win[:, :, ::stride, ::stride]  # (N, C, Ph, Pw, p, p)
-    ph, pw = win.shape[2], win.shape[3]
-    win = win.transpose(0, 2, 3, 1, 4, 5)  # (N, Ph, Pw, C, p, p)
-    return win.reshape(n, ph * pw, c * patch_size * patch_size), (ph, pw)
+__all__ = ["PatchFeatures", "PatchFeaturesConfig", "LogisticRegression"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class PatchFeaturesConfig:
     method: str = "kmeans"        # "kmeans" (triangle code) or "pca" (signed projections)
     n_features: int = 64          # K centroids, or k principal components
@@ -70,8 +51,7 @@ class PatchFeatures:
     """
 
     def __init__(self, config: PatchFeaturesConfig | None = None, **overrides):
-        cfg = config or PatchFeaturesConfig()
-        self.config = PatchFeaturesConfig(**{**cfg.__dict__, **overrides})
+        self.config = resolve_config(self, PatchFeaturesConfig, config, overrides)
         if self.config.method not in ("kmeans", "pca"):
             raise ValueError(f"PatchFeatures: method must be 'kmeans' or 'pca', got "
                              f"{self.config.method!r}")

@@ -7,24 +7,21 @@ precision@k by label: of the k items retrieved for a query, the fraction that sh
 query's label.
 
     p = precision_at_k(codes_test, y_test, codes_train, y_train, k=10)
-    counts, labels, meta = load_kjv_bow()        # 1,189 KJV chapters x 2,000 words
+    counts, labels, meta = tinylatent.data.load_kjv_bow()   # 1,189 KJV chapters x 2,000 words
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from .. import nn
+from .. import autograd, nn
+from ..distributions import Categorical
 from ..tensor import Tensor
-from .autoencoders import _inputs
+from .autoencoders import _inputs, _metrics
+from .config import resolve_config
 
-__all__ = ["precision_at_k", "nearest_neighbours", "load_kjv_bow", "tfidf",
-           "BagOfWordsAE", "BoWAEConfig", "KJV_BOW_PATH"]
-
-KJV_BOW_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "embedded",
-                            "kjv_bow.npz")
+__all__ = ["precision_at_k", "nearest_neighbours", "BagOfWordsAE", "BoWAEConfig"]
 
 
 def nearest_neighbours(query, database, k: int = 10, metric: str = "euclidean",
@@ -78,53 +75,12 @@ def _raw2d(v, name: str):
     return a
 
 
-# ----------------------------------------------------------------------------- text data
-def load_kjv_bow(path: str | None = None) -> tuple:
-    """The embedded King James Bible bag of words: counts (1189, V) float32 Tensor (one row
-    per chapter), labels (1189,) int64 Tensor (section of the canon: 0 Law, 1 History,
-    2 Poetry & Wisdom, 3 Prophets, 4 Gospels & Acts, 5 Epistles & Revelation) and a dict
-    with "vocab", "label_names", "book_names", "book" and "chapter" per document. Built by
-    scripts/make_kjv_bow.py from Debian's bible-kjv-text (public domain text)."""
-    path = path or KJV_BOW_PATH
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            d = {key: f[key] for key in f.files}
-    except (OSError, ValueError, KeyError) as e:
-        raise OSError(f"load_kjv_bow: cannot read {path}: {e}") from e
-    need = {"indptr", "indices", "counts", "labels", "vocab", "label_names"}
-    if not need <= set(d):
-        raise OSError(f"load_kjv_bow: {path} lacks arrays {sorted(need - set(d))}")
-    vocab = str(d["vocab"]).split("\n")
-    indptr = d["indptr"].astype(np.int64)
-    if indptr[-1] != len(d["indices"]) or len(indptr) != len(d["labels"]) + 1:
-        raise OSError(f"load_kjv_bow: {path} is inconsistent (indptr ends at {indptr[-1]}, "
-                      f"{len(d['indices'])} entries, {len(d['labels'])} labels)")
-    counts = np.zeros((len(indptr) - 1, len(vocab)), dtype=np.float32)
-    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    counts[rows, d["indices"].astype(np.int64)] = d["counts"]
-    meta = {"vocab": vocab, "label_names": str(d["label_names"]).split("\n"),
-            "book_names": str(d["book_names"]).split("\n"), "book": d["book"].astype(int),
-            "chapter": d["chapter"].astype(int)}
-    return Tensor._make(counts), Tensor._make(d["labels"].astype(np.int64)), meta
-
-
-def tfidf(counts: Tensor, idf: Tensor | None = None) -> tuple:
-    """log(1 + tf) * idf rows, idf = log(N / df); returns (features, idf). A stronger
-    baseline than raw counts: it down-weights words every chapter uses."""
-    c = counts.data
-    xp = counts.xp
-    if idf is None:
-        df = (c > 0).sum(0)
-        idf = Tensor._make(xp.log(len(c) / xp.maximum(df, 1)).astype(c.dtype))
-    return Tensor._make(xp.log1p(c) * idf.data), idf
-
-
 # --------------------------------------------------------------------- bag-of-words AE
-@dataclass
+@dataclass(frozen=True)
 class BoWAEConfig:
-    vocab_size: int = 2000
-    hidden: int = 256
-    code_dim: int = 32
+    in_features: int = 2000     # the vocabulary size V
+    hidden_features: int = 256
+    latent_features: int = 32
 
 
 class BagOfWordsAE(nn.Module):
@@ -138,26 +94,31 @@ class BagOfWordsAE(nn.Module):
 
     def __init__(self, config: BoWAEConfig | None = None, **overrides):
         super().__init__()
-        cfg = replace(config or BoWAEConfig(), **overrides)
-        self.config = cfg
-        self.encoder = nn.Sequential(nn.Linear(cfg.vocab_size, cfg.hidden), nn.ReLU(),
-                                     nn.Linear(cfg.hidden, cfg.code_dim))
-        self.decoder = nn.Sequential(nn.Linear(cfg.code_dim, cfg.hidden), nn.ReLU(),
-                                     nn.Linear(cfg.hidden, cfg.vocab_size))
+        cfg = self.config = resolve_config(self, BoWAEConfig, config, overrides)
+        v, h, k = cfg.in_features, cfg.hidden_features, cfg.latent_features
+        self.encoder = nn.Sequential(nn.Linear(v, h), nn.ReLU(), nn.Linear(h, k))
+        self.decoder = nn.Sequential(nn.Linear(k, h), nn.ReLU(), nn.Linear(h, v))
 
     def encode(self, counts: Tensor) -> Tensor:
-        if counts.shape[-1] != self.config.vocab_size:
+        if counts.shape[-1] != self.config.in_features:
             raise ValueError(f"BagOfWordsAE: counts have {counts.shape[-1]} words, the model "
-                             f"{self.config.vocab_size}")
+                             f"{self.config.in_features}")
         return self.encoder(counts.log1p())  # (B, V) -> (B, k)
 
     def forward(self, counts: Tensor) -> Tensor:
         """Word probabilities (B, V)."""
         return self.decoder(self.encode(counts)).softmax(-1)
 
+    def reconstruct(self, counts: Tensor) -> Tensor:
+        """The decoded word distribution (B, V), without a graph."""
+        with autograd.no_grad():
+            return self(counts)
+
     def loss(self, batch) -> tuple:
         c = _inputs(batch)
-        log_p = self.decoder(self.encode(c)).log_softmax(-1)  # (B, V)
+        # the multinomial log-likelihood up to the count-only coefficient:
+        # sum_w c_w log p_w, with log p_w the normalised logits of a Categorical
+        log_p = Categorical(logits=self.decoder(self.encode(c))).logits   # (B, V)
         n_words = c.sum(-1).clamp(min=1.0)
         nll = (-(c * log_p).sum(-1) / n_words).mean()
-        return nll, {"loss": float(nll.item())}
+        return nll, _metrics(loss=nll)

@@ -7,7 +7,7 @@ shallow AE x -> h1 -> x_hat, then a second one h1 -> h2 -> h1_hat on the first o
 and so on; stack the encoders, then the decoders in reverse order, and fine-tune the whole
 deep autoencoder end to end.
 
-    sae = StackedAutoencoder(AEConfig(hidden=(256,), code_dim=32))
+    sae = StackedAutoencoder(AEConfig(hidden_features=(256,), latent_features=32))
     sae.pretrain(x_train, epochs=3)     # one shallow AE per layer
     fit(sae, x_train, epochs=3)          # fine-tuning
 """
@@ -17,7 +17,9 @@ import numpy as np
 
 from .. import autograd, nn
 from ..tensor import Tensor
-from .autoencoders import _ACTIVATIONS, AEConfig, Autoencoder, _inputs, fit
+from ..distributions import Bernoulli
+from .autoencoders import _ACTIVATIONS, AEConfig, Autoencoder, _inputs, _metrics, fit
+from .config import resolve_config
 
 __all__ = ["StackedAutoencoder", "LinearAutoencoder", "principal_angles"]
 
@@ -40,11 +42,10 @@ class _LayerAE(nn.Module):
         x = _inputs(batch)
         out = self.dec_act(self.dec(self.encode(x)))
         if self.recon == "bce":  # the first stage sees pixels: logits + Bernoulli CE
-            from ..losses import binary_cross_entropy_with_logits
-            rec = binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1).mean()
+            rec = -Bernoulli(logits=out).log_prob(x).sum(-1).mean()
         else:  # deeper stages reconstruct real-valued codes
             rec = ((out - x) ** 2).sum(-1).mean()
-        return rec, {"loss": float(rec.item())}
+        return rec, _metrics(loss=rec)
 
 
 class StackedAutoencoder(Autoencoder):
@@ -86,13 +87,15 @@ class StackedAutoencoder(Autoencoder):
 
 class LinearAutoencoder(Autoencoder):
     """x_hat = W_d (W_e x + b_e) + b_d trained on squared error. Its global minima project
-    onto the top-`code_dim` principal subspace (Baldi & Hornik 1989): the decoder's columns
+    onto the top-`latent_features` principal subspace (Baldi & Hornik 1989): the decoder's columns
     span the same space as PCA's components, though they need not be orthonormal or equal
     to the components themselves."""
 
-    def __init__(self, in_features: int, code_dim: int):
-        super().__init__(AEConfig(in_features=in_features, hidden=(), code_dim=code_dim,
-                                  code_activation="none", recon="mse"))
+    def __init__(self, config: AEConfig | None = None, **overrides):
+        # linear by construction: no hidden layers, no code activation, squared error
+        linear = dict(hidden_features=(), code_activation="none", recon="mse")
+        cfg = resolve_config(self, AEConfig, config, overrides)
+        super().__init__(cfg, **linear)
 
 
 def principal_angles(A, B) -> np.ndarray:

@@ -30,31 +30,20 @@ import numpy as np
 
 from .. import nn, ops
 from ..autograd import no_grad
+from ..distributions import Bernoulli, Normal, kl_divergence, standard_normal
 from ..random import Generator, randn
-from ..tensor import Tensor
+from ..tensor import Tensor, tensor
+from .config import resolve_config
 
-__all__ = ["VAEConfig", "VAE", "bce_with_logits", "gaussian_kl", "kl_anneal_weight"]
-
-LOG_2PI = math.log(2.0 * math.pi)
+__all__ = ["VAEConfig", "VAE", "kl_anneal_weight"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAEConfig:
-    input_dim: int = 784        # 28 * 28 pixels, flattened
-    hidden_dim: int = 400
-    latent_dim: int = 20
+    in_features: int = 784      # 28 * 28 pixels, flattened
+    hidden_features: int = 400
+    latent_features: int = 20
     free_bits: float = 0.0      # lambda, nats per latent dimension (0 = off)
-
-
-def bce_with_logits(x: Tensor, logits: Tensor) -> Tensor:
-    """-[x log sigmoid(l) + (1-x) log(1 - sigmoid(l))] = softplus(l) - x l, summed on the last
-    axis. Stable for any l: no log of a sigmoid that rounded to 0 or 1."""
-    return (ops.softplus(logits) - x * logits).sum(axis=-1)
-
-
-def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp logvar) || N(0, 1)) per latent dimension (Kingma & Welling 2014, App. B)."""
-    return 0.5 * (mu * mu + ops.exp(logvar) - 1.0 - logvar)
 
 
 def kl_anneal_weight(step: int, warmup_steps: int) -> float:
@@ -67,11 +56,9 @@ class VAE(nn.Module):
 
     def __init__(self, config: VAEConfig | None = None, **overrides) -> None:
         super().__init__()
-        config = config or VAEConfig()
-        if overrides:
-            config = VAEConfig(**{**config.__dict__, **overrides})
+        config = resolve_config(self, VAEConfig, config, overrides)
         self.config = config
-        d, h, k = config.input_dim, config.hidden_dim, config.latent_dim
+        d, h, k = config.in_features, config.hidden_features, config.latent_features
         self.enc_hidden = nn.Linear(d, h)
         self.enc_mu = nn.Linear(h, k)
         self.enc_logvar = nn.Linear(h, k)
@@ -79,13 +66,22 @@ class VAE(nn.Module):
         self.dec_out = nn.Linear(h, d)
 
     # ---------------------------------------------------------------- the two networks
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, D) -> mu, logvar (B, K), the parameters of q(z|x)."""
-        if x.ndim != 2 or x.shape[1] != self.config.input_dim:
-            raise ValueError(f"VAE.encode: expected x of shape (B, {self.config.input_dim}), "
+        if x.ndim != 2 or x.shape[1] != self.config.in_features:
+            raise ValueError(f"VAE.encode: expected x of shape (B, {self.config.in_features}), "
                              f"got {tuple(x.shape)} (flatten images first)")
         hidden = ops.relu(self.enc_hidden(x))                  # (B, H)
         return self.enc_mu(hidden), self.enc_logvar(hidden)    # (B, K), (B, K)
+
+    def posterior(self, x: Tensor) -> Normal:
+        """q(z|x) = N(mu, diag(exp logvar)), element-wise over (B, K)."""
+        mu, logvar = self.posterior_params(x)
+        return Normal(mu, ops.exp(0.5 * logvar), validate_args=False)   # no host sync
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The representation: the posterior mean mu(x), (B, K)."""
+        return self.posterior_params(x)[0]
 
     def decode(self, z: Tensor) -> Tensor:
         """z (..., K) -> logits (..., D) of p(x|z); sigmoid(logits) is x_hat."""
@@ -94,12 +90,12 @@ class VAE(nn.Module):
     def reparameterize(self, mu: Tensor, logvar: Tensor,
                        generator: Generator | None = None) -> Tensor:
         """z = mu + sigma * eps: a sample whose gradient flows to mu and logvar (K&W 2014)."""
-        eps = randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
-        return mu + ops.exp(0.5 * logvar) * eps
+        q = Normal(mu, ops.exp(0.5 * logvar), validate_args=False)
+        return q.rsample(generator=generator)
 
     def forward(self, x: Tensor, generator: Generator | None = None):
         """-> (logits of x_hat, mu, logvar), one posterior sample per image."""
-        mu, logvar = self.encode(x)
+        mu, logvar = self.posterior_params(x)
         z = self.reparameterize(mu, logvar, generator)
         return self.decode(z), mu, logvar
 
@@ -109,13 +105,14 @@ class VAE(nn.Module):
         """Negative ELBO per image (mean over the batch) -> (loss, metrics).
 
         loss = BCE + kl_weight * KL, where with free bits the KL term is
-        sum_j max(lambda, mean_batch KL_j). metrics are floats: "loss" (the value
-        optimized), "bce", "kl" and "neg_elbo" = bce + kl (the true bound, whatever the
-        annealing or free bits), all per image.
+        sum_j max(lambda, mean_batch KL_j). metrics are detached scalar Tensors (no host
+        sync): "loss" (the value optimized), "bce", "kl" and "neg_elbo" = bce + kl (the true
+        bound, whatever the annealing or free bits), all per image, and "kl_weight".
         """
         logits, mu, logvar = self(x, generator)
-        bce = bce_with_logits(x, logits).mean()                # (B,) -> ()
-        kl_per_dim = gaussian_kl(mu, logvar)                   # (B, K)
+        bce = -Bernoulli(logits=logits).log_prob(x).sum(axis=-1).mean()    # (B, D) -> ()
+        q = Normal(mu, ops.exp(0.5 * logvar), validate_args=False)
+        kl_per_dim = kl_divergence(q, standard_normal(mu))     # (B, K), K&W 2014 App. B
         kl = kl_per_dim.sum(axis=1).mean()
         lam = self.config.free_bits
         if lam > 0:
@@ -125,9 +122,10 @@ class VAE(nn.Module):
         else:
             kl_term = kl
         loss = bce + kl_weight * kl_term
-        bce_f, kl_f = float(bce.item()), float(kl.item())
-        return loss, {"loss": float(loss.item()), "bce": bce_f, "kl": kl_f,
-                      "neg_elbo": bce_f + kl_f, "kl_weight": float(kl_weight)}
+        bce, kl = bce.detach(), kl.detach()
+        return loss, {"loss": loss.detach(), "bce": bce, "kl": kl, "neg_elbo": bce + kl,
+                      "kl_weight": tensor(float(kl_weight), dtype=loss.dtype,
+                                          device=loss.device)}
 
     # ---------------------------------------------------------------- evaluation
     def iwae_bound(self, x: Tensor, k: int = 100, chunk: int = 100,
@@ -142,17 +140,15 @@ class VAE(nn.Module):
         if k < 1:
             raise ValueError(f"VAE.iwae_bound: k must be >= 1, got {k}")
         with no_grad():
-            mu, logvar = self.encode(x)                        # (B, K)
-            std = ops.exp(0.5 * logvar)
+            q = self.posterior(x)                              # (B, K)
+            prior = standard_normal(q.loc)
             log_w = []
             for start in range(0, k, chunk):
                 n = min(chunk, k - start)
-                eps = randn((n, *mu.shape), dtype=mu.dtype, device=mu.device,
-                            generator=generator)               # (n, B, K)
-                z = mu + std * eps                             # (n, B, K)
-                log_px_z = -bce_with_logits(x, self.decode(z))     # (n, B)
-                log_pz = -0.5 * (z * z + LOG_2PI).sum(axis=-1)     # (n, B)
-                log_qz = -0.5 * (eps * eps + LOG_2PI + logvar).sum(axis=-1)
+                z = q.sample((n,), generator=generator)        # (n, B, K)
+                log_px_z = Bernoulli(logits=self.decode(z)).log_prob(x).sum(axis=-1)  # (n, B)
+                log_pz = prior.log_prob(z).sum(axis=-1)        # (n, B)
+                log_qz = q.log_prob(z).sum(axis=-1)
                 log_w.append(log_px_z + log_pz - log_qz)
             log_w = ops.cat(log_w, axis=0) if len(log_w) > 1 else log_w[0]    # (k, B)
             return ops.logsumexp(log_w, axis=0) - math.log(k)  # (B,)
@@ -160,34 +156,33 @@ class VAE(nn.Module):
     def reconstruct(self, x: Tensor) -> Tensor:
         """x_hat = sigmoid(decode(mu)): the mean reconstruction (no sampling)."""
         with no_grad():
-            mu, _ = self.encode(x)
-            return ops.sigmoid(self.decode(mu))
+            return ops.sigmoid(self.decode(self.encode(x)))
 
     def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10) -> Tensor:
         """Decode z = (1 - t) mu(x_a) + t mu(x_b) for t = 0..1 in `steps` steps (seed 004):
         x_a, x_b (P, D) -> (P * steps, D), one row of `steps` images per pair."""
         with no_grad():
-            mu_a, _ = self.encode(x_a)                         # (P, K)
-            mu_b, _ = self.encode(x_b)
+            mu_a = self.encode(x_a)                            # (P, K)
+            mu_b = self.encode(x_b)
             t = Tensor(np.linspace(0.0, 1.0, steps).astype(mu_a.dtype), device=mu_a.device)
             t = t.reshape(1, steps, 1)                         # (1, S, 1)
             z = mu_a.unsqueeze(1) * (1.0 - t) + mu_b.unsqueeze(1) * t      # (P, S, K)
-            return ops.sigmoid(self.decode(z)).reshape(-1, self.config.input_dim)
+            return ops.sigmoid(self.decode(z)).reshape(-1, self.config.in_features)
 
     def sample(self, n: int, generator: Generator | None = None, device=None) -> Tensor:
         """n images x_hat = sigmoid(decode(z)), z ~ N(0, I): pixel means, (n, D)."""
         dev = device if device is not None else self.dec_out.weight.device
         with no_grad():
-            z = randn((n, self.config.latent_dim), dtype=self.dec_out.weight.dtype,
+            z = randn((n, self.config.latent_features), dtype=self.dec_out.weight.dtype,
                       device=dev, generator=generator)
             return ops.sigmoid(self.decode(z))
 
     def latent_grid(self, n: int = 20, limit: float = 0.95) -> Tensor:
-        """For latent_dim 2: decode an n x n grid of z at the standard-normal quantiles
+        """For latent_features 2: decode an n x n grid of z at the standard-normal quantiles
         of evenly spaced probabilities in [1-limit, limit] -> (n*n, D), row-major, z1 down."""
-        if self.config.latent_dim != 2:
-            raise ValueError(f"VAE.latent_grid needs latent_dim=2, got "
-                             f"{self.config.latent_dim}")
+        if self.config.latent_features != 2:
+            raise ValueError(f"VAE.latent_grid needs latent_features=2, got "
+                             f"{self.config.latent_features}")
         from scipy.stats import norm
         q = norm.ppf(np.linspace(1 - limit, limit, n))        # Gaussian quantiles
         z = np.stack(np.meshgrid(q, q[::-1]), axis=-1).reshape(-1, 2)   # (n*n, 2)

@@ -17,3 +17,4 @@ from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip
                     triu, unsqueeze, view)
 from .unary import (abs, cos, elu, erf, exp, expm1, gelu, leaky_relu, log, log1p,
                     logsigmoid, relu, rsqrt, sigmoid, sign, silu, sin, softplus, sqrt, tanh)
+from .unary import digamma, lgamma, polygamma

@@ -406,3 +406,53 @@ def silu(x: Tensor) -> Tensor:
 def sign(x: Tensor) -> Tensor:
     """sign(x); no gradient (it is zero almost everywhere)."""
     return Tensor._make(x.xp.asarray(x.xp.sign(x.data)))
+
+
+# ------------------------------------------------------------ gamma-family special functions
+class Lgamma(Function):
+    """y = log|Gamma(x)|;  dy/dx = digamma(x) = psi^(0)(x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _special(ctx.xp).gammaln(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * Polygamma.apply(x, 0)
+
+
+class Polygamma(Function):
+    """y = psi^(n)(x), the n-th derivative of digamma (n = 0: digamma itself);
+    dy/dx = psi^(n+1)(x), so every order of derivative is one more Polygamma."""
+
+    @staticmethod
+    def forward(ctx, x, n):
+        ctx.save_for_backward(x)
+        ctx.n = n
+        special = _special(ctx.xp)
+        y = special.digamma(x) if n == 0 else special.polygamma(n, x)
+        return ctx.xp.asarray(y).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * Polygamma.apply(x, ctx.n + 1), None
+
+
+def lgamma(x: Tensor) -> Tensor:
+    """log|Gamma(x)| (the log-normaliser of Beta, Dirichlet and Gamma densities)."""
+    return Lgamma.apply(x)
+
+
+def digamma(x: Tensor) -> Tensor:
+    """psi(x) = d/dx log Gamma(x)."""
+    return Polygamma.apply(x, 0)
+
+
+def polygamma(n: int, x: Tensor) -> Tensor:
+    """psi^(n)(x), n >= 0."""
+    if int(n) != n or n < 0:
+        raise ValueError(f"polygamma: n must be a non-negative integer, got {n!r}")
+    return Polygamma.apply(x, int(n))

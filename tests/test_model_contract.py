@@ -1,0 +1,181 @@
+"""The model contract (tinylatent/models/__init__.py, "Writing a model"), checked for every
+trainable model class in `tinylatent.models.__all__`: built small, `loss` on a tiny batch
+returns a scalar and a dict of detached scalar Tensors holding "loss"; each declared
+capability (log_prob, sample, encode, reconstruct) returns the documented shape; configs are
+frozen dataclasses taken as `__init__(config=None, **overrides)`, and an unknown override
+raises naming the model and the key.
+
+A new model adds one entry to TINY: name -> (build(**overrides), make_batch(rng)). A model
+class in `__all__` without an entry fails `test_every_model_class_has_a_tiny_entry`."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import numpy as np
+import pytest
+
+import tinylatent as tl
+import tinylatent.models as M
+from tinylatent import nn
+
+
+def _binary(d):
+    return lambda rng: tl.tensor((rng.random((5, d)) < 0.5).astype(np.float32))
+
+
+def _unit(*shape):
+    return lambda rng: tl.tensor(rng.random((5, *shape)).astype(np.float32))
+
+
+def _counts(rng):
+    return tl.tensor(rng.poisson(1.0, (5, 12)).astype(np.float32))
+
+
+def _dequantised(rng):
+    return tl.tensor(((rng.integers(0, 256, (5, 1, 4, 4)) + rng.random((5, 1, 4, 4))) / 256.0)
+                     .astype(np.float32))
+
+
+# name -> (build(**overrides) -> model, batch(rng) -> Tensor, config class or None)
+TINY = {
+    "Autoencoder": (lambda **o: M.Autoencoder(in_features=12, hidden_features=(8,),
+                                              latent_features=3, **o), _unit(12), M.AEConfig),
+    "DenoisingAE": (lambda **o: M.DenoisingAE(in_features=12, hidden_features=(8,),
+                                              latent_features=3, **o), _unit(12), M.AEConfig),
+    "SparseAE": (lambda **o: M.SparseAE(in_features=12, hidden_features=(8,),
+                                        latent_features=3, **o), _unit(12), M.AEConfig),
+    "ContractiveAE": (lambda **o: M.ContractiveAE(in_features=12, latent_features=3, **o),
+                      _unit(12), M.AEConfig),
+    "ConvAutoencoder": (lambda **o: M.ConvAutoencoder(hidden_channels=(2, 3), image_size=8,
+                                                      latent_features=3, **o),
+                        _unit(1, 8, 8), M.ConvAEConfig),
+    "StackedAutoencoder": (lambda **o: M.StackedAutoencoder(in_features=12,
+                                                            hidden_features=(8,),
+                                                            latent_features=3, **o),
+                           _unit(12), M.AEConfig),
+    "LinearAutoencoder": (lambda **o: M.LinearAutoencoder(in_features=12, latent_features=3,
+                                                          **o), _unit(12), M.AEConfig),
+    "BagOfWordsAE": (lambda **o: M.BagOfWordsAE(in_features=12, hidden_features=8,
+                                                latent_features=3, **o), _counts, M.BoWAEConfig),
+    "VAE": (lambda **o: M.VAE(in_features=12, hidden_features=8, latent_features=3, **o),
+            _unit(12), M.VAEConfig),
+    "PlanarVAE": (lambda **o: M.PlanarVAE(in_features=12, hidden_features=8, latent_features=3,
+                                          num_flows=2, **o), _binary(12), M.PlanarVAEConfig),
+    "MADE": (lambda **o: M.MADE(in_features=12, hidden_features=(16,), num_masks=2, **o),
+             _binary(12), M.MADEConfig),
+    "NADE": (lambda **o: M.NADE(in_features=12, hidden_features=6, **o), _binary(12),
+             M.NADEConfig),
+    # a Flow is composed from a base and a transform (nflows style); its builders take the
+    # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
+    "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
+                                     **o), _dequantised, M.ImageFlowConfig),
+}
+
+MODEL_CLASSES = sorted(name for name in M.__all__
+                       if inspect.isclass(getattr(M, name))
+                       and issubclass(getattr(M, name), nn.Module)
+                       and callable(getattr(getattr(M, name), "loss", None)))
+
+
+def test_all_is_explicit_and_importable():
+    assert len(M.__all__) == len(set(M.__all__))
+    for name in M.__all__:
+        assert hasattr(M, name), name
+
+
+def test_every_model_class_has_a_tiny_entry():
+    assert MODEL_CLASSES, "no model classes found in tinylatent.models.__all__"
+    missing = [n for n in MODEL_CLASSES if n not in TINY]
+    assert not missing, f"add a TINY entry in tests/test_model_contract.py for {missing}"
+    assert set(TINY) <= set(MODEL_CLASSES), sorted(set(TINY) - set(MODEL_CLASSES))
+
+
+def _build(name):
+    build, batch, _ = TINY[name]
+    tl.manual_seed(0)
+    model = build()
+    assert isinstance(model, getattr(M, name)), (name, type(model))
+    return model, batch(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_loss_returns_scalar_and_tensor_metrics(name):
+    model, x = _build(name)
+    loss, metrics = model.loss(x)
+    assert isinstance(loss, tl.Tensor) and loss.shape == () and loss.requires_grad
+    assert np.isfinite(loss.item())
+    assert "loss" in metrics, (name, sorted(metrics))
+    for key, value in metrics.items():
+        assert isinstance(value, tl.Tensor), (name, key, type(value))
+        assert value.shape == () and not value.requires_grad, (name, key)
+    np.testing.assert_allclose(metrics["loss"].item(), loss.item(), rtol=1e-6)
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert any(g is not None and np.any(g.numpy() != 0) for g in grads), name
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_declared_capabilities_have_the_contract_shapes(name):
+    model, x = _build(name)
+    model.eval()
+    n = len(x)
+    checked = []
+    if hasattr(model, "log_prob"):
+        with tl.no_grad():
+            lp = model.log_prob(x)
+        assert lp.shape == (n,) and np.all(np.isfinite(lp.numpy())), (name, lp.shape)
+        checked.append("log_prob")
+    if hasattr(model, "sample"):
+        a = model.sample(3, generator=tl.Generator(1))
+        b = model.sample(3, generator=tl.Generator(1))
+        assert a.shape[0] == 3 and a.shape[1:] == x.shape[1:], (name, a.shape)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())      # reproducible by generator
+        checked.append("sample")
+    if hasattr(model, "encode"):
+        with tl.no_grad():
+            z = model.encode(x)
+        assert isinstance(z, tl.Tensor) and z.ndim == 2 and z.shape[0] == n, (name, z.shape)
+        checked.append("encode")
+    if hasattr(model, "reconstruct"):
+        x_hat = model.reconstruct(x)
+        assert x_hat.shape[0] == n and x_hat.size == x.size and not x_hat.requires_grad
+        checked.append("reconstruct")
+    assert checked, f"{name} declares none of log_prob / sample / encode / reconstruct"
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_config_is_frozen_and_overrides_are_validated(name):
+    build, _, config_cls = TINY[name]
+    model, _ = _build(name)
+    if name == "Flow":        # composed: the builder takes the config
+        with pytest.raises(TypeError, match=r"maf_mnist: unknown config key\(s\) \['hiden'\]"):
+            build(hiden=3)
+        return
+    cfg = model.config
+    assert isinstance(cfg, config_cls) and dataclasses.is_dataclass(cfg)
+    field = dataclasses.fields(cfg)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(cfg, field, getattr(cfg, field))
+    cls = type(model)
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: unknown config key\(s\) \['hiden'\]"):
+        build(hiden=3)
+    # the config instance and keyword overrides build the same sizes
+    again = cls(cfg)
+    assert again.config == cfg
+    assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
+    with pytest.raises(TypeError, match=f"{cls.__name__}: config must be a"):
+        cls(object())
+
+
+def test_sizes_follow_one_naming_scheme():
+    """in_features / hidden_features / latent_features (or in_channels / image_size /
+    hidden_channels for images) across the zoo: no input_dim, code_dim, hidden, features."""
+    old = {"input_dim", "hidden_dim", "latent_dim", "code_dim", "hidden", "features",
+           "latent", "hidden_sizes", "vocab_size", "channels", "size"}
+    for name in M.__all__:
+        obj = getattr(M, name)
+        if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
+            names = {f.name for f in dataclasses.fields(obj)}
+            assert not names & old, (name, sorted(names & old))
+            assert obj.__dataclass_params__.frozen, f"{name} is not frozen"
