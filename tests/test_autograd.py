@@ -618,7 +618,8 @@ class TooManyGrads(Function):
 
 
 @pytest.mark.parametrize("fn, args", [(TooFewGrads, lambda x: (x, x * 2)),
-                                      (TooManyGrads, lambda x: (x,))])
+                                      (TooManyGrads, lambda x: (x,))],
+                         ids=["too_few", "too_many"])
 def test_backward_returning_the_wrong_number_of_gradients_names_the_op(fn, args):
     x = f64(3)
     kwargs = {"power": 2} if fn is TooManyGrads else {}
