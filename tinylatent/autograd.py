@@ -100,7 +100,27 @@ _OUTPUT = object()  # marks "the op's own output" among saved values
 
 def _root(t):
     """The tensor owning t's memory (t itself unless t is a view): where versions count."""
-    return t._base if t._base is not None else t
+    while t._base is not None:
+        t = t._base
+    return t
+
+
+def _version_owner(t):
+    """The tensor whose `_version` counts writes to t's memory, made to hold no graph.
+
+    A view or a `detach()`ed tensor shares its version count with the tensor owning the
+    memory. When that owner is a graph node (it has a `_ctx`), pointing at it would keep the
+    whole graph alive for as long as the view lives (a list of `loss.detach()` would keep
+    every step's activations), so the count moves onto a bare tensor of the same array that
+    the owner, and every later view, link to instead.
+    """
+    root = _root(t)
+    if root._ctx is not None:
+        store = Tensor._make(root.data)
+        store._version = root._version
+        root._base = store
+        root = store
+    return root
 
 
 class Context:
@@ -262,7 +282,7 @@ def _link_view(result, out, args) -> None:
         if isinstance(a, Tensor):
             d = a.data
             if d is base or d.base is base:
-                result._base = a._base if a._base is not None else a
+                result._base = _version_owner(a)
                 return
 
 

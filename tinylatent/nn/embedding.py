@@ -35,9 +35,10 @@ def embedding(idx, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     if idx_arr.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx_arr.dtype}")
     v = weight.shape[0]
-    if idx_arr.size and (int(idx_arr.min()) < -v or int(idx_arr.max()) >= v):
-        raise IndexError(f"embedding: indices must be in [0, {v}), got values in "
-                         f"[{int(idx_arr.min())}, {int(idx_arr.max())}]")
+    if idx_arr.size and (int(idx_arr.min()) < 0 or int(idx_arr.max()) >= v):
+        lo, hi = int(idx_arr.min()), int(idx_arr.max())
+        raise IndexError(f"embedding: index {lo if lo < 0 else hi} is out of range; indices "
+                         f"must be in [0, {v}), got values in [{lo}, {hi}]")
     return _Lookup.apply(weight, idx_arr, padding_idx)
 
 

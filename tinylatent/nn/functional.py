@@ -43,10 +43,10 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
 def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """x / max(||x||_p, eps) along `dim` (unit-norm embeddings for contrastive losses)."""
     if p == 2.0:
-        norm = (x * x).sum(axis=dim, keepdims=True).sqrt()
-    else:
-        norm = (x.abs() ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
-    return x / ops.clamp(norm, min=eps)
+        return ops.contrastive.normalize(x, axis=dim, eps=eps)
+    # clamped before the root, as in ops.contrastive.normalize: finite gradient at zero
+    norm = ops.clamp((x.abs() ** p).sum(axis=dim, keepdims=True), min=eps ** p) ** (1.0 / p)
+    return x / norm
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:

@@ -138,6 +138,8 @@ class PowScalar(Function):
             return grad * (2.0 * a), None
         if p == 1:
             return grad, None
+        if p == 0:   # d(a^0)/da = 0 everywhere, also at a = 0 (0 * 0^-1 would be NaN)
+            return grad * 0.0, None
         return grad * (p * pow(a, p - 1)), None
 
 

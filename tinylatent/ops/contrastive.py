@@ -30,9 +30,12 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def normalize(x: Tensor, axis: int = -1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_2, eps) along `axis` (PyTorch's F.normalize)."""
-    norm = (x * x).sum(axis=axis, keepdims=True).sqrt()
-    return x / norm.clamp(min=eps)
+    """x / max(||x||_2, eps) along `axis` (PyTorch's F.normalize).
+
+    max(||x||, eps) is computed as sqrt(max(||x||^2, eps^2)) (the same value): the clamp comes
+    before the square root, so a zero vector gets a zero gradient, not 0 * inf = NaN."""
+    norm = (x * x).sum(axis=axis, keepdims=True).clamp(min=eps * eps).sqrt()
+    return x / norm
 
 
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
