@@ -29,8 +29,13 @@ import numpy as np
 __all__ = [
     "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "backward", "hvp", "jacobian", "unbroadcast",
+    "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
 ]
 
+
+# Set by anomaly.py while anomaly mode is on: called after every backward rule. None (the
+# default) costs the backward pass one local test per node.
+_anomaly_backward_check = None
 
 # The Tensor class, bound by tensor.py once it is defined (tensor.py imports this module
 # first, so a plain import here would be circular; a per-call import costs time in every op).
@@ -354,6 +359,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         for i, t in enumerate(targets):
             wanted.setdefault(id(t), []).append(i)
     results = [None] * len(targets) if targets is not None else None
+    check = _anomaly_backward_check
     # Arrays some leaf .grad (or the caller, for root grads) holds: never stored twice.
     owned: set = {id(g.data) for g in root_grads}
     # Arrays a leaf .grad took without copying: another node may still read them, so the
@@ -396,6 +402,8 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
             gin = node.fn.backward(node, g)
             if type(gin) is not tuple:
                 gin = (gin,)
+            if check is not None:
+                check(node, gin, g)
             # zip stops at the shorter: a backward may omit trailing None grads
             for t, gi in zip(node.inputs, gin):
                 if gi is None or t is None or not t.requires_grad:
@@ -556,3 +564,7 @@ def jacobian(f: Callable, inputs, create_graph: bool = False):
     jacs = tuple(ops.stack(r, axis=0).reshape(tuple(y.shape) + tuple(x.shape))
                  for r, x in zip(rows, xs))
     return jacs[0] if single else jacs
+
+
+from .anomaly import (AnomalyError, detect_anomaly, is_anomaly_enabled,  # noqa: E402
+                      set_detect_anomaly)

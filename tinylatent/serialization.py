@@ -32,7 +32,7 @@ import numpy as np
 from .backend import Device
 from .tensor import Tensor
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION", "check_resume_args"]
 
 FORMAT = "tinylatent-checkpoint"
 VERSION = 1
@@ -312,3 +312,35 @@ def load(path: str | os.PathLike, map_location: str | Device | None = None) -> A
             zipfile.LargeZipFile) as exc:
         raise CheckpointError(f"tl.load: '{path}' is truncated or corrupt "
                               f"({type(exc).__name__}: {exc})") from exc
+
+
+# ---------------------------------------------------------------------------- resuming
+def check_resume_args(saved: dict | None, current: dict, may_change=(), ignore=("resume",),
+                      log=print) -> None:
+    """Compare the command-line arguments a checkpoint was written with to this run's.
+
+    Arguments in `may_change` (e.g. "epochs": train for longer; "device") take this run's
+    value, and each difference is reported through `log` ("which value wins"). Any other
+    difference (the learning rate, the batch size, the model's shape, the seed) would make
+    the resumed run neither the old run continued nor a new run, so it is refused: a
+    ValueError lists every such argument with both values. Arguments in `ignore` are not
+    compared. A checkpoint without saved arguments (`saved` None) is accepted, with a note.
+    """
+    if saved is None:
+        log("resume: the checkpoint records no arguments; they cannot be compared")
+        return
+    differ = [k for k in sorted(set(saved) | set(current))
+              if k not in ignore and saved.get(k) != current.get(k)]
+    for k in differ:
+        if k in may_change:
+            log(f"resume: --{k.replace('_', '-')} was {saved.get(k)!r} in the checkpoint, "
+                f"{current.get(k)!r} now: using {current.get(k)!r}")
+    refused = [k for k in differ if k not in may_change]
+    if refused:
+        lines = "; ".join(f"--{k.replace('_', '-')}: checkpoint {saved.get(k)!r}, "
+                          f"now {current.get(k)!r}" for k in refused)
+        raise ValueError(f"resume: the checkpoint was written with different arguments "
+                         f"({lines}). Run again with the checkpoint's values to continue it, "
+                         f"or write to another --out to start afresh (only "
+                         f"{', '.join('--' + m.replace('_', '-') for m in may_change) or 'none'}"
+                         " may change on resume)")
