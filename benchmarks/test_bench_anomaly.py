@@ -6,48 +6,30 @@ The figures are reported, never asserted: the assertions are about correctness o
 values and gradients, and both libraries catch the same NaN when the mode is on)."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 
 import tinylatent as tl
 from benchmarks.harness import assert_close, torch
-from benchmarks.test_bench_core import _small_graph, _small_graph_arrays
-
-
-def _modes(on: bool):
-    tl_mode = tl.autograd.detect_anomaly() if on else contextlib.nullcontext()
-    torch_mode = torch.autograd.detect_anomaly() if (on and torch is not None) else \
-        contextlib.nullcontext()
-    return tl_mode, torch_mode
+from benchmarks.test_bench_core import _small_graph_arrays, _small_graph_step
 
 
 @pytest.mark.parametrize("on", [False, True], ids=["off", "on"])
 def test_anomaly_mode_overhead(bench, on):
     x_np, w_np, b_np = _small_graph_arrays(bench.rng)
     xt, wt, bt = (tl.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
-    tl_mode, torch_mode = _modes(on)
+    tl_mode = tl.autograd.detect_anomaly() if on else None
 
     def tl_fn():
-        for p in (xt, wt, bt):
-            p.grad = None
-        with tl_mode:
-            loss = _small_graph(tl, xt, wt, bt)
-            loss.backward()
-        return loss
+        return _small_graph_step(tl, (xt, wt, bt), tl_mode)
 
     torch_fn = None
     if torch is not None:
         xp, wp, bp = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+        torch_mode = torch.autograd.detect_anomaly() if on else None
 
         def torch_fn():
-            for p in (xp, wp, bp):
-                p.grad = None
-            with torch_mode:
-                loss = _small_graph(torch, xp, wp, bp)
-                loss.backward()
-            return loss
+            return _small_graph_step(torch, (xp, wp, bp), torch_mode)
 
     def check():
         assert_close(tl_fn(), torch_fn(), rtol=1e-5, atol=1e-6, name="loss")
