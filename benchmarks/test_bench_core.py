@@ -5,6 +5,8 @@ the same MLP step through tl.nn / tl.optim is in test_bench_models.py.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -34,27 +36,30 @@ def _small_graph(lib, x, w, b):
     return s.mean()                # 10 ()
 
 
+def _small_graph_step(lib, params, mode=None):
+    """One forward + backward of the small graph on `params` (x, w, b), grads reset first,
+    inside the context manager `mode` if one is given (test_bench_anomaly.py)."""
+    for p in params:
+        p.grad = None
+    with mode if mode is not None else contextlib.nullcontext():
+        loss = _small_graph(lib, *params)
+        loss.backward()
+    return loss
+
+
 def test_per_op_overhead(bench):
     x_np, w_np, b_np = _small_graph_arrays(bench.rng)
     xt, wt, bt = (tl.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
 
     def tl_fn():
-        for p in (xt, wt, bt):
-            p.grad = None
-        loss = _small_graph(tl, xt, wt, bt)
-        loss.backward()
-        return loss
+        return _small_graph_step(tl, (xt, wt, bt))
 
     torch_fn = None
     if torch is not None:
         xp, wp, bp = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
 
         def torch_fn():
-            for p in (xp, wp, bp):
-                p.grad = None
-            loss = _small_graph(torch, xp, wp, bp)
-            loss.backward()
-            return loss
+            return _small_graph_step(torch, (xp, wp, bp))
 
     def check():
         assert_close(tl_fn(), torch_fn(), rtol=1e-5, atol=1e-6, name="loss")

@@ -24,6 +24,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 
+# Arguments that may differ on --resume (this run's value wins); any other difference is
+# refused by tl.serialization.check_resume_args.
+RESUMABLE = ("epochs", "device", "out", "data_dir", "iwae_k")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="VAE on MNIST (tinylatent)")
     p.add_argument("--epochs", type=int, default=None,
@@ -116,6 +121,10 @@ def main(argv=None):
     start, step, history = 1, 0, []
     if args.resume and os.path.exists(ckpt_path):
         ckpt = tl.load(ckpt_path)
+        try:   # a changed --lr or --batch-size would not continue the saved run: refuse
+            tl.serialization.check_resume_args(ckpt.get("args"), vars(args), RESUMABLE)
+        except ValueError as e:
+            raise SystemExit(f"vae_mnist.py: {e}") from None
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         tl.set_rng_state(ckpt["rng"])

@@ -132,8 +132,12 @@ def test_load_from_data_dir(tmp_path, gz):
         np.testing.assert_array_equal(y, truth[split][1])
 
 
-def test_cache_dir_is_used(tmp_path):
+def test_cache_dir_is_used(tmp_path, monkeypatch):
     truth = write_mnist_like(tmp_path / "cache" / "mnist", n=3)
+    # cached .gz files are checked against the published sums: make these the published ones
+    monkeypatch.setitem(mnist_mod.SHA256, "mnist", {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (tmp_path / "cache" / "mnist").iterdir()})
     x, y = load_mnist("mnist", "test")
     np.testing.assert_array_equal(x, truth["test"][0])
 
@@ -231,7 +235,8 @@ def test_download_is_checked_and_atomic(tmp_path, monkeypatch):
     x, y = load_mnist("fashion-mnist", "test")
     np.testing.assert_array_equal(y, truth["test"][1])
     cached = sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir())
-    assert cached == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]  # no .part
+    assert cached == ["t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz.sha256",
+                      "t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz.sha256"]  # no .part
     # the wrong checksum: refused, nothing written, and (for MNIST) the embedded fallback
     monkeypatch.setitem(mnist_mod.SHA256, "mnist",
                         {k: "0" * 64 for k in mnist_mod.SHA256["mnist"]})

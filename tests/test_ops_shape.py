@@ -158,7 +158,10 @@ def _tri_ref(lower):
 
 CASES = [
     OpCase("reshape", lambda x, shape: x.reshape(shape), np.reshape, _one(_new_shape)),
-    OpCase("view_varargs", lambda x, shape: x.view(*shape), np.reshape, _one(_new_shape)),
+    # view never copies, so (as in PyTorch) it needs a contiguous input: the drawn strided
+    # layouts go through contiguous() first; test_reliability checks that view raises on them
+    OpCase("view_varargs", lambda x, shape: x.contiguous().view(*shape), np.reshape,
+           _one(_new_shape)),
     OpCase("flatten", tl.flatten, _flatten_ref, _one(_flatten_kw, 1)),
     OpCase("permute", lambda x, perm: x.permute(*perm),
            lambda x, perm: np.transpose(x, perm), _one(_perm_kw)),

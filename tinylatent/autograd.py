@@ -29,7 +29,13 @@ import numpy as np
 __all__ = [
     "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "backward", "hvp", "jacobian", "unbroadcast",
+    "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
 ]
+
+
+# Set by anomaly.py while anomaly mode is on: called after every backward rule. None (the
+# default) costs the backward pass one local test per node.
+_anomaly_backward_check = None
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -95,7 +101,27 @@ _OUTPUT = object()  # marks "the op's own output" among saved values
 
 def _root(t):
     """The tensor owning t's memory (t itself unless t is a view): where versions count."""
-    return t._base if t._base is not None else t
+    while t._base is not None:
+        t = t._base
+    return t
+
+
+def _version_owner(t):
+    """The tensor whose `_version` counts writes to t's memory, made to hold no graph.
+
+    A view or a `detach()`ed tensor shares its version count with the tensor owning the
+    memory. When that owner is a graph node (it has a `_ctx`), pointing at it would keep the
+    whole graph alive for as long as the view lives (a list of `loss.detach()` would keep
+    every step's activations), so the count moves onto a bare tensor of the same array that
+    the owner, and every later view, link to instead.
+    """
+    root = _root(t)
+    if root._ctx is not None:
+        store = Tensor._make(root.data)
+        store._version = root._version
+        root._base = store
+        root = store
+    return root
 
 
 class Context:
@@ -312,7 +338,7 @@ def _link_view(result, out, args) -> None:
         if isinstance(a, Tensor):
             d = a.data
             if d is base or d.base is base:
-                result._base = a._base if a._base is not None else a
+                result._base = _version_owner(a)
                 return
 
 
@@ -384,6 +410,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         for i, t in enumerate(targets):
             wanted.setdefault(id(t), []).append(i)
     results = [None] * len(targets) if targets is not None else None
+    check = _anomaly_backward_check
     # Arrays some leaf .grad (or the caller, for root grads) holds: never stored twice.
     owned: set = {id(g.data) for g in root_grads}
     # Arrays a leaf .grad took without copying: another node may still read them, so the
@@ -440,6 +467,8 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                     f"{len(node.inputs)} positional input(s): return one per positional "
                     "argument of apply (None where there is none), and pass static "
                     "arguments as keywords")
+            if check is not None:
+                check(node, gin, g)
             for t, gi in zip(node.inputs, gin):
                 if gi is None or t is None or not t.requires_grad:
                     continue
@@ -604,3 +633,5 @@ def jacobian(f: Callable, inputs, create_graph: bool = False):
 # The engine wraps arrays in Tensors, and tensor.py imports this module: importing Tensor
 # last, once everything above is defined, closes the cycle without a per-call import.
 from .tensor import Tensor  # noqa: E402
+from .anomaly import (AnomalyError, detect_anomaly, is_anomaly_enabled,  # noqa: E402
+                      set_detect_anomaly)

@@ -11,12 +11,18 @@ checkpoint from an untrusted source cannot run code.
 
 Writing is atomic: the archive goes to a temporary file in the same directory, is flushed
 and fsync'ed, then renamed over `path` with `os.replace`. A crash or an exception mid-save
-leaves the previous file untouched (and removes the temporary file).
+leaves the previous file untouched (and removes the temporary file). The temporary file is
+named `.<name>.tl-save-<pid>-<random>.tmp`, so a user can tell what it is; one left behind
+by a killed save (its process no longer running) is removed by the next save of the same
+file. The new file gets the mode an ordinary `open()` would give it (0666 less the umask),
+and a file saved over keeps its mode.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from typing import Any
@@ -26,11 +32,12 @@ import numpy as np
 from .backend import Device
 from .tensor import Tensor
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION", "check_resume_args"]
 
 FORMAT = "tinylatent-checkpoint"
 VERSION = 1
 _HEADER = "__header__"
+_DEVICE_ERROR = "CUDA is not available here"
 
 
 class CheckpointError(ValueError):
@@ -106,9 +113,53 @@ class _NoArrays(dict):
         raise TypeError(f"tl.save: {self.where} has an array inside a dict key")
 
 
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}.tl-save-"
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Remove temporary files of earlier saves of `path` whose process is no longer running
+    (a save killed before its rename). A running save's file is left alone, whichever
+    process it belongs to; so is anything not named as our temporary files are."""
+    pattern = os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))),
+                           glob.escape(_temp_prefix(path)) + "*.tmp")
+    for tmp in glob.glob(pattern):
+        pid = os.path.basename(tmp)[len(_temp_prefix(path)):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+            continue
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):   # exists (another user's) or cannot tell: keep
+        return True
+    return True
+
+
+def _file_mode(path: str) -> int:
+    """The mode to give the saved file: an existing file's, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)   # the only portable way to read it is to set it
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def save(obj: Any, path: str | os.PathLike) -> None:
     """Write `obj` to `path` atomically as an .npz archive with a JSON header (no pickle)."""
     path = os.fspath(path)
+    if not path:
+        raise ValueError("tl.save: the path is empty; give a file name such as 'model.npz'")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"tl.save: '{path}' is a directory; give a file name")
     arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, arrays, "obj")
     header = json.dumps({"format": FORMAT, "version": VERSION, "root": root},
@@ -117,9 +168,11 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     entries.update(arrays)
 
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{_temp_prefix(path)}{os.getpid()}-",
                                suffix=".tmp")
     try:
+        os.chmod(tmp, _file_mode(path))   # mkstemp makes it 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **entries)
             f.flush()
@@ -155,6 +208,7 @@ def _decode(node: dict, archive, device, path: str) -> Any:
     if kind == "str":
         return str(node["v"])
     if kind in ("tensor", "ndarray", "scalar"):
+        _check_declared_size(archive, node["key"], path)
         arr = archive[node["key"]]
         if arr.dtype.str != node["dtype"] or list(arr.shape) != node["shape"]:
             raise CheckpointError(f"tl.load: '{path}': array {node['key']} has dtype "
@@ -168,8 +222,8 @@ def _decode(node: dict, archive, device, path: str) -> Any:
         if dev.type != "cpu":
             from .backend import cuda_available
             if not cuda_available():
-                raise RuntimeError(f"tl.load: '{path}' holds tensors saved on {dev}, but CUDA "
-                                   "is not available here; pass map_location='cpu'")
+                raise RuntimeError(f"tl.load: '{path}' holds tensors saved on {dev}, but "
+                                   f"{_DEVICE_ERROR}; pass map_location='cpu'")
         return Tensor(arr, device=dev)
     if kind == "list":
         return [_decode(x, archive, device, path) for x in node["items"]]
@@ -181,6 +235,31 @@ def _decode(node: dict, archive, device, path: str) -> Any:
     raise CheckpointError(f"tl.load: '{path}': unknown node type {kind!r} in the header")
 
 
+def _check_declared_size(archive, key: str, path: str) -> None:
+    """Compare the size an entry's .npy header declares with the entry's real size before
+    NumPy allocates it: a corrupt or hostile header claiming 2**42 float64 must be an error
+    naming the file, not a 32 TiB allocation."""
+    name = key + ".npy"
+    try:
+        info = archive.zip.getinfo(name)
+    except KeyError:
+        raise CheckpointError(f"tl.load: '{path}': the header names array {key}, which the "
+                              "archive does not hold") from None
+    with archive.zip.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        header_len = f.tell()
+    declared = dtype.itemsize
+    for n in shape:
+        declared *= n
+    if declared > info.file_size - header_len:
+        raise CheckpointError(f"tl.load: '{path}': array {key} declares shape {list(shape)} "
+                              f"of {dtype} ({declared} bytes) but its entry holds only "
+                              f"{info.file_size - header_len} bytes")
+
+
 def _hashable(key):
     return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
 
@@ -189,6 +268,8 @@ def load(path: str | os.PathLike, map_location: str | Device | None = None) -> A
     """Read a file written by `save`. Tensors come back with their dtype, requires_grad=False,
     on `map_location` if given, else on the device they were saved from."""
     path = os.fspath(path)
+    if not path:
+        raise ValueError("tl.load: the path is empty; give the checkpoint's file name")
     if not os.path.exists(path):
         raise FileNotFoundError(f"tl.load: no such file: '{path}'")
     device = str(Device(map_location)) if map_location is not None else None
@@ -215,9 +296,51 @@ def load(path: str | os.PathLike, map_location: str | Device | None = None) -> A
                                       f"{header.get('version')!r}; this tinylatent reads "
                                       f"version {VERSION}")
             return _decode(header["root"], archive, device, path)
-    except (CheckpointError, RuntimeError):
+    except CheckpointError:
         raise
+    except RecursionError:
+        raise CheckpointError(f"tl.load: '{path}' is corrupt (its header is nested too "
+                              "deeply to be a checkpoint)") from None
+    except RuntimeError as exc:
+        if _DEVICE_ERROR in str(exc):   # ours: tensors saved on a GPU, no CUDA here
+            raise
+        # zipfile's "encrypted, password required" and similar
+        raise CheckpointError(f"tl.load: '{path}' is corrupt or not a checkpoint "
+                              f"(RuntimeError: {exc})") from exc
     except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, UnicodeDecodeError,
-            TypeError, AttributeError) as exc:
+            TypeError, AttributeError, NotImplementedError, MemoryError,
+            zipfile.LargeZipFile) as exc:
         raise CheckpointError(f"tl.load: '{path}' is truncated or corrupt "
                               f"({type(exc).__name__}: {exc})") from exc
+
+
+# ---------------------------------------------------------------------------- resuming
+def check_resume_args(saved: dict | None, current: dict, may_change=(), ignore=("resume",),
+                      log=print) -> None:
+    """Compare the command-line arguments a checkpoint was written with to this run's.
+
+    Arguments in `may_change` (e.g. "epochs": train for longer; "device") take this run's
+    value, and each difference is reported through `log` ("which value wins"). Any other
+    difference (the learning rate, the batch size, the model's shape, the seed) would make
+    the resumed run neither the old run continued nor a new run, so it is refused: a
+    ValueError lists every such argument with both values. Arguments in `ignore` are not
+    compared. A checkpoint without saved arguments (`saved` None) is accepted, with a note.
+    """
+    if saved is None:
+        log("resume: the checkpoint records no arguments; they cannot be compared")
+        return
+    differ = [k for k in sorted(set(saved) | set(current))
+              if k not in ignore and saved.get(k) != current.get(k)]
+    for k in differ:
+        if k in may_change:
+            log(f"resume: --{k.replace('_', '-')} was {saved.get(k)!r} in the checkpoint, "
+                f"{current.get(k)!r} now: using {current.get(k)!r}")
+    refused = [k for k in differ if k not in may_change]
+    if refused:
+        lines = "; ".join(f"--{k.replace('_', '-')}: checkpoint {saved.get(k)!r}, "
+                          f"now {current.get(k)!r}" for k in refused)
+        raise ValueError(f"resume: the checkpoint was written with different arguments "
+                         f"({lines}). Run again with the checkpoint's values to continue it, "
+                         f"or write to another --out to start afresh (only "
+                         f"{', '.join('--' + m.replace('_', '-') for m in may_change) or 'none'}"
+                         " may change on resume)")

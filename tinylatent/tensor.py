@@ -230,7 +230,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         """Same data, cut from the graph."""
         t = Tensor._make(self.data)
-        t._base = self._base if self._base is not None else self   # same memory
+        t._base = autograd._version_owner(self)   # same memory; holds no graph node
         return t
 
     def detach_(self) -> "Tensor":
@@ -305,7 +305,7 @@ class Tensor:
                                "do it under tl.no_grad() or on a .detach()ed copy")
         # count it on the tensor owning the memory, so a graph that saved this tensor, its
         # base or another view of it notices the change
-        (self._base if self._base is not None else self)._version += 1
+        autograd._root(self)._version += 1
 
     def _other(self, value):
         return value.data if isinstance(value, Tensor) else value

@@ -2,18 +2,22 @@
 
 Where the images come from, in order (the loader prints once which one it used):
   1. `data_dir` if given, else the cache `$TINYLATENT_DATA` (default ~/.cache/tinylatent)/<name>:
-     the standard IDX files `train-images-idx3-ubyte(.gz)` etc., gzipped or not;
+     the standard IDX files `train-images-idx3-ubyte(.gz)` etc., gzipped or not. A .gz file
+     found in the cache is checked against its SHA-256 the first time it is used, and the
+     check is recorded next to it (`<file>.sha256`), so later uses do not hash it again;
   2. a download from the standard public mirrors into that directory, each file verified by
      its SHA-256 and renamed into place only when it matches (skipped with download=False or
      TINYLATENT_OFFLINE=1);
-  3. MNIST only: the embedded real 5,000-image subset (4,000 train / 1,000 test) that ships
-     with tinylatent (see embedded/README.md).
+  3. MNIST only, and only when no `data_dir` was given: the embedded real 5,000-image subset
+     (4,000 train / 1,000 test) that ships with tinylatent (see embedded/README.md). An
+     explicit `data_dir` is a promise: if it does not exist or lacks a file, loading raises.
 Nothing is unpickled; a truncated or corrupt file raises an error naming the file.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -97,7 +101,7 @@ def read_idx(path: "str | os.PathLike") -> np.ndarray:
     if len(raw) < header:
         raise IDXFormatError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
     shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize   # Python ints: cannot overflow
     if len(raw) != expected:
         raise IDXFormatError(f"{path}: wrong size: the header says shape {shape} "
                              f"({expected} bytes in all) but the file has {len(raw)} bytes"
@@ -137,11 +141,57 @@ def _download(dataset: str, fname: str, directory: Path) -> Path:
             continue
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=fname, suffix=".part", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, directory / fname)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, directory / fname)
+        except OSError as e:   # a full disk, a file size limit...: leave no .part behind
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise OSError(f"downloaded {url} ({len(blob)} bytes, SHA-256 verified) but could "
+                          f"not write it to {directory / fname}: "
+                          f"{e.strerror or e} (errno {e.errno})") from e
+        _record_verified(directory / fname, digest)
         return directory / fname
     raise OSError(f"could not download {fname}: " + "; ".join(errors))
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _stamp(path: Path, digest: str) -> str:
+    st = path.stat()
+    return f"{digest} {st.st_size} {st.st_mtime_ns}\n"
+
+
+def _record_verified(path: Path, digest: str) -> None:
+    try:
+        _sidecar(path).write_text(_stamp(path, digest))
+    except OSError:   # a read-only cache: verified again next time, no harm
+        pass
+
+
+def _verify_cached(dataset: str, path: Path) -> None:
+    """Check a cached official .gz file against its SHA-256 once, and record that it passed
+    (digest, size and mtime in `<file>.sha256`); a file changed since is checked again."""
+    expected = SHA256[dataset].get(path.name)
+    if expected is None:          # an uncompressed file: no published sum to check
+        return
+    try:
+        if _sidecar(path).read_text() == _stamp(path, expected):
+            return
+    except OSError:
+        pass
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise IDXFormatError(f"{path}: SHA-256 {digest} does not match the published "
+                             f"{expected} for {dataset} {path.name}; the cached file is "
+                             "corrupt or not the official one: delete it (it will be "
+                             "downloaded again) or pass its directory as data_dir")
+    _record_verified(path, digest)
 
 
 def _announce(dataset: str, source: str, message: str) -> None:
@@ -173,8 +223,15 @@ def _load(dataset: str, split: str, data_dir, download: bool):
     if split not in FILES:
         raise ValueError(f"load_mnist: split must be 'train' or 'test', got {split!r}")
     directory = Path(data_dir).expanduser() if data_dir is not None else cache_dir() / dataset
+    if data_dir is not None and not directory.is_dir():
+        raise FileNotFoundError(f"load_mnist: data_dir {directory} does not exist (or is not "
+                                "a directory)")
     stems = FILES[split]
     paths = [_find(directory, s) for s in stems]
+    if data_dir is None:
+        for path in paths:
+            if path is not None:
+                _verify_cached(dataset, path)
     source = f"{directory}"
     problems = []
     if None in paths and not _offline(download):
@@ -200,6 +257,12 @@ def _load(dataset: str, split: str, data_dir, download: bool):
     where = (f"put {stems[0]}.gz and {stems[1]}.gz (or uncompressed) in {directory}"
              + (" or pass data_dir (--data-dir)" if data_dir is None else ""))
     why = "offline" if _offline(download) else "download failed: " + "; ".join(problems)
+    if data_dir is not None:
+        missing = [s for s, p in zip(stems, paths) if p is None]
+        raise FileNotFoundError(f"load_mnist: data_dir {directory} lacks "
+                                f"{' and '.join(m + '(.gz)' for m in missing)} for {dataset} "
+                                f"{split} ({why}); the embedded subset is used only when no "
+                                "data_dir is given")
     if dataset != "mnist":
         raise FileNotFoundError(f"load_mnist: no {dataset} {split} files found ({why}): {where}.")
     with np.load(EMBEDDED_MNIST, allow_pickle=False) as z:

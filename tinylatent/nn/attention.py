@@ -174,6 +174,10 @@ class MultiheadAttention(Module):
         if key.shape[:2] != value.shape[:2]:
             raise ValueError(f"MultiheadAttention: key {tuple(key.shape)} and value "
                              f"{tuple(value.shape)} must share (S, B)")
+        if key.ndim != 3 or key.shape[1] != query.shape[1]:
+            raise ValueError(f"MultiheadAttention: query {tuple(query.shape)} and key "
+                             f"{tuple(key.shape)} must have the same batch size (as (L, B, E) "
+                             "and (S, B, E) after batch_first)")
         tq, b, e = query.shape
         ts = key.shape[0]
         h, hd = self.num_heads, self.head_dim

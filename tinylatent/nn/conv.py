@@ -4,6 +4,8 @@ Conv weight (C_out, C_in/groups, kh, kw), ConvTranspose weight (C_in, C_out/grou
 W ~ kaiming_uniform(a=sqrt(5)) and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
 from __future__ import annotations
 
+import numbers
+
 from ..ops import conv as conv_ops
 from ..tensor import Tensor, empty
 from . import init
@@ -46,6 +48,10 @@ class _ConvNd(Module):
                  dilation, groups: int, bias: bool, device, dtype) -> None:
         super().__init__()
         name = type(self).__name__
+        for arg, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                       ("groups", groups)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels={in_channels} and out_channels="
                              f"{out_channels} must both be divisible by groups={groups}")
@@ -55,6 +61,13 @@ class _ConvNd(Module):
         self.padding = padding if isinstance(padding, str) else \
             _tuple(padding, self._n, "padding", name)
         self.dilation = _tuple(dilation, self._n, "dilation", name)
+        for arg, v, lo in (("kernel_size", self.kernel_size, 1), ("stride", self.stride, 1),
+                           ("dilation", self.dilation, 1),
+                           ("padding", () if isinstance(padding, str) else self.padding, 0)):
+            if any(not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < lo
+                   for k in v):
+                raise ValueError(f"{name}: {arg} must be {'positive' if lo else 'non-negative'}"
+                                 f" ints, got {v}")
         if self._transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:

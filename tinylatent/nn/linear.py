@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import ops
+from ..ops.axis_check import check_axis
 from ..tensor import Tensor, empty
 from . import init
 from .module import Module, Parameter
@@ -35,6 +36,9 @@ class Linear(Module):
         init.default_linear_(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 0:
+            raise ValueError(f"Linear: input must have at least 1 dimension (..., "
+                             f"in_features={self.in_features}), got a 0-d tensor")
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: input has {x.shape[-1]} features (shape "
                              f"{tuple(x.shape)}), expected in_features={self.in_features}")
@@ -77,7 +81,7 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        d = self.dim % x.ndim
+        d = check_axis("Unflatten", self.dim, x.ndim)
         shape = x.shape[:d] + self.unflattened_size + x.shape[d + 1:]
         return x.reshape(shape)
 

@@ -428,6 +428,9 @@ class Module:
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
                                + "\n  ".join(errors))
+        # Convert every value first, then copy: a value rejected at the last key must not
+        # leave the first keys overwritten.
+        sources = []
         for k, t in targets.items():
             if k not in state_dict:
                 continue
@@ -437,6 +440,12 @@ class Module:
                 src = src.get() if hasattr(src, "get") and not isinstance(src, np.ndarray) \
                     else src
                 src = t.xp.asarray(src)
+            if src.dtype.kind not in "biuf":
+                raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:"
+                                   f"\n  '{k}': expected numbers, got an array of dtype "
+                                   f"{src.dtype}")
+            sources.append((t, src))
+        for t, src in sources:
             t.xp.copyto(t.data, src, casting="unsafe")
             t._version += 1
         return _IncompatibleKeys(missing, unexpected)

@@ -66,13 +66,16 @@ class _BatchNorm(Module):
                              f"{tuple(x.shape)}), expected num_features={self.num_features}")
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
-            if momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.item())
+        count = self.training and self.track_running_stats
+        if count and momentum is None:  # cumulative moving average, this batch included
+            momentum = 1.0 / float(self.num_batches_tracked.item() + 1)
         # with track_running_stats the buffers are updated (training) or used (eval)
-        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                          use_batch, momentum or 0.0, self.eps)
+        y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                       use_batch, momentum or 0.0, self.eps)
+        if count:   # only once batch_norm's checks passed: a rejected batch changes nothing
+            self.num_batches_tracked.data[...] += 1
+            self.num_batches_tracked._version += 1
+        return y
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -81,6 +81,17 @@ class _CellBase(Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
+def _check_lstm_state(name: str, hx) -> None:
+    """An LSTM's state is the pair (h, c); one tensor (however shaped) is a mistake that
+    unpacking would either reject obscurely or, for a leading axis of 2, accept wrongly."""
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2 or \
+            not all(isinstance(t, Tensor) for t in hx):
+        got = f"a tensor of shape {tuple(hx.shape)}" if isinstance(hx, Tensor) else \
+            f"{type(hx).__name__} of length {len(hx)}" if isinstance(hx, (tuple, list)) else \
+            type(hx).__name__
+        raise TypeError(f"{name}: hx must be a tuple (h0, c0) of two tensors, got {got}")
+
+
 class LSTMCell(_CellBase):
     """forward(x (B, in), (h, c) or None) -> (h', c'), each (B, hidden)."""
     mode = "LSTM"
@@ -90,6 +101,7 @@ class LSTMCell(_CellBase):
         if hx is None:
             h, c = self._zeros(x), self._zeros(x)
         else:
+            _check_lstm_state("LSTMCell", hx)
             h, c = (t.unsqueeze(0) if unbatched else t for t in hx)
         h, c = _lstm_step(F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh,
                           self.bias_hh)
@@ -222,6 +234,8 @@ class _RNNBase(Module):
             h0 = zeros(state_shape, dtype=x.dtype, device=x.device)
             c0 = h0 if is_lstm else None
         else:
+            if is_lstm:
+                _check_lstm_state(name, hx)
             h0, c0 = hx if is_lstm else (hx, None)
             if unbatched:
                 h0 = h0.unsqueeze(1)

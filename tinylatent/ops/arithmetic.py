@@ -138,6 +138,8 @@ class PowScalar(Function):
             return grad * (2.0 * a)
         if p == 1:
             return grad
+        if p == 0:   # d(a^0)/da = 0 everywhere, also at a = 0 (0 * 0^-1 would be NaN)
+            return grad * 0.0
         return grad * (p * pow(a, p - 1))
 
 
@@ -336,6 +338,8 @@ def minimum(a, b) -> Tensor:
 def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if x.dtype.kind in "iub" and any(isinstance(v, float) for v in (min, max)):
+        x = cast(x, get_default_dtype())   # the dtype rule: integer with a Python float
     return Clamp.apply(x, lo=min, hi=max)
 
 

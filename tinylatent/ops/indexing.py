@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..tensor import Tensor
+from .axis_check import check_axis
 
 
 def normalize_index(index):
@@ -152,19 +153,27 @@ def getitem(x: Tensor, index) -> Tensor:
     return GetItem.apply(x, index=normalize_index(index))
 
 
-def _index_array(x: Tensor, idx, op: str):
+def _index_array(x: Tensor, idx, op: str, size: int | None = None):
+    """The index array; with `size`, every index must lie in [0, size) (PyTorch raises where
+    NumPy would wrap a negative index around)."""
     arr = idx.data if isinstance(idx, Tensor) else x.xp.asarray(idx)
     if arr.dtype.kind not in "iu":
         raise IndexError(f"{op}: indices must be integers, got dtype {arr.dtype}")
+    if size is not None and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= size:
+            raise IndexError(f"{op}: index {lo if lo < 0 else hi} is out of range for an axis "
+                             f"of size {size} (indices must lie in [0, {size}))")
     return arr
 
 
 def take_along_axis(x: Tensor, indices, axis: int) -> Tensor:
-    idx = _index_array(x, indices, "take_along_axis")
+    axis = check_axis("take_along_axis", axis, x.ndim)
+    idx = _index_array(x, indices, "take_along_axis", x.shape[axis] if x.ndim else 1)
     if idx.ndim != x.ndim:
         raise ValueError(f"take_along_axis: indices of shape {idx.shape} must have as many "
                          f"dimensions as the input {x.shape}")
-    return TakeAlongAxis.apply(x, idx, axis=axis % x.ndim)
+    return TakeAlongAxis.apply(x, idx, axis=axis)
 
 
 def gather(x: Tensor, axis: int, index, *, dim=None) -> Tensor:
@@ -174,24 +183,27 @@ def gather(x: Tensor, axis: int, index, *, dim=None) -> Tensor:
 
 def scatter_add(x: Tensor, axis: int, index, src: Tensor) -> Tensor:
     """PyTorch's scatter_add(input, dim, index, src), out of place; repeats accumulate."""
-    idx = _index_array(x, index, "scatter_add")
+    axis = check_axis("scatter_add", axis, x.ndim)
+    idx = _index_array(x, index, "scatter_add", x.shape[axis] if x.ndim else 1)
     if idx.shape != src.shape:
         raise ValueError(f"scatter_add: index shape {idx.shape} must equal src shape "
                          f"{src.shape}")
-    return ScatterAdd.apply(x, idx, src, axis=axis % x.ndim)
+    return ScatterAdd.apply(x, idx, src, axis=axis)
 
 
 def index_add(x: Tensor, axis: int, index, src: Tensor) -> Tensor:
     """out = x; out[..., index[i], ...] += src[..., i, ...] along `axis`; repeats accumulate."""
-    idx = _index_array(x, index, "index_add")
+    axis = check_axis("index_add", axis, x.ndim)
+    idx = _index_array(x, index, "index_add", x.shape[axis] if x.ndim else 1)
     if idx.ndim != 1:
         raise ValueError(f"index_add: index must be 1-D, got shape {idx.shape}")
-    return IndexAdd.apply(x, idx, src, axis=axis % x.ndim)
+    return IndexAdd.apply(x, idx, src, axis=axis)
 
 
 def index_select(x: Tensor, axis: int, index) -> Tensor:
-    idx = _index_array(x, index, "index_select")
-    return getitem(x, (slice(None),) * (axis % x.ndim) + (idx,))
+    axis = check_axis("index_select", axis, x.ndim)
+    idx = _index_array(x, index, "index_select", x.shape[axis] if x.ndim else 1)
+    return getitem(x, (slice(None),) * axis + (idx,))
 
 
 def one_hot(indices, num_classes: int, dtype=None) -> Tensor:
@@ -233,7 +245,8 @@ def embedding(idx, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     if idx_arr.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx_arr.dtype}")
     v = weight.shape[0]
-    if idx_arr.size and (int(idx_arr.min()) < -v or int(idx_arr.max()) >= v):
-        raise IndexError(f"embedding: indices must be in [0, {v}), got values in "
-                         f"[{int(idx_arr.min())}, {int(idx_arr.max())}]")
+    if idx_arr.size and (int(idx_arr.min()) < 0 or int(idx_arr.max()) >= v):
+        lo, hi = int(idx_arr.min()), int(idx_arr.max())
+        raise IndexError(f"embedding: index {lo if lo < 0 else hi} is out of range; indices "
+                         f"must be in [0, {v}), got values in [{lo}, {hi}]")
     return _Lookup.apply(weight, idx=idx_arr, padding_idx=padding_idx)

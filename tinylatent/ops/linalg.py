@@ -88,11 +88,13 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, *,
     embeddings for the contrastive losses. The one normalize (tl.nn.functional.normalize
     and tl.ops.contrastive.normalize are this function)."""
     dim = dim if axis is None else axis
+    # max(||x||_p, eps) computed as max(sum |x|^p, eps^p)^(1/p), the same value: the clamp
+    # comes before the root, so a zero vector gets a zero gradient, not 0 * inf = NaN
     if p == 2.0:
-        norm = (x * x).sum(axis=dim, keepdims=True).sqrt()
+        norm = (x * x).sum(axis=dim, keepdims=True).clamp(min=eps * eps).sqrt()
     else:
-        norm = (x.abs() ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
-    return x / norm.clamp(min=eps)
+        norm = (x.abs() ** p).sum(axis=dim, keepdims=True).clamp(min=eps ** p) ** (1.0 / p)
+    return x / norm
 
 
 # ---------------------------------------------------------------------- inverse, log|det|

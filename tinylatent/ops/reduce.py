@@ -6,26 +6,19 @@ Every reduction takes `axis` (an int, a tuple, or None for all) and `keepdims`; 
 from __future__ import annotations
 
 import builtins
+import warnings
 
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
+from .axis_check import check_axes, check_axis
 from .fast import fast_backend, reference_vjp
 
 
-def _axes(axis, ndim: int) -> tuple:
+def _axes(axis, ndim: int, op: str) -> tuple:
     """Normalise an axis argument to a sorted tuple of non-negative ints."""
-    if axis is None:
-        return tuple(range(ndim))
-    if isinstance(axis, int):
-        if -ndim <= axis < ndim:   # the common case, answered without the loop below
-            return (axis % ndim,)
-        axis = (axis,)
-    out = []
-    for a in axis:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
-    return tuple(sorted(set(out)))
+    if isinstance(axis, int) and 0 <= axis < ndim:   # the common case, answered at once
+        return (axis,)
+    return check_axes(op, axis, ndim)
 
 
 def _pick(axis, dim, keepdims, keepdim):
@@ -134,27 +127,27 @@ class Cumsum(Function):
 def sum(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
         keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Sum.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
+    return Sum.apply(x, axes=_axes(axis, x.ndim, "sum"), keepdims=bool(keepdims))
 
 
 def mean(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     if x.dtype.kind != "f":
         raise TypeError(f"mean: expected a floating tensor, got dtype {x.dtype}")
-    return Mean.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
+    return Mean.apply(x, axes=_axes(axis, x.ndim, "mean"), keepdims=bool(keepdims))
 
 
 def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
         keepdim=None) -> Tensor:
     """Largest value over axes; ties share the gradient equally. (Use argmax for indices.)"""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Max.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
+    return Max.apply(x, axes=_axes(axis, x.ndim, "max"), keepdims=bool(keepdims))
 
 
 def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
         keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Min.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
+    return Min.apply(x, axes=_axes(axis, x.ndim, "min"), keepdims=bool(keepdims))
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
@@ -163,13 +156,18 @@ def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, di
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     if unbiased is not None:
         correction = int(unbiased)
-    axes = _axes(axis, x.ndim)
+    axes = _axes(axis, x.ndim, "var")
     n = 1
     for a in axes:
         n *= x.shape[a]
     d = x - Mean.apply(x, axes=axes, keepdims=True)
+    dof = n - correction
+    if dof <= 0:   # the estimate is undefined (one sample, unbiased): NaN, as in PyTorch
+        warnings.warn(f"var: degrees of freedom n - correction = {n} - {correction} <= 0 for "
+                      f"shape {x.shape} over axes {axes}; the result is NaN",
+                      RuntimeWarning, stacklevel=2)
     return Sum.apply(d * d, axes=axes, keepdims=bool(keepdims)) * \
-        (1.0 / builtins.max(n - correction, 1))
+        (1.0 / dof if dof > 0 else float("nan"))
 
 
 def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
@@ -189,7 +187,7 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
         raise TypeError(f"logsumexp: expected a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":
         raise TypeError(f"logsumexp: expected a floating tensor, got dtype {x.dtype}")
-    axes = _axes(axis, x.ndim)
+    axes = _axes(axis, x.ndim, "logsumexp")
     keepdims = bool(keepdims)
     if axes == (x.ndim - 1,) and x.shape[-1] > 0:
         be = fast_backend(x)
@@ -201,7 +199,7 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
 
 def logsumexp_reference(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """log sum exp(x) in Tensor ops: the test oracle of logsumexp."""
-    return _logsumexp(x, _axes(axis, x.ndim), bool(keepdims))
+    return _logsumexp(x, _axes(axis, x.ndim, "logsumexp"), bool(keepdims))
 
 
 def _logsumexp(x: Tensor, axes: tuple, keepdims: bool) -> Tensor:
@@ -243,7 +241,7 @@ class LogsumexpFn(Function):
 
 def softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
     """exp(x) / sum exp(x) along `axis`, with the max subtracted first for stability."""
-    axis = dim if dim is not None else axis
+    axis = check_axis("softmax", dim if dim is not None else axis, x.ndim)
     m = Tensor._make(x.data.max(axis=axis, keepdims=True))
     e = (x - m).exp()
     return e / e.sum(axis=axis, keepdims=True)
@@ -251,44 +249,47 @@ def softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
     """x - logsumexp(x) along `axis`."""
-    axis = dim if dim is not None else axis
+    axis = check_axis("log_softmax", dim if dim is not None else axis, x.ndim)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
 def cumsum(x: Tensor, axis: int = 0, *, dim=None) -> Tensor:
     axis = dim if dim is not None else axis
-    return Cumsum.apply(x, axis=axis % x.ndim)
+    return Cumsum.apply(x, axis=check_axis("cumsum", axis, x.ndim))
 
 
 def argmax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     """Index of the largest value (no gradient)."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    axis = None if axis is None else check_axis("argmax", axis, x.ndim)
     return Tensor._make(x.xp.asarray(x.xp.argmax(x.data, axis=axis, keepdims=bool(keepdims))))
 
 
 def argmin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    axis = None if axis is None else check_axis("argmin", axis, x.ndim)
     return Tensor._make(x.xp.asarray(x.xp.argmin(x.data, axis=axis, keepdims=bool(keepdims))))
 
 
 def argsort(x: Tensor, axis: int = -1, descending: bool = False) -> Tensor:
     xp = x.xp
+    axis = check_axis("argsort", axis, x.ndim)
     idx = xp.argsort(-x.data if descending else x.data, axis=axis, kind="stable")
     return Tensor._make(idx)
 
 
 def sort(x: Tensor, axis: int = -1, descending: bool = False, *, dim=None):
     """(values, indices) sorted along `axis`; values carry the gradient back by gather."""
-    axis = dim if dim is not None else axis
+    axis = check_axis("sort", dim if dim is not None else axis, x.ndim)
     idx = argsort(x, axis, descending)
     return take_along_axis(x, idx, axis), idx
 
 
 def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
     """(values, indices) of the k largest (or smallest) entries along `axis`, sorted."""
-    axis = dim if dim is not None else axis
+    axis = check_axis("topk", dim if dim is not None else axis, x.ndim)
     if not 0 < k <= x.shape[axis]:
         raise ValueError(f"topk: k={k} is out of range for axis {axis} of shape {x.shape}")
     idx = argsort(x, axis, descending=largest)
@@ -297,10 +298,12 @@ def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
 
 
 def all(x: Tensor, axis=None) -> Tensor:  # noqa: A001
+    axis = None if axis is None else check_axes("all", axis, x.ndim)
     return Tensor._make(x.xp.asarray(x.data.all(axis=axis)))
 
 
 def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
+    axis = None if axis is None else check_axes("any", axis, x.ndim)
     return Tensor._make(x.xp.asarray(x.data.any(axis=axis)))
 
 

@@ -6,6 +6,7 @@ import math
 
 from ..autograd import Function
 from ..tensor import Tensor
+from .axis_check import check_axes, check_axis
 
 
 _SMALL_EXPAND = 4096   # elements; see Expand
@@ -165,13 +166,23 @@ def reshape(x: Tensor, *shape) -> Tensor:
     return Reshape.apply(x, shape=shape)
 
 
-view = reshape
+def view(x: Tensor, *shape) -> Tensor:
+    """reshape that never copies: the result shares x's memory, so writes through it reach x.
+    Where that is impossible (a non-contiguous x, e.g. a transpose) it raises, as PyTorch
+    does; reshape() copies instead."""
+    y = reshape(x, *shape)
+    if y is not x and y.data.size and not x.xp.may_share_memory(y.data, x.data):
+        raise RuntimeError(f"view: a tensor of shape {x.shape} with strides "
+                           f"{x.data.strides} cannot be viewed as shape {tuple(y.shape)} "
+                           "without copying (it is not contiguous); use .reshape(...), "
+                           "which copies, or call .contiguous() first")
+    return y
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if x.ndim == 0:
         return reshape(x, (1,))
-    s, e = start_dim % x.ndim, end_dim % x.ndim
+    s, e = check_axis("flatten", start_dim, x.ndim), check_axis("flatten", end_dim, x.ndim)
     n = 1
     for d in x.shape[s:e + 1]:
         n *= d
@@ -179,7 +190,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def permute(x: Tensor, *perm) -> Tensor:
-    perm = tuple(p % x.ndim for p in _shape_arg(perm))
+    perm = tuple(check_axis("permute", p, x.ndim) for p in _shape_arg(perm))
     if sorted(perm) != list(range(x.ndim)):
         raise ValueError(f"permute: {perm} is not a permutation of the {x.ndim} axes of "
                          f"shape {x.shape}")
@@ -188,6 +199,7 @@ def permute(x: Tensor, *perm) -> Tensor:
 
 def transpose(x: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
     """Swap two axes (the last two by default)."""
+    dim0, dim1 = check_axis("transpose", dim0, x.ndim), check_axis("transpose", dim1, x.ndim)
     perm = list(range(x.ndim))
     perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
     return Permute.apply(x, perm=tuple(perm))
@@ -214,13 +226,13 @@ def squeeze(x: Tensor, axis=None, *, dim=None) -> Tensor:
     axis = dim if dim is not None else axis
     if axis is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    axes = {a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+    axes = set(check_axes("squeeze", axis, x.ndim))
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
 
 
 def unsqueeze(x: Tensor, axis: int, *, dim=None) -> Tensor:
     axis = dim if dim is not None else axis
-    axis = axis % (x.ndim + 1)
+    axis = check_axis("unsqueeze", axis, x.ndim, extra=1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
@@ -230,7 +242,7 @@ def cat(tensors, axis: int = 0, *, dim=None) -> Tensor:
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
     nd = tensors[0].ndim
-    axis = axis % nd
+    axis = check_axis("cat", axis, nd)
     for i, t in enumerate(tensors):
         if t.ndim != nd or any(a != b for j, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
                                if j != axis):
@@ -255,13 +267,13 @@ def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
-    axis = axis % (tensors[0].ndim + 1)
+    axis = check_axis("stack", axis, tensors[0].ndim, extra=1)
     return cat([unsqueeze(t, axis) for t in tensors], axis=axis)
 
 
 def split(x: Tensor, split_size_or_sections, axis: int = 0, *, dim=None) -> tuple:
     """PyTorch's split: an int gives chunks of that size, a list gives those sizes."""
-    axis = (dim if dim is not None else axis) % x.ndim
+    axis = check_axis("split", dim if dim is not None else axis, x.ndim)
     n = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         size = split_size_or_sections
@@ -280,7 +292,7 @@ def split(x: Tensor, split_size_or_sections, axis: int = 0, *, dim=None) -> tupl
 
 
 def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim=None) -> tuple:
-    axis = (dim if dim is not None else axis) % x.ndim
+    axis = check_axis("chunk", dim if dim is not None else axis, x.ndim)
     n = x.shape[axis]
     size = -(-n // chunks)
     return split(x, size, axis)
@@ -306,8 +318,7 @@ def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
 
 def flip(x: Tensor, axis=None, *, dims=None) -> Tensor:
     axis = dims if dims is not None else axis
-    axes = tuple(range(x.ndim)) if axis is None else (
-        (axis,) if isinstance(axis, int) else tuple(axis))
+    axes = check_axes("flip", axis, x.ndim)
     return Flip.apply(x, axes=axes)
 
 
@@ -315,8 +326,9 @@ def roll(x: Tensor, shifts, axis=None, *, dims=None) -> Tensor:
     axis = dims if dims is not None else axis
     if isinstance(shifts, list):
         shifts = tuple(shifts)
-    if isinstance(axis, list):
-        axis = tuple(axis)
+    if axis is not None:
+        axis = check_axis("roll", axis, x.ndim) if isinstance(axis, int) else \
+            tuple(check_axis("roll", a, x.ndim) for a in axis)
     return Roll.apply(x, shift=shifts, axis=axis)
 
 

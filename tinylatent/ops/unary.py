@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, get_default_dtype
 
 
 _SPECIAL: dict = {}
@@ -316,28 +316,36 @@ class Softplus(Function):
 
 
 # ---------------------------------------------------------------------- public functions
+def _floating(x: Tensor) -> Tensor:
+    """The dtype rule of floating functions (PyTorch's): an integer or bool input is promoted
+    to the default float dtype; a floating input keeps its dtype."""
+    if isinstance(x, Tensor) and x.data.dtype.kind in "iub":
+        return Tensor._make(x.data.astype(get_default_dtype()))
+    return x
+
+
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(_floating(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
+    return Log.apply(_floating(x))
 
 
 def log1p(x: Tensor) -> Tensor:
-    return Log1p.apply(x)
+    return Log1p.apply(_floating(x))
 
 
 def expm1(x: Tensor) -> Tensor:
-    return Expm1.apply(x)
+    return Expm1.apply(_floating(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(_floating(x))
 
 
 def rsqrt(x: Tensor) -> Tensor:
-    return Rsqrt.apply(x)
+    return Rsqrt.apply(_floating(x))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
@@ -345,19 +353,19 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
 
 
 def sin(x: Tensor) -> Tensor:
-    return Sin.apply(x)
+    return Sin.apply(_floating(x))
 
 
 def cos(x: Tensor) -> Tensor:
-    return Cos.apply(x)
+    return Cos.apply(_floating(x))
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(_floating(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -365,19 +373,20 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyRelu.apply(x, slope=negative_slope)
+    return LeakyRelu.apply(_floating(x), slope=negative_slope)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    return Elu.apply(x, alpha=alpha)
+    return Elu.apply(_floating(x), alpha=alpha)
 
 
 def erf(x: Tensor) -> Tensor:
-    return Erf.apply(x)
+    return Erf.apply(_floating(x))
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU (Hendrycks & Gimpel 2016): x * Phi(x), exact (erf) or the tanh approximation."""
+    x = _floating(x)
     if approximate == "tanh":
         c = math.sqrt(2.0 / math.pi)
         return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)))
@@ -388,6 +397,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
     """log(1 + exp(beta x)) / beta."""
+    x = _floating(x)
     if beta != 1.0:
         return Softplus.apply(x * beta) / beta
     return Softplus.apply(x)
@@ -395,11 +405,13 @@ def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
 
 def logsigmoid(x: Tensor) -> Tensor:
     """log sigmoid(x) = -softplus(-x), stable for large |x|."""
+    x = _floating(x)
     return -softplus(-x)
 
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (Swish)."""
+    x = _floating(x)
     return x * sigmoid(x)
 
 
@@ -420,7 +432,7 @@ class Lgamma(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * Polygamma.apply(x, 0)
+        return grad * Polygamma.apply(x, n=0)
 
 
 class Polygamma(Function):
@@ -428,7 +440,7 @@ class Polygamma(Function):
     dy/dx = psi^(n+1)(x), so every order of derivative is one more Polygamma."""
 
     @staticmethod
-    def forward(ctx, x, n):
+    def forward(ctx, x, *, n):
         ctx.save_for_backward(x)
         ctx.n = n
         special = _special(ctx.xp)
@@ -438,21 +450,21 @@ class Polygamma(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * Polygamma.apply(x, ctx.n + 1), None
+        return grad * Polygamma.apply(x, n=ctx.n + 1)
 
 
 def lgamma(x: Tensor) -> Tensor:
     """log|Gamma(x)| (the log-normaliser of Beta, Dirichlet and Gamma densities)."""
-    return Lgamma.apply(x)
+    return Lgamma.apply(_floating(x))
 
 
 def digamma(x: Tensor) -> Tensor:
     """psi(x) = d/dx log Gamma(x)."""
-    return Polygamma.apply(x, 0)
+    return Polygamma.apply(_floating(x), n=0)
 
 
 def polygamma(n: int, x: Tensor) -> Tensor:
     """psi^(n)(x), n >= 0."""
     if int(n) != n or n < 0:
         raise ValueError(f"polygamma: n must be a non-negative integer, got {n!r}")
-    return Polygamma.apply(x, int(n))
+    return Polygamma.apply(_floating(x), n=int(n))

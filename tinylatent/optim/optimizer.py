@@ -152,6 +152,11 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyper-parameters and buffers saved by `state_dict()` (a deep copy)."""
         name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"param_groups", "state"} <= state_dict.keys():
+            raise ValueError(f"{name}.load_state_dict: expected a dict with keys "
+                             "'param_groups' and 'state' (from Optimizer.state_dict())")
+        # Everything is checked and converted before anything is assigned: a state dict
+        # rejected halfway must leave this optimizer as it was.
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state dict has {len(groups)} "
@@ -165,18 +170,21 @@ class Optimizer:
         for saved, group in zip(groups, self.param_groups):
             for idx, p in zip(saved["params"], group["params"]):
                 by_index[int(idx)] = p
-        self.state = {}
+        state = {}
         for idx, saved_state in state_dict["state"].items():
             p = by_index.get(int(idx))
             if p is None:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {idx}, "
                                  "which no parameter group lists")
-            self.state[p] = {k: self._load_value(p, k, v) for k, v in saved_state.items()}
-        for saved, group in zip(groups, self.param_groups):
-            for key, value in saved.items():
-                if key != "params":
-                    group[key] = tuple(value) if isinstance(value, list) else \
-                        copy.deepcopy(value)
+            try:
+                state[p] = {k: self._load_value(p, k, v) for k, v in saved_state.items()}
+            except ValueError as e:
+                raise ValueError(f"{name}.load_state_dict: parameter {idx}: {e}") from None
+        hyper = [{key: tuple(value) if isinstance(value, list) else copy.deepcopy(value)
+                  for key, value in saved.items() if key != "params"} for saved in groups]
+        self.state = state
+        for group, values in zip(self.param_groups, hyper):
+            group.update(values)
 
     @staticmethod
     def _load_value(p: Tensor, key: str, value):

@@ -27,6 +27,10 @@ __all__ = ["layer_norm_forward", "layer_norm_backward", "layer_norm_forward_refe
            "layer_norm_backward_reference"]
 
 _JIT = dict(nopython=True, cache=True, nogil=True, fastmath={"contract", "arcp", "nsz"})
+# The backward subtracts the row mean of gh = gy w from gh itself: contracted into an FMA,
+# g*w - mean would take the exact product against the rounded one and leave a residue that
+# rstd (up to 1/sqrt(eps) ~ 316) magnifies; a row of one element must get exactly 0.
+_JIT_BACKWARD = dict(nopython=True, cache=True, nogil=True, fastmath={"arcp", "nsz"})
 
 
 @nb.jit(**_JIT)
@@ -54,7 +58,7 @@ def _forward(x, w, b, eps, y, mu, rstd):  # pragma: no cover - compiled
             out[j] = (row[j] - m_t) * rs_t * w[j] + b[j]
 
 
-@nb.jit(**_JIT)
+@nb.jit(**_JIT_BACKWARD)
 def _backward(gy, x, w, mu, rstd, gx, gw, gb):  # pragma: no cover - compiled
     n, d = x.shape
     acc_w = np.zeros(d, dtype=np.float64)
