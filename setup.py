@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tinylatent", "tinylatent.*", "kernels", "kernels.*"]),
-    package_data={"tinylatent": ["data/embedded/*", "data/embedded/*.md"],
+    package_data={"tinylatent": ["data/embedded/*", "data/embedded/*.md", "eval/weights/*.npz"],
                   "kernels": ["cuda/*.cu", "cuda/*.cuh"]},
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.58", "matplotlib>=3.7",

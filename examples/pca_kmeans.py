@@ -17,7 +17,8 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models.classical import PCA, GaussianMixture, KMeans
-from tinylatent.models.patch_features import LogisticRegression, PatchFeatures
+from tinylatent.eval import LogisticRegression
+from tinylatent.models.patch_features import PatchFeatures
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)

@@ -16,8 +16,8 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models.autoencoders import Autoencoder, fit
-from tinylatent.models.retrieval import (BagOfWordsAE, load_kjv_bow, nearest_neighbours,
-                                         precision_at_k, tfidf)
+from tinylatent.eval import nearest_neighbours, precision_at_k
+from tinylatent.models.retrieval import BagOfWordsAE, load_kjv_bow, tfidf
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import tinylatent as tl
 from tinylatent.models.classical import PCA, GaussianMixture, KMeans
-from tinylatent.models.patch_features import (LogisticRegression, PatchFeatures,
-                                              extract_patches)
+from tinylatent.eval import LogisticRegression
+from tinylatent.models.patch_features import PatchFeatures, extract_patches
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.cluster import KMeans as SkKMeans  # noqa: E402
