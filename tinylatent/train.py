@@ -209,6 +209,7 @@ def plot_history(history: list[dict], path: str) -> None:
     canvas without pyplot, so the caller's matplotlib backend is left alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     keys = [k for k in history[0] if "loss" in k] or [k for k in history[0] if k != "epoch"]
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(5, 3.5))
@@ -217,6 +218,7 @@ def plot_history(history: list[dict], path: str) -> None:
     for key in keys:
         ax.plot(epochs, [h.get(key, float("nan")) for h in history], "o-", label=key, ms=3)
     ax.set(xlabel="epoch", ylabel="loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
