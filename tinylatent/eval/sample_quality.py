@@ -18,6 +18,7 @@ an .npz) to pass as SampleQuality(classifier=path).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -154,14 +155,30 @@ def gaussian_statistics(features) -> tuple:
     return f.mean(0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
 
 
+def _sqrtm(product: np.ndarray):
+    """scipy.linalg.sqrtm(product), or None when it is not finite or its square misses
+    `product` by more than 1e-3 relative (a singular product: dead ReLU features, N < D).
+    scipy's LinAlgWarning is silenced because this check replaces it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(product)
+    if not np.isfinite(root).all():
+        return None
+    scale = max(np.linalg.norm(product), 1e-30)
+    if np.linalg.norm(root @ root - product) > 1e-3 * scale:
+        return None
+    return root
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     """Squared Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2):
 
         d^2 = ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))
 
     (Dowson & Landau 1982; Heusel et al. 2017, eq. 6). The matrix square root is
-    scipy.linalg.sqrtm; when the product is singular (fewer samples than features) it is
-    retried with eps * I added to both covariances, as pytorch-fid does."""
+    scipy.linalg.sqrtm; when that root is inaccurate (a singular product: fewer samples than
+    features, or features that never fire) it is retried with eps * I added to both
+    covariances, as pytorch-fid does."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2,
                                                                                     np.float64))
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), \
@@ -170,10 +187,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
         raise ValueError(f"frechet_distance: shapes disagree: mu1 {mu1.shape}, sigma1 "
                          f"{sigma1.shape}, mu2 {mu2.shape}, sigma2 {sigma2.shape}")
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
+    covmean = _sqrtm(sigma1 @ sigma2)
+    if covmean is None:
         offset = eps * np.eye(d)
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        if covmean is None:
+            raise ValueError(f"frechet_distance: no accurate square root of sigma1 sigma2 "
+                             f"even with {eps} * I added; are the covariances finite PSD?")
     if np.iscomplexobj(covmean):
         # sigma1 sigma2 has real non-negative eigenvalues; imaginary parts are round-off
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
