@@ -185,6 +185,8 @@ def test_patch_features_beat_pixels_on_mnist():
         f = PatchFeatures(method=method, n_features=k).fit(Xtr)
         accs[method] = LogisticRegression(10).fit(f.transform(Xtr), ytr).score(
             f.transform(Xte), yte)
+    print(f"\nFIGURE patch features accuracy: pixels {acc_pix:.3f}, " + ", ".join(
+        f"{m} {a:.3f}" for m, a in accs.items()))
     # measured with the default L-BFGS probe: pixels 0.885, patch K-means 0.950, patch PCA
     # 0.969 (solver='nesterov', the probe before it moved to tl.eval: 0.877, 0.948, 0.967)
     assert acc_pix > 0.84

@@ -68,8 +68,9 @@ def test_logistic_regression_agrees_with_sklearn(digits, solver):
 
 def test_linear_probe_and_input_checks(digits):
     Xtr, ytr, Xte, yte = digits
-    assert linear_probe(tl.tensor(Xtr), tl.tensor(ytr), Xte, yte) == \
-        LogisticRegression(10).fit(Xtr, ytr).score(Xte, yte)
+    clf = LogisticRegression(10, l2=1e-2).fit(Xtr, ytr)
+    assert linear_probe(tl.tensor(Xtr), tl.tensor(ytr), Xte, yte, l2=1e-2) == \
+        clf.score(Xte, yte)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
         LogisticRegression(5).fit(Xtr, ytr)
     with pytest.raises(ValueError, match="1200 rows"):
@@ -79,7 +80,7 @@ def test_linear_probe_and_input_checks(digits):
     with pytest.raises(ValueError, match="solver"):
         LogisticRegression(10, solver="sgd")
     with pytest.raises(ValueError, match="has 3 features"):
-        LogisticRegression(10).fit(Xtr, ytr).predict(Xte[:, :3])
+        clf.predict(Xte[:, :3])
 
 
 # ----------------------------------------------------------------------------- neighbours
@@ -305,3 +306,11 @@ def test_train_image_classifier_is_seeded_and_round_trips(mnist_test, tmp_path):
         train_image_classifier(x_train[:10], y_train[:10] + 10, epochs=1)
     with pytest.raises(FileNotFoundError, match="train_eval_classifier"):
         load_classifier(str(tmp_path / "missing.npz"))
+
+
+def test_one_implementation_reexported_by_the_old_modules():
+    from tinylatent.models import patch_features, retrieval
+    assert patch_features.LogisticRegression is tl.eval.LogisticRegression
+    assert retrieval.precision_at_k is tl.eval.precision_at_k
+    assert retrieval.nearest_neighbours is tl.eval.nearest_neighbours
+    assert tl.train.Trainer.__module__ == "tinylatent.train"
