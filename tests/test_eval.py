@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -314,3 +315,26 @@ def test_one_implementation_reexported_by_the_old_modules():
     assert retrieval.precision_at_k is tl.eval.precision_at_k
     assert retrieval.nearest_neighbours is tl.eval.nearest_neighbours
     assert tl.train.Trainer.__module__ == "tinylatent.train"
+
+
+def test_classifier_script_trains_on_any_labelled_npz(mnist_test, tmp_path):
+    """scripts/train_eval_classifier.py --npz: a user's own 28x28 labelled set (here 5
+    classes of uint8 images) gives a classifier file that SampleQuality loads."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts",
+                        "train_eval_classifier.py")
+    spec = importlib.util.spec_from_file_location("train_eval_classifier", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    x_test, y_test, x_train, y_train = mnist_test
+    keep_tr, keep_te = y_train < 5, y_test < 5
+    data = tmp_path / "mine.npz"
+    u8 = lambda a: np.round(a * 255).astype(np.uint8)  # noqa: E731
+    np.savez(data, train_images=u8(x_train[keep_tr][:400]), train_labels=y_train[keep_tr][:400],
+             test_images=u8(x_test[keep_te]), test_labels=y_test[keep_te])
+    out = tmp_path / "mine_classifier.npz"
+    script.main(["--npz", str(data), "--epochs", "3", "--out", str(out)])
+    sq = SampleQuality(str(out))
+    assert sq.model.config.n_classes == 5 and sq.info["data"] == str(data)
+    assert sq.info["test_accuracy"] > 0.8
+    assert sq.class_histogram(x_test[keep_te]).shape == (5,)
