@@ -12,7 +12,7 @@ setup(
     # One top-level package only: the fast kernels live in tinylatent.kernels (PyPI has an
     # unrelated top-level `kernels`).
     packages=find_packages(include=["tinylatent", "tinylatent.*"]),
-    package_data={"tinylatent": ["data/embedded/*", "data/embedded/*.md",
+    package_data={"tinylatent": ["data/embedded/*", "data/embedded/*.md", "eval/weights/*.npz",
                                  "kernels/cuda/*.cu", "kernels/cuda/*.cuh"]},
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.58", "matplotlib>=3.7",

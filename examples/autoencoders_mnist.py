@@ -6,10 +6,11 @@
     python examples/autoencoders_mnist.py --model conv --dataset fashion-mnist --data-dir DIR
 
 Models: ae (784-256-32), deep (784-512-256-64-32), conv (up-convolutions), denoising, sparse
-(L1 code penalty, --weight = lambda), contractive (||J_f||_F^2, --weight = lambda). Writes to
---out: reconstructions.png (test images over their reconstructions; for the denoising AE the
-rows are clean / corrupted / reconstructed from the corrupted), loss_curve.png, and
-codes.png (histogram of code activations, which shows what the sparse penalty does).
+(L1 code penalty, --weight = lambda), contractive (||J_f||_F^2, --weight = lambda). Trains
+with tl.train.Trainer. Writes to --out: reconstructions.png (test images over their
+reconstructions; for the denoising AE the rows are clean / corrupted / reconstructed from
+the corrupted), loss_curve.png, codes.png (histogram of code activations, which shows what
+the sparse penalty does) and checkpoint.npz; --resume continues exactly where that left off.
 """
 import argparse
 import os
@@ -18,9 +19,11 @@ import matplotlib
 import numpy as np
 
 import tinylatent as tl
+from tinylatent.data import DataLoader, TensorDataset
 from tinylatent.models.autoencoders import (AEConfig, Autoencoder, ContractiveAE,
                                             ConvAutoencoder, DenoisingAE, SparseAE, corrupt,
-                                            fit, reconstruction_error)
+                                            reconstruction_error)
+from tinylatent.train import Trainer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -29,7 +32,8 @@ MODELS = ["ae", "deep", "conv", "denoising", "sparse", "contractive"]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Autoencoders on MNIST (tinylatent)")
+    p = argparse.ArgumentParser(description="Autoencoders on MNIST (tinylatent)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=MODELS, default="ae")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
@@ -46,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (needs CuPy)")
     p.add_argument("--out", default="runs/autoencoders_mnist")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     return p.parse_args(argv)
 
 
@@ -95,9 +100,13 @@ def main(argv=None):
     x_train, x_test = to_tensor(x_train), to_tensor(x_test)
     model = build(args).to(args.device)
     print(f"{args.model}: {model.num_parameters()} parameters, {len(x_train)} training images")
-    history = fit(model, x_train, args.epochs, args.batch_size, args.lr, args.seed,
-                  log=lambda e, m: print(f"epoch {e + 1}: " + ", ".join(
-                      f"{k} {v:.4f}" for k, v in m.items())))
+    loader = DataLoader(TensorDataset(x_train), args.batch_size, shuffle=True,
+                        generator=tl.Generator(args.seed))
+    trainer = Trainer(model, tl.optim.Adam(model.parameters(), lr=args.lr), args.out,
+                      config=vars(args), evaluate=lambda m: {
+                          "test_mse": reconstruction_error(m, x_test[:1000])})
+    trainer.fit(loader, args.epochs, resume=args.resume)  # also writes loss_curve.png
+    model.eval()
     err = reconstruction_error(model, x_test)
     print(f"test reconstruction error (MSE per pixel): {err:.4f}")
 
@@ -116,16 +125,6 @@ def main(argv=None):
     save_grid(rows, os.path.join(args.out, "reconstructions.png"), f"{args.model}: {title}")
     active = (np.abs(codes) > 1e-6).sum(1).mean()
     print(f"code units active per image: {active:.1f} of {codes.shape[1]}")
-
-    plt.figure(figsize=(5, 3.2))
-    for key in history[0]:
-        plt.plot(range(1, len(history) + 1), [h[key] for h in history], label=key)
-    plt.xlabel("epoch")
-    plt.yscale("log")
-    plt.legend()
-    plt.title(f"{args.model} training loss (per image)")
-    plt.savefig(os.path.join(args.out, "loss_curve.png"), dpi=100, bbox_inches="tight")
-    plt.close()
 
     plt.figure(figsize=(5, 3.2))
     plt.hist(codes.ravel(), bins=80, color="tab:blue")

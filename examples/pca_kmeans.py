@@ -16,8 +16,9 @@ import matplotlib
 import numpy as np
 
 import tinylatent as tl
+from tinylatent.eval import LogisticRegression, cluster_accuracy, normalized_mutual_info
 from tinylatent.models.classical import PCA, GaussianMixture, KMeans
-from tinylatent.models.patch_features import LogisticRegression, PatchFeatures
+from tinylatent.models.patch_features import PatchFeatures
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -87,7 +88,8 @@ def main(argv=None):
     purity = sum(np.bincount(y_tr[labels == c]).max() for c in range(args.clusters)
                  if (labels == c).any()) / len(labels)
     print(f"K-means (K={args.clusters}): inertia {km.inertia_:.1f}, cluster purity "
-          f"{purity:.3f}, {km.n_iter_} Lloyd iterations")
+          f"{purity:.3f}, accuracy (Hungarian) {cluster_accuracy(y_tr, labels):.3f}, NMI "
+          f"{normalized_mutual_info(y_tr, labels):.3f}, {km.n_iter_} Lloyd iterations")
     tiles(km.cluster_centers_.numpy(), min(args.clusters, 10),
           os.path.join(args.out, "centroids.png"), f"K-means centroids (K={args.clusters})")
 

@@ -17,7 +17,8 @@ import numpy as np
 import tinylatent as tl
 from tinylatent.models.autoencoders import Autoencoder, fit
 from tinylatent.data import load_kjv_bow, tfidf
-from tinylatent.models.retrieval import BagOfWordsAE, nearest_neighbours, precision_at_k
+from tinylatent.eval import nearest_neighbours, precision_at_k
+from tinylatent.models.retrieval import BagOfWordsAE
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import tinylatent as tl
 from tinylatent.data.patches import extract_patches
 from tinylatent.models.classical import PCA, GaussianMixture, KMeans
-from tinylatent.models.patch_features import LogisticRegression, PatchFeatures
+from tinylatent.eval import LogisticRegression
+from tinylatent.models.patch_features import PatchFeatures
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.cluster import KMeans as SkKMeans  # noqa: E402
@@ -185,6 +186,9 @@ def test_patch_features_beat_pixels_on_mnist():
         f = PatchFeatures(method=method, n_features=k).fit(Xtr)
         accs[method] = LogisticRegression(10).fit(f.transform(Xtr), ytr).score(
             f.transform(Xte), yte)
-    # measured: pixels 0.877, patch K-means 0.948, patch PCA 0.967
+    print(f"\nFIGURE patch features accuracy: pixels {acc_pix:.3f}, " + ", ".join(
+        f"{m} {a:.3f}" for m, a in accs.items()))
+    # measured with the default L-BFGS probe: pixels 0.885, patch K-means 0.950, patch PCA
+    # 0.969 (solver='nesterov', the probe before it moved to tl.eval: 0.877, 0.948, 0.967)
     assert acc_pix > 0.84
     assert accs["kmeans"] > acc_pix + 0.05 and accs["pca"] > acc_pix + 0.05, (acc_pix, accs)

@@ -9,33 +9,12 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
+from tinylatent.eval import precision_at_k
 from tinylatent.models.autoencoders import Autoencoder, fit
 from tinylatent.data import load_kjv_bow, tfidf
-from tinylatent.models.retrieval import BagOfWordsAE, nearest_neighbours, precision_at_k
+from tinylatent.models.retrieval import BagOfWordsAE
 
 MNIST = os.path.join(os.path.dirname(tl.__file__), "data", "embedded", "mnist_5k.npz")
-
-
-def test_precision_at_k_against_brute_force():
-    rng = np.random.default_rng(0)
-    D, Q = rng.normal(size=(50, 4)), rng.normal(size=(7, 4))
-    yd, yq = rng.integers(0, 3, 50), rng.integers(0, 3, 7)
-    dist = ((Q[:, None] - D[None]) ** 2).sum(-1)
-    ref_idx = np.argsort(dist, 1)[:, :5]
-    np.testing.assert_array_equal(nearest_neighbours(tl.tensor(Q), tl.tensor(D), 5).numpy(),
-                                  ref_idx)
-    assert precision_at_k(Q, yq, D, yd, 5) == pytest.approx((yd[ref_idx] == yq[:, None]).mean())
-    cos = (Q / np.linalg.norm(Q, axis=1, keepdims=True)) @ \
-        (D / np.linalg.norm(D, axis=1, keepdims=True)).T
-    np.testing.assert_array_equal(nearest_neighbours(Q, D, 5, "cosine").numpy(),
-                                  np.argsort(-cos, 1)[:, :5])
-    # leave-one-out never returns the query itself
-    idx = nearest_neighbours(D, D, 3, exclude_self=True).numpy()
-    assert not (idx == np.arange(50)[:, None]).any()
-    with pytest.raises(ValueError, match="metric"):
-        precision_at_k(Q, yq, D, yd, metric="manhattan")
-    with pytest.raises(ValueError, match="k=60 exceeds"):
-        nearest_neighbours(Q, D, 60)
 
 
 def test_mnist_retrieval_deep_ae_codes_beat_pixels():

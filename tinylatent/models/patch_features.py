@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import autograd
 from ..data.patches import extract_patches
-from ..tensor import Tensor, zeros
+from ..eval.linear_probe import LogisticRegression  # noqa: F401  (moved to tl.eval)
+from ..tensor import Tensor
 from .classical import PCA, KMeans, squared_distances
 from .config import resolve_config
 
@@ -124,60 +124,3 @@ def _as_float(images):
     if A.dtype == np.uint8:
         return A.astype(np.float32) / 255.0
     return A
-
-
-class LogisticRegression:
-    """Multinomial logistic regression p(y | x) = softmax(W x + b), trained with tinylatent
-    autograd by full-batch gradient descent with Nesterov momentum on the mean cross-entropy
-    + (l2 / 2) ||W||^2. Features are standardised with the training set's mean and std."""
-
-    def __init__(self, n_classes: int, l2: float = 1e-3, lr: float = 0.5,
-                 momentum: float = 0.9, steps: int = 300):
-        self.n_classes, self.l2, self.lr, self.momentum, self.steps = \
-            n_classes, l2, lr, momentum, steps
-
-    def _standardise(self, X: Tensor) -> Tensor:
-        return (X - self.mu_) / self.sigma_
-
-    def fit(self, X: Tensor, y) -> "LogisticRegression":
-        X = X if isinstance(X, Tensor) else Tensor(np.asarray(X, dtype=np.float32))
-        y = y.data if isinstance(y, Tensor) else np.asarray(y)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"LogisticRegression.fit: X must be (N, D) and y (N,), got "
-                             f"{X.shape} and {y.shape}")
-        xp = X.xp
-        self.mu_ = X.mean(0).detach()
-        self.sigma_ = X.std(0).detach() + 1e-6
-        Xs = self._standardise(X).detach()
-        onehot = Tensor._make(xp.eye(self.n_classes, dtype=X.dtype)[xp.asarray(y)])  # (N, C)
-        self.W = zeros(X.shape[1], self.n_classes, dtype=X.dtype, device=X.device,
-                       requires_grad=True)
-        self.b = zeros(self.n_classes, dtype=X.dtype, device=X.device, requires_grad=True)
-        vel = [xp.zeros_like(self.W.data), xp.zeros_like(self.b.data)]
-        self.losses_ = []
-        for _ in range(self.steps):
-            logits = Xs @ self.W + self.b  # (N, D) @ (D, C)
-            nll = -(onehot * logits.log_softmax(-1)).sum(-1).mean()
-            loss = nll + 0.5 * self.l2 * (self.W * self.W).sum()
-            gW, gb = autograd.grad(loss, [self.W, self.b])
-            with autograd.no_grad():  # Nesterov: step from the look-ahead velocity
-                for p, g, v in zip((self.W, self.b), (gW, gb), vel):
-                    v *= self.momentum
-                    v -= self.lr * g.data
-                    p.add_(self.momentum * v - self.lr * g.data)
-            self.losses_.append(float(loss.item()))
-        return self
-
-    def predict_logits(self, X: Tensor) -> Tensor:
-        with autograd.no_grad():
-            return self._standardise(X.to(self.W.dtype)) @ self.W + self.b
-
-    def predict(self, X: Tensor) -> Tensor:
-        return self.predict_logits(X).argmax(-1)
-
-    def score(self, X: Tensor, y) -> float:
-        """Accuracy."""
-        y = y.data if isinstance(y, Tensor) else np.asarray(y)
-        pred = self.predict(X).data
-        return float((pred == Tensor._make(pred).xp.asarray(y)).mean())
-

@@ -17,62 +17,12 @@ import numpy as np
 
 from .. import autograd, nn
 from ..distributions import Categorical
+from ..eval.neighbours import nearest_neighbours, precision_at_k  # noqa: F401 (moved to tl.eval)
 from ..tensor import Tensor
 from .autoencoders import _inputs, _metrics
 from .config import resolve_config
 
 __all__ = ["precision_at_k", "nearest_neighbours", "BagOfWordsAE", "BoWAEConfig"]
-
-
-def nearest_neighbours(query, database, k: int = 10, metric: str = "euclidean",
-                       exclude_self: bool = False, batch_size: int = 1024) -> Tensor:
-    """Indices (Q, k) of each query's k nearest database rows, nearest first, on the
-    tensors' own device, in float64. metric "cosine" ranks by 1 - cos(q, d).
-    exclude_self: query i is database row i (leave-one-out retrieval)."""
-    if metric not in ("euclidean", "cosine"):
-        raise ValueError(f"nearest_neighbours: metric must be 'euclidean' or 'cosine', got "
-                         f"{metric!r}")
-    Q = _raw2d(query, "query").astype(np.float64)
-    D = _raw2d(database, "database").astype(np.float64)
-    if Q.shape[1] != D.shape[1]:
-        raise ValueError(f"nearest_neighbours: query has {Q.shape[1]} features, database "
-                         f"{D.shape[1]}")
-    if k > len(D) - int(exclude_self):
-        raise ValueError(f"nearest_neighbours: k={k} exceeds the database size {len(D)}")
-    xp = Tensor._make(Q).xp
-    if metric == "cosine":
-        Q = Q / xp.maximum(xp.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
-        D = D / xp.maximum(xp.linalg.norm(D, axis=1, keepdims=True), 1e-12)
-    d_sq = (D * D).sum(1)
-    out = []
-    for s in range(0, len(Q), batch_size):
-        q = Q[s:s + batch_size]
-        dist = (q * q).sum(1)[:, None] - 2.0 * q @ D.T + d_sq[None, :]  # (B, N)
-        if exclude_self:
-            dist[xp.arange(len(q)), xp.arange(s, s + len(q))] = xp.inf
-        out.append(xp.argsort(dist, axis=1, kind="stable")[:, :k])
-    return Tensor._make(xp.concatenate(out))
-
-
-def precision_at_k(query, query_labels, database, database_labels, k: int = 10,
-                   metric: str = "euclidean", exclude_self: bool = False) -> float:
-    """Mean over queries of |{retrieved j among the k nearest : y_j == y_query}| / k."""
-    idx = nearest_neighbours(query, database, k, metric, exclude_self).data
-    xp = Tensor._make(idx).xp
-    yq = xp.asarray(_raw(query_labels))
-    yd = xp.asarray(_raw(database_labels))
-    return float((yd[idx] == yq[:, None]).mean())
-
-
-def _raw(v):
-    return v.data if isinstance(v, Tensor) else np.asarray(v)
-
-
-def _raw2d(v, name: str):
-    a = _raw(v)
-    if a.ndim != 2:
-        a = a.reshape(len(a), -1)
-    return a
 
 
 # --------------------------------------------------------------------- bag-of-words AE

@@ -1,0 +1,125 @@
+"""tinylatent.train.Trainer: exact resume, metric averaging, config check, outputs."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import tinylatent as tl
+from tinylatent import nn
+from tinylatent.data import DataLoader, TensorDataset
+from tinylatent.train import Trainer, config_differences, fit
+
+
+class NoisyAE(nn.Module):
+    """A tiny denoising autoencoder: its loss draws from the global RNG, and dropout too, so
+    resuming must restore the RNG state to reproduce the run."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Dropout(0.2), nn.Linear(4, 6))
+
+    def loss(self, batch):
+        (x,) = batch
+        x_hat = self.net(x + 0.1 * tl.randn(*x.shape))
+        mse = ((x_hat - x) ** 2).mean()
+        return mse, {"loss": mse, "mse_sum": ((x_hat - x) ** 2).sum(-1).mean()}
+
+
+def _run(out, epochs, resume=False, shuffle_seed=None, config=None, evaluate=None):
+    tl.manual_seed(123 if not resume else 999)  # a resumed run must not depend on this seed
+    data = TensorDataset(tl.tensor(np.random.default_rng(0).normal(size=(50, 6)),
+                                   dtype=tl.float32))
+    gen = tl.Generator(shuffle_seed) if shuffle_seed is not None else None
+    loader = DataLoader(data, batch_size=8, shuffle=True, generator=gen)
+    model = NoisyAE()
+    opt = tl.optim.Adam(model.parameters(), lr=1e-2)
+    sched = tl.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    trainer = Trainer(model, opt, str(out), config=config or {"lr": 1e-2, "epochs": epochs},
+                      scheduler=sched, evaluate=evaluate)
+    history = trainer.fit(loader, epochs, resume=resume)
+    return trainer, history
+
+
+@pytest.mark.parametrize("shuffle_seed", [None, 7])
+def test_resume_is_bitwise_exact(tmp_path, shuffle_seed):
+    """2 epochs straight == 1 epoch, then a fresh process-like resume for 1 more: weights,
+    optimizer moments, scheduler, RNG streams and history all equal bit for bit. With
+    shuffle_seed=None the loader shuffles with the global generator."""
+    straight, h_straight = _run(tmp_path / "a", 2, shuffle_seed=shuffle_seed)
+    _run(tmp_path / "b", 1, shuffle_seed=shuffle_seed)
+    resumed, h_resumed = _run(tmp_path / "b", 2, resume=True, shuffle_seed=shuffle_seed)
+    assert h_resumed == h_straight and len(h_straight) == 2
+    for (name, p), (_, q) in zip(straight.model.state_dict().items(),
+                                 resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
+    a, b = straight.optimizer.state_dict(), resumed.optimizer.state_dict()
+    for i in a["state"]:
+        for key in a["state"][i]:
+            np.testing.assert_array_equal(np.asarray(a["state"][i][key]),
+                                          np.asarray(b["state"][i][key]))
+    assert a["param_groups"][0]["lr"] == b["param_groups"][0]["lr"] == 1e-2 * 0.25
+    assert tl.get_rng_state() == straight.state_dict()["rng"] == resumed.state_dict()["rng"]
+    assert resumed.epoch == 2 and resumed.step == straight.step == 2 * 7
+
+
+def test_epoch_metrics_are_per_item_means_and_files_are_written(tmp_path):
+    """With lr = 0 the weights never move, so the epoch's "loss" is the data-set mean of
+    the per-batch losses weighted by batch size (7 batches of 8 and one of 2 ... of 50)."""
+    tl.manual_seed(0)
+    x = tl.tensor(np.random.default_rng(1).normal(size=(50, 6)), dtype=tl.float32)
+
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 6)
+
+        def loss(self, batch):
+            (xb,) = batch
+            err = ((self.lin(xb) - xb) ** 2).sum(-1).mean()
+            return err, {"loss": err, "as_float": float(err.item())}
+
+    model = Linear()
+    with tl.no_grad():
+        expected = float(((model.lin(x) - x) ** 2).sum(-1).mean().item())
+    seen = []
+    history = fit(model, tl.optim.SGD(model.parameters(), lr=0.0),
+                  DataLoader(TensorDataset(x), batch_size=8), epochs=2, out=str(tmp_path),
+                  evaluate=lambda m: seen.append(m.training) or {"test_loss": tl.tensor(1.5)})
+    assert [h["epoch"] for h in history] == [1, 2]
+    for h in history:
+        assert h["loss"] == pytest.approx(expected, rel=1e-5)
+        assert h["as_float"] == pytest.approx(expected, rel=1e-5)
+        assert h["test_loss"] == 1.5 and isinstance(h["test_loss"], float)
+    assert seen == [False, False]  # evaluate sees the model in eval mode
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "loss_curve.png"]
+    ckpt = tl.load(str(tmp_path / "checkpoint.npz"))
+    assert ckpt["epoch"] == 2 and [dict(h) for h in ckpt["history"]] == history
+
+
+def test_resume_refuses_changed_settings_and_names_them(tmp_path):
+    _run(tmp_path, 1, config={"lr": 1e-2, "hidden": 4, "epochs": 1})
+    trainer_before = tl.load(str(tmp_path / "checkpoint.npz"))
+    with pytest.raises(ValueError, match=r"hidden: 4 -> 8; lr: 0.01 -> 0.1"):
+        _run(tmp_path, 2, resume=True, config={"lr": 0.1, "hidden": 8, "epochs": 2})
+    # the failed resume changed nothing on disk; more epochs is an allowed change
+    assert tl.load(str(tmp_path / "checkpoint.npz"))["epoch"] == trainer_before["epoch"] == 1
+    _, history = _run(tmp_path, 2, resume=True, config={"lr": 1e-2, "hidden": 4, "epochs": 2})
+    assert len(history) == 2
+    assert config_differences({"a": (1, 2), "out": "x"}, {"a": [1, 2], "out": "y"}) == []
+    assert config_differences({"a": 1}, {"b": 2}) == ["a: 1 -> '<absent>'",
+                                                      "b: '<absent>' -> 2"]
+
+
+def test_resume_without_checkpoint_starts_fresh_and_key_clash_is_refused(tmp_path, capsys):
+    _, history = _run(tmp_path / "new", 1, resume=True)
+    assert len(history) == 1 and "starting from scratch" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"evaluate returned keys \['loss'\]"):
+        _run(tmp_path / "clash", 1, evaluate=lambda m: {"loss": 0.0})
+
+
+def test_progress_bar_off_when_stdout_is_not_a_terminal(tmp_path):
+    model = NoisyAE()
+    assert Trainer(model, tl.optim.SGD(model.parameters(), lr=0.1), str(tmp_path)).progress \
+        is False  # pytest captures stdout: not a tty

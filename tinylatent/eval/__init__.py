@@ -1,0 +1,31 @@
+"""Evaluation tools shared by every model family (`tl.eval`).
+
+Representations (frozen features, one row per item):
+    linear_probe, LogisticRegression      multinomial logistic regression on the features
+    knn_accuracy, knn_predict             k-NN classification (majority or Wu et al. 2018)
+    nearest_neighbours, precision_at_k, recall_at_k, hit_rate_at_k   retrieval by label
+Clusterings (an assignment per item):
+    cluster_accuracy                      accuracy under the best cluster -> class matching
+    normalized_mutual_info, contingency_matrix
+Generators of 28x28 images:
+    SampleQuality                         Frechet distance in a classifier's feature space,
+                                          class histogram and mode coverage
+    frechet_distance, gaussian_statistics, ImageClassifier, train_image_classifier
+
+Every tool takes Tensors (CPU or CUDA) or NumPy arrays and returns Python floats or NumPy
+arrays; none of them needs scikit-learn (the tests compare them with it).
+"""
+from .clustering import cluster_accuracy, contingency_matrix, normalized_mutual_info
+from .linear_probe import LogisticRegression, linear_probe
+from .neighbours import (hit_rate_at_k, knn_accuracy, knn_predict, nearest_neighbours,
+                         precision_at_k, recall_at_k)
+from .sample_quality import (MNIST_CLASSIFIER, ClassifierConfig, ImageClassifier,
+                             SampleQuality, frechet_distance, gaussian_statistics,
+                             load_classifier, save_classifier, train_image_classifier)
+
+__all__ = ["LogisticRegression", "linear_probe", "knn_accuracy", "knn_predict",
+           "nearest_neighbours", "precision_at_k", "recall_at_k", "hit_rate_at_k",
+           "cluster_accuracy", "normalized_mutual_info", "contingency_matrix",
+           "SampleQuality", "frechet_distance", "gaussian_statistics", "ImageClassifier",
+           "ClassifierConfig", "train_image_classifier", "save_classifier", "load_classifier",
+           "MNIST_CLASSIFIER"]
