@@ -14,3 +14,6 @@ from .mnist import (EMBEDDED_MNIST, MNIST, FashionMNIST, IDXFormatError, cache_d
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "can_take", "DataLoader",
            "default_collate", "load_mnist", "read_idx", "MNIST", "FashionMNIST",
            "IDXFormatError", "cache_dir", "EMBEDDED_MNIST", "make_grid"]
+from .sampler import DistributedSampler  # noqa: E402
+
+__all__ += ["DistributedSampler"]
