@@ -317,7 +317,7 @@ class _LeafHookHandle:
         key = id(tensor)
         entry = _leaf_hooks.get(key)
         if entry is None or entry[0]() is not tensor:   # none yet, or a dead tensor's id
-            entry = (weakref.ref(tensor, lambda _, k=key: _leaf_hooks.pop(k, None)), {})
+            entry = (weakref.ref(tensor, lambda _, k=key, d=_leaf_hooks: d.pop(k, None)), {})
             _leaf_hooks[key] = entry
         self.key, self.id = key, _LeafHookHandle._next_id
         _LeafHookHandle._next_id += 1
@@ -365,7 +365,8 @@ def _last_consumers(order, roots) -> dict:
     for r in roots:
         if r._ctx is None and id(r) in _leaf_hooks:
             last[id(r)] = (None, r)
-    for node in order:                     # inputs first: the last write is the latest node
+    # backward visits reversed(order): the last node visited is the earliest in `order`
+    for node in reversed(order):
         for t in node.inputs or ():
             if t is not None and t._ctx is None and id(t) in _leaf_hooks:
                 last[id(t)] = (node, t)
@@ -404,7 +405,11 @@ def _topological_order(roots) -> list:
         visited.add(node)
         stack.append((node, True))
         if node.inputs is not None:
-            for t in node.inputs:
+            # Inputs pushed last-first, so the first input (the data path, by convention:
+            # x @ w, x * w, x + b) is explored first and lands earlier in `order`: backward,
+            # which visits reversed(order), then finishes a parameter's gradient right after
+            # its layer rather than at the very end (data-parallel hooks start sooner).
+            for t in reversed(node.inputs):
                 if t is not None:
                     child = t._ctx
                     if child is not None and child not in visited:
