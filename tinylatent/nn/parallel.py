@@ -27,7 +27,7 @@ from .. import distributed as dist
 from ..autograd import no_grad
 from ..tensor import Tensor
 from .module import Module
-from .normalization import _BatchNorm, _channel_shape
+from .normalization import _BatchNorm, _channel_affine, _update_running_stats
 
 __all__ = ["DistributedDataParallel", "SyncBatchNorm", "sync_batch_norm"]
 
@@ -227,21 +227,9 @@ def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor 
     var = dist.all_reduce_sum((d * d).sum(axis=axes, keepdims=True)) / n    # biased
     y = d * (var + eps).rsqrt()
     if running_mean is not None:
-        with no_grad():
-            m = momentum
-            running_mean.data[...] = (1 - m) * running_mean.data + \
-                m * mean.data.reshape(-1).astype(running_mean.dtype)
-            unbiased = var.data.reshape(-1) * (n / (n - 1))
-            running_var.data[...] = (1 - m) * running_var.data + \
-                m * unbiased.astype(running_var.dtype)
-            running_mean._version += 1
-            running_var._version += 1
-    shape = _channel_shape(x)
-    if weight is not None:
-        y = y * weight.reshape(shape)
-    if bias is not None:
-        y = y + bias.reshape(shape)
-    return y
+        _update_running_stats(running_mean, running_var, mean.data.reshape(-1),
+                              var.data.reshape(-1), n, momentum)                 # (C,)
+    return _channel_affine(y, weight, bias)
 
 
 class SyncBatchNorm(_BatchNorm):
