@@ -3,6 +3,8 @@
     python tests/mpi_worker.py collectives [nccl]   # all_reduce/broadcast/all_gather vs NumPy
     python tests/mpi_worker.py train MODEL DTYPE DIR  # N ranks x batch B == 1 process x N*B
     python tests/mpi_worker.py resume DIR           # one process resumes DIR's 2-rank checkpoint
+    python tests/mpi_worker.py unused               # parameters some/no rank uses
+    python tests/mpi_worker.py mismatch             # ranks with different modules: an error
     python tests/mpi_worker.py fail                 # rank 1 raises: every rank must stop
 
 Each mode prints "OK ..." on success; any failure raises, which (with a process group up)
@@ -205,6 +207,29 @@ def resume(out: str) -> None:
     print(f"OK resume: max |difference| {worst:.2e}")
 
 
+def unused() -> None:
+    """A parameter only rank 0 uses gets the average (its gradient / 2) on both ranks; one no
+    rank uses keeps .grad None on both, as in a single process."""
+    dist.init_process_group("mpi")
+    rank = dist.get_rank()
+    net = nn.ModuleDict({"a": nn.Linear(2, 1), "b": nn.Linear(2, 1), "c": nn.Linear(2, 1)})
+    ddp = DistributedDataParallel(net, bucket_cap_mb=1e-5)
+    x = tl.ones(1, 2)
+    y = net["a"](x) + (net["b"](x) if rank == 0 else 0.0)
+    y.sum().backward()
+    np.testing.assert_allclose(net["a"].weight.grad.numpy_host(), [[1.0, 1.0]])
+    np.testing.assert_allclose(net["b"].weight.grad.numpy_host(), [[0.5, 0.5]])
+    assert net["c"].weight.grad is None and net["c"].bias.grad is None
+    assert "buckets" in repr(ddp)
+    print(f"OK unused rank {rank}")
+    dist.destroy_process_group()
+
+
+def mismatch() -> None:
+    dist.init_process_group("mpi")
+    DistributedDataParallel(nn.Linear(2, 2 + dist.get_rank()))
+
+
 def fail() -> None:
     dist.init_process_group("mpi")
     if dist.get_rank() == 1:
@@ -221,6 +246,10 @@ if __name__ == "__main__":
         train_distributed(*sys.argv[2:5])
     elif mode == "resume":
         resume(sys.argv[2])
+    elif mode == "unused":
+        unused()
+    elif mode == "mismatch":
+        mismatch()
     elif mode == "fail":
         fail()
     else:

@@ -84,6 +84,19 @@ def test_checkpoint_of_two_ranks_resumes_on_one(tmp_path):
 
 
 @needs_mpi
+def test_parameters_used_on_some_ranks_or_none():
+    assert_ok(launch("unused"), 2)
+
+
+@needs_mpi
+def test_ranks_with_different_modules_are_refused():
+    proc = launch("mismatch", timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "differ from those of rank(s)" in out, out
+
+
+@needs_mpi
 def test_a_rank_that_raises_stops_every_rank_naming_it():
     proc = launch("fail", timeout=60)
     out = proc.stdout + proc.stderr

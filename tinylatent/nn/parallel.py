@@ -73,7 +73,7 @@ class DistributedDataParallel(Module):
         object.__setattr__(self, "broadcast_buffers", broadcast_buffers)
         object.__setattr__(self, "require_backward_grad_sync", True)
         object.__setattr__(self, "_world_size", backend.size)
-        object.__setattr__(self, "_in_pass", False)
+        object.__setattr__(self, "_pass", None)      # the backward pass being reduced
         self._check_same_module()
         with no_grad():
             for t in list(module.parameters()) + list(module.buffers()):
@@ -152,8 +152,9 @@ class DistributedDataParallel(Module):
         and start the bucket's all-reduce once the bucket is full."""
         if not self.require_backward_grad_sync:
             return
-        if not self._in_pass:
-            object.__setattr__(self, "_in_pass", True)
+        if self._pass is not autograd._pass.callbacks:    # the first hook of a new pass
+            # (compared by identity, so a pass that raised half-way cannot leave us stuck)
+            object.__setattr__(self, "_pass", autograd._pass.callbacks)
             for b in self._buckets:
                 b.reset()
             object.__setattr__(self, "_next", 0)
@@ -180,7 +181,7 @@ class DistributedDataParallel(Module):
     def _finish(self) -> None:
         """End of backward: reduce buckets holding parameters this rank did not use (their
         gradients count as zero here), wait for all, write the averages into .grad."""
-        object.__setattr__(self, "_in_pass", False)
+        object.__setattr__(self, "_pass", None)
         for b in self._buckets:
             b.ready = len(b.params)
         self._launch_ready()
