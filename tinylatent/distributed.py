@@ -51,7 +51,7 @@ def _import_mpi():
     """mpi4py's MPI module, or an error naming the extra to install."""
     try:
         from mpi4py import MPI
-    except ImportError as e:  # no mpi4py, or mpi4py without a loadable MPI library
+    except (ImportError, RuntimeError, OSError) as e:  # no mpi4py, or no MPI library for it
         raise RuntimeError(f"tinylatent.distributed: MPI is not available ({e}); "
                            f"{_INSTALL_HINT}") from None
     return MPI
