@@ -121,16 +121,19 @@ class _NCCLBackend(_MPIBackend):
     name = "nccl"
 
     def __init__(self):
-        super().__init__()
         try:
             import cupy
             from cupy.cuda import nccl
         except ImportError as e:
             raise RuntimeError(f"init_process_group(backend='nccl'): CuPy with NCCL is not "
                                f"available ({e}); install the `gpu` extra") from None
-        ndev = cupy.cuda.runtime.getDeviceCount()
+        try:
+            ndev = cupy.cuda.runtime.getDeviceCount()
+        except cupy.cuda.runtime.CUDARuntimeError:
+            ndev = 0
         if ndev == 0:
             raise RuntimeError("init_process_group(backend='nccl'): no GPU is visible")
+        super().__init__()
         self.cupy, self.nccl = cupy, nccl
         cupy.cuda.Device(self.rank % ndev).use()
         uid = self.comm.bcast(nccl.get_unique_id() if self.rank == 0 else None, root=0)
