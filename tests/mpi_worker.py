@@ -221,6 +221,15 @@ def unused() -> None:
     np.testing.assert_allclose(net["b"].weight.grad.numpy_host(), [[0.5, 0.5]])
     assert net["c"].weight.grad is None and net["c"].bias.grad is None
     assert "buckets" in repr(ddp)
+    # overlap: with every parameter used, each bucket's all-reduce starts during backward,
+    # before the end-of-pass callback
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
+    ddp = DistributedDataParallel(mlp, bucket_cap_mb=1e-4)     # ~100 bytes: 4 buckets
+    launched_before_end = []
+    finish = ddp._finish
+    ddp.__dict__["_finish"] = lambda: (launched_before_end.append(ddp._next), finish())[1]
+    ddp(tl.randn(3, 4)).sum().backward()
+    assert len(ddp._buckets) == 4 and launched_before_end == [4], launched_before_end
     print(f"OK unused rank {rank}")
     dist.destroy_process_group()
 
