@@ -47,6 +47,13 @@ def launch(*args, ranks=2, timeout=120):
                     f"{e.stdout}\n{e.stderr}")
 
 
+def assert_fails(proc, message: str) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert message in out, out
+    return out
+
+
 def assert_ok(proc, expected_ok_lines):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -90,18 +97,13 @@ def test_parameters_used_on_some_ranks_or_none():
 
 @needs_mpi
 def test_ranks_with_different_modules_are_refused():
-    proc = launch("mismatch", timeout=60)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
-    assert "differ from those of rank(s)" in out, out
+    assert_fails(launch("mismatch", timeout=60), "differ from those of rank(s)")
 
 
 @needs_mpi
 def test_a_rank_that_raises_stops_every_rank_naming_it():
-    proc = launch("fail", timeout=60)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
-    assert "rank 1 of 2 raised ValueError: deliberate failure" in out, out
+    out = assert_fails(launch("fail", timeout=60),
+                       "rank 1 of 2 raised ValueError: deliberate failure")
     assert "passed the barrier" not in out, out
 
 
