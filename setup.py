@@ -1,4 +1,4 @@
-"""Install tinylatent: `pip install -e .` (add [test], [bench] or [gpu] for the extras)."""
+"""Install tinylatent: `pip install -e .` (extras: [test], [bench], [gpu], [dist])."""
 from setuptools import find_packages, setup
 
 setup(
@@ -18,7 +18,12 @@ setup(
     install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.58", "matplotlib>=3.7",
                       "tqdm>=4.60"],
     extras_require={
+        # the NCCL path of tl.distributed (cupy.cuda.nccl) needs CuPy and, to start the ranks
+        # and share NCCL's id, the `dist` extra too
         "gpu": ["cupy-cuda12x>=13"],
+        # tl.distributed on CPUs: mpi4py plus an MPI library from PyPI (the MPICH wheel also
+        # gives `mpiexec`); with a system MPI instead, `pip install mpi4py` alone is enough
+        "dist": ["mpi4py>=4", "mpich>=4"],
         "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "threadpoolctl>=3"],
         # torch is NOT in this extra: on PyPI `torch==2.13.0` for Linux is the CUDA build
         # (plus ~17 NVIDIA wheels, several GB), and an extra cannot name another index. The

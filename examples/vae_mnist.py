@@ -3,6 +3,7 @@
     python examples/vae_mnist.py                 # MNIST (offline: the embedded 5,000 images)
     python examples/vae_mnist.py --latent-dim 2  # + the 2-D latent manifold and a scatter
     python examples/vae_mnist.py --dataset fashion-mnist --data-dir DIR  # IDX files in DIR
+    mpiexec -n 2 python examples/vae_mnist.py --distributed  # data-parallel, batch per rank
 
 The recipe of pytorch/examples vae/main.py (784-400-20, ReLU, Adam 1e-3, batch 128, BCE (sum)
 + analytic KL per image); the model is tinylatent/models/vae.py. Writes to --out, every epoch:
@@ -17,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinylatent as tl
-from tinylatent.data import MNIST, DataLoader, make_grid
+from tinylatent.data import MNIST, DataLoader, DistributedSampler, make_grid
 from tinylatent.models.vae import VAE, VAEConfig, kl_anneal_weight
 
 matplotlib.use("Agg")
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--free-bits", type=float, default=0.0, help="nats per latent dim")
     p.add_argument("--iwae-k", type=int, default=0,
                    help="at the end, estimate test log p(x) with the k-sample IWAE bound")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpiexec -n N` (--batch-size is per "
+                        "rank; rank 0 prints, draws and checkpoints)")
     p.add_argument("--limit-train-batches", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -104,6 +108,11 @@ def save_pictures(model, test, history, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    rank, world = 0, 1
+    if args.distributed:
+        import tinylatent.distributed as dist
+        dist.init_process_group("mpi")
+        rank, world = dist.get_rank(), dist.get_world_size()
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = f"{args.out}/checkpoint.npz"
     tl.manual_seed(args.seed)                          # weights and the reparameterization noise
@@ -112,11 +121,15 @@ def main(argv=None):
     test = MNIST("test", args.dataset, args.data_dir, flatten=True)
     if args.epochs is None:
         args.epochs = 50 if train.source == "embedded" else 10
-    loader = DataLoader(train, args.batch_size, shuffle=True, generator=shuffle_gen)
+    # each rank its shard of every epoch's shuffle: together the batch of one N-times process
+    sampler = DistributedSampler(train, world, rank, seed=args.seed) if args.distributed else None
+    loader = DataLoader(train, args.batch_size, shuffle=sampler is None, generator=shuffle_gen,
+                        sampler=sampler)
     model = VAE(VAEConfig(in_features=784, hidden_features=400,
                           latent_features=args.latent_dim, free_bits=args.free_bits)
                 ).to(args.device)
     optimizer = tl.optim.Adam(model.parameters(), lr=args.lr)
+    trainer = tl.nn.parallel.DistributedDataParallel(model) if args.distributed else model
     steps_per_epoch = min(len(loader), args.limit_train_batches or len(loader))
     start, step, history = 1, 0, []
     if args.resume and os.path.exists(ckpt_path):
@@ -137,14 +150,17 @@ def main(argv=None):
           f"images; {args.epochs} epochs of {steps_per_epoch} steps")
     for epoch in range(start, args.epochs + 1):
         model.train()
+        if args.distributed:   # per-rank noise, a function of the epoch: resumable on any N
+            sampler.set_epoch(epoch)
+            tl.manual_seed(args.seed + 1000 * rank + epoch)
         total, n = 0.0, 0
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs}",
-                   leave=False, mininterval=0.5)
+                   leave=False, mininterval=0.5, disable=rank > 0)
         for i, (x, _) in enumerate(bar):
             if i == steps_per_epoch:
                 break
             beta = kl_anneal_weight(step, int(args.kl_anneal_epochs * steps_per_epoch))
-            loss, metrics = model.loss(x.to(args.device), kl_weight=beta)
+            loss, metrics = trainer.loss(x.to(args.device), kl_weight=beta)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -152,16 +168,25 @@ def main(argv=None):
             neg_elbo = float(metrics["neg_elbo"].item())     # the host sync, once a step
             total, n = total + neg_elbo * len(x), n + len(x)
             bar.set_postfix(loss=f"{neg_elbo:.1f}", kl=f"{float(metrics['kl'].item()):.1f}")
+        if args.distributed:                           # the train loss over all ranks
+            sums = tl.tensor([total, n], dtype="float64")
+            dist.all_reduce(sums)
+            total, n = sums.tolist()
         history.append({"epoch": epoch, "train": total / n,
                         "test": evaluate(model, DataLoader(test, 1000), args.device, args.seed)})
-        print(f"epoch {epoch:3d}  train loss {history[-1]['train']:8.2f}  "
-              f"test loss {history[-1]['test']:8.2f}  (nats per image)", flush=True)
-        save_pictures(model, test, history, args)
-        tl.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "epoch": epoch, "step": step, "rng": tl.get_rng_state(),
-                 "shuffle_rng": shuffle_gen.get_state(), "history": history,
-                 "args": vars(args)}, ckpt_path)       # temp file + rename: never half-written
-    if args.iwae_k > 0:
+        if rank == 0:
+            print(f"epoch {epoch:3d}  train loss {history[-1]['train']:8.2f}  "
+                  f"test loss {history[-1]['test']:8.2f}  (nats per image)", flush=True)
+            save_pictures(model, test, history, args)
+            tl.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "epoch": epoch, "step": step, "rng": tl.get_rng_state(),
+                     "shuffle_rng": shuffle_gen.get_state(), "history": history,
+                     "args": vars(args)}, ckpt_path)   # temp file + rename: never half-written
+        if args.distributed:
+            dist.barrier()                             # no rank runs ahead of the checkpoint
+    if args.distributed:
+        dist.destroy_process_group()
+    if args.iwae_k > 0 and rank == 0:
         model.eval()
         g = tl.Generator(args.seed)
         bound = np.concatenate([model.iwae_bound(x.to(args.device), k=args.iwae_k,

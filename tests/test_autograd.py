@@ -670,3 +670,74 @@ def test_copies_are_not_views():
     w.T.reshape(3, 4).mul_(5)                      # changes a temporary copy only
     y.backward()
     assert x.grad is not None
+
+
+# ----------------------------------------------------------------------------- hook points
+def test_post_accumulate_grad_hook_sees_the_whole_gradient_once_per_pass():
+    """A leaf used by several ops gets its hook once, after every contribution is summed
+    (what DistributedDataParallel relies on to start an all-reduce early)."""
+    from tinylatent.autograd import register_post_accumulate_grad_hook
+    w = tl.tensor([1.0, 2.0], requires_grad=True)
+    b = tl.tensor([0.5, 0.5], requires_grad=True)
+    seen = []
+    handles = [register_post_accumulate_grad_hook(t, lambda t, name=name:
+                                                  seen.append((name, t.grad.numpy_host())))
+               for t, name in ((w, "w"), (b, "b"))]
+    h = w * 3.0 + b                            # w, b feed the first layer ...
+    y = (h * w).sum() + (h * h).sum()          # ... and w again, later in the graph
+    y.backward()
+    assert sorted(name for name, _ in seen) == ["b", "w"]
+    got, hv, wv = dict(seen), h.numpy_host(), w.numpy_host()
+    np.testing.assert_allclose(got["w"], 7 * hv + 3 * wv)      # h + 3 w + 2 h * 3
+    np.testing.assert_allclose(got["b"], wv + 2 * hv)
+    np.testing.assert_allclose(got["w"], w.grad.numpy_host())
+    seen.clear()
+    y2 = (w * w).sum()                         # accumulates: the hook sees the running sum
+    y2.backward()
+    assert [n for n, _ in seen] == ["w"]
+    np.testing.assert_allclose(seen[0][1], w.grad.numpy_host())
+    seen.clear()
+    tl.grad((w * b).sum(), [w, b])             # grad() fills no .grad: no hook
+    w.backward(tl.ones(2))                     # a leaf as the root fires too
+    assert [n for n, _ in seen] == ["w"]
+    for handle in handles:
+        handle.remove()
+    seen.clear()
+    (w * b).sum().backward()
+    assert seen == []
+
+
+def test_post_accumulate_grad_hooks_fire_last_layer_first():
+    """Gradients become final from the output backwards, so hooks let a reduction of the
+    last layer's gradient start while earlier layers are still being differentiated."""
+    from tinylatent.autograd import register_post_accumulate_grad_hook
+    net = tl.nn.Sequential(tl.nn.Linear(3, 4), tl.nn.Tanh(), tl.nn.Linear(4, 2))
+    order = []
+    for name, p in net.named_parameters():
+        register_post_accumulate_grad_hook(p, lambda p, name=name: order.append(name))
+    net(tl.randn(5, 3)).sum().backward()
+    assert sorted(order) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    assert max(order.index("2.weight"), order.index("2.bias")) < \
+        min(order.index("0.weight"), order.index("0.bias"))
+
+
+def test_queue_callback_runs_once_after_the_pass():
+    from tinylatent.autograd import queue_callback, register_post_accumulate_grad_hook
+    with pytest.raises(RuntimeError, match="no backward pass is running"):
+        queue_callback(lambda: None)
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    y = tl.tensor([3.0], requires_grad=True)
+    events = []
+
+    def hook(t):
+        events.append("hook")
+        if events.count("hook") == 1:
+            queue_callback(lambda: events.append(("end", x.grad.numpy_host().tolist(),
+                                                  y.grad.numpy_host().tolist())))
+
+    register_post_accumulate_grad_hook(x, hook)
+    register_post_accumulate_grad_hook(y, hook)
+    (x * y).sum().backward()
+    assert events == ["hook", "hook", ("end", [3.0, 3.0], [3.0])]
+    with pytest.raises(RuntimeError, match="leaf"):
+        register_post_accumulate_grad_hook(x * 2, hook)

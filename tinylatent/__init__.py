@@ -26,7 +26,7 @@ from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, floa
 # Submodules load on first use (tl.nn, tl.optim, ...): `import tinylatent` stays fast, and
 # Numba/CuPy are only imported by code that needs them.
 _LAZY_MODULES = {"nn", "optim", "data", "distributions", "losses", "models", "cuda",
-                 "serialization", "utils", "kernels", "eval", "train"}
+                 "serialization", "utils", "kernels", "eval", "train", "distributed"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization"}
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "backward", "hvp", "jacobian", "unbroadcast",
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
+    "register_post_accumulate_grad_hook", "queue_callback",
 ]
 
 
@@ -377,6 +378,94 @@ def unbroadcast(grad, shape: tuple):
     return grad
 
 
+# ----------------------------------------------------------------------------- hooks
+# Two hook points, for data-parallel training (tl.nn.parallel.DistributedDataParallel) to
+# start reducing a gradient while backward is still running (PyTorch's
+# register_post_accumulate_grad_hook and queue_callback). Kept apart from Tensor: a leaf's
+# hooks live here, keyed by id, and cost a backward pass nothing while none are registered.
+_leaf_hooks: dict = {}          # id(leaf) -> (weakref to leaf, {handle id: hook})
+
+
+class _LeafHookHandle:
+    _next_id = 0
+
+    def __init__(self, tensor, hook: Callable):
+        key = id(tensor)
+        entry = _leaf_hooks.get(key)
+        if entry is None or entry[0]() is not tensor:   # none yet, or a dead tensor's id
+            entry = (weakref.ref(tensor, lambda _, k=key, d=_leaf_hooks: d.pop(k, None)), {})
+            _leaf_hooks[key] = entry
+        self.key, self.id = key, _LeafHookHandle._next_id
+        _LeafHookHandle._next_id += 1
+        entry[1][self.id] = hook
+
+    def remove(self) -> None:
+        entry = _leaf_hooks.get(self.key)
+        if entry is not None:
+            entry[1].pop(self.id, None)
+            if not entry[1]:
+                del _leaf_hooks[self.key]
+
+
+def register_post_accumulate_grad_hook(tensor, hook: Callable) -> _LeafHookHandle:
+    """Call `hook(tensor)` during backward() once `tensor.grad` holds this pass's whole
+    gradient (every contribution summed in). `tensor` must be a leaf that requires grad.
+    Returns a handle whose `remove()` unregisters the hook. Not called by `tl.grad`, which
+    does not accumulate into .grad."""
+    if not isinstance(tensor, Tensor) or not tensor.requires_grad or tensor._ctx is not None:
+        raise RuntimeError("register_post_accumulate_grad_hook: expected a leaf Tensor that "
+                           "requires grad")
+    return _LeafHookHandle(tensor, hook)
+
+
+class _Pass(threading.local):
+    callbacks = None             # the running backward pass's queued callbacks, else None
+
+
+_pass = _Pass()
+
+
+def queue_callback(callback: Callable) -> None:
+    """Run `callback()` once, when the backward pass now running has finished (after every
+    leaf's .grad is final). Only callable from inside a backward pass (a hook)."""
+    if _pass.callbacks is None:
+        raise RuntimeError("queue_callback: no backward pass is running (call it from a "
+                           "hook, e.g. a post-accumulate-grad hook)")
+    _pass.callbacks.append(callback)
+
+
+def _last_consumers(order, roots) -> dict:
+    """For each hooked leaf reached by this pass, the node after which its .grad is final:
+    the last one (in backward order) that has it as an input; None for a root leaf."""
+    last = {}
+    for r in roots:
+        if r._ctx is None and id(r) in _leaf_hooks:
+            last[id(r)] = (None, r)
+    # backward visits reversed(order): the last node visited is the earliest in `order`
+    for node in reversed(order):
+        for t in node.inputs or ():
+            if t is not None and t._ctx is None and id(t) in _leaf_hooks:
+                last[id(t)] = (node, t)
+    return last
+
+
+@contextlib.contextmanager
+def _collect_callbacks():
+    """The list queue_callback appends to while this (possibly nested) pass runs."""
+    outer, _pass.callbacks = _pass.callbacks, []
+    try:
+        yield _pass.callbacks
+    finally:
+        _pass.callbacks = outer
+
+
+def _fire_leaf_hooks(t) -> None:
+    entry = _leaf_hooks.get(id(t))
+    if entry is not None and t.grad is not None:
+        for hook in list(entry[1].values()):
+            hook(t)
+
+
 # ----------------------------------------------------------------------------- backward pass
 def _topological_order(roots) -> list:
     """Nodes reachable from `roots`, inputs before outputs, by iterative DFS."""
@@ -392,7 +481,11 @@ def _topological_order(roots) -> list:
         visited.add(node)
         stack.append((node, True))
         if node.inputs is not None:
-            for t in node.inputs:
+            # Inputs pushed last-first, so the first input (the data path, by convention:
+            # x @ w, x * w, x + b) is explored first and lands earlier in `order`: backward,
+            # which visits reversed(order), then finishes a parameter's gradient right after
+            # its layer rather than at the very end (data-parallel hooks start sooner).
+            for t in reversed(node.inputs):
                 if t is not None:
                     child = t._ctx
                     if child is not None and child not in visited:
@@ -411,6 +504,10 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
             wanted.setdefault(id(t), []).append(i)
     results = [None] * len(targets) if targets is not None else None
     check = _anomaly_backward_check
+    hooked = {}                            # node (or None: the roots) -> leaves to call
+    if accumulate and _leaf_hooks:
+        for node, t in _last_consumers(order, roots).values():
+            hooked.setdefault(node, []).append(t)
     # Arrays some leaf .grad (or the caller, for root grads) holds: never stored twice.
     owned: set = {id(g.data) for g in root_grads}
     # Arrays a leaf .grad took without copying: another node may still read them, so the
@@ -441,16 +538,20 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         elif accumulate:
             _accumulate_leaf(t, g, create_graph, owned, shared)
 
-    with set_grad_enabled(create_graph):
+    with _collect_callbacks() as callbacks, set_grad_enabled(create_graph):
         for r, g in zip(roots, root_grads):
             if r._ctx is None and (wanted is None or id(r) not in wanted):
                 if accumulate and r.requires_grad:
                     _accumulate_leaf(r, g, create_graph, owned, shared)
                 continue
             deliver(r, g)
+        for t in hooked.get(None, ()):
+            _fire_leaf_hooks(t)
         for node in reversed(order):
             g = grads.pop(node, None)
             if g is None:
+                for t in hooked.get(node, ()) if hooked else ():
+                    _fire_leaf_hooks(t)
                 continue
             if node.freed:
                 raise RuntimeError(
@@ -487,6 +588,11 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                 node.release()
             if node._out_ref is not None:
                 alive.pop(node, None)
+            if hooked:
+                for t in hooked.get(node, ()):
+                    _fire_leaf_hooks(t)
+    for callback in callbacks:
+        callback()
     return results
 
 

@@ -43,3 +43,6 @@ from .toy2d import checkerboard, rings, sample_toy, two_moons
 
 __all__ += ["load_kjv_bow", "tfidf", "KJV_BOW_PATH", "extract_patches", "binarize",
             "dequantize", "two_moons", "rings", "checkerboard", "sample_toy"]
+from .sampler import DistributedSampler  # noqa: E402
+
+__all__ += ["DistributedSampler"]

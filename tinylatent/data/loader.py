@@ -36,26 +36,33 @@ class DataLoader:
 
     shuffle: a fresh permutation each epoch, drawn from `generator` (default: the global
     generator, so `tl.manual_seed` makes runs reproducible). drop_last: skip a final batch
-    smaller than `batch_size`.
+    smaller than `batch_size`. sampler: an object with `__len__` and `__iter__` over dataset
+    indices (e.g. DistributedSampler) that decides the order instead of `shuffle`.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  generator: Generator | None = None, drop_last: bool = False,
-                 collate_fn: Callable | None = None):
+                 collate_fn: Callable | None = None, sampler=None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive "
+                             "(the sampler decides the order)")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
         self.drop_last = drop_last
         self.collate_fn = collate_fn or default_collate
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

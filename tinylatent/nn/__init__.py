@@ -41,3 +41,10 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "MSELoss", "L1Loss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "NLLLoss", "KLDivLoss", "TripletMarginLoss",
            "functional", "init", "utils"]
+
+# Data-parallel training over processes (DistributedDataParallel, SyncBatchNorm): needs a
+# process group from tinylatent.distributed only when used.
+from . import parallel  # noqa: E402
+from .parallel import SyncBatchNorm  # noqa: E402
+
+__all__ += ["SyncBatchNorm", "parallel"]

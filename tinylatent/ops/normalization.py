@@ -71,6 +71,30 @@ def _channel_shape(x: Tensor) -> tuple:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
+def _channel_affine(y: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """y * weight + bias with per-channel (axis 1) weight and bias, either may be None
+    (batch_norm, group_norm and nn.parallel's sync_batch_norm)."""
+    shape = _channel_shape(y)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def _update_running_stats(running_mean: Tensor, running_var: Tensor, mu, var, n: int,
+                          momentum: float) -> None:
+    """running = (1 - momentum) * running + momentum * stat, in place, with the unbiased
+    variance var * n / (n - 1) of the n values per channel (PyTorch's rule); mu, var: the
+    batch mean and biased variance, arrays of C values."""
+    m = momentum
+    running_mean.data[...] = (1 - m) * running_mean.data + m * mu.astype(running_mean.dtype)
+    unbiased = var * (n / (n - 1))
+    running_var.data[...] = (1 - m) * running_var.data + m * unbiased.astype(running_var.dtype)
+    running_mean._version += 1
+    running_var._version += 1
+
+
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -93,15 +117,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
                              f"training, got input of shape {tuple(x.shape)}")
         y, mu, var = _Standardize.apply(x, axes=axes, eps=eps)   # batch mean / biased var
         if running_mean is not None:
-            m = momentum
-            mu, var = mu.data.reshape(-1), var.data.reshape(-1)     # (C,)
-            running_mean.data[...] = (1 - m) * running_mean.data + \
-                m * mu.astype(running_mean.dtype)
-            unbiased = var * (n / (n - 1))
-            running_var.data[...] = (1 - m) * running_var.data + \
-                m * unbiased.astype(running_var.dtype)
-            running_mean._version += 1
-            running_var._version += 1
+            _update_running_stats(running_mean, running_var, mu.data.reshape(-1),
+                                  var.data.reshape(-1), n, momentum)          # (C,)
     else:
         if running_mean is None:
             raise ValueError("batch_norm: eval mode needs running statistics (or "
@@ -109,11 +126,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         mu = running_mean.detach().reshape(shape).to(x.dtype)
         inv = (running_var.detach().reshape(shape).to(x.dtype) + eps).rsqrt()
         y = (x - mu) * inv
-    if weight is not None:
-        y = y * weight.reshape(shape)
-    if bias is not None:
-        y = y + bias.reshape(shape)
-    return y
+    return _channel_affine(y, weight, bias)
 
 
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
@@ -145,9 +158,4 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
                          "groups")
     g = x.reshape(n, num_groups, -1)                              # (N, G, C/G * spatial)
     y = _Standardize.apply(g, axes=(2,), eps=eps)[0].reshape(x.shape)
-    shape = _channel_shape(x)
-    if weight is not None:
-        y = y * weight.reshape(shape)
-    if bias is not None:
-        y = y + bias.reshape(shape)
-    return y
+    return _channel_affine(y, weight, bias)
