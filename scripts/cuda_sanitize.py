@@ -11,7 +11,7 @@ the builds apart from the plain ones) and the sanitizer runtime is preloaded int
   TSan: data races between the emulated threads of a block (a missing __syncthreads, two
         threads writing one output); AddressSanitizer: reads and writes past an array or a
         __shared__ buffer.
-race-demo: copies kernels/cuda to a temporary directory, deletes the __syncthreads() that
+race-demo: copies tinylatent/kernels/cuda to a temporary directory, deletes the __syncthreads() that
 orders the reduction tree's steps in tl_block_sum (common.cuh), runs logsumexp on the copy
 under TSan and expects a data race report; it also prints what a plain value check says
 about the broken copy (it can pass: the race is real but rarely changes the sum).
@@ -112,7 +112,8 @@ def race_demo() -> bool:
                              env=sanitized_env("thread"), capture_output=True, text=True)
         caught = "WARNING: ThreadSanitizer: data race" in out.stderr
         where = re.search(r"#0 (tl_block_sum\S*|\S+) .*?(common\.cuh:\d+)", out.stderr)
-        print(f"== race-demo: ThreadSanitizer {'reported a data race' if caught else 'did NOT report a race'}"
+        verdict = "reported a data race" if caught else "did NOT report a race"
+        print(f"== race-demo: ThreadSanitizer {verdict}"
               + (f" in {where.group(2)}" if where else ""), flush=True)
         if not caught:
             print(out.stderr[-3000:])

@@ -1,8 +1,9 @@
-"""The CUDA kernels (kernels/cuda/*.cu), run on the CPU through tests/cuda_emu (g++, one OS
-thread per CUDA thread, a CuPy stand-in), against their reference twins in tinylatent/ops:
-values and input gradients, float32 and float64, sizes past one block and not a multiple of
-it, zero-sized and NaN inputs; then the bugs the emulation found (NaN dropped on the GPU
-only, 0-block grids, two definitions of the block size, launches on the wrong GPU).
+"""The CUDA kernels (tinylatent/kernels/cuda/*.cu), run on the CPU through tests/cuda_emu
+(g++, one OS thread per CUDA thread, a CuPy stand-in), against their reference twins in
+tinylatent/ops: values and input gradients, float32 and float64, sizes past one block and
+not a multiple of it, zero-sized and NaN inputs; then the bugs the emulation found (NaN
+dropped on the GPU only, 0-block grids, two definitions of the block size, launches on the
+wrong GPU).
 
 The value/gradient matrix runs at a block of 64 threads (the same code as the shipped 256,
 with 4x fewer OS threads to switch between on a 2-core CI machine, and more blocks at a
@@ -14,10 +15,10 @@ import contextlib
 import numpy as np
 import pytest
 
-import kernels
+from tinylatent import kernels
 import tinylatent as tl
 from cuda_emu import compiler_missing, emulated, fakecupy, fast_entry, to_device, to_host
-from kernels.testing import TOLERANCES
+from tinylatent.kernels.testing import TOLERANCES
 from tinylatent.ops import attention, contrastive, conv, coupling
 from tinylatent.tensor import Tensor
 
@@ -285,7 +286,7 @@ def test_attention_nan_score_is_not_treated_as_masked():
 
 
 def test_every_op_at_the_shipped_block_size():
-    """Each op once at the block size the package ships (kernels.cuda.BLOCK)."""
+    """Each op once at the block size the package ships (tinylatent.kernels.cuda.BLOCK)."""
     from cuda_emu import backend
     block = backend().BLOCK
     rng = np.random.default_rng(8)

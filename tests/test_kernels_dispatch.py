@@ -144,7 +144,7 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not found on PATH: cannot compile the CUDA sources here")
-    from kernels import cuda
+    from tinylatent.kernels import cuda
     out = subprocess.run([nvcc, "-ptx", *cuda.compile_options(cuda.BLOCK),
                           os.path.join(CUDA_DIR, source), "-o", str(tmp_path / "k.ptx")],
                          capture_output=True, text=True)

@@ -1,11 +1,11 @@
-"""Run tinylatent's CUDA kernels (the real kernels/cuda/*.cu, through the real launch code in
-kernels/cuda/__init__.py) on the CPU, without a GPU or CuPy.
+"""Run tinylatent's CUDA kernels (the real tinylatent/kernels/cuda/*.cu, through the real
+launch code in tinylatent/kernels/cuda/__init__.py) on the CPU, without a GPU or CuPy.
 
     cuda_emu.h    the CUDA execution model on OS threads (force-included by g++)
     fakecupy.py   a stand-in for the CuPy calls the launch code makes (RawModule via g++ and
                   ctypes, checked launches, NaN-filled "device" arrays, devices)
 
-    with emulated(block=64) as cuda:     # `cuda` is the kernels.cuda module, on the stand-in
+    with emulated(block=64) as cuda:     # tinylatent.kernels.cuda, on the stand-in
         x = to_device(np.ones((3, 5)))
         lse, saved = cuda.row_logsumexp(x)
 
@@ -25,11 +25,11 @@ from . import fakecupy
 __all__ = ["BACKEND", "backend", "emulated", "to_device", "to_host", "fast_entry",
            "compiler_missing", "fakecupy"]
 
-BACKEND = "kernels.cuda"
+BACKEND = "tinylatent.kernels.cuda"
 
 
 def backend():
-    """The CUDA backend module (kernels/cuda/__init__.py)."""
+    """The CUDA backend module (tinylatent/kernels/cuda/__init__.py)."""
     return importlib.import_module(BACKEND)
 
 
@@ -119,5 +119,5 @@ def fast_entry(name: str):
     op's public arguments (tensors holding device arrays), it runs the fast autograd
     Function on the emulated GPU, or returns None where the kernel declines."""
     import functools
-    from kernels import dispatch
+    from tinylatent.kernels import dispatch
     return functools.partial(dispatch._ENTRIES[name], HostBoundary(backend()))

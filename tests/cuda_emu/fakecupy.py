@@ -1,4 +1,4 @@
-"""A stand-in for the few CuPy calls `kernels/cuda/__init__.py` makes, for running the
+"""A stand-in for the few CuPy calls `tinylatent/kernels/cuda/__init__.py` makes, to run the
 project's CUDA sources on the CPU (see cuda_emu.h for the execution model).
 
     RawModule(code, options)   compiles `code` with g++ (cuda_emu.h force-included) into a
@@ -239,8 +239,9 @@ def _launcher_source(sigs: dict) -> str:
             full = f"{ctype}*" if pointer else ctype
             casts.append(f"*({full}*)args[{i}]")
         lines.append(
-            f'extern "C" __attribute__((visibility("default"))) int tlemu_launch_{name}(unsigned gx, unsigned gy, unsigned gz, '
-            f'unsigned bx, unsigned by, unsigned bz, void** args, char* err, int errlen) {{\n'
+            f'extern "C" __attribute__((visibility("default"))) int tlemu_launch_{name}('
+            f'unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, '
+            f'void** args, char* err, int errlen) {{\n'
             f'    std::string e = tlemu::launch(dim3(gx, gy, gz), dim3(bx, by, bz), [&] {{ '
             f'{name}({", ".join(casts)}); }});\n'
             f'    std::strncpy(err, e.c_str(), errlen - 1);\n'
