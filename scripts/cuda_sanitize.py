@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -134,7 +135,7 @@ def main() -> int:
         if mode == "race-demo":
             ok &= race_demo()
         else:
-            ok &= run_tests(mode, args.pytest_args.split())
+            ok &= run_tests(mode, shlex.split(args.pytest_args))
     return 0 if ok else 1
 
 
