@@ -17,7 +17,7 @@ import pytest
 
 from tinylatent import kernels
 import tinylatent as tl
-from cuda_emu import compiler_missing, emulated, fakecupy, fast_entry, to_device, to_host
+from cuda_emu import compiler_missing, emulated, fakecupy, to_device, to_host
 from tinylatent.kernels.testing import TOLERANCES
 from tinylatent.ops import attention, contrastive, conv, coupling
 from tinylatent.tensor import Tensor
@@ -43,21 +43,23 @@ def _grads(outs, inputs, weights_seed, make):
 
 def run_emulated_and_reference(name, call, arrays, block=TEST_BLOCK, seed=0,
                                twin="reference"):
-    """call(op, *tensors) with op = the fast entry `name` on the emulated GPU, then with
-    op = None (the public op) on the CPU inside use_reference(), or with twin="numba" on
-    the Numba kernel: (fast, twin) lists of host arrays, the outputs then every input's
-    gradient."""
+    """call(*tensors) (the public op) on tensors on the emulated GPU, where it runs its
+    fast Function on the CUDA kernels; then on the CPU inside use_reference(), or with
+    twin="numba" on the Numba kernels: (fast, twin) lists of host arrays, the outputs then
+    every input's gradient. `name` is the op, for messages."""
+    before = fakecupy.LAUNCHES.copy()
     with emulated(block=block):
         ts = [Tensor._make(to_device(a), requires_grad=True) for a in arrays]
-        outs = _outputs(call(fast_entry(name), *ts))
-        assert outs[0] is not None, f"{name}: the fast entry declined"
+        outs = _outputs(call(*ts))
         for o in outs:
             assert isinstance(o.data, fakecupy.ndarray), f"{name}: output left the device"
         grads = _grads(outs, ts, seed, lambda a: Tensor._make(to_device(a)))
         fast = [to_host(o.data) for o in outs] + [to_host(g.data) for g in grads]
+    _last_launches.clear()
+    _last_launches.update(fakecupy.LAUNCHES - before)
     with kernels.use_reference() if twin == "reference" else contextlib.nullcontext():
         ts = [tl.tensor(a, requires_grad=True) for a in arrays]
-        outs = _outputs(call(None, *ts))
+        outs = _outputs(call(*ts))
         grads = _grads(outs, ts, seed, tl.tensor)
         ref = [o.numpy() for o in outs] + [g.numpy() for g in grads]
     return fast, ref
@@ -74,10 +76,14 @@ def assert_same(fast, ref, dtype, what):
                                    err_msg=f"{what}: result {i} (outputs, then gradients)")
 
 
+_last_launches: dict = {}
+
+
 def launched(*names, dtype) -> None:
+    """The last run_emulated_and_reference launched these kernels (its fast path ran)."""
     sfx = "f32" if np.dtype(dtype) == np.float32 else "f64"
-    missing = [n for n in names if fakecupy.LAUNCHES[f"{n}_{sfx}"] == 0]
-    assert not missing, f"kernels never launched: {missing}"
+    missing = [n for n in names if not _last_launches.get(f"{n}_{sfx}")]
+    assert not missing, f"kernels not launched: {missing} (launched: {_last_launches})"
 
 
 def rand(rng, shape, dtype, scale=1.0):
@@ -86,10 +92,8 @@ def rand(rng, shape, dtype, scale=1.0):
 
 # ---------------------------------------------------------------------- ops
 def conv2d_call(stride, padding, dilation):
-    def call(op, x, w, b=None):
-        if op is None:
-            return conv.conv2d(x, w, b, stride, padding, dilation, 1)
-        return op(x, w, b, stride, padding, dilation, 1)
+    def call(x, w, b=None):
+        return conv.conv2d(x, w, b, stride, padding, dilation, 1)
     return call
 
 
@@ -121,10 +125,8 @@ def test_conv_transpose2d(batch, dtype):
     arrays = [rand(rng, (batch, 3, 5, 6), dtype), rand(rng, (3, 2, 3, 3), dtype),
               rand(rng, 2, dtype)]
 
-    def call(op, x, w, b):
-        if op is None:
-            return conv.conv_transpose2d(x, w, b, 2, 1, 1, 1, 1)
-        return op(x, w, b, 2, 1, 1, 1, 1)
+    def call(x, w, b):
+        return conv.conv_transpose2d(x, w, b, 2, 1, 1, 1, 1)
     fast, ref = run_emulated_and_reference("conv_transpose2d", call, arrays)
     assert_same(fast, ref, dtype, f"conv_transpose2d batch {batch}")
     if batch:
@@ -132,11 +134,11 @@ def test_conv_transpose2d(batch, dtype):
 
 
 def attention_call(mask=None, causal=False):
-    def call(op, q, k, v):
+    def call(q, k, v):
         m = None if mask is None else tl.tensor(mask)
-        if op is None:
-            return attention.scaled_dot_product_attention(q, k, v, m, 0.0, causal)
-        return op(q, k, v, m, 0.0, causal, None, None)
+        if m is not None and isinstance(q.data, fakecupy.ndarray):
+            m = Tensor._make(to_device(mask))  # the mask lives with q, k, v
+        return attention.scaled_dot_product_attention(q, k, v, m, 0.0, causal)
     return call
 
 
@@ -177,11 +179,9 @@ def test_affine_coupling(batch, inverse, dtype):
     shape = (batch, 2, 75)  # 150 per row: past one block of 64, not a multiple of it
     arrays = [rand(rng, shape, dtype), rand(rng, shape, dtype, 0.3), rand(rng, shape, dtype)]
 
-    def call(op, a, log_s, t):
-        if op is None:
-            fn = coupling.affine_coupling_inverse if inverse else coupling.affine_coupling
-            return fn(a, log_s, t)
-        return op(a, log_s, t, inverse)
+    def call(a, log_s, t):
+        fn = coupling.affine_coupling_inverse if inverse else coupling.affine_coupling
+        return fn(a, log_s, t)
     fast, ref = run_emulated_and_reference("affine_coupling", call, arrays)
     assert_same(fast, ref, dtype, f"coupling batch {batch} inverse {inverse}")
     if batch:
@@ -189,10 +189,8 @@ def test_affine_coupling(batch, inverse, dtype):
 
 
 def logsumexp_call(keepdims=False):
-    def call(op, x):
-        if op is None:
-            return contrastive.logsumexp(x, -1, keepdims)
-        return op(x, keepdims)
+    def call(x):
+        return contrastive.logsumexp(x, -1, keepdims)
     return call
 
 
@@ -233,12 +231,10 @@ def test_logsumexp(case, dtype):
 
 
 def contrastive_call(name, tau=0.2, reduction="mean"):
-    def call(op, a, b):
-        if op is None:
-            if name == "nt_xent":
-                return contrastive.nt_xent(a, b, tau, reduction)
-            return contrastive.info_nce(a, b, None, tau, reduction)
-        return op(a, b, tau, reduction)
+    def call(a, b):
+        if name == "nt_xent":
+            return contrastive.nt_xent(a, b, tau, reduction)
+        return contrastive.info_nce(a, b, None, tau, reduction)
     return call
 
 
@@ -296,8 +292,7 @@ def test_every_op_at_the_shipped_block_size():
          [rand(rng, (2, 3, 9, 7), dt), rand(rng, (4, 3, 3, 3), dt), rand(rng, 4, dt)]),
         ("scaled_dot_product_attention", attention_call(causal=True),
          [rand(rng, (1, 2, 4), dt), rand(rng, (1, 300, 4), dt), rand(rng, (1, 300, 3), dt)]),
-        ("affine_coupling", lambda op, a, s, t: (op(a, s, t, False) if op else
-                                                 coupling.affine_coupling(a, s, t)),
+        ("affine_coupling", coupling.affine_coupling,
          [rand(rng, (2, 300), dt), rand(rng, (2, 300), dt, 0.3), rand(rng, (2, 300), dt)]),
         ("logsumexp", logsumexp_call(), [rand(rng, (2, 300), dt)]),
         ("info_nce", contrastive_call("info_nce"), [rand(rng, (3, 300), dt),

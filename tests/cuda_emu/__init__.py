@@ -22,8 +22,8 @@ import numpy as np
 
 from . import fakecupy
 
-__all__ = ["BACKEND", "backend", "emulated", "to_device", "to_host", "fast_entry",
-           "compiler_missing", "fakecupy"]
+__all__ = ["BACKEND", "backend", "emulated", "to_device", "to_host", "compiler_missing",
+           "fakecupy"]
 
 BACKEND = "tinylatent.kernels.cuda"
 
@@ -43,9 +43,19 @@ def compiler_missing() -> str:
 @contextlib.contextmanager
 def emulated(block: "int | None" = None, device_count: int = 2):
     """The CUDA backend running on the stand-in, with `block` threads per block (default:
-    the backend's own BLOCK) and `device_count` emulated devices."""
+    the backend's own BLOCK) and `device_count` emulated devices. Inside, a hot op called
+    on tensors holding stand-in device arrays (to_device) takes its fast path on the CUDA
+    kernels, as it would on CuPy arrays."""
     import tinylatent.backend as tb
+    from tinylatent.kernels import dispatch
     be = backend()
+    boundary = HostBoundary(be)
+    host_backend_for = dispatch.backend_for
+
+    def backend_for(x):
+        # tensors holding stand-in device arrays get the CUDA backend, as CuPy arrays do
+        return boundary if isinstance(x.data, fakecupy.ndarray) else host_backend_for(x)
+    dispatch.backend_for = backend_for
     saved = (be._cp, be.BLOCK, fakecupy.DEVICE_COUNT, fakecupy._current.device)
     host_module_of_type = tb.array_module_of_type
 
@@ -66,6 +76,7 @@ def emulated(block: "int | None" = None, device_count: int = 2):
     finally:
         be._cp, be.BLOCK, fakecupy.DEVICE_COUNT, fakecupy._current.device = saved
         tb.array_module_of_type = host_module_of_type
+        dispatch.backend_for = host_backend_for
         be._module.cache_clear()
         be._pool.buffers = {}
 
@@ -112,12 +123,3 @@ def _moved(a, dev: int):
     if isinstance(a, np.ndarray) and not isinstance(a, fakecupy.ndarray):
         return to_device(a, dev)
     return a
-
-
-def fast_entry(name: str):
-    """The dispatch entry of hot op `name` with the CUDA backend bound: called with the
-    op's public arguments (tensors holding device arrays), it runs the fast autograd
-    Function on the emulated GPU, or returns None where the kernel declines."""
-    import functools
-    from tinylatent.kernels import dispatch
-    return functools.partial(dispatch._ENTRIES[name], HostBoundary(backend()))
