@@ -197,3 +197,26 @@ def test_conv2d_with_bias_on_a_larger_batch_matches_loops(stride, padding):
         want = naive_conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                             (stride, stride), (padding, padding), (1, 1))
         np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("x_requires_grad", [True, False])
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_empty_batch_runs_forward_and_backward(op, x_requires_grad, device):
+    """Batch 0 gives empty outputs and gradients (a zero weight gradient), as the reference
+    does; the fast backward used to fail reshaping an empty array with -1."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((0, 3, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 3) if op == "conv2d" else (3, 4, 3, 3))
+    b = rng.standard_normal(4)
+
+    def fn(x_, w_, b_):
+        if op == "conv2d":
+            return conv.conv2d(x_, w_, b_, stride=1, padding=1)
+        return conv.conv_transpose2d(x_, w_, b_, stride=2, padding=1, output_padding=1)
+    (fast, names), (ref, _) = run_both(fn, [x, w, b], requires=[x_requires_grad, True, True],
+                                       device=device)
+    if fast_name_expected(device):
+        assert names[0] in ("Conv2dFn", "ConvTranspose2dFn")
+    assert_same(fast, ref, np.float64, f"{op} batch 0")
+    assert fast[0].shape[0] == 0 and not fast[-2].any()

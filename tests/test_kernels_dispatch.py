@@ -144,7 +144,8 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not found on PATH: cannot compile the CUDA sources here")
-    out = subprocess.run([nvcc, "-ptx", "--std=c++14", f"-I{CUDA_DIR}",
+    from tinylatent.kernels import cuda
+    out = subprocess.run([nvcc, "-ptx", *cuda.compile_options(cuda.BLOCK),
                           os.path.join(CUDA_DIR, source), "-o", str(tmp_path / "k.ptx")],
                          capture_output=True, text=True)
     assert out.returncode == 0, f"nvcc failed on {source}:\n{out.stderr}"
@@ -156,7 +157,7 @@ def test_cuda_wrappers_launch_kernels_that_exist():
     """Every (source, kernel) the Python wrappers launch is defined, for both dtypes."""
     with open(os.path.join(CUDA_DIR, "__init__.py"), encoding="utf-8") as f:
         wrapper = f.read()
-    launched = set(re.findall(r'_kernel\("(\w+\.cu)", "(\w+)"', wrapper))
+    launched = set(re.findall(r'_launch\("(\w+\.cu)", "(\w+)"', wrapper))
     assert len(launched) >= 12
     for source, name in launched:
         with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:

@@ -23,8 +23,9 @@ class KernelBackend(Protocol):
     def c(self, a):
         """a as a C-contiguous array (no copy when it already is)."""
 
-    def scratch(self, key: str, shape: tuple, dtype):
-        """A reusable temporary, valid until the next call with the same key."""
+    def scratch(self, key: str, shape: tuple, dtype, like=None):
+        """A reusable temporary, valid until the next call with the same key, on the device
+        of the array `like` (default: the current one); one pool per host thread."""
 
     def matmul(self, a, b, out=None):
         """a @ b (BLAS / cuBLAS), optionally into out."""

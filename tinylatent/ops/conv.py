@@ -25,6 +25,8 @@ Two layers here:
 """
 from __future__ import annotations
 
+import math
+
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .fast import fast_backend, reference_vjp
@@ -292,14 +294,17 @@ class Conv2dFn(Function):
             if need[1] or need[2]:
                 gwb = be.matmul(g2, cols.T)                          # (O, K [+1])
             wm = w.data.reshape(c_out, k)                            # (O, K)
-            gcols = be.matmul(wm.T, g2, out=be.scratch("gcols", (k, g2.shape[1]), g2.dtype))
+            gcols = be.matmul(wm.T, g2, out=be.scratch("gcols", (k, g2.shape[1]), g2.dtype,
+                                                       like=g2))
             gx = Tensor._make(be.col2im(gcols, ctx.x_shape, ctx.geom))         # (B, C, H, W)
         elif need[1] or need[2]:
             # First layer (no dx): batched GEMMs on dy as it is, no copy of dy
-            g3 = be.c(grad.data).reshape(bsz, c_out, -1)             # (B, O, L)
-            colsb = cols.reshape(cols.shape[0], bsz, -1).transpose(1, 2, 0)  # (B, L, K')
+            n_l = ctx.geom[8] * ctx.geom[9]      # L spelled out (not -1): B may be 0
+            g3 = be.c(grad.data).reshape(bsz, c_out, n_l)            # (B, O, L)
+            colsb = cols.reshape(cols.shape[0], bsz, n_l).transpose(1, 2, 0)  # (B, L, K')
             gwb = be.matmul(g3, colsb, out=be.scratch(
-                "gwb", (bsz, c_out, cols.shape[0]), g3.dtype)).sum(axis=0)   # (O, K [+1])
+                "gwb", (bsz, c_out, cols.shape[0]), g3.dtype,
+                like=g3)).sum(axis=0)                                # (O, K [+1])
         if need[1]:
             gw = Tensor._make(be.c(gwb[:, :k]).reshape(w.shape))
         if need[2]:
@@ -319,7 +324,7 @@ class ConvTranspose2dFn(Function):
         x2 = be.batch_to_channel_major(x)                            # (C_in, B*H*W)
         wm = w.reshape(c_in, -1)                                     # (C_in, C_out*kh*kw)
         cols = be.matmul(wm.T, x2, out=be.scratch(
-            "tcols", (wm.shape[1], x2.shape[1]), x.dtype))           # (C_out*kh*kw, B*H*W)
+            "tcols", (wm.shape[1], x2.shape[1]), x.dtype, like=x2))  # (C_out*kh*kw, B*H*W)
         y = be.col2im(cols, out_shape, geom)                         # (B, C_out, Ho, Wo)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
@@ -335,13 +340,13 @@ class ConvTranspose2dFn(Function):
         be, need = ctx.be, ctx.needs_input_grad
         g = grad.data
         bsz, c_in = x.shape[:2]
-        n_l = x.size // (bsz * c_in)
+        n_l = math.prod(x.shape[2:])         # H*W (not x.size // (B*C): B may be 0)
         gcols = be.im2col(g, ctx.geom)                               # (C_out*kh*kw, B*H*W)
         gx = gw = gb = None
         if need[0]:
             wm = w.data.reshape(c_in, -1)                            # (C_in, C_out*kh*kw)
             gx = be.xp.empty(x.shape, g.dtype)                       # written through a view
-            be.matmul(wm, gcols.reshape(-1, bsz, n_l).transpose(1, 0, 2),
+            be.matmul(wm, gcols.reshape(gcols.shape[0], bsz, n_l).transpose(1, 0, 2),
                       out=gx.reshape(bsz, c_in, n_l))                # (B, C_in, H*W)
             gx = Tensor._make(gx)
         if need[1]:

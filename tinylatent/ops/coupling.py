@@ -14,6 +14,8 @@ functions run it when a backend applies (float32/64, the reference not forced).
 """
 from __future__ import annotations
 
+import math
+
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .fast import fast_backend, reference_vjp
@@ -39,7 +41,8 @@ def _check(op: str, a: Tensor, log_s: Tensor, t: Tensor, a_name: str) -> None:
 
 
 def _per_sample_sum(log_s: Tensor) -> Tensor:
-    return log_s.reshape(log_s.shape[0], -1).sum(axis=1)      # (B,)
+    # (B, K) with K spelled out, not -1: B may be 0 (an empty batch)
+    return log_s.reshape(log_s.shape[0], math.prod(log_s.shape[1:])).sum(axis=1)   # (B,)
 
 
 def affine_coupling_reference(x_a: Tensor, log_s: Tensor, t: Tensor) -> tuple:

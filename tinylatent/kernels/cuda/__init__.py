@@ -6,18 +6,28 @@ contractions. It implements KernelBackend (kernels/backend.py) on CuPy arrays, a
 This module imports without CuPy (it is imported lazily inside each call); `available()`
 says whether it can run, and `tl.cuda.is_available()` / `tl.cuda.unavailable_reason()` say
 why not.
+
+Every function here runs on the device of its first array argument (entered around the
+allocations and launches, so a `cuda:1` tensor never runs or allocates on the current
+device), and an empty launch (a zero-sized input) launches nothing: CUDA rejects a grid of
+0 blocks, and the reference returns an empty result.
 """
 from __future__ import annotations
 
 import functools
+import math
 import os
+import threading
 
 import numpy as np
 
 name = "cuda"
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("conv.cu", "attention.cu", "coupling.cu", "contrastive.cu")
-_THREADS = 256  # TL_BLOCK in common.cuh
+# Threads per block of every kernel: the one definition, handed to the compiler as
+# -DTL_BLOCK (common.cuh sizes its shared buffers and reduction trees by it). A power of two
+# from 32 to 1024.
+BLOCK = 256
 
 
 def available() -> bool:
@@ -40,171 +50,213 @@ class _XP:
 xp = _XP()
 
 
+def compile_options(block: int) -> tuple:
+    return ("--std=c++14", f"-I{SOURCE_DIR}", f"-DTL_BLOCK={block}")
+
+
 @functools.lru_cache(maxsize=None)
-def _module(source: str):
+def _module(source: str, block: int, device_id: int):
+    # A module is loaded into one device's context: one per device (and block size).
     cp = _cp()
     with open(os.path.join(SOURCE_DIR, source), encoding="utf-8") as f:
         code = f.read()
-    return cp.RawModule(code=code, options=("--std=c++14", f"-I{SOURCE_DIR}"))
+    return cp.RawModule(code=code, options=compile_options(block))
 
 
-def _kernel(source: str, kname: str, dtype):
+def _launch(source: str, kname: str, dtype, grid: tuple, args: tuple) -> None:
+    """Launch `kname` for `dtype` on the current device with BLOCK threads a block; a grid
+    with 0 blocks (an empty input) is not launched."""
+    if min(grid) == 0:
+        return
     sfx = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dtype)]
-    return _module(source).get_function(f"{kname}_{sfx}")
+    cp = _cp()
+    kernel = _module(source, BLOCK, cp.cuda.Device().id).get_function(f"{kname}_{sfx}")
+    kernel(grid, (BLOCK,), args)
 
 
 def _grid(total: int) -> tuple:
-    return (max(1, min((total + _THREADS - 1) // _THREADS, 65535)),)
+    """Blocks for a grid-stride loop over `total` elements (0 for none)."""
+    return (min((total + BLOCK - 1) // BLOCK, 65535),)
 
 
 def _i(v) -> np.int32:
     return np.int32(v)
 
 
-_scratch_pool: dict = {}
+def _on_device(fn):
+    """Run fn on the device of its first argument (an array)."""
+    @functools.wraps(fn)
+    def on_device(a, *args, **kwargs):
+        with _cp().cuda.Device(a.device.id):
+            return fn(a, *args, **kwargs)
+    return on_device
 
 
-def scratch(key: str, shape: tuple, dtype):
-    k = (key, tuple(shape), np.dtype(dtype))
-    buf = _scratch_pool.get(k)
+class _Pool(threading.local):
+    buffers: dict
+
+
+_pool = _Pool()
+
+
+def scratch(key: str, shape: tuple, dtype, like=None):
+    """A reusable temporary, on the device of `like` (default: the current device); one
+    pool per host thread, keyed by device, so concurrent calls and devices never share."""
+    cp = _cp()
+    device_id = like.device.id if like is not None else cp.cuda.Device().id
+    pool = getattr(_pool, "buffers", None)
+    if pool is None:
+        pool = _pool.buffers = {}
+    k = (key, tuple(shape), np.dtype(dtype), device_id)
+    buf = pool.get(k)
     if buf is None:
-        if len(_scratch_pool) > 32:
-            _scratch_pool.clear()
-        buf = _scratch_pool[k] = _cp().empty(shape, dtype)
+        if len(pool) > 32:
+            pool.clear()
+        with cp.cuda.Device(device_id):
+            buf = pool[k] = cp.empty(shape, dtype)
     return buf
 
 
+@_on_device
 def c(a):
     return _cp().ascontiguousarray(a)
 
 
+@_on_device
 def matmul(a, b, out=None):
     return _cp().matmul(a, b, out=out)
 
 
 # ---------------------------------------------------------------------- conv
+@_on_device
 def im2col(x, geom, bias_row: bool = False):
     """x (B, C, H, W) -> cols (C*kh*kw [+ 1 row of ones], B*Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = c(x)
     bsz, c_in, h, w = x.shape
     cols = _cp().empty((c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype)
-    _kernel("conv.cu", "im2col", x.dtype)(
-        _grid(cols.size), (_THREADS,),
-        (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                            int(bias_row)))))
+    _launch("conv.cu", "im2col", x.dtype, _grid(cols.size),
+            (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                                int(bias_row)))))
     return cols
 
 
+@_on_device
 def col2im(cols, shape, geom):
     """cols (C*kh*kw, B*Ho*Wo) -> x (B, C, H, W), overlapping taps summed (a gather)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = _cp().empty(shape, cols.dtype)
     bsz, c_in, h, w = shape
-    _kernel("conv.cu", "col2im", cols.dtype)(
-        _grid(x.size), (_THREADS,),
-        (c(cols), x, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
+    _launch("conv.cu", "col2im", cols.dtype, _grid(x.size),
+            (c(cols), x, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
     return x
 
 
+@_on_device
 def batch_to_channel_major(y, key=None):
     """(B, C, ...) -> (C, B * prod(...)) contiguous (the layout of a GEMM operand)."""
     bsz, ch = y.shape[:2]
-    y3 = y.reshape(bsz, ch, -1)
+    y3 = y.reshape(bsz, ch, math.prod(y.shape[2:]))  # not -1: B may be 0
     shape = (ch, bsz, y3.shape[2])
-    out = scratch(key, shape, y.dtype) if key else _cp().empty(shape, y.dtype)
+    out = scratch(key, shape, y.dtype, like=y) if key else _cp().empty(shape, y.dtype)
     out[...] = y3.transpose(1, 0, 2)
     return out.reshape(ch, -1)
 
 
 # ---------------------------------------------------------------------- attention
+@_on_device
 def masked_softmax(s, scale, keep, causal):
     n, tq, tk = s.shape
     has_keep = keep is not None
-    _kernel("attention.cu", "masked_softmax", s.dtype)(
-        (n * tq,), (_THREADS,),
-        (s, s.dtype.type(scale), c(keep) if has_keep else s, _i(has_keep), _i(bool(causal)),
-         _i(tq), _i(tk)))
+    _launch("attention.cu", "masked_softmax", s.dtype, (n * tq,),
+            (s, s.dtype.type(scale),
+             c(keep) if has_keep else scratch("no_keep", (1,), np.uint8, like=s), _i(has_keep),
+         _i(bool(causal)), _i(tq), _i(tk)))
     return s
 
 
+@_on_device
 def softmax_backward(p, dp, scale):
     tk = p.shape[-1]
-    _kernel("attention.cu", "softmax_backward", p.dtype)(
-        (p.size // tk,), (_THREADS,), (c(p), dp, p.dtype.type(scale), _i(tk)))
+    rows = math.prod(p.shape[:-1])
+    _launch("attention.cu", "softmax_backward", p.dtype, (rows,),
+            (c(p), dp, p.dtype.type(scale), _i(tk)))
     return dp
 
 
 # ---------------------------------------------------------------------- coupling
+@_on_device
 def coupling_forward(x, log_s, t, inverse):
     cp = _cp()
     bsz = x.shape[0]
-    k = x.size // bsz
+    k = math.prod(x.shape[1:])
     out = cp.empty(x.shape, x.dtype)
     ld = cp.empty(bsz, x.dtype)
-    _kernel("coupling.cu", "coupling_forward", x.dtype)(
-        (bsz,), (_THREADS,), (c(x), c(log_s), c(t), _i(bool(inverse)), out, ld, _i(k)))
+    _launch("coupling.cu", "coupling_forward", x.dtype, (bsz,),
+            (c(x), c(log_s), c(t), _i(bool(inverse)), out, ld, _i(k)))
     return out, ld
 
 
+@_on_device
 def coupling_backward(g, out, log_s, t, inverse):
     cp = _cp()
     g_in, g_ls, g_t = (cp.empty(g.shape, g.dtype) for _ in range(3))
-    _kernel("coupling.cu", "coupling_backward", g.dtype)(
-        _grid(g.size), (_THREADS,),
-        (c(g), c(out), c(log_s), c(t), _i(bool(inverse)), g_in, g_ls, g_t, np.int64(g.size)))
+    _launch("coupling.cu", "coupling_backward", g.dtype, _grid(g.size),
+            (c(g), c(out), c(log_s), c(t), _i(bool(inverse)), g_in, g_ls, g_t, np.int64(g.size)))
     return g_in, g_ls, g_t
 
 
 # ---------------------------------------------------------------------- logsumexp / InfoNCE
+@_on_device
 def row_logsumexp(x2):
     """(lse, saved): lse per row, and what the backward needs (row max, row sum)."""
     x2 = c(x2)
     out, mx, tot = (_cp().empty(x2.shape[0], x2.dtype) for _ in range(3))
-    _kernel("contrastive.cu", "row_logsumexp", x2.dtype)(
-        (x2.shape[0],), (_THREADS,), (x2, out, mx, tot, _i(x2.shape[1])))
+    _launch("contrastive.cu", "row_logsumexp", x2.dtype, (x2.shape[0],),
+            (x2, out, mx, tot, _i(x2.shape[1])))
     return out, (mx, tot)
 
 
+@_on_device
 def row_logsumexp_backward(x2, saved, g):
     x2 = c(x2)
     gx = _cp().empty(x2.shape, x2.dtype)
-    _kernel("contrastive.cu", "row_logsumexp_backward", x2.dtype)(
-        _grid(x2.size), (_THREADS,),
-        (x2, saved[0], saved[1], c(g), gx, _i(x2.shape[0]), _i(x2.shape[1])))
+    _launch("contrastive.cu", "row_logsumexp_backward", x2.dtype, _grid(x2.size),
+            (x2, saved[0], saved[1], c(g), gx, _i(x2.shape[0]), _i(x2.shape[1])))
     return gx
 
 
+@_on_device
 def row_cross_entropy(s, inv_tau, shift, mask_diag):
     loss = _cp().empty(s.shape[0], s.dtype)
-    _kernel("contrastive.cu", "row_cross_entropy", s.dtype)(
-        (s.shape[0],), (_THREADS,),
-        (s, s.dtype.type(inv_tau), _i(shift), _i(bool(mask_diag)), loss, _i(s.shape[1])))
+    _launch("contrastive.cu", "row_cross_entropy", s.dtype, (s.shape[0],),
+            (s, s.dtype.type(inv_tau), _i(shift), _i(bool(mask_diag)), loss, _i(s.shape[1])))
     return loss
 
 
+@_on_device
 def cross_entropy_grad(p, g, inv_tau, shift, symmetric):
-    out = scratch("ce_grad", p.shape, p.dtype)
-    _kernel("contrastive.cu", "cross_entropy_grad", p.dtype)(
-        _grid(p.size), (_THREADS,),
-        (c(p), c(g), p.dtype.type(inv_tau), _i(shift), _i(bool(symmetric)), out,
-         _i(p.shape[0]), _i(p.shape[1])))
+    out = scratch("ce_grad", p.shape, p.dtype, like=p)
+    _launch("contrastive.cu", "cross_entropy_grad", p.dtype, _grid(p.size),
+            (c(p), c(g), p.dtype.type(inv_tau), _i(shift), _i(bool(symmetric)), out,
+             _i(p.shape[0]), _i(p.shape[1])))
     return out
 
 
+@_on_device
 def normalize_rows(z, eps=1e-12):
     cp = _cp()
     z = c(z)
     zn = cp.empty_like(z)
     norm = cp.empty(z.shape[0], z.dtype)
-    _kernel("contrastive.cu", "normalize_rows", z.dtype)(
-        (z.shape[0],), (_THREADS,), (z, zn, norm, z.dtype.type(eps), _i(z.shape[1])))
+    _launch("contrastive.cu", "normalize_rows", z.dtype, (z.shape[0],),
+            (z, zn, norm, z.dtype.type(eps), _i(z.shape[1])))
     return zn, norm
 
 
+@_on_device
 def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
     gz = _cp().empty_like(zn)
-    _kernel("contrastive.cu", "normalize_rows_backward", zn.dtype)(
-        (zn.shape[0],), (_THREADS,),
-        (c(gzn), zn, norm, zn.dtype.type(eps), gz, _i(zn.shape[1])))
+    _launch("contrastive.cu", "normalize_rows_backward", zn.dtype, (zn.shape[0],),
+            (c(gzn), zn, norm, zn.dtype.type(eps), gz, _i(zn.shape[1])))
     return gz

@@ -17,7 +17,7 @@ __device__ void masked_softmax_impl(T* s, T scale, const unsigned char* keep, in
         bool ok = (!causal || j <= i) && (!has_keep || kr[j]);
         T v = ok ? r[j] * scale : -tl_inf<T>();
         r[j] = v;
-        m = fmax(m, v);
+        m = tl_max(m, v);
     }
     m = tl_block_max(m, buf);
     if (m == -tl_inf<T>()) {  // no key kept: the row's weights are all zero
@@ -27,7 +27,7 @@ __device__ void masked_softmax_impl(T* s, T scale, const unsigned char* keep, in
     T tot = 0;
     for (int j = threadIdx.x; j < Tk; j += TL_BLOCK) {
         T d = r[j] - m;
-        T e = d > tl_cutoff<T>() ? tl_exp(d) : T(0);
+        T e = tl_keep(d) ? tl_exp(d) : T(0);
         r[j] = e;
         tot += e;
     }

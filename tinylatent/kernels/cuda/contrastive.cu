@@ -11,7 +11,7 @@ __device__ void row_logsumexp_impl(const T* x, T* out, T* mx, T* tot_out, int K)
     __shared__ T buf[TL_BLOCK];
     const long long off = blockIdx.x * (long long)K;
     T m = -tl_inf<T>();
-    for (int j = threadIdx.x; j < K; j += TL_BLOCK) m = fmax(m, x[off + j]);
+    for (int j = threadIdx.x; j < K; j += TL_BLOCK) m = tl_max(m, x[off + j]);
     m = tl_block_max(m, buf);
     if (m == -tl_inf<T>() || m == tl_inf<T>()) {
         if (threadIdx.x == 0) {
@@ -24,7 +24,7 @@ __device__ void row_logsumexp_impl(const T* x, T* out, T* mx, T* tot_out, int K)
     T tot = 0;
     for (int j = threadIdx.x; j < K; j += TL_BLOCK) {
         T d = x[off + j] - m;
-        if (d > tl_cutoff<T>()) tot += tl_exp(d);
+        if (tl_keep(d)) tot += tl_exp(d);
     }
     tot = tl_block_sum(tot, buf);
     if (threadIdx.x == 0) {
@@ -42,7 +42,7 @@ __device__ void row_logsumexp_backward_impl(const T* x, const T* mx, const T* to
         T m = mx[i];
         bool finite = m != tl_inf<T>() && m != -tl_inf<T>();
         T d = x[idx] - m;
-        gx[idx] = (finite && d > tl_cutoff<T>()) ? g[i] * tl_exp(d) / tot[i] : T(0);
+        gx[idx] = (finite && tl_keep(d)) ? g[i] * tl_exp(d) / tot[i] : T(0);
     }
 }
 
@@ -55,13 +55,13 @@ __device__ void row_cross_entropy_impl(T* s, T inv_tau, int shift, int mask_diag
     const int pos = (i + shift) % C;
     T m = -tl_inf<T>();
     for (int j = threadIdx.x; j < C; j += TL_BLOCK)
-        if (!(mask_diag && j == i)) m = fmax(m, r[j] * inv_tau);
+        if (!(mask_diag && j == i)) m = tl_max(m, r[j] * inv_tau);
     m = tl_block_max(m, buf);
     T tot = 0;
     for (int j = threadIdx.x; j < C; j += TL_BLOCK) {
         if (mask_diag && j == i) continue;
         T d = r[j] * inv_tau - m;
-        if (d > tl_cutoff<T>()) tot += tl_exp(d);
+        if (tl_keep(d)) tot += tl_exp(d);
     }
     tot = tl_block_sum(tot, buf);
     const T target = r[pos] * inv_tau;
@@ -70,7 +70,7 @@ __device__ void row_cross_entropy_impl(T* s, T inv_tau, int shift, int mask_diag
     const T inv = T(1) / tot;  // P = exp(v - m) / tot: full precision even when lse is large
     for (int j = threadIdx.x; j < C; j += TL_BLOCK) {
         T d = r[j] * inv_tau - m;
-        r[j] = (mask_diag && j == i) ? T(0) : (d > tl_cutoff<T>() ? tl_exp(d) * inv : T(0));
+        r[j] = (mask_diag && j == i) ? T(0) : (tl_keep(d) ? tl_exp(d) * inv : T(0));
     }
 }
 
@@ -94,7 +94,7 @@ __device__ void normalize_rows_impl(const T* z, T* zn, T* norm, T eps, int D) {
     T ss = 0;
     for (int j = threadIdx.x; j < D; j += TL_BLOCK) ss += z[off + j] * z[off + j];
     ss = tl_block_sum(ss, buf);
-    T nr = fmax(tl_sqrt(ss), eps);
+    T nr = tl_max(tl_sqrt(ss), eps);
     if (threadIdx.x == 0) norm[blockIdx.x] = nr;
     for (int j = threadIdx.x; j < D; j += TL_BLOCK) zn[off + j] = z[off + j] / nr;
 }

@@ -12,6 +12,7 @@ autograd Functions in tinylatent/ops/ serve both.
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -31,10 +32,11 @@ class _Pool(threading.local):
 _pool = _Pool()
 
 
-def scratch(key: str, shape: tuple, dtype) -> np.ndarray:
+def scratch(key: str, shape: tuple, dtype, like=None) -> np.ndarray:
     """A reusable temporary for values consumed inside one call (never returned to the
     caller): fresh multi-megabyte arrays cost page faults on every call. One pool per
-    thread, so concurrent calls never share a buffer."""
+    thread, so concurrent calls never share a buffer. (`like` names the device on the CUDA
+    backend; there is one CPU.)"""
     pool = getattr(_pool, "buffers", None)
     if pool is None:
         pool = _pool.buffers = {}
@@ -76,7 +78,7 @@ def col2im(cols, shape, geom):
 def batch_to_channel_major(y, key=None):
     """(B, C, ...) -> (C, B * prod(...)) contiguous (the layout of a GEMM operand)."""
     bsz, ch = y.shape[:2]
-    y3 = y.reshape(bsz, ch, -1)
+    y3 = y.reshape(bsz, ch, math.prod(y.shape[2:]))  # not -1: B may be 0
     shape = (ch, bsz, y3.shape[2])
     out = scratch(key, shape, y.dtype) if key else np.empty(shape, y.dtype)
     np.copyto(out, y3.transpose(1, 0, 2))
