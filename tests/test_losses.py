@@ -176,6 +176,22 @@ def test_kl_div():
     assert tl.gradcheck(lambda x: L.kl_div(x, tl.tensor(t), reduction="sum"), [x])
 
 
+def test_kl_div_target_gradient():
+    """Regression (issue 13): d/dt of the mean of t (log t - x) is (log t + 1 - x) / N; it was
+    missing the +1. Checked against the closed form and by gradcheck in both arguments."""
+    rng = np.random.default_rng(6)
+    x = tl.tensor(np.log(rng.uniform(0.1, 1.0, (3, 4))), requires_grad=True)
+    t = tl.tensor(rng.uniform(0.1, 1.0, (3, 4)), requires_grad=True)
+    L.kl_div(x, t).backward()
+    n = 12
+    np.testing.assert_allclose(t.grad.numpy(), (np.log(t.detach().numpy()) + 1 - x.detach().numpy()) / n,
+                               rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), -t.detach().numpy() / n, rtol=1e-10)
+    assert tl.gradcheck(lambda x, t: L.kl_div(x, t), [x, t])
+    assert tl.gradcheck(lambda x, t: L.kl_div(x, t, reduction="batchmean", log_target=True),
+                        [x, t])
+
+
 @pytest.mark.parametrize("squared", [True, False])
 def test_triplet_loss(squared):
     rng = np.random.default_rng(6)

@@ -257,9 +257,10 @@ def kl_div(input: Tensor, target, reduction: str = "mean",  # noqa: A002
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        xp = target.xp
-        t = target.data
-        safe_log = Tensor._make(xp.log(xp.where(t > 0, t, 1.0)).astype(t.dtype))
+        # t log t with 0 log 0 = 0; the log is taken through `where` so a target that
+        # requires grad gets d/dt = log t + 1 - input (the +1 is d(t log t)/dt - log t)
+        positive = target > 0
+        safe_log = ops.where(positive, target, 1.0).log()
         loss = target * (safe_log - input)
     if reduction == "batchmean":
         return loss.sum() / float(input.shape[0])

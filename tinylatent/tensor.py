@@ -468,6 +468,12 @@ class Tensor:
     def all(self, axis=None):
         return ops.all(self, axis)
 
+    def amax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.amax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def amin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.amin(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
     def any(self, axis=None):
         return ops.any(self, axis)
 

@@ -10,8 +10,9 @@ from .arithmetic import (add, allclose, cast, clamp, clip, clone, compare, conti
 from .indexing import (embedding, gather, getitem, index_add, index_select, one_hot,
                        scatter_add, take_along_axis)
 from .linalg import linear, logabsdet, matmul, matrix_inverse, normalize, outer
-from .reduce import (all, any, argmax, argmin, argsort, cumsum, log_softmax, logsumexp, max,
-                     mean, min, softmax, sort, std, sum, topk, var)
+from .reduce import (ValuesIndices, all, amax, amin, any, argmax, argmin, argsort, cumsum,
+                     log_softmax, logsumexp, max, mean, min, softmax, sort, std, sum, topk,
+                     var)
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, pad,
                     permute, reshape, roll, split, squeeze, stack, swapaxes, transpose, tril,
                     triu, unsqueeze, view)

@@ -6,6 +6,7 @@ Every reduction takes `axis` (an int, a tuple, or None for all) and `keepdims`; 
 from __future__ import annotations
 
 import builtins
+from typing import NamedTuple
 
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
@@ -144,17 +145,57 @@ def mean(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None
     return Mean.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
 
 
-def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
-        keepdim=None) -> Tensor:
-    """Largest value over axes; ties share the gradient equally. (Use argmax for indices.)"""
+class ValuesIndices(NamedTuple):
+    """(values, indices): what max/min with a dim, sort and topk return (PyTorch's
+    torch.return_types), so both `x.max(1)[1]` and `x.max(1).indices` are the argmax."""
+    values: Tensor
+    indices: Tensor
+
+
+def amax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+         keepdim=None) -> Tensor:
+    """Largest value over axes (an int, a tuple or None); ties share the gradient equally."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     return Max.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
 
 
-def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
-        keepdim=None) -> Tensor:
+def amin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+         keepdim=None) -> Tensor:
+    """Smallest value over axes (an int, a tuple or None); ties share the gradient equally."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     return Min.apply(x, axes=_axes(axis, x.ndim), keepdims=bool(keepdims))
+
+
+def _extremum(name: str, x: Tensor, axis, keepdims, dim, keepdim):
+    """PyTorch's three forms: max(x) -> a tensor; max(x, dim) -> (values, indices);
+    max(x, other_tensor) -> the elementwise maximum."""
+    if isinstance(axis, Tensor) or isinstance(dim, Tensor):
+        other = axis if isinstance(axis, Tensor) else dim
+        return (maximum if name == "max" else minimum)(x, other)
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    reduce_all = amax if name == "max" else amin
+    if axis is None:
+        return reduce_all(x)
+    if not isinstance(axis, int):
+        raise TypeError(f"{name}: dim must be one int (the values and indices along it), "
+                        f"got {axis!r}; use tl.a{name}(x, dims) to reduce several dims")
+    values = reduce_all(x, axis, bool(keepdims))
+    pick = argmax if name == "max" else argmin
+    return ValuesIndices(values, pick(x, axis, bool(keepdims)))
+
+
+def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None):
+    """max(x) -> the largest value; max(x, dim) -> (values, indices) along dim, a named
+    tuple as in PyTorch; max(x, other) -> elementwise maximum. Use amax for several dims."""
+    return _extremum("max", x, axis, keepdims, dim, keepdim)
+
+
+def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None):
+    """min(x) -> the smallest value; min(x, dim) -> (values, indices) along dim (a named
+    tuple); min(x, other) -> elementwise minimum. Use amin for several dims."""
+    return _extremum("min", x, axis, keepdims, dim, keepdim)
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
@@ -283,7 +324,7 @@ def sort(x: Tensor, axis: int = -1, descending: bool = False, *, dim=None):
     """(values, indices) sorted along `axis`; values carry the gradient back by gather."""
     axis = dim if dim is not None else axis
     idx = argsort(x, axis, descending)
-    return take_along_axis(x, idx, axis), idx
+    return ValuesIndices(take_along_axis(x, idx, axis), idx)
 
 
 def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
@@ -293,7 +334,7 @@ def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
         raise ValueError(f"topk: k={k} is out of range for axis {axis} of shape {x.shape}")
     idx = argsort(x, axis, descending=largest)
     idx = Tensor._make(x.xp.take(idx.data, x.xp.arange(k), axis=axis))
-    return take_along_axis(x, idx, axis), idx
+    return ValuesIndices(take_along_axis(x, idx, axis), idx)
 
 
 def all(x: Tensor, axis=None) -> Tensor:  # noqa: A001
@@ -305,4 +346,5 @@ def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
 
 
 from .indexing import take_along_axis  # noqa: E402
+from .arithmetic import maximum, minimum  # noqa: E402
 from .shape import broadcast_array  # noqa: E402
