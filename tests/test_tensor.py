@@ -83,7 +83,8 @@ def test_binary_result_shape_is_numpy_broadcast(pair):
 def test_properties_and_conversions(shape):
     a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
     t = tl.tensor(a)
-    assert t.shape == shape and t.ndim == len(shape) and t.size == a.size
+    assert t.shape == shape and t.ndim == len(shape) and t.size() == a.shape
+    assert all(t.size(d) == a.shape[d] for d in range(-len(shape), len(shape)))
     assert t.numel() == a.size and t.dim() == len(shape)
     assert t.dtype == np.float32 and t.device == tl.device("cpu") and str(t.device) == "cpu"
     assert t.tolist() == a.tolist()

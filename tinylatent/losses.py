@@ -113,7 +113,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
     The VAE reconstruction term for Bernoulli pixels (Kingma & Welling 2014, App. C.1)."""
     target = _as_tensor(target, input)
     _check_same_shape(input, target, "binary_cross_entropy")
-    if input.dtype.kind == "f" and input.size:
+    if input.dtype.kind == "f" and input.numel():
         lo, hi = float(input.data.min()), float(input.data.max())
         if lo < 0.0 or hi > 1.0 or lo != lo:
             raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], "
@@ -145,7 +145,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa
 def _check_class_target(target: Tensor, n_classes: int, ignore_index: int, op: str) -> None:
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: class targets must be integers, got dtype {target.dtype}")
-    if target.size:
+    if target.numel():
         valid = target.data[target.data != ignore_index]
         if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= n_classes):
             raise IndexError(f"{op}: target values must be in [0, {n_classes}) (or "
@@ -229,7 +229,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         lp = logp if wb is None else logp * wb
         loss = -(lp * t).sum(axis=1)                              # (N, ...)
         if reduction == "mean":
-            return loss.sum() / float(input.size // n_classes)
+            return loss.sum() / float(input.numel() // n_classes)
         return _reduce(loss, reduction, "cross_entropy")
     nll = nll_loss(logp, target, w, ignore_index, reduction)
     if label_smoothing == 0:

@@ -107,9 +107,16 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self, dim: int | None = None):
+        """The shape (a tuple), or the length of one dim: PyTorch's size(). The number of
+        elements is numel()."""
+        shape = self.data.shape
+        if dim is None:
+            return shape
+        if not -len(shape) <= dim < max(len(shape), 1):
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of "
+                             f"{len(shape)} dimensions")
+        return shape[dim]
 
     def numel(self) -> int:
         return self.data.size
@@ -174,7 +181,7 @@ class Tensor:
         return self.numpy_host()
 
     def item(self):
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"item: only one-element tensors can be converted, got shape "
                              f"{self.shape}")
         return self.numpy_host().reshape(()).item()
@@ -193,13 +200,13 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.size != 1:
-            raise RuntimeError(f"bool: the truth value of a tensor with {self.size} elements "
+        if self.numel() != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self.numel()} elements "
                                "is ambiguous; use .any() or .all()")
         return bool(self.item())
 
     def __index__(self) -> int:
-        if self.dtype.kind not in "iu" or self.size != 1:
+        if self.dtype.kind not in "iu" or self.numel() != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
         return int(self.item())
 

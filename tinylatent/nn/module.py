@@ -286,7 +286,7 @@ class Module:
         return m
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------------ modes and grads
     def train(self, mode: bool = True) -> "Module":

@@ -67,12 +67,12 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     if vec.ndim != 1:
         raise ValueError(f"vector_to_parameters: expected a 1-D vector, got shape "
                          f"{tuple(vec.shape)}")
-    n = sum(p.size for p in params)
-    if vec.size != n:
-        raise ValueError(f"vector_to_parameters: vector has {vec.size} entries, the "
+    n = sum(p.numel() for p in params)
+    if vec.numel() != n:
+        raise ValueError(f"vector_to_parameters: vector has {vec.numel()} entries, the "
                          f"parameters {n}")
     offset = 0
     with autograd.no_grad():
         for p in params:
-            p.copy_(vec.data[offset:offset + p.size].reshape(p.shape))
-            offset += p.size
+            p.copy_(vec.data[offset:offset + p.numel()].reshape(p.shape))
+            offset += p.numel()

@@ -284,7 +284,7 @@ class Conv2dFn(Function):
             return reference_vjp(ctx.reference, (x, w, b), grad)
         be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
         bsz, c_out = grad.shape[:2]
-        k = w.size // c_out
+        k = w.numel() // c_out
         gx = gw = gb = None
         if need[0]:
             # dy as (O, B*L) once (a copy), then two single large GEMMs
@@ -335,7 +335,7 @@ class ConvTranspose2dFn(Function):
         be, need = ctx.be, ctx.needs_input_grad
         g = grad.data
         bsz, c_in = x.shape[:2]
-        n_l = x.size // (bsz * c_in)
+        n_l = x.numel() // (bsz * c_in)
         gcols = be.im2col(g, ctx.geom)                               # (C_out*kh*kw, B*H*W)
         gx = gw = gb = None
         if need[0]:

@@ -87,7 +87,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _channel_shape(x)
     if training:
-        n = x.size // x.shape[1]
+        n = x.numel() // x.shape[1]
         if n <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
