@@ -24,7 +24,7 @@ MNIST = os.path.join(os.path.dirname(tl.__file__), "data", "embedded", "mnist_5k
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    return load_digits().data.astype(np.float64)  # (1797, 64), real 8x8 digits
+    return load_digits().array.astype(np.float64)  # (1797, 64), real 8x8 digits
 
 
 def test_pca_equals_svd_reference(digits):

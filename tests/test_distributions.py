@@ -30,12 +30,12 @@ def test_normal_values_match_scipy():
     loc, scale, x = rng.standard_normal(5), rng.uniform(0.1, 3, 5), rng.standard_normal(5)
     d = Normal(_t(loc), _t(scale))
     ref = scipy.stats.norm(loc, scale)
-    np.testing.assert_allclose(d.log_prob(_t(x)).data, ref.logpdf(x), rtol=1e-12)
-    np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-12)
-    np.testing.assert_allclose(d.cdf(_t(x)).data, ref.cdf(x), rtol=1e-10)
-    np.testing.assert_allclose(d.mean.data, loc)
-    np.testing.assert_allclose(d.stddev.data, scale)
-    np.testing.assert_allclose(d.variance.data, scale ** 2)
+    np.testing.assert_allclose(d.log_prob(_t(x)).array, ref.logpdf(x), rtol=1e-12)
+    np.testing.assert_allclose(d.entropy().array, ref.entropy(), rtol=1e-12)
+    np.testing.assert_allclose(d.cdf(_t(x)).array, ref.cdf(x), rtol=1e-10)
+    np.testing.assert_allclose(d.mean.array, loc)
+    np.testing.assert_allclose(d.stddev.array, scale)
+    np.testing.assert_allclose(d.variance.array, scale ** 2)
     # broadcasting between loc and scale, and Python numbers as parameters
     d = Normal(_t(np.zeros((2, 1))), _t(np.ones(3)))
     assert d.batch_shape == (2, 3) and d.entropy().shape == (2, 3)
@@ -47,25 +47,25 @@ def test_bernoulli_values_match_scipy_and_are_stable():
     x = np.array([1.0, 0.0, 1.0, 0.0])
     ref = scipy.stats.bernoulli(p)
     for d in (Bernoulli(probs=_t(p)), Bernoulli(logits=_t(scipy.special.logit(p)))):
-        np.testing.assert_allclose(d.log_prob(_t(x)).data, ref.logpmf(x), rtol=1e-10)
-        np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-10)
-        np.testing.assert_allclose(d.probs.data, p, rtol=1e-10)
-        np.testing.assert_allclose(d.logits.data, scipy.special.logit(p), rtol=1e-8)
-        np.testing.assert_allclose(d.mean.data, p, rtol=1e-10)
-        np.testing.assert_allclose(d.variance.data, p * (1 - p), rtol=1e-10)
+        np.testing.assert_allclose(d.log_prob(_t(x)).array, ref.logpmf(x), rtol=1e-10)
+        np.testing.assert_allclose(d.entropy().array, ref.entropy(), rtol=1e-10)
+        np.testing.assert_allclose(d.probs.array, p, rtol=1e-10)
+        np.testing.assert_allclose(d.logits.array, scipy.special.logit(p), rtol=1e-8)
+        np.testing.assert_allclose(d.mean.array, p, rtol=1e-10)
+        np.testing.assert_allclose(d.variance.array, p * (1 - p), rtol=1e-10)
     # logits far in the tails (float32): finite, exact log-likelihoods where sigmoid
     # would round to 0 or 1
     logits = tl.tensor([-200.0, -30.0, 30.0, 200.0])
     lp = Bernoulli(logits=logits).log_prob(tl.tensor([1.0, 1.0, 0.0, 0.0]))
-    np.testing.assert_allclose(lp.data, [-200.0, -30.0, -30.0, -200.0], rtol=1e-6)
+    np.testing.assert_allclose(lp.array, [-200.0, -30.0, -30.0, -200.0], rtol=1e-6)
     lp = Bernoulli(logits=logits).log_prob(tl.tensor([0.0, 0.0, 1.0, 1.0]))
-    assert np.all(np.isfinite(lp.data)) and np.all(lp.data <= 0)
+    assert np.all(np.isfinite(lp.array)) and np.all(lp.array <= 0)
     # probs exactly 0 or 1: entropy 0 and finite gradients
     probs = tl.tensor([0.0, 1.0, 0.5], requires_grad=True)
     h = Bernoulli(probs=probs).entropy()
-    np.testing.assert_allclose(h.data, [0.0, 0.0, np.log(2)], atol=1e-6)
+    np.testing.assert_allclose(h.array, [0.0, 0.0, np.log(2)], atol=1e-6)
     h.sum().backward()
-    assert np.all(np.isfinite(probs.grad.data))
+    assert np.all(np.isfinite(probs.grad.array))
 
 
 def test_categorical_values_match_scipy():
@@ -73,16 +73,16 @@ def test_categorical_values_match_scipy():
     p = rng.dirichlet(np.ones(4), size=3)                  # (3, 4)
     k = np.array([0, 3, 1])
     for d in (Categorical(probs=_t(p * 7.0)), Categorical(logits=_t(np.log(p) + 2.0))):
-        np.testing.assert_allclose(d.log_prob(k).data, np.log(p[np.arange(3), k]), rtol=1e-10)
-        np.testing.assert_allclose(d.entropy().data, [scipy.stats.entropy(r) for r in p],
+        np.testing.assert_allclose(d.log_prob(k).array, np.log(p[np.arange(3), k]), rtol=1e-10)
+        np.testing.assert_allclose(d.entropy().array, [scipy.stats.entropy(r) for r in p],
                                    rtol=1e-10)
-        np.testing.assert_allclose(d.probs.data, p, rtol=1e-10)
+        np.testing.assert_allclose(d.probs.array, p, rtol=1e-10)
         assert d.batch_shape == (3,) and d.num_events == 4
     # a value batch that broadcasts against the batch shape: (5, 1) with (3,)
     d = Categorical(probs=_t(p))
     kk = rng.integers(0, 4, size=(5, 1))
     assert d.log_prob(kk).shape == (5, 3)
-    np.testing.assert_allclose(d.log_prob(kk).data, np.log(p[np.arange(3), kk]), rtol=1e-10)
+    np.testing.assert_allclose(d.log_prob(kk).array, np.log(p[np.arange(3), kk]), rtol=1e-10)
     # a class with probability zero: entropy finite
     assert np.isfinite(Categorical(probs=_t([0.5, 0.5, 0.0])).entropy().item())
 
@@ -91,7 +91,7 @@ def test_kl_matches_closed_forms_and_scipy():
     rng = np.random.default_rng(2)
     m1, m2 = rng.standard_normal(4), rng.standard_normal(4)
     s1, s2 = rng.uniform(0.2, 2, 4), rng.uniform(0.2, 2, 4)
-    kl = kl_divergence(Normal(_t(m1), _t(s1)), Normal(_t(m2), _t(s2))).data
+    kl = kl_divergence(Normal(_t(m1), _t(s1)), Normal(_t(m2), _t(s2))).array
     # numerical integration of p log(p / q) for one element
     x = np.linspace(m1[0] - 12 * s1[0], m1[0] + 12 * s1[0], 200001)
     lp = scipy.stats.norm(m1[0], s1[0]).logpdf(x)
@@ -100,16 +100,16 @@ def test_kl_matches_closed_forms_and_scipy():
     ref = np.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
     np.testing.assert_allclose(kl, ref, rtol=1e-12)
     # the VAE's KL(q || N(0, 1)) = -1/2 (1 + log s^2 - m^2 - s^2)   (Kingma & Welling, App. B)
-    kl0 = kl_divergence(Normal(_t(m1), _t(s1)), Normal(0.0, 1.0)).data
+    kl0 = kl_divergence(Normal(_t(m1), _t(s1)), Normal(0.0, 1.0)).array
     np.testing.assert_allclose(kl0, -0.5 * (1 + np.log(s1 ** 2) - m1 ** 2 - s1 ** 2))
     p, q = np.array([0.1, 0.5, 0.0, 1.0]), np.array([0.3, 0.5, 0.2, 0.6])
     klb = kl_divergence(Bernoulli(probs=_t(p)), Bernoulli(logits=_t(scipy.special.logit(q))))
     ref = [scipy.stats.entropy([a, 1 - a], [b, 1 - b]) for a, b in zip(p, q)]
-    np.testing.assert_allclose(klb.data, ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(klb.array, ref, rtol=1e-10, atol=1e-12)
     pc = rng.dirichlet(np.ones(5), size=2)
     qc = rng.dirichlet(np.ones(5), size=2)
     klc = kl_divergence(Categorical(probs=_t(pc)), Categorical(logits=_t(np.log(qc))))
-    np.testing.assert_allclose(klc.data, [scipy.stats.entropy(a, b) for a, b in zip(pc, qc)],
+    np.testing.assert_allclose(klc.array, [scipy.stats.entropy(a, b) for a, b in zip(pc, qc)],
                                rtol=1e-10)
     with pytest.raises(NotImplementedError, match="Normal || Bernoulli"):
         kl_divergence(Normal(0.0, 1.0), Bernoulli(probs=0.5))
@@ -181,16 +181,16 @@ def test_normal_sampling_moments_and_reproducibility():
     d = Normal(_t([1.0, -2.0]), _t([0.5, 2.0]))
     s = d.sample((20000,), generator=tl.Generator(0))
     assert s.shape == (20000, 2) and not s.requires_grad
-    np.testing.assert_allclose(s.data.mean(0), [1.0, -2.0], atol=0.05)
-    np.testing.assert_allclose(s.data.std(0), [0.5, 2.0], rtol=0.03)
+    np.testing.assert_allclose(s.array.mean(0), [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(s.array.std(0), [0.5, 2.0], rtol=0.03)
     again = d.sample((20000,), generator=tl.Generator(0))
-    np.testing.assert_array_equal(s.data, again.data)
+    np.testing.assert_array_equal(s.array, again.array)
     # rsample carries gradients to loc and scale: d/dscale of sum(z) = sum(eps)
     loc, scale = _t([0.0], True), _t([2.0], True)
     z = Normal(loc, scale).rsample((5,), generator=tl.Generator(1))
     z.sum().backward()
     assert loc.grad.item() == pytest.approx(5.0)
-    assert scale.grad.item() == pytest.approx(float((z.data / 2.0).sum()))
+    assert scale.grad.item() == pytest.approx(float((z.array / 2.0).sum()))
     assert z.shape == (5, 1) and z.requires_grad
     assert not Normal(loc, scale).sample(generator=tl.Generator(1)).requires_grad
 
@@ -198,17 +198,17 @@ def test_normal_sampling_moments_and_reproducibility():
 def test_bernoulli_and_categorical_sampling():
     p = np.array([0.1, 0.5, 0.95])
     s = Bernoulli(probs=_t(p)).sample((40000,), generator=tl.Generator(0))
-    assert s.shape == (40000, 3) and set(np.unique(s.data)) <= {0.0, 1.0}
-    np.testing.assert_allclose(s.data.mean(0), p, atol=0.01)
+    assert s.shape == (40000, 3) and set(np.unique(s.array)) <= {0.0, 1.0}
+    np.testing.assert_allclose(s.array.mean(0), p, atol=0.01)
     s2 = Bernoulli(logits=_t(scipy.special.logit(p))).sample((40000,),
                                                              generator=tl.Generator(0))
-    np.testing.assert_array_equal(s.data, s2.data)
+    np.testing.assert_array_equal(s.array, s2.array)
     probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]])
     c = Categorical(probs=_t(probs)).sample((30000,), generator=tl.Generator(2))
     assert c.shape == (30000, 2) and c.dtype == np.int64
-    freq = np.stack([np.bincount(c.data[:, j], minlength=4) / 30000 for j in range(2)])
+    freq = np.stack([np.bincount(c.array[:, j], minlength=4) / 30000 for j in range(2)])
     np.testing.assert_allclose(freq, probs, atol=0.01)
-    assert np.all(c.data[:, 1] == 3)
+    assert np.all(c.array[:, 1] == 3)
 
 
 def test_bad_arguments_are_named():

@@ -86,7 +86,7 @@ def test_bce_with_logits_stable(reduction):
     out = L.binary_cross_entropy_with_logits(x, tl.tensor(t), reduction=reduction,
                                              pos_weight=tl.tensor(pw))
     np.testing.assert_allclose(out.numpy(), _reduce(ref_pw, reduction), rtol=1e-12)
-    x.data[0, 0], x.data[1, 1] = 2.0, -1.0  # finite differences need a moderate region
+    x.array[0, 0], x.array[1, 1] = 2.0, -1.0  # finite differences need a moderate region
     assert tl.gradcheck(lambda x: L.binary_cross_entropy_with_logits(
         x, tl.tensor(t), reduction=reduction, pos_weight=tl.tensor(pw)), [x])
 

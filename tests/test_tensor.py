@@ -99,7 +99,7 @@ def test_tensor_copies_but_as_tensor_and_from_numpy_share():
     a[0] = 1.0
     assert t.numpy()[0] == 0.0 and s.numpy()[0] == 1.0 and f.numpy()[0] == 1.0
     u = tl.tensor(t)
-    t.data[1] = 5.0
+    t.array[1] = 5.0
     assert u.numpy()[1] == 0.0
 
 

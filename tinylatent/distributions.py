@@ -85,9 +85,9 @@ class Normal(Distribution):
     def __init__(self, loc, scale, validate_args: bool = True):
         self.loc, self.scale = _params(loc, scale)
         self.batch_shape = tuple(np.broadcast_shapes(self.loc.shape, self.scale.shape))
-        if validate_args and self.scale.data.size and not bool((self.scale.data > 0).all()):
+        if validate_args and self.scale.array.size and not bool((self.scale.array > 0).all()):
             raise ValueError(f"Normal: scale must be > 0 everywhere (shape "
-                             f"{self.scale.shape}, min {float(self.scale.data.min())})")
+                             f"{self.scale.shape}, min {float(self.scale.array.min())})")
 
     def __repr__(self) -> str:
         return f"Normal(loc: {self.loc.shape}, scale: {self.scale.shape})"
@@ -142,7 +142,7 @@ class Bernoulli(Distribution):
         if probs is not None:
             (self._probs,) = _params(probs)
             self._logits = None
-            p = self._probs.data
+            p = self._probs.array
             if validate_args and p.size and not bool(((p >= 0) & (p <= 1)).all()):
                 raise ValueError(f"Bernoulli: probs must lie in [0, 1] (shape {p.shape}, "
                                  f"range [{float(p.min())}, {float(p.max())}])")
@@ -206,7 +206,7 @@ class Bernoulli(Distribution):
             p = self.probs.detach()
             u = rand(self._extended(sample_shape), dtype=p.dtype, device=p.device,
                      generator=generator)
-            return Tensor._make((u.data < p.data).astype(p.dtype))
+            return Tensor._make((u.array < p.array).astype(p.dtype))
 
 
 def _eps(t: Tensor) -> float:
@@ -235,7 +235,7 @@ class Categorical(Distribution):
             raise ValueError("Categorical: probs/logits need at least one axis (the classes), "
                              f"got shape {t.shape}")
         if probs is not None:
-            if validate_args and t.data.size and not bool((t.data >= 0).all()):
+            if validate_args and t.array.size and not bool((t.array >= 0).all()):
                 raise ValueError(f"Categorical: probs must be >= 0 (shape {t.shape})")
             self._probs = t / t.sum(axis=-1, keepdims=True)
             self._logits = None
@@ -261,7 +261,7 @@ class Categorical(Distribution):
 
     def log_prob(self, value) -> Tensor:
         """log p(value) for integer class indices of shape broadcastable to batch_shape."""
-        idx = value.data if isinstance(value, Tensor) else np.asarray(value)
+        idx = value.array if isinstance(value, Tensor) else np.asarray(value)
         if idx.dtype.kind not in "iu":
             if idx.dtype.kind == "f" and bool((idx == np.round(idx)).all()):
                 idx = idx.astype(np.int64)
@@ -285,12 +285,12 @@ class Categorical(Distribution):
     def sample(self, sample_shape=(), generator=None) -> Tensor:
         """Inverse-CDF sampling: the index of the first cumulative probability above u."""
         with no_grad():
-            p = self.probs.detach().data
+            p = self.probs.detach().array
             xp = self.probs.xp
             cdf = xp.cumsum(p, axis=-1)                                     # (*batch, K)
             shape = _shape(sample_shape) + self.batch_shape
             u = rand(shape, dtype=p.dtype, device=self.probs.device, generator=generator)
-            u = u.data[..., None] * cdf[..., -1:]                           # (*S, *batch, 1)
+            u = u.array[..., None] * cdf[..., -1:]                           # (*S, *batch, 1)
             k = (cdf <= u).sum(axis=-1)
             return Tensor._make(xp.minimum(k, self.num_events - 1).astype(np.int64))
 

@@ -119,7 +119,7 @@ def _check_full(fn, xs, idx, outs, eps, atol, rtol) -> None:
     worst = None   # (excess over tolerance, input, output row, input element, ana, num)
     for k in idx:
         x = xs[k]
-        keep = x.data
+        keep = x.array
         base = np.array(keep, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         numerical = np.zeros((n_out, x.numel()))
         try:
@@ -128,11 +128,11 @@ def _check_full(fn, xs, idx, outs, eps, atol, rtol) -> None:
                 for delta in (eps, -eps):
                     pert = base.copy()
                     pert.reshape(-1)[p] += delta
-                    x.data = pert
+                    x.array = pert
                     cols.append(np.concatenate([f.reshape(-1) for f in _float_outputs(fn, xs)]))
                 numerical[:, p] = (cols[0] - cols[1]) / (2 * eps)
         finally:
-            x.data = keep
+            x.array = keep
         excess = np.abs(analytic[k] - numerical) - (atol + rtol * np.abs(numerical))
         if excess.size and excess.max() > 0:
             r, p = np.unravel_index(int(np.argmax(excess)), excess.shape)
@@ -160,14 +160,14 @@ def _check_directions(fn, xs, idx, outs, eps, atol, rtol, n_directions, rng) -> 
             x = xs[k]
             u = rng.standard_normal(x.shape)
             ana = float((g * u).sum())
-            old = x.data.copy()
+            old = x.array.copy()
             try:
-                x.data = np.asarray(old + eps * u)  # (0-d arithmetic gives a scalar)
+                x.array = np.asarray(old + eps * u)  # (0-d arithmetic gives a scalar)
                 fp = _weighted_output(fn, xs, vs)
-                x.data = np.asarray(old - eps * u)
+                x.array = np.asarray(old - eps * u)
                 fm = _weighted_output(fn, xs, vs)
             finally:
-                x.data = old
+                x.array = old
             num = (fp - fm) / (2 * eps)
             tol = atol * max(1.0, np.sqrt(x.numel())) + rtol * abs(num)
             excess = abs(ana - num) - tol

@@ -28,7 +28,7 @@ __all__ = ["PatchFeatures", "PatchFeaturesConfig", "LogisticRegression", "extrac
 def extract_patches(images, patch_size: int, stride: int = 1):
     """All p x p patches of (N, H, W) or (N, C, H, W) images as a (N, P, C*p*p) array on the
     images' own array module, P = number of positions on the stride grid."""
-    A = images.data if isinstance(images, Tensor) else np.asarray(images)
+    A = images.array if isinstance(images, Tensor) else np.asarray(images)
     xp = Tensor._make(A).xp
     if A.ndim == 3:
         A = A[:, None]  # (N, 1, H, W)
@@ -100,15 +100,15 @@ class PatchFeatures:
         sample = win[i, :, r, c].reshape(cfg.n_train_patches, -1)  # (S, C*p*p)
         sample = self._normalise(sample.astype(np.float64))
         pca = PCA().fit(Tensor._make(sample))
-        U, d = pca.components_.data.T, pca.explained_variance_.data  # (D, D), (D,)
-        self.mean_ = pca.mean_.data
+        U, d = pca.components_.array.T, pca.explained_variance_.array  # (D, D), (D,)
+        self.mean_ = pca.mean_.array
         self.zca_ = (U / xp.sqrt(d + cfg.zca_eps)) @ U.T  # (D, D) ZCA matrix
         white = self._whiten(sample)
         if cfg.method == "kmeans":
             km = KMeans(cfg.n_features, n_init=1, max_iter=50, seed=cfg.seed)
-            self.dictionary_ = km.fit(Tensor._make(white)).cluster_centers_.data  # (K, D)
+            self.dictionary_ = km.fit(Tensor._make(white)).cluster_centers_.array  # (K, D)
         else:
-            self.dictionary_ = PCA(cfg.n_features).fit(Tensor._make(white)).components_.data
+            self.dictionary_ = PCA(cfg.n_features).fit(Tensor._make(white)).components_.array
         return self
 
     def _encode(self, P):
@@ -140,7 +140,7 @@ class PatchFeatures:
 
 
 def _as_float(images):
-    A = images.data if isinstance(images, Tensor) else np.asarray(images)
+    A = images.array if isinstance(images, Tensor) else np.asarray(images)
     if A.dtype == np.uint8:
         return A.astype(np.float32) / 255.0
     return A
@@ -161,7 +161,7 @@ class LogisticRegression:
 
     def fit(self, X: Tensor, y) -> "LogisticRegression":
         X = X if isinstance(X, Tensor) else Tensor(np.asarray(X, dtype=np.float32))
-        y = y.data if isinstance(y, Tensor) else np.asarray(y)
+        y = y.array if isinstance(y, Tensor) else np.asarray(y)
         if X.ndim != 2 or len(X) != len(y):
             raise ValueError(f"LogisticRegression.fit: X must be (N, D) and y (N,), got "
                              f"{X.shape} and {y.shape}")
@@ -173,7 +173,7 @@ class LogisticRegression:
         self.W = zeros(X.shape[1], self.n_classes, dtype=X.dtype, device=X.device,
                        requires_grad=True)
         self.b = zeros(self.n_classes, dtype=X.dtype, device=X.device, requires_grad=True)
-        vel = [xp.zeros_like(self.W.data), xp.zeros_like(self.b.data)]
+        vel = [xp.zeros_like(self.W.array), xp.zeros_like(self.b.array)]
         self.losses_ = []
         for _ in range(self.steps):
             logits = Xs @ self.W + self.b  # (N, D) @ (D, C)
@@ -183,8 +183,8 @@ class LogisticRegression:
             with autograd.no_grad():  # Nesterov: step from the look-ahead velocity
                 for p, g, v in zip((self.W, self.b), (gW, gb), vel):
                     v *= self.momentum
-                    v -= self.lr * g.data
-                    p.add_(self.momentum * v - self.lr * g.data)
+                    v -= self.lr * g.array
+                    p.add_(self.momentum * v - self.lr * g.array)
             self.losses_.append(float(loss.item()))
         return self
 
@@ -197,7 +197,7 @@ class LogisticRegression:
 
     def score(self, X: Tensor, y) -> float:
         """Accuracy."""
-        y = y.data if isinstance(y, Tensor) else np.asarray(y)
-        pred = self.predict(X).data
+        y = y.array if isinstance(y, Tensor) else np.asarray(y)
+        pred = self.predict(X).array
         return float((pred == Tensor._make(pred).xp.asarray(y)).mean())
 

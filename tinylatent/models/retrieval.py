@@ -60,7 +60,7 @@ def nearest_neighbours(query, database, k: int = 10, metric: str = "euclidean",
 def precision_at_k(query, query_labels, database, database_labels, k: int = 10,
                    metric: str = "euclidean", exclude_self: bool = False) -> float:
     """Mean over queries of |{retrieved j among the k nearest : y_j == y_query}| / k."""
-    idx = nearest_neighbours(query, database, k, metric, exclude_self).data
+    idx = nearest_neighbours(query, database, k, metric, exclude_self).array
     xp = Tensor._make(idx).xp
     yq = xp.asarray(_raw(query_labels))
     yd = xp.asarray(_raw(database_labels))
@@ -68,7 +68,7 @@ def precision_at_k(query, query_labels, database, database_labels, k: int = 10,
 
 
 def _raw(v):
-    return v.data if isinstance(v, Tensor) else np.asarray(v)
+    return v.array if isinstance(v, Tensor) else np.asarray(v)
 
 
 def _raw2d(v, name: str):
@@ -111,12 +111,12 @@ def load_kjv_bow(path: str | None = None) -> tuple:
 def tfidf(counts: Tensor, idf: Tensor | None = None) -> tuple:
     """log(1 + tf) * idf rows, idf = log(N / df); returns (features, idf). A stronger
     baseline than raw counts: it down-weights words every chapter uses."""
-    c = counts.data
+    c = counts.array
     xp = counts.xp
     if idf is None:
         df = (c > 0).sum(0)
         idf = Tensor._make(xp.log(len(c) / xp.maximum(df, 1)).astype(c.dtype))
-    return Tensor._make(xp.log1p(c) * idf.data), idf
+    return Tensor._make(xp.log1p(c) * idf.array), idf
 
 
 # --------------------------------------------------------------------- bag-of-words AE

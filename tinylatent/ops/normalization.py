@@ -94,11 +94,11 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         y, mu, var = _Standardize.apply(x, axes=axes, eps=eps)   # batch mean / biased var
         if running_mean is not None:
             m = momentum
-            mu, var = mu.data.reshape(-1), var.data.reshape(-1)     # (C,)
-            running_mean.data[...] = (1 - m) * running_mean.data + \
+            mu, var = mu.array.reshape(-1), var.array.reshape(-1)     # (C,)
+            running_mean.array[...] = (1 - m) * running_mean.array + \
                 m * mu.astype(running_mean.dtype)
             unbiased = var * (n / (n - 1))
-            running_var.data[...] = (1 - m) * running_var.data + \
+            running_var.array[...] = (1 - m) * running_var.array + \
                 m * unbiased.astype(running_var.dtype)
             running_mean._version += 1
             running_var._version += 1

@@ -252,7 +252,7 @@ def _logsumexp(x: Tensor, axes: tuple, keepdims: bool) -> Tensor:
     (and a tie in the max would otherwise split the gradient for nothing).
     """
     xp = x.xp
-    m = x.data.max(axis=axes, keepdims=True)
+    m = x.array.max(axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     mt = Tensor._make(m)
     out = Sum.apply((x - mt).exp(), axes=axes, keepdims=True).log() + mt
@@ -277,15 +277,15 @@ class LogsumexpFn(Function):
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (x,), grad)
         be = ctx.be
-        x2 = be.c(x.data).reshape(-1, x.shape[-1])
-        gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.data).reshape(-1))
+        x2 = be.c(x.array).reshape(-1, x.shape[-1])
+        gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.array).reshape(-1))
         return Tensor._make(gx.reshape(x.shape))
 
 
 def softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
     """exp(x) / sum exp(x) along `axis`, with the max subtracted first for stability."""
     axis = dim if dim is not None else axis
-    m = Tensor._make(x.data.max(axis=axis, keepdims=True))
+    m = Tensor._make(x.array.max(axis=axis, keepdims=True))
     e = (x - m).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -305,18 +305,18 @@ def argmax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     """Index of the largest value (no gradient)."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Tensor._make(x.xp.asarray(x.xp.argmax(x.data, axis=axis, keepdims=bool(keepdims))))
+    return Tensor._make(x.xp.asarray(x.xp.argmax(x.array, axis=axis, keepdims=bool(keepdims))))
 
 
 def argmin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    return Tensor._make(x.xp.asarray(x.xp.argmin(x.data, axis=axis, keepdims=bool(keepdims))))
+    return Tensor._make(x.xp.asarray(x.xp.argmin(x.array, axis=axis, keepdims=bool(keepdims))))
 
 
 def argsort(x: Tensor, axis: int = -1, descending: bool = False) -> Tensor:
     xp = x.xp
-    idx = xp.argsort(-x.data if descending else x.data, axis=axis, kind="stable")
+    idx = xp.argsort(-x.array if descending else x.array, axis=axis, kind="stable")
     return Tensor._make(idx)
 
 
@@ -333,16 +333,16 @@ def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
     if not 0 < k <= x.shape[axis]:
         raise ValueError(f"topk: k={k} is out of range for axis {axis} of shape {x.shape}")
     idx = argsort(x, axis, descending=largest)
-    idx = Tensor._make(x.xp.take(idx.data, x.xp.arange(k), axis=axis))
+    idx = Tensor._make(x.xp.take(idx.array, x.xp.arange(k), axis=axis))
     return ValuesIndices(take_along_axis(x, idx, axis), idx)
 
 
 def all(x: Tensor, axis=None) -> Tensor:  # noqa: A001
-    return Tensor._make(x.xp.asarray(x.data.all(axis=axis)))
+    return Tensor._make(x.xp.asarray(x.array.all(axis=axis)))
 
 
 def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
-    return Tensor._make(x.xp.asarray(x.data.any(axis=axis)))
+    return Tensor._make(x.xp.asarray(x.array.any(axis=axis)))
 
 
 from .indexing import take_along_axis  # noqa: E402

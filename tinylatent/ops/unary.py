@@ -237,7 +237,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad * (y.data > 0)
+        return grad * (y.array > 0)
 
 
 class LeakyRelu(Function):
@@ -405,4 +405,4 @@ def silu(x: Tensor) -> Tensor:
 
 def sign(x: Tensor) -> Tensor:
     """sign(x); no gradient (it is zero almost everywhere)."""
-    return Tensor._make(x.xp.asarray(x.xp.sign(x.data)))
+    return Tensor._make(x.xp.asarray(x.xp.sign(x.array)))
