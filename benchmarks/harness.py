@@ -142,7 +142,7 @@ def to_numpy(x) -> np.ndarray:
     if torch is not None and isinstance(x, getattr(torch, "Tensor", ())):
         return x.detach().cpu().numpy().astype(np.float64)
     if hasattr(x, "data") and hasattr(x, "requires_grad") and not isinstance(x, np.ndarray):
-        x = x.data  # tinylatent Tensor (or Parameter)
+        x = x.array  # tinylatent Tensor (or Parameter)
         if hasattr(x, "get"):  # cupy
             x = x.get()
     return np.asarray(x, dtype=np.float64)

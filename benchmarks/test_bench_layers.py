@@ -61,7 +61,7 @@ class Layer:
 
 
 def _state_arrays(module) -> dict:
-    return {k: np.array(v.data, copy=True) for k, v in module.state_dict().items()}
+    return {k: np.array(v.array, copy=True) for k, v in module.state_dict().items()}
 
 
 def _build_module(L, make, state: dict | None):

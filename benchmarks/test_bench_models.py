@@ -55,7 +55,7 @@ def _tensor(L, a: np.ndarray, dtype=np.float32):
 
 def _copy_weights(tl_model, pt_model) -> None:
     """PyTorch model <- tinylatent model's weights (same names, layouts and dtype)."""
-    state = {k: torch.from_numpy(np.array(v.data, copy=True))
+    state = {k: torch.from_numpy(np.array(v.array, copy=True))
              for k, v in tl_model.state_dict().items()}
     if next(iter(state.values())).dtype == torch.float64:
         pt_model.double()

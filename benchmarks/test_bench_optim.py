@@ -55,7 +55,7 @@ class _Workload:
             self.params = [tl.tensor(a.copy(), requires_grad=True) for a in prob["init"]]
             for p, g in zip(self.params, prob["grads"]):
                 p.grad = tl.tensor(g.copy())
-            self.g1 = self.params[0].grad.data                 # the numpy buffer itself
+            self.g1 = self.params[0].grad.array                 # the numpy buffer itself
             self.opt = tl.optim.Adam(self.params, fused=fused)
         else:
             self.params = [torch.tensor(a.copy(), requires_grad=True) for a in prob["init"]]
@@ -77,7 +77,7 @@ class _Workload:
         self.t += 1
 
     def values(self) -> list:
-        return [p.data if isinstance(p, tl.Tensor) else p.detach().numpy()
+        return [p.array if isinstance(p, tl.Tensor) else p.detach().numpy()
                 for p in self.params]
 
 

@@ -72,7 +72,7 @@ def main() -> None:
     with tl.no_grad():                      # ActNorm's data-dependent initialisation
         flow.log_prob(tl.tensor(dequantize(train[rng.permutation(len(train))[:256]], rng)))
     opt = tl.optim.Adam(flow.parameters(), lr=args.lr)
-    n_params = sum(p.size for p in flow.parameters())
+    n_params = sum(p.numel() for p in flow.parameters())
     print(f"{args.model}: {n_params} parameters, init test {evaluate(flow, x_test):.3f} bits/dim")
 
     t0 = time.time()

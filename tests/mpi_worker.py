@@ -176,7 +176,7 @@ def train_distributed(name: str, dtype: str, out: str) -> None:
     if rank == 1:                                      # DDP must broadcast rank 0's weights
         with tl.no_grad():
             for p in model.parameters():
-                p.data[...] += 1.0
+                p.array[...] += 1.0
     ddp = DistributedDataParallel(model, bucket_cap_mb=0.001)   # ~1 KB: many buckets
     optimizer = make_optimizer(name, model)
 

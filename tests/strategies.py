@@ -166,7 +166,7 @@ def check_forward(case: OpCase, xs, fn=None, ref=None) -> None:
     ref = case.ref if ref is None else ref
     outs = _as_list(fn(*xs))
     if ref is not None:
-        wants = _as_list(ref(*[x.data for x in xs]))
+        wants = _as_list(ref(*[x.array for x in xs]))
         assert len(outs) == len(wants), case.name
         for o, w in zip(outs, wants):
             w = np.asarray(w)

@@ -182,7 +182,7 @@ def test_leaf_grad_taken_without_copy_is_not_changed_while_another_node_reads_it
 def test_grads_of_views_are_writable_and_owned():
     x = f64(2, 3)
     x.sum().backward()                   # Sum's backward is a read-only broadcast view
-    assert x.grad.data.flags.writeable
+    assert x.grad.array.flags.writeable
     x.grad.add_(1.0)
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
 

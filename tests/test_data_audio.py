@@ -116,13 +116,13 @@ def test_audio_windows_split_and_targets():
     test = AudioWindows(codes, window=100, split="test", test_fraction=0.2)
     x, target = train[3]
     assert x.shape == target.shape == (100,)
-    np.testing.assert_array_equal(x.data, codes[300:400])
-    np.testing.assert_array_equal(target.data, codes[301:401])
+    np.testing.assert_array_equal(x.array, codes[300:400])
+    np.testing.assert_array_equal(target.array, codes[301:401])
     assert len(train) == (8000 - 1) // 100 and len(test) == (2000 - 1) // 100
-    np.testing.assert_array_equal(test[0][0].data, codes[8000:8100])    # after the train part
+    np.testing.assert_array_equal(test[0][0].array, codes[8000:8100])    # after the train part
     overlapping = AudioWindows(codes, window=100, hop=50, test_fraction=0.2)
     assert len(overlapping) == len(range(0, 8000 - 100, 50))
     with pytest.raises(ValueError, match="fewer than window"):
         AudioWindows(codes[:50], window=100, split="test")
     speech = AudioWindows(load_speech().mulaw, window=4000)
-    assert speech.tensors[0].data.max() <= 255 and len(speech) > 200
+    assert speech.tensors[0].array.max() <= 255 and len(speech) > 200

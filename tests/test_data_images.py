@@ -37,7 +37,7 @@ def test_transform_shapes_types_and_seeded_determinism(t):
     assert single.shape == batch[0].shape
     as_tensor = t(Tensor._make(batch), generator=np.random.default_rng(3))
     assert isinstance(as_tensor, Tensor) and not as_tensor.requires_grad
-    np.testing.assert_array_equal(as_tensor.data, out)
+    np.testing.assert_array_equal(as_tensor.array, out)
     outs = [t(batch, generator=s) for s in range(6)]
     assert any(not np.array_equal(outs[0], o) for o in outs[1:])     # it is random
 
@@ -156,10 +156,10 @@ def test_colored_mnist_dataset():
     ds = ColoredMNIST("test", generator=0, transform=RandomHorizontalFlip(p=1.0))
     assert len(ds) == 1000
     x, digit, fg, bg = ds.take(np.arange(4))
-    assert x.shape == (4, 3, 28, 28) and int(fg.data[0]) != int(bg.data[0])
+    assert x.shape == (4, 3, 28, 28) and int(fg.array[0]) != int(bg.array[0])
     plain = ColoredMNIST("test", generator=0)
-    np.testing.assert_array_equal(x.data, plain.take(np.arange(4))[0].data[..., ::-1])
-    np.testing.assert_array_equal(ds[0][0].data, x.data[0])
+    np.testing.assert_array_equal(x.array, plain.take(np.arange(4))[0].array[..., ::-1])
+    np.testing.assert_array_equal(ds[0][0].array, x.array[0])
 
 
 def _records(n, seed):
@@ -190,7 +190,7 @@ def test_cifar_binary_records_round_trip(tmp_path):
     np.testing.assert_array_equal(xt, written["test_batch.bin"][0])
     ds = CIFAR10("test", data_dir=tmp_path, transform=RandomHorizontalFlip(p=1.0))
     img, label = ds[0]
-    np.testing.assert_allclose(img.data, written["test_batch.bin"][0][0, :, :, ::-1] / 255.0,
+    np.testing.assert_allclose(img.array, written["test_batch.bin"][0][0, :, :, ::-1] / 255.0,
                                rtol=1e-6)
     assert int(label) == written["test_batch.bin"][1][0] and ds.classes[0] == "airplane"
 
@@ -256,6 +256,6 @@ def test_transforms_plug_into_mnist_and_the_dataloader():
     ds = MNIST("test", transform=aug)
     x, y = next(iter(DataLoader(ds, batch_size=16)))
     assert x.shape == (16, 1, 28, 28) and y.shape == (16,)
-    plain = MNIST("test").take(np.arange(16))[0].data
-    assert not np.allclose(x.data, plain)                         # augmented on every draw
-    assert abs(float(x.data.mean()) - float(plain.mean())) < 0.05
+    plain = MNIST("test").take(np.arange(16))[0].array
+    assert not np.allclose(x.array, plain)                         # augmented on every draw
+    assert abs(float(x.array.mean()) - float(plain.mean())) < 0.05

@@ -168,7 +168,7 @@ def test_language_model_stream_batchify_and_get_batch():
         np.testing.assert_array_equal(stream.data[:, b], ids[b * T:(b + 1) * T])
     data, target = stream.get_batch(0)
     assert data.shape == target.shape == (7, 4)
-    np.testing.assert_array_equal(target.data, data.data + 1)
+    np.testing.assert_array_equal(target.array, data.array + 1)
     batches = list(stream)
     assert len(batches) == len(stream) == -(-(T - 1) // 7)
     assert batches[-1][0].shape[0] == (T - 1) - 7 * (len(batches) - 1)   # a shorter last one
@@ -188,7 +188,7 @@ def test_kjv_word_stream_and_verse_dataset(kjv):
     x, length, book, chapter = ds[0]
     assert x.shape == (12,) and int(length) == 11 and int(book) == 0 and int(chapter) == 1
     assert int(ds[99][2]) == 1 and ds.books == ["Genesis", "Revelation"]
-    assert (ds.tensors[0].data[0, 11:] == tok.stoi["<pad>"]).all()
+    assert (ds.tensors[0].array[0, 11:] == tok.stoi["<pad>"]).all()
     padded, lengths = pad_sequences([[1, 2, 3], [4]], 2, pad_id=9)
     np.testing.assert_array_equal(padded, [[1, 2], [4, 9]])
     np.testing.assert_array_equal(lengths, [2, 1])

@@ -33,12 +33,12 @@ def test_normal_values_match_scipy():
     loc, scale, x = rng.standard_normal(5), rng.uniform(0.1, 3, 5), rng.standard_normal(5)
     d = Normal(_t(loc), _t(scale))
     ref = scipy.stats.norm(loc, scale)
-    np.testing.assert_allclose(d.log_prob(_t(x)).data, ref.logpdf(x), rtol=1e-12)
-    np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-12)
-    np.testing.assert_allclose(d.cdf(_t(x)).data, ref.cdf(x), rtol=1e-10)
-    np.testing.assert_allclose(d.mean.data, loc)
-    np.testing.assert_allclose(d.stddev.data, scale)
-    np.testing.assert_allclose(d.variance.data, scale ** 2)
+    np.testing.assert_allclose(d.log_prob(_t(x)).array, ref.logpdf(x), rtol=1e-12)
+    np.testing.assert_allclose(d.entropy().array, ref.entropy(), rtol=1e-12)
+    np.testing.assert_allclose(d.cdf(_t(x)).array, ref.cdf(x), rtol=1e-10)
+    np.testing.assert_allclose(d.mean.array, loc)
+    np.testing.assert_allclose(d.stddev.array, scale)
+    np.testing.assert_allclose(d.variance.array, scale ** 2)
     # broadcasting between loc and scale, and Python numbers as parameters
     d = Normal(_t(np.zeros((2, 1))), _t(np.ones(3)))
     assert d.batch_shape == (2, 3) and d.entropy().shape == (2, 3)
@@ -50,25 +50,25 @@ def test_bernoulli_values_match_scipy_and_are_stable():
     x = np.array([1.0, 0.0, 1.0, 0.0])
     ref = scipy.stats.bernoulli(p)
     for d in (Bernoulli(probs=_t(p)), Bernoulli(logits=_t(scipy.special.logit(p)))):
-        np.testing.assert_allclose(d.log_prob(_t(x)).data, ref.logpmf(x), rtol=1e-10)
-        np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-10)
-        np.testing.assert_allclose(d.probs.data, p, rtol=1e-10)
-        np.testing.assert_allclose(d.logits.data, scipy.special.logit(p), rtol=1e-8)
-        np.testing.assert_allclose(d.mean.data, p, rtol=1e-10)
-        np.testing.assert_allclose(d.variance.data, p * (1 - p), rtol=1e-10)
+        np.testing.assert_allclose(d.log_prob(_t(x)).array, ref.logpmf(x), rtol=1e-10)
+        np.testing.assert_allclose(d.entropy().array, ref.entropy(), rtol=1e-10)
+        np.testing.assert_allclose(d.probs.array, p, rtol=1e-10)
+        np.testing.assert_allclose(d.logits.array, scipy.special.logit(p), rtol=1e-8)
+        np.testing.assert_allclose(d.mean.array, p, rtol=1e-10)
+        np.testing.assert_allclose(d.variance.array, p * (1 - p), rtol=1e-10)
     # logits far in the tails (float32): finite, exact log-likelihoods where sigmoid
     # would round to 0 or 1
     logits = tl.tensor([-200.0, -30.0, 30.0, 200.0])
     lp = Bernoulli(logits=logits).log_prob(tl.tensor([1.0, 1.0, 0.0, 0.0]))
-    np.testing.assert_allclose(lp.data, [-200.0, -30.0, -30.0, -200.0], rtol=1e-6)
+    np.testing.assert_allclose(lp.array, [-200.0, -30.0, -30.0, -200.0], rtol=1e-6)
     lp = Bernoulli(logits=logits).log_prob(tl.tensor([0.0, 0.0, 1.0, 1.0]))
-    assert np.all(np.isfinite(lp.data)) and np.all(lp.data <= 0)
+    assert np.all(np.isfinite(lp.array)) and np.all(lp.array <= 0)
     # probs exactly 0 or 1: entropy 0 and finite gradients
     probs = tl.tensor([0.0, 1.0, 0.5], requires_grad=True)
     h = Bernoulli(probs=probs).entropy()
-    np.testing.assert_allclose(h.data, [0.0, 0.0, np.log(2)], atol=1e-6)
+    np.testing.assert_allclose(h.array, [0.0, 0.0, np.log(2)], atol=1e-6)
     h.sum().backward()
-    assert np.all(np.isfinite(probs.grad.data))
+    assert np.all(np.isfinite(probs.grad.array))
 
 
 def test_categorical_values_match_scipy():
@@ -76,16 +76,16 @@ def test_categorical_values_match_scipy():
     p = rng.dirichlet(np.ones(4), size=3)                  # (3, 4)
     k = np.array([0, 3, 1])
     for d in (Categorical(probs=_t(p * 7.0)), Categorical(logits=_t(np.log(p) + 2.0))):
-        np.testing.assert_allclose(d.log_prob(k).data, np.log(p[np.arange(3), k]), rtol=1e-10)
-        np.testing.assert_allclose(d.entropy().data, [scipy.stats.entropy(r) for r in p],
+        np.testing.assert_allclose(d.log_prob(k).array, np.log(p[np.arange(3), k]), rtol=1e-10)
+        np.testing.assert_allclose(d.entropy().array, [scipy.stats.entropy(r) for r in p],
                                    rtol=1e-10)
-        np.testing.assert_allclose(d.probs.data, p, rtol=1e-10)
+        np.testing.assert_allclose(d.probs.array, p, rtol=1e-10)
         assert d.batch_shape == (3,) and d.num_events == 4
     # a value batch that broadcasts against the batch shape: (5, 1) with (3,)
     d = Categorical(probs=_t(p))
     kk = rng.integers(0, 4, size=(5, 1))
     assert d.log_prob(kk).shape == (5, 3)
-    np.testing.assert_allclose(d.log_prob(kk).data, np.log(p[np.arange(3), kk]), rtol=1e-10)
+    np.testing.assert_allclose(d.log_prob(kk).array, np.log(p[np.arange(3), kk]), rtol=1e-10)
     # a class with probability zero: entropy finite
     assert np.isfinite(Categorical(probs=_t([0.5, 0.5, 0.0])).entropy().item())
 
@@ -94,7 +94,7 @@ def test_kl_matches_closed_forms_and_scipy():
     rng = np.random.default_rng(2)
     m1, m2 = rng.standard_normal(4), rng.standard_normal(4)
     s1, s2 = rng.uniform(0.2, 2, 4), rng.uniform(0.2, 2, 4)
-    kl = kl_divergence(Normal(_t(m1), _t(s1)), Normal(_t(m2), _t(s2))).data
+    kl = kl_divergence(Normal(_t(m1), _t(s1)), Normal(_t(m2), _t(s2))).array
     # numerical integration of p log(p / q) for one element
     x = np.linspace(m1[0] - 12 * s1[0], m1[0] + 12 * s1[0], 200001)
     lp = scipy.stats.norm(m1[0], s1[0]).logpdf(x)
@@ -103,16 +103,16 @@ def test_kl_matches_closed_forms_and_scipy():
     ref = np.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
     np.testing.assert_allclose(kl, ref, rtol=1e-12)
     # the VAE's KL(q || N(0, 1)) = -1/2 (1 + log s^2 - m^2 - s^2)   (Kingma & Welling, App. B)
-    kl0 = kl_divergence(Normal(_t(m1), _t(s1)), Normal(0.0, 1.0)).data
+    kl0 = kl_divergence(Normal(_t(m1), _t(s1)), Normal(0.0, 1.0)).array
     np.testing.assert_allclose(kl0, -0.5 * (1 + np.log(s1 ** 2) - m1 ** 2 - s1 ** 2))
     p, q = np.array([0.1, 0.5, 0.0, 1.0]), np.array([0.3, 0.5, 0.2, 0.6])
     klb = kl_divergence(Bernoulli(probs=_t(p)), Bernoulli(logits=_t(scipy.special.logit(q))))
     ref = [scipy.stats.entropy([a, 1 - a], [b, 1 - b]) for a, b in zip(p, q)]
-    np.testing.assert_allclose(klb.data, ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(klb.array, ref, rtol=1e-10, atol=1e-12)
     pc = rng.dirichlet(np.ones(5), size=2)
     qc = rng.dirichlet(np.ones(5), size=2)
     klc = kl_divergence(Categorical(probs=_t(pc)), Categorical(logits=_t(np.log(qc))))
-    np.testing.assert_allclose(klc.data, [scipy.stats.entropy(a, b) for a, b in zip(pc, qc)],
+    np.testing.assert_allclose(klc.array, [scipy.stats.entropy(a, b) for a, b in zip(pc, qc)],
                                rtol=1e-10)
     with pytest.raises(NotImplementedError, match="Normal || Bernoulli"):
         kl_divergence(Normal(0.0, 1.0), Bernoulli(probs=0.5))
@@ -184,16 +184,16 @@ def test_normal_sampling_moments_and_reproducibility():
     d = Normal(_t([1.0, -2.0]), _t([0.5, 2.0]))
     s = d.sample((20000,), generator=tl.Generator(0))
     assert s.shape == (20000, 2) and not s.requires_grad
-    np.testing.assert_allclose(s.data.mean(0), [1.0, -2.0], atol=0.05)
-    np.testing.assert_allclose(s.data.std(0), [0.5, 2.0], rtol=0.03)
+    np.testing.assert_allclose(s.array.mean(0), [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(s.array.std(0), [0.5, 2.0], rtol=0.03)
     again = d.sample((20000,), generator=tl.Generator(0))
-    np.testing.assert_array_equal(s.data, again.data)
+    np.testing.assert_array_equal(s.array, again.array)
     # rsample carries gradients to loc and scale: d/dscale of sum(z) = sum(eps)
     loc, scale = _t([0.0], True), _t([2.0], True)
     z = Normal(loc, scale).rsample((5,), generator=tl.Generator(1))
     z.sum().backward()
     assert loc.grad.item() == pytest.approx(5.0)
-    assert scale.grad.item() == pytest.approx(float((z.data / 2.0).sum()))
+    assert scale.grad.item() == pytest.approx(float((z.array / 2.0).sum()))
     assert z.shape == (5, 1) and z.requires_grad
     assert not Normal(loc, scale).sample(generator=tl.Generator(1)).requires_grad
 
@@ -201,17 +201,17 @@ def test_normal_sampling_moments_and_reproducibility():
 def test_bernoulli_and_categorical_sampling():
     p = np.array([0.1, 0.5, 0.95])
     s = Bernoulli(probs=_t(p)).sample((40000,), generator=tl.Generator(0))
-    assert s.shape == (40000, 3) and set(np.unique(s.data)) <= {0.0, 1.0}
-    np.testing.assert_allclose(s.data.mean(0), p, atol=0.01)
+    assert s.shape == (40000, 3) and set(np.unique(s.array)) <= {0.0, 1.0}
+    np.testing.assert_allclose(s.array.mean(0), p, atol=0.01)
     s2 = Bernoulli(logits=_t(scipy.special.logit(p))).sample((40000,),
                                                              generator=tl.Generator(0))
-    np.testing.assert_array_equal(s.data, s2.data)
+    np.testing.assert_array_equal(s.array, s2.array)
     probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]])
     c = Categorical(probs=_t(probs)).sample((30000,), generator=tl.Generator(2))
     assert c.shape == (30000, 2) and c.dtype == np.int64
-    freq = np.stack([np.bincount(c.data[:, j], minlength=4) / 30000 for j in range(2)])
+    freq = np.stack([np.bincount(c.array[:, j], minlength=4) / 30000 for j in range(2)])
     np.testing.assert_allclose(freq, probs, atol=0.01)
-    assert np.all(c.data[:, 1] == 3)
+    assert np.all(c.array[:, 1] == 3)
 
 
 def test_bad_arguments_are_named():
@@ -247,28 +247,28 @@ def test_laplace_beta_dirichlet_values_match_scipy():
     rng = np.random.default_rng(10)
     loc, scale, x = rng.standard_normal(5), rng.uniform(0.2, 2, 5), rng.standard_normal(5)
     d, ref = Laplace(_t(loc), _t(scale)), scipy.stats.laplace(loc, scale)
-    np.testing.assert_allclose(d.log_prob(_t(x)).data, ref.logpdf(x), rtol=1e-12)
-    np.testing.assert_allclose(d.cdf(_t(x)).data, ref.cdf(x), rtol=1e-10)
-    np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-12)
-    np.testing.assert_allclose(d.variance.data, ref.var(), rtol=1e-12)
+    np.testing.assert_allclose(d.log_prob(_t(x)).array, ref.logpdf(x), rtol=1e-12)
+    np.testing.assert_allclose(d.cdf(_t(x)).array, ref.cdf(x), rtol=1e-10)
+    np.testing.assert_allclose(d.entropy().array, ref.entropy(), rtol=1e-12)
+    np.testing.assert_allclose(d.variance.array, ref.var(), rtol=1e-12)
     a, b, u = rng.uniform(0.3, 4, 5), rng.uniform(0.3, 4, 5), rng.uniform(0.01, 0.99, 5)
     d, ref = Beta(_t(a), _t(b)), scipy.stats.beta(a, b)
-    np.testing.assert_allclose(d.log_prob(_t(u)).data, ref.logpdf(u), rtol=1e-10)
-    np.testing.assert_allclose(d.entropy().data, ref.entropy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(d.mean.data, ref.mean(), rtol=1e-12)
-    np.testing.assert_allclose(d.variance.data, ref.var(), rtol=1e-10)
+    np.testing.assert_allclose(d.log_prob(_t(u)).array, ref.logpdf(u), rtol=1e-10)
+    np.testing.assert_allclose(d.entropy().array, ref.entropy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(d.mean.array, ref.mean(), rtol=1e-12)
+    np.testing.assert_allclose(d.variance.array, ref.var(), rtol=1e-10)
     alpha = rng.uniform(0.3, 4, (3, 4))
     xs = rng.dirichlet(np.ones(4), size=3)
     d = Dirichlet(_t(alpha))
     assert d.batch_shape == (3,) and d.event_shape == (4,)
-    np.testing.assert_allclose(d.log_prob(_t(xs)).data,
+    np.testing.assert_allclose(d.log_prob(_t(xs)).array,
                                [scipy.stats.dirichlet(a_).logpdf(x_) for a_, x_ in
                                 zip(alpha, xs)], rtol=1e-10)
-    np.testing.assert_allclose(d.entropy().data,
+    np.testing.assert_allclose(d.entropy().array,
                                [scipy.stats.dirichlet(a_).entropy() for a_ in alpha],
                                rtol=1e-10)
-    np.testing.assert_allclose(d.mean.data, alpha / alpha.sum(1, keepdims=True), rtol=1e-12)
-    np.testing.assert_allclose(d.variance.data,
+    np.testing.assert_allclose(d.mean.array, alpha / alpha.sum(1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(d.variance.array,
                                [scipy.stats.dirichlet(a_).var() for a_ in alpha], rtol=1e-10)
 
 
@@ -280,19 +280,19 @@ def test_multivariate_normal_and_independent_match_scipy():
     d = MultivariateNormal(_t(loc), _t(L))
     assert d.batch_shape == (2,) and d.event_shape == (3,)
     refs = [scipy.stats.multivariate_normal(loc[i], L[i] @ L[i].T) for i in range(2)]
-    np.testing.assert_allclose(d.log_prob(_t(x)).data,
+    np.testing.assert_allclose(d.log_prob(_t(x)).array,
                                np.stack([refs[i].logpdf(x[:, i]) for i in range(2)], 1),
                                rtol=1e-10)
-    np.testing.assert_allclose(d.entropy().data, [r.entropy() for r in refs], rtol=1e-12)
-    np.testing.assert_allclose(d.covariance_matrix.data, L @ L.transpose(0, 2, 1), atol=1e-14)
-    np.testing.assert_allclose(d.variance.data, np.einsum("bij,bij->bi", L, L), rtol=1e-12)
+    np.testing.assert_allclose(d.entropy().array, [r.entropy() for r in refs], rtol=1e-12)
+    np.testing.assert_allclose(d.covariance_matrix.array, L @ L.transpose(0, 2, 1), atol=1e-14)
+    np.testing.assert_allclose(d.variance.array, np.einsum("bij,bij->bi", L, L), rtol=1e-12)
     # a diagonal scale_tril is Independent(Normal, 1)
     s = rng.uniform(0.3, 2, 3)
     ind = Independent(Normal(_t(loc), _t(s)), 1)
     assert ind.batch_shape == (2,) and ind.event_shape == (3,)
     mvn = MultivariateNormal(_t(loc), _t(np.diag(s)))
-    np.testing.assert_allclose(ind.log_prob(_t(x)).data, mvn.log_prob(_t(x)).data, rtol=1e-12)
-    np.testing.assert_allclose(ind.entropy().data, mvn.entropy().data, rtol=1e-12)
+    np.testing.assert_allclose(ind.log_prob(_t(x)).array, mvn.log_prob(_t(x)).array, rtol=1e-12)
+    np.testing.assert_allclose(ind.entropy().array, mvn.entropy().array, rtol=1e-12)
     with pytest.raises(ValueError, match="reinterpreted_batch_ndims=3"):
         Independent(Normal(_t(loc), _t(s)), 3)
 
@@ -330,7 +330,7 @@ def test_new_kls_match_closed_forms_and_integration():
     kli = kl_divergence(Independent(Normal(_t(mp), _t(s1)), 1),
                         Independent(Normal(_t(mq), _t(s2)), 1))
     base = kl_divergence(Normal(_t(mp), _t(s1)), Normal(_t(mq), _t(s2)))
-    np.testing.assert_allclose(kli.data, base.data.sum(-1), rtol=1e-12)
+    np.testing.assert_allclose(kli.array, base.array.sum(-1), rtol=1e-12)
     with pytest.raises(NotImplementedError, match="Laplace || Normal"):
         kl_divergence(Laplace(0.0, 1.0), Normal(0.0, 1.0))
 
@@ -347,22 +347,22 @@ def test_relaxed_bernoulli_density_and_sampling():
     logits, tau = np.array([-1.0, 0.4, 2.0]), 0.7
     y = np.array([0.1, 0.5, 0.93])
     d = RelaxedBernoulli(tau, logits=_t(logits))
-    np.testing.assert_allclose(np.exp(d.log_prob(_t(y)).data),
+    np.testing.assert_allclose(np.exp(d.log_prob(_t(y)).array),
                                _binary_concrete_density(y, logits, tau), rtol=1e-10)
     # it is a density on (0, 1)
     grid = np.linspace(1e-6, 1 - 1e-6, 400001)
-    mass = np.trapezoid(np.exp(RelaxedBernoulli(2.0, logits=_t(0.4)).log_prob(_t(grid)).data),
+    mass = np.trapezoid(np.exp(RelaxedBernoulli(2.0, logits=_t(0.4)).log_prob(_t(grid)).array),
                         grid)
     assert mass == pytest.approx(1.0, abs=1e-4)
     # draws follow the density: P(y < 1/2) = P(logistic noise < -l) = sigmoid(-l)
-    s = d.rsample((40000,), generator=tl.Generator(0)).data
+    s = d.rsample((40000,), generator=tl.Generator(0)).array
     assert s.shape == (40000, 3) and np.all((s > 0) & (s < 1))
     np.testing.assert_allclose((s < 0.5).mean(0), scipy.special.expit(-logits), atol=0.01)
     # low temperature: nearly binary, with the Bernoulli's probabilities
     cold = RelaxedBernoulli(0.05, probs=_t([0.2, 0.7])).sample((20000,),
                                                                 generator=tl.Generator(1))
-    assert np.mean(np.minimum(cold.data, 1 - cold.data) < 0.01) > 0.9
-    np.testing.assert_allclose(cold.data.round().mean(0), [0.2, 0.7], atol=0.015)
+    assert np.mean(np.minimum(cold.array, 1 - cold.array) < 0.01) > 0.9
+    np.testing.assert_allclose(cold.array.round().mean(0), [0.2, 0.7], atol=0.015)
 
 
 def test_relaxed_one_hot_categorical_density_and_sampling():
@@ -371,9 +371,9 @@ def test_relaxed_one_hot_categorical_density_and_sampling():
     logits = np.array([0.3, -0.8])
     y1 = rng.uniform(0.05, 0.95, 5)
     two = RelaxedOneHotCategorical(0.6, logits=_t(logits))
-    np.testing.assert_allclose(two.log_prob(_t(np.stack([y1, 1 - y1], 1))).data,
+    np.testing.assert_allclose(two.log_prob(_t(np.stack([y1, 1 - y1], 1))).array,
                                RelaxedBernoulli(0.6, logits=_t(logits[0] - logits[1]))
-                               .log_prob(_t(y1)).data, rtol=1e-10)
+                               .log_prob(_t(y1)).array, rtol=1e-10)
     # K = 3: integrates to 1 over the simplex (density w.r.t. (y_1, y_2))
     d = RelaxedOneHotCategorical(1.5, probs=_t([0.2, 0.3, 0.5]))
     n = 800
@@ -381,10 +381,10 @@ def test_relaxed_one_hot_categorical_density_and_sampling():
     y1, y2 = np.meshgrid(g, g, indexing="ij")
     inside = y1 + y2 < 1
     pts = np.stack([y1[inside], y2[inside], 1 - y1[inside] - y2[inside]], 1)
-    mass = np.exp(d.log_prob(_t(pts)).data).sum() / n ** 2
+    mass = np.exp(d.log_prob(_t(pts)).array).sum() / n ** 2
     assert mass == pytest.approx(1.0, abs=0.01)
     # draws: on the simplex; the argmax is Categorical(pi) at any temperature (Gumbel-max)
-    s = d.rsample((30000,), generator=tl.Generator(2)).data
+    s = d.rsample((30000,), generator=tl.Generator(2)).array
     assert s.shape == (30000, 3)
     np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-10)
     np.testing.assert_allclose(np.bincount(s.argmax(-1), minlength=3) / 30000, [0.2, 0.3, 0.5],
@@ -397,9 +397,9 @@ def test_mixture_same_family_matches_scipy_and_samples():
     mix = MixtureSameFamily(Categorical(probs=_t(w)), Normal(_t(mu), _t(sd)))
     x = np.linspace(-4, 5, 7)
     ref = np.log((w * scipy.stats.norm(mu, sd).pdf(x[:, None])).sum(1))
-    np.testing.assert_allclose(mix.log_prob(_t(x)).data, ref, rtol=1e-10)
+    np.testing.assert_allclose(mix.log_prob(_t(x)).array, ref, rtol=1e-10)
     assert mix.mean.item() == pytest.approx(float(w @ mu))
-    s = mix.sample((40000,), generator=tl.Generator(3)).data
+    s = mix.sample((40000,), generator=tl.Generator(3)).array
     assert s.shape == (40000,)
     assert s.mean() == pytest.approx(float(w @ mu), abs=0.05)
     # a mixture of 2-D Gaussians with an event shape, through Independent
@@ -417,21 +417,21 @@ def test_mixture_same_family_matches_scipy_and_samples():
 
 def test_beta_dirichlet_sampling_moments():
     a = np.array([0.5, 2.0, 5.0])
-    s = Dirichlet(_t(a)).sample((40000,), generator=tl.Generator(4)).data
+    s = Dirichlet(_t(a)).sample((40000,), generator=tl.Generator(4)).array
     assert s.shape == (40000, 3)
     np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(s.mean(0), a / a.sum(), atol=0.005)
-    again = Dirichlet(_t(a)).sample((40000,), generator=tl.Generator(4)).data
+    again = Dirichlet(_t(a)).sample((40000,), generator=tl.Generator(4)).array
     np.testing.assert_array_equal(s, again)
-    b = Beta(_t([2.0, 0.5]), _t([3.0, 0.5])).sample((40000,), generator=tl.Generator(5)).data
+    b = Beta(_t([2.0, 0.5]), _t([3.0, 0.5])).sample((40000,), generator=tl.Generator(5)).array
     np.testing.assert_allclose(b.mean(0), [0.4, 0.5], atol=0.01)
     np.testing.assert_allclose(b.var(0), scipy.stats.beta([2, 0.5], [3, 0.5]).var(), rtol=0.05)
-    lap = Laplace(_t([1.0]), _t([2.0])).sample((40000,), generator=tl.Generator(6)).data
+    lap = Laplace(_t([1.0]), _t([2.0])).sample((40000,), generator=tl.Generator(6)).array
     assert np.median(lap) == pytest.approx(1.0, abs=0.05)
     assert lap.var() == pytest.approx(8.0, rel=0.05)
     L = _tril(np.random.default_rng(7), 2)
     mv = MultivariateNormal(_t([1.0, -1.0]), _t(L)).sample((40000,), generator=tl.Generator(8))
-    np.testing.assert_allclose(np.cov(mv.data.T), L @ L.T, atol=0.06)
+    np.testing.assert_allclose(np.cov(mv.array.T), L @ L.T, atol=0.06)
 
 
 def _fixed(sampler):
@@ -548,7 +548,7 @@ def test_standard_normal_and_new_argument_errors():
     z = tl.zeros(2, 3, dtype=tl.float64)
     p = standard_normal(z)
     assert p.log_prob(z).dtype == np.float64 and p.log_prob(z).shape == (2, 3)
-    np.testing.assert_allclose(p.log_prob(z).data, scipy.stats.norm.logpdf(0.0))
+    np.testing.assert_allclose(p.log_prob(z).array, scipy.stats.norm.logpdf(0.0))
     with pytest.raises(ValueError, match="Laplace: scale must be > 0"):
         Laplace(0.0, _t([-1.0]))
     with pytest.raises(ValueError, match="Beta: concentration0 must be > 0"):

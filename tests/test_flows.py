@@ -81,7 +81,7 @@ def _check_transform(t, x, tol_inv, tol_det=None):
         return
     for i in range(x.shape[0]):                                  # per-example Jacobian
         xi = x[i: i + 1]
-        jac = tl.autograd.jacobian(lambda v: t(v)[0], xi).numpy().reshape(xi.size, -1)
+        jac = tl.autograd.jacobian(lambda v: t(v)[0], xi).numpy().reshape(xi.numel(), -1)
         _, expected = np.linalg.slogdet(jac)
         assert abs(expected - ld.numpy()[i]) < tol_det, (type(t).__name__, expected, ld)
 

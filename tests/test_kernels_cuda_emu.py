@@ -52,9 +52,9 @@ def run_emulated_and_reference(name, call, arrays, block=TEST_BLOCK, seed=0,
         ts = [Tensor._make(to_device(a), requires_grad=True) for a in arrays]
         outs = _outputs(call(*ts))
         for o in outs:
-            assert isinstance(o.data, fakecupy.ndarray), f"{name}: output left the device"
+            assert isinstance(o.array, fakecupy.ndarray), f"{name}: output left the device"
         grads = _grads(outs, ts, seed, lambda a: Tensor._make(to_device(a)))
-        fast = [to_host(o.data) for o in outs] + [to_host(g.data) for g in grads]
+        fast = [to_host(o.array) for o in outs] + [to_host(g.array) for g in grads]
     _last_launches.clear()
     _last_launches.update(fakecupy.LAUNCHES - before)
     with kernels.use_reference() if twin == "reference" else contextlib.nullcontext():
@@ -136,7 +136,7 @@ def test_conv_transpose2d(batch, dtype):
 def attention_call(mask=None, causal=False):
     def call(q, k, v):
         m = None if mask is None else tl.tensor(mask)
-        if m is not None and isinstance(q.data, fakecupy.ndarray):
+        if m is not None and isinstance(q.array, fakecupy.ndarray):
             m = Tensor._make(to_device(mask))  # the mask lives with q, k, v
         return attention.scaled_dot_product_attention(q, k, v, m, 0.0, causal)
     return call

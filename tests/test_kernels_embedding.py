@@ -33,7 +33,7 @@ def test_reference_is_the_gradient_of_the_lookup(seed, pad):
     gy = rng.standard_normal((4, 3, 5))
     (gw,) = tl.grad((tl.nn.functional.embedding(idx, w, padding_idx=pad)
                      * tl.tensor(gy)).sum(), [w])
-    np.testing.assert_allclose(embedding_backward_reference(idx, gy, 7, pad), gw.data,
+    np.testing.assert_allclose(embedding_backward_reference(idx, gy, 7, pad), gw.array,
                                rtol=1e-12, atol=1e-12)
 
 

@@ -132,7 +132,7 @@ def test_cupy_missing_on_a_gpu_array_runs_the_reference_and_warns_once():
             __cuda_array_interface__ = {}
 
         class T:
-            data = GpuArray()
+            array = GpuArray()
 
         with warnings.catch_warnings(record=True) as caught:
             print("backend", dispatch.backend_for(T()), dispatch.backend_for(T()))

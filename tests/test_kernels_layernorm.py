@@ -58,7 +58,7 @@ def test_reference_backward_is_the_gradient_of_layer_norm(seed, n, d):
     gx, gw, gb = tl.grad((y * tl.tensor(gy)).sum(), [xt, wt, bt])
     _, mu, rstd = layer_norm_forward_reference(x, w, b, 1e-5)
     for got, want in zip(layer_norm_backward_reference(gy, x, w, mu, rstd), (gx, gw, gb)):
-        np.testing.assert_allclose(got, want.data, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(got, want.array, rtol=1e-9, atol=1e-11)
 
 
 def test_one_pass_statistics_survive_a_large_offset():

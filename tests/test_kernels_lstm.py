@@ -52,8 +52,8 @@ def test_reference_backward_is_the_gradient_of_the_cell(seed, bsz, hid):
     dg, dc = tl.grad(loss, [gt, ct])
     _, _, act, tc = lstm_cell_forward_reference(gates, c)
     ref_dg, ref_dc = lstm_cell_backward_reference(act, c, tc, gh, gc)
-    np.testing.assert_allclose(ref_dg, dg.data, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(ref_dc, dc.data, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ref_dg, dg.array, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ref_dc, dc.array, rtol=1e-10, atol=1e-12)
 
 
 def test_saturated_gates_stay_finite():

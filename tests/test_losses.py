@@ -86,7 +86,7 @@ def test_bce_with_logits_stable(reduction):
     out = L.binary_cross_entropy_with_logits(x, tl.tensor(t), reduction=reduction,
                                              pos_weight=tl.tensor(pw))
     np.testing.assert_allclose(out.numpy(), _reduce(ref_pw, reduction), rtol=1e-12)
-    x.data[0, 0], x.data[1, 1] = 2.0, -1.0  # finite differences need a moderate region
+    x.array[0, 0], x.array[1, 1] = 2.0, -1.0  # finite differences need a moderate region
     assert tl.gradcheck(lambda x: L.binary_cross_entropy_with_logits(
         x, tl.tensor(t), reduction=reduction, pos_weight=tl.tensor(pw)), [x])
 
@@ -174,6 +174,22 @@ def test_kl_div():
     np.testing.assert_allclose(
         L.kl_div(x, tl.tensor(np.log(t)), reduction="batchmean", log_target=True).numpy(), ref)
     assert tl.gradcheck(lambda x: L.kl_div(x, tl.tensor(t), reduction="sum"), [x])
+
+
+def test_kl_div_target_gradient():
+    """Regression (issue 13): d/dt of the mean of t (log t - x) is (log t + 1 - x) / N; it was
+    missing the +1. Checked against the closed form and by gradcheck in both arguments."""
+    rng = np.random.default_rng(6)
+    x = tl.tensor(np.log(rng.uniform(0.1, 1.0, (3, 4))), requires_grad=True)
+    t = tl.tensor(rng.uniform(0.1, 1.0, (3, 4)), requires_grad=True)
+    L.kl_div(x, t).backward()
+    n = 12
+    np.testing.assert_allclose(t.grad.numpy(), (np.log(t.detach().numpy()) + 1 - x.detach().numpy()) / n,
+                               rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), -t.detach().numpy() / n, rtol=1e-10)
+    assert tl.gradcheck(lambda x, t: L.kl_div(x, t), [x, t])
+    assert tl.gradcheck(lambda x, t: L.kl_div(x, t, reduction="batchmean", log_target=True),
+                        [x, t])
 
 
 @pytest.mark.parametrize("squared", [True, False])

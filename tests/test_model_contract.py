@@ -139,7 +139,7 @@ def test_declared_capabilities_have_the_contract_shapes(name):
         checked.append("encode")
     if hasattr(model, "reconstruct"):
         x_hat = model.reconstruct(x)
-        assert x_hat.shape[0] == n and x_hat.size == x.size and not x_hat.requires_grad
+        assert x_hat.shape[0] == n and x_hat.numel() == x.numel() and not x_hat.requires_grad
         checked.append("reconstruct")
     assert checked, f"{name} declares none of log_prob / sample / encode / reconstruct"
 

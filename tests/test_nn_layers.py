@@ -317,7 +317,7 @@ def test_parameter_vector_round_trip():
     m = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
     vec = utils.parameters_to_vector(m.parameters())
     assert vec.shape == (m.num_parameters(),)
-    new = tl.arange(float(vec.size))
+    new = tl.arange(float(vec.numel()))
     utils.vector_to_parameters(new, m.parameters())
     np.testing.assert_array_equal(utils.parameters_to_vector(m.parameters()).numpy(),
                                   new.numpy())

@@ -73,7 +73,7 @@ def test_train_eval_flags_whole_tree():
 def test_state_dict_round_trip():
     tl.manual_seed(1)
     a = TwoLayer()
-    a.count.data[:] = 7
+    a.count.array[:] = 7
     sd = a.state_dict()
     assert list(sd) == ["scale", "count", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     assert "scratch" not in sd  # non-persistent buffer

@@ -74,6 +74,8 @@ def _int_axis(data):
                                                                        len(shape) - 1))}
 
 
+_INT_DIM = _reduction(distinct=True, allow_tuple=False, allow_none=False, keepdims=False)
+
 CASES = [
     OpCase("sum", tl.sum, np.sum, _reduction()),
     OpCase("sum_method", lambda x, axis, keepdims: x.sum(axis, keepdims), np.sum,
@@ -93,8 +95,12 @@ CASES = [
     OpCase("std", tl.std, lambda x, axis, keepdims: np.std(x, axis, ddof=1,
                                                            keepdims=keepdims),
            _reduction(min_side=2)),
-    OpCase("max", tl.max, np.max, _reduction(distinct=True)),
-    OpCase("min", tl.min, np.min, _reduction(distinct=True)),
+    OpCase("amax", tl.amax, np.max, _reduction(distinct=True)),
+    OpCase("amin", tl.amin, np.min, _reduction(distinct=True)),
+    OpCase("max_values", lambda x, axis: tl.max(x, axis).values,
+           lambda x, axis: np.max(x, axis), _INT_DIM),
+    OpCase("min_values", lambda x, axis: tl.min(x, dim=axis)[0],
+           lambda x, axis: np.min(x, axis), _INT_DIM),
     OpCase("logsumexp", tl.logsumexp, sp.logsumexp, _reduction()),
     OpCase("softmax", tl.softmax, sp.softmax, _int_axis),
     OpCase("log_softmax", tl.log_softmax, sp.log_softmax, _int_axis),
@@ -122,9 +128,10 @@ def test_gradgradcheck(case, data):
 
 
 # ----------------------------------------------------------------------------- specifics
-@pytest.mark.parametrize("fn,want", [(tl.max, [0.0, 0.5, 0.5]), (tl.min, [1 / 3] * 3)])
+@pytest.mark.parametrize("fn,want", [(tl.max, [0.0, 0.5, 0.5]), (tl.min, [1 / 3] * 3),
+                                     (tl.amax, [0.0, 0.5, 0.5])])
 def test_extremum_ties_share_gradient(fn, want):
-    x = tl.tensor([1.0, 3.0, 3.0] if fn is tl.max else [2.0, 2.0, 2.0], requires_grad=True)
+    x = tl.tensor([1.0, 3.0, 3.0] if fn is not tl.min else [2.0, 2.0, 2.0], requires_grad=True)
     fn(x).backward()
     np.testing.assert_allclose(x.grad.numpy(), want)
 
@@ -170,6 +177,24 @@ def test_index_reductions_match_numpy(shape, data):
     tv, ti = tl.topk(x, k, axis=axis)
     np.testing.assert_array_equal(tv.numpy(), vals.numpy())
     np.testing.assert_array_equal(ti.numpy(), idx.numpy())
+
+
+def test_max_min_with_dim_return_values_and_indices():
+    """Regression (issue 13): x.max(1)[1] is the argmax (PyTorch's named tuple), not row 1."""
+    a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0], [4.0, 4.5, 9.0]])
+    x = tl.tensor(a)
+    np.testing.assert_array_equal(x.max(1)[1].numpy(), [1, 0, 2])
+    np.testing.assert_array_equal(tl.max(x, 1).indices.numpy(), [1, 0, 2])
+    np.testing.assert_array_equal(x.max(dim=0).values.numpy(), a.max(0))
+    values, indices = x.min(1, keepdim=True)
+    np.testing.assert_array_equal(values.numpy(), a.min(1, keepdims=True))
+    np.testing.assert_array_equal(indices.numpy(), a.argmin(1)[:, None])
+    assert isinstance(x.max(), tl.Tensor) and float(x.max()) == 9.0   # no dim: a tensor
+    np.testing.assert_array_equal(x.max(tl.tensor(4.0)).numpy(), np.maximum(a, 4.0))
+    np.testing.assert_array_equal(tl.min(x, x.T).numpy(), np.minimum(a, a.T))
+    with pytest.raises(TypeError, match="amax"):
+        x.max((0, 1))
+    np.testing.assert_array_equal(tl.topk(x, 1, 1).indices.numpy()[:, 0], [1, 0, 2])
 
 
 def test_reduction_errors():

@@ -227,5 +227,5 @@ def test_views_share_no_gradient_buffer():
     y = x.reshape(6)
     z = y * 2
     z.sum().backward()
-    assert x.grad.shape == (2, 3) and x.grad.data.flags.writeable
+    assert x.grad.shape == (2, 3) and x.grad.array.flags.writeable
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))

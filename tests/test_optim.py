@@ -24,7 +24,7 @@ def _run(opt_cls, init, grads, **kw):
         for p, g in zip(ps, gs):
             p.grad = tl.tensor(np.array(g, dtype=p.dtype))
         opt.step()
-        history.append([p.data.copy() for p in ps])
+        history.append([p.array.copy() for p in ps])
     return history, opt, ps
 
 
@@ -185,7 +185,7 @@ def test_fused_adam_matches_reference(cls, hp, dtype):
             for p in ps:
                 p.grad = tl.tensor(grng.standard_normal(p.shape).astype(dtype))
             opt.step()
-        results.append([p.data for p in ps])
+        results.append([p.array for p in ps])
         assert all(p.dtype == dtype for p in ps)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -212,7 +212,7 @@ def test_fused_adam_matches_reference_hypothesis(shape, dtype, lr, beta1, beta2,
         for g in grads:
             p.grad = tl.tensor(g.astype(dtype))
             opt.step()
-        out.append(p.data)
+        out.append(p.array)
     # float32: a few roundings differ per step (sqrt(v) * (1/sqrt(bc2)) vs sqrt(v) / sqrt(bc2))
     tol = 1e-6 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(out[0], out[1], rtol=tol, atol=tol * max(1.0, lr * steps * 10))
@@ -226,7 +226,7 @@ def test_fused_adam_falls_back_on_non_contiguous_grad():
     ref[0].grad = tl.tensor(np.ascontiguousarray(g))
     Adam(ps, lr=0.1).step()
     Adam(ref, lr=0.1, fused=False).step()
-    np.testing.assert_allclose(ps[0].data, ref[0].data, rtol=1e-6)
+    np.testing.assert_allclose(ps[0].array, ref[0].array, rtol=1e-6)
 
 
 def test_adam_flushes_denormal_moments():
@@ -257,13 +257,13 @@ def test_param_groups_zero_grad_and_errors():
     a.grad = tl.ones(2, dtype="float64")
     b.grad = tl.ones(3, dtype="float64")
     opt.step()
-    assert np.allclose(a.data, 0.9) and np.allclose(b.data, 0.5)
+    assert np.allclose(a.array, 0.9) and np.allclose(b.array, 0.5)
     opt.zero_grad(set_to_none=False)
-    assert np.all(a.grad.data == 0)
+    assert np.all(a.grad.array == 0)
     opt.zero_grad()
     assert a.grad is None and b.grad is None
     opt.step()  # parameters without gradients are skipped
-    assert np.allclose(a.data, 0.9)
+    assert np.allclose(a.array, 0.9)
     c = _params(np.ones(1))[0]
     opt.add_param_group({"params": c, "lr": 2.0})
     assert opt.param_groups[2]["momentum"] == 0.9
@@ -286,7 +286,7 @@ def test_param_groups_zero_grad_and_errors():
 
 def test_step_updates_in_place_and_closure():
     (p,) = _params(np.ones(3))
-    data = p.data
+    data = p.array
     opt = Adam([p], lr=0.1)
 
     def closure():
@@ -297,7 +297,7 @@ def test_step_updates_in_place_and_closure():
 
     loss = opt.step(closure)
     assert float(loss.item()) == pytest.approx(3.0)
-    assert p.data is data and np.allclose(p.data, 0.9)
+    assert p.array is data and np.allclose(p.array, 0.9)
     assert p.requires_grad and p.is_leaf
 
 
@@ -327,7 +327,7 @@ def test_state_dict_round_trip_continues_identically(cls, hp, tmp_path):
     assert sd["param_groups"][0]["params"] == [0, 1]
     tl.save(sd, tmp_path / "opt.npz")
     # a fresh optimizer on copies of the parameters, loaded from disk
-    ps2 = _params(*[p.data.copy() for p in ps])
+    ps2 = _params(*[p.array.copy() for p in ps])
     opt2 = cls(ps2, lr=123.0)
     opt2.load_state_dict(tl.load(tmp_path / "opt.npz"))
     assert opt2.param_groups[0]["lr"] == hp["lr"]
@@ -337,7 +337,7 @@ def test_state_dict_round_trip_continues_identically(cls, hp, tmp_path):
         opt.step()
         opt2.step()
     for a, b in zip(ps, ps2):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.array, b.array)
     # the saved dict is a snapshot, not a view of the live buffers
     assert not np.array_equal(sd["state"][0][next(k for k in sd["state"][0]
                                                   if k != "step")],
@@ -389,7 +389,7 @@ def test_sam_matches_hand_computation(adaptive):
         e = 0.1 * g / np.linalg.norm(g)
     expected = w0 - 0.5 * a * (w0 + e)
     assert float(loss.item()) == pytest.approx(0.5 * np.sum(a * w0 ** 2))
-    np.testing.assert_allclose(w.data, expected, rtol=1e-12)
+    np.testing.assert_allclose(w.array, expected, rtol=1e-12)
     assert opt.param_groups is opt.base_optimizer.param_groups
     assert opt.param_groups[0]["rho"] == 0.1 and opt.param_groups[0]["lr"] == 0.5
 
@@ -403,16 +403,16 @@ def test_sam_two_explicit_half_steps_with_momentum_and_scheduler():
     base = SGD([ref], lr=0.1, momentum=0.9)
     for k in range(3):
         _quadratic(w, a).backward()
-        g = w.grad.data.copy()
+        g = w.grad.array.copy()
         opt.first_step(zero_grad=True)
         _quadratic(w, a).backward()
         opt.second_step(zero_grad=True)
         # the same with plain SGD fed the gradient at w + rho g / ||g||
-        ref.grad = tl.tensor(a * (ref.data + 0.05 * g / np.linalg.norm(g)))
+        ref.grad = tl.tensor(a * (ref.array + 0.05 * g / np.linalg.norm(g)))
         base.step()
         sched.step()
         base.param_groups[0]["lr"] = opt.param_groups[0]["lr"]
-        np.testing.assert_allclose(w.data, ref.data, rtol=1e-12)
+        np.testing.assert_allclose(w.array, ref.array, rtol=1e-12)
     assert w.grad is None
     with pytest.raises(ValueError, match="closure"):
         opt.step()

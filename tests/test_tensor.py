@@ -83,7 +83,8 @@ def test_binary_result_shape_is_numpy_broadcast(pair):
 def test_properties_and_conversions(shape):
     a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
     t = tl.tensor(a)
-    assert t.shape == shape and t.ndim == len(shape) and t.size == a.size
+    assert t.shape == shape and t.ndim == len(shape) and t.size() == a.shape
+    assert all(t.size(d) == a.shape[d] for d in range(-len(shape), len(shape)))
     assert t.numel() == a.size and t.dim() == len(shape)
     assert t.dtype == np.float32 and t.device == tl.device("cpu") and str(t.device) == "cpu"
     assert t.tolist() == a.tolist()
@@ -98,7 +99,7 @@ def test_tensor_copies_but_as_tensor_and_from_numpy_share():
     a[0] = 1.0
     assert t.numpy()[0] == 0.0 and s.numpy()[0] == 1.0 and f.numpy()[0] == 1.0
     u = tl.tensor(t)
-    t.data[1] = 5.0
+    t.array[1] = 5.0
     assert u.numpy()[1] == 0.0
 
 

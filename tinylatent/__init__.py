@@ -17,16 +17,29 @@ from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enab
 from .backend import Device, device
 from .gradcheck import gradcheck, gradgradcheck
 from .ops import *  # noqa: F401,F403  (every op is also tl.<name>)
-from .random import (Generator, bernoulli, get_rng_state, manual_seed, normal, rand, rand_like,
-                     randint, randn, randn_like, randperm, set_rng_state, uniform)
+# tl.linalg is torch.linalg's namespace (tinylatent/linalg.py), not the ops.linalg module the
+# star import above bound to that name: importing the submodule rebinds it
+linalg = __import__("importlib").import_module(f"{__name__}.linalg")
+from .random import (Generator, bernoulli, get_rng_state, manual_seed, multinomial, normal, rand,
+                     rand_like, randint, randn, randn_like, randperm, set_rng_state, uniform)
 from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, float32, float64,
                      from_numpy, full, full_like, get_default_dtype, int32, int64, linspace,
                      ones, ones_like, set_default_dtype, tensor, uint8, zeros, zeros_like)
 
+# PyTorch's dtype names (tl.float is float32 as torch.float is; they shadow the builtins only
+# as attributes of this module)
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+bool = bool_  # noqa: A001
+
 # Submodules load on first use (tl.nn, tl.optim, ...): `import tinylatent` stays fast, and
 # Numba/CuPy are only imported by code that needs them.
 _LAZY_MODULES = {"nn", "optim", "data", "distributions", "losses", "models", "cuda",
-                 "serialization", "utils", "kernels", "eval", "train", "distributed"}
+                 "serialization", "utils", "kernels", "eval", "train", "distributed",
+                 "accelerator", "backends"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization"}
 
 

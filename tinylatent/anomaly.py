@@ -107,7 +107,7 @@ def _format_stack(frames) -> str:
 
 def _bad_count(t) -> int:
     """How many entries of Tensor `t` are NaN or infinite (0 for integer/bool tensors)."""
-    d = t.data
+    d = t.array
     if d.dtype.kind not in "fc":
         return 0
     xp = t.xp
@@ -117,7 +117,7 @@ def _bad_count(t) -> int:
 
 
 def _what(t) -> str:
-    d = t.data
+    d = t.array
     xp = t.xp
     nan, inf = int(xp.isnan(d).sum()), int(xp.isinf(d).sum())
     return f"{nan} NaN and {inf} infinite of {d.size} values"

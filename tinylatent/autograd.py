@@ -118,7 +118,7 @@ def _version_owner(t):
     """
     root = _root(t)
     if root._ctx is not None:
-        store = Tensor._make(root.data)
+        store = Tensor._make(root.array)
         store._version = root._version
         root._base = store
         root = store
@@ -257,7 +257,7 @@ class Function:
         atype = None
         for a in args:
             if isinstance(a, Tensor):
-                d = a.data
+                d = a.array
                 if atype is None:
                     atype = type(d)
                 elif type(d) is not atype:
@@ -337,7 +337,7 @@ def _link_view(result, out, args) -> None:
     base = out.base
     for a in args:
         if isinstance(a, Tensor):
-            d = a.data
+            d = a.array
             if d is base or d.base is base:
                 result._base = _version_owner(a)
                 return
@@ -509,7 +509,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         for node, t in _last_consumers(order, roots).values():
             hooked.setdefault(node, []).append(t)
     # Arrays some leaf .grad (or the caller, for root grads) holds: never stored twice.
-    owned: set = {id(g.data) for g in root_grads}
+    owned: set = {id(g.array) for g in root_grads}
     # Arrays a leaf .grad took without copying: another node may still read them, so the
     # leaf accumulates into them out of place until this pass ends.
     shared: set = set()
@@ -575,7 +575,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                     continue
                 if not isinstance(gi, Tensor):
                     gi = Tensor._make(node.xp.asarray(gi))
-                gd, td = gi.data, t.data
+                gd, td = gi.array, t.array
                 if gd.shape != td.shape:
                     try:
                         gi = unbroadcast(gi, td.shape)
@@ -605,27 +605,27 @@ def _accumulate_leaf(t, g, create_graph, owned, shared) -> None:
         if t.grad is not None:
             t.grad = t.grad + g
             return
-        if id(g.data) in owned:          # another leaf (or the caller) holds this array
+        if id(g.array) in owned:          # another leaf (or the caller) holds this array
             g = g.clone()
-        owned.add(id(g.data))
+        owned.add(id(g.array))
         t.grad = g
         return
     if t.grad is None:
-        d = g.data
+        d = g.array
         if d.base is not None or id(d) in owned or not d.flags.writeable:
             d = d.copy()
         else:
             shared.add(id(d))
         owned.add(id(d))
         t.grad = Tensor._make(d)
-    elif id(t.grad.data) in shared or t.grad.requires_grad:
+    elif id(t.grad.array) in shared or t.grad.requires_grad:
         # out of place: another node may still read this array, or a graph saved this
         # .grad (made by an earlier create_graph=True backward)
-        d = t.grad.data + g.data
+        d = t.grad.array + g.array
         owned.add(id(d))
         t.grad = Tensor._make(d)
     else:
-        t.grad.data += g.data
+        t.grad.array += g.array
 
 
 def _as_grad_list(outputs, grad_outputs):
@@ -642,7 +642,7 @@ def _as_grad_list(outputs, grad_outputs):
             raise RuntimeError(f"backward: output of shape {o.shape} does not require grad "
                                "(it was made under no_grad or from tensors that don't)")
         if g is None:
-            d = o.data
+            d = o.array
             if d.size != 1:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for scalar outputs, got "
@@ -684,16 +684,16 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     res = _run_backward(outputs, gs, inputs, retain_graph, create_graph, accumulate=False)
     # Results never share an array with each other or with the caller's grad_outputs (Add
     # hands one gradient to both inputs): an in-place change of one must not reach another.
-    taken = {id(g.data) for g in gs}
+    taken = {id(g.array) for g in gs}
     for i, r in enumerate(res):
         if r is None:
             if not allow_unused:
                 raise RuntimeError(f"grad: input {i} (shape {inputs[i].shape}) was not used "
                                    "to compute the outputs; pass allow_unused=True to get None")
             continue
-        if id(r.data) in taken:
+        if id(r.array) in taken:
             res[i] = r = r.clone()
-        taken.add(id(r.data))
+        taken.add(id(r.array))
     return tuple(res)
 
 

@@ -266,7 +266,7 @@ def barrier() -> None:
 
 # ----------------------------------------------------------------------------- collectives
 def _array(t, what: str):
-    a = t.data if isinstance(t, Tensor) else t
+    a = t.array if isinstance(t, Tensor) else t
     if not hasattr(a, "dtype") or not hasattr(a, "shape"):
         raise TypeError(f"{what}: expected a Tensor or an array, got {type(t).__name__}")
     if not a.flags.c_contiguous:

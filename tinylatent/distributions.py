@@ -94,9 +94,9 @@ class Normal(Distribution):
     def __init__(self, loc, scale, validate_args: bool = True):
         self.loc, self.scale = _params(loc, scale)
         self.batch_shape = tuple(np.broadcast_shapes(self.loc.shape, self.scale.shape))
-        if validate_args and self.scale.data.size and not bool((self.scale.data > 0).all()):
+        if validate_args and self.scale.array.size and not bool((self.scale.array > 0).all()):
             raise ValueError(f"Normal: scale must be > 0 everywhere (shape "
-                             f"{self.scale.shape}, min {float(self.scale.data.min())})")
+                             f"{self.scale.shape}, min {float(self.scale.array.min())})")
 
     def __repr__(self) -> str:
         return f"Normal(loc: {self.loc.shape}, scale: {self.scale.shape})"
@@ -147,7 +147,7 @@ class Bernoulli(Distribution):
         if probs is not None:
             (self._probs,) = _params(probs)
             self._logits = None
-            p = self._probs.data
+            p = self._probs.array
             if validate_args and p.size and not bool(((p >= 0) & (p <= 1)).all()):
                 raise ValueError(f"Bernoulli: probs must lie in [0, 1] (shape {p.shape}, "
                                  f"range [{float(p.min())}, {float(p.max())}])")
@@ -211,7 +211,7 @@ class Bernoulli(Distribution):
             p = self.probs.detach()
             u = rand(self._extended(sample_shape), dtype=p.dtype, device=p.device,
                      generator=generator)
-            return Tensor._make((u.data < p.data).astype(p.dtype))
+            return Tensor._make((u.array < p.array).astype(p.dtype))
 
 
 def _eps(t: Tensor) -> float:
@@ -240,7 +240,7 @@ class Categorical(Distribution):
             raise ValueError("Categorical: probs/logits need at least one axis (the classes), "
                              f"got shape {t.shape}")
         if probs is not None:
-            if validate_args and t.data.size and not bool((t.data >= 0).all()):
+            if validate_args and t.array.size and not bool((t.array >= 0).all()):
                 raise ValueError(f"Categorical: probs must be >= 0 (shape {t.shape})")
             self._probs = t / t.sum(axis=-1, keepdims=True)
             self._logits = None
@@ -266,7 +266,7 @@ class Categorical(Distribution):
 
     def log_prob(self, value) -> Tensor:
         """log p(value) for integer class indices of shape broadcastable to batch_shape."""
-        idx = value.data if isinstance(value, Tensor) else np.asarray(value)
+        idx = value.array if isinstance(value, Tensor) else np.asarray(value)
         if idx.dtype.kind not in "iu":
             if idx.dtype.kind == "f" and bool((idx == np.round(idx)).all()):
                 idx = idx.astype(np.int64)
@@ -290,12 +290,12 @@ class Categorical(Distribution):
     def sample(self, sample_shape=(), generator=None) -> Tensor:
         """Inverse-CDF sampling: the index of the first cumulative probability above u."""
         with no_grad():
-            p = self.probs.detach().data
+            p = self.probs.detach().array
             xp = self.probs.xp
             cdf = xp.cumsum(p, axis=-1)                                     # (*batch, K)
             shape = _shape(sample_shape) + self.batch_shape
             u = rand(shape, dtype=p.dtype, device=self.probs.device, generator=generator)
-            u = u.data[..., None] * cdf[..., -1:]                           # (*S, *batch, 1)
+            u = u.array[..., None] * cdf[..., -1:]                           # (*S, *batch, 1)
             k = (cdf <= u).sum(axis=-1)
             return Tensor._make(xp.minimum(k, self.num_events - 1).astype(np.int64))
 
@@ -328,7 +328,7 @@ class Laplace(Distribution):
 
     def rsample(self, sample_shape=(), generator=None) -> Tensor:
         u = rand(self._extended(sample_shape), dtype=self.loc.dtype, device=self.loc.device,
-                 generator=generator).data - 0.5                    # [-1/2, 1/2)
+                 generator=generator).array - 0.5                    # [-1/2, 1/2)
         tiny = float(np.finfo(u.dtype).tiny)
         xp = self.loc.xp
         # the noise as a constant: -sign(u) log(1 - 2|u|) is a standard Laplace draw
@@ -349,9 +349,9 @@ class Laplace(Distribution):
 
 
 def _check_positive(who: str, name: str, t: Tensor) -> None:
-    if t.data.size and not bool((t.data > 0).all()):
+    if t.array.size and not bool((t.array > 0).all()):
         raise ValueError(f"{who}: {name} must be > 0 everywhere (shape {t.shape}, min "
-                         f"{float(t.data.min())})")
+                         f"{float(t.array.min())})")
 
 
 def _lbeta(concentration: Tensor) -> Tensor:
@@ -363,7 +363,7 @@ def _gamma_draws(concentration: Tensor, shape: tuple, generator) -> Tensor:
     """Standard Gamma(a) draws of `shape` (no gradient), from the generator's stream."""
     from .random import _setup
     _, _, _, rng = _setup((), None, concentration.device, generator)
-    a = concentration.xp.broadcast_to(concentration.detach().data, shape)
+    a = concentration.xp.broadcast_to(concentration.detach().array, shape)
     g = rng.standard_gamma(a)
     return Tensor._make(concentration.xp.asarray(g).astype(concentration.dtype))
 
@@ -482,10 +482,10 @@ class MultivariateNormal(Distribution):
             raise ValueError(f"MultivariateNormal: loc (..., D) and scale_tril (..., D, D) "
                              f"expected, got {self.loc.shape} and {L.shape}")
         d = L.shape[-1]
-        if validate_args and L.data.size:
+        if validate_args and L.array.size:
             xp = L.xp
-            diag = xp.diagonal(L.data, axis1=-2, axis2=-1)
-            upper = xp.triu(L.data, 1)
+            diag = xp.diagonal(L.array, axis1=-2, axis2=-1)
+            upper = xp.triu(L.array, 1)
             if not bool((diag > 0).all()) or bool((upper != 0).any()):
                 raise ValueError("MultivariateNormal: scale_tril must be lower triangular "
                                  f"with a positive diagonal (shape {L.shape})")
@@ -629,7 +629,7 @@ class RelaxedBernoulli(Distribution):
     def rsample(self, sample_shape=(), generator=None) -> Tensor:
         xp = self.logits.xp
         u = rand(self._extended(sample_shape), dtype=self.logits.dtype,
-                 device=self.logits.device, generator=generator).data
+                 device=self.logits.device, generator=generator).array
         tiny = float(np.finfo(u.dtype).tiny)
         u = xp.clip(u, tiny, 1 - float(np.finfo(u.dtype).eps))
         noise = Tensor._make((xp.log(u) - xp.log1p(-u)).astype(self.logits.dtype))
@@ -678,7 +678,7 @@ class RelaxedOneHotCategorical(Distribution):
     def rsample(self, sample_shape=(), generator=None) -> Tensor:
         xp = self.logits.xp
         u = rand(self._extended(sample_shape), dtype=self.logits.dtype,
-                 device=self.logits.device, generator=generator).data
+                 device=self.logits.device, generator=generator).array
         u = xp.clip(u, float(np.finfo(u.dtype).tiny), 1 - float(np.finfo(u.dtype).eps))
         gumbel = Tensor._make((-xp.log(-xp.log(u))).astype(self.logits.dtype))
         return ops.softmax((self.logits + gumbel) / self._tau(), axis=-1)
@@ -740,10 +740,10 @@ class MixtureSameFamily(Distribution):
             draws = self.component_distribution.sample(sample_shape, generator)  # (*S,..,K,*e)
             ne = len(self.event_shape)
             xp = draws.xp
-            index = k.data.reshape(k.shape + (1,) * (ne + 1))
+            index = k.array.reshape(k.shape + (1,) * (ne + 1))
             index = xp.broadcast_to(index, draws.shape[:-1 - ne] + (1,) + draws.shape[
                 draws.ndim - ne:])
-            out = xp.take_along_axis(draws.data, index, axis=-1 - ne)
+            out = xp.take_along_axis(draws.array, index, axis=-1 - ne)
             return Tensor._make(xp.squeeze(out, axis=-1 - ne))
 
 

@@ -61,8 +61,8 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5,
     with autograd.enable_grad():
         outs = _outputs(fn, xs)
     outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
-    n_out = sum(o.size for o in outs)
-    n_in = sum(xs[i].size for i in idx)
+    n_out = sum(o.numel() for o in outs)
+    n_in = sum(xs[i].numel() for i in idx)
     try:
         if n_out * n_in <= full_jacobian_max:
             _check_full(fn, xs, idx, outs, eps, atol, rtol)
@@ -104,12 +104,12 @@ def _fail(msg: str):
 def _check_full(fn, xs, idx, outs, eps, atol, rtol) -> None:
     """Whole Jacobians: analytic rows by backward, numerical columns by central differences;
     on a mismatch, the worst entry over all inputs is reported."""
-    sizes = [o.size for o in outs]
+    sizes = [o.numel() for o in outs]
     n_out = sum(sizes)
-    analytic = {k: np.zeros((n_out, xs[k].size)) for k in idx}
+    analytic = {k: np.zeros((n_out, xs[k].numel())) for k in idx}
     row = 0
     for oi, o in enumerate(outs):
-        for e in range(o.size):
+        for e in range(o.numel()):
             vs = [np.zeros(s) for s in sizes]
             vs[oi][e] = 1.0
             vs = [v.reshape(outs[j].shape) for j, v in enumerate(vs)]
@@ -119,20 +119,20 @@ def _check_full(fn, xs, idx, outs, eps, atol, rtol) -> None:
     worst = None   # (excess over tolerance, input, output row, input element, ana, num)
     for k in idx:
         x = xs[k]
-        keep = x.data
+        keep = x.array
         base = np.array(keep, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-        numerical = np.zeros((n_out, x.size))
+        numerical = np.zeros((n_out, x.numel()))
         try:
-            for p in range(x.size):
+            for p in range(x.numel()):
                 cols = []
                 for delta in (eps, -eps):
                     pert = base.copy()
                     pert.reshape(-1)[p] += delta
-                    x.data = pert
+                    x.array = pert
                     cols.append(np.concatenate([f.reshape(-1) for f in _float_outputs(fn, xs)]))
                 numerical[:, p] = (cols[0] - cols[1]) / (2 * eps)
         finally:
-            x.data = keep
+            x.array = keep
         excess = np.abs(analytic[k] - numerical) - (atol + rtol * np.abs(numerical))
         if excess.size and excess.max() > 0:
             r, p = np.unravel_index(int(np.argmax(excess)), excess.shape)
@@ -160,16 +160,16 @@ def _check_directions(fn, xs, idx, outs, eps, atol, rtol, n_directions, rng) -> 
             x = xs[k]
             u = rng.standard_normal(x.shape)
             ana = float((g * u).sum())
-            old = x.data.copy()
+            old = x.array.copy()
             try:
-                x.data = np.asarray(old + eps * u)  # (0-d arithmetic gives a scalar)
+                x.array = np.asarray(old + eps * u)  # (0-d arithmetic gives a scalar)
                 fp = _weighted_output(fn, xs, vs)
-                x.data = np.asarray(old - eps * u)
+                x.array = np.asarray(old - eps * u)
                 fm = _weighted_output(fn, xs, vs)
             finally:
-                x.data = old
+                x.array = old
             num = (fp - fm) / (2 * eps)
-            tol = atol * max(1.0, np.sqrt(x.size)) + rtol * abs(num)
+            tol = atol * max(1.0, np.sqrt(x.numel())) + rtol * abs(num)
             excess = abs(ana - num) - tol
             if excess > 0 and (worst is None or excess > worst[0]):
                 worst = (excess, k, d, ana, num)

@@ -113,8 +113,8 @@ def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
     The VAE reconstruction term for Bernoulli pixels (Kingma & Welling 2014, App. C.1)."""
     target = _as_tensor(target, input)
     _check_same_shape(input, target, "binary_cross_entropy")
-    if input.dtype.kind == "f" and input.size:
-        lo, hi = float(input.data.min()), float(input.data.max())
+    if input.dtype.kind == "f" and input.numel():
+        lo, hi = float(input.array.min()), float(input.array.max())
         if lo < 0.0 or hi > 1.0 or lo != lo:
             raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], "
                              f"got values in [{lo}, {hi}]; use "
@@ -145,8 +145,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa
 def _check_class_target(target: Tensor, n_classes: int, ignore_index: int, op: str) -> None:
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: class targets must be integers, got dtype {target.dtype}")
-    if target.size:
-        valid = target.data[target.data != ignore_index]
+    if target.numel():
+        valid = target.array[target.array != ignore_index]
         if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= n_classes):
             raise IndexError(f"{op}: target values must be in [0, {n_classes}) (or "
                              f"ignore_index={ignore_index}), got values in "
@@ -172,12 +172,12 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,  # no
                          f"shape {expected}, got {tuple(target.shape)}")
     _check_class_target(target, n_classes, ignore_index, "nll_loss")
     xp = input.xp
-    keep = target.data != ignore_index
-    safe_t = xp.where(keep, target.data, 0)
+    keep = target.array != ignore_index
+    safe_t = xp.where(keep, target.array, 0)
     picked = ops.take_along_axis(input, Tensor._make(xp.expand_dims(safe_t, 1)), 1)
     picked = picked.squeeze(1)                                   # (N, d1, ...)
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else xp.asarray(weight)
+        w = weight.array if isinstance(weight, Tensor) else xp.asarray(weight)
         if w.shape != (n_classes,):
             raise ValueError(f"nll_loss: weight must have shape ({n_classes},), got {w.shape}")
         wt = (w[safe_t] * keep).astype(input.dtype)
@@ -214,7 +214,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     xp = input.xp
     w = None
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else xp.asarray(weight)
+        w = weight.array if isinstance(weight, Tensor) else xp.asarray(weight)
         if w.shape != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), got "
                              f"{w.shape}")
@@ -229,12 +229,12 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         lp = logp if wb is None else logp * wb
         loss = -(lp * t).sum(axis=1)                              # (N, ...)
         if reduction == "mean":
-            return loss.sum() / float(input.size // n_classes)
+            return loss.sum() / float(input.numel() // n_classes)
         return _reduce(loss, reduction, "cross_entropy")
     nll = nll_loss(logp, target, w, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
-    keep = xp.asarray(target.data != ignore_index)
+    keep = xp.asarray(target.array != ignore_index)
     lp = logp if wb is None else logp * wb
     smooth = -lp.sum(axis=1) * Tensor._make(keep.astype(input.dtype))   # (N, ...)
     if reduction == "none":
@@ -242,7 +242,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     elif reduction == "sum":
         smooth_red = smooth.sum()
     elif w is not None:
-        smooth_red = smooth.sum() / float(w[target.data[keep]].sum())
+        smooth_red = smooth.sum() / float(w[target.array[keep]].sum())
     else:
         smooth_red = smooth.sum() / float(keep.sum())
     return (1.0 - label_smoothing) * nll + smooth_red * (label_smoothing / n_classes)
@@ -257,9 +257,10 @@ def kl_div(input: Tensor, target, reduction: str = "mean",  # noqa: A002
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        xp = target.xp
-        t = target.data
-        safe_log = Tensor._make(xp.log(xp.where(t > 0, t, 1.0)).astype(t.dtype))
+        # t log t with 0 log 0 = 0; the log is taken through `where` so a target that
+        # requires grad gets d/dt = log t + 1 - input (the +1 is d(t log t)/dt - log t)
+        positive = target > 0
+        safe_log = ops.where(positive, target, 1.0).log()
         loss = target * (safe_log - input)
     if reduction == "batchmean":
         return loss.sum() / float(input.shape[0])
@@ -324,7 +325,7 @@ def n_pair_loss(anchor: Tensor, positive: Tensor, negatives: Tensor | None = Non
             raise ValueError(f"n_pair_loss: negatives must have shape (N, K, D) = ({n}, K, "
                              f"{anchor.shape[1]}), got {tuple(negatives.shape)}")
         s_neg = (negatives @ anchor.unsqueeze(2)).squeeze(2)     # (N, K): f^T f_k^-
-        zero = Tensor._make(s_pos.xp.zeros_like(s_pos.data))  # the "1 +" inside the log
+        zero = Tensor._make(s_pos.xp.zeros_like(s_pos.array))  # the "1 +" inside the log
         loss = ops.logsumexp(ops.cat([zero, s_neg - s_pos], axis=1), axis=1)
     if l2_reg:
         loss = loss + 0.5 * l2_reg * ((anchor ** 2).sum(axis=1) + (positive ** 2).sum(axis=1))

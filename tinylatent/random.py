@@ -12,7 +12,7 @@ from .backend import CPU, Device
 from .tensor import Tensor, get_default_dtype
 
 __all__ = ["Generator", "manual_seed", "default_generator", "get_rng_state", "set_rng_state",
-           "randn", "rand", "randint", "normal", "uniform", "bernoulli", "randperm",
+           "randn", "rand", "randint", "normal", "uniform", "bernoulli", "randperm", "multinomial",
            "dropout_mask", "randn_like", "rand_like"]
 
 
@@ -90,13 +90,13 @@ def rand(*size, dtype=None, device=None, generator=None, requires_grad=False) ->
 def normal(mean=0.0, std=1.0, size=(), dtype=None, device=None, generator=None) -> Tensor:
     size = (size,) if isinstance(size, int) else tuple(size)
     z = randn(size, dtype=dtype, device=device, generator=generator)
-    return Tensor._make(z.xp.asarray(z.data * std + mean))  # (0-d arithmetic gives a scalar)
+    return Tensor._make(z.xp.asarray(z.array * std + mean))  # (0-d arithmetic gives a scalar)
 
 
 def uniform(low=0.0, high=1.0, size=(), dtype=None, device=None, generator=None) -> Tensor:
     size = (size,) if isinstance(size, int) else tuple(size)
     u = rand(size, dtype=dtype, device=device, generator=generator)
-    return Tensor._make(u.xp.asarray(u.data * (high - low) + low))
+    return Tensor._make(u.xp.asarray(u.array * (high - low) + low))
 
 
 def randint(low: int, high: int | None = None, size=(), dtype="int64", device=None,
@@ -114,8 +114,39 @@ def bernoulli(probs, generator=None) -> Tensor:
     p = probs if isinstance(probs, Tensor) else Tensor(probs)
     _, _, dev, rng = _setup((), None, p.device, generator)
     u = rng.random(p.shape, dtype=p.dtype if p.dtype.kind == "f" else np.float64)
-    hit = p.xp.asarray(u < p.data)
+    hit = p.xp.asarray(u < p.array)
     return Tensor._make(hit.astype(p.dtype if p.dtype.kind == "f" else get_default_dtype()))
+
+
+def multinomial(probs, num_samples: int, replacement: bool = False,
+                generator=None) -> Tensor:
+    """Category indices drawn with P(i) proportional to probs[..., i] (rows need not sum to
+    1), shape (..., num_samples), int64. Without replacement: the Gumbel-top-k trick (Vieira
+    2014; Kool et al. 2019, Sec. 3), the k largest log p_i + Gumbel noise."""
+    p = probs if isinstance(probs, Tensor) else Tensor(probs)
+    if p.ndim not in (1, 2) or p.dtype.kind != "f":
+        raise ValueError(f"multinomial: expected 1-D or 2-D float probabilities, got shape "
+                         f"{p.shape} and dtype {p.dtype}")
+    a = p.array.astype(np.float64)
+    xp = p.xp
+    if bool((a < 0).any()) or not bool(xp.isfinite(a).all()) or bool((a.sum(-1) <= 0).any()):
+        raise ValueError("multinomial: probabilities must be finite, >= 0, with a positive sum")
+    n_cat = a.shape[-1]
+    if not replacement and num_samples > n_cat:
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without "
+                         f"replacement from {n_cat} categories")
+    _, _, dev, rng = _setup((), None, p.device, generator)
+    if replacement:   # inverse CDF: the first i whose cumulative sum exceeds u * total
+        cdf = xp.cumsum(a, axis=-1)
+        u = rng.random(a.shape[:-1] + (num_samples,)) * cdf[..., -1:]
+        flat_cdf, flat_u = cdf.reshape(-1, n_cat), u.reshape(-1, num_samples)
+        idx = xp.stack([xp.searchsorted(c, v, side="right") for c, v in zip(flat_cdf, flat_u)])
+        return Tensor._make(xp.minimum(idx, n_cat - 1).reshape(u.shape).astype(np.int64))
+    gumbel = -xp.log(-xp.log(rng.random(a.shape)))
+    with np.errstate(divide="ignore"):
+        keys = xp.where(a > 0, xp.log(a), -xp.inf) + gumbel
+    order = xp.argsort(-keys, axis=-1, kind="stable")[..., :num_samples]
+    return Tensor._make(order.astype(np.int64))
 
 
 def randperm(n: int, device=None, generator=None) -> Tensor:
@@ -128,7 +159,7 @@ def dropout_mask(shape, p: float, dtype=None, device=None, generator=None) -> Te
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     u = rand(tuple(shape), dtype=dtype, device=device, generator=generator)
-    keep = u.xp.asarray(u.data >= p)
+    keep = u.xp.asarray(u.array >= p)
     return Tensor._make(u.xp.asarray(keep.astype(u.dtype) * (1.0 / (1.0 - p))))
 
 

@@ -46,7 +46,7 @@ def set_default_dtype(dtype) -> None:
 def _to_array(data, dtype=None, device=None):
     """Build an array on `device` from Python data, numpy or cupy arrays, or a Tensor."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     dev = Device(device) if device is not None else None
     if dev is not None and dev.type == "cuda":
         xp = dev.xp
@@ -71,13 +71,15 @@ class Tensor:
     Tensor(data, dtype=None, device=None, requires_grad=False)
     """
 
-    # _version counts in-place changes; _base is the tensor whose memory this one views
-    # (None if it owns its array): views share their base's count (see _check_inplace).
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_version", "_base", "__weakref__")
+    # `array` is the raw numpy/cupy array (what every op computes on); `data` is PyTorch's
+    # detached Tensor view of it (see below). _version counts in-place changes; _base is the
+    # tensor whose memory this one views (None if it owns its array): views share their
+    # base's count (see _check_inplace).
+    __slots__ = ("array", "requires_grad", "grad", "_ctx", "_version", "_base", "__weakref__")
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
-        self.data = _to_array(data, dtype, device)
+        self.array = _to_array(data, dtype, device)
         self.grad = None
         self._ctx = None
         self._version = 0
@@ -90,7 +92,7 @@ class Tensor:
     def _make(array, requires_grad: bool = False, ctx=None) -> "Tensor":
         """Wrap an array without any checks (the fast path every op uses)."""
         t = Tensor.__new__(Tensor)
-        t.data = array
+        t.array = array
         t.requires_grad = requires_grad
         t.grad = None
         t._ctx = ctx
@@ -98,36 +100,59 @@ class Tensor:
         t._base = None
         return t
 
+    # ------------------------------------------------------------------ .data (PyTorch's)
+    @property
+    def data(self) -> "Tensor":
+        """A Tensor sharing this one's memory, cut from the graph (PyTorch's `.data`):
+        `p.data.mul_(m).add_(q.data, alpha=1 - m)` updates p in place without autograd
+        seeing it. As in PyTorch its in-place changes are not counted on this tensor's version
+        (unlike .detach()'s), so they go unnoticed by a graph that saved it: the caller's
+        responsibility. The raw numpy/cupy array is `.array`."""
+        return Tensor._make(self.array)
+
+    @data.setter
+    def data(self, value) -> None:
+        """`p.data = t` rebinds p to t's memory (shape and dtype may change, as in PyTorch);
+        the graph is not told."""
+        self.array = value.array if isinstance(value, Tensor) else _to_array(value)
+
     # ------------------------------------------------------------------ basic properties
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
-    @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self, dim: int | None = None):
+        """The shape (a tuple), or the length of one dim: PyTorch's size(). The number of
+        elements is numel()."""
+        shape = self.array.shape
+        if dim is None:
+            return shape
+        if not -len(shape) <= dim < max(len(shape), 1):
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of "
+                             f"{len(shape)} dimensions")
+        return shape[dim]
 
     def numel(self) -> int:
-        return self.data.size
+        return self.array.size
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self) -> Device:
-        return CPU if type(self.data) is np.ndarray else device_of_array(self.data)
+        return CPU if type(self.array) is np.ndarray else device_of_array(self.array)
 
     @property
     def xp(self):
-        return np if type(self.data) is np.ndarray else array_module(self.data)
+        return np if type(self.array) is np.ndarray else array_module(self.array)
 
     @property
     def is_leaf(self) -> bool:
@@ -166,7 +191,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def numpy_host(self) -> np.ndarray:
-        d = self.data
+        d = self.array
         return d if isinstance(d, np.ndarray) else d.get()
 
     def numpy(self) -> np.ndarray:
@@ -174,7 +199,7 @@ class Tensor:
         return self.numpy_host()
 
     def item(self):
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"item: only one-element tensors can be converted, got shape "
                              f"{self.shape}")
         return self.numpy_host().reshape(()).item()
@@ -193,25 +218,25 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.size != 1:
-            raise RuntimeError(f"bool: the truth value of a tensor with {self.size} elements "
+        if self.numel() != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self.numel()} elements "
                                "is ambiguous; use .any() or .all()")
         return bool(self.item())
 
     def __index__(self) -> int:
-        if self.dtype.kind not in "iu" or self.size != 1:
+        if self.dtype.kind not in "iu" or self.numel() != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
         return int(self.item())
 
     def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
+        return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
     @property
     def __cuda_array_interface__(self):
-        d = self.data
+        d = self.array
         if not hasattr(d, "__cuda_array_interface__"):
             raise AttributeError("__cuda_array_interface__: tensor is on the CPU")
         return d.__cuda_array_interface__
@@ -229,7 +254,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """Same data, cut from the graph."""
-        t = Tensor._make(self.data)
+        t = Tensor._make(self.array)
         t._base = autograd._version_owner(self)   # same memory; holds no graph node
         return t
 
@@ -291,10 +316,10 @@ class Tensor:
         return self.to(other.dtype)
 
     def contiguous(self) -> "Tensor":
-        return self if self.data.flags.c_contiguous else ops.contiguous(self)
+        return self if self.array.flags.c_contiguous else ops.contiguous(self)
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self.array.flags.c_contiguous)
 
     # ------------------------------------------------------------------ in-place updates
     def _check_inplace(self, name: str) -> None:
@@ -308,12 +333,12 @@ class Tensor:
         autograd._root(self)._version += 1
 
     def _other(self, value):
-        return value.data if isinstance(value, Tensor) else value
+        return value.array if isinstance(value, Tensor) else value
 
     def add_(self, other, alpha: float = 1.0) -> "Tensor":
         self._check_inplace("add_")
         o = self._other(other)
-        self.data += o if alpha == 1.0 else alpha * o
+        self.array += o if alpha == 1.0 else alpha * o
         return self
 
     def sub_(self, other, alpha: float = 1.0) -> "Tensor":
@@ -321,26 +346,26 @@ class Tensor:
 
     def mul_(self, other) -> "Tensor":
         self._check_inplace("mul_")
-        self.data *= self._other(other)
+        self.array *= self._other(other)
         return self
 
     def div_(self, other) -> "Tensor":
         self._check_inplace("div_")
-        self.data /= self._other(other)
+        self.array /= self._other(other)
         return self
 
     def copy_(self, src) -> "Tensor":
         self._check_inplace("copy_")
         s = self._other(src)
-        if hasattr(s, "shape") and type(s) is not type(self.data) and not np.isscalar(s):
+        if hasattr(s, "shape") and type(s) is not type(self.array) and not np.isscalar(s):
             raise RuntimeError(f"copy_: source is on {device_of_array(s)}, destination on "
                                f"{self.device}; use .to() first")
-        self.xp.copyto(self.data, s, casting="unsafe")
+        self.xp.copyto(self.array, s, casting="unsafe")
         return self
 
     def fill_(self, value) -> "Tensor":
         self._check_inplace("fill_")
-        self.data.fill(value)
+        self.array.fill(value)
         return self
 
     def zero_(self) -> "Tensor":
@@ -348,7 +373,7 @@ class Tensor:
 
     def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002 - PyTorch's names
         self._check_inplace("clamp_")
-        self.xp.clip(self.data, min, max, out=self.data)
+        self.xp.clip(self.array, min, max, out=self.array)
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator=None) -> "Tensor":
@@ -363,7 +388,7 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         self._check_inplace("__setitem__")
-        self.data[ops.indexing.normalize_index(index)] = self._other(value)
+        self.array[ops.indexing.normalize_index(index)] = self._other(value)
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other):
@@ -467,6 +492,12 @@ class Tensor:
 
     def all(self, axis=None):
         return ops.all(self, axis)
+
+    def amax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.amax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def amin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.amin(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def any(self, axis=None):
         return ops.any(self, axis)
@@ -676,16 +707,118 @@ class Tensor:
     def reshape_as(self, other):
         return ops.reshape(self, other.shape)
 
+    # ------------------------------------------------------------------ PyTorch's other spellings
+    # Methods ported PyTorch code calls, each the tinylatent op of the same meaning.
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def half(self) -> "Tensor":
+        return self.to(float16)
+
+    def type(self, dtype=None):
+        """type() -> the dtype's name ('float32'); type(dtype) -> self.to(dtype)."""
+        return str(self.dtype) if dtype is None else self.to(dtype)
+
+    def t(self) -> "Tensor":
+        """Transpose of a matrix (0-D and 1-D tensors are returned as they are)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor of at most 2 dimensions, got shape "
+                             f"{self.shape}; use transpose(dim0, dim1)")
+        return self if self.ndim < 2 else ops.transpose(self, 0, 1)
+
+    def add(self, other, alpha=1):
+        return ops.add(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1):
+        return ops.sub(self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return ops.mul(self, other)
+
+    def div(self, other):
+        return ops.div(self, other)
+
+    def eq(self, other):
+        return ops.compare(self, other, "equal")
+
+    def ne(self, other):
+        return ops.compare(self, other, "not_equal")
+
+    def gt(self, other):
+        return ops.compare(self, other, "greater")
+
+    def ge(self, other):
+        return ops.compare(self, other, "greater_equal")
+
+    def lt(self, other):
+        return ops.compare(self, other, "less")
+
+    def le(self, other):
+        return ops.compare(self, other, "less_equal")
+
+    def masked_fill(self, mask, value):
+        return ops.masked_fill(self, mask, value)
+
+    def masked_fill_(self, mask, value) -> "Tensor":
+        self._check_inplace("masked_fill_")
+        m = mask.array if isinstance(mask, Tensor) else mask
+        self.xp.copyto(self.array, self._other(value), where=self.xp.broadcast_to(
+            m, self.shape), casting="unsafe")
+        return self
+
+    def mm(self, other):
+        return ops.mm(self, other)
+
+    def bmm(self, other):
+        return ops.bmm(self, other)
+
+    def narrow(self, dim, start, length):
+        return ops.narrow(self, dim, start, length)
+
+    def repeat(self, *sizes):
+        return ops.repeat(self, *sizes)
+
+    def repeat_interleave(self, repeats, dim=None):
+        return ops.repeat_interleave(self, repeats, dim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        return ops.norm(self, p, dim, keepdim)
+
+    def multinomial(self, num_samples, replacement=False, generator=None):
+        from . import random
+        return random.multinomial(self, num_samples, replacement, generator)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> "Tensor":
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> "Tensor":
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None,
+                 requires_grad=False) -> "Tensor":
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None) -> "Tensor":
+        return empty(*size, dtype=dtype or self.dtype, device=device or self.device)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False) -> "Tensor":
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
 
 
 # ---------------------------------------------------------------------- factories
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor copying `data` (Python numbers, lists, numpy/cupy arrays)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     t = Tensor(data, dtype=dtype, device=device, requires_grad=False)
-    if t.data is data or (isinstance(data, np.ndarray) and np.shares_memory(t.data, data)):
-        t.data = t.data.copy()
+    if t.array is data or (isinstance(data, np.ndarray) and np.shares_memory(t.array, data)):
+        t.array = t.array.copy()
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 

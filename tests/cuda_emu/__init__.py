@@ -54,7 +54,7 @@ def emulated(block: "int | None" = None, device_count: int = 2):
 
     def backend_for(x):
         # tensors holding stand-in device arrays get the CUDA backend, as CuPy arrays do
-        return boundary if isinstance(x.data, fakecupy.ndarray) else host_backend_for(x)
+        return boundary if isinstance(x.array, fakecupy.ndarray) else host_backend_for(x)
     dispatch.backend_for = backend_for
     saved = (be._cp, be.BLOCK, fakecupy.DEVICE_COUNT, fakecupy._current.device)
     host_module_of_type = tb.array_module_of_type

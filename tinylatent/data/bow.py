@@ -48,9 +48,9 @@ def load_kjv_bow(path: str | None = None) -> tuple:
 def tfidf(counts: Tensor, idf: Tensor | None = None) -> tuple:
     """log(1 + tf) * idf rows, idf = log(N / df); returns (features, idf). A stronger
     baseline than raw counts: it down-weights words every chapter uses."""
-    c = counts.data
+    c = counts.array
     xp = counts.xp
     if idf is None:
         df = (c > 0).sum(0)
         idf = Tensor._make(xp.log(len(c) / xp.maximum(df, 1)).astype(c.dtype))
-    return Tensor._make(xp.log1p(c) * idf.data), idf
+    return Tensor._make(xp.log1p(c) * idf.array), idf

@@ -53,7 +53,7 @@ class TensorDataset(Dataset):
         out = []
         for t in self.tensors:
             idx = t.xp.asarray(indices)
-            out.append(Tensor._make(t.data[idx]))
+            out.append(Tensor._make(t.array[idx]))
         return tuple(out)
 
 

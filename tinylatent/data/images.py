@@ -13,7 +13,7 @@ def make_grid(images, ncol: int = 8, padding: int = 1, pad_value: float = 0.3,
     Row-major, `ncol` tiles per row, `padding` pixels of `pad_value` around every tile; a
     last row that is not full is left as padding (like torchvision.utils.make_grid, grey).
     """
-    imgs = np.asarray(getattr(images, "data", images))
+    imgs = np.asarray(getattr(images, "array", images))
     if hasattr(imgs, "get"):  # pragma: no cover - a CuPy array
         imgs = imgs.get()
     if image_shape is not None:

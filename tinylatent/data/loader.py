@@ -27,7 +27,7 @@ def default_collate(items: list):
         return {k: default_collate([it[k] for it in items]) for k in first}
     if isinstance(first, Tensor):
         xp = first.xp
-        return Tensor._make(xp.stack([it.data for it in items]))
+        return Tensor._make(xp.stack([it.array for it in items]))
     return Tensor._make(np.stack([np.asarray(it) for it in items]))
 
 
@@ -38,16 +38,30 @@ class DataLoader:
     generator, so `tl.manual_seed` makes runs reproducible). drop_last: skip a final batch
     smaller than `batch_size`. sampler: an object with `__len__` and `__iter__` over dataset
     indices (e.g. DistributedSampler) that decides the order instead of `shuffle`.
+
+    num_workers, pin_memory, persistent_workers, worker_init_fn and prefetch_factor are
+    accepted so PyTorch code ports unchanged, but loading is always single-process in the
+    calling thread: batching a TensorDataset is one fancy-index (no per-item work to spread
+    over processes), and tinylatent has no page-locked host memory, so pin_memory changes
+    nothing. worker_init_fn, when given, is called once with worker id 0.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  generator: Generator | None = None, drop_last: bool = False,
-                 collate_fn: Callable | None = None, sampler=None):
+                 collate_fn: Callable | None = None, sampler=None, num_workers: int = 0,
+                 pin_memory: bool = False, persistent_workers: bool = False,
+                 worker_init_fn: Callable | None = None, prefetch_factor: int | None = None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive "
                              "(the sampler decides the order)")
+        if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got "
+                             f"{num_workers!r}")
+        self.num_workers, self.pin_memory = int(num_workers), bool(pin_memory)
+        if worker_init_fn is not None:
+            worker_init_fn(0)
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

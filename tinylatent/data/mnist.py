@@ -294,13 +294,13 @@ class MNIST(TensorDataset):
     def take(self, indices: np.ndarray):
         x, y = super().take(indices)
         if self.transform is not None:
-            x = Tensor._make(self.transform(x.data))
+            x = Tensor._make(self.transform(x.array))
         return x, y
 
     def __getitem__(self, index):
         x, y = super().__getitem__(index)
         if self.transform is not None:
-            x = Tensor._make(self.transform(x.data[None])[0])
+            x = Tensor._make(self.transform(x.array[None])[0])
         return x, y
 
 

@@ -12,7 +12,7 @@ __all__ = ["extract_patches"]
 def extract_patches(images, patch_size: int, stride: int = 1):
     """All p x p patches of (N, H, W) or (N, C, H, W) images as a (N, P, C*p*p) array on the
     images' own array module, P = number of positions on the stride grid."""
-    A = images.data if isinstance(images, Tensor) else np.asarray(images)
+    A = images.array if isinstance(images, Tensor) else np.asarray(images)
     xp = Tensor._make(A).xp
     if A.ndim == 3:
         A = A[:, None]  # (N, 1, H, W)

@@ -53,7 +53,7 @@ def as_numpy_generator(generator) -> np.random.Generator:
 def _unpack(x, name: str):
     """(batch (B, C, H, W) float array, was_single, was_tensor)."""
     is_tensor = isinstance(x, Tensor)
-    data = x.data if is_tensor else x
+    data = x.array if is_tensor else x
     if not hasattr(data, "ndim") or data.ndim not in (3, 4):
         raise ValueError(f"{name}: expected an image (C, H, W) or a batch (B, C, H, W), got "
                          f"shape {getattr(data, 'shape', type(data).__name__)}")
@@ -437,11 +437,11 @@ class ImageTensorDataset(TensorDataset):
     def take(self, indices: np.ndarray):
         x, *rest = super().take(indices)
         if self.transform is not None:
-            x = Tensor._make(self.transform(x.data))
+            x = Tensor._make(self.transform(x.array))
         return (x, *rest)
 
     def __getitem__(self, index):
         x, *rest = super().__getitem__(index)
         if self.transform is not None:
-            x = Tensor._make(self.transform(x.data[None])[0])
+            x = Tensor._make(self.transform(x.array[None])[0])
         return (x, *rest)

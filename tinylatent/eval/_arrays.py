@@ -8,7 +8,7 @@ from ..tensor import Tensor
 
 def raw(v):
     """The array behind a Tensor (numpy or cupy), or np.asarray(v)."""
-    return v.data if isinstance(v, Tensor) else np.asarray(v)
+    return v.array if isinstance(v, Tensor) else np.asarray(v)
 
 
 def host(v) -> np.ndarray:

@@ -96,7 +96,7 @@ class LogisticRegression:
         self.W = zeros(Xs.shape[1], self.n_classes, dtype=Xs.dtype, device=Xs.device,
                        requires_grad=True)
         self.b = zeros(self.n_classes, dtype=Xs.dtype, device=Xs.device, requires_grad=True)
-        vel = [xp.zeros_like(self.W.data), xp.zeros_like(self.b.data)]
+        vel = [xp.zeros_like(self.W.array), xp.zeros_like(self.b.array)]
         losses = []
         for _ in range(self.steps):
             logits = Xs @ self.W + self.b  # (N, D) @ (D, C)
@@ -106,10 +106,10 @@ class LogisticRegression:
             with autograd.no_grad():  # Nesterov: step from the look-ahead velocity
                 for p, g, v in zip((self.W, self.b), (grad_w, grad_b), vel):
                     v *= self.momentum
-                    v -= self.lr * g.data
-                    p.add_(self.momentum * v - self.lr * g.data)
+                    v -= self.lr * g.array
+                    p.add_(self.momentum * v - self.lr * g.array)
             losses.append(loss.detach())
-        self.losses_ = [float(v) for v in Tensor._make(xp.stack([v.data for v in losses]))
+        self.losses_ = [float(v) for v in Tensor._make(xp.stack([v.array for v in losses]))
                         .numpy_host()]  # one host sync for the whole curve
         self.n_iter_ = self.steps
         self.W, self.b = self.W.detach(), self.b.detach()

@@ -179,7 +179,7 @@ def _cuda_backend():
 
 def backend_for(x):
     """The kernel backend for a tensor's arrays, or None."""
-    data = x.data
+    data = x.array
     if type(data) is np.ndarray:
         return _numba_backend()
     if hasattr(data, "__cuda_array_interface__"):

@@ -324,5 +324,5 @@ def reconstruction_error(model: nn.Module, x_in: Tensor, x_target: Tensor | None
         for s in range(0, len(x_in), batch_size):
             x_hat = model(x_in[s:s + batch_size])
             total += float(((x_hat - x_target[s:s + batch_size]) ** 2).sum().item())
-    return total / x_target.size
+    return total / x_target.numel()
 

@@ -68,7 +68,7 @@ class PCA:
 
     def fit(self, X) -> "PCA":
         X = _as_2d(X, "PCA.fit")
-        xp, A = X.xp, X.data.astype(np.float64)
+        xp, A = X.xp, X.array.astype(np.float64)
         n, dim = A.shape
         if n < 2:
             raise ValueError(f"PCA.fit: need at least 2 samples, got {n}")
@@ -195,7 +195,7 @@ class KMeans:
 
     def fit(self, X) -> "KMeans":
         X = _as_2d(X, "KMeans.fit")
-        xp, A = X.xp, X.data.astype(np.float64)
+        xp, A = X.xp, X.array.astype(np.float64)
         if len(A) < self.n_clusters:
             raise ValueError(f"KMeans.fit: {len(A)} samples < n_clusters={self.n_clusters}")
         rng = _rng_for(self.seed, xp)
@@ -212,14 +212,14 @@ class KMeans:
 
     def predict(self, X) -> Tensor:
         X = _as_2d(X, "KMeans.predict")
-        labels, _ = self._assign(X.data.astype(np.float64),
-                                 self.cluster_centers_.data.astype(np.float64))
+        labels, _ = self._assign(X.array.astype(np.float64),
+                                 self.cluster_centers_.array.astype(np.float64))
         return Tensor._make(labels)
 
     def transform(self, X) -> Tensor:
         """Squared distances to every centre, (N, K)."""
         X = _as_2d(X, "KMeans.transform")
-        return Tensor._make(squared_distances(X.data, self.cluster_centers_.data.astype(
+        return Tensor._make(squared_distances(X.array, self.cluster_centers_.array.astype(
             X.dtype)))
 
     def fit_predict(self, X) -> Tensor:

@@ -51,7 +51,7 @@ class ActNorm(Transform):
 
     def _init(self, x: Tensor) -> None:
         axes = (0,) + tuple(range(2, x.ndim))
-        data = x.data
+        data = x.array
         mean, std = data.mean(axis=axes), data.std(axis=axes)
         with tl.no_grad():
             self.log_s.copy_(tl.tensor(-x.xp.log(std + 1e-6), dtype=self.log_s.dtype))

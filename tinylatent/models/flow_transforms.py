@@ -147,7 +147,7 @@ def planar_inverse(y: Tensor, u: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, 
     s = (w * y).sum(axis=-1, keepdims=True)                     # (B, 1)
     c = (w * u_hat).sum(axis=-1, keepdims=True)                 # (1 or B, 1)
     xp = y.xp
-    cast = (lambda t: t.data.astype(np.float64))
+    cast = (lambda t: t.array.astype(np.float64))
     b_arr = cast(b) + xp.zeros_like(cast(s))
     a0 = _solve_monotone(cast(s), cast(c) + xp.zeros_like(cast(s)), b_arr, xp)
     a0 = Tensor._make(a0.astype(y.dtype))

@@ -91,7 +91,7 @@ class GaussianMixture:
         if self.means_init is None:
             km = KMeans(K, n_init=1, seed=self.seed).fit(Tensor._make(A))
             resp = xp.zeros((len(A), K))
-            resp[xp.arange(len(A)), km.labels_.data] = 1.0
+            resp[xp.arange(len(A)), km.labels_.array] = 1.0
             weights, means, covs = self._m_step(A, resp)
         else:
             means = xp.asarray(_raw(self.means_init), dtype=np.float64)
@@ -108,7 +108,7 @@ class GaussianMixture:
 
     def fit(self, X) -> "GaussianMixture":
         X = _as_2d(X, "GaussianMixture.fit")
-        A = X.data.astype(np.float64)
+        A = X.array.astype(np.float64)
         weights, means, covs = self._init_params(A)
         self.log_likelihoods_, self.converged_ = [], False
         for _ in range(self.max_iter):
@@ -126,10 +126,10 @@ class GaussianMixture:
 
     def score_samples(self, X) -> Tensor:
         """log p(x_i) under the fitted mixture, (N,)."""
-        A = _as_2d(X, "GaussianMixture.score_samples").data.astype(np.float64)
+        A = _as_2d(X, "GaussianMixture.score_samples").array.astype(np.float64)
         xp = _xp(A)
-        wl = self._log_gauss(A, self.means_.data, self.covariances_.data) + \
-            xp.log(self.weights_.data)
+        wl = self._log_gauss(A, self.means_.array, self.covariances_.array) + \
+            xp.log(self.weights_.array)
         m = wl.max(1, keepdims=True)
         return Tensor._make(m[:, 0] + xp.log(xp.exp(wl - m).sum(1)))
 
@@ -139,14 +139,14 @@ class GaussianMixture:
 
     def score(self, X) -> float:
         """Average log-likelihood per sample."""
-        return float(self.score_samples(X).data.mean())
+        return float(self.score_samples(X).array.mean())
 
     def predict(self, X) -> Tensor:
-        A = _as_2d(X, "GaussianMixture.predict").data.astype(np.float64)
-        wl = self._log_gauss(A, self.means_.data, self.covariances_.data) + \
-            _xp(A).log(self.weights_.data)
+        A = _as_2d(X, "GaussianMixture.predict").array.astype(np.float64)
+        wl = self._log_gauss(A, self.means_.array, self.covariances_.array) + \
+            _xp(A).log(self.weights_.array)
         return Tensor._make(wl.argmax(1))
 
 
 def _raw(v):
-    return v.data if isinstance(v, Tensor) else v
+    return v.array if isinstance(v, Tensor) else v

@@ -80,15 +80,15 @@ class PatchFeatures:
         sample = win[i, :, r, c].reshape(cfg.n_train_patches, -1)  # (S, C*p*p)
         sample = self._normalise(sample.astype(np.float64))
         pca = PCA().fit(Tensor._make(sample))
-        U, d = pca.components_.data.T, pca.explained_variance_.data  # (D, D), (D,)
-        self.mean_ = pca.mean_.data
+        U, d = pca.components_.array.T, pca.explained_variance_.array  # (D, D), (D,)
+        self.mean_ = pca.mean_.array
         self.zca_ = (U / xp.sqrt(d + cfg.zca_eps)) @ U.T  # (D, D) ZCA matrix
         white = self._whiten(sample)
         if cfg.method == "kmeans":
             km = KMeans(cfg.n_features, n_init=1, max_iter=50, seed=cfg.seed)
-            self.dictionary_ = km.fit(Tensor._make(white)).cluster_centers_.data  # (K, D)
+            self.dictionary_ = km.fit(Tensor._make(white)).cluster_centers_.array  # (K, D)
         else:
-            self.dictionary_ = PCA(cfg.n_features).fit(Tensor._make(white)).components_.data
+            self.dictionary_ = PCA(cfg.n_features).fit(Tensor._make(white)).components_.array
         return self
 
     def _encode(self, P):
@@ -120,7 +120,7 @@ class PatchFeatures:
 
 
 def _as_float(images):
-    A = images.data if isinstance(images, Tensor) else np.asarray(images)
+    A = images.array if isinstance(images, Tensor) else np.asarray(images)
     if A.dtype == np.uint8:
         return A.astype(np.float32) / 255.0
     return A

@@ -35,7 +35,7 @@ def _attention_with_weights(q: Tensor, k: Tensor, v: Tensor, mask, dropout_p: fl
         attn = ops.softmax(scores, axis=-1)
     elif mask is not None:
         xp = q.xp
-        keep = xp.broadcast_to(mask.data, scores.shape)
+        keep = xp.broadcast_to(mask.array, scores.shape)
         any_kept = keep.any(axis=-1, keepdims=True)
         scores = ops.where(Tensor._make(keep), scores, -math.inf)
         scores = ops.where(Tensor._make(any_kept), scores, 0.0)
@@ -145,16 +145,16 @@ class MultiheadAttention(Module):
         if not masks:
             return None
         if all(m.dtype.kind == "b" for m in masks):
-            keep = ~masks[0].data
+            keep = ~masks[0].array
             for m in masks[1:]:
-                keep = xp.logical_and(keep, ~m.data)
+                keep = xp.logical_and(keep, ~m.array)
             return Tensor._make(keep)
         total = None
         for m in masks:
             if m.dtype.kind == "b":
-                add = xp.where(m.data, -math.inf, 0.0).astype(like.dtype)
+                add = xp.where(m.array, -math.inf, 0.0).astype(like.dtype)
             else:
-                add = m.data.astype(like.dtype)
+                add = m.array.astype(like.dtype)
             total = add if total is None else total + add
         return Tensor._make(total)
 

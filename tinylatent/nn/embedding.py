@@ -37,7 +37,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight.array[self.padding_idx] = 0
 
     @classmethod
     def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
@@ -46,7 +46,7 @@ class Embedding(Module):
             raise ValueError(f"Embedding.from_pretrained: expected a 2-D tensor, got shape "
                              f"{tuple(embeddings.shape)}")
         m = cls(embeddings.shape[0], embeddings.shape[1], padding_idx,
-                _weight=Tensor._make(embeddings.data.copy()))
+                _weight=Tensor._make(embeddings.array.copy()))
         m.weight.requires_grad_(not freeze)
         return m
 

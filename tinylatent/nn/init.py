@@ -153,7 +153,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         raise ValueError(f"orthogonal_: expected at least 2 dims, got shape "
                          f"{tuple(tensor.shape)}")
     rows = tensor.shape[0]
-    cols = tensor.size // rows
+    cols = tensor.numel() // rows
     g = generator if generator is not None else random.default_generator
     flat = g._np.standard_normal((rows, cols))
     if rows < cols:

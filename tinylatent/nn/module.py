@@ -33,7 +33,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty((0,), dtype=np.float32)
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         super().__init__(data)
         if requires_grad:
             self.requires_grad_(True)
@@ -45,9 +45,9 @@ class Parameter(Tensor):
         """copy.deepcopy(model) (target networks, EMA teachers) copies the values."""
         if id(self) in memo:
             return memo[id(self)]
-        out = Parameter(Tensor._make(self.data.copy()), self.requires_grad)
+        out = Parameter(Tensor._make(self.array.copy()), self.requires_grad)
         if self.grad is not None:
-            out.grad = Tensor._make(self.grad.data.copy())
+            out.grad = Tensor._make(self.grad.array.copy())
         memo[id(self)] = out
         return out
 
@@ -58,7 +58,7 @@ _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_
 def _host(value):
     """The raw array of a Tensor / numpy / cupy value (no copy)."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if hasattr(value, "__cuda_array_interface__") or isinstance(value, np.ndarray):
         return value
     return np.asarray(value)
@@ -286,7 +286,7 @@ class Module:
         return m
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------------ modes and grads
     def train(self, mode: bool = True) -> "Module":
@@ -316,7 +316,7 @@ class Module:
                 if g._ctx is not None or g.requires_grad:
                     g = g.detach()
                     p.grad = g
-                g.data[...] = 0
+                g.array[...] = 0
 
     # ------------------------------------------------------------------ functions on the tree
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
@@ -335,9 +335,9 @@ class Module:
                 if t is None or id(t) in seen:
                     continue
                 seen.add(id(t))
-                t.data = fn(t.data)
+                t.array = fn(t.array)
                 if t.grad is not None:
-                    t.grad = Tensor._make(fn(t.grad.data))
+                    t.grad = Tensor._make(fn(t.grad.array))
         return self
 
     def to(self, *args, dtype=None, device=None) -> "Module":
@@ -363,7 +363,7 @@ class Module:
                     t = t.to(dev)
                 if dtype is not None and t.dtype.kind == "f":
                     t = t.to(dtype)
-            return t.data
+            return t.array
 
         return self._apply_arrays(convert)
 
@@ -435,7 +435,7 @@ class Module:
             if k not in state_dict:
                 continue
             src = _host(state_dict[k])
-            if type(src) is not type(t.data):
+            if type(src) is not type(t.array):
                 # a checkpoint read on the host, loaded into a GPU model (or back)
                 src = src.get() if hasattr(src, "get") and not isinstance(src, np.ndarray) \
                     else src
@@ -446,7 +446,7 @@ class Module:
                                    f"{src.dtype}")
             sources.append((t, src))
         for t, src in sources:
-            t.xp.copyto(t.data, src, casting="unsafe")
+            t.xp.copyto(t.array, src, casting="unsafe")
             t._version += 1
         return _IncompatibleKeys(missing, unexpected)
 

@@ -48,7 +48,7 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.data[...] = 0
+            self.num_batches_tracked.array[...] = 0
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
@@ -73,7 +73,7 @@ class _BatchNorm(Module):
         y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                        use_batch, momentum or 0.0, self.eps)
         if count:   # only once batch_norm's checks passed: a rejected batch changes nothing
-            self.num_batches_tracked.data[...] += 1
+            self.num_batches_tracked.array[...] += 1
             self.num_batches_tracked._version += 1
         return y
 

@@ -39,7 +39,7 @@ class _Bucket:
 
     def __init__(self, params: list, xp):
         self.params = params
-        self.offsets = np.cumsum([0] + [p.size for p in params])
+        self.offsets = np.cumsum([0] + [p.numel() for p in params])
         self.numel = int(self.offsets[-1])
         self.flat = xp.zeros(self.numel + len(params), dtype=params[0].dtype)
         self.ready = 0
@@ -111,12 +111,12 @@ class DistributedDataParallel(Module):
         cap = cap_mb * 2 ** 20
         buckets, group, nbytes = [], [], 0
         for p in params:
-            if group and (nbytes + p.data.nbytes > cap or p.dtype != group[0].dtype
+            if group and (nbytes + p.array.nbytes > cap or p.dtype != group[0].dtype
                           or p.xp is not group[0].xp):
                 buckets.append(_Bucket(group, group[0].xp))
                 group, nbytes = [], 0
             group.append(p)
-            nbytes += p.data.nbytes
+            nbytes += p.array.nbytes
         if group:
             buckets.append(_Bucket(group, group[0].xp))
         return buckets
@@ -162,7 +162,7 @@ class DistributedDataParallel(Module):
             autograd.queue_callback(self._finish)
         bucket, i = self._where[id(p)]
         lo, hi = bucket.offsets[i], bucket.offsets[i + 1]
-        bucket.flat[lo:hi] = p.grad.data.reshape(-1)
+        bucket.flat[lo:hi] = p.grad.array.reshape(-1)
         bucket.flat[bucket.numel + i] = 1
         bucket.ready += 1
         self._launch_ready()
@@ -196,7 +196,7 @@ class DistributedDataParallel(Module):
                 if p.grad is None or p.grad.requires_grad:
                     p.grad = Tensor._make(avg)
                 else:
-                    p.grad.data[...] = avg
+                    p.grad.array[...] = avg
 
     def extra_repr(self) -> str:
         sizes = ", ".join(f"{b.numel:,}" for b in self._buckets)
@@ -217,7 +217,7 @@ def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor 
         raise ValueError(f"sync_batch_norm: input must be (N, C, ...), got shape "
                          f"{tuple(x.shape)}")
     axes = (0,) + tuple(range(2, x.ndim))
-    count = x.xp.asarray([x.size // x.shape[1]], dtype=np.int64)
+    count = x.xp.asarray([x.numel() // x.shape[1]], dtype=np.int64)
     if dist.is_initialized():
         dist.all_reduce(count)
     n = int(count[0])
@@ -229,8 +229,8 @@ def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor 
     var = dist.all_reduce_sum((d * d).sum(axis=axes, keepdims=True)) / n    # biased
     y = d * (var + eps).rsqrt()
     if running_mean is not None:
-        _update_running_stats(running_mean, running_var, mean.data.reshape(-1),
-                              var.data.reshape(-1), n, momentum)                 # (C,)
+        _update_running_stats(running_mean, running_var, mean.array.reshape(-1),
+                              var.array.reshape(-1), n, momentum)                 # (C,)
     return _channel_affine(y, weight, bias)
 
 
@@ -249,7 +249,7 @@ class SyncBatchNorm(_BatchNorm):
                              f"with 2 to 5 dimensions, got shape {tuple(x.shape)}")
         momentum = self.momentum
         if self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
+            self.num_batches_tracked.array[...] += 1
             if momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())
         return sync_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,

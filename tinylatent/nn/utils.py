@@ -27,7 +27,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
         return Tensor(0.0)
     xp = params[0].xp
     with autograd.no_grad():
-        grads = [p.grad.data for p in params]
+        grads = [p.grad.array for p in params]
         if norm_type == math.inf:
             total = max((float(xp.abs(g).max()) for g in grads if g.size), default=0.0)
         else:
@@ -42,7 +42,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
             for p in params:
                 if p.grad._ctx is not None or p.grad.requires_grad:
                     p.grad = p.grad.detach()
-                p.grad.data *= p.grad.dtype.type(coef)
+                p.grad.array *= p.grad.dtype.type(coef)
     return Tensor(total, dtype=params[0].grad.dtype)
 
 
@@ -50,7 +50,7 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
     """Clamp every gradient entry to [-clip_value, clip_value] in place."""
     for p in _as_list(parameters):
         if p.grad is not None:
-            p.grad.xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
+            p.grad.xp.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)
 
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
@@ -67,12 +67,12 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     if vec.ndim != 1:
         raise ValueError(f"vector_to_parameters: expected a 1-D vector, got shape "
                          f"{tuple(vec.shape)}")
-    n = sum(p.size for p in params)
-    if vec.size != n:
-        raise ValueError(f"vector_to_parameters: vector has {vec.size} entries, the "
+    n = sum(p.numel() for p in params)
+    if vec.numel() != n:
+        raise ValueError(f"vector_to_parameters: vector has {vec.numel()} entries, the "
                          f"parameters {n}")
     offset = 0
     with autograd.no_grad():
         for p in params:
-            p.copy_(vec.data[offset:offset + p.size].reshape(p.shape))
-            offset += p.size
+            p.copy_(vec.array[offset:offset + p.numel()].reshape(p.shape))
+            offset += p.numel()

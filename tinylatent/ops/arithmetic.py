@@ -21,7 +21,7 @@ def _coerce(a, b):
     """
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb:
-        ka, kb = a.data.dtype.kind, b.data.dtype.kind
+        ka, kb = a.array.dtype.kind, b.array.dtype.kind
         if ka == "f" and kb != "f":
             b = cast(b, a.dtype)
         elif kb == "f" and ka != "f":
@@ -30,11 +30,11 @@ def _coerce(a, b):
         a = Tensor(a)
     elif ta:
         b = _scalar_or_operand(b, a)
-        if isinstance(b, float) and a.data.dtype.kind != "f":
+        if isinstance(b, float) and a.array.dtype.kind != "f":
             a = cast(a, get_default_dtype())
     else:
         a = _scalar_or_operand(a, b)
-        if isinstance(a, float) and b.data.dtype.kind != "f":
+        if isinstance(a, float) and b.array.dtype.kind != "f":
             b = cast(b, get_default_dtype())
     return a, b
 
@@ -304,9 +304,9 @@ def mul(a, b) -> Tensor:
 def div(a, b) -> Tensor:
     """True division; integer operands give the default float dtype (as in PyTorch)."""
     a, b = _coerce(a, b)   # after this, a tensor operand is non-float only if both are
-    if isinstance(a, Tensor) and a.data.dtype.kind != "f":
+    if isinstance(a, Tensor) and a.array.dtype.kind != "f":
         a = cast(a, get_default_dtype())
-    if isinstance(b, Tensor) and b.data.dtype.kind != "f":
+    if isinstance(b, Tensor) and b.array.dtype.kind != "f":
         b = cast(b, get_default_dtype())
     return Div.apply(a, b)
 
@@ -348,7 +348,7 @@ clip = clamp
 
 def where(cond, a, b) -> Tensor:
     """cond ? a : b, elementwise with broadcasting (a, b tensors or scalars)."""
-    c = cond.data if isinstance(cond, Tensor) else cond
+    c = cond.array if isinstance(cond, Tensor) else cond
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:
         return Tensor._make(np.where(c, a, b))
@@ -359,6 +359,18 @@ def where(cond, a, b) -> Tensor:
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         a, b = _coerce(a, b)
     return Where.apply(Tensor._make(like.xp.asarray(c, dtype=bool)), a, b)
+
+
+def masked_fill(x: Tensor, mask, value) -> Tensor:
+    """x with `value` where mask is True (mask broadcasts to x); the gradient is 0 there."""
+    m = mask.array if isinstance(mask, Tensor) else mask
+    if getattr(m, "dtype", None) is None or m.dtype.kind != "b":
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got "
+                        f"{getattr(m, 'dtype', type(m).__name__)}")
+    if isinstance(value, Tensor):
+        value = value.to(x.dtype)
+    out = where(mask, value, x)
+    return out if out.shape == x.shape else out.broadcast_to(x.shape)
 
 
 def cast(x: Tensor, dtype) -> Tensor:
@@ -382,8 +394,8 @@ def to_device(x: Tensor, dev) -> Tensor:
 
 def compare(a, b, op: str) -> Tensor:
     """Elementwise comparison or logical op by NumPy name; no gradient."""
-    xa = a.data if isinstance(a, Tensor) else a
-    xb = b.data if isinstance(b, Tensor) else b
+    xa = a.array if isinstance(a, Tensor) else a
+    xb = b.array if isinstance(b, Tensor) else b
     t = a if isinstance(a, Tensor) else b
     if isinstance(a, Tensor) and isinstance(b, Tensor) and type(xa) is not type(xb):
         raise RuntimeError(f"{op}: tensors on {a.device} and {b.device}")
@@ -391,7 +403,7 @@ def compare(a, b, op: str) -> Tensor:
 
 
 def logical_not(a: Tensor) -> Tensor:
-    return Tensor._make(a.xp.asarray(a.xp.logical_not(a.data)))
+    return Tensor._make(a.xp.asarray(a.xp.logical_not(a.array)))
 
 
 def eq(a, b) -> Tensor:
@@ -399,16 +411,16 @@ def eq(a, b) -> Tensor:
 
 
 def isfinite(a: Tensor) -> Tensor:
-    return Tensor._make(a.xp.asarray(a.xp.isfinite(a.data)))
+    return Tensor._make(a.xp.asarray(a.xp.isfinite(a.array)))
 
 
 def isnan(a: Tensor) -> Tensor:
-    return Tensor._make(a.xp.asarray(a.xp.isnan(a.data)))
+    return Tensor._make(a.xp.asarray(a.xp.isnan(a.array)))
 
 
 def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
-    xa = a.data if isinstance(a, Tensor) else a
-    xb = b.data if isinstance(b, Tensor) else b
+    xa = a.array if isinstance(a, Tensor) else a
+    xb = b.array if isinstance(b, Tensor) else b
     return bool((a.xp if isinstance(a, Tensor) else np).allclose(xa, xb, rtol=rtol, atol=atol))
 
 

@@ -76,7 +76,7 @@ def attention_keep_mask(q: Tensor, k: Tensor, attn_mask, is_causal: bool):
     if is_causal:
         keep = xp.tril(xp.ones((tq, tk), dtype=bool))
     if attn_mask is not None and attn_mask.dtype.kind == "b":
-        keep = attn_mask.data if keep is None else xp.logical_and(keep, attn_mask.data)
+        keep = attn_mask.array if keep is None else xp.logical_and(keep, attn_mask.array)
     return keep
 
 
@@ -160,21 +160,21 @@ class AttentionFn(Function):
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (q, k, v), grad)
         be, need = ctx.be, ctx.needs_input_grad
-        g = grad.data
+        g = grad.array
         p, drop = ctx.p, ctx.drop
         gq = gk = gv = None
         if need[2]:
             pd = p * drop if drop is not None else p
             gv = Tensor._make(be.matmul(pd.transpose(0, 2, 1), g))             # (N, Tk, Dv)
         if need[0] or need[1]:
-            dp = be.matmul(g, v.data.transpose(0, 2, 1))             # (N, Tq, Tk)
+            dp = be.matmul(g, v.array.transpose(0, 2, 1))             # (N, Tq, Tk)
             if drop is not None:
                 dp *= drop
             ds = be.softmax_backward(p, dp, ctx.scale)               # grad of q k^T
             if need[0]:
-                gq = Tensor._make(be.matmul(ds, k.data))                       # (N, Tq, D)
+                gq = Tensor._make(be.matmul(ds, k.array))                       # (N, Tq, D)
             if need[1]:
-                gk = Tensor._make(be.matmul(ds.transpose(0, 2, 1), q.data))    # (N, Tk, D)
+                gk = Tensor._make(be.matmul(ds.transpose(0, 2, 1), q.array))    # (N, Tk, D)
         return gq, gk, gv
 
 
@@ -208,7 +208,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     full = tuple(batch) + (tq, tk)
     fmask = keep = drop = None
     if attn_mask is not None:
-        m = attn_mask.data
+        m = attn_mask.array
         if attn_mask.dtype.kind == "b":
             keep = xp.ascontiguousarray(xp.broadcast_to(m, full)).view(xp.uint8)
             keep = keep.reshape(n, tq, tk)                       # (N, Tq, Tk)
@@ -218,7 +218,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     if dropout_p > 0.0:
         from ..random import dropout_mask
         drop = dropout_mask(full, dropout_p, dtype=q.dtype, device=q.device,
-                            generator=generator).data.reshape(n, tq, tk)
+                            generator=generator).array.reshape(n, tq, tk)
 
     def reference(q_, k_, v_):  # _attend on the same masks, for double backward
         kept = attention_keep_mask(q, k, attn_mask, is_causal)

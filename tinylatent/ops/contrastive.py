@@ -183,7 +183,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5,
 # ---------------------------------------------------------------------- fast Functions
 def _row_weights(xp, grad: Tensor, n_rows: int, reduction: str, dtype):
     """Upstream gradient of each row's loss for mean / sum / none."""
-    g = grad.data
+    g = grad.array
     if reduction == "none":
         return xp.ascontiguousarray(g, dtype=dtype)
     scale = g.reshape(()) / n_rows if reduction == "mean" else g.reshape(())

@@ -286,21 +286,21 @@ class Conv2dFn(Function):
             return reference_vjp(ctx.reference, (x, w, b), grad)
         be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
         bsz, c_out = grad.shape[:2]
-        k = w.size // c_out
+        k = w.numel() // c_out
         gx = gw = gb = None
         if need[0]:
             # dy as (O, B*L) once (a copy), then two single large GEMMs
-            g2 = be.batch_to_channel_major(grad.data, key="conv_g2")  # (O, B*L)
+            g2 = be.batch_to_channel_major(grad.array, key="conv_g2")  # (O, B*L)
             if need[1] or need[2]:
                 gwb = be.matmul(g2, cols.T)                          # (O, K [+1])
-            wm = w.data.reshape(c_out, k)                            # (O, K)
+            wm = w.array.reshape(c_out, k)                            # (O, K)
             gcols = be.matmul(wm.T, g2, out=be.scratch("gcols", (k, g2.shape[1]), g2.dtype,
                                                        like=g2))
             gx = Tensor._make(be.col2im(gcols, ctx.x_shape, ctx.geom))         # (B, C, H, W)
         elif need[1] or need[2]:
             # First layer (no dx): batched GEMMs on dy as it is, no copy of dy
             n_l = ctx.geom[8] * ctx.geom[9]      # L spelled out (not -1): B may be 0
-            g3 = be.c(grad.data).reshape(bsz, c_out, n_l)            # (B, O, L)
+            g3 = be.c(grad.array).reshape(bsz, c_out, n_l)            # (B, O, L)
             colsb = cols.reshape(cols.shape[0], bsz, n_l).transpose(1, 2, 0)  # (B, L, K')
             gwb = be.matmul(g3, colsb, out=be.scratch(
                 "gwb", (bsz, c_out, cols.shape[0]), g3.dtype,
@@ -338,13 +338,13 @@ class ConvTranspose2dFn(Function):
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (x, w, b), grad)
         be, need = ctx.be, ctx.needs_input_grad
-        g = grad.data
+        g = grad.array
         bsz, c_in = x.shape[:2]
         n_l = math.prod(x.shape[2:])         # H*W (not x.size // (B*C): B may be 0)
         gcols = be.im2col(g, ctx.geom)                               # (C_out*kh*kw, B*H*W)
         gx = gw = gb = None
         if need[0]:
-            wm = w.data.reshape(c_in, -1)                            # (C_in, C_out*kh*kw)
+            wm = w.array.reshape(c_in, -1)                            # (C_in, C_out*kh*kw)
             gx = be.xp.empty(x.shape, g.dtype)                       # written through a view
             be.matmul(wm, gcols.reshape(gcols.shape[0], bsz, n_l).transpose(1, 0, 2),
                       out=gx.reshape(bsz, c_in, n_l))                # (B, C_in, H*W)

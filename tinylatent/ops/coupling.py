@@ -84,11 +84,11 @@ class AffineCouplingFn(Function):
         a, log_s, t, out = ctx.saved_tensors
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (a, log_s, t), grad, grad_ld)
-        g = grad.data if grad is not None else ctx.be.xp.zeros_like(out.data)
-        g_in, g_ls, g_t = ctx.be.coupling_backward(g, out.data, log_s.data, t.data,
+        g = grad.array if grad is not None else ctx.be.xp.zeros_like(out.array)
+        g_in, g_ls, g_t = ctx.be.coupling_backward(g, out.array, log_s.array, t.array,
                                                    ctx.inverse)
         if grad_ld is not None:
-            gld = grad_ld.data if not ctx.inverse else -grad_ld.data
+            gld = grad_ld.array if not ctx.inverse else -grad_ld.array
             g_ls += gld.reshape((gld.shape[0],) + (1,) * (log_s.ndim - 1))  # (B, 1, ...)
         return Tensor._make(g_in), Tensor._make(g_ls), Tensor._make(g_t)
 

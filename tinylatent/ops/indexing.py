@@ -24,7 +24,7 @@ def _norm_one(i):
         if i.dtype.kind not in "iub":
             raise IndexError(f"getitem: tensors used as indices must be integer or bool, got "
                              f"dtype {i.dtype}")
-        return i.data
+        return i.array
     if isinstance(i, list):
         return i if not i or not isinstance(i[0], Tensor) else [int(v) for v in i]
     return i
@@ -156,7 +156,7 @@ def getitem(x: Tensor, index) -> Tensor:
 def _index_array(x: Tensor, idx, op: str, size: int | None = None):
     """The index array; with `size`, every index must lie in [0, size) (PyTorch raises where
     NumPy would wrap a negative index around)."""
-    arr = idx.data if isinstance(idx, Tensor) else x.xp.asarray(idx)
+    arr = idx.array if isinstance(idx, Tensor) else x.xp.asarray(idx)
     if arr.dtype.kind not in "iu":
         raise IndexError(f"{op}: indices must be integers, got dtype {arr.dtype}")
     if size is not None and arr.size:
@@ -209,7 +209,7 @@ def index_select(x: Tensor, axis: int, index) -> Tensor:
 def one_hot(indices, num_classes: int, dtype=None) -> Tensor:
     """one_hot(i)[..., c] = [i == c] (no gradient); float32 by default."""
     from ..tensor import get_default_dtype
-    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = indices.array if isinstance(indices, Tensor) else indices
     xp = indices.xp if isinstance(indices, Tensor) else __import__("numpy")
     idx = xp.asarray(idx)
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
@@ -241,7 +241,7 @@ class _Lookup(Function):
 
 def embedding(idx, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` (V, D) picked by integer `idx` of any shape -> idx.shape + (D,)."""
-    idx_arr = idx.data if isinstance(idx, Tensor) else weight.xp.asarray(idx)
+    idx_arr = idx.array if isinstance(idx, Tensor) else weight.xp.asarray(idx)
     if idx_arr.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx_arr.dtype}")
     v = weight.shape[0]

@@ -44,7 +44,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """NumPy/PyTorch matmul: 1-D operands are promoted to matrices and the added axis
     removed from the result; batch axes broadcast."""
     if isinstance(a, Tensor) and isinstance(b, Tensor):
-        da, db = a.data, b.data
+        da, db = a.array, b.array
         if da.ndim == 2 and db.ndim == 2 and da.shape[1] == db.shape[0] \
                 and da.dtype == db.dtype:
             return MatMul.apply(a, b)   # the common case, checked cheaply
@@ -142,3 +142,121 @@ def matrix_inverse(a: Tensor) -> Tensor:
 def logabsdet(a: Tensor) -> Tensor:
     _check_square("logabsdet", a)
     return LogAbsDet.apply(a)
+
+
+# ---------------------------------------------------------------------- PyTorch's products
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product of two 2-D tensors (PyTorch's mm: no broadcasting, no 1-D operands)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expected 2-D matrices, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched matrix product (B, n, m) @ (B, m, p) -> (B, n, p), no broadcasting."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expected (B, n, m) and (B, m, p) with one B, got shapes "
+                         f"{a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+class Einsum(Function):
+    """y = einsum(spec, x_1, ..., x_k);  dL/dx_i = einsum(out, x_j (j != i) -> s_i)(dL/dy),
+    broadcast over the letters of s_i that appear in no other operand nor the output (they
+    were summed away from x_i alone)."""
+
+    @staticmethod
+    def forward(ctx, *xs, inputs, output):
+        ctx.save_for_backward(*xs)
+        ctx.subscripts, ctx.output = inputs, output
+        return ctx.xp.einsum(",".join(inputs) + "->" + output, *xs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xs = ctx.saved_tensors
+        grads = []
+        for i, (x, s) in enumerate(zip(xs, ctx.subscripts)):
+            if not ctx.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [(ctx.subscripts[j], xs[j]) for j in range(len(xs)) if j != i]
+            seen = set(ctx.output).union(*[set(sj) for sj, _ in others])
+            kept = "".join(c for c in s if c in seen)   # letters the gradient can carry
+            specs = [ctx.output] + [sj for sj, _ in others]
+            g = einsum(",".join(specs) + "->" + kept, grad, *[xj for _, xj in others])
+            if kept != s:   # letters summed in x_i alone: d/dx is 1 along them
+                g = g.reshape([x.shape[k] if c in seen else 1 for k, c in enumerate(s)])
+                g = g.expand(*x.shape)
+            grads.append(g)
+        return tuple(grads)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation (np.einsum / torch.einsum) over explicit letters; operands may also
+    be given as one list. Ellipses and a letter repeated within one operand (diagonals) are
+    not supported and say so."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "." in eq:
+        raise NotImplementedError(f"einsum: ellipsis ('...') is not supported, got '{equation}'"
+                                  "; write the batch letters out")
+    lhs, arrow, out = eq.partition("->")
+    inputs = tuple(lhs.split(","))
+    if len(inputs) != len(operands):
+        raise ValueError(f"einsum: '{equation}' names {len(inputs)} operands, got "
+                         f"{len(operands)}")
+    for s, x in zip(inputs, operands):
+        if len(s) != x.ndim:
+            raise ValueError(f"einsum: operand '{s}' has {len(s)} letters but shape {x.shape}")
+        if len(set(s)) != len(s):
+            raise NotImplementedError(f"einsum: repeated letter in operand '{s}' (a diagonal) "
+                                      "is not supported")
+    if not arrow:   # implicit output: the letters seen once, in alphabetical order
+        letters = "".join(inputs)
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    operands = [o if isinstance(o, Tensor) else Tensor(o) for o in operands]
+    return Einsum.apply(*operands, inputs=inputs, output=out)
+
+
+# ---------------------------------------------------------------------- norms and distances
+def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
+    """(sum |x|^p)^(1/p) over `dim` (all entries when None); ord=inf: max |x|, ord=0: the
+    number of nonzeros. The gradient of the 2-norm at x = 0 is taken as 0, as in PyTorch."""
+    import math
+    if ord == 2:
+        sq = (x * x).sum(dim, keepdim)
+        safe = ops.where(sq > 0, sq, 1.0)
+        return ops.where(sq > 0, safe.sqrt(), 0.0)
+    if ord == 1:
+        return x.abs().sum(dim, keepdim)
+    if ord == math.inf:
+        return x.abs().amax(dim, keepdim)
+    if ord == -math.inf:
+        return x.abs().amin(dim, keepdim)
+    if ord == 0:
+        return (x != 0).to(x.dtype).sum(dim, keepdim)
+    return (x.abs() ** ord).sum(dim, keepdim) ** (1.0 / ord)
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """PyTorch's Tensor.norm: the vector p-norm over `dim` (all entries by default); 'fro'
+    is the 2-norm of the flattened entries ('nuc' is tl.linalg.matrix_norm's)."""
+    if p == "fro" or p is None:
+        p = 2
+    if isinstance(p, str):
+        raise ValueError(f"norm: p={p!r} is not a vector norm; use tl.linalg.matrix_norm")
+    return vector_norm(x, p, dim, keepdim)
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
+    """Pairwise p-norm distances between the rows of x1 (..., P, D) and x2 (..., R, D)
+    -> (..., P, R); the gradient at a zero distance is 0."""
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise ValueError(f"cdist: expected (..., P, D) and (..., R, D), got shapes {x1.shape} "
+                         f"and {x2.shape}")
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)                   # (..., P, R, D)
+    return vector_norm(diff, p, dim=-1)
+
+
+from .. import ops  # noqa: E402  (where, amax: ops imports this module first)

@@ -88,9 +88,9 @@ def _update_running_stats(running_mean: Tensor, running_var: Tensor, mu, var, n:
     variance var * n / (n - 1) of the n values per channel (PyTorch's rule); mu, var: the
     batch mean and biased variance, arrays of C values."""
     m = momentum
-    running_mean.data[...] = (1 - m) * running_mean.data + m * mu.astype(running_mean.dtype)
+    running_mean.array[...] = (1 - m) * running_mean.array + m * mu.astype(running_mean.dtype)
     unbiased = var * (n / (n - 1))
-    running_var.data[...] = (1 - m) * running_var.data + m * unbiased.astype(running_var.dtype)
+    running_var.array[...] = (1 - m) * running_var.array + m * unbiased.astype(running_var.dtype)
     running_mean._version += 1
     running_var._version += 1
 
@@ -111,14 +111,14 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _channel_shape(x)
     if training:
-        n = x.size // x.shape[1]
+        n = x.numel() // x.shape[1]
         if n <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
         y, mu, var = _Standardize.apply(x, axes=axes, eps=eps)   # batch mean / biased var
         if running_mean is not None:
-            _update_running_stats(running_mean, running_var, mu.data.reshape(-1),
-                                  var.data.reshape(-1), n, momentum)          # (C,)
+            _update_running_stats(running_mean, running_var, mu.array.reshape(-1),
+                                  var.array.reshape(-1), n, momentum)          # (C,)
     else:
         if running_mean is None:
             raise ValueError("batch_norm: eval mode needs running statistics (or "

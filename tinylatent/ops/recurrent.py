@@ -73,8 +73,8 @@ class _LSTMPointwise(Function):
             zero = 0.0
         else:
             i, f, g, o, c, tc = ctx.arrays
-            gh = None if grad_h is None else grad_h.data
-            gc = None if grad_c is None else grad_c.data
+            gh = None if grad_h is None else grad_h.array
+            gc = None if grad_c is None else grad_c.array
             zero = c.dtype.type(0)
         d_gates, d_c = _lstm_pointwise_grad(i, f, g, o, c, tc, zero if gh is None else gh,
                                             zero if gc is None else gc)
@@ -120,7 +120,7 @@ class _GRUPointwise(Function):
         else:
             r, z, n, h, h_n = ctx.arrays
             out = tuple(Tensor._make(a) for a in
-                        _gru_pointwise_grad(r, z, n, h, h_n, grad.data, grad.data))
+                        _gru_pointwise_grad(r, z, n, h, h_n, grad.array, grad.array))
         return out
 
 

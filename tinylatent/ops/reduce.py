@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import warnings
+from typing import NamedTuple
 
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
@@ -137,17 +138,57 @@ def mean(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None
     return Mean.apply(x, axes=_axes(axis, x.ndim, "mean"), keepdims=bool(keepdims))
 
 
-def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
-        keepdim=None) -> Tensor:
-    """Largest value over axes; ties share the gradient equally. (Use argmax for indices.)"""
+class ValuesIndices(NamedTuple):
+    """(values, indices): what max/min with a dim, sort and topk return (PyTorch's
+    torch.return_types), so both `x.max(1)[1]` and `x.max(1).indices` are the argmax."""
+    values: Tensor
+    indices: Tensor
+
+
+def amax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+         keepdim=None) -> Tensor:
+    """Largest value over axes (an int, a tuple or None); ties share the gradient equally."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     return Max.apply(x, axes=_axes(axis, x.ndim, "max"), keepdims=bool(keepdims))
 
 
-def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
-        keepdim=None) -> Tensor:
+def amin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
+         keepdim=None) -> Tensor:
+    """Smallest value over axes (an int, a tuple or None); ties share the gradient equally."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     return Min.apply(x, axes=_axes(axis, x.ndim, "min"), keepdims=bool(keepdims))
+
+
+def _extremum(name: str, x: Tensor, axis, keepdims, dim, keepdim):
+    """PyTorch's three forms: max(x) -> a tensor; max(x, dim) -> (values, indices);
+    max(x, other_tensor) -> the elementwise maximum."""
+    if isinstance(axis, Tensor) or isinstance(dim, Tensor):
+        other = axis if isinstance(axis, Tensor) else dim
+        return (maximum if name == "max" else minimum)(x, other)
+    axis, keepdims = _pick(axis, dim, keepdims, keepdim)
+    reduce_all = amax if name == "max" else amin
+    if axis is None:
+        return reduce_all(x)
+    if not isinstance(axis, int):
+        raise TypeError(f"{name}: dim must be one int (the values and indices along it), "
+                        f"got {axis!r}; use tl.a{name}(x, dims) to reduce several dims")
+    values = reduce_all(x, axis, bool(keepdims))
+    pick = argmax if name == "max" else argmin
+    return ValuesIndices(values, pick(x, axis, bool(keepdims)))
+
+
+def max(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None):
+    """max(x) -> the largest value; max(x, dim) -> (values, indices) along dim, a named
+    tuple as in PyTorch; max(x, other) -> elementwise maximum. Use amax for several dims."""
+    return _extremum("max", x, axis, keepdims, dim, keepdim)
+
+
+def min(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
+        keepdim=None):
+    """min(x) -> the smallest value; min(x, dim) -> (values, indices) along dim (a named
+    tuple); min(x, other) -> elementwise minimum. Use amin for several dims."""
+    return _extremum("min", x, axis, keepdims, dim, keepdim)
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1, *, dim=None,
@@ -209,7 +250,7 @@ def _logsumexp(x: Tensor, axes: tuple, keepdims: bool) -> Tensor:
     (and a tie in the max would otherwise split the gradient for nothing).
     """
     xp = x.xp
-    m = x.data.max(axis=axes, keepdims=True)
+    m = x.array.max(axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     mt = Tensor._make(m)
     out = Sum.apply((x - mt).exp(), axes=axes, keepdims=True).log() + mt
@@ -234,15 +275,15 @@ class LogsumexpFn(Function):
         if is_grad_enabled():
             return reference_vjp(ctx.reference, (x,), grad)
         be = ctx.be
-        x2 = be.c(x.data).reshape(-1, x.shape[-1])
-        gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.data).reshape(-1))
+        x2 = be.c(x.array).reshape(-1, x.shape[-1])
+        gx = be.row_logsumexp_backward(x2, ctx.lse_saved, be.c(grad.array).reshape(-1))
         return Tensor._make(gx.reshape(x.shape))
 
 
 def softmax(x: Tensor, axis: int = -1, *, dim=None) -> Tensor:
     """exp(x) / sum exp(x) along `axis`, with the max subtracted first for stability."""
     axis = check_axis("softmax", dim if dim is not None else axis, x.ndim)
-    m = Tensor._make(x.data.max(axis=axis, keepdims=True))
+    m = Tensor._make(x.array.max(axis=axis, keepdims=True))
     e = (x - m).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -263,20 +304,20 @@ def argmax(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
     """Index of the largest value (no gradient)."""
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     axis = None if axis is None else check_axis("argmax", axis, x.ndim)
-    return Tensor._make(x.xp.asarray(x.xp.argmax(x.data, axis=axis, keepdims=bool(keepdims))))
+    return Tensor._make(x.xp.asarray(x.xp.argmax(x.array, axis=axis, keepdims=bool(keepdims))))
 
 
 def argmin(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
            keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     axis = None if axis is None else check_axis("argmin", axis, x.ndim)
-    return Tensor._make(x.xp.asarray(x.xp.argmin(x.data, axis=axis, keepdims=bool(keepdims))))
+    return Tensor._make(x.xp.asarray(x.xp.argmin(x.array, axis=axis, keepdims=bool(keepdims))))
 
 
 def argsort(x: Tensor, axis: int = -1, descending: bool = False) -> Tensor:
     xp = x.xp
     axis = check_axis("argsort", axis, x.ndim)
-    idx = xp.argsort(-x.data if descending else x.data, axis=axis, kind="stable")
+    idx = xp.argsort(-x.array if descending else x.array, axis=axis, kind="stable")
     return Tensor._make(idx)
 
 
@@ -284,7 +325,7 @@ def sort(x: Tensor, axis: int = -1, descending: bool = False, *, dim=None):
     """(values, indices) sorted along `axis`; values carry the gradient back by gather."""
     axis = check_axis("sort", dim if dim is not None else axis, x.ndim)
     idx = argsort(x, axis, descending)
-    return take_along_axis(x, idx, axis), idx
+    return ValuesIndices(take_along_axis(x, idx, axis), idx)
 
 
 def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
@@ -293,19 +334,20 @@ def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, *, dim=None):
     if not 0 < k <= x.shape[axis]:
         raise ValueError(f"topk: k={k} is out of range for axis {axis} of shape {x.shape}")
     idx = argsort(x, axis, descending=largest)
-    idx = Tensor._make(x.xp.take(idx.data, x.xp.arange(k), axis=axis))
-    return take_along_axis(x, idx, axis), idx
+    idx = Tensor._make(x.xp.take(idx.array, x.xp.arange(k), axis=axis))
+    return ValuesIndices(take_along_axis(x, idx, axis), idx)
 
 
 def all(x: Tensor, axis=None) -> Tensor:  # noqa: A001
     axis = None if axis is None else check_axes("all", axis, x.ndim)
-    return Tensor._make(x.xp.asarray(x.data.all(axis=axis)))
+    return Tensor._make(x.xp.asarray(x.array.all(axis=axis)))
 
 
 def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
     axis = None if axis is None else check_axes("any", axis, x.ndim)
-    return Tensor._make(x.xp.asarray(x.data.any(axis=axis)))
+    return Tensor._make(x.xp.asarray(x.array.any(axis=axis)))
 
 
 from .indexing import take_along_axis  # noqa: E402
+from .arithmetic import maximum, minimum  # noqa: E402
 from .shape import broadcast_array  # noqa: E402

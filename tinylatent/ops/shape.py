@@ -171,9 +171,9 @@ def view(x: Tensor, *shape) -> Tensor:
     Where that is impossible (a non-contiguous x, e.g. a transpose) it raises, as PyTorch
     does; reshape() copies instead."""
     y = reshape(x, *shape)
-    if y is not x and y.data.size and not x.xp.may_share_memory(y.data, x.data):
+    if y is not x and y.array.size and not x.xp.may_share_memory(y.array, x.array):
         raise RuntimeError(f"view: a tensor of shape {x.shape} with strides "
-                           f"{x.data.strides} cannot be viewed as shape {tuple(y.shape)} "
+                           f"{x.array.strides} cannot be viewed as shape {tuple(y.shape)} "
                            "without copying (it is not contiguous); use .reshape(...), "
                            "which copies, or call .contiguous() first")
     return y
@@ -339,3 +339,53 @@ def tril(x: Tensor, k: int = 0, *, diagonal=None) -> Tensor:
 def triu(x: Tensor, k: int = 0, *, diagonal=None) -> Tensor:
     return TriMask.apply(x, k=diagonal if diagonal is not None else k, lower=False)
 
+
+
+# ---------------------------------------------------------------------- PyTorch's tiling
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """x[..., start:start + length, ...] along `dim` (a view, as x[...])."""
+    n = x.shape[dim]
+    start = start + n if start < 0 else start
+    if not (0 <= start and length >= 0 and start + length <= n):
+        raise IndexError(f"narrow: start={start}, length={length} out of range for dim {dim} "
+                         f"of shape {x.shape}")
+    index = (slice(None),) * (dim % x.ndim) + (slice(start, start + length),)
+    return x[index]
+
+
+def repeat(x: Tensor, *sizes) -> Tensor:
+    """Tile x `sizes[i]` times along each axis (np.tile; PyTorch's Tensor.repeat); extra
+    leading sizes add axes. Built from reshape + expand so the gradient sums the tiles."""
+    sizes = _shape_arg(sizes)
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: need at least {x.ndim} sizes for shape {x.shape}, got "
+                         f"{sizes}")
+    shape = (1,) * (len(sizes) - x.ndim) + tuple(x.shape)
+    inter = []
+    for r, n in zip(sizes, shape):
+        inter += [1, n]
+    y = x.reshape(*inter)                                        # (1, n0, 1, n1, ...)
+    big = []
+    for r, n in zip(sizes, shape):
+        big += [r, n]
+    y = y.expand(*big)                                           # (r0, n0, r1, n1, ...)
+    return y.reshape(*[r * n for r, n in zip(sizes, shape)])
+
+
+def repeat_interleave(x: Tensor, repeats, dim: int | None = None) -> Tensor:
+    """Each entry repeated `repeats` times along `dim` (flattened when None): [a, b] with 2
+    gives [a, a, b, b]. repeats may be an int or a tensor of one count per entry."""
+    if dim is None:
+        x, dim = x.reshape(-1), 0
+    dim = dim % x.ndim
+    if isinstance(repeats, int):
+        y = x.unsqueeze(dim + 1)                                 # (..., n, 1, ...)
+        shape = list(y.shape)
+        shape[dim + 1] = repeats
+        y = y.expand(*shape)                                     # (..., n, r, ...)
+        out = list(x.shape)
+        out[dim] *= repeats
+        return y.reshape(*out)
+    counts = repeats.array if isinstance(repeats, Tensor) else x.xp.asarray(repeats)
+    index = x.xp.repeat(x.xp.arange(x.shape[dim]), counts)
+    return x.index_select(dim, Tensor._make(index))

@@ -237,7 +237,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad * (y.data > 0)
+        return grad * (y.array > 0)
 
 
 class LeakyRelu(Function):
@@ -319,8 +319,8 @@ class Softplus(Function):
 def _floating(x: Tensor) -> Tensor:
     """The dtype rule of floating functions (PyTorch's): an integer or bool input is promoted
     to the default float dtype; a floating input keeps its dtype."""
-    if isinstance(x, Tensor) and x.data.dtype.kind in "iub":
-        return Tensor._make(x.data.astype(get_default_dtype()))
+    if isinstance(x, Tensor) and x.array.dtype.kind in "iub":
+        return Tensor._make(x.array.astype(get_default_dtype()))
     return x
 
 
@@ -417,7 +417,7 @@ def silu(x: Tensor) -> Tensor:
 
 def sign(x: Tensor) -> Tensor:
     """sign(x); no gradient (it is zero almost everywhere)."""
-    return Tensor._make(x.xp.asarray(x.xp.sign(x.data)))
+    return Tensor._make(x.xp.asarray(x.xp.sign(x.array)))
 
 
 # ------------------------------------------------------------ gamma-family special functions

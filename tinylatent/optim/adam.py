@@ -127,22 +127,22 @@ class Adam(Optimizer):
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    g = p.grad.data if hasattr(p.grad, "data") else p.grad
+                    g = p.grad.array if hasattr(p.grad, "array") else p.grad
                     state = self.state.get(p)
                     if state is None:
                         xp = p.xp
                         # zeros, not empty: buffers stay allocated for the whole run
-                        state = {"step": 0, "exp_avg": xp.zeros_like(p.data),
-                                 "exp_avg_sq": xp.zeros_like(p.data)}
+                        state = {"step": 0, "exp_avg": xp.zeros_like(p.array),
+                                 "exp_avg_sq": xp.zeros_like(p.array)}
                         self.state[p] = state
                     state["step"] += 1
                     vmax = None
                     if group["amsgrad"]:
                         vmax = state.get("max_exp_avg_sq")
                         if vmax is None:
-                            vmax = state["max_exp_avg_sq"] = p.xp.zeros_like(p.data)
-                    args = (p.data, g, state["exp_avg"], state["exp_avg_sq"], vmax)
-                    if fused is not None and _can_fuse(p.data, g):
+                            vmax = state["max_exp_avg_sq"] = p.xp.zeros_like(p.array)
+                    args = (p.array, g, state["exp_avg"], state["exp_avg_sq"], vmax)
+                    if fused is not None and _can_fuse(p.array, g):
                         key = (state["step"], p.dtype)
                         if key != coef_key:  # one packing per group and step, not per param
                             coef_key = key

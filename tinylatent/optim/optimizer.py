@@ -114,7 +114,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self, closure=None):
         raise NotImplementedError
@@ -189,7 +189,7 @@ class Optimizer:
     @staticmethod
     def _load_value(p: Tensor, key: str, value):
         if isinstance(value, Tensor):
-            value = value.data
+            value = value.array
         if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
             if tuple(value.shape) != tuple(p.shape):
                 raise ValueError(f"load_state_dict: state '{key}' has shape "

@@ -40,15 +40,15 @@ class RMSprop(Optimizer):
                     if p.grad is None:
                         continue
                     xp = p.xp
-                    g = p.grad.data
+                    g = p.grad.array
                     if group["maximize"]:
                         g = -g
                     if weight_decay != 0:
-                        g = g + weight_decay * p.data
+                        g = g + weight_decay * p.array
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {"step": 0,
-                                                 "square_avg": xp.zeros_like(p.data)}
+                                                 "square_avg": xp.zeros_like(p.array)}
                     state["step"] += 1
                     square_avg = state["square_avg"]
                     square_avg *= alpha
@@ -56,7 +56,7 @@ class RMSprop(Optimizer):
                     if group["centered"]:
                         grad_avg = state.get("grad_avg")
                         if grad_avg is None:
-                            grad_avg = state["grad_avg"] = xp.zeros_like(p.data)
+                            grad_avg = state["grad_avg"] = xp.zeros_like(p.array)
                         grad_avg += (1 - alpha) * (g - grad_avg)      # lerp, as PyTorch
                         avg = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
                     else:
@@ -64,11 +64,11 @@ class RMSprop(Optimizer):
                     if momentum > 0:
                         buf = state.get("momentum_buffer")
                         if buf is None:
-                            buf = state["momentum_buffer"] = xp.zeros_like(p.data)
+                            buf = state["momentum_buffer"] = xp.zeros_like(p.array)
                         buf *= momentum
                         buf += g / avg
-                        p.data -= lr * buf
+                        p.array -= lr * buf
                     else:
-                        p.data -= lr * (g / avg)
+                        p.array -= lr * (g / avg)
                     p._version += 1
         return loss

@@ -44,7 +44,7 @@ class SAM(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad.data * abs(p.data) if group["adaptive"] else p.grad.data
+                g = p.grad.array * abs(p.array) if group["adaptive"] else p.grad.array
                 total += float((g * g).sum())
         return total ** 0.5
 
@@ -57,10 +57,10 @@ class SAM(Optimizer):
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    e = p.grad.data * scale
+                    e = p.grad.array * scale
                     if group["adaptive"]:
-                        e = e * (p.data * p.data)
-                    p.data += e
+                        e = e * (p.array * p.array)
+                    p.array += e
                     p._version += 1
                     self.state.setdefault(p, {})["e_w"] = e
         if zero_grad:
@@ -73,7 +73,7 @@ class SAM(Optimizer):
                 for p in group["params"]:
                     e = self.state.get(p, {}).pop("e_w", None)
                     if e is not None:
-                        p.data -= e
+                        p.array -= e
                         p._version += 1
         self.base_optimizer.step()
         if zero_grad:

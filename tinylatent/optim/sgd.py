@@ -45,11 +45,11 @@ class SGD(Optimizer):
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    g = p.grad.data
+                    g = p.grad.array
                     if group["maximize"]:
                         g = -g
                     if weight_decay != 0:
-                        g = g + weight_decay * p.data
+                        g = g + weight_decay * p.array
                     if momentum != 0:
                         state = self.state.setdefault(p, {})
                         buf = state.get("momentum_buffer")
@@ -59,6 +59,6 @@ class SGD(Optimizer):
                             buf *= momentum
                             buf += (1 - dampening) * g
                         g = g + momentum * buf if group["nesterov"] else buf
-                    p.data -= lr * g
+                    p.array -= lr * g
                     p._version += 1
         return loss

@@ -1,0 +1,17 @@
+"""`tl.backends.cudnn` (PyTorch's `torch.backends.cudnn`): accepted so that ported code which
+sets `cudnn.benchmark = True` or `cudnn.deterministic = True` runs. tinylatent does not call
+cuDNN (its GPU convolutions are its own CUDA kernels, always deterministic), so the flags
+change nothing; `cudnn.is_available()` says so by answering False."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+__all__ = ["cudnn"]
+
+
+def _cudnn_is_available() -> bool:
+    return False
+
+
+cudnn = SimpleNamespace(benchmark=False, deterministic=False, enabled=False,
+                        is_available=_cudnn_is_available)
