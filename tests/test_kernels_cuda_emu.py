@@ -19,7 +19,7 @@ from tinylatent import kernels
 import tinylatent as tl
 from cuda_emu import compiler_missing, emulated, fakecupy, to_device, to_host
 from tinylatent.kernels.testing import TOLERANCES
-from tinylatent.ops import attention, contrastive, conv, coupling
+from tinylatent.ops import attention, contrastive, conv, coupling, normalization
 from tinylatent.tensor import Tensor
 
 pytestmark = pytest.mark.skipif(bool(compiler_missing()), reason=compiler_missing())
@@ -281,6 +281,29 @@ def test_attention_nan_score_is_not_treated_as_masked():
     assert np.isnan(fast[0][1, 2]).all() and np.isfinite(fast[0][0]).all()
 
 
+def layer_norm_call(x, w, b):
+    return normalization.layer_norm(x, x.shape[-1:], w, b)
+
+
+LAYER_NORM_CASES = {  # (rows shape, D)
+    "one-row-one-feature": ((1,), 1),
+    "past-block": ((2, 3), 300),      # D = 300 > one block of 64: the strided row loops
+    "offset": ((5,), 70),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYER_NORM_CASES)
+def test_layer_norm(case, dtype):
+    lead, d = LAYER_NORM_CASES[case]
+    rng = np.random.default_rng(9)
+    x = rand(rng, lead + (d,), dtype, 2.0) + (50 if case == "offset" else 0)
+    fast, ref = run_emulated_and_reference(
+        "layer_norm", layer_norm_call, [x.astype(dtype), rand(rng, d, dtype), rand(rng, d, dtype)])
+    assert_same(fast, ref, dtype, f"layer_norm {case}")
+    launched("layer_norm_forward", "layer_norm_backward", "layer_norm_param_grad", dtype=dtype)
+
+
 def test_every_op_at_the_shipped_block_size():
     """Each op once at the block size the package ships (tinylatent.kernels.cuda.BLOCK)."""
     from cuda_emu import backend
@@ -295,6 +318,8 @@ def test_every_op_at_the_shipped_block_size():
         ("affine_coupling", coupling.affine_coupling,
          [rand(rng, (2, 300), dt), rand(rng, (2, 300), dt, 0.3), rand(rng, (2, 300), dt)]),
         ("logsumexp", logsumexp_call(), [rand(rng, (2, 300), dt)]),
+        ("layer_norm", layer_norm_call, [rand(rng, (3, 300), dt), rand(rng, 300, dt),
+                                         rand(rng, 300, dt)]),
         ("info_nce", contrastive_call("info_nce"), [rand(rng, (3, 300), dt),
                                                     rand(rng, (3, 300), dt)]),
     ]

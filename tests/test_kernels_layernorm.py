@@ -77,3 +77,52 @@ def test_bad_shapes_name_the_kernel():
         layer_norm_forward(x, np.ones(3, np.float32), np.zeros(4, np.float32))
     with pytest.raises(TypeError, match="layer_norm kernel"):
         layer_norm_forward(x.astype(np.int32), np.ones(4), np.zeros(4))
+
+
+# ---------------------------------------------------------------------- the wired fast path
+from tinylatent import kernels  # noqa: E402
+from tinylatent.ops import normalization  # noqa: E402
+
+
+def _wired(x, w, b, gy):
+    """(y, gx, gw, gb) of tl.nn.functional.layer_norm over the last axis, as host arrays,
+    and the name of the Function that made y."""
+    xt, wt, bt = (tl.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = tl.nn.functional.layer_norm(xt, x.shape[-1:], wt, bt, eps=1e-5)
+    grads = tl.grad([y], [xt, wt, bt], [tl.tensor(gy)])
+    return [y.numpy()] + [g.numpy() for g in grads], y.grad_fn.fn.__name__
+
+
+@given(seed=st.integers(0, 2**31 - 1),
+       lead=st.lists(st.integers(1, 5), min_size=1, max_size=2).map(tuple),
+       d=st.integers(1, 70), dtype=st.sampled_from([np.float32, np.float64]))
+def test_layer_norm_takes_the_fused_kernel_and_matches_the_reference(seed, lead, d, dtype):
+    x, w, b, gy = _inputs(seed, lead, d, dtype, 0.0)
+    fast, fn = _wired(x, w, b, gy)
+    assert fn == "LayerNormFn"
+    with kernels.use_reference():
+        ref, ref_fn = _wired(x, w, b, gy)
+    assert ref_fn != "LayerNormFn"
+    for name, got, want in zip(("y", "gx", "gw", "gb"), fast, ref):
+        assert got.dtype == dtype and got.shape == want.shape, name
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"],
+                                   atol=TOL[dtype]["atol"] * scale, err_msg=name)
+
+
+def test_layer_norm_fast_path_second_derivatives_are_the_references():
+    """Double backward through LayerNormFn differentiates the reference composite:
+    gradgradcheck in float64 on the fast path."""
+    rng = np.random.default_rng(3)
+    x = tl.tensor(rng.standard_normal((3, 6)), requires_grad=True)
+    w = tl.tensor(rng.standard_normal(6), requires_grad=True)
+    b = tl.tensor(rng.standard_normal(6), requires_grad=True)
+    assert normalization.layer_norm(x, 6, w, b).grad_fn.fn.__name__ == "LayerNormFn"
+    assert tl.gradgradcheck(lambda x, w, b: normalization.layer_norm(x, 6, w, b), [x, w, b])
+
+
+def test_layer_norm_without_affine_or_over_two_axes_uses_the_reference():
+    x = tl.randn(2, 3, 4, requires_grad=True)
+    assert normalization.layer_norm(x, 4).grad_fn.fn.__name__ != "LayerNormFn"
+    w, b = tl.ones(3, 4, requires_grad=True), tl.zeros(3, 4, requires_grad=True)
+    assert normalization.layer_norm(x, (3, 4), w, b).grad_fn.fn.__name__ != "LayerNormFn"

@@ -74,6 +74,14 @@ class KernelBackend(Protocol):
     def normalize_rows_backward(self, gzn, zn, norm, eps=1e-12):
         """The gradient of z from that of normalize_rows(z)."""
 
+    # ------------------------------------------------------------ layer normalization
+    def layer_norm(self, x2, w, b, eps):
+        """(y, mu, rstd) for the rows of x2 (R, D): y = (x - mu) rstd w + b, mu and rstd
+        (R,) float64 (the statistics the backward reuses)."""
+
+    def layer_norm_backward(self, gy2, x2, w, mu, rstd):
+        """(gx (R, D), gw (D,), gb (D,)) from the output gradient gy2 (R, D)."""
+
 
 # The names a backend must define, read off the Protocol (so the two cannot drift).
 KERNELS = tuple(n for n in vars(KernelBackend)

@@ -9,10 +9,11 @@ many passes over memory. Its backward is written in Tensor ops, so second deriva
 from __future__ import annotations
 
 from .. import autograd
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
+from .fast import fast_backend, reference_vjp
 
-__all__ = ["batch_norm", "layer_norm", "group_norm"]
+__all__ = ["batch_norm", "layer_norm", "layer_norm_reference", "group_norm", "LayerNormFn"]
 
 
 class _Standardize(Function):
@@ -129,16 +130,64 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     return _channel_affine(y, weight, bias)
 
 
+class LayerNormFn(Function):
+    """The fused LayerNorm over the last axis (Ba et al. 2016, Sec. 3), on a kernel backend:
+        y = (x - mu) rstd w + b,  rstd = 1 / sqrt(var + eps)   (one pass for mu and var),
+        gx = rstd (gh - mean(gh) - xhat mean(gh xhat)),  gh = gy w,
+        gw = sum_rows gy xhat,  gb = sum_rows gy            (one backward kernel).
+    Under create_graph the backward differentiates `reference` (the _Standardize
+    composite) on the same inputs, so higher derivatives are those of the tested reference."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, eps, be, reference):
+        d = x.shape[-1]
+        y2, mu, rstd = be.layer_norm(be.c(x).reshape(-1, d), weight, bias, eps)  # (R, D)
+        ctx.be, ctx.reference, ctx.stats = be, reference, (mu, rstd)
+        ctx.save_for_backward(x, weight, bias)
+        return y2.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (x, weight, bias), grad)
+        be, d = ctx.be, x.shape[-1]
+        gx, gw, gb = be.layer_norm_backward(be.c(grad.array).reshape(-1, d),
+                                            be.c(x.array).reshape(-1, d), weight.array,
+                                            *ctx.stats)
+        return Tensor._make(gx.reshape(x.shape)), Tensor._make(gw), Tensor._make(gb)
+
+
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the trailing
-    `normalized_shape` axes of each sample (biased variance)."""
+    `normalized_shape` axes of each sample (biased variance). Over the last axis with both
+    weight and bias (nn.LayerNorm's usual case) of a float32/64 tensor it runs LayerNormFn on
+    a kernel backend when one applies; otherwise, and as the oracle, `layer_norm_reference`."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
         else tuple(normalized_shape)
     k = len(normalized_shape)
     if tuple(x.shape[x.ndim - k:]) != normalized_shape:
         raise ValueError(f"layer_norm: input shape {tuple(x.shape)} does not end with "
                          f"normalized_shape {normalized_shape}")
+    if k == 1 and weight is not None and bias is not None and x.numel() > 0 \
+            and weight.shape == normalized_shape and bias.shape == normalized_shape \
+            and weight.dtype == x.dtype and bias.dtype == x.dtype:
+        be = fast_backend(x, weight, bias)
+        if be is not None:
+            return LayerNormFn.apply(
+                x, weight, bias, eps=eps, be=be,
+                reference=lambda x_, w_, b_: layer_norm_reference(x_, normalized_shape, w_,
+                                                                  b_, eps))
+    return layer_norm_reference(x, normalized_shape, weight, bias, eps)
+
+
+def layer_norm_reference(x: Tensor, normalized_shape, weight: Tensor | None = None,
+                         bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """layer_norm in Tensor ops (_Standardize, then the affine map): the test oracle."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
+        else tuple(normalized_shape)
+    k = len(normalized_shape)
     axes = tuple(range(x.ndim - k, x.ndim))
     y = _Standardize.apply(x, axes=axes, eps=eps)[0]
     if weight is not None:

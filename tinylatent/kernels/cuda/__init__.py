@@ -260,3 +260,36 @@ def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
     _launch("contrastive.cu", "normalize_rows_backward", zn.dtype, (zn.shape[0],),
             (c(gzn), zn, norm, zn.dtype.type(eps), gz, _i(zn.shape[1])))
     return gz
+
+
+# ---------------------------------------------------------------------- layer normalization
+@_on_device
+def layer_norm(x2, w, b, eps):
+    """One block per row (layernorm.cu): mean and variance in one shifted pass."""
+    cp = _cp()
+    x2 = c(x2)
+    rows, d = x2.shape
+    y = cp.empty_like(x2)
+    mu, rstd = cp.empty(rows, cp.float64), cp.empty(rows, cp.float64)
+    _launch("layernorm.cu", "layer_norm_forward", x2.dtype, (rows,),
+            (x2, c(w), c(b), np.float64(eps), y, mu, rstd, _i(d)))
+    return y, mu, rstd
+
+
+@_on_device
+def layer_norm_backward(gy2, x2, w, mu, rstd):
+    """gx one block per row; gw, gb one thread per column, summing over the rows."""
+    cp = _cp()
+    gy2, x2 = c(gy2), c(x2)
+    rows, d = x2.shape
+    gx = cp.empty_like(x2)
+    gw, gb = cp.empty(d, x2.dtype), cp.empty(d, x2.dtype)
+    _launch("layernorm.cu", "layer_norm_backward", x2.dtype, (rows,),
+            (gy2, x2, c(w), mu, rstd, gx, _i(d)))
+    if rows == 0:                       # no rows: nothing launched, the sums are zero
+        gw[...] = 0
+        gb[...] = 0
+    else:
+        _launch("layernorm.cu", "layer_norm_param_grad", x2.dtype, _grid(d),
+                (gy2, x2, mu, rstd, gw, gb, _i(rows), _i(d)))
+    return gx, gw, gb

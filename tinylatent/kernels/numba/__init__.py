@@ -21,6 +21,7 @@ from . import attention as _att
 from . import contrastive as _con
 from . import conv as _conv
 from . import coupling as _cpl
+from . import layernorm as _ln
 
 xp = np
 name = "numba"
@@ -158,3 +159,12 @@ def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
     gz = np.empty_like(zn)
     _con.normalize_rows_backward(c(gzn), zn, norm, zn.dtype.type(eps), gz)
     return gz
+
+
+# ---------------------------------------------------------------------- layer normalization
+def layer_norm(x2, w, b, eps):
+    return _ln.layer_norm_forward(c(x2), w, b, eps)
+
+
+def layer_norm_backward(gy2, x2, w, mu, rstd):
+    return _ln.layer_norm_backward(c(gy2), c(x2), w, mu, rstd)
