@@ -304,6 +304,22 @@ def test_layer_norm(case, dtype):
     launched("layer_norm_forward", "layer_norm_backward", "layer_norm_param_grad", dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding_idx", [None, 2])
+def test_embedding_backward(padding_idx, dtype):
+    """The weight gradient of an embedding lookup with repeated indices: embedding.cu's
+    atomic scatter-add against the reference's np.add.at."""
+    rng = np.random.default_rng(10)
+    idx = rng.integers(0, 7, (9, 11))                # 99 lookups of 7 rows
+
+    def call(w):
+        return tl.nn.functional.embedding(Tensor._make(w.xp.asarray(idx)), w,
+                                          padding_idx=padding_idx)
+    fast, ref = run_emulated_and_reference("embedding", call, [rand(rng, (7, 70), dtype)])
+    assert_same(fast, ref, dtype, "embedding")
+    launched("embedding_backward", dtype=dtype)
+
+
 def test_every_op_at_the_shipped_block_size():
     """Each op once at the block size the package ships (tinylatent.kernels.cuda.BLOCK)."""
     from cuda_emu import backend

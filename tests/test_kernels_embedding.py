@@ -42,3 +42,37 @@ def test_bad_input_names_the_kernel():
         embedding_backward(np.zeros(3), np.zeros((3, 2)), 4)
     with pytest.raises(ValueError, match="embedding_backward"):
         embedding_backward(np.zeros(3, np.int64), np.zeros((2, 2)), 4)
+
+
+# ---------------------------------------------------------------------- the wired fast path
+@pytest.mark.parametrize("padding_idx", [None, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_backward_takes_the_kernel_and_equals_the_reference(dtype, padding_idx):
+    """nn.Embedding's weight gradient through the wired Numba scatter-add equals the one
+    through the reference (IndexAddZeros, np.add.at), repeated indices included."""
+    from tinylatent import kernels
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, 11, (35, 20))                 # 700 lookups of 11 rows: many repeats
+    gy = rng.standard_normal((35, 20, 6)).astype(dtype)
+
+    def weight_grad():
+        w = tl.tensor(rng.standard_normal((11, 6)).astype(dtype), requires_grad=True)
+        y = tl.nn.functional.embedding(tl.tensor(idx), w, padding_idx=padding_idx)
+        (g,) = tl.grad([y], [w], [tl.tensor(gy)])
+        return g.numpy()
+
+    fast = weight_grad()
+    with kernels.use_reference():
+        ref = weight_grad()
+    np.testing.assert_allclose(fast, ref, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(fast, embedding_backward_reference(idx, gy, 11, padding_idx),
+                               rtol=1e-5, atol=1e-5)
+    if padding_idx is not None:
+        assert not fast[padding_idx].any()
+
+
+def test_embedding_double_backward_still_goes_through_the_reference():
+    w = tl.tensor(np.random.default_rng(0).standard_normal((5, 3)), requires_grad=True)
+    idx = tl.tensor(np.array([[0, 1, 1], [4, 0, 2]]))
+    assert tl.gradgradcheck(lambda w: tl.nn.functional.embedding(idx, w) ** 2, [w])

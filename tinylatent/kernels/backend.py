@@ -82,6 +82,11 @@ class KernelBackend(Protocol):
     def layer_norm_backward(self, gy2, x2, w, mu, rstd):
         """(gx (R, D), gw (D,), gb (D,)) from the output gradient gy2 (R, D)."""
 
+    # ------------------------------------------------------------ embedding
+    def embedding_backward(self, idx, gy, num_embeddings, padding_idx=None):
+        """gW (num_embeddings, D): the rows of gy (idx.shape + (D,)) scatter-added at the
+        integer indices idx, the row padding_idx left at zero."""
+
 
 # The names a backend must define, read off the Protocol (so the two cannot drift).
 KERNELS = tuple(n for n in vars(KernelBackend)

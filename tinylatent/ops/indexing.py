@@ -7,9 +7,10 @@ twice gets both gradients.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .axis_check import check_axis
+from .fast import fast_backend
 
 
 def normalize_index(index):
@@ -231,6 +232,12 @@ class _Lookup(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        be = None if is_grad_enabled() else fast_backend(grad)
+        if be is not None:
+            # the scatter-add as one pass of whole rows (a Numba loop, or atomics on the
+            # GPU) instead of np.add.at's element-at-a-time ufunc loop
+            return Tensor._make(be.embedding_backward(ctx.idx, be.c(grad.array), ctx.shape[0],
+                                                      ctx.padding_idx))
         g = IndexAddZeros.apply(grad, index=ctx.idx, shape=ctx.shape)          # (V, D)
         if ctx.padding_idx is not None:
             keep = grad.xp.ones((ctx.shape[0], 1), dtype=grad.dtype)

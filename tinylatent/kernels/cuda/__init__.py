@@ -293,3 +293,18 @@ def layer_norm_backward(gy2, x2, w, mu, rstd):
         _launch("layernorm.cu", "layer_norm_param_grad", x2.dtype, _grid(d),
                 (gy2, x2, mu, rstd, gw, gb, _i(rows), _i(d)))
     return gx, gw, gb
+
+
+# ---------------------------------------------------------------------- embedding
+@_on_device
+def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
+    """One thread per element of gy, atomically added into its row (embedding.cu)."""
+    cp = _cp()
+    d = gy.shape[-1]
+    n = idx.size
+    out = cp.zeros((num_embeddings, d), gy.dtype)
+    pad = -1 if padding_idx is None else padding_idx % num_embeddings
+    _launch("embedding.cu", "embedding_backward", gy.dtype, _grid(n * d),
+            (c(idx.reshape(-1).astype(cp.int64)), c(gy.reshape(-1, d)), np.int64(pad), out,
+             np.int64(n), _i(d), np.int64(num_embeddings)))
+    return out

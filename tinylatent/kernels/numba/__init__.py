@@ -21,6 +21,7 @@ from . import attention as _att
 from . import contrastive as _con
 from . import conv as _conv
 from . import coupling as _cpl
+from . import embedding as _emb
 from . import layernorm as _ln
 
 xp = np
@@ -168,3 +169,8 @@ def layer_norm(x2, w, b, eps):
 
 def layer_norm_backward(gy2, x2, w, mu, rstd):
     return _ln.layer_norm_backward(c(gy2), c(x2), w, mu, rstd)
+
+
+# ---------------------------------------------------------------------- embedding
+def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
+    return _emb.embedding_backward(idx, gy, num_embeddings, padding_idx)
