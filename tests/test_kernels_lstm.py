@@ -68,3 +68,43 @@ def test_bad_shapes_name_the_kernel():
         lstm_cell_forward(np.zeros((2, 6), np.float32), np.zeros((2, 2), np.float32))
     with pytest.raises(TypeError, match="lstm_cell kernel"):
         lstm_cell_forward(np.zeros((2, 8), np.float32), np.zeros((2, 2), np.float64))
+
+
+# ---------------------------------------------------------------------- the wired fast path
+from tinylatent import kernels  # noqa: E402
+from tinylatent.ops import recurrent  # noqa: E402
+
+
+@pytest.mark.parametrize("used", ["both", "h", "c"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_cell_takes_the_kernel_and_matches_the_reference(dtype, used):
+    rng = np.random.default_rng(4)
+    gates = (rng.standard_normal((6, 4 * 9)) * 3).astype(dtype)
+    c = rng.standard_normal((6, 9)).astype(dtype)
+    wh, wc = (rng.standard_normal((6, 9)).astype(dtype) for _ in range(2))
+
+    def run():
+        g_t, c_t = tl.tensor(gates, requires_grad=True), tl.tensor(c, requires_grad=True)
+        h_new, c_new = recurrent.lstm_cell(g_t, c_t)
+        loss = (h_new * tl.tensor(wh)).sum() if used != "c" else 0
+        loss = loss + (c_new * tl.tensor(wc)).sum() if used != "h" else loss
+        grads = tl.grad([loss], [g_t, c_t])
+        return h_new.grad_fn.be, [h_new.numpy(), c_new.numpy()] + [g.numpy() for g in grads]
+
+    be, fast = run()
+    assert be is not None and be.name == "numba"
+    with kernels.use_reference():
+        be_ref, ref = run()
+    assert be_ref is None
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for got, want in zip(fast, ref):
+        np.testing.assert_allclose(got, want, **tol)
+
+
+def test_lstm_cell_fast_path_second_derivatives():
+    rng = np.random.default_rng(5)
+    gates = tl.tensor(rng.standard_normal((2, 12)), requires_grad=True)
+    c = tl.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    assert recurrent.lstm_cell(gates, c)[0].grad_fn.be is not None
+    assert tl.gradgradcheck(lambda g, c: recurrent.lstm_cell(g, c)[0] * recurrent.lstm_cell(g, c)[1],
+                            [gates, c])
