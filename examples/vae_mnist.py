@@ -12,6 +12,7 @@ latent_codes) .png, and checkpoint.npz; --resume continues exactly where that le
 """
 import argparse
 import os
+import sys
 
 import matplotlib
 import numpy as np
@@ -155,7 +156,8 @@ def main(argv=None):
             tl.manual_seed(args.seed + 1000 * rank + epoch)
         total, n = 0.0, 0
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs}",
-                   leave=False, mininterval=0.5, disable=rank > 0)
+                   leave=False, mininterval=0.5,     # a bar on a terminal only, not in logs
+                   disable=rank > 0 or not sys.stderr.isatty())
         for i, (x, _) in enumerate(bar):
             if i == steps_per_epoch:
                 break
