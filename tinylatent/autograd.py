@@ -20,6 +20,7 @@ again: that is all higher-order derivatives take.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import weakref
 from typing import Callable
@@ -698,42 +699,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 
 def hvp(f: Callable, inputs, v) -> tuple:
-    """Hessian-vector product of scalar `f(*inputs)`: returns (f(inputs), H @ v).
-
-    Computed by double backward: H v = d/dx <df/dx, v> (Pearlmutter 1994).
-    """
-    single = isinstance(inputs, Tensor)
-    xs = [inputs] if single else list(inputs)
-    vs = [v] if single else list(v)
-    xs = [x.detach().requires_grad_() for x in xs]
-    with enable_grad():
-        y = f(*xs)
-        gs = grad(y, xs, create_graph=True)
-        dot = sum((g * vi).sum() for g, vi in zip(gs, vs))
-        hv = grad(dot, xs, allow_unused=True)
-    hv = tuple(h if h is not None else x.detach() * 0 for h, x in zip(hv, xs))
-    return y.detach(), (hv[0] if single else hv)
+    """Hessian-vector product of scalar `f(*inputs)`: returns (f(inputs), H @ v), detached.
+    See tl.autograd.functional.hvp (double backward, Pearlmutter 1994)."""
+    return functional.hvp(f, inputs, v)
 
 
 def jacobian(f: Callable, inputs, create_graph: bool = False):
-    """Full Jacobian of `f` (for small functions): shape out.shape + in.shape per input."""
-    from . import ops
-    single = isinstance(inputs, Tensor)
-    xs = [inputs] if single else list(inputs)
-    xs = [x if (create_graph and x.requires_grad) else x.detach().requires_grad_()
-          for x in xs]
-    with enable_grad():
-        y = f(*xs)
-        flat = y.reshape(-1)
-        rows = [[] for _ in xs]
-        for k in range(flat.shape[0]):
-            gs = grad(flat[k], xs, retain_graph=True, create_graph=create_graph,
-                      allow_unused=True)
-            for j, (g, x) in enumerate(zip(gs, xs)):
-                rows[j].append(g if g is not None else x.detach() * 0)
-    jacs = tuple(ops.stack(r, axis=0).reshape(tuple(y.shape) + tuple(x.shape))
-                 for r, x in zip(rows, xs))
-    return jacs[0] if single else jacs
+    """Full Jacobian of `f` (for small functions): shape out.shape + in.shape per input.
+    See tl.autograd.functional.jacobian."""
+    return functional.jacobian(f, inputs, create_graph=create_graph)
 
 
 # The engine wraps arrays in Tensors, and tensor.py imports this module: importing Tensor
@@ -741,3 +715,9 @@ def jacobian(f: Callable, inputs, create_graph: bool = False):
 from .tensor import Tensor  # noqa: E402
 from .anomaly import (AnomalyError, detect_anomaly, is_anomaly_enabled,  # noqa: E402
                       set_detect_anomaly)
+
+# tl.autograd.functional (torch.autograd.functional): jacobian, hessian, vjp, jvp, hvp, vhp
+# `import tinylatent.autograd.functional` works too, although autograd is a module, not a
+# package: the import system looks the dotted name up in sys.modules first.
+from . import autograd_functional as functional  # noqa: E402
+sys.modules[__name__ + ".functional"] = functional
