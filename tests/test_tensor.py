@@ -169,15 +169,15 @@ def test_inplace_methods_under_no_grad():
         p.mul_(2.0)
         p.div_(4.0)
         p.clamp_(max=0.9)
-        assert p.numpy().tolist() == pytest.approx([0.9] * 3)
+        assert p.detach().numpy().tolist() == pytest.approx([0.9] * 3)
         p.fill_(2.0)
         p.copy_(tl.tensor([1.0, 2.0, 3.0]))
-        assert p.numpy().tolist() == [1.0, 2.0, 3.0]
+        assert p.detach().numpy().tolist() == [1.0, 2.0, 3.0]
         p.zero_()
-        assert p.numpy().tolist() == [0.0] * 3
+        assert p.detach().numpy().tolist() == [0.0] * 3
         p.normal_(0.0, 1.0)
         p.uniform_(2.0, 3.0)
-        assert ((p.numpy() >= 2) & (p.numpy() < 3)).all()
+        assert ((p.detach().numpy() >= 2) & (p.detach().numpy() < 3)).all()
 
 
 def test_inplace_on_plain_tensor_and_iadd():
@@ -264,3 +264,31 @@ def test_methods_are_declared_on_the_class_and_are_the_ops():
         np.testing.assert_allclose(getattr(x, name)().numpy(),
                                    getattr(tl, name)(x).numpy())
     np.testing.assert_allclose(x.sum(1, keepdims=True).numpy(), tl.sum(x, 1, True).numpy())
+
+
+def test_numpy_on_a_tensor_that_requires_grad_raises_as_in_pytorch():
+    x = tl.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad; use tensor.detach\(\).numpy\(\)"):
+        x.numpy()
+    a = x.detach().numpy()
+    a[0] = 5.0                                     # detach().numpy() shares memory, as in torch
+    assert x.detach().numpy()[0] == 5.0
+    np.testing.assert_array_equal(x.numpy(force=True), a)
+    assert isinstance((x * 2).detach().numpy(), np.ndarray)
+
+
+def test_from_dlpack_shares_memory_with_numpy_and_torch():
+    a = np.arange(6.0).reshape(2, 3)
+    t = tl.from_dlpack(a)
+    assert t.shape == (2, 3) and not t.requires_grad
+    a[0, 0] = 7.0
+    assert t.numpy()[0, 0] == 7.0
+    torch = pytest.importorskip("torch")
+    u = torch.arange(4, dtype=torch.float64)
+    v = tl.from_dlpack(u)
+    u[1] = 9.0
+    np.testing.assert_array_equal(v.numpy(), [0.0, 9.0, 2.0, 3.0])
+    back = torch.from_dlpack(v)                    # and the other way round
+    np.testing.assert_array_equal(back.numpy(), v.numpy())
+    with pytest.raises(TypeError, match="from_dlpack: expected"):
+        tl.from_dlpack([1, 2])

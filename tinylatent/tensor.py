@@ -16,7 +16,7 @@ import numpy as np
 from . import autograd
 from .backend import CPU, Device, array_module, device_of_array
 
-__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
            "float32", "float64", "float16", "int32", "int64", "bool_", "get_default_dtype",
            "set_default_dtype"]
@@ -194,8 +194,14 @@ class Tensor:
         d = self.array
         return d if isinstance(d, np.ndarray) else d.get()
 
-    def numpy(self) -> np.ndarray:
-        """The array on the host (a copy for GPU tensors; shares memory on CPU)."""
+    def numpy(self, force: bool = False) -> np.ndarray:
+        """The array on the host (a copy for GPU tensors; shares memory on CPU). As in
+        PyTorch, a tensor that requires grad must be detached first (`x.detach().numpy()`):
+        the array would be outside the graph, so changes to it would go unseen by autograd.
+        force=True detaches (and copies a GPU tensor) for you."""
+        if self.requires_grad and not force:
+            raise RuntimeError(f"numpy: can't call numpy() on a Tensor of shape {self.shape} "
+                               "that requires grad; use tensor.detach().numpy() instead")
         return self.numpy_host()
 
     def item(self):
@@ -270,6 +276,12 @@ class Tensor:
                  create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into the `.grad` of every leaf that requires grad."""
         autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` with this tensor's whole gradient whenever backward() or tl.grad
+        computes it; a returned Tensor replaces it (PyTorch's Tensor.register_hook). Returns
+        a handle with `remove()`."""
+        return autograd.register_hook(self, hook)
 
     def zero_grad_(self) -> None:
         self.grad = None
@@ -831,6 +843,25 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 
 def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(np.asarray(array))
+
+
+def from_dlpack(ext) -> Tensor:
+    """A Tensor sharing memory with any DLPack producer (a NumPy or CuPy array, a PyTorch or
+    JAX tensor) on the CPU or a CUDA GPU: zero-copy exchange between libraries. Like
+    torch.from_dlpack the result does not require grad."""
+    if isinstance(ext, Tensor):
+        return Tensor._make(ext.array)
+    if not hasattr(ext, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__ and "
+                        f"__dlpack_device__ (an array or tensor), got {type(ext).__name__}")
+    device_type, _ = ext.__dlpack_device__()
+    if int(device_type) == 1:                 # kDLCPU
+        return Tensor._make(np.from_dlpack(ext))
+    if int(device_type) == 2:                 # kDLCUDA
+        import cupy
+        return Tensor._make(cupy.from_dlpack(ext))
+    raise RuntimeError(f"from_dlpack: DLPack device type {int(device_type)} is neither the "
+                       "CPU (1) nor CUDA (2)")
 
 
 def _xp_dtype(dtype, device):
