@@ -129,7 +129,8 @@ def test_broadcast_gradients_are_reduced_to_input_shapes():
     c = f64(2, 1, 1)
     (a * b + c).sum().backward()
     assert a.grad.shape == (3, 1) and b.grad.shape == (4,) and c.grad.shape == (2, 1, 1)
-    np.testing.assert_allclose(a.grad.detach().numpy(), np.full((3, 1), 2 * b.detach().numpy().sum()))
+    np.testing.assert_allclose(a.grad.detach().numpy(),
+                               np.full((3, 1), 2 * b.detach().numpy().sum()))
     np.testing.assert_allclose(b.grad.detach().numpy(), np.full(4, 2 * a.detach().numpy().sum()))
     np.testing.assert_allclose(c.grad.numpy(), np.full((2, 1, 1), 12.0))
 
@@ -255,7 +256,8 @@ def test_grad_with_grad_outputs_and_intermediate_input():
     v = tl.tensor([1.0, 0.0, 2.0], dtype=tl.float64)
     gh, gx = tl.grad(y, [h, x], grad_outputs=v)
     np.testing.assert_allclose(gh.detach().numpy(), v.detach().numpy() * np.exp(h.detach().numpy()))
-    np.testing.assert_allclose(gx.detach().numpy(), 2 * v.detach().numpy() * np.exp(h.detach().numpy()))
+    np.testing.assert_allclose(gx.detach().numpy(),
+                               2 * v.detach().numpy() * np.exp(h.detach().numpy()))
 
 
 def test_grad_results_never_alias():

@@ -340,3 +340,89 @@ def test_second_order_gradients_through_layers():
     assert tl.gradgradcheck(lambda x: F.avg_pool2d(x, 3, 1, 1) ** 2, [x4])
     lin = nn.Linear(4, 3).double()
     assert tl.gradgradcheck(lambda x, w: F.linear(x, w, lin.bias).tanh(), [x, lin.weight])
+
+
+# ---------------------------------------------------------------------- PyTorch's layers, issue 13
+def _torch_pair(torch, a):
+    return _t(a), torch.tensor(a, requires_grad=True)
+
+
+@pytest.mark.parametrize("affine,track", [(False, False), (True, False), (True, True),
+                                          (False, True)])
+def test_instance_norm2d_matches_torch_in_training_and_eval(affine, track):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    ours = nn.InstanceNorm2d(3, affine=affine, track_running_stats=track, momentum=0.2).double()
+    theirs = torch.nn.InstanceNorm2d(3, affine=affine, track_running_stats=track,
+                                     momentum=0.2).double()
+    if affine:
+        w, b = rng.normal(size=3), rng.normal(size=3)
+        ours.weight.data.copy_(tl.tensor(w))
+        ours.bias.data.copy_(tl.tensor(b))
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(w))
+            theirs.bias.copy_(torch.tensor(b))
+    for step in range(3):
+        a = rng.normal(2.0, 3.0, size=(4, 3, 5, 6))
+        x, xt = _torch_pair(torch, a)
+        y, yt = ours(x), theirs(xt)
+        np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+        up = rng.normal(size=y.shape)
+        (y * tl.tensor(up)).sum().backward()
+        (yt * torch.tensor(up)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    if affine:
+        np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
+                                   rtol=1e-10)
+    if track:
+        np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(),
+                                   rtol=1e-12)
+    ours.eval()
+    theirs.eval()
+    a = rng.normal(size=(3, 5, 6))                       # unbatched (C, H, W) too
+    np.testing.assert_allclose(ours(_t(a, False)).detach().numpy(),
+                               theirs(torch.tensor(a)).detach().numpy(), rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_reflection_pad_and_pixel_shuffle_match_torch_with_gradients():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(2, 8, 4, 5))
+    for ours, theirs in [(nn.ReflectionPad2d((1, 3, 2, 0)), torch.nn.ReflectionPad2d((1, 3, 2, 0))),
+                         (nn.ReflectionPad2d(2), torch.nn.ReflectionPad2d(2)),
+                         (nn.ReplicationPad2d((2, 0, 1, 3)),
+                          torch.nn.ReplicationPad2d((2, 0, 1, 3))),
+                         (nn.ZeroPad2d((1, 0, 0, 2)), torch.nn.ZeroPad2d((1, 0, 0, 2))),
+                         (nn.ReflectionPad1d(3), torch.nn.ReflectionPad1d(3)),
+                         (nn.PixelShuffle(2), torch.nn.PixelShuffle(2)),
+                         (nn.PixelUnshuffle(2), torch.nn.PixelUnshuffle(2))]:
+        x, xt = _torch_pair(torch, a if not isinstance(ours, nn.PixelUnshuffle)
+                            else a[:, :, :4, :4])
+        if isinstance(ours, nn.ReflectionPad1d):
+            x, xt = _torch_pair(torch, a[0])
+        y, yt = ours(x), theirs(xt)
+        assert y.shape == tuple(yt.shape), ours
+        np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+        up = rng.normal(size=y.shape)
+        (y * tl.tensor(up)).sum().backward()
+        (yt * torch.tensor(up)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12, err_msg=repr(ours))
+    assert tl.pixel_unshuffle(tl.pixel_shuffle(_t(a, False), 2), 2).numpy().tolist() == a.tolist()
+
+
+def test_dropout2d_zeroes_whole_channels_and_keeps_the_mean():
+    x = tl.ones(64, 32, 3, 3)
+    layer = nn.Dropout2d(0.25)
+    y = layer(x).numpy()
+    per_channel = y.reshape(64, 32, 9)
+    assert np.all(per_channel.min(-1) == per_channel.max(-1))           # constant per channel
+    assert set(np.unique(y).tolist()) == {0.0, float(np.float32(1 / 0.75))}
+    assert abs((y == 0).mean() - 0.25) < 0.03                            # 2048 channels drawn
+    layer.eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match="3-D .* or 4-D"):
+        F.dropout2d(tl.ones(3, 4))

@@ -203,6 +203,37 @@ def _gumbel_draw(data):
         [0.5, 1.0, 2.0]))}
 
 
+# ---------------------------------------------------------------------- instance norm, dropout2d
+def _instance_norm_draw(data):
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)),
+             data.draw(st.integers(2, 3)), data.draw(st.integers(1, 3)))
+    c = (shape[1],)
+    return [data.draw(tensors(shape)), data.draw(tensors(c, lo=0.5, hi=2.0)),
+            data.draw(tensors(c))]
+
+
+def _instance_norm_ref(x, w, b):
+    return _standardize(x, (2, 3)) * w.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
+
+
+def _dropout2d_ref(x, p):
+    mask = tl.random.dropout_mask(x.shape[:-2] + (1, 1), p, dtype=x.dtype,
+                                  generator=tl.Generator(0)).numpy()
+    return x * mask
+
+
+def _dropout2d_draw(data):
+    shape = data.draw(shapes(min_dims=3, max_dims=4))
+    return [data.draw(tensors(shape))], {"p": data.draw(st.sampled_from([0.25, 0.5]))}
+
+
+CASES += [
+    OpCase("instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+           _instance_norm_ref, _instance_norm_draw),
+    OpCase("dropout2d", lambda x, p: F.dropout2d(x, p, generator=tl.Generator(0)),
+           _dropout2d_ref, _dropout2d_draw, keeps_float32=False),
+]
+
 CASES += [
     # the noise is re-drawn from Generator(0) on every call, so the function is deterministic
     OpCase("gumbel_softmax", lambda x, dim, tau: F.gumbel_softmax(

@@ -16,8 +16,8 @@ import numpy as np
 from . import autograd
 from .backend import CPU, Device, array_module, device_of_array
 
-__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full", "empty",
-           "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full",
+           "empty", "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
            "float32", "float64", "float16", "int32", "int64", "bool_", "get_default_dtype",
            "set_default_dtype"]
 

@@ -15,13 +15,17 @@ from .activation import (ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, ReLU, Sig
                          Softmax, Softplus, Tanh)
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
 from .linear import Flatten, Identity, Linear, Unflatten
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss,
                    NLLLoss, SmoothL1Loss, TripletMarginLoss)
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d,
+                            InstanceNorm2d, LayerNorm)
+from .padding import (CircularPad2d, ConstantPad1d, ConstantPad2d, PixelShuffle,
+                      PixelUnshuffle, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
+                      ReplicationPad2d, ZeroPad2d)
 from .pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
                       Upsample)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -32,7 +36,11 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "Linear", "Identity", "Flatten", "Unflatten",
            "Conv1d", "Conv2d", "ConvTranspose2d",
            "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Upsample",
-           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Embedding",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+           "InstanceNorm2d", "Dropout", "Dropout2d", "Embedding",
+           "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d",
+           "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "CircularPad2d", "PixelShuffle",
+           "PixelUnshuffle",
            "ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "SiLU",
            "LogSigmoid", "Softmax", "LogSoftmax",
            "MultiheadAttention", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU",

@@ -15,8 +15,9 @@ from .reduce import (ValuesIndices, all, amax, amin, any, argmax, argmin, argsor
                      log_softmax, logsumexp, max, mean, min, softmax, sort, std, sum, topk,
                      var)
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, narrow, pad,
-                    permute, repeat, repeat_interleave, reshape, roll, split, squeeze, stack, swapaxes, transpose, tril,
-                    triu, unsqueeze, view)
+                    permute, pixel_shuffle, pixel_unshuffle, repeat, repeat_interleave,
+                    reshape, roll, split, squeeze, stack, swapaxes, transpose, tril, triu,
+                    unsqueeze, view)
 from .unary import (abs, cos, elu, erf, exp, expm1, gelu, leaky_relu, log, log1p,
                     logsigmoid, relu, rsqrt, sigmoid, sign, silu, sin, softplus, sqrt, tanh)
 from .unary import digamma, lgamma, polygamma

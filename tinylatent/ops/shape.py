@@ -298,9 +298,17 @@ def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim=None) -> tuple:
     return split(x, size, axis)
 
 
-def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
-    """Constant padding. `pad_widths` is NumPy-style ((lo, hi) per axis) or PyTorch-style
-    (a flat tuple (left, right, top, bottom, ...) starting from the last axis)."""
+def pad(x: Tensor, pad_widths, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Padding (PyTorch's F.pad). `pad_widths` is NumPy-style ((lo, hi) per axis) or
+    PyTorch-style (a flat tuple (left, right, top, bottom, ...) starting from the last axis).
+
+    mode "constant" fills with `value` (0 by default); the others read the input itself,
+    for an axis of size n at padded positions i = -lo, ..., n - 1 + hi:
+        "reflect"    x[r(i)], r mirrors at the edges without repeating them (|i|, then
+                     2(n - 1) - i past the end): needs lo, hi < n;
+        "replicate"  x[clip(i, 0, n - 1)], the edge values repeated;
+        "circular"   x[i mod n], the signal wrapped around: needs lo, hi <= n.
+    Those are index selections, so their derivatives (scatter-adds) exist to every order."""
     pw = list(pad_widths)
     if pw and isinstance(pw[0], int):
         if len(pw) % 2 or len(pw) // 2 > x.ndim:
@@ -313,7 +321,37 @@ def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
         if len(widths) != x.ndim:
             raise ValueError(f"pad: expected {x.ndim} (lo, hi) pairs for shape {x.shape}, got "
                              f"{len(widths)}")
-    return Pad.apply(x, widths=tuple(widths), value=value)
+    if mode == "constant":
+        return Pad.apply(x, widths=tuple(widths), value=0.0 if value is None else value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or "
+                         f"'circular', got {mode!r}")
+    if value not in (None, 0, 0.0):
+        raise ValueError(f"pad: a fill value applies only to mode 'constant', not {mode!r}")
+    from .indexing import index_select
+    np_ = __import__("numpy")
+    for axis, (lo, hi) in enumerate(widths):
+        if lo == 0 and hi == 0:
+            continue
+        n = x.shape[axis]
+        if lo < 0 or hi < 0:
+            raise ValueError(f"pad: mode {mode!r} needs non-negative padding, got ({lo}, {hi}) "
+                             f"for axis {axis}")
+        limit = n - 1 if mode == "reflect" else n
+        if mode != "replicate" and max(lo, hi) > limit or n == 0:
+            raise ValueError(f"pad: {mode} padding ({lo}, {hi}) of axis {axis} needs padding "
+                             f"{'<' if mode == 'reflect' else '<='} the axis size {n} "
+                             f"(shape {x.shape})")
+        i = np_.arange(-lo, n + hi)
+        if mode == "reflect":
+            i = np_.abs(i)
+            i = np_.where(i > n - 1, 2 * (n - 1) - i, i)
+        elif mode == "replicate":
+            i = np_.clip(i, 0, n - 1)
+        else:
+            i = i % n
+        x = index_select(x, axis, x.xp.asarray(i))
+    return x
 
 
 def flip(x: Tensor, axis=None, *, dims=None) -> Tensor:
@@ -389,3 +427,30 @@ def repeat_interleave(x: Tensor, repeats, dim: int | None = None) -> Tensor:
     counts = repeats.array if isinstance(repeats, Tensor) else x.xp.asarray(repeats)
     index = x.xp.repeat(x.xp.arange(x.shape[dim]), counts)
     return x.index_select(dim, Tensor._make(index))
+
+
+def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r), out[c, h r + i, w r + j] = x[c r^2 + i r + j,
+    h, w]: sub-pixel convolution's rearrangement (Shi et al. 2016, Eq. 4)."""
+    r = int(upscale_factor)
+    if x.ndim < 3 or r < 1 or x.shape[-3] % (r * r):
+        raise ValueError(f"pixel_shuffle: need (*, C*r^2, H, W) with C*r^2 divisible by "
+                         f"r^2={r * r}, got shape {tuple(x.shape)} and upscale_factor={r}")
+    *lead, c, h, w = x.shape
+    k = len(lead)
+    y = x.reshape(*lead, c // (r * r), r, r, h, w)                 # (*, C, r, r, H, W)
+    y = y.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)        # (*, C, H, r, W, r)
+    return y.reshape(*lead, c // (r * r), h * r, w * r)            # (*, C, H r, W r)
+
+
+def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
+    """The inverse of pixel_shuffle: (*, C, H r, W r) -> (*, C r^2, H, W)."""
+    r = int(downscale_factor)
+    if x.ndim < 3 or r < 1 or x.shape[-2] % r or x.shape[-1] % r:
+        raise ValueError(f"pixel_unshuffle: need (*, C, H, W) with H and W divisible by "
+                         f"{r}, got shape {tuple(x.shape)}")
+    *lead, c, hr, wr = x.shape
+    k, h, w = len(lead), hr // r, wr // r
+    y = x.reshape(*lead, c, h, r, w, r)                            # (*, C, H, r, W, r)
+    y = y.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)        # (*, C, r, r, H, W)
+    return y.reshape(*lead, c * r * r, h, w)                       # (*, C r^2, H, W)
