@@ -87,7 +87,7 @@ def test_state_dict_round_trip():
     for k, v in a.state_dict().items():
         np.testing.assert_array_equal(b.state_dict()[k].numpy(), v.numpy())
     x = tl.randn(4, 3)
-    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+    np.testing.assert_array_equal(a(x).detach().numpy(), b(x).detach().numpy())
 
 
 def test_load_state_dict_errors_name_the_keys():
@@ -188,8 +188,8 @@ def test_linear_against_numpy_and_gradcheck():
     lin = nn.Linear(4, 3).double()
     x = tl.randn(2, 5, 4, dtype=tl.float64, requires_grad=True)
     y = lin(x)
-    ref = x.numpy() @ lin.weight.numpy().T + lin.bias.numpy()
-    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12)
+    ref = x.detach().numpy() @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-12)
     assert tl.gradcheck(lambda x, w, b: F.linear(x, w, b), [x, lin.weight, lin.bias])
     with pytest.raises(ValueError, match="in_features=4"):
         lin(tl.randn(2, 5, dtype=tl.float64))
@@ -199,11 +199,11 @@ def test_linear_default_init_matches_pytorch_bounds():
     tl.manual_seed(0)
     lin = nn.Linear(400, 300)
     bound = 1.0 / math.sqrt(400)  # kaiming_uniform(a=sqrt(5)) on fan_in = 400
-    w = lin.weight.numpy()
+    w = lin.weight.detach().numpy()
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
     # U(-b, b) has variance b^2 / 3
     assert abs(w.var() / (bound ** 2 / 3) - 1) < 0.02
-    assert np.abs(lin.bias.numpy()).max() <= bound
+    assert np.abs(lin.bias.detach().numpy()).max() <= bound
     assert abs(w.mean()) < 0.01 * bound * 10
 
 
@@ -263,7 +263,7 @@ def test_init_generator_is_reproducible():
 ])
 def test_activation_modules(module, fn):
     x = tl.randn(3, 4, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(module(x).numpy(), fn(x.numpy()), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(module(x).detach().numpy(), fn(x.detach().numpy()), rtol=1e-10, atol=1e-12)
     if not isinstance(module, nn.Identity):
         assert tl.gradcheck(module, [x])
 
@@ -293,10 +293,10 @@ def test_deepcopy_gives_independent_parameters():
     m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     m2 = copy.deepcopy(m)
     assert isinstance(m2[0].weight, nn.Parameter) and m2[0].weight.requires_grad
-    np.testing.assert_array_equal(m2[0].weight.numpy(), m[0].weight.numpy())
+    np.testing.assert_array_equal(m2[0].weight.detach().numpy(), m[0].weight.detach().numpy())
     with tl.no_grad():
         m2[0].weight.add_(1.0)
-    assert not np.allclose(m2[0].weight.numpy(), m[0].weight.numpy())
+    assert not np.allclose(m2[0].weight.detach().numpy(), m[0].weight.detach().numpy())
     m2.train()(tl.randn(4, 2))
     assert float(m[1].running_mean.abs().sum()) == 0.0  # buffers are copies too
 
@@ -308,7 +308,7 @@ def test_forward_hooks():
     h2 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 0.0,))
     y = m(tl.ones(3, 2))
     assert seen == [(3, 2)]
-    np.testing.assert_allclose(y.numpy(), np.broadcast_to(m.bias.numpy(), (3, 2)))
+    np.testing.assert_allclose(y.detach().numpy(), np.broadcast_to(m.bias.detach().numpy(), (3, 2)))
     h1.remove()
     h2.remove()
     m(tl.ones(1, 2))
@@ -326,4 +326,4 @@ def test_state_dict_through_tl_save_and_load(tmp_path):
     b = make()
     b.load_state_dict(tl.load(tmp_path / "model.npz"))
     assert b[1].num_batches_tracked.item() == 1
-    np.testing.assert_array_equal(a.eval()(x).numpy(), b.eval()(x).numpy())
+    np.testing.assert_array_equal(a.eval()(x).detach().numpy(), b.eval()(x).detach().numpy())
