@@ -327,3 +327,71 @@ def test_state_dict_through_tl_save_and_load(tmp_path):
     b.load_state_dict(tl.load(tmp_path / "model.npz"))
     assert b[1].num_batches_tracked.item() == 1
     np.testing.assert_array_equal(a.eval()(x).detach().numpy(), b.eval()(x).detach().numpy())
+
+
+# ---------------------------------------------------------------------- backward hooks
+def _hooked_pair(torch):
+    rng = np.random.default_rng(0)
+    w1, b1, w2 = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=(2, 4))
+    ours = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2, bias=False)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+                                 torch.nn.Linear(4, 2, bias=False)).double()
+    ours.load_state_dict({"0.weight": tl.tensor(w1), "0.bias": tl.tensor(b1),
+                          "2.weight": tl.tensor(w2)})
+    with torch.no_grad():
+        theirs[0].weight.copy_(torch.tensor(w1))
+        theirs[0].bias.copy_(torch.tensor(b1))
+        theirs[2].weight.copy_(torch.tensor(w2))
+    return ours, theirs, rng.normal(size=(5, 3))
+
+
+def test_full_backward_hooks_see_and_replace_gradients_as_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs, x = _hooked_pair(torch)
+    seen, seen_t = [], []
+
+    def record(store):
+        def hook(module, grad_input, grad_output):
+            store.append(("full", [None if g is None else g.detach().numpy().copy()
+                                   for g in grad_input],
+                          [g.detach().numpy().copy() for g in grad_output]))
+            return tuple(None if g is None else g * 3 for g in grad_input)
+        return hook
+
+    def pre(store):
+        def hook(module, grad_output):
+            store.append(("pre", [g.detach().numpy().copy() for g in grad_output]))
+            return tuple(g * 0.5 for g in grad_output)
+        return hook
+    for model, store in ((ours, seen), (theirs, seen_t)):
+        model[1].register_full_backward_hook(record(store))
+        model[2].register_full_backward_pre_hook(pre(store))
+        model[0].register_full_backward_hook(record(store))   # its input needs no grad
+    xs = [tl.tensor(x), torch.tensor(x)]
+    ((ours(xs[0]) ** 2).sum()).backward()
+    ((theirs(xs[1]) ** 2).sum()).backward()
+    assert [s[0] for s in seen] == [s[0] for s in seen_t] == ["pre", "full", "full"]
+    for a, b in zip(seen, seen_t):
+        for ga, gb in zip(a[1:], b[1:]):
+            for u, v in zip(ga, gb):
+                assert (u is None) == (v is None)
+                if u is not None:
+                    np.testing.assert_allclose(u, v, rtol=1e-12)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12)
+
+
+def test_backward_hook_removal_and_wrong_count():
+    layer = nn.Linear(3, 2).double()
+    calls = []
+    handle = layer.register_full_backward_hook(lambda m, gi, go: calls.append(1))
+    x = tl.randn(4, 3, dtype=tl.float64, requires_grad=True)
+    layer(x).sum().backward()
+    handle.remove()
+    layer(x).sum().backward()
+    assert calls == [1]
+    layer.register_full_backward_hook(lambda m, gi, go: (gi[0], gi[0]))
+    with pytest.raises(RuntimeError, match="returned 2 gradient\\(s\\) for 1 Tensor input"):
+        layer(x).sum().backward()
+    with tl.no_grad():                                   # no graph: hooks cost nothing
+        assert not layer(x).requires_grad
