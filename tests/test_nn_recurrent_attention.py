@@ -293,3 +293,47 @@ def test_transformer_decoder_masks():
     t = tl.tensor(tgt[:2, :1], requires_grad=True)
     m = tl.tensor(mem[:3, :1], requires_grad=True)
     assert tl.gradcheck(lambda t, m: dec(t, m, tgt_is_causal=True), [t, m])
+
+
+@pytest.mark.parametrize("batch_first,norm_first", [(False, False), (True, True)])
+def test_nn_transformer_matches_torch_from_its_state_dict(batch_first, norm_first):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2,
+                                  num_decoder_layers=2, dim_feedforward=16, dropout=0.0,
+                                  batch_first=batch_first, norm_first=norm_first).double()
+    ours = tl.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
+                             dim_feedforward=16, dropout=0.0, batch_first=batch_first,
+                             norm_first=norm_first).double()
+    sd = theirs.state_dict()
+    assert list(ours.state_dict()) == list(sd)
+    ours.load_state_dict({k: tl.tensor(v.numpy()) for k, v in sd.items()})
+    rng = np.random.default_rng(1)
+    s, t, n = 5, 4, 3
+    shape = lambda length: (n, length, 8) if batch_first else (length, n, 8)  # noqa: E731
+    src, tgt = rng.normal(size=shape(s)), rng.normal(size=shape(t))
+    pad = np.zeros((n, s), dtype=bool)
+    pad[0, -2:] = True                                 # the first sequence is shorter
+    mask = tl.nn.Transformer.generate_square_subsequent_mask(t, dtype=tl.float64)
+    mask_t = torch.nn.Transformer.generate_square_subsequent_mask(t, dtype=torch.float64)
+    np.testing.assert_array_equal(mask.numpy(), mask_t.numpy())
+    x, y = tl.tensor(src, requires_grad=True), tl.tensor(tgt)
+    xt = torch.tensor(src, requires_grad=True)
+    out = ours(x, y, tgt_mask=mask, src_key_padding_mask=tl.tensor(pad),
+               memory_key_padding_mask=tl.tensor(pad))
+    out_t = theirs(xt, torch.tensor(tgt), tgt_mask=mask_t,
+                   src_key_padding_mask=torch.tensor(pad),
+                   memory_key_padding_mask=torch.tensor(pad))
+    np.testing.assert_allclose(out.detach().numpy(), out_t.detach().numpy(), rtol=1e-9,
+                               atol=1e-11)
+    up = rng.normal(size=out.shape)
+    (out * tl.tensor(up)).sum().backward()
+    (out_t * torch.tensor(up)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-8, atol=1e-10)
+    named = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), named[name].grad.numpy(), rtol=1e-8,
+                                   atol=1e-10, err_msg=name)
+    with pytest.raises(ValueError, match="same batch size"):
+        ours(x, tl.tensor(rng.normal(size=shape(t))[:2] if batch_first else
+                          rng.normal(size=shape(t))[:, :2]))
