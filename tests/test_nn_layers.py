@@ -426,3 +426,31 @@ def test_dropout2d_zeroes_whole_channels_and_keeps_the_mean():
     assert layer(x) is x
     with pytest.raises(ValueError, match="3-D .* or 4-D"):
         F.dropout2d(tl.ones(3, 4))
+
+
+def test_hardtanh_batchnorm3d_pad_sequence_and_data_parallel_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(2, 3, 2, 3, 4)) * 2
+    for ours, theirs in [(nn.Hardtanh(-0.5, 1.5), torch.nn.Hardtanh(-0.5, 1.5)),
+                         (nn.ReLU6(), torch.nn.ReLU6()),
+                         (nn.BatchNorm3d(3).double(), torch.nn.BatchNorm3d(3).double())]:
+        x, xt = _torch_pair(torch, a)
+        y, yt = ours(x), theirs(xt)
+        np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+        (y * y).sum().backward()
+        (yt * yt).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    seqs = [rng.normal(size=(n, 2)) for n in (3, 1, 4)]
+    for kw in (dict(), dict(batch_first=True, padding_value=-1.0),
+               dict(batch_first=True, padding_side="left")):
+        ours = nn.utils.rnn.pad_sequence([_t(s) for s in seqs], **kw)
+        theirs = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], **kw)
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.numpy())
+    wrapped = nn.DataParallel(nn.Linear(3, 2))
+    assert list(wrapped.state_dict()) == list(
+        torch.nn.DataParallel(torch.nn.Linear(3, 2)).state_dict())
+    x = tl.randn(4, 3)
+    np.testing.assert_array_equal(wrapped(x).detach().numpy(),
+                                  wrapped.module(x).detach().numpy())

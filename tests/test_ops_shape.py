@@ -132,6 +132,16 @@ def _pixel_unshuffle_ref(x, r):
     return out
 
 
+def _unbind_kw(data, shape):
+    return {"dim": data.draw(st.integers(-len(shape), len(shape) - 1))}
+
+
+def _diagonal_kw(data, shape):
+    d1, d2 = data.draw(st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2,
+                                unique=True))
+    return {"offset": data.draw(st.integers(-2, 2)), "d1": d1, "d2": d2}
+
+
 def _flip_kw(data, shape):
     nd = len(shape)
     return {"axis": data.draw(st.one_of(st.none(), st.integers(-nd, nd - 1),
@@ -242,6 +252,12 @@ CASES = [
            _shuffle_draw),
     OpCase("pixel_unshuffle", lambda x, r: tl.pixel_unshuffle(x, r), _pixel_unshuffle_ref,
            _unshuffle_draw),
+    OpCase("unbind", lambda x, dim: tl.unbind(x, dim),
+           lambda x, dim: tuple(np.moveaxis(x, dim, 0)), _one(_unbind_kw, 1, 3)),
+    OpCase("diagonal", lambda x, offset, d1, d2: tl.diagonal(x, offset, d1, d2),
+           lambda x, offset, d1, d2: np.diagonal(x, offset, d1, d2), _one(_diagonal_kw, 2, 4)),
+    OpCase("diag_of_vector", lambda x, k: tl.diag(x, k), lambda x, k: np.diag(x, k),
+           _one(lambda d, s: {"k": d.draw(st.integers(-2, 2))}, 1, 1)),
     OpCase("flip", tl.flip, lambda x, axis: np.flip(x, axis), _one(_flip_kw, 1)),
     OpCase("roll", lambda x, shift, axis: tl.roll(x, shift, axis),
            lambda x, shift, axis: np.roll(x, shift, axis), _one(_roll_kw, 1)),

@@ -292,3 +292,54 @@ def test_from_dlpack_shares_memory_with_numpy_and_torch():
     np.testing.assert_array_equal(back.numpy(), v.numpy())
     with pytest.raises(TypeError, match="from_dlpack: expected"):
         tl.from_dlpack([1, 2])
+
+
+def test_more_pytorch_tensor_names_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 4))
+    x, xt = tl.tensor(a), torch.tensor(a)
+    same = np.testing.assert_allclose
+    for fn in (lambda t: t.exp_(), lambda t: t.abs_().sqrt_().log_(), lambda t: t.neg_(),
+               lambda t: t.floor_(), lambda t: t.clamp_(-0.5, 0.5).erfinv_(),
+               lambda t: t.sigmoid_()):
+        same(fn(x.clone()).numpy(), fn(xt.clone()).numpy(), rtol=1e-12)
+    idx = rng.integers(0, 4, size=(3, 1))
+    same(tl.zeros(3, 4).scatter_(1, tl.tensor(idx), 1.0).numpy(),
+         torch.zeros(3, 4).scatter_(1, torch.tensor(idx), 1.0).numpy())
+    src = rng.normal(size=(3, 4))
+    idx2 = rng.integers(0, 3, size=(2, 4))
+    same(tl.zeros(3, 4, dtype=tl.float64).scatter_(0, tl.tensor(idx2), tl.tensor(src)).numpy(),
+         torch.zeros(3, 4, dtype=torch.float64).scatter_(0, torch.tensor(idx2),
+                                                         torch.tensor(src)).numpy())
+    same(tl.zeros(5, 4, dtype=tl.float64).index_copy_(0, tl.tensor([4, 0, 2]), x).numpy(),
+         torch.zeros(5, 4, dtype=torch.float64).index_copy_(0, torch.tensor([4, 0, 2]),
+                                                            xt).numpy())
+    for fn in (lambda t: t.mT, lambda t: t.ravel(), lambda t: t.fliplr(), lambda t: t.flipud(),
+               lambda t: t.clamp_min(0.1), lambda t: t.clamp_max(0.1), lambda t: t.diag(),
+               lambda t: t.diagonal(1), lambda t: t.prod(1), lambda t: t.median(),
+               lambda t: t.median(1).values, lambda t: t[0].dot(t[1]),
+               lambda t: t.where(t > 0, -t), lambda t: t.unbind(1)[2]):
+        same(fn(x).numpy(), fn(xt).numpy(), rtol=1e-12)
+    assert x.median(1).indices.numpy().tolist() == xt.median(1).indices.numpy().tolist()
+    u = tl.tensor([3, 1, 3, 2, 1])
+    ut = torch.tensor([3, 1, 3, 2, 1])
+    for ours, theirs in zip(u.unique(return_inverse=True, return_counts=True),
+                            ut.unique(return_inverse=True, return_counts=True)):
+        assert ours.numpy().tolist() == theirs.numpy().tolist()
+    assert x.pin_memory() is x
+    # the legacy typed constructors, also as type() arguments
+    assert tl.FloatTensor(2, 3).shape == (2, 3) and tl.FloatTensor(2, 3).dtype == np.float32
+    assert tl.LongTensor([1, 2]).numpy().tolist() == [1, 2]
+    assert x.type(tl.FloatTensor).dtype == np.float32
+    assert x.type(tl.DoubleTensor).dtype == np.float64
+    with pytest.raises(RuntimeError, match="exp_: in-place change of a leaf"):
+        tl.zeros(2, requires_grad=True).exp_()
+
+
+def test_cuda_seed_functions_seed_the_one_generator():
+    tl.cuda.manual_seed_all(3)
+    a = tl.randn(4).numpy()
+    tl.manual_seed(3)
+    np.testing.assert_array_equal(a, tl.randn(4).numpy())
+    assert tl.backends.mps.is_available() is False

@@ -14,7 +14,7 @@ from ..tensor import Tensor, ones, zeros
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
            "InstanceNorm2d", "batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
 
@@ -85,6 +85,11 @@ class _BatchNorm(Module):
 class BatchNorm1d(_BatchNorm):
     """Batch normalization over (N, C) or (N, C, L) inputs, per channel C."""
     _dims = (2, 3)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) inputs, per channel C."""
+    _dims = (5,)
 
 
 class BatchNorm2d(_BatchNorm):

@@ -454,3 +454,46 @@ def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
     y = x.reshape(*lead, c, h, r, w, r)                            # (*, C, H, r, W, r)
     y = y.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)        # (*, C, r, r, H, W)
     return y.reshape(*lead, c * r * r, h, w)                       # (*, C r^2, H, W)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """The slices of x along dim, that axis removed: x[i] for each i (PyTorch's unbind)."""
+    dim = check_axis("unbind", dim, x.ndim)
+    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal x[..., i, i + offset] of the (dim1, dim2) planes, as the last axis
+    (PyTorch's torch.diagonal); an index selection, so its derivative scatters back."""
+    import numpy as np
+    if x.ndim < 2:
+        raise ValueError(f"diagonal: needs at least 2 dimensions, got shape {tuple(x.shape)}")
+    d1, d2 = check_axis("diagonal", dim1, x.ndim), check_axis("diagonal", dim2, x.ndim)
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    rest = [a for a in range(x.ndim) if a not in (d1, d2)]
+    y = x.permute(*rest, d1, d2)                                  # (..., n1, n2)
+    n1, n2 = y.shape[-2], y.shape[-1]
+    start_r, start_c = max(-offset, 0), max(offset, 0)
+    k = max(min(n1 - start_r, n2 - start_c), 0)
+    r = np.arange(start_r, start_r + k)
+    return y[..., r, r + (start_c - start_r)]                     # (..., k)
+
+
+_diagonal = diagonal     # diag's argument is named `diagonal`, as PyTorch's
+
+
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
+    """1-D x: the square matrix with x on its `diagonal`-th diagonal; 2-D x: that diagonal
+    of x (PyTorch's torch.diag)."""
+    import numpy as np
+    if x.ndim == 2:
+        return _diagonal(x, diagonal)
+    if x.ndim != 1:
+        raise ValueError(f"diag: expects a 1-D or 2-D tensor, got shape {tuple(x.shape)}")
+    from .indexing import index_add
+    n = x.shape[0] + abs(diagonal)
+    i = np.arange(x.shape[0])
+    flat = (i + max(-diagonal, 0)) * n + i + max(diagonal, 0)     # row-major positions
+    zeros = Tensor._make(x.xp.zeros(n * n, dtype=x.dtype))
+    return index_add(zeros, 0, x.xp.asarray(flat), x).reshape(n, n)

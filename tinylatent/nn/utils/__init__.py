@@ -11,7 +11,7 @@ from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
            "vector_to_parameters", "weight_norm", "remove_weight_norm", "spectral_norm",
-           "remove_spectral_norm", "parametrize", "parametrizations"]
+           "remove_spectral_norm", "parametrize", "parametrizations", "rnn"]
 
 
 def _as_list(parameters) -> list:
@@ -81,6 +81,6 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
             offset += p.numel()
 
 
-from . import parametrizations, parametrize  # noqa: E402
+from . import parametrizations, parametrize, rnn  # noqa: E402
 from .weight_norm import (remove_spectral_norm, remove_weight_norm, spectral_norm,  # noqa: E402
                           weight_norm)
