@@ -133,7 +133,7 @@ def present(api: str) -> bool:
     import tinylatent as tl
     kind, _, name = api.partition(".")
     if kind == "Tensor":
-        return hasattr(tl.zeros(1), name)
+        return hasattr(tl.zeros(2, 2), name)
     if kind == "Module":
         return hasattr(tl.nn.Linear(1, 1), name)
     if kind == "Optimizer":
