@@ -725,6 +725,16 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def is_xpu(self) -> bool:
+        """Intel GPUs (PyTorch's XPU): tinylatent has no such backend, so always False."""
+        return False
+
+    @property
+    def is_mps(self) -> bool:
+        """Apple GPUs (PyTorch's MPS): tinylatent has no such backend, so always False."""
+        return False
+
     def half(self) -> "Tensor":
         return self.to(float16)
 
