@@ -395,3 +395,11 @@ def test_backward_hook_removal_and_wrong_count():
         layer(x).sum().backward()
     with tl.no_grad():                                   # no graph: hooks cost nothing
         assert not layer(x).requires_grad
+
+
+def test_pytorch_internal_module_paths_name_the_same_classes():
+    from tinylatent.nn.modules.linear import Linear, NonDynamicallyQuantizableLinear
+    from tinylatent.nn.modules.rnn import LSTM
+    assert Linear is NonDynamicallyQuantizableLinear is nn.Linear and LSTM is nn.LSTM
+    assert tl.nn.modules.transformer.TransformerEncoderLayer is nn.TransformerEncoderLayer
+    assert tl.nn.modules.loss.MSELoss is nn.MSELoss

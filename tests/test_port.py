@@ -88,15 +88,15 @@ def test_program_ported_by_imports_alone_trains_like_torch(tmp_path, mnist_array
 def test_share_of_the_pytorch_api_that_real_programs_use():
     """docs/pytorch_api_list.txt: the torch APIs used by pytorch/examples and five
     self-supervised / unsupervised repositories, counted by scripts/pytorch_api_usage.py
-    (its docstring says how). Measured when written: 87.3% of the 339 APIs present, 97.1%
-    of their uses; the bounds below keep that from sliding back."""
+    (its docstring says how). Measured when written: 93.5% of the 339 APIs present (317),
+    98.1% of their uses; the bounds below keep that from sliding back."""
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("pytorch_api_usage",
                                                   root / "scripts" / "pytorch_api_usage.py")
     usage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(usage)
     distinct, uses, missing = usage.coverage(root / "docs" / "pytorch_api_list.txt")
-    assert distinct >= 0.87 and uses >= 0.97, (distinct, uses, missing[:20])
+    assert distinct >= 0.93 and uses >= 0.98, (distinct, uses, missing[:20])
     for api in ("torch.autograd.functional.jacobian", "torch.nn.InstanceNorm2d",
                 "torch.optim.Adagrad", "Tensor.register_hook"):
         assert usage.present(api), api

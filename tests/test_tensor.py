@@ -327,6 +327,12 @@ def test_more_pytorch_tensor_names_match_torch():
     for ours, theirs in zip(u.unique(return_inverse=True, return_counts=True),
                             ut.unique(return_inverse=True, return_counts=True)):
         assert ours.numpy().tolist() == theirs.numpy().tolist()
+    c = [1, 1, 2, 2, 3, 1, 1, 2]
+    for ours, theirs in zip(tl.tensor(c).unique_consecutive(return_inverse=True,
+                                                            return_counts=True),
+                            torch.tensor(c).unique_consecutive(return_inverse=True,
+                                                               return_counts=True)):
+        assert ours.numpy().tolist() == theirs.numpy().tolist()
     assert x.pin_memory() is x and not x.is_xpu and not x.is_mps
     # the legacy typed constructors, also as type() arguments
     assert tl.FloatTensor(2, 3).shape == (2, 3) and tl.FloatTensor(2, 3).dtype == np.float32

@@ -9,7 +9,7 @@ from .backend import cuda_available, cuda_unavailable_reason, get_cupy
 
 __all__ = ["is_available", "device_count", "unavailable_reason", "synchronize",
            "current_device", "get_device_name", "manual_seed", "manual_seed_all",
-           "set_device", "empty_cache", "FloatTensor", "DoubleTensor", "LongTensor"]
+           "set_device", "empty_cache", "device", "FloatTensor", "DoubleTensor", "LongTensor"]
 
 
 def is_available() -> bool:
@@ -80,3 +80,21 @@ def _typed(name: str, dtype: str):
 FloatTensor = _typed("FloatTensor", "float32")
 DoubleTensor = _typed("DoubleTensor", "float64")
 LongTensor = _typed("LongTensor", "int64")
+
+
+class device:  # noqa: N801 - PyTorch's name
+    """`with tl.cuda.device(i):` makes GPU i current inside the block (CuPy's Device)."""
+
+    def __init__(self, index) -> None:
+        from .backend import Device
+        self.index = index if isinstance(index, int) else Device(index).index or 0
+
+    def __enter__(self):
+        if not cuda_available():
+            raise RuntimeError(f"cuda.device: {cuda_unavailable_reason()}")
+        self._ctx = get_cupy().cuda.Device(self.index)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)

@@ -762,6 +762,9 @@ class Tensor:
                dim=None):
         return ops.unique(self, sorted, return_inverse, return_counts, dim)
 
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique_consecutive(self, return_inverse, return_counts, dim)
+
     def unbind(self, dim: int = 0) -> tuple:
         return ops.unbind(self, dim)
 

@@ -56,3 +56,5 @@ from . import parallel  # noqa: E402
 from .parallel import DataParallel, SyncBatchNorm  # noqa: E402
 
 __all__ += ["SyncBatchNorm", "DataParallel", "parallel"]
+
+from . import modules  # noqa: E402  (PyTorch's torch.nn.modules.<file> paths)

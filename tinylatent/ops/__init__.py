@@ -13,7 +13,7 @@ from .linalg import (bmm, cdist, dot, einsum, linear, logabsdet, matmul, matrix_
                      norm, normalize, outer, vector_norm)
 from .reduce import (ValuesIndices, all, amax, amin, any, argmax, argmin, argsort, cumsum,
                      log_softmax, logsumexp, max, mean, median, min, prod, softmax, sort, std,
-                     sum, topk, unique, var)
+                     sum, topk, unique, unique_consecutive, var)
 from .shape import (broadcast_to, cat, chunk, concatenate, diag, diagonal, expand, flatten,
                     flip, narrow, pad, permute, pixel_shuffle, pixel_unshuffle, repeat,
                     repeat_interleave, reshape, roll, split, squeeze, stack, swapaxes,

@@ -413,3 +413,23 @@ def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False,  # noqa
     if return_counts:
         out.append(Tensor._make(counts.astype("int64")))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique_consecutive(x: Tensor, return_inverse: bool = False, return_counts: bool = False,
+                       dim=None):
+    """Collapse runs of equal consecutive values of the flattened tensor (no gradient), with
+    optionally the run index of each entry and the run lengths (PyTorch's)."""
+    if dim is not None:
+        raise NotImplementedError("unique_consecutive: dim= is not supported; it works on "
+                                  "the flattened tensor (dim=None)")
+    xp = x.xp
+    flat = x.array.reshape(-1)
+    starts = xp.ones(flat.shape, dtype=bool)
+    starts[1:] = flat[1:] != flat[:-1]                     # True where a run begins
+    out = [Tensor._make(flat[starts])]
+    if return_inverse:
+        out.append(Tensor._make((xp.cumsum(starts) - 1).reshape(x.shape).astype("int64")))
+    if return_counts:
+        edges = xp.concatenate([xp.flatnonzero(starts), xp.asarray([flat.size])])
+        out.append(Tensor._make(xp.diff(edges).astype("int64")))
+    return out[0] if len(out) == 1 else tuple(out)
