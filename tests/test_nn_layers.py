@@ -65,8 +65,8 @@ def test_conv2d_layer_against_numpy(cfg):
                   dilation=cfg["dil"], groups=cfg["groups"]).double()
     assert m.weight.shape == (6, 4 // cfg["groups"], 3, 2) and m.bias.shape == (6,)
     x = tl.randn(2, 4, 6, 5, dtype=tl.float64, requires_grad=True)
-    ref = np_conv2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(), cfg["stride"], cfg["pad"],
-                    cfg["dil"], cfg["groups"])
+    ref = np_conv2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(),
+                    cfg["stride"], cfg["pad"], cfg["dil"], cfg["groups"])
     np.testing.assert_allclose(m(x).detach().numpy(), ref, atol=1e-12)
     assert tl.gradcheck(lambda x, w, b: F.conv2d(x, w, b, cfg["stride"], cfg["pad"],
                                                  cfg["dil"], cfg["groups"]),
@@ -89,8 +89,8 @@ def test_conv_default_init_bounds():
 def test_conv1d_is_conv2d_of_a_row():
     m = nn.Conv1d(3, 5, 3, stride=2, padding=1, dilation=1).double()
     x = tl.randn(2, 3, 9, dtype=tl.float64, requires_grad=True)
-    ref = np_conv2d(x.detach().numpy()[:, :, None], m.weight.detach().numpy()[:, :, None], m.bias.detach().numpy(),
-                    (1, 2), (0, 1), (1, 1), 1)[:, :, 0]
+    ref = np_conv2d(x.detach().numpy()[:, :, None], m.weight.detach().numpy()[:, :, None],
+                    m.bias.detach().numpy(), (1, 2), (0, 1), (1, 1), 1)[:, :, 0]
     np.testing.assert_allclose(m(x).detach().numpy(), ref, atol=1e-12)
     assert tl.gradcheck(lambda x, w: F.conv1d(x, w, None, 2, 1), [x, m.weight])
 
@@ -103,8 +103,8 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d():
     up = m(y)
     assert up.shape == (2, 3, 8, 8)
     conv = np_conv2d(x.detach().numpy(), m.weight.detach().numpy(), None, (2, 2), (1, 1), (1, 1), 1)
-    np.testing.assert_allclose((up.detach().numpy() * x.detach().numpy()).sum(), (y.detach().numpy() * conv).sum(),
-                               rtol=1e-10)
+    np.testing.assert_allclose((up.detach().numpy() * x.detach().numpy()).sum(),
+                               (y.detach().numpy() * conv).sum(), rtol=1e-10)
     assert m(y, output_size=(7, 7)).shape == (2, 3, 7, 7)
     with pytest.raises(ValueError, match="output_size"):
         m(y, output_size=(12, 12))
@@ -153,10 +153,12 @@ def test_pooling_1d_adaptive_upsample_and_errors():
                                x2.detach().numpy().mean(axis=(2, 3), keepdims=True))
     # uneven bins follow PyTorch: start = floor(i H / Ho), end = ceil((i + 1) H / Ho)
     out = nn.AdaptiveAvgPool2d((2, 3))(x2).detach().numpy()
-    np.testing.assert_allclose(out[..., 1, 2], x2.detach().numpy()[..., 2:5, 4:7].mean(axis=(-2, -1)))
+    np.testing.assert_allclose(out[..., 1, 2],
+                               x2.detach().numpy()[..., 2:5, 4:7].mean(axis=(-2, -1)))
     assert tl.gradcheck(lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [x2])
     up = nn.Upsample(scale_factor=2)(x2)
-    np.testing.assert_array_equal(up.detach().numpy(), x2.detach().numpy().repeat(2, 2).repeat(2, 3))
+    np.testing.assert_array_equal(up.detach().numpy(),
+                                  x2.detach().numpy().repeat(2, 2).repeat(2, 3))
     assert F.interpolate(x2, size=(10, 14)).shape == (2, 3, 10, 14)
     with pytest.raises(ValueError, match="positive integer"):
         F.interpolate(x2, scale_factor=1.5)
@@ -175,7 +177,8 @@ def test_batchnorm2d_train_and_eval_against_numpy():
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((4, 3, 2, 5)) * 2 + 1 for _ in range(3)]
     rm, rv = np.zeros(3), np.ones(3)
-    w, b = bn.weight.detach().numpy()[None, :, None, None], bn.bias.detach().numpy()[None, :, None, None]
+    w = bn.weight.detach().numpy()[None, :, None, None]
+    b = bn.bias.detach().numpy()[None, :, None, None]
     for x in xs:
         mu = x.mean(axis=(0, 2, 3), keepdims=True)
         var = x.var(axis=(0, 2, 3), keepdims=True)
@@ -274,7 +277,8 @@ def test_embedding_lookup_and_padding_idx():
     np.testing.assert_array_equal(emb.weight.detach().numpy()[0], 0)
     idx = tl.tensor([[0, 2, 2], [5, 0, 1]])
     y = emb(idx)
-    np.testing.assert_array_equal(y.detach().numpy(), emb.weight.detach().numpy()[idx.detach().numpy()])
+    np.testing.assert_array_equal(y.detach().numpy(),
+                                  emb.weight.detach().numpy()[idx.numpy()])
     gout = np.random.default_rng(0).standard_normal((2, 3, 3))
     (y * tl.tensor(gout)).sum().backward()
     ref = np.zeros((6, 3))

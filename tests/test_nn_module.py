@@ -263,7 +263,8 @@ def test_init_generator_is_reproducible():
 ])
 def test_activation_modules(module, fn):
     x = tl.randn(3, 4, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(module(x).detach().numpy(), fn(x.detach().numpy()), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(module(x).detach().numpy(), fn(x.detach().numpy()), rtol=1e-10,
+                               atol=1e-12)
     if not isinstance(module, nn.Identity):
         assert tl.gradcheck(module, [x])
 

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, SAM) and learning-rate schedulers, PyTorch semantics.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, SAM) and learning-rate
+schedulers, PyTorch semantics.
 
     opt = tl.optim.Adam(model.parameters(), lr=1e-3)
     sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
