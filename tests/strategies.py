@@ -171,14 +171,14 @@ def check_forward(case: OpCase, xs, fn=None, ref=None) -> None:
         for o, w in zip(outs, wants):
             w = np.asarray(w)
             assert o.shape == w.shape, f"{case.name}: shape {o.shape} != reference {w.shape}"
-            np.testing.assert_allclose(o.numpy(), w, rtol=1e-9, atol=1e-12,
+            np.testing.assert_allclose(o.detach().numpy(), w, rtol=1e-9, atol=1e-12,
                                        err_msg=case.name)
     if case.keeps_float32:
         xs32 = [x.detach().float() if x.dtype == np.float64 else x for x in xs]
         for o, o32 in zip(outs, _as_list(fn(*xs32))):
             assert o32.dtype == np.float32, f"{case.name}: float32 in, {o32.dtype} out"
-            np.testing.assert_allclose(o32.numpy(), o.numpy(), rtol=2e-4, atol=2e-5,
-                                       err_msg=case.name)
+            np.testing.assert_allclose(o32.detach().numpy(), o.detach().numpy(), rtol=2e-4,
+                                       atol=2e-5, err_msg=case.name)
 
 
 def unary(lo: float = -2.0, hi: float = 2.0, kinks=(), margin: float = 0.1,

@@ -19,7 +19,7 @@ def f64(*shape, requires_grad=True):
 def test_exp_times_x_gradient():
     x = tl.randn(3, 4, requires_grad=True)
     (x.exp() * x).sum().backward()
-    a = x.numpy()
+    a = x.detach().numpy()
     np.testing.assert_allclose(x.grad.numpy(), np.exp(a) * (1 + a), rtol=1e-6)
 
 
@@ -37,8 +37,8 @@ def test_tanh_cubed_second_derivative():
     x = f64(5)
     g, = tl.grad(tl.tanh(x).pow(3).sum(), [x], create_graph=True)
     h, = tl.grad(g.sum(), [x])
-    t = np.tanh(x.numpy())
-    np.testing.assert_allclose(g.numpy(), 3 * t ** 2 * (1 - t ** 2), rtol=1e-10)
+    t = np.tanh(x.detach().numpy())
+    np.testing.assert_allclose(g.detach().numpy(), 3 * t ** 2 * (1 - t ** 2), rtol=1e-10)
     np.testing.assert_allclose(h.numpy(), (6 * t - 12 * t ** 3) * (1 - t ** 2), rtol=1e-10)
 
 
@@ -82,12 +82,12 @@ def test_jacobian():
     a = np.random.default_rng(1).standard_normal((2, 3))
     x = f64(3)
     jac = tl.autograd.jacobian(lambda z: tl.tensor(a) @ tl.tanh(z), x)
-    t = np.tanh(x.numpy())
+    t = np.tanh(x.detach().numpy())
     np.testing.assert_allclose(jac.numpy(), a * (1 - t ** 2)[None, :], rtol=1e-12)
     u, w = f64(2), f64(2)
     ju, jw = tl.autograd.jacobian(lambda p, q: p * q + p, [u, w])
-    np.testing.assert_allclose(ju.numpy(), np.diag(w.numpy() + 1))
-    np.testing.assert_allclose(jw.numpy(), np.diag(u.numpy()))
+    np.testing.assert_allclose(ju.detach().numpy(), np.diag(w.detach().numpy() + 1))
+    np.testing.assert_allclose(jw.detach().numpy(), np.diag(u.detach().numpy()))
 
 
 def test_jacobian_create_graph_is_differentiable():
@@ -95,7 +95,7 @@ def test_jacobian_create_graph_is_differentiable():
     jac = tl.autograd.jacobian(lambda z: z ** 3, x, create_graph=True)
     # d/dx trace(diag(3 x^2)) = 6 x
     g, = tl.grad(tl.sum(jac * tl.eye(3, dtype=tl.float64)), [x])
-    np.testing.assert_allclose(g.numpy(), 6 * x.numpy())
+    np.testing.assert_allclose(g.detach().numpy(), 6 * x.detach().numpy())
 
 
 # ----------------------------------------------------------------------------- accumulation
@@ -111,13 +111,13 @@ def test_diamond_graph_sums_paths():
     y = x * 2
     z = (y * y + y).sum()
     z.backward()
-    np.testing.assert_allclose(x.grad.numpy(), (2 * 2 * x.numpy() * 2 + 2))
+    np.testing.assert_allclose(x.grad.detach().numpy(), (2 * 2 * x.detach().numpy() * 2 + 2))
 
 
 def test_same_input_twice():
     x = f64(3)
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * x.detach().numpy())
     x.grad = None
     (x + x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.full(3, 2.0))
@@ -129,8 +129,9 @@ def test_broadcast_gradients_are_reduced_to_input_shapes():
     c = f64(2, 1, 1)
     (a * b + c).sum().backward()
     assert a.grad.shape == (3, 1) and b.grad.shape == (4,) and c.grad.shape == (2, 1, 1)
-    np.testing.assert_allclose(a.grad.numpy(), np.full((3, 1), 2 * b.numpy().sum()))
-    np.testing.assert_allclose(b.grad.numpy(), np.full(4, 2 * a.numpy().sum()))
+    np.testing.assert_allclose(a.grad.detach().numpy(),
+                               np.full((3, 1), 2 * b.detach().numpy().sum()))
+    np.testing.assert_allclose(b.grad.detach().numpy(), np.full(4, 2 * a.detach().numpy().sum()))
     np.testing.assert_allclose(c.grad.numpy(), np.full((2, 1, 1), 12.0))
 
 
@@ -174,7 +175,7 @@ def test_leaf_grad_taken_without_copy_is_not_changed_while_another_node_reads_it
     h = y * 2
     out = ((x + h).exp().sum() + (x * 3).sum()) + (h * 5).sum()
     out.backward()
-    e = np.exp(x.numpy() + 2 * y.numpy())
+    e = np.exp(x.detach().numpy() + 2 * y.detach().numpy())
     np.testing.assert_allclose(x.grad.numpy(), e + 3)
     np.testing.assert_allclose(y.grad.numpy(), 2 * e + 10)
 
@@ -193,7 +194,7 @@ def test_retain_graph_allows_second_backward():
     y = (x.exp() * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    a = x.numpy()
+    a = x.detach().numpy()
     np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(a) * (1 + a))
 
 
@@ -234,7 +235,7 @@ def test_grad_does_not_touch_dot_grad():
     x = f64(3)
     g, = tl.grad((x * x).sum(), [x])
     assert x.grad is None
-    np.testing.assert_allclose(g.numpy(), 2 * x.numpy())
+    np.testing.assert_allclose(g.detach().numpy(), 2 * x.detach().numpy())
     g1 = tl.grad((x * 3).sum(), x)
     assert isinstance(g1, tuple)
 
@@ -254,8 +255,9 @@ def test_grad_with_grad_outputs_and_intermediate_input():
     y = h.exp()
     v = tl.tensor([1.0, 0.0, 2.0], dtype=tl.float64)
     gh, gx = tl.grad(y, [h, x], grad_outputs=v)
-    np.testing.assert_allclose(gh.numpy(), v.numpy() * np.exp(h.numpy()))
-    np.testing.assert_allclose(gx.numpy(), 2 * v.numpy() * np.exp(h.numpy()))
+    np.testing.assert_allclose(gh.detach().numpy(), v.detach().numpy() * np.exp(h.detach().numpy()))
+    np.testing.assert_allclose(gx.detach().numpy(),
+                               2 * v.detach().numpy() * np.exp(h.detach().numpy()))
 
 
 def test_grad_results_never_alias():
@@ -273,8 +275,8 @@ def test_grad_results_never_alias():
 def test_grad_same_input_twice():
     x = f64(3)
     g1, g2 = tl.grad((x * x).sum(), [x, x])
-    np.testing.assert_allclose(g1.numpy(), 2 * x.numpy())
-    np.testing.assert_allclose(g2.numpy(), 2 * x.numpy())
+    np.testing.assert_allclose(g1.detach().numpy(), 2 * x.detach().numpy())
+    np.testing.assert_allclose(g2.detach().numpy(), 2 * x.detach().numpy())
 
 
 def test_grad_input_must_require_grad():
@@ -287,7 +289,7 @@ def test_create_graph_gives_differentiable_grad():
     (x ** 3).sum().backward(create_graph=True)
     assert x.grad.requires_grad
     g2, = tl.grad(x.grad.sum(), [x])
-    np.testing.assert_allclose(g2.numpy(), 6 * x.numpy())
+    np.testing.assert_allclose(g2.detach().numpy(), 6 * x.detach().numpy())
 
 
 def test_create_graph_leaf_grads_do_not_alias():
@@ -305,7 +307,7 @@ def test_accumulating_into_a_grad_that_a_graph_saved_is_out_of_place():
     penalty = (x.grad ** 2).sum()             # saves x.grad = 2x
     (x * 3).sum().backward()                  # x.grad becomes 2x + 3, not in place
     penalty.backward()                        # d/dx sum((2x)^2) = 8x
-    a = x.numpy()
+    a = x.detach().numpy()
     np.testing.assert_allclose(x.grad.numpy(), 2 * a + 3 + 8 * a)
 
 
@@ -314,14 +316,14 @@ def test_third_derivative():
     g1, = tl.grad(tl.sin(x).sum(), [x], create_graph=True)
     g2, = tl.grad(g1.sum(), [x], create_graph=True)
     g3, = tl.grad(g2.sum(), [x])
-    np.testing.assert_allclose(g3.numpy(), -np.cos(x.numpy()), rtol=1e-12)
+    np.testing.assert_allclose(g3.detach().numpy(), -np.cos(x.detach().numpy()), rtol=1e-12)
 
 
 def test_detach_stops_gradient():
     x = f64(3)
     y = (x.detach() * x).sum()
     y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), x.numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), x.detach().numpy())
     assert not x.detach().requires_grad
 
 
@@ -457,7 +459,7 @@ def test_custom_function_first_and_second_order():
     assert tl.gradgradcheck(lambda t: Cube.apply(t, 2.0), [x])
     g, = tl.grad(Cube.apply(x, 1.0).sum(), [x], create_graph=True)
     h, = tl.grad(g.sum(), [x])
-    np.testing.assert_allclose(h.numpy(), 6 * x.numpy())
+    np.testing.assert_allclose(h.detach().numpy(), 6 * x.detach().numpy())
 
 
 def test_no_graph_when_nothing_requires_grad():
@@ -481,7 +483,7 @@ def test_gelu_second_derivative_closed_form():
     x = f64(6)
     g, = tl.grad(tl.gelu(x).sum(), [x], create_graph=True)
     h, = tl.grad(g.sum(), [x])
-    a = x.numpy()
+    a = x.detach().numpy()
     pdf = np.exp(-a * a / 2) / math.sqrt(2 * math.pi)
     np.testing.assert_allclose(h.numpy(), pdf * (2 - a * a), rtol=1e-10)
 
@@ -492,7 +494,7 @@ def test_third_derivative_through_fused_backward(act):
     g1, = tl.grad(act(x).sum(), [x], create_graph=True)
     g2, = tl.grad(g1.sum(), [x], create_graph=True)
     g3, = tl.grad(g2.sum(), [x])
-    a = x.numpy()
+    a = x.detach().numpy()
     if act is tl.tanh:
         t = np.tanh(a)
         want = -2 * (1 - t ** 2) * (1 - 3 * t ** 2)
@@ -587,8 +589,8 @@ def test_function_with_several_outputs_first_and_second_order():
     assert s.grad_fn is c.grad_fn and s.grad_fn.n_outputs == 2
     (g,) = tl.grad((c * c).sum(), [x])
     assert c.grad_fn.seen == (False, True)                            # unused output: None
-    np.testing.assert_allclose(g.numpy(), -2 * 1.5 * np.cos(1.5 * x.numpy())
-                               * np.sin(1.5 * x.numpy()))
+    np.testing.assert_allclose(g.detach().numpy(), -2 * 1.5 * np.cos(1.5 * x.detach().numpy())
+                               * np.sin(1.5 * x.detach().numpy()))
 
 
 def test_function_with_several_outputs_under_no_grad_returns_plain_tensors():
@@ -741,3 +743,52 @@ def test_queue_callback_runs_once_after_the_pass():
     assert events == ["hook", "hook", ("end", [3.0, 3.0], [3.0])]
     with pytest.raises(RuntimeError, match="leaf"):
         register_post_accumulate_grad_hook(x * 2, hook)
+
+
+# ----------------------------------------------------------------------------- register_hook
+def test_register_hook_on_a_leaf_sees_the_summed_gradient_once_and_can_replace_it():
+    x = f64(3)
+    seen = []
+
+    def clip(g):       # nonlinear: must see the sum of both uses, not each one
+        seen.append(g.detach().numpy().copy())
+        return g.clamp(-1.0, 1.0)
+    handle = x.register_hook(clip)
+    y = (x * 3).sum() + (x * x).sum()
+    y.backward()
+    a = x.detach().numpy()
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], 3 + 2 * a)
+    np.testing.assert_allclose(x.grad.numpy(), np.clip(3 + 2 * a, -1, 1))
+    (g,) = tl.grad((x * 3).sum() + (x * x).sum(), [x])     # tl.grad gets the hooked value too
+    np.testing.assert_allclose(g.numpy(), np.clip(3 + 2 * a, -1, 1))
+    handle.remove()
+    x.grad = None
+    ((x * 3).sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 3.0))
+
+
+def test_register_hook_on_an_intermediate_changes_what_flows_upstream():
+    torch = pytest.importorskip("torch")
+    x = f64(4)
+    h = x.exp()
+    h.register_hook(lambda g: g * 10)
+    seen = []
+    h.register_hook(lambda g: seen.append(g.detach().numpy().copy()))   # after the first
+    (h.sin().sum() + h.sum()).backward()
+    xt = torch.tensor(x.detach().numpy(), requires_grad=True)
+    ht = xt.exp()
+    ht.register_hook(lambda g: g * 10)
+    (ht.sin().sum() + ht.sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(seen[0], 10 * (np.cos(h.detach().numpy()) + 1), rtol=1e-12)
+
+
+def test_register_hook_errors():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tl.ones(3).register_hook(lambda g: g)
+    x = f64(3)
+    x.register_hook(lambda g: g[:2])
+    with pytest.raises(RuntimeError, match=r"returned Tensor \(2,\); return None or a Tensor "
+                                           r"of shape \(3,\)"):
+        x.sum().backward()

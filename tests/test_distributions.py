@@ -563,3 +563,40 @@ def test_standard_normal_and_new_argument_errors():
         RelaxedBernoulli(0.0, logits=_t([0.0]))
     with pytest.raises(NotImplementedError, match="rsample"):
         Dirichlet(_t([1.0, 1.0])).rsample()
+
+
+@pytest.mark.parametrize("name", ["Gamma", "Cauchy", "OneHotCategorical"])
+def test_gamma_cauchy_one_hot_categorical_match_torch(name):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.5, 3, size=(4, 3)), rng.uniform(0.5, 3, size=(4, 3))
+    if name == "OneHotCategorical":
+        params = [rng.normal(size=(4, 3))]
+        kw = lambda p: dict(logits=p[0])  # noqa: E731
+        x = np.eye(3)[rng.integers(0, 3, size=4)]
+    else:
+        params = [a, b] if name == "Gamma" else [rng.normal(size=(4, 3)), b]
+        kw = lambda p: dict(zip(("concentration", "rate") if name == "Gamma" else  # noqa
+                                ("loc", "scale"), p))
+        x = rng.uniform(0.1, 4, size=(4, 3))
+    ours = getattr(tl.distributions, name)(**kw([tl.tensor(p, requires_grad=True)
+                                                 for p in params]))
+    theirs = getattr(torch.distributions, name)(**kw([torch.tensor(p, requires_grad=True)
+                                                      for p in params]))
+    lp, lp_t = ours.log_prob(tl.tensor(x)), theirs.log_prob(torch.tensor(x))
+    np.testing.assert_allclose(lp.detach().numpy(), lp_t.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ours.entropy().detach().numpy(),
+                               theirs.entropy().detach().numpy(), rtol=1e-10)
+    if name == "Cauchy":
+        np.testing.assert_allclose(ours.cdf(tl.tensor(x)).numpy(),
+                                   theirs.cdf(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+    # a draw of many samples has the right statistics (medians for Cauchy: no mean)
+    s = ours.sample((20000,), generator=tl.Generator(0)).numpy()
+    assert s.shape == (20000, 4, 3)
+    if name == "Gamma":
+        np.testing.assert_allclose(s.mean(0), a / b, rtol=0.06)
+    elif name == "Cauchy":
+        np.testing.assert_allclose(np.median(s, 0), params[0], atol=0.1 * b.max())
+    else:
+        assert set(np.unique(s)) <= {0.0, 1.0} and np.all(s.sum(-1) == 1)
+        np.testing.assert_allclose(s.mean(0), ours.probs.detach().numpy(), atol=0.02)

@@ -170,3 +170,81 @@ def test_reduce_lr_on_plateau():
     assert sched2.best == 1.0 and sched2.patience == 0
     with pytest.raises(ValueError, match="factor"):
         ReduceLROnPlateau(_opt(), factor=1.5)
+
+
+# ---------------------------------------------------------------- issue 13: two more schedules
+def test_cosine_warm_restarts_by_hand():
+    from tinylatent.optim.lr_scheduler import CosineAnnealingWarmRestarts
+    opt = _opt()
+    got = _lrs(opt, CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2, eta_min=0.1), 8)
+    # periods of 2, 4, 8 steps: T_cur / T_i = 0, 1/2 | 0, 1/4, 2/4, 3/4 | 0, 1/8
+    fr = [0, 0.5, 0, 0.25, 0.5, 0.75, 0, 0.125]
+    assert np.allclose(got, [0.1 + 0.9 * (1 + math.cos(math.pi * f)) / 2 for f in fr])
+
+
+def _torch_sched_pair(torch, make_ours, make_theirs, opt_name="SGD", opt_kw=None, groups=2):
+    opt_kw = opt_kw or {"lr": 0.1, "momentum": 0.9}
+    ours_p = [{"params": [tl.zeros(1, requires_grad=True)]} for _ in range(groups)]
+    theirs_p = [{"params": [torch.zeros(1, requires_grad=True)]} for _ in range(groups)]
+    opt = getattr(tl.optim, opt_name)(ours_p, **opt_kw)
+    opt_t = getattr(torch.optim, opt_name)(theirs_p, **opt_kw)
+    return opt, make_ours(opt), opt_t, make_theirs(opt_t)
+
+
+@pytest.mark.parametrize("kw", [dict(max_lr=1.0, total_steps=20),
+                                dict(max_lr=[0.5, 2.0], epochs=3, steps_per_epoch=7,
+                                     pct_start=0.4, anneal_strategy="linear",
+                                     div_factor=10.0, final_div_factor=100.0),
+                                dict(max_lr=1.0, total_steps=25, three_phase=True,
+                                     base_momentum=0.8, max_momentum=0.9)])
+@pytest.mark.parametrize("opt_name,opt_kw", [("SGD", {"lr": 0.1, "momentum": 0.9}),
+                                             ("Adam", {"lr": 0.1})])
+def test_one_cycle_lr_matches_torch_with_momentum(kw, opt_name, opt_kw):
+    torch = pytest.importorskip("torch")
+    opt, sched, opt_t, sched_t = _torch_sched_pair(
+        torch, lambda o: tl.optim.lr_scheduler.OneCycleLR(o, **kw),
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, **kw), opt_name, opt_kw)
+    total = kw.get("total_steps") or kw["epochs"] * kw["steps_per_epoch"]
+    key = "betas" if opt_name == "Adam" else "momentum"
+    for _ in range(total):
+        for g, gt in zip(opt.param_groups, opt_t.param_groups):
+            assert math.isclose(g["lr"], gt["lr"], rel_tol=1e-12), (g["lr"], gt["lr"])
+            assert np.allclose(g[key], gt[key], rtol=1e-12)
+        opt_t.step()
+        sched.step()
+        sched_t.step()
+    with pytest.raises(ValueError, match="beyond total_steps"):
+        sched.step()
+        sched.step()
+
+
+@pytest.mark.parametrize("T_0,T_mult,eta_min", [(3, 1, 0.0), (2, 2, 0.01), (1, 3, 0.05)])
+def test_cosine_warm_restarts_matches_torch_whole_and_fractional_epochs(T_0, T_mult, eta_min):
+    torch = pytest.importorskip("torch")
+    make = lambda mod: lambda o: mod.CosineAnnealingWarmRestarts(o, T_0, T_mult, eta_min)  # noqa
+    opt, sched, opt_t, sched_t = _torch_sched_pair(
+        torch, make(tl.optim.lr_scheduler), make(torch.optim.lr_scheduler))
+    for _ in range(30):
+        assert np.allclose([g["lr"] for g in opt.param_groups],
+                           [g["lr"] for g in opt_t.param_groups], rtol=1e-12)
+        opt_t.step()
+        sched.step()
+        sched_t.step()
+    for epoch in np.arange(0, 12, 0.3):               # scheduler.step(epoch + i / iters)
+        sched.step(float(epoch))
+        sched_t.step(float(epoch))
+        assert np.allclose(sched.get_last_lr(), sched_t.get_last_lr(), rtol=1e-10)
+
+
+def test_one_cycle_and_restarts_reject_bad_arguments():
+    from tinylatent.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
+    opt = _opt()
+    with pytest.raises(ValueError, match="total_steps, or epochs and steps_per_epoch"):
+        OneCycleLR(opt, max_lr=1.0)
+    with pytest.raises(ValueError, match="max_lr has 2 values for 1 param groups"):
+        OneCycleLR(opt, max_lr=[1.0, 2.0], total_steps=10)
+    with pytest.raises(ValueError, match="T_mult must be an integer >= 1"):
+        CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0)
+    no_momentum = tl.optim.Adagrad([tl.zeros(1, requires_grad=True)])
+    with pytest.raises(ValueError, match="neither momentum nor betas"):
+        OneCycleLR(no_momentum, max_lr=1.0, total_steps=5)

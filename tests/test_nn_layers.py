@@ -65,33 +65,33 @@ def test_conv2d_layer_against_numpy(cfg):
                   dilation=cfg["dil"], groups=cfg["groups"]).double()
     assert m.weight.shape == (6, 4 // cfg["groups"], 3, 2) and m.bias.shape == (6,)
     x = tl.randn(2, 4, 6, 5, dtype=tl.float64, requires_grad=True)
-    ref = np_conv2d(x.numpy(), m.weight.numpy(), m.bias.numpy(), cfg["stride"], cfg["pad"],
-                    cfg["dil"], cfg["groups"])
-    np.testing.assert_allclose(m(x).numpy(), ref, atol=1e-12)
+    ref = np_conv2d(x.detach().numpy(), m.weight.detach().numpy(), m.bias.detach().numpy(),
+                    cfg["stride"], cfg["pad"], cfg["dil"], cfg["groups"])
+    np.testing.assert_allclose(m(x).detach().numpy(), ref, atol=1e-12)
     assert tl.gradcheck(lambda x, w, b: F.conv2d(x, w, b, cfg["stride"], cfg["pad"],
                                                  cfg["dil"], cfg["groups"]),
                         [x, m.weight, m.bias])
-    np.testing.assert_allclose(m(x[0]).numpy(), ref[0], atol=1e-12)  # unbatched input
+    np.testing.assert_allclose(m(x[0]).detach().numpy(), ref[0], atol=1e-12)  # unbatched input
 
 
 def test_conv_default_init_bounds():
     tl.manual_seed(0)
     m = nn.Conv2d(8, 16, 3)
     bound = 1.0 / math.sqrt(8 * 9)
-    assert np.abs(m.weight.numpy()).max() <= bound
-    assert np.abs(m.weight.numpy()).max() > 0.98 * bound
-    assert np.abs(m.bias.numpy()).max() <= bound
+    assert np.abs(m.weight.detach().numpy()).max() <= bound
+    assert np.abs(m.weight.detach().numpy()).max() > 0.98 * bound
+    assert np.abs(m.bias.detach().numpy()).max() <= bound
     t = nn.ConvTranspose2d(8, 16, 4, stride=2)
     assert t.weight.shape == (8, 16, 4, 4)
-    assert np.abs(t.weight.numpy()).max() <= 1.0 / math.sqrt(16 * 16)  # fan_in = dim 1
+    assert np.abs(t.weight.detach().numpy()).max() <= 1.0 / math.sqrt(16 * 16)  # fan_in = dim 1
 
 
 def test_conv1d_is_conv2d_of_a_row():
     m = nn.Conv1d(3, 5, 3, stride=2, padding=1, dilation=1).double()
     x = tl.randn(2, 3, 9, dtype=tl.float64, requires_grad=True)
-    ref = np_conv2d(x.numpy()[:, :, None], m.weight.numpy()[:, :, None], m.bias.numpy(),
-                    (1, 2), (0, 1), (1, 1), 1)[:, :, 0]
-    np.testing.assert_allclose(m(x).numpy(), ref, atol=1e-12)
+    ref = np_conv2d(x.detach().numpy()[:, :, None], m.weight.detach().numpy()[:, :, None],
+                    m.bias.detach().numpy(), (1, 2), (0, 1), (1, 1), 1)[:, :, 0]
+    np.testing.assert_allclose(m(x).detach().numpy(), ref, atol=1e-12)
     assert tl.gradcheck(lambda x, w: F.conv1d(x, w, None, 2, 1), [x, m.weight])
 
 
@@ -102,9 +102,9 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d():
     y = tl.randn(2, 4, 4, 4, dtype=tl.float64)
     up = m(y)
     assert up.shape == (2, 3, 8, 8)
-    conv = np_conv2d(x.numpy(), m.weight.numpy(), None, (2, 2), (1, 1), (1, 1), 1)
-    np.testing.assert_allclose((up.numpy() * x.numpy()).sum(), (y.numpy() * conv).sum(),
-                               rtol=1e-10)
+    conv = np_conv2d(x.detach().numpy(), m.weight.detach().numpy(), None, (2, 2), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose((up.detach().numpy() * x.detach().numpy()).sum(),
+                               (y.detach().numpy() * conv).sum(), rtol=1e-10)
     assert m(y, output_size=(7, 7)).shape == (2, 3, 7, 7)
     with pytest.raises(ValueError, match="output_size"):
         m(y, output_size=(12, 12))
@@ -116,12 +116,12 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d():
 @pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 0)])
 def test_pooling_against_numpy(k, s, p):
     x = tl.randn(2, 3, 7, 6, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(nn.MaxPool2d(k, s, p)(x).numpy(),
-                               np_pool(x.numpy(), k, s, p, "max"))
-    np.testing.assert_allclose(nn.AvgPool2d(k, s, p)(x).numpy(),
-                               np_pool(x.numpy(), k, s, p, "avg"), rtol=1e-12)
-    np.testing.assert_allclose(nn.AvgPool2d(k, s, p, count_include_pad=False)(x).numpy(),
-                               np_pool(x.numpy(), k, s, p, "avg", False), rtol=1e-12)
+    np.testing.assert_allclose(nn.MaxPool2d(k, s, p)(x).detach().numpy(),
+                               np_pool(x.detach().numpy(), k, s, p, "max"))
+    np.testing.assert_allclose(nn.AvgPool2d(k, s, p)(x).detach().numpy(),
+                               np_pool(x.detach().numpy(), k, s, p, "avg"), rtol=1e-12)
+    np.testing.assert_allclose(nn.AvgPool2d(k, s, p, count_include_pad=False)(x).detach().numpy(),
+                               np_pool(x.detach().numpy(), k, s, p, "avg", False), rtol=1e-12)
 
 
 @given(b=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(2, 6), w=st.integers(2, 6),
@@ -149,14 +149,16 @@ def test_pooling_1d_adaptive_upsample_and_errors():
     np.testing.assert_allclose(nn.AvgPool1d(4)(x).numpy(),
                                x.numpy().reshape(2, 3, 2, 4).mean(-1))
     x2 = tl.randn(2, 3, 5, 7, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(nn.AdaptiveAvgPool2d(1)(x2).numpy(),
-                               x2.numpy().mean(axis=(2, 3), keepdims=True))
+    np.testing.assert_allclose(nn.AdaptiveAvgPool2d(1)(x2).detach().numpy(),
+                               x2.detach().numpy().mean(axis=(2, 3), keepdims=True))
     # uneven bins follow PyTorch: start = floor(i H / Ho), end = ceil((i + 1) H / Ho)
-    out = nn.AdaptiveAvgPool2d((2, 3))(x2).numpy()
-    np.testing.assert_allclose(out[..., 1, 2], x2.numpy()[..., 2:5, 4:7].mean(axis=(-2, -1)))
+    out = nn.AdaptiveAvgPool2d((2, 3))(x2).detach().numpy()
+    np.testing.assert_allclose(out[..., 1, 2],
+                               x2.detach().numpy()[..., 2:5, 4:7].mean(axis=(-2, -1)))
     assert tl.gradcheck(lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [x2])
     up = nn.Upsample(scale_factor=2)(x2)
-    np.testing.assert_array_equal(up.numpy(), x2.numpy().repeat(2, 2).repeat(2, 3))
+    np.testing.assert_array_equal(up.detach().numpy(),
+                                  x2.detach().numpy().repeat(2, 2).repeat(2, 3))
     assert F.interpolate(x2, size=(10, 14)).shape == (2, 3, 10, 14)
     with pytest.raises(ValueError, match="positive integer"):
         F.interpolate(x2, scale_factor=1.5)
@@ -175,12 +177,13 @@ def test_batchnorm2d_train_and_eval_against_numpy():
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((4, 3, 2, 5)) * 2 + 1 for _ in range(3)]
     rm, rv = np.zeros(3), np.ones(3)
-    w, b = bn.weight.numpy()[None, :, None, None], bn.bias.numpy()[None, :, None, None]
+    w = bn.weight.detach().numpy()[None, :, None, None]
+    b = bn.bias.detach().numpy()[None, :, None, None]
     for x in xs:
         mu = x.mean(axis=(0, 2, 3), keepdims=True)
         var = x.var(axis=(0, 2, 3), keepdims=True)
         ref = (x - mu) / np.sqrt(var + 1e-5) * w + b
-        np.testing.assert_allclose(bn(_t(x, False)).numpy(), ref, atol=1e-12)
+        np.testing.assert_allclose(bn(_t(x, False)).detach().numpy(), ref, atol=1e-12)
         n = x.size // 3
         rm = 0.8 * rm + 0.2 * mu.ravel()
         rv = 0.8 * rv + 0.2 * var.ravel() * n / (n - 1)  # unbiased running variance
@@ -190,13 +193,13 @@ def test_batchnorm2d_train_and_eval_against_numpy():
     bn.eval()
     x = xs[0]
     ref = (x - rm[None, :, None, None]) / np.sqrt(rv[None, :, None, None] + 1e-5) * w + b
-    np.testing.assert_allclose(bn(_t(x, False)).numpy(), ref, atol=1e-12)
+    np.testing.assert_allclose(bn(_t(x, False)).detach().numpy(), ref, atol=1e-12)
     assert bn.num_batches_tracked.item() == 3  # eval does not touch the statistics
     sd = bn.state_dict()
     assert list(sd) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     bn2 = nn.BatchNorm2d(3).double().eval()
     bn2.load_state_dict(sd)
-    np.testing.assert_allclose(bn2(_t(x, False)).numpy(), ref, atol=1e-12)
+    np.testing.assert_allclose(bn2(_t(x, False)).detach().numpy(), ref, atol=1e-12)
 
 
 def test_batchnorm1d_shapes_and_errors():
@@ -212,7 +215,7 @@ def test_batchnorm1d_shapes_and_errors():
         bn(tl.randn(2, 3, dtype=tl.float64))
     no_stats = nn.BatchNorm1d(4, track_running_stats=False).eval()
     assert no_stats.running_mean is None and "running_mean" not in no_stats.state_dict()
-    y = no_stats(tl.randn(8, 4)).numpy()  # eval still normalizes with batch statistics
+    y = no_stats(tl.randn(8, 4)).detach().numpy()  # eval still normalizes with batch statistics
     np.testing.assert_allclose(y.mean(0), 0, atol=1e-5)
 
 
@@ -236,14 +239,14 @@ def test_layernorm_and_groupnorm_against_numpy():
     x = tl.randn(3, 4, 5, dtype=tl.float64)
     a = x.numpy()
     ref = (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + 1e-5)
-    np.testing.assert_allclose(ln(x).numpy(), ref * np.arange(5.0), atol=1e-12)
+    np.testing.assert_allclose(ln(x).detach().numpy(), ref * np.arange(5.0), atol=1e-12)
     with pytest.raises(ValueError, match="normalized_shape"):
         ln(tl.randn(3, 4))
     gn = nn.GroupNorm(2, 4).double()
     x = tl.randn(2, 4, 3, dtype=tl.float64, requires_grad=True)
-    g = x.numpy().reshape(2, 2, 6)
+    g = x.detach().numpy().reshape(2, 2, 6)
     ref = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5))
-    np.testing.assert_allclose(gn(x).numpy(), ref.reshape(2, 4, 3), atol=1e-12)
+    np.testing.assert_allclose(gn(x).detach().numpy(), ref.reshape(2, 4, 3), atol=1e-12)
     assert tl.gradcheck(gn, [x])
 
 
@@ -271,10 +274,11 @@ def test_dropout_train_and_eval():
 
 def test_embedding_lookup_and_padding_idx():
     emb = nn.Embedding(6, 3, padding_idx=0).double()
-    np.testing.assert_array_equal(emb.weight.numpy()[0], 0)
+    np.testing.assert_array_equal(emb.weight.detach().numpy()[0], 0)
     idx = tl.tensor([[0, 2, 2], [5, 0, 1]])
     y = emb(idx)
-    np.testing.assert_array_equal(y.numpy(), emb.weight.numpy()[idx.numpy()])
+    np.testing.assert_array_equal(y.detach().numpy(),
+                                  emb.weight.detach().numpy()[idx.numpy()])
     gout = np.random.default_rng(0).standard_normal((2, 3, 3))
     (y * tl.tensor(gout)).sum().backward()
     ref = np.zeros((6, 3))
@@ -319,9 +323,9 @@ def test_parameter_vector_round_trip():
     assert vec.shape == (m.num_parameters(),)
     new = tl.arange(float(vec.numel()))
     utils.vector_to_parameters(new, m.parameters())
-    np.testing.assert_array_equal(utils.parameters_to_vector(m.parameters()).numpy(),
+    np.testing.assert_array_equal(utils.parameters_to_vector(m.parameters()).detach().numpy(),
                                   new.numpy())
-    np.testing.assert_array_equal(m[0].weight.numpy(), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(m[0].weight.detach().numpy(), np.arange(6.0).reshape(2, 3))
     with pytest.raises(ValueError, match="vector has 3 entries"):
         utils.vector_to_parameters(tl.zeros(3), m.parameters())
 
@@ -340,3 +344,117 @@ def test_second_order_gradients_through_layers():
     assert tl.gradgradcheck(lambda x: F.avg_pool2d(x, 3, 1, 1) ** 2, [x4])
     lin = nn.Linear(4, 3).double()
     assert tl.gradgradcheck(lambda x, w: F.linear(x, w, lin.bias).tanh(), [x, lin.weight])
+
+
+# ---------------------------------------------------------------------- PyTorch's layers, issue 13
+def _torch_pair(torch, a):
+    return _t(a), torch.tensor(a, requires_grad=True)
+
+
+@pytest.mark.parametrize("affine,track", [(False, False), (True, False), (True, True),
+                                          (False, True)])
+def test_instance_norm2d_matches_torch_in_training_and_eval(affine, track):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    ours = nn.InstanceNorm2d(3, affine=affine, track_running_stats=track, momentum=0.2).double()
+    theirs = torch.nn.InstanceNorm2d(3, affine=affine, track_running_stats=track,
+                                     momentum=0.2).double()
+    if affine:
+        w, b = rng.normal(size=3), rng.normal(size=3)
+        ours.weight.data.copy_(tl.tensor(w))
+        ours.bias.data.copy_(tl.tensor(b))
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(w))
+            theirs.bias.copy_(torch.tensor(b))
+    for step in range(3):
+        a = rng.normal(2.0, 3.0, size=(4, 3, 5, 6))
+        x, xt = _torch_pair(torch, a)
+        y, yt = ours(x), theirs(xt)
+        np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+        up = rng.normal(size=y.shape)
+        (y * tl.tensor(up)).sum().backward()
+        (yt * torch.tensor(up)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    if affine:
+        np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
+                                   rtol=1e-10)
+    if track:
+        np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(),
+                                   rtol=1e-12)
+    ours.eval()
+    theirs.eval()
+    a = rng.normal(size=(3, 5, 6))                       # unbatched (C, H, W) too
+    np.testing.assert_allclose(ours(_t(a, False)).detach().numpy(),
+                               theirs(torch.tensor(a)).detach().numpy(), rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_reflection_pad_and_pixel_shuffle_match_torch_with_gradients():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(2, 8, 4, 5))
+    for ours, theirs in [(nn.ReflectionPad2d((1, 3, 2, 0)), torch.nn.ReflectionPad2d((1, 3, 2, 0))),
+                         (nn.ReflectionPad2d(2), torch.nn.ReflectionPad2d(2)),
+                         (nn.ReplicationPad2d((2, 0, 1, 3)),
+                          torch.nn.ReplicationPad2d((2, 0, 1, 3))),
+                         (nn.ZeroPad2d((1, 0, 0, 2)), torch.nn.ZeroPad2d((1, 0, 0, 2))),
+                         (nn.ReflectionPad1d(3), torch.nn.ReflectionPad1d(3)),
+                         (nn.PixelShuffle(2), torch.nn.PixelShuffle(2)),
+                         (nn.PixelUnshuffle(2), torch.nn.PixelUnshuffle(2))]:
+        x, xt = _torch_pair(torch, a if not isinstance(ours, nn.PixelUnshuffle)
+                            else a[:, :, :4, :4])
+        if isinstance(ours, nn.ReflectionPad1d):
+            x, xt = _torch_pair(torch, a[0])
+        y, yt = ours(x), theirs(xt)
+        assert y.shape == tuple(yt.shape), ours
+        np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+        up = rng.normal(size=y.shape)
+        (y * tl.tensor(up)).sum().backward()
+        (yt * torch.tensor(up)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12, err_msg=repr(ours))
+    assert tl.pixel_unshuffle(tl.pixel_shuffle(_t(a, False), 2), 2).numpy().tolist() == a.tolist()
+
+
+def test_dropout2d_zeroes_whole_channels_and_keeps_the_mean():
+    x = tl.ones(64, 32, 3, 3)
+    layer = nn.Dropout2d(0.25)
+    y = layer(x).numpy()
+    per_channel = y.reshape(64, 32, 9)
+    assert np.all(per_channel.min(-1) == per_channel.max(-1))           # constant per channel
+    assert set(np.unique(y).tolist()) == {0.0, float(np.float32(1 / 0.75))}
+    assert abs((y == 0).mean() - 0.25) < 0.03                            # 2048 channels drawn
+    layer.eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match="3-D .* or 4-D"):
+        F.dropout2d(tl.ones(3, 4))
+
+
+def test_hardtanh_batchnorm3d_pad_sequence_and_data_parallel_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(2, 3, 2, 3, 4)) * 2
+    for ours, theirs in [(nn.Hardtanh(-0.5, 1.5), torch.nn.Hardtanh(-0.5, 1.5)),
+                         (nn.ReLU6(), torch.nn.ReLU6()),
+                         (nn.BatchNorm3d(3).double(), torch.nn.BatchNorm3d(3).double())]:
+        x, xt = _torch_pair(torch, a)
+        y, yt = ours(x), theirs(xt)
+        np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+        (y * y).sum().backward()
+        (yt * yt).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    seqs = [rng.normal(size=(n, 2)) for n in (3, 1, 4)]
+    for kw in (dict(), dict(batch_first=True, padding_value=-1.0),
+               dict(batch_first=True, padding_side="left")):
+        ours = nn.utils.rnn.pad_sequence([_t(s) for s in seqs], **kw)
+        theirs = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], **kw)
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.numpy())
+    wrapped = nn.DataParallel(nn.Linear(3, 2))
+    assert list(wrapped.state_dict()) == list(
+        torch.nn.DataParallel(torch.nn.Linear(3, 2)).state_dict())
+    x = tl.randn(4, 3)
+    np.testing.assert_array_equal(wrapped(x).detach().numpy(),
+                                  wrapped.module(x).detach().numpy())

@@ -87,7 +87,7 @@ def test_state_dict_round_trip():
     for k, v in a.state_dict().items():
         np.testing.assert_array_equal(b.state_dict()[k].numpy(), v.numpy())
     x = tl.randn(4, 3)
-    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+    np.testing.assert_array_equal(a(x).detach().numpy(), b(x).detach().numpy())
 
 
 def test_load_state_dict_errors_name_the_keys():
@@ -188,8 +188,8 @@ def test_linear_against_numpy_and_gradcheck():
     lin = nn.Linear(4, 3).double()
     x = tl.randn(2, 5, 4, dtype=tl.float64, requires_grad=True)
     y = lin(x)
-    ref = x.numpy() @ lin.weight.numpy().T + lin.bias.numpy()
-    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12)
+    ref = x.detach().numpy() @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-12)
     assert tl.gradcheck(lambda x, w, b: F.linear(x, w, b), [x, lin.weight, lin.bias])
     with pytest.raises(ValueError, match="in_features=4"):
         lin(tl.randn(2, 5, dtype=tl.float64))
@@ -199,11 +199,11 @@ def test_linear_default_init_matches_pytorch_bounds():
     tl.manual_seed(0)
     lin = nn.Linear(400, 300)
     bound = 1.0 / math.sqrt(400)  # kaiming_uniform(a=sqrt(5)) on fan_in = 400
-    w = lin.weight.numpy()
+    w = lin.weight.detach().numpy()
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
     # U(-b, b) has variance b^2 / 3
     assert abs(w.var() / (bound ** 2 / 3) - 1) < 0.02
-    assert np.abs(lin.bias.numpy()).max() <= bound
+    assert np.abs(lin.bias.detach().numpy()).max() <= bound
     assert abs(w.mean()) < 0.01 * bound * 10
 
 
@@ -263,7 +263,8 @@ def test_init_generator_is_reproducible():
 ])
 def test_activation_modules(module, fn):
     x = tl.randn(3, 4, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(module(x).numpy(), fn(x.numpy()), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(module(x).detach().numpy(), fn(x.detach().numpy()), rtol=1e-10,
+                               atol=1e-12)
     if not isinstance(module, nn.Identity):
         assert tl.gradcheck(module, [x])
 
@@ -293,10 +294,10 @@ def test_deepcopy_gives_independent_parameters():
     m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     m2 = copy.deepcopy(m)
     assert isinstance(m2[0].weight, nn.Parameter) and m2[0].weight.requires_grad
-    np.testing.assert_array_equal(m2[0].weight.numpy(), m[0].weight.numpy())
+    np.testing.assert_array_equal(m2[0].weight.detach().numpy(), m[0].weight.detach().numpy())
     with tl.no_grad():
         m2[0].weight.add_(1.0)
-    assert not np.allclose(m2[0].weight.numpy(), m[0].weight.numpy())
+    assert not np.allclose(m2[0].weight.detach().numpy(), m[0].weight.detach().numpy())
     m2.train()(tl.randn(4, 2))
     assert float(m[1].running_mean.abs().sum()) == 0.0  # buffers are copies too
 
@@ -308,7 +309,7 @@ def test_forward_hooks():
     h2 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 0.0,))
     y = m(tl.ones(3, 2))
     assert seen == [(3, 2)]
-    np.testing.assert_allclose(y.numpy(), np.broadcast_to(m.bias.numpy(), (3, 2)))
+    np.testing.assert_allclose(y.detach().numpy(), np.broadcast_to(m.bias.detach().numpy(), (3, 2)))
     h1.remove()
     h2.remove()
     m(tl.ones(1, 2))
@@ -326,4 +327,80 @@ def test_state_dict_through_tl_save_and_load(tmp_path):
     b = make()
     b.load_state_dict(tl.load(tmp_path / "model.npz"))
     assert b[1].num_batches_tracked.item() == 1
-    np.testing.assert_array_equal(a.eval()(x).numpy(), b.eval()(x).numpy())
+    np.testing.assert_array_equal(a.eval()(x).detach().numpy(), b.eval()(x).detach().numpy())
+
+
+# ---------------------------------------------------------------------- backward hooks
+def _hooked_pair(torch):
+    rng = np.random.default_rng(0)
+    w1, b1, w2 = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=(2, 4))
+    ours = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2, bias=False)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+                                 torch.nn.Linear(4, 2, bias=False)).double()
+    ours.load_state_dict({"0.weight": tl.tensor(w1), "0.bias": tl.tensor(b1),
+                          "2.weight": tl.tensor(w2)})
+    with torch.no_grad():
+        theirs[0].weight.copy_(torch.tensor(w1))
+        theirs[0].bias.copy_(torch.tensor(b1))
+        theirs[2].weight.copy_(torch.tensor(w2))
+    return ours, theirs, rng.normal(size=(5, 3))
+
+
+def test_full_backward_hooks_see_and_replace_gradients_as_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs, x = _hooked_pair(torch)
+    seen, seen_t = [], []
+
+    def record(store):
+        def hook(module, grad_input, grad_output):
+            store.append(("full", [None if g is None else g.detach().numpy().copy()
+                                   for g in grad_input],
+                          [g.detach().numpy().copy() for g in grad_output]))
+            return tuple(None if g is None else g * 3 for g in grad_input)
+        return hook
+
+    def pre(store):
+        def hook(module, grad_output):
+            store.append(("pre", [g.detach().numpy().copy() for g in grad_output]))
+            return tuple(g * 0.5 for g in grad_output)
+        return hook
+    for model, store in ((ours, seen), (theirs, seen_t)):
+        model[1].register_full_backward_hook(record(store))
+        model[2].register_full_backward_pre_hook(pre(store))
+        model[0].register_full_backward_hook(record(store))   # its input needs no grad
+    xs = [tl.tensor(x), torch.tensor(x)]
+    ((ours(xs[0]) ** 2).sum()).backward()
+    ((theirs(xs[1]) ** 2).sum()).backward()
+    assert [s[0] for s in seen] == [s[0] for s in seen_t] == ["pre", "full", "full"]
+    for a, b in zip(seen, seen_t):
+        for ga, gb in zip(a[1:], b[1:]):
+            for u, v in zip(ga, gb):
+                assert (u is None) == (v is None)
+                if u is not None:
+                    np.testing.assert_allclose(u, v, rtol=1e-12)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12)
+
+
+def test_backward_hook_removal_and_wrong_count():
+    layer = nn.Linear(3, 2).double()
+    calls = []
+    handle = layer.register_full_backward_hook(lambda m, gi, go: calls.append(1))
+    x = tl.randn(4, 3, dtype=tl.float64, requires_grad=True)
+    layer(x).sum().backward()
+    handle.remove()
+    layer(x).sum().backward()
+    assert calls == [1]
+    layer.register_full_backward_hook(lambda m, gi, go: (gi[0], gi[0]))
+    with pytest.raises(RuntimeError, match="returned 2 gradient\\(s\\) for 1 Tensor input"):
+        layer(x).sum().backward()
+    with tl.no_grad():                                   # no graph: hooks cost nothing
+        assert not layer(x).requires_grad
+
+
+def test_pytorch_internal_module_paths_name_the_same_classes():
+    from tinylatent.nn.modules.linear import Linear, NonDynamicallyQuantizableLinear
+    from tinylatent.nn.modules.rnn import LSTM
+    assert Linear is NonDynamicallyQuantizableLinear is nn.Linear and LSTM is nn.LSTM
+    assert tl.nn.modules.transformer.TransformerEncoderLayer is nn.TransformerEncoderLayer
+    assert tl.nn.modules.loss.MSELoss is nn.MSELoss

@@ -28,7 +28,7 @@ def np_gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
 
 
 def params(m, sfx=""):
-    return [getattr(m, f"{n}{sfx}").numpy() for n in ("weight_ih", "weight_hh", "bias_ih",
+    return [getattr(m, f"{n}{sfx}").detach().numpy() for n in ("weight_ih", "weight_hh", "bias_ih",
                                                         "bias_hh")]
 
 
@@ -39,7 +39,7 @@ def test_parameter_names_shapes_and_init_like_pytorch():
                          ("bias_ih_l0", (16,)), ("bias_hh_l0", (16,))]
     assert names[4][0] == "weight_ih_l0_reverse" and names[8] == ("weight_ih_l1", (16, 8))
     assert len(names) == 16
-    assert all(np.abs(p.numpy()).max() <= 0.5 for p in lstm.parameters())  # U(+-1/sqrt(4))
+    assert all(np.abs(p.detach().numpy()).max() <= 0.5 for p in lstm.parameters())  # U(+-1/sqrt(4))
     gru = nn.GRU(3, 5, bias=False)
     assert [(n, p.shape) for n, p in gru.named_parameters()] == \
         [("weight_ih_l0", (15, 3)), ("weight_hh_l0", (15, 5))]
@@ -60,14 +60,14 @@ def test_lstm_cell_and_layer_against_numpy():
     for t in range(5):
         h, c = np_lstm_step(x[t], h, c, *params(lstm, "_l0"))
         ref.append(h)
-    np.testing.assert_allclose(out.numpy(), np.stack(ref), atol=1e-12)
-    np.testing.assert_allclose(h_n.numpy()[0], h, atol=1e-12)
-    np.testing.assert_allclose(c_n.numpy()[0], c, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), np.stack(ref), atol=1e-12)
+    np.testing.assert_allclose(h_n.detach().numpy()[0], h, atol=1e-12)
+    np.testing.assert_allclose(c_n.detach().numpy()[0], c, atol=1e-12)
     cell = nn.LSTMCell(3, 4).double()
     hc, cc = cell(tl.tensor(x[0]))
     ref_h, ref_c = np_lstm_step(x[0], np.zeros((2, 4)), np.zeros((2, 4)), *params(cell))
-    np.testing.assert_allclose(hc.numpy(), ref_h, atol=1e-12)
-    np.testing.assert_allclose(cc.numpy(), ref_c, atol=1e-12)
+    np.testing.assert_allclose(hc.detach().numpy(), ref_h, atol=1e-12)
+    np.testing.assert_allclose(cc.detach().numpy(), ref_c, atol=1e-12)
 
 
 def test_gru_two_layers_batch_first_against_numpy():
@@ -86,10 +86,10 @@ def test_gru_two_layers_batch_first_against_numpy():
             outs.append(h)
         layer_in = np.stack(outs)
         finals.append(h)
-    np.testing.assert_allclose(out.numpy(), layer_in.transpose(1, 0, 2), atol=1e-12)
-    np.testing.assert_allclose(h_n.numpy(), np.stack(finals), atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), layer_in.transpose(1, 0, 2), atol=1e-12)
+    np.testing.assert_allclose(h_n.detach().numpy(), np.stack(finals), atol=1e-12)
     cell = nn.GRUCell(3, 5).double()
-    np.testing.assert_allclose(cell(tl.tensor(x[:, 0])).numpy(),
+    np.testing.assert_allclose(cell(tl.tensor(x[:, 0])).detach().numpy(),
                                np_gru_step(x[:, 0], np.zeros((2, 5)), *params(cell)),
                                atol=1e-12)
 
@@ -105,8 +105,8 @@ def test_bidirectional_reverse_direction_reads_backwards():
     for t in (3, 2, 1, 0):
         h = np.tanh(x[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
         rev[t] = h
-    np.testing.assert_allclose(out.numpy()[..., 3:], np.stack(rev), atol=1e-12)
-    np.testing.assert_allclose(h_n.numpy()[1], rev[0], atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy()[..., 3:], np.stack(rev), atol=1e-12)
+    np.testing.assert_allclose(h_n.detach().numpy()[1], rev[0], atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
@@ -148,7 +148,7 @@ def test_recurrent_errors_and_unbatched():
     x = tl.randn(5, 3, dtype=tl.float64)
     out, (h, c) = lstm(x)
     out_b, (h_b, _) = lstm(x.unsqueeze(1))
-    np.testing.assert_allclose(out.numpy(), out_b.numpy()[:, 0])
+    np.testing.assert_allclose(out.detach().numpy(), out_b.detach().numpy()[:, 0])
     assert h.shape == (1, 4)
 
 
@@ -157,7 +157,7 @@ def np_mha(q, k, v, m, keep=None):
     """q (L, B, E), k/v (S, B, E); keep (B, L, S) or None. Returns out, mean weights."""
     e, h = m.embed_dim, m.num_heads
     hd = e // h
-    w, b = m.in_proj_weight.numpy(), m.in_proj_bias.numpy()
+    w, b = m.in_proj_weight.detach().numpy(), m.in_proj_bias.detach().numpy()
 
     def split(x, i):  # (T, B, E) -> (B, h, T, hd)
         y = x @ w[i * e:(i + 1) * e].T + b[i * e:(i + 1) * e]
@@ -169,7 +169,7 @@ def np_mha(q, k, v, m, keep=None):
     a = np.exp(s - s.max(-1, keepdims=True))
     a /= a.sum(-1, keepdims=True)
     o = (a @ vh).transpose(2, 0, 1, 3).reshape(q.shape[0], q.shape[1], e)
-    return o @ m.out_proj.weight.numpy().T + m.out_proj.bias.numpy(), a.mean(1)
+    return o @ m.out_proj.weight.detach().numpy().T + m.out_proj.bias.detach().numpy(), a.mean(1)
 
 
 def test_multihead_attention_against_numpy():
@@ -183,8 +183,8 @@ def test_multihead_attention_against_numpy():
         rng.standard_normal((5, 3, 8))
     out, weights = m(tl.tensor(q), tl.tensor(k), tl.tensor(v))
     ref_out, ref_w = np_mha(q, k, v, m)
-    np.testing.assert_allclose(out.numpy(), ref_out, atol=1e-12)
-    np.testing.assert_allclose(weights.numpy(), ref_w, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, atol=1e-12)
+    np.testing.assert_allclose(weights.detach().numpy(), ref_w, atol=1e-12)
     # masks: True = masked out (torch.nn.MultiheadAttention's convention)
     kpm = np.zeros((3, 5), bool)
     kpm[0, 3:] = True
@@ -194,13 +194,13 @@ def test_multihead_attention_against_numpy():
     for need_weights in (True, False):  # explicit path and the SDPA op path
         out, w = m(tl.tensor(q), tl.tensor(k), tl.tensor(v), key_padding_mask=tl.tensor(kpm),
                    attn_mask=tl.tensor(am), need_weights=need_weights)
-        np.testing.assert_allclose(out.numpy(), ref_out, atol=1e-12)
+        np.testing.assert_allclose(out.detach().numpy(), ref_out, atol=1e-12)
     assert w is None
     # batch_first gives the same numbers transposed
     mb = nn.MultiheadAttention(8, 2, batch_first=True).double()
     mb.load_state_dict(m.state_dict())
     out_b, _ = mb(*(tl.tensor(a.transpose(1, 0, 2)) for a in (q, k, v)))
-    np.testing.assert_allclose(out_b.numpy(), np_mha(q, k, v, m)[0].transpose(1, 0, 2),
+    np.testing.assert_allclose(out_b.detach().numpy(), np_mha(q, k, v, m)[0].transpose(1, 0, 2),
                                atol=1e-12)
 
 
@@ -226,10 +226,10 @@ def test_attention_dropout_only_in_training():
     m.eval()
     a, _ = m(x, x, x)
     b, _ = m(x, x, x)
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
     m.train()
     c, _ = m(x, x, x)
-    assert not np.allclose(a.numpy(), c.numpy())
+    assert not np.allclose(a.detach().numpy(), c.detach().numpy())
 
 
 # ---------------------------------------------------------------------- transformer
@@ -244,7 +244,7 @@ def test_transformer_encoder_layer_composition_and_names():
     a = x + layer.self_attn(x, x, x)[0]
     h = layer.norm1(a)
     ref = layer.norm2(h + layer.linear2(layer.linear1(h).relu()))  # post-norm (the paper's)
-    np.testing.assert_allclose(layer(x).numpy(), ref.numpy(), atol=1e-12)
+    np.testing.assert_allclose(layer(x).detach().numpy(), ref.detach().numpy(), atol=1e-12)
     enc = nn.TransformerEncoder(layer, 2)
     assert enc.layers[0].linear1.weight is not enc.layers[1].linear1.weight  # copies
     assert len(list(enc.parameters())) == 2 * len(names)
@@ -255,10 +255,10 @@ def test_transformer_causal_mask_hides_the_future():
                                                            batch_first=True,
                                                            norm_first=True), 2).double()
     x = tl.randn(2, 6, 8, dtype=tl.float64)
-    y = enc(x, is_causal=True).numpy()
+    y = enc(x, is_causal=True).detach().numpy()
     x2 = x.numpy().copy()
     x2[:, 4:] += 10.0  # change only the last two positions
-    y2 = enc(tl.tensor(x2), is_causal=True).numpy()
+    y2 = enc(tl.tensor(x2), is_causal=True).detach().numpy()
     np.testing.assert_allclose(y[:, :4], y2[:, :4], atol=1e-12)
     assert not np.allclose(y[:, 4:], y2[:, 4:])
     xs = tl.randn(1, 3, 8, dtype=tl.float64, requires_grad=True)
@@ -279,7 +279,7 @@ def test_transformer_decoder_masks():
 
     def run(tgt, mem):
         return dec(tl.tensor(tgt), tl.tensor(mem), memory_key_padding_mask=tl.tensor(pad),
-                   tgt_is_causal=True).numpy()
+                   tgt_is_causal=True).detach().numpy()
     y = run(tgt, mem)
     tgt2, mem2 = tgt.copy(), mem.copy()
     tgt2[3:] += 5.0        # future target positions
@@ -293,3 +293,47 @@ def test_transformer_decoder_masks():
     t = tl.tensor(tgt[:2, :1], requires_grad=True)
     m = tl.tensor(mem[:3, :1], requires_grad=True)
     assert tl.gradcheck(lambda t, m: dec(t, m, tgt_is_causal=True), [t, m])
+
+
+@pytest.mark.parametrize("batch_first,norm_first", [(False, False), (True, True)])
+def test_nn_transformer_matches_torch_from_its_state_dict(batch_first, norm_first):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2,
+                                  num_decoder_layers=2, dim_feedforward=16, dropout=0.0,
+                                  batch_first=batch_first, norm_first=norm_first).double()
+    ours = tl.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
+                             dim_feedforward=16, dropout=0.0, batch_first=batch_first,
+                             norm_first=norm_first).double()
+    sd = theirs.state_dict()
+    assert list(ours.state_dict()) == list(sd)
+    ours.load_state_dict({k: tl.tensor(v.numpy()) for k, v in sd.items()})
+    rng = np.random.default_rng(1)
+    s, t, n = 5, 4, 3
+    shape = lambda length: (n, length, 8) if batch_first else (length, n, 8)  # noqa: E731
+    src, tgt = rng.normal(size=shape(s)), rng.normal(size=shape(t))
+    pad = np.zeros((n, s), dtype=bool)
+    pad[0, -2:] = True                                 # the first sequence is shorter
+    mask = tl.nn.Transformer.generate_square_subsequent_mask(t, dtype=tl.float64)
+    mask_t = torch.nn.Transformer.generate_square_subsequent_mask(t, dtype=torch.float64)
+    np.testing.assert_array_equal(mask.numpy(), mask_t.numpy())
+    x, y = tl.tensor(src, requires_grad=True), tl.tensor(tgt)
+    xt = torch.tensor(src, requires_grad=True)
+    out = ours(x, y, tgt_mask=mask, src_key_padding_mask=tl.tensor(pad),
+               memory_key_padding_mask=tl.tensor(pad))
+    out_t = theirs(xt, torch.tensor(tgt), tgt_mask=mask_t,
+                   src_key_padding_mask=torch.tensor(pad),
+                   memory_key_padding_mask=torch.tensor(pad))
+    np.testing.assert_allclose(out.detach().numpy(), out_t.detach().numpy(), rtol=1e-9,
+                               atol=1e-11)
+    up = rng.normal(size=out.shape)
+    (out * tl.tensor(up)).sum().backward()
+    (out_t * torch.tensor(up)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-8, atol=1e-10)
+    named = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), named[name].grad.numpy(), rtol=1e-8,
+                                   atol=1e-10, err_msg=name)
+    with pytest.raises(ValueError, match="same batch size"):
+        ours(x, tl.tensor(rng.normal(size=shape(t))[:2] if batch_first else
+                          rng.normal(size=shape(t))[:, :2]))

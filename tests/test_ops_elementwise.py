@@ -91,6 +91,11 @@ UNARY = [
     OpCase("softplus", tl.softplus, lambda x: np.logaddexp(0, x), unary(-4, 4)),
     OpCase("softplus_beta", lambda x: tl.softplus(x, beta=2.0),
            lambda x: np.logaddexp(0, 2 * x) / 2, unary(-4, 4)),
+    # PyTorch's threshold: x itself where beta x > threshold (a jump of log1p(e^-3)/2 at
+    # x = 1.5 here, kept 0.3 away from)
+    OpCase("softplus_beta_threshold", lambda x: tl.softplus(x, beta=2.0, threshold=3.0),
+           lambda x: np.where(2 * x > 3.0, x, np.logaddexp(0, 2 * x) / 2),
+           unary(-4, 4, kinks=(1.5,), margin=0.3)),
     OpCase("logsigmoid", tl.logsigmoid, lambda x: -np.logaddexp(0, -x), unary(-4, 4)),
     OpCase("silu", tl.silu, lambda x: x * sp.expit(x), unary(-4, 4)),
     OpCase("square", lambda x: x.square(), np.square, unary()),
@@ -160,7 +165,7 @@ def test_stable_at_large_inputs(fn):
     x = tl.tensor([-800.0, -50.0, 0.0, 50.0, 80.0], requires_grad=True)
     y = fn(x) if fn is not tl.exp else fn(x.clamp(max=50.0))
     y.sum().backward()
-    assert np.isfinite(y.numpy()).all() and np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(y.detach().numpy()).all() and np.isfinite(x.grad.numpy()).all()
 
 
 def test_sign_and_comparisons_have_no_gradient():

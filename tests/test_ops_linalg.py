@@ -67,11 +67,17 @@ def _flagged(ta, tb):
                   _flagged_draw(ta, tb))
 
 
+def _outer_draw_same(data):
+    n = data.draw(st.integers(1, 5))
+    return [data.draw(tensors((n,))), data.draw(tensors((n,)))]
+
+
 CASES = [
     OpCase("matmul", tl.matmul, np.matmul, _matmul_draw),
     OpCase("matmul_operator", lambda a, b: a @ b, np.matmul, _matmul_draw),
     OpCase("linear", tl.linear, _linear_ref, _linear_draw),
     OpCase("outer", tl.outer, np.outer, _outer_draw),
+    OpCase("dot", tl.dot, np.dot, _outer_draw_same),
 ] + [_flagged(ta, tb) for ta in (False, True) for tb in (False, True)]
 
 

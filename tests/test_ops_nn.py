@@ -3,11 +3,14 @@
 lookup (ops/indexing.py), the LSTM and GRU step (ops/recurrent.py), matrix inverse and
 log|det| (ops/linalg.py). Each against NumPy, with gradcheck and gradgradcheck."""
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 import tinylatent as tl
+import tinylatent.nn.functional as F
 from tinylatent.ops import indexing, linalg, normalization, pooling, recurrent
-from strategies import OpCase, distinct_values, lay_out, layouts, op_table_tests, tensors
+from strategies import (OpCase, distinct_values, lay_out, layouts, op_table_tests, shapes,
+                        tensors)
 
 
 def _distinct(data, shape):
@@ -178,4 +181,83 @@ CASES += [
            lambda a, n: np.linalg.slogdet(a + 2 * np.eye(n))[1], _square_draw),
 ]
 
+
+
+# ---------------------------------------------------------------------- Gumbel-softmax
+def _gumbel_noise(shape, dtype, seed=0):
+    """The Gumbel(0, 1) noise F.gumbel_softmax draws from Generator(seed)."""
+    u = 1.0 - tl.rand(*shape, dtype=dtype, generator=tl.Generator(seed)).numpy()
+    return -np.log(-np.log(u))
+
+
+def _gumbel_ref(x, tau, dim):
+    z = (x + _gumbel_noise(x.shape, x.dtype)) / tau
+    e = np.exp(z - z.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def _gumbel_draw(data):
+    shape = data.draw(shapes(min_dims=1, max_dims=3, max_side=4))
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    return [data.draw(tensors(shape))], {"dim": dim, "tau": data.draw(st.sampled_from(
+        [0.5, 1.0, 2.0]))}
+
+
+# ---------------------------------------------------------------------- instance norm, dropout2d
+def _instance_norm_draw(data):
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)),
+             data.draw(st.integers(2, 3)), data.draw(st.integers(1, 3)))
+    c = (shape[1],)
+    return [data.draw(tensors(shape)), data.draw(tensors(c, lo=0.5, hi=2.0)),
+            data.draw(tensors(c))]
+
+
+def _instance_norm_ref(x, w, b):
+    return _standardize(x, (2, 3)) * w.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
+
+
+def _dropout2d_ref(x, p):
+    mask = tl.random.dropout_mask(x.shape[:-2] + (1, 1), p, dtype=x.dtype,
+                                  generator=tl.Generator(0)).numpy()
+    return x * mask
+
+
+def _dropout2d_draw(data):
+    shape = data.draw(shapes(min_dims=3, max_dims=4))
+    return [data.draw(tensors(shape))], {"p": data.draw(st.sampled_from([0.25, 0.5]))}
+
+
+CASES += [
+    OpCase("instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+           _instance_norm_ref, _instance_norm_draw),
+    OpCase("dropout2d", lambda x, p: F.dropout2d(x, p, generator=tl.Generator(0)),
+           _dropout2d_ref, _dropout2d_draw, keeps_float32=False),
+]
+
+CASES += [
+    # the noise is re-drawn from Generator(0) on every call, so the function is deterministic
+    OpCase("gumbel_softmax", lambda x, dim, tau: F.gumbel_softmax(
+        x, tau=tau, dim=dim, generator=tl.Generator(0)), _gumbel_ref, _gumbel_draw,
+        keeps_float32=False),    # float32 and float64 draw different noise
+]
 test_gradcheck, test_gradgradcheck = op_table_tests(CASES, gradgrad_examples=5)
+
+
+def test_gumbel_softmax_hard_is_one_hot_with_the_soft_gradient():
+    x = tl.randn(5, 7, dtype=tl.float64, requires_grad=True)
+    soft = F.gumbel_softmax(x, tau=0.5, generator=tl.Generator(3))
+    hard = F.gumbel_softmax(x, tau=0.5, hard=True, generator=tl.Generator(3))
+    h = hard.detach().numpy()
+    assert set(np.unique(h)) <= {0.0, 1.0} and np.all(h.sum(-1) == 1)
+    np.testing.assert_array_equal(h.argmax(-1), soft.detach().numpy().argmax(-1))
+    w = tl.randn(5, 7, dtype=tl.float64)
+    (g_soft,) = tl.grad((soft * w).sum(), [x])
+    (g_hard,) = tl.grad((hard * w).sum(), [x])       # straight-through: the soft gradient
+    np.testing.assert_allclose(g_hard.numpy(), g_soft.numpy(), rtol=1e-12)
+    # samples follow Categorical(softmax(logits)): Gumbel-max (Gumbel 1954)
+    logits = tl.tensor([0.0, 1.0, 2.0], dtype=tl.float64).expand(20000, 3)
+    counts = F.gumbel_softmax(logits, hard=True, generator=tl.Generator(1)).sum(0).numpy()
+    p = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
+    assert np.all(np.abs(counts / 20000 - p) < 4 * np.sqrt(p * (1 - p) / 20000)), counts
+    with pytest.raises(ValueError, match="tau must be positive"):
+        F.gumbel_softmax(x, tau=0.0)

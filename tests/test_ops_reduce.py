@@ -108,6 +108,17 @@ CASES = [
     OpCase("sort_values", lambda x, axis, descending: tl.sort(x, axis, descending)[0],
            _sort_ref, _sort_draw),
     OpCase("topk_values", lambda x, **kw: tl.topk(x, **kw)[0], _topk_ref, _topk()),
+    # prod: a tree of products, exact with zeros too (values in [-2, 2] include near-zeros)
+    OpCase("prod", lambda x, axis, keepdims: tl.prod(x, axis, keepdims),
+           lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
+           _reduction(allow_tuple=False)),
+    OpCase("median_values", lambda x, axis: tl.median(x, axis).values,
+           lambda x, axis: np.take(np.sort(x, axis), (x.shape[axis] - 1) // 2, axis),
+           _INT_DIM),
+    OpCase("median_all", lambda x: tl.median(x),
+           lambda x: np.sort(x.reshape(-1))[(x.size - 1) // 2],
+           lambda data: [leaf(distinct_values(data.draw(shapes(1, 3)),
+                                              data.draw(st.integers(0, 2**31 - 1))))]),
 ]
 
 

@@ -80,6 +80,68 @@ def _pad_torch_ref(x, flat):
     return np.pad(x, [(0, 0)] * (x.ndim - len(pairs)) + pairs)
 
 
+def _pad_mode_kw(data, shape):
+    mode = data.draw(st.sampled_from(["reflect", "replicate", "circular"]))
+    k = data.draw(st.integers(1, len(shape)))            # pad the last k axes
+    flat = []
+    for n in reversed(shape[-k:]):                        # PyTorch order: last axis first
+        limit = {"reflect": n - 1, "replicate": 3, "circular": n}[mode]
+        flat += [data.draw(st.integers(0, min(limit, 3))) for _ in range(2)]
+    return {"flat": tuple(flat), "mode": mode}
+
+
+def _pad_mode_ref(x, flat, mode):
+    pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)][::-1]
+    np_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+    return np.pad(x, [(0, 0)] * (x.ndim - len(pairs)) + pairs, mode=np_mode)
+
+
+def _shuffle_draw(data):
+    r = data.draw(st.integers(1, 3))
+    lead = tuple(data.draw(shapes(0, 2, max_side=2)))
+    shape = lead + (data.draw(st.integers(1, 2)) * r * r, data.draw(st.integers(1, 3)),
+                    data.draw(st.integers(1, 3)))
+    return [data.draw(tensors(shape))], {"r": r}
+
+
+def _pixel_shuffle_ref(x, r):
+    """out[..., c, h r + i, w r + j] = x[..., c r^2 + i r + j, h, w], element by element."""
+    *lead, cr2, h, w = x.shape
+    out = np.empty(tuple(lead) + (cr2 // (r * r), h * r, w * r))
+    for c in range(cr2 // (r * r)):
+        for i in range(r):
+            for j in range(r):
+                out[..., c, i::r, j::r] = x[..., c * r * r + i * r + j, :, :]
+    return out
+
+
+def _unshuffle_draw(data):
+    r = data.draw(st.integers(1, 3))
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)),
+             data.draw(st.integers(1, 2)) * r, data.draw(st.integers(1, 2)) * r)
+    return [data.draw(tensors(shape))], {"r": r}
+
+
+def _pixel_unshuffle_ref(x, r):
+    n, c, hr, wr = x.shape
+    out = np.empty((n, c * r * r, hr // r, wr // r))
+    for k in range(c):
+        for i in range(r):
+            for j in range(r):
+                out[:, k * r * r + i * r + j] = x[:, k, i::r, j::r]
+    return out
+
+
+def _unbind_kw(data, shape):
+    return {"dim": data.draw(st.integers(-len(shape), len(shape) - 1))}
+
+
+def _diagonal_kw(data, shape):
+    d1, d2 = data.draw(st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2,
+                                unique=True))
+    return {"offset": data.draw(st.integers(-2, 2)), "d1": d1, "d2": d2}
+
+
 def _flip_kw(data, shape):
     nd = len(shape)
     return {"axis": data.draw(st.one_of(st.none(), st.integers(-nd, nd - 1),
@@ -179,11 +241,23 @@ CASES = [
     OpCase("split", lambda x, sections, axis: tl.split(x, sections, axis), _split_ref,
            _one(_split_kw, 1, 3)),
     OpCase("chunk", tl.chunk, _chunk_ref, _one(_chunk_kw, 1, 3)),
-    OpCase("pad", lambda x, widths, value: tl.pad(x, widths, value),
+    OpCase("pad", lambda x, widths, value: tl.pad(x, widths, value=value),
            lambda x, widths, value: np.pad(x, widths, constant_values=value),
            _one(_pad_kw, 1, 3)),
     OpCase("pad_torch_style", lambda x, flat: tl.pad(x, flat), _pad_torch_ref,
            _one(_pad_torch_kw, 1, 3)),
+    OpCase("pad_reflect_replicate_circular", lambda x, flat, mode: tl.pad(x, flat, mode),
+           _pad_mode_ref, _one(_pad_mode_kw, 1, 4)),
+    OpCase("pixel_shuffle", lambda x, r: tl.pixel_shuffle(x, r), _pixel_shuffle_ref,
+           _shuffle_draw),
+    OpCase("pixel_unshuffle", lambda x, r: tl.pixel_unshuffle(x, r), _pixel_unshuffle_ref,
+           _unshuffle_draw),
+    OpCase("unbind", lambda x, dim: tl.unbind(x, dim),
+           lambda x, dim: tuple(np.moveaxis(x, dim, 0)), _one(_unbind_kw, 1, 3)),
+    OpCase("diagonal", lambda x, offset, d1, d2: tl.diagonal(x, offset, d1, d2),
+           lambda x, offset, d1, d2: np.diagonal(x, offset, d1, d2), _one(_diagonal_kw, 2, 4)),
+    OpCase("diag_of_vector", lambda x, k: tl.diag(x, k), lambda x, k: np.diag(x, k),
+           _one(lambda d, s: {"k": d.draw(st.integers(-2, 2))}, 1, 1)),
     OpCase("flip", tl.flip, lambda x, axis: np.flip(x, axis), _one(_flip_kw, 1)),
     OpCase("roll", lambda x, shift, axis: tl.roll(x, shift, axis),
            lambda x, shift, axis: np.roll(x, shift, axis), _one(_roll_kw, 1)),
@@ -229,3 +303,20 @@ def test_views_share_no_gradient_buffer():
     z.sum().backward()
     assert x.grad.shape == (2, 3) and x.grad.array.flags.writeable
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+def test_pad_modes_match_torch_and_reject_bad_widths():
+    x = tl.arange(12.0).reshape(1, 1, 3, 4)
+    torch = pytest.importorskip("torch")
+    xt = torch.arange(12.0).reshape(1, 1, 3, 4)
+    for mode in ("reflect", "replicate", "circular"):
+        np.testing.assert_array_equal(
+            tl.nn.functional.pad(x, (2, 1, 1, 2), mode=mode).numpy(),
+            torch.nn.functional.pad(xt, (2, 1, 1, 2), mode=mode).numpy(), err_msg=mode)
+    with pytest.raises(ValueError, match=r"reflect padding \(3, 0\) of axis 2 needs padding "
+                                         r"< the axis size 3"):
+        tl.pad(x, (0, 0, 3, 0), mode="reflect")
+    with pytest.raises(ValueError, match="mode must be"):
+        tl.pad(x, (1, 1), mode="mirror")
+    with pytest.raises(ValueError, match="only to mode 'constant'"):
+        tl.pad(x, (1, 1), mode="reflect", value=2.0)

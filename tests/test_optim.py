@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinylatent as tl
-from tinylatent.optim import SAM, SGD, Adam, AdamW, Optimizer, RMSprop
+from tinylatent.optim import SAM, SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 
 def _params(*arrays, dtype="float64"):
@@ -130,6 +130,20 @@ def _scalar_oracle(name, p0, grads, hp):
                     p -= hp["lr"] * buf
                 else:
                     p -= hp["lr"] * g / d
+            elif name == "adagrad":
+                g += hp.get("weight_decay", 0.0) * p
+                if t == 1:
+                    v = hp.get("initial_accumulator_value", 0.0)
+                v += g * g
+                lr = hp["lr"] / (1 + (t - 1) * hp.get("lr_decay", 0.0))
+                p -= lr * g / (math.sqrt(v) + hp.get("eps", 1e-10))
+            elif name == "adadelta":      # v = E[g^2], buf = E[dx^2] (Zeiler 2012, Alg. 1)
+                rho, eps = hp.get("rho", 0.9), hp.get("eps", 1e-6)
+                g += hp.get("weight_decay", 0.0) * p
+                v = rho * v + (1 - rho) * g * g
+                dx = math.sqrt(buf + eps) / math.sqrt(v + eps) * g
+                buf = rho * buf + (1 - rho) * dx * dx
+                p -= hp.get("lr", 1.0) * dx
         out.append(p)
     return np.array(out)
 
@@ -149,6 +163,11 @@ CASES = [
     (RMSprop, "rmsprop", dict(lr=0.01, alpha=0.5, centered=True)),
     (RMSprop, "rmsprop", dict(lr=0.01, momentum=0.9, weight_decay=0.1)),
     (RMSprop, "rmsprop", dict(lr=0.01, momentum=0.5, centered=True, eps=1e-2)),
+    (Adagrad, "adagrad", dict(lr=0.1)),
+    (Adagrad, "adagrad", dict(lr=0.1, lr_decay=0.5, weight_decay=0.1,
+                              initial_accumulator_value=0.3, eps=1e-3)),
+    (Adadelta, "adadelta", dict()),
+    (Adadelta, "adadelta", dict(lr=0.5, rho=0.5, eps=1e-3, weight_decay=0.1)),
 ]
 
 
@@ -304,7 +323,9 @@ def test_step_updates_in_place_and_closure():
 @pytest.mark.parametrize("cls,hp", [(SGD, dict(lr=0.1, momentum=0.9)),
                                     (Adam, dict(lr=0.01, amsgrad=True)),
                                     (AdamW, dict(lr=0.01)),
-                                    (RMSprop, dict(lr=0.01, momentum=0.5, centered=True))])
+                                    (RMSprop, dict(lr=0.01, momentum=0.5, centered=True)),
+                                    (Adagrad, dict(lr=0.1, lr_decay=0.1)),
+                                    (Adadelta, dict(lr=1.0, rho=0.8))])
 def test_state_dict_round_trip_continues_identically(cls, hp, tmp_path):
     rng = np.random.default_rng(4)
     init = [rng.standard_normal((4, 3)), rng.standard_normal(3)]
@@ -453,3 +474,37 @@ def test_numba_is_imported_only_by_the_first_fused_step():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=env, cwd=root)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name,hp", [("Adagrad", dict(lr=0.1)),
+                                     ("Adagrad", dict(lr=0.1, lr_decay=0.3, weight_decay=0.1,
+                                                      initial_accumulator_value=0.2,
+                                                      maximize=True)),
+                                     ("Adadelta", dict()),
+                                     ("Adadelta", dict(lr=0.7, rho=0.6, eps=1e-4,
+                                                       weight_decay=0.05, maximize=True))])
+def test_adagrad_and_adadelta_match_torch_on_a_model(name, hp):
+    """Same initial weights, same data, ten steps: identical parameters (float64)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    w1, b1, w2 = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=(1, 4))
+    ours = [tl.tensor(a, requires_grad=True) for a in (w1, b1, w2)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (w1, b1, w2)]
+    opt = getattr(tl.optim, name)(ours, **hp)
+    opt_t = getattr(torch.optim, name)(theirs, **hp)
+    for _ in range(10):
+        x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 1))
+        loss = (((tl.tensor(x) @ ours[0].T + ours[1]).tanh() @ ours[2].T - tl.tensor(y)) ** 2
+                ).mean()
+        loss_t = (((torch.tensor(x) @ theirs[0].T + theirs[1]).tanh() @ theirs[2].T
+                   - torch.tensor(y)) ** 2).mean()
+        opt.zero_grad()
+        opt_t.zero_grad()
+        loss.backward()
+        loss_t.backward()
+        opt.step()
+        opt_t.step()
+        np.testing.assert_allclose(loss.item(), loss_t.item(), rtol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-11,
+                                   atol=1e-13)

@@ -109,6 +109,43 @@ def test_unsupported_values_name_where_they_are(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_file_objects_round_trip_as_in_pytorch(tmp_path):
+    import io
+    model = tl.nn.Linear(3, 2)
+    state = {"model": dict(model.state_dict()), "step": 7, "rng": np.arange(3)}
+    buf = io.BytesIO()
+    tl.save(state, buf)
+    buf.seek(0)
+    _same(state, tl.load(buf))
+    with open(tmp_path / "c.npz", "wb") as f:         # an ordinary file opened by the caller
+        tl.save(state, f)
+    with open(tmp_path / "c.npz", "rb") as f:
+        _same(state, tl.load(f, weights_only=True))
+
+    class Unseekable(io.RawIOBase):                     # e.g. a pipe or a socket stream
+        def __init__(self, data):
+            self.data = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            return self.data.readinto(b)
+    _same(state, tl.load(Unseekable(buf.getvalue())))
+    with pytest.raises(CheckpointError, match="<file object>.*not a tinylatent"):
+        tl.load(io.BytesIO(b"garbage!"))
+
+
+def test_whole_modules_and_optimizers_are_refused_with_the_way_out(tmp_path):
+    model = tl.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match=r"whole Linear; save its state_dict\(\)"):
+        tl.save(model, tmp_path / "m.npz")
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"obj\['opt'\] is a whole SGD; save its state_dict"):
+        tl.save({"opt": opt}, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
 def test_interrupted_save_keeps_the_old_file_and_leaves_no_litter(tmp_path, monkeypatch):
     path = tmp_path / "ck.npz"
     old = {"epoch": 1, "w": tl.ones(1000)}

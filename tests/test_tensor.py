@@ -169,15 +169,15 @@ def test_inplace_methods_under_no_grad():
         p.mul_(2.0)
         p.div_(4.0)
         p.clamp_(max=0.9)
-        assert p.numpy().tolist() == pytest.approx([0.9] * 3)
+        assert p.detach().numpy().tolist() == pytest.approx([0.9] * 3)
         p.fill_(2.0)
         p.copy_(tl.tensor([1.0, 2.0, 3.0]))
-        assert p.numpy().tolist() == [1.0, 2.0, 3.0]
+        assert p.detach().numpy().tolist() == [1.0, 2.0, 3.0]
         p.zero_()
-        assert p.numpy().tolist() == [0.0] * 3
+        assert p.detach().numpy().tolist() == [0.0] * 3
         p.normal_(0.0, 1.0)
         p.uniform_(2.0, 3.0)
-        assert ((p.numpy() >= 2) & (p.numpy() < 3)).all()
+        assert ((p.detach().numpy() >= 2) & (p.detach().numpy() < 3)).all()
 
 
 def test_inplace_on_plain_tensor_and_iadd():
@@ -264,3 +264,88 @@ def test_methods_are_declared_on_the_class_and_are_the_ops():
         np.testing.assert_allclose(getattr(x, name)().numpy(),
                                    getattr(tl, name)(x).numpy())
     np.testing.assert_allclose(x.sum(1, keepdims=True).numpy(), tl.sum(x, 1, True).numpy())
+
+
+def test_numpy_on_a_tensor_that_requires_grad_raises_as_in_pytorch():
+    x = tl.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad; use tensor.detach\(\).numpy\(\)"):
+        x.numpy()
+    a = x.detach().numpy()
+    a[0] = 5.0                                     # detach().numpy() shares memory, as in torch
+    assert x.detach().numpy()[0] == 5.0
+    np.testing.assert_array_equal(x.numpy(force=True), a)
+    assert isinstance((x * 2).detach().numpy(), np.ndarray)
+
+
+def test_from_dlpack_shares_memory_with_numpy_and_torch():
+    a = np.arange(6.0).reshape(2, 3)
+    t = tl.from_dlpack(a)
+    assert t.shape == (2, 3) and not t.requires_grad
+    a[0, 0] = 7.0
+    assert t.numpy()[0, 0] == 7.0
+    torch = pytest.importorskip("torch")
+    u = torch.arange(4, dtype=torch.float64)
+    v = tl.from_dlpack(u)
+    u[1] = 9.0
+    np.testing.assert_array_equal(v.numpy(), [0.0, 9.0, 2.0, 3.0])
+    back = torch.from_dlpack(v)                    # and the other way round
+    np.testing.assert_array_equal(back.numpy(), v.numpy())
+    with pytest.raises(TypeError, match="from_dlpack: expected"):
+        tl.from_dlpack([1, 2])
+
+
+def test_more_pytorch_tensor_names_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 4))
+    x, xt = tl.tensor(a), torch.tensor(a)
+    same = np.testing.assert_allclose
+    for fn in (lambda t: t.exp_(), lambda t: t.abs_().sqrt_().log_(), lambda t: t.neg_(),
+               lambda t: t.floor_(), lambda t: t.clamp_(-0.5, 0.5).erfinv_(),
+               lambda t: t.sigmoid_()):
+        same(fn(x.clone()).numpy(), fn(xt.clone()).numpy(), rtol=1e-12)
+    idx = rng.integers(0, 4, size=(3, 1))
+    same(tl.zeros(3, 4).scatter_(1, tl.tensor(idx), 1.0).numpy(),
+         torch.zeros(3, 4).scatter_(1, torch.tensor(idx), 1.0).numpy())
+    src = rng.normal(size=(3, 4))
+    idx2 = rng.integers(0, 3, size=(2, 4))
+    same(tl.zeros(3, 4, dtype=tl.float64).scatter_(0, tl.tensor(idx2), tl.tensor(src)).numpy(),
+         torch.zeros(3, 4, dtype=torch.float64).scatter_(0, torch.tensor(idx2),
+                                                         torch.tensor(src)).numpy())
+    same(tl.zeros(5, 4, dtype=tl.float64).index_copy_(0, tl.tensor([4, 0, 2]), x).numpy(),
+         torch.zeros(5, 4, dtype=torch.float64).index_copy_(0, torch.tensor([4, 0, 2]),
+                                                            xt).numpy())
+    for fn in (lambda t: t.mT, lambda t: t.ravel(), lambda t: t.fliplr(), lambda t: t.flipud(),
+               lambda t: t.clamp_min(0.1), lambda t: t.clamp_max(0.1), lambda t: t.diag(),
+               lambda t: t.diagonal(1), lambda t: t.prod(1), lambda t: t.median(),
+               lambda t: t.median(1).values, lambda t: t[0].dot(t[1]),
+               lambda t: t.where(t > 0, -t), lambda t: t.unbind(1)[2]):
+        same(fn(x).numpy(), fn(xt).numpy(), rtol=1e-12)
+    assert x.median(1).indices.numpy().tolist() == xt.median(1).indices.numpy().tolist()
+    u = tl.tensor([3, 1, 3, 2, 1])
+    ut = torch.tensor([3, 1, 3, 2, 1])
+    for ours, theirs in zip(u.unique(return_inverse=True, return_counts=True),
+                            ut.unique(return_inverse=True, return_counts=True)):
+        assert ours.numpy().tolist() == theirs.numpy().tolist()
+    c = [1, 1, 2, 2, 3, 1, 1, 2]
+    for ours, theirs in zip(tl.tensor(c).unique_consecutive(return_inverse=True,
+                                                            return_counts=True),
+                            torch.tensor(c).unique_consecutive(return_inverse=True,
+                                                               return_counts=True)):
+        assert ours.numpy().tolist() == theirs.numpy().tolist()
+    assert x.pin_memory() is x and not x.is_xpu and not x.is_mps
+    # the legacy typed constructors, also as type() arguments
+    assert tl.FloatTensor(2, 3).shape == (2, 3) and tl.FloatTensor(2, 3).dtype == np.float32
+    assert tl.LongTensor([1, 2]).numpy().tolist() == [1, 2]
+    assert x.type(tl.FloatTensor).dtype == np.float32
+    assert x.type(tl.DoubleTensor).dtype == np.float64
+    with pytest.raises(RuntimeError, match="exp_: in-place change of a leaf"):
+        tl.zeros(2, requires_grad=True).exp_()
+
+
+def test_cuda_seed_functions_seed_the_one_generator():
+    tl.cuda.manual_seed_all(3)
+    a = tl.randn(4).numpy()
+    tl.manual_seed(3)
+    np.testing.assert_array_equal(a, tl.randn(4).numpy())
+    assert tl.backends.mps.is_available() is False

@@ -22,9 +22,11 @@ from .ops import *  # noqa: F401,F403  (every op is also tl.<name>)
 linalg = __import__("importlib").import_module(f"{__name__}.linalg")
 from .random import (Generator, bernoulli, get_rng_state, manual_seed, multinomial, normal, rand,
                      rand_like, randint, randn, randn_like, randperm, set_rng_state, uniform)
+from .tensor import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
+                     LongTensor)
 from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, float32, float64,
-                     from_numpy, full, full_like, get_default_dtype, int32, int64, linspace,
-                     ones, ones_like, set_default_dtype, tensor, uint8, zeros, zeros_like)
+                     from_dlpack, from_numpy, full, full_like, get_default_dtype, int32, int64,
+                     linspace, ones, ones_like, set_default_dtype, tensor, uint8, zeros, zeros_like)
 
 # PyTorch's dtype names (tl.float is float32 as torch.float is; they shadow the builtins only
 # as attributes of this module)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from . import cuda
 from .backend import Device
 
-__all__ = ["is_available", "current_accelerator", "device_count"]
+__all__ = ["is_available", "current_accelerator", "device_count", "set_device_index",
+           "current_device_index"]
 
 
 def is_available() -> bool:
@@ -23,3 +24,12 @@ def current_accelerator() -> Device | None:
 
 def device_count() -> int:
     return cuda.device_count()
+
+
+def set_device_index(index: int) -> None:
+    """Make GPU `index` the current device (CUDA is the only accelerator here)."""
+    cuda.set_device(index)
+
+
+def current_device_index() -> int:
+    return cuda.current_device()

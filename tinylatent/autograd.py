@@ -20,6 +20,7 @@ again: that is all higher-order derivatives take.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import weakref
 from typing import Callable
@@ -386,25 +387,28 @@ def unbroadcast(grad, shape: tuple):
 _leaf_hooks: dict = {}          # id(leaf) -> (weakref to leaf, {handle id: hook})
 
 
+_grad_hooks: dict = {}          # id(tensor) -> (weakref, {handle id: hook}): register_hook
+
+
 class _LeafHookHandle:
     _next_id = 0
 
-    def __init__(self, tensor, hook: Callable):
+    def __init__(self, tensor, hook: Callable, table: dict = _leaf_hooks):
         key = id(tensor)
-        entry = _leaf_hooks.get(key)
+        entry = table.get(key)
         if entry is None or entry[0]() is not tensor:   # none yet, or a dead tensor's id
-            entry = (weakref.ref(tensor, lambda _, k=key, d=_leaf_hooks: d.pop(k, None)), {})
-            _leaf_hooks[key] = entry
-        self.key, self.id = key, _LeafHookHandle._next_id
+            entry = (weakref.ref(tensor, lambda _, k=key, d=table: d.pop(k, None)), {})
+            table[key] = entry
+        self.key, self.id, self.table = key, _LeafHookHandle._next_id, table
         _LeafHookHandle._next_id += 1
         entry[1][self.id] = hook
 
     def remove(self) -> None:
-        entry = _leaf_hooks.get(self.key)
+        entry = self.table.get(self.key)
         if entry is not None:
             entry[1].pop(self.id, None)
             if not entry[1]:
-                del _leaf_hooks[self.key]
+                del self.table[self.key]
 
 
 def register_post_accumulate_grad_hook(tensor, hook: Callable) -> _LeafHookHandle:
@@ -416,6 +420,34 @@ def register_post_accumulate_grad_hook(tensor, hook: Callable) -> _LeafHookHandl
         raise RuntimeError("register_post_accumulate_grad_hook: expected a leaf Tensor that "
                            "requires grad")
     return _LeafHookHandle(tensor, hook)
+
+
+def register_hook(tensor, hook: Callable) -> _LeafHookHandle:
+    """PyTorch's Tensor.register_hook: call `hook(grad)` with the whole gradient of
+    `tensor` (every contribution summed) each time a backward pass or tl.grad computes it;
+    a returned Tensor replaces the gradient from there on (what reaches .grad, tl.grad's
+    result and, for a non-leaf, the rest of the graph). Hooks run in registration order.
+    Returns a handle whose `remove()` unregisters the hook."""
+    if not isinstance(tensor, Tensor) or not tensor.requires_grad:
+        raise RuntimeError("register_hook: cannot register a hook on a tensor that does not "
+                           "require grad")
+    return _LeafHookHandle(tensor, hook, _grad_hooks)
+
+
+def _apply_grad_hooks(t, g):
+    entry = _grad_hooks.get(id(t))
+    if entry is None or entry[0]() is not t:
+        return g
+    for hook in list(entry[1].values()):
+        r = hook(g)
+        if r is not None:
+            if not isinstance(r, Tensor) or tuple(r.shape) != tuple(g.shape):
+                raise RuntimeError(
+                    f"register_hook: a hook on a tensor of shape {tuple(t.shape)} returned "
+                    f"{type(r).__name__} {tuple(getattr(r, 'shape', ()))}; return None or a "
+                    f"Tensor of shape {tuple(g.shape)}")
+            g = r
+    return g
 
 
 class _Pass(threading.local):
@@ -434,17 +466,18 @@ def queue_callback(callback: Callable) -> None:
     _pass.callbacks.append(callback)
 
 
-def _last_consumers(order, roots) -> dict:
-    """For each hooked leaf reached by this pass, the node after which its .grad is final:
-    the last one (in backward order) that has it as an input; None for a root leaf."""
+def _last_consumers(order, roots, table=_leaf_hooks) -> dict:
+    """For each hooked leaf (a key of `table`) reached by this pass, the node after which its
+    .grad is final: the last one (in backward order) that has it as an input; None for a
+    root leaf."""
     last = {}
     for r in roots:
-        if r._ctx is None and id(r) in _leaf_hooks:
+        if r._ctx is None and id(r) in table:
             last[id(r)] = (None, r)
     # backward visits reversed(order): the last node visited is the earliest in `order`
     for node in reversed(order):
         for t in node.inputs or ():
-            if t is not None and t._ctx is None and id(t) in _leaf_hooks:
+            if t is not None and t._ctx is None and id(t) in table:
                 last[id(t)] = (node, t)
     return last
 
@@ -517,9 +550,39 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
     # released the output can lose its last strong reference before its own backward runs,
     # so hold each tensor that received a gradient until its node is processed.
     alive: dict = {}
+    # register_hook: a hooked leaf's gradient is summed in `pending` and handed to its hooks
+    # once complete (after its last consumer); a hooked non-leaf's when its node is reached.
+    hook_leaves: dict = {}                 # node (or None: the roots) -> hooked leaves
+    out_hooked: dict = {}                  # node -> {id: hooked output tensor}
+    pending: dict = {}                     # id(leaf) -> [leaf, summed gradient]
+    if _grad_hooks:
+        for node, t in _last_consumers(order, roots, _grad_hooks).values():
+            hook_leaves.setdefault(node, []).append(t)
+
+    def flush_leaves(node):
+        for t in hook_leaves.get(node, ()):
+            item = pending.pop(id(t), None)
+            if item is not None:
+                give(t, _apply_grad_hooks(t, item[1]))
+
+    def give(t, g):    # a hooked tensor's final gradient: to tl.grad's results, to .grad
+        if wanted is not None:
+            for i in wanted.get(id(t), ()):
+                results[i] = g if results[i] is None else results[i] + g
+        if t._ctx is None and accumulate:
+            _accumulate_leaf(t, g, create_graph, owned, shared)
 
     def deliver(t, g):
-        if wanted is not None:
+        if _grad_hooks and id(t) in _grad_hooks:
+            if t._ctx is None:
+                item = pending.get(id(t))
+                if item is None:
+                    pending[id(t)] = [t, g]
+                else:
+                    item[1] = item[1] + g
+                return
+            out_hooked.setdefault(t._ctx, {})[id(t)] = t
+        elif wanted is not None:
             for i in wanted.get(id(t), ()):
                 results[i] = g if results[i] is None else results[i] + g
         node = t._ctx
@@ -540,19 +603,33 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
 
     with _collect_callbacks() as callbacks, set_grad_enabled(create_graph):
         for r, g in zip(roots, root_grads):
-            if r._ctx is None and (wanted is None or id(r) not in wanted):
+            if r._ctx is None and (wanted is None or id(r) not in wanted) and \
+                    id(r) not in _grad_hooks:
                 if accumulate and r.requires_grad:
                     _accumulate_leaf(r, g, create_graph, owned, shared)
                 continue
             deliver(r, g)
+        if hook_leaves:
+            flush_leaves(None)
         for t in hooked.get(None, ()):
             _fire_leaf_hooks(t)
         for node in reversed(order):
             g = grads.pop(node, None)
             if g is None:
+                if hook_leaves:
+                    flush_leaves(node)
                 for t in hooked.get(node, ()) if hooked else ():
                     _fire_leaf_hooks(t)
                 continue
+            if out_hooked and node in out_hooked:
+                for t in out_hooked.pop(node).values():
+                    if node.n_outputs == 1:
+                        g = _apply_grad_hooks(t, g)
+                        give(t, g)
+                    elif g[node.output_index[id(t)]] is not None:
+                        i = node.output_index[id(t)]
+                        g[i] = _apply_grad_hooks(t, g[i])
+                        give(t, g[i])
             if node.freed:
                 raise RuntimeError(
                     f"{node.fn.__name__}.backward: trying to backward through the graph a "
@@ -588,6 +665,8 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                 node.release()
             if node._out_ref is not None:
                 alive.pop(node, None)
+            if hook_leaves:
+                flush_leaves(node)
             if hooked:
                 for t in hooked.get(node, ()):
                     _fire_leaf_hooks(t)
@@ -698,42 +777,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 
 def hvp(f: Callable, inputs, v) -> tuple:
-    """Hessian-vector product of scalar `f(*inputs)`: returns (f(inputs), H @ v).
-
-    Computed by double backward: H v = d/dx <df/dx, v> (Pearlmutter 1994).
-    """
-    single = isinstance(inputs, Tensor)
-    xs = [inputs] if single else list(inputs)
-    vs = [v] if single else list(v)
-    xs = [x.detach().requires_grad_() for x in xs]
-    with enable_grad():
-        y = f(*xs)
-        gs = grad(y, xs, create_graph=True)
-        dot = sum((g * vi).sum() for g, vi in zip(gs, vs))
-        hv = grad(dot, xs, allow_unused=True)
-    hv = tuple(h if h is not None else x.detach() * 0 for h, x in zip(hv, xs))
-    return y.detach(), (hv[0] if single else hv)
+    """Hessian-vector product of scalar `f(*inputs)`: returns (f(inputs), H @ v), detached.
+    See tl.autograd.functional.hvp (double backward, Pearlmutter 1994)."""
+    return functional.hvp(f, inputs, v)
 
 
 def jacobian(f: Callable, inputs, create_graph: bool = False):
-    """Full Jacobian of `f` (for small functions): shape out.shape + in.shape per input."""
-    from . import ops
-    single = isinstance(inputs, Tensor)
-    xs = [inputs] if single else list(inputs)
-    xs = [x if (create_graph and x.requires_grad) else x.detach().requires_grad_()
-          for x in xs]
-    with enable_grad():
-        y = f(*xs)
-        flat = y.reshape(-1)
-        rows = [[] for _ in xs]
-        for k in range(flat.shape[0]):
-            gs = grad(flat[k], xs, retain_graph=True, create_graph=create_graph,
-                      allow_unused=True)
-            for j, (g, x) in enumerate(zip(gs, xs)):
-                rows[j].append(g if g is not None else x.detach() * 0)
-    jacs = tuple(ops.stack(r, axis=0).reshape(tuple(y.shape) + tuple(x.shape))
-                 for r, x in zip(rows, xs))
-    return jacs[0] if single else jacs
+    """Full Jacobian of `f` (for small functions): shape out.shape + in.shape per input.
+    See tl.autograd.functional.jacobian."""
+    return functional.jacobian(f, inputs, create_graph=create_graph)
 
 
 # The engine wraps arrays in Tensors, and tensor.py imports this module: importing Tensor
@@ -741,3 +793,9 @@ def jacobian(f: Callable, inputs, create_graph: bool = False):
 from .tensor import Tensor  # noqa: E402
 from .anomaly import (AnomalyError, detect_anomaly, is_anomaly_enabled,  # noqa: E402
                       set_detect_anomaly)
+
+# tl.autograd.functional (torch.autograd.functional): jacobian, hessian, vjp, jvp, hvp, vhp
+# `import tinylatent.autograd.functional` works too, although autograd is a module, not a
+# package: the import system looks the dotted name up in sys.modules first.
+from . import autograd_functional as functional  # noqa: E402
+sys.modules[__name__ + ".functional"] = functional

@@ -8,7 +8,8 @@ from __future__ import annotations
 from .backend import cuda_available, cuda_unavailable_reason, get_cupy
 
 __all__ = ["is_available", "device_count", "unavailable_reason", "synchronize",
-           "current_device", "get_device_name"]
+           "current_device", "get_device_name", "manual_seed", "manual_seed_all",
+           "set_device", "empty_cache", "device", "FloatTensor", "DoubleTensor", "LongTensor"]
 
 
 def is_available() -> bool:
@@ -42,3 +43,58 @@ def synchronize() -> None:
     """Wait for every queued GPU kernel (needed before timing GPU work)."""
     if cuda_available():
         get_cupy().cuda.Device().synchronize()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the GPU's random numbers. tinylatent derives the GPU stream of a generator from
+    its CPU stream (one seed fixes both), so this seeds the default generator, the same as
+    tl.manual_seed."""
+    from . import random
+    random.manual_seed(seed)
+
+
+manual_seed_all = manual_seed     # one generator serves every device
+
+
+def set_device(device) -> None:
+    """Make `device` (an index, "cuda:i" or a Device) the current CUDA device."""
+    from .backend import Device
+    if not cuda_available():
+        raise RuntimeError(f"cuda.set_device: {cuda_unavailable_reason()}")
+    index = device if isinstance(device, int) else Device(device).index or 0
+    get_cupy().cuda.Device(index).use()
+
+
+def empty_cache() -> None:
+    """Return the cached, unused GPU memory of CuPy's pool to the driver (no-op without
+    CUDA)."""
+    if cuda_available():
+        get_cupy().get_default_memory_pool().free_all_blocks()
+
+
+def _typed(name: str, dtype: str):
+    from .tensor import _legacy_constructor
+    return _legacy_constructor(dtype, name, device="cuda")
+
+
+FloatTensor = _typed("FloatTensor", "float32")
+DoubleTensor = _typed("DoubleTensor", "float64")
+LongTensor = _typed("LongTensor", "int64")
+
+
+class device:  # noqa: N801 - PyTorch's name
+    """`with tl.cuda.device(i):` makes GPU i current inside the block (CuPy's Device)."""
+
+    def __init__(self, index) -> None:
+        from .backend import Device
+        self.index = index if isinstance(index, int) else Device(index).index or 0
+
+    def __enter__(self):
+        if not cuda_available():
+            raise RuntimeError(f"cuda.device: {cuda_unavailable_reason()}")
+        self._ctx = get_cupy().cuda.Device(self.index)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)

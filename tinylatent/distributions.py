@@ -22,7 +22,8 @@ from .autograd import no_grad
 from .random import rand, randn
 from .tensor import Tensor, get_default_dtype
 
-__all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "Laplace", "Beta",
+__all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "Laplace", "Beta", "Gamma",
+           "Cauchy", "OneHotCategorical",
            "Dirichlet", "MultivariateNormal", "Independent", "RelaxedBernoulli",
            "RelaxedOneHotCategorical", "MixtureSameFamily", "kl_divergence", "standard_normal"]
 
@@ -459,6 +460,129 @@ class Beta(Distribution):
 
     def entropy(self) -> Tensor:
         return self._dirichlet.entropy()
+
+
+class Gamma(Distribution):
+    """Gamma(concentration a, rate b), element-wise, on x > 0.
+
+    log p(x) = a log b + (a - 1) log x - b x - lgamma(a)
+    H        = a - log b + lgamma(a) + (1 - a) psi(a)
+    No rsample (as Dirichlet: a reparameterised Gamma needs implicit gradients, Figurnov et
+    al. 2018, not implemented); sample() draws NumPy/CuPy's standard Gamma / b.
+    """
+
+    def __init__(self, concentration, rate, validate_args: bool = True):
+        self.concentration, self.rate = _params(concentration, rate)
+        self.batch_shape = tuple(np.broadcast_shapes(self.concentration.shape,
+                                                     self.rate.shape))
+        if validate_args:
+            _check_positive("Gamma", "concentration", self.concentration)
+            _check_positive("Gamma", "rate", self.rate)
+
+    def __repr__(self) -> str:
+        return f"Gamma(batch: {self.batch_shape})"
+
+    @property
+    def mean(self) -> Tensor:
+        return ops.broadcast_to(self.concentration / self.rate, self.batch_shape)
+
+    @property
+    def variance(self) -> Tensor:
+        return ops.broadcast_to(self.concentration / (self.rate * self.rate),
+                                self.batch_shape)
+
+    def sample(self, sample_shape=(), generator=None) -> Tensor:
+        with no_grad():
+            g = _gamma_draws(self.concentration, self._extended(sample_shape), generator)
+            return g / self.rate.detach()
+
+    def log_prob(self, value) -> Tensor:
+        x = _value(value, self.concentration)
+        a, b = self.concentration, self.rate
+        return a * b.log() + (a - 1) * x.log() - b * x - ops.lgamma(a)
+
+    def entropy(self) -> Tensor:
+        a, b = self.concentration, self.rate
+        return ops.broadcast_to(a - b.log() + ops.lgamma(a) + (1 - a) * ops.digamma(a),
+                                self.batch_shape)
+
+
+class Cauchy(Distribution):
+    """Cauchy(loc, scale), element-wise: no mean, no variance.
+
+    log p(x) = -log(pi scale) - log(1 + ((x - loc) / scale)^2)      H = log(4 pi scale)
+    rsample:  x = loc + scale tan(pi (u - 1/2)),  u ~ U(0, 1) (the inverse CDF)
+    """
+
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args: bool = True):
+        self.loc, self.scale = _params(loc, scale)
+        self.batch_shape = tuple(np.broadcast_shapes(self.loc.shape, self.scale.shape))
+        if validate_args:
+            _check_positive("Cauchy", "scale", self.scale)
+
+    def __repr__(self) -> str:
+        return f"Cauchy(loc: {self.loc.shape}, scale: {self.scale.shape})"
+
+    def rsample(self, sample_shape=(), generator=None) -> Tensor:
+        u = rand(self._extended(sample_shape), dtype=self.loc.dtype, device=self.loc.device,
+                 generator=generator).array
+        e = Tensor._make(self.loc.xp.tan(math.pi * (u - 0.5)).astype(self.loc.dtype))
+        return self.loc + self.scale * e
+
+    def log_prob(self, value) -> Tensor:
+        z = (_value(value, self.loc) - self.loc) / self.scale
+        return -math.log(math.pi) - self.scale.log() - ops.log1p(z * z)
+
+    def cdf(self, value) -> Tensor:
+        z = (_value(value, self.loc) - self.loc) / self.scale
+        return 0.5 + _atan(z) / math.pi
+
+    def entropy(self) -> Tensor:
+        return ops.broadcast_to(math.log(4 * math.pi) + self.scale.log(), self.batch_shape)
+
+
+def _atan(z: Tensor) -> Tensor:
+    """arctan without a gradient path (only the cdf uses it)."""
+    return Tensor._make(z.xp.arctan(z.detach().array))
+
+
+class OneHotCategorical(Distribution):
+    """Categorical over one-hot vectors of the last axis: log p(x) = <x, log softmax(logits)>,
+    samples are one-hot rows (PyTorch's OneHotCategorical)."""
+
+    def __init__(self, probs=None, logits=None, validate_args: bool = True):
+        self._categorical = Categorical(probs=probs, logits=logits,
+                                        validate_args=validate_args)
+        self.batch_shape = tuple(self._categorical.batch_shape)
+        self.event_shape = (self._categorical.num_events,)
+
+    def __repr__(self) -> str:
+        return f"OneHotCategorical(batch: {self.batch_shape}, events: {self.event_shape[0]})"
+
+    @property
+    def probs(self) -> Tensor:
+        return self._categorical.probs
+
+    @property
+    def logits(self) -> Tensor:
+        return self._categorical.logits
+
+    @property
+    def mean(self) -> Tensor:
+        return self.probs
+
+    def sample(self, sample_shape=(), generator=None) -> Tensor:
+        k = self._categorical.sample(sample_shape, generator)
+        return ops.one_hot(k, self.event_shape[0], dtype=self.probs.dtype)
+
+    def log_prob(self, value) -> Tensor:
+        x = _value(value, self.logits)
+        return (x * self.logits).sum(axis=-1)
+
+    def entropy(self) -> Tensor:
+        return self._categorical.entropy()
 
 
 class MultivariateNormal(Distribution):

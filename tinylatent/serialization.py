@@ -20,6 +20,7 @@ and a file saved over keeps its mode.
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 import stat
@@ -82,6 +83,11 @@ def _encode(obj: Any, arrays: dict, where: str) -> dict:
                         else _encode(k, _NoArrays(where), f"{where} key {k!r}"))
             values.append(_encode(v, arrays, f"{where}[{k!r}]"))
         return {"t": "dict", "keys": keys, "values": values}
+    if callable(getattr(obj, "state_dict", None)):    # a Module, an Optimizer, a scheduler
+        raise TypeError(f"tl.save: {where} is a whole {type(obj).__name__}; save its "
+                        "state_dict() instead (tl.save(model.state_dict(), path), then "
+                        "model.load_state_dict(tl.load(path))): saving whole objects would "
+                        "need pickle, which tinylatent never uses")
     raise TypeError(f"tl.save: cannot save {where} of type {type(obj).__name__}; supported: "
                     "dict, list, tuple, Tensor, numpy array/scalar, int, float, bool, str, "
                     "None")
@@ -153,20 +159,33 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
-    """Write `obj` to `path` atomically as an .npz archive with a JSON header (no pickle)."""
-    path = os.fspath(path)
-    if not path:
-        raise ValueError("tl.save: the path is empty; give a file name such as 'model.npz'")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"tl.save: '{path}' is a directory; give a file name")
+def _entries(obj: Any) -> dict:
+    """The archive's entries: the JSON header and one array per array leaf."""
     arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, arrays, "obj")
     header = json.dumps({"format": FORMAT, "version": VERSION, "root": root},
                         allow_nan=False, separators=(",", ":"))
     entries = {_HEADER: np.frombuffer(header.encode("utf-8"), dtype=np.uint8)}
     entries.update(arrays)
+    return entries
 
+
+def save(obj: Any, path) -> None:
+    """Write `obj` to `path` atomically as an .npz archive with a JSON header (no pickle).
+
+    `path` may also be a binary file object (anything with `write`, e.g. io.BytesIO or
+    open(name, "wb")), as in PyTorch; the archive is written at its position, and atomicity
+    is then the caller's business. A whole Module or Optimizer is refused: save its
+    state_dict(), as PyTorch recommends (a whole object would need pickle)."""
+    if hasattr(path, "write"):
+        np.savez(path, **_entries(obj))
+        return
+    path = os.fspath(path)
+    if not path:
+        raise ValueError("tl.save: the path is empty; give a file name such as 'model.npz'")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"tl.save: '{path}' is a directory; give a file name")
+    entries = _entries(obj)
     directory = os.path.dirname(os.path.abspath(path))
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{_temp_prefix(path)}{os.getpid()}-",
@@ -264,22 +283,33 @@ def _hashable(key):
     return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
 
 
-def load(path: str | os.PathLike, map_location: str | Device | None = None) -> Any:
+def load(path, map_location: str | Device | None = None, weights_only: bool = True) -> Any:
     """Read a file written by `save`. Tensors come back with their dtype, requires_grad=False,
-    on `map_location` if given, else on the device they were saved from."""
-    path = os.fspath(path)
-    if not path:
-        raise ValueError("tl.load: the path is empty; give the checkpoint's file name")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"tl.load: no such file: '{path}'")
+    on `map_location` if given, else on the device they were saved from. `path` may be a
+    binary file object (anything with `read`). `weights_only` is accepted for PyTorch's
+    signature: loading never unpickles, so it is always weights-only."""
     device = str(Device(map_location)) if map_location is not None else None
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    if hasattr(path, "read"):
+        source = path
+        if not (callable(getattr(source, "seekable", None)) and source.seekable()):
+            source = io.BytesIO(source.read())    # np.load needs to seek in a zip
+        path = str(getattr(path, "name", "<file object>"))
+        start = source.tell()
+        magic = source.read(4)
+        source.seek(start)
+    else:
+        path = source = os.fspath(path)
+        if not path:
+            raise ValueError("tl.load: the path is empty; give the checkpoint's file name")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"tl.load: no such file: '{path}'")
+        with open(path, "rb") as f:
+            magic = f.read(4)
     if magic != b"PK\x03\x04":
         raise CheckpointError(f"tl.load: '{path}' is not a tinylatent checkpoint (not an .npz "
                               f"archive: it starts with {magic!r})")
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(source, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise CheckpointError(f"tl.load: '{path}' is a single .npy array, not a "
                                   "tinylatent checkpoint (.npz with a header)")

@@ -16,8 +16,8 @@ import numpy as np
 from . import autograd
 from .backend import CPU, Device, array_module, device_of_array
 
-__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
-           "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full",
+           "empty", "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
            "float32", "float64", "float16", "int32", "int64", "bool_", "get_default_dtype",
            "set_default_dtype"]
 
@@ -194,8 +194,14 @@ class Tensor:
         d = self.array
         return d if isinstance(d, np.ndarray) else d.get()
 
-    def numpy(self) -> np.ndarray:
-        """The array on the host (a copy for GPU tensors; shares memory on CPU)."""
+    def numpy(self, force: bool = False) -> np.ndarray:
+        """The array on the host (a copy for GPU tensors; shares memory on CPU). As in
+        PyTorch, a tensor that requires grad must be detached first (`x.detach().numpy()`):
+        the array would be outside the graph, so changes to it would go unseen by autograd.
+        force=True detaches (and copies a GPU tensor) for you."""
+        if self.requires_grad and not force:
+            raise RuntimeError(f"numpy: can't call numpy() on a Tensor of shape {self.shape} "
+                               "that requires grad; use tensor.detach().numpy() instead")
         return self.numpy_host()
 
     def item(self):
@@ -270,6 +276,12 @@ class Tensor:
                  create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into the `.grad` of every leaf that requires grad."""
         autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` with this tensor's whole gradient whenever backward() or tl.grad
+        computes it; a returned Tensor replaces it (PyTorch's Tensor.register_hook). Returns
+        a handle with `remove()`."""
+        return autograd.register_hook(self, hook)
 
     def zero_grad_(self) -> None:
         self.grad = None
@@ -713,12 +725,143 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def is_xpu(self) -> bool:
+        """Intel GPUs (PyTorch's XPU): tinylatent has no such backend, so always False."""
+        return False
+
+    @property
+    def is_mps(self) -> bool:
+        """Apple GPUs (PyTorch's MPS): tinylatent has no such backend, so always False."""
+        return False
+
     def half(self) -> "Tensor":
         return self.to(float16)
 
     def type(self, dtype=None):
-        """type() -> the dtype's name ('float32'); type(dtype) -> self.to(dtype)."""
-        return str(self.dtype) if dtype is None else self.to(dtype)
+        """type() -> the dtype's name ('float32'); type(dtype) -> self.to(dtype); dtype may
+        also be a legacy constructor such as tl.FloatTensor (its .dtype is used)."""
+        if dtype is None:
+            return str(self.dtype)
+        return self.to(getattr(dtype, "dtype", dtype))
+
+    # ------------------------------------------------------------------ more PyTorch names
+    def diag(self, diagonal: int = 0) -> "Tensor":
+        return ops.diag(self, diagonal)
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> "Tensor":
+        return ops.diagonal(self, offset, dim1, dim2)
+
+    def prod(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
+        return ops.prod(self, axis, keepdims, dim=dim, keepdim=keepdim, dtype=dtype)
+
+    def median(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.median(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False,  # noqa: A002
+               dim=None):
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        return ops.unique_consecutive(self, return_inverse, return_counts, dim)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        return ops.unbind(self, dim)
+
+    def dot(self, other: "Tensor") -> "Tensor":
+        return ops.dot(self, other)
+
+    def where(self, condition, other) -> "Tensor":
+        """PyTorch's x.where(condition, y) = where(condition, x, y)."""
+        return ops.where(condition, self, other)
+
+    def ravel(self) -> "Tensor":
+        return self.reshape(-1)
+
+    @property
+    def mT(self) -> "Tensor":   # noqa: N802 - PyTorch's name
+        """The last two axes swapped (a batch of transposed matrices)."""
+        return ops.transpose(self, -2, -1)
+
+    def fliplr(self) -> "Tensor":
+        return ops.flip(self, 1)
+
+    def flipud(self) -> "Tensor":
+        return ops.flip(self, 0)
+
+    def clamp_min(self, min) -> "Tensor":  # noqa: A002 - PyTorch's name
+        return ops.clamp(self, min=min)
+
+    def clamp_max(self, max) -> "Tensor":  # noqa: A002 - PyTorch's name
+        return ops.clamp(self, max=max)
+
+    def pin_memory(self) -> "Tensor":
+        """Page-locked host memory speeds host-to-GPU copies in PyTorch; tinylatent copies
+        through CuPy without it, so this returns the tensor itself."""
+        return self
+
+    # in-place elementwise maps: no graph (as every in-place change here; see
+    # _check_inplace), on the array itself
+    def _map_(self, name: str, fn) -> "Tensor":
+        self._check_inplace(name)
+        fn(self.array, out=self.array)
+        return self
+
+    def exp_(self) -> "Tensor":
+        return self._map_("exp_", self.xp.exp)
+
+    def log_(self) -> "Tensor":
+        return self._map_("log_", self.xp.log)
+
+    def sqrt_(self) -> "Tensor":
+        return self._map_("sqrt_", self.xp.sqrt)
+
+    def abs_(self) -> "Tensor":
+        return self._map_("abs_", self.xp.abs)
+
+    def neg_(self) -> "Tensor":
+        return self._map_("neg_", self.xp.negative)
+
+    def floor_(self) -> "Tensor":
+        return self._map_("floor_", self.xp.floor)
+
+    def sigmoid_(self) -> "Tensor":
+        self._check_inplace("sigmoid_")
+        self.array[...] = ops.sigmoid(self.detach()).array
+        return self
+
+    def erfinv_(self) -> "Tensor":
+        """erf^-1 in place (truncated-normal initialisers use it: DINO's trunc_normal_)."""
+        from .ops.unary import _special
+        return self._map_("erfinv_", _special(self.xp).erfinv)
+
+    def scatter_(self, dim: int, index, src=None, *, value=None) -> "Tensor":
+        """self[..., index[i][j], ...] = src[i][j] along dim (or = value): PyTorch's in-place
+        scatter, e.g. one-hot rows by zeros(n, k).scatter_(1, labels[:, None], 1)."""
+        self._check_inplace("scatter_")
+        if src is None and value is None:
+            raise TypeError("scatter_: give src (a tensor or a number) or value=")
+        src = value if src is None else src
+        idx = index.array if isinstance(index, Tensor) else self.xp.asarray(index)
+        dim = ops.axis_check.check_axis("scatter_", dim, self.ndim)
+        if idx.ndim != self.ndim:
+            raise ValueError(f"scatter_: index of shape {idx.shape} must have as many "
+                             f"dimensions as self {self.shape}")
+        grid = list(self.xp.indices(idx.shape, sparse=True))
+        grid[dim] = idx
+        s = self._other(src)
+        if hasattr(s, "shape") and s.ndim:
+            s = s[tuple(slice(0, n) for n in idx.shape)]
+        self.array[tuple(grid)] = s
+        return self
+
+    def index_copy_(self, dim: int, index, source) -> "Tensor":
+        """self[..., index[i], ...] = source[..., i, ...] along dim, in place."""
+        self._check_inplace("index_copy_")
+        dim = ops.axis_check.check_axis("index_copy_", dim, self.ndim)
+        idx = index.array if isinstance(index, Tensor) else self.xp.asarray(index)
+        self.array[(slice(None),) * dim + (idx,)] = self._other(source)
+        return self
 
     def t(self) -> "Tensor":
         """Transpose of a matrix (0-D and 1-D tensors are returned as they are)."""
@@ -833,6 +976,25 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(np.asarray(array))
 
 
+def from_dlpack(ext) -> Tensor:
+    """A Tensor sharing memory with any DLPack producer (a NumPy or CuPy array, a PyTorch or
+    JAX tensor) on the CPU or a CUDA GPU: zero-copy exchange between libraries. Like
+    torch.from_dlpack the result does not require grad."""
+    if isinstance(ext, Tensor):
+        return Tensor._make(ext.array)
+    if not hasattr(ext, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__ and "
+                        f"__dlpack_device__ (an array or tensor), got {type(ext).__name__}")
+    device_type, _ = ext.__dlpack_device__()
+    if int(device_type) == 1:                 # kDLCPU
+        return Tensor._make(np.from_dlpack(ext))
+    if int(device_type) == 2:                 # kDLCUDA
+        import cupy
+        return Tensor._make(cupy.from_dlpack(ext))
+    raise RuntimeError(f"from_dlpack: DLPack device type {int(device_type)} is neither the "
+                       "CPU (1) nor CUDA (2)")
+
+
 def _xp_dtype(dtype, device):
     dev = Device(device) if device is not None else CPU
     return dev.xp, (np.dtype(dtype) if dtype is not None else _default_dtype[0]), dev
@@ -903,6 +1065,33 @@ def linspace(start: float, stop: float, steps: int, dtype=None, device=None) -> 
 def eye(n: int, m: int | None = None, dtype=None, device=None) -> Tensor:
     xp, dtype, dev = _xp_dtype(dtype, device)
     return Tensor._make(_on(dev, xp.eye, n, m, dtype=dtype))
+
+
+def _legacy_constructor(dtype, name: str, device=None):
+    """PyTorch's legacy typed constructors (torch.FloatTensor(2, 3), torch.LongTensor([1,
+    2])): sizes give a zero-filled tensor (PyTorch leaves it uninitialized), data a copy.
+    Their `.dtype` lets x.type(tl.FloatTensor) work."""
+    def make(*args, device=device):
+        if not args:
+            return zeros(0, dtype=dtype, device=device)
+        if all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            return zeros(*args, dtype=dtype, device=device)
+        if len(args) > 1:
+            raise TypeError(f"{name}: expected sizes (ints) or one sequence of data")
+        return tensor(args[0], dtype=dtype, device=device)
+    make.__name__ = make.__qualname__ = name
+    make.dtype = np.dtype(dtype)
+    make.__doc__ = _legacy_constructor.__doc__
+    return make
+
+
+FloatTensor = _legacy_constructor(float32, "FloatTensor")
+DoubleTensor = _legacy_constructor(float64, "DoubleTensor")
+HalfTensor = _legacy_constructor(float16, "HalfTensor")
+LongTensor = _legacy_constructor(int64, "LongTensor")
+IntTensor = _legacy_constructor(int32, "IntTensor")
+BoolTensor = _legacy_constructor(bool_, "BoolTensor")
+ByteTensor = _legacy_constructor(uint8, "ByteTensor")
 
 
 from . import ops  # noqa: E402  (ops import Tensor; bound here to break the cycle)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-__all__ = ["cudnn"]
+__all__ = ["cudnn", "mps"]
 
 
 def _cudnn_is_available() -> bool:
@@ -15,3 +15,11 @@ def _cudnn_is_available() -> bool:
 
 cudnn = SimpleNamespace(benchmark=False, deterministic=False, enabled=False,
                         is_available=_cudnn_is_available)
+
+
+def _false() -> bool:
+    return False
+
+
+# Apple's Metal backend (torch.backends.mps): tinylatent has none, so both queries say False
+mps = SimpleNamespace(is_available=_false, is_built=_false)

@@ -35,8 +35,8 @@ def _run(fn, arrays, requires, device, weights_seed, reference: bool):
             loss = term if loss is None else loss + term
         grad_inputs = [t for t, r in zip(ts, requires) if r]
         grads = tl.grad(loss, grad_inputs, allow_unused=True) if grad_inputs else []
-    host = [o.numpy() for o in outs]
-    host += [None if g is None else g.numpy() for g in grads]
+    host = [o.detach().numpy() for o in outs]
+    host += [None if g is None else g.detach().numpy() for g in grads]
     return host, [o.grad_fn.fn.__name__ if o.grad_fn is not None else None for o in outs]
 
 

@@ -102,8 +102,8 @@ def principal_angles(A, B) -> np.ndarray:
     """Principal angles (radians, ascending) between span(A) and span(B), columns of (D, k)
     and (D, m) matrices: cos(theta_i) = sigma_i(Q_A^T Q_B) with Q from QR (Bjorck & Golub
     1973). In float64."""
-    A = np.asarray(A.numpy() if isinstance(A, Tensor) else A, dtype=np.float64)
-    B = np.asarray(B.numpy() if isinstance(B, Tensor) else B, dtype=np.float64)
+    A = np.asarray(A.detach().numpy() if isinstance(A, Tensor) else A, dtype=np.float64)
+    B = np.asarray(B.detach().numpy() if isinstance(B, Tensor) else B, dtype=np.float64)
     if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[0]:
         raise ValueError(f"principal_angles: need (D, k) and (D, m) matrices, got {A.shape} "
                          f"and {B.shape}")

@@ -6,7 +6,7 @@ from ..tensor import Tensor
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid", "Softplus", "SiLU",
-           "LogSigmoid", "Softmax", "LogSoftmax"]
+           "LogSigmoid", "Softmax", "LogSoftmax", "Hardtanh", "ReLU6"]
 
 
 class ReLU(Module):
@@ -123,3 +123,27 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val): gradient 1 inside, 0 outside."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0,
+                 inplace: bool = False) -> None:
+        super().__init__()
+        if max_val <= min_val:
+            raise ValueError(f"Hardtanh: max_val ({max_val}) must exceed min_val ({min_val})")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.clamp(x, min=self.min_val, max=self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6) (MobileNet's activation)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0)

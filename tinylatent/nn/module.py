@@ -76,6 +76,87 @@ class _HookHandle:
         self.registry.pop(self.id, None)
 
 
+class _BackwardHookIdentity(autograd.Function):
+    """y_i = x_i for several tensors at once; dL/dx_i = on_grad(dL/dy)_i. Placed around a
+    module's inputs and outputs, its backward is where the module's backward hooks see (and
+    may replace) the gradients, as PyTorch's BackwardHookFunction."""
+
+    @staticmethod
+    def forward(ctx, *xs, on_grad):
+        ctx.on_grad = on_grad
+        outs = tuple(x.view() for x in xs)        # views: no copy, in-place changes shared
+        return outs if len(outs) > 1 else outs[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return tuple(ctx.on_grad(tuple(grads)))
+
+
+class _ModuleBackwardHooks:
+    """One module call's backward hooks: grad_output is captured by the identity on the
+    outputs (pre-hooks run there) and handed to the full hooks by the one on the inputs."""
+
+    def __init__(self, module: "Module", args: tuple) -> None:
+        self.module = module
+        self.tensor_positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        self.wrapped = [i for i in self.tensor_positions if args[i].requires_grad]
+        self.grad_output = None
+
+    def wrap_inputs(self, args: tuple) -> tuple:
+        if not self.wrapped:
+            return args
+        outs = _BackwardHookIdentity.apply(*[args[i] for i in self.wrapped],
+                                           on_grad=self._input_grads)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        args = list(args)
+        for i, t in zip(self.wrapped, outs):
+            args[i] = t
+        return tuple(args)
+
+    def wrap_outputs(self, out):
+        single = isinstance(out, Tensor)
+        items = [out] if single else list(out) if isinstance(out, (tuple, list)) else None
+        if items is None:
+            return out
+        live = [i for i, t in enumerate(items) if isinstance(t, Tensor) and t.requires_grad]
+        if not live:
+            return out
+        new = _BackwardHookIdentity.apply(*[items[i] for i in live],
+                                          on_grad=self._output_grads)
+        new = new if isinstance(new, tuple) else (new,)
+        for i, t in zip(live, new):
+            items[i] = t
+        return items[0] if single else type(out)(items)
+
+    def _output_grads(self, grads: tuple) -> tuple:
+        for hook in list(self.module._backward_pre_hooks.values()):
+            new = hook(self.module, grads)
+            if new is not None:
+                grads = tuple(new) if isinstance(new, (tuple, list)) else (new,)
+        self.grad_output = grads
+        if not self.wrapped:       # no input needs a gradient: the hooks run now (PyTorch)
+            self._run_full_hooks((None,) * len(self.tensor_positions))
+        return grads
+
+    def _input_grads(self, grads: tuple) -> tuple:
+        by_position = dict(zip(self.wrapped, grads))
+        grad_input = tuple(by_position.get(i) for i in self.tensor_positions)
+        grad_input = self._run_full_hooks(grad_input)
+        return tuple(grad_input[self.tensor_positions.index(i)] for i in self.wrapped)
+
+    def _run_full_hooks(self, grad_input: tuple) -> tuple:
+        for hook in list(self.module._backward_hooks.values()):
+            new = hook(self.module, grad_input, self.grad_output)
+            if new is not None:
+                new = tuple(new) if isinstance(new, (tuple, list)) else (new,)
+                if len(new) != len(grad_input):
+                    raise RuntimeError(
+                        f"{type(self.module).__name__} backward hook returned {len(new)} "
+                        f"gradient(s) for {len(grad_input)} Tensor input(s)")
+                grad_input = new
+        return grad_input
+
+
 class Module:
     """Base class of layers and models: subclass, build children in `__init__`, write
     `forward`, call the module like a function."""
@@ -90,6 +171,8 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args, **kwargs):
@@ -97,17 +180,24 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         d = self.__dict__
-        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks")):
+        backward_hooks = (d.get("_backward_hooks") or d.get("_backward_pre_hooks")) and \
+            autograd.is_grad_enabled()
+        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks") or backward_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):
             new = hook(self, args)
             if new is not None:
                 args = new if isinstance(new, tuple) else (new,)
+        if backward_hooks:
+            hooks = _ModuleBackwardHooks(self, args)
+            args = hooks.wrap_inputs(args)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             new = hook(self, args, out)
             if new is not None:
                 out = new
+        if backward_hooks:
+            out = hooks.wrap_outputs(out)
         return out
 
     def register_forward_pre_hook(self, hook: Callable) -> "_HookHandle":
@@ -118,6 +208,18 @@ class Module:
         """hook(module, args, output) runs after forward (e.g. to grab features); a non-None
         result replaces the output. `handle.remove()` unregisters it."""
         return _HookHandle(self._forward_hooks, hook)
+
+    def register_full_backward_hook(self, hook: Callable) -> "_HookHandle":
+        """hook(module, grad_input, grad_output) runs once the gradients with respect to the
+        module's Tensor inputs are computed (grad_input: one entry per Tensor positional
+        argument, None where it does not require grad; grad_output: one per output Tensor
+        that requires grad). A non-None result replaces grad_input."""
+        return _HookHandle(self._backward_hooks, hook)
+
+    def register_full_backward_pre_hook(self, hook: Callable) -> "_HookHandle":
+        """hook(module, grad_output) runs when the gradients with respect to the module's
+        outputs are computed, before they flow into it; a non-None result replaces them."""
+        return _HookHandle(self._backward_pre_hooks, hook)
 
     # ------------------------------------------------------------------ registration
     def _check_init(self, what: str) -> None:

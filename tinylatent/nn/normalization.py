@@ -9,13 +9,13 @@ many passes over memory. Its backward is written in Tensor ops, so second deriva
 """
 from __future__ import annotations
 
-from ..ops.normalization import batch_norm, group_norm, layer_norm
+from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..tensor import Tensor, ones, zeros
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "batch_norm", "layer_norm",
-           "group_norm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+           "InstanceNorm2d", "batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
 
 class _BatchNorm(Module):
@@ -87,6 +87,11 @@ class BatchNorm1d(_BatchNorm):
     _dims = (2, 3)
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) inputs, per channel C."""
+    _dims = (5,)
+
+
 class BatchNorm2d(_BatchNorm):
     """Batch normalization over (N, C, H, W) inputs, per channel C."""
     _dims = (4,)
@@ -141,3 +146,45 @@ class GroupNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Instance normalization (Ulyanov et al. 2016) with PyTorch's defaults: no affine map
+    and no running statistics unless asked for; with track_running_stats, eval mode uses
+    the running statistics (as BatchNorm does)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None,
+                 dtype=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        name = type(self).__name__
+        if x.ndim not in self._dims:
+            raise ValueError(f"{name}: expected a {' or '.join(f'{d}-D' for d in self._dims)} "
+                             f"input, got shape {tuple(x.shape)}")
+        batched = x.ndim == self._dims[-1]
+        xb = x if batched else x.unsqueeze(0)                          # (N, C, ...)
+        if xb.shape[1] != self.num_features and (self.affine or self.track_running_stats):
+            raise ValueError(f"{name}: input has {xb.shape[1]} channels (shape "
+                             f"{tuple(x.shape)}), expected num_features={self.num_features}")
+        use_input_stats = self.training or not self.track_running_stats
+        # running buffers (if any) are updated in training and used in eval mode
+        y = instance_norm(xb, self.running_mean, self.running_var, self.weight, self.bias,
+                          use_input_stats,
+                          self.momentum if self.momentum is not None else 0.1, self.eps)
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.array[...] += 1
+            self.num_batches_tracked._version += 1
+        return y if batched else y.squeeze(0)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) or (C, L) inputs over L."""
+    _dims = (2, 3)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) or (C, H, W) inputs over H, W."""
+    _dims = (3, 4)

@@ -30,7 +30,32 @@ from ..tensor import Tensor
 from .module import Module
 from .normalization import _BatchNorm
 
-__all__ = ["DistributedDataParallel", "SyncBatchNorm", "sync_batch_norm"]
+__all__ = ["DistributedDataParallel", "SyncBatchNorm", "sync_batch_norm", "DataParallel",
+           "data_parallel"]
+
+
+class DataParallel(Module):
+    """PyTorch's single-process DataParallel, on one device: tinylatent does not split a
+    batch over several GPUs in threads (use DistributedDataParallel, one process per GPU),
+    so this runs `module` on the whole batch, which is what PyTorch's does with one device
+    or none. It keeps the wrapper's shape, `.module` and the "module." prefix of state-dict
+    keys, so code and checkpoints written for DataParallel load unchanged."""
+
+    def __init__(self, module: Module, device_ids=None, output_device=None,
+                 dim: int = 0) -> None:
+        super().__init__()
+        self.module = module
+        self.device_ids, self.output_device, self.dim = device_ids, output_device, dim
+
+    def forward(self, *inputs, **kwargs):
+        return self.module(*inputs, **kwargs)
+
+
+def data_parallel(module: Module, inputs, device_ids=None, output_device=None, dim: int = 0,
+                  module_kwargs=None):
+    """The functional DataParallel: module(*inputs) on one device (see DataParallel)."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    return module(*inputs, **(module_kwargs or {}))
 
 
 class _Bucket:

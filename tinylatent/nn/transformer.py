@@ -13,7 +13,8 @@ import copy
 from typing import Callable
 
 from .. import ops
-from ..tensor import Tensor
+from ..tensor import Tensor, full
+from . import init
 from .attention import MultiheadAttention
 from .dropout import Dropout
 from .linear import Linear
@@ -21,7 +22,7 @@ from .module import Module, ModuleList
 from .normalization import LayerNorm
 
 __all__ = ["TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
-           "TransformerDecoder"]
+           "TransformerDecoder", "Transformer"]
 
 _ACTIVATIONS = {"relu": ops.relu, "gelu": ops.gelu}
 
@@ -179,3 +180,69 @@ class TransformerDecoder(Module):
                       memory_key_padding_mask=memory_key_padding_mask,
                       tgt_is_causal=tgt_is_causal)
         return self.norm(x) if self.norm is not None else x
+
+
+class Transformer(Module):
+    """The encoder-decoder Transformer (Vaswani et al. 2017, Fig. 1), PyTorch's nn.Transformer:
+    num_encoder_layers encoder layers and num_decoder_layers decoder layers, each stack
+    followed by a LayerNorm, parameters named as PyTorch's (encoder.layers.0..., encoder.norm,
+    decoder...), so state dicts are interchangeable. Every matrix starts Xavier-uniform
+    (Glorot & Bengio 2010), as in PyTorch. Embeddings and the output projection are the
+    caller's, as there."""
+
+    def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
+                 num_decoder_layers: int = 6, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation: str | Callable = "relu",
+                 custom_encoder: Module | None = None, custom_decoder: Module | None = None,
+                 layer_norm_eps: float = 1e-5, batch_first: bool = False,
+                 norm_first: bool = False, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        layer_kw = dict(dim_feedforward=dim_feedforward, dropout=dropout,
+                        activation=activation, layer_norm_eps=layer_norm_eps,
+                        batch_first=batch_first, norm_first=norm_first, bias=bias, **kw)
+        if custom_encoder is not None:
+            self.encoder = custom_encoder
+        else:
+            self.encoder = TransformerEncoder(
+                TransformerEncoderLayer(d_model, nhead, **layer_kw), num_encoder_layers,
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw))
+        if custom_decoder is not None:
+            self.decoder = custom_decoder
+        else:
+            self.decoder = TransformerDecoder(
+                TransformerDecoderLayer(d_model, nhead, **layer_kw), num_decoder_layers,
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw))
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+        for p in self.parameters():
+            if p.ndim > 1:
+                init.xavier_uniform_(p)
+
+    def forward(self, src: Tensor, tgt: Tensor, src_mask=None, tgt_mask=None,
+                memory_mask=None, src_key_padding_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, src_is_causal: bool = False,
+                tgt_is_causal: bool = False, memory_is_causal: bool = False) -> Tensor:
+        """src (S, N, E) and tgt (T, N, E), or (N, S, E) / (N, T, E) with batch_first, or
+        unbatched (S, E) / (T, E); returns the decoder output shaped as tgt."""
+        batch_axis = 0 if self.batch_first else 1
+        if src.ndim != tgt.ndim or (src.ndim == 3 and
+                                    src.shape[batch_axis] != tgt.shape[batch_axis]):
+            raise ValueError(f"Transformer: src {tuple(src.shape)} and tgt {tuple(tgt.shape)} "
+                             f"must have the same batch size (batch_first="
+                             f"{self.batch_first})")
+        if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
+            raise ValueError(f"Transformer: the feature size of src {tuple(src.shape)} and "
+                             f"tgt {tuple(tgt.shape)} must equal d_model={self.d_model}")
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+                              is_causal=src_is_causal)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
+        """The causal mask: 0 on and below the diagonal, -inf above (position i attends to
+        positions <= i)."""
+        return ops.triu(full((sz, sz), float("-inf"), dtype=dtype, device=device), 1)

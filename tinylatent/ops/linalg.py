@@ -260,3 +260,11 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
 
 
 from .. import ops  # noqa: E402  (where, amax: ops imports this module first)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """<a, b> of two 1-D tensors of the same length (PyTorch's torch.dot)."""
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"dot: expects two 1-D tensors of the same size, got shapes "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    return (a * b).sum()

@@ -13,7 +13,8 @@ from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .fast import fast_backend, reference_vjp
 
-__all__ = ["batch_norm", "layer_norm", "layer_norm_reference", "group_norm", "LayerNormFn"]
+__all__ = ["batch_norm", "layer_norm", "layer_norm_reference", "group_norm", "instance_norm",
+           "LayerNormFn"]
 
 
 class _Standardize(Function):
@@ -208,3 +209,32 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     g = x.reshape(n, num_groups, -1)                              # (N, G, C/G * spatial)
     y = _Standardize.apply(g, axes=(2,), eps=eps)[0].reshape(x.shape)
     return _channel_affine(y, weight, bias)
+
+
+def instance_norm(x: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Instance normalization (Ulyanov et al. 2016, Eq. 2): each channel of each sample
+    standardized over its spatial axes, y_nc = (x_nc - mu_nc) / sqrt(var_nc + eps) (biased
+    var), then the per-channel affine map: group_norm with one channel per group.
+
+    use_input_stats (PyTorch's name): the per-instance statistics, and with running buffers
+    they move towards the batch average of the instance statistics (unbiased variance, as
+    PyTorch does); otherwise the running statistics are used, as batch_norm in eval mode."""
+    if x.ndim < 3:
+        raise ValueError(f"instance_norm: input must be (N, C, spatial...), got shape "
+                         f"{tuple(x.shape)}")
+    if not use_input_stats:
+        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+    n, c = x.shape[0], x.shape[1]
+    g = x.reshape(n, c, -1)                                        # (N, C, spatial)
+    m = g.shape[2]
+    if m <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element per channel, "
+                         f"got input of shape {tuple(x.shape)}")
+    y, mu, var = _Standardize.apply(g, axes=(2,), eps=eps)
+    if running_mean is not None:
+        _update_running_stats(running_mean, running_var, mu.array.reshape(n, c).mean(0),
+                              var.array.reshape(n, c).mean(0), m, momentum)      # (C,)
+    return _channel_affine(y.reshape(x.shape), weight, bias)

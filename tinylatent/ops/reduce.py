@@ -351,3 +351,85 @@ def any(x: Tensor, axis=None) -> Tensor:  # noqa: A001
 from .indexing import take_along_axis  # noqa: E402
 from .arithmetic import maximum, minimum  # noqa: E402
 from .shape import broadcast_array  # noqa: E402
+
+
+def prod(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None,
+         dtype=None) -> Tensor:
+    """The product of the entries along `axis` (all of them when None). A pairwise tree of
+    multiplications (log2 n of them), so every derivative, zeros in x included, is exact
+    and of every order: d prod / d x_i = the product of the others."""
+    import numpy as np
+    axis = dim if dim is not None else axis
+    keepdims = keepdim if keepdim is not None else keepdims
+    if dtype is not None:
+        x = x.to(dtype)
+    if axis is None:
+        y = prod(x.reshape(-1), 0)
+        return y.reshape((1,) * x.ndim) if keepdims else y
+    axis = check_axis("prod", axis, x.ndim)
+    before = (slice(None),) * axis
+    while x.shape[axis] > 1:
+        if x.shape[axis] % 2:                # an odd count: the last one waits a round
+            pad_shape = list(x.shape)
+            pad_shape[axis] = 1
+            from .shape import cat
+            x = cat([x, Tensor._make(x.xp.ones(pad_shape, dtype=x.dtype))], axis)
+        x = x[before + (slice(0, None, 2),)] * x[before + (slice(1, None, 2),)]
+    if x.shape[axis] == 0:
+        shape = list(x.shape)
+        shape[axis] = 1
+        x = Tensor._make(x.xp.ones(shape, dtype=x.dtype))
+    return x if keepdims else x.squeeze(axis)
+
+
+def median(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+    """The lower median (PyTorch's: the ((n - 1) // 2)-th smallest, no averaging). Without
+    an axis a 0-d tensor; with one, (values, indices) as PyTorch returns."""
+    axis = dim if dim is not None else axis
+    keepdims = keepdim if keepdim is not None else keepdims
+    if axis is None:
+        values, _ = sort(x.reshape(-1))
+        return values[(x.numel() - 1) // 2]
+    axis = check_axis("median", axis, x.ndim)
+    values, indices = sort(x, axis)
+    k = (x.shape[axis] - 1) // 2
+    sel = (slice(None),) * axis + (slice(k, k + 1),)
+    v, i = values[sel], Tensor._make(indices.array[sel])
+    return ValuesIndices(v if keepdims else v.squeeze(axis), i if keepdims else i.squeeze(axis))
+
+
+def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False,  # noqa: A002
+           return_counts: bool = False, dim=None):
+    """The distinct values, sorted (no gradient, as in PyTorch); optionally the inverse
+    indices (x == unique[inverse]) and the counts. dim=None only (the flattened tensor)."""
+    if dim is not None:
+        raise NotImplementedError("unique: dim= is not supported; unique over the flattened "
+                                  "tensor (dim=None) is")
+    xp = x.xp
+    values, inverse, counts = xp.unique(x.array, return_inverse=True, return_counts=True)
+    out = [Tensor._make(values)]
+    if return_inverse:
+        out.append(Tensor._make(inverse.reshape(x.shape).astype("int64")))
+    if return_counts:
+        out.append(Tensor._make(counts.astype("int64")))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique_consecutive(x: Tensor, return_inverse: bool = False, return_counts: bool = False,
+                       dim=None):
+    """Collapse runs of equal consecutive values of the flattened tensor (no gradient), with
+    optionally the run index of each entry and the run lengths (PyTorch's)."""
+    if dim is not None:
+        raise NotImplementedError("unique_consecutive: dim= is not supported; it works on "
+                                  "the flattened tensor (dim=None)")
+    xp = x.xp
+    flat = x.array.reshape(-1)
+    starts = xp.ones(flat.shape, dtype=bool)
+    starts[1:] = flat[1:] != flat[:-1]                     # True where a run begins
+    out = [Tensor._make(flat[starts])]
+    if return_inverse:
+        out.append(Tensor._make((xp.cumsum(starts) - 1).reshape(x.shape).astype("int64")))
+    if return_counts:
+        edges = xp.concatenate([xp.flatnonzero(starts), xp.asarray([flat.size])])
+        out.append(Tensor._make(xp.diff(edges).astype("int64")))
+    return out[0] if len(out) == 1 else tuple(out)

@@ -298,9 +298,17 @@ def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim=None) -> tuple:
     return split(x, size, axis)
 
 
-def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
-    """Constant padding. `pad_widths` is NumPy-style ((lo, hi) per axis) or PyTorch-style
-    (a flat tuple (left, right, top, bottom, ...) starting from the last axis)."""
+def pad(x: Tensor, pad_widths, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Padding (PyTorch's F.pad). `pad_widths` is NumPy-style ((lo, hi) per axis) or
+    PyTorch-style (a flat tuple (left, right, top, bottom, ...) starting from the last axis).
+
+    mode "constant" fills with `value` (0 by default); the others read the input itself,
+    for an axis of size n at padded positions i = -lo, ..., n - 1 + hi:
+        "reflect"    x[r(i)], r mirrors at the edges without repeating them (|i|, then
+                     2(n - 1) - i past the end): needs lo, hi < n;
+        "replicate"  x[clip(i, 0, n - 1)], the edge values repeated;
+        "circular"   x[i mod n], the signal wrapped around: needs lo, hi <= n.
+    Those are index selections, so their derivatives (scatter-adds) exist to every order."""
     pw = list(pad_widths)
     if pw and isinstance(pw[0], int):
         if len(pw) % 2 or len(pw) // 2 > x.ndim:
@@ -313,7 +321,37 @@ def pad(x: Tensor, pad_widths, value: float = 0.0) -> Tensor:
         if len(widths) != x.ndim:
             raise ValueError(f"pad: expected {x.ndim} (lo, hi) pairs for shape {x.shape}, got "
                              f"{len(widths)}")
-    return Pad.apply(x, widths=tuple(widths), value=value)
+    if mode == "constant":
+        return Pad.apply(x, widths=tuple(widths), value=0.0 if value is None else value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or "
+                         f"'circular', got {mode!r}")
+    if value not in (None, 0, 0.0):
+        raise ValueError(f"pad: a fill value applies only to mode 'constant', not {mode!r}")
+    from .indexing import index_select
+    np_ = __import__("numpy")
+    for axis, (lo, hi) in enumerate(widths):
+        if lo == 0 and hi == 0:
+            continue
+        n = x.shape[axis]
+        if lo < 0 or hi < 0:
+            raise ValueError(f"pad: mode {mode!r} needs non-negative padding, got ({lo}, {hi}) "
+                             f"for axis {axis}")
+        limit = n - 1 if mode == "reflect" else n
+        if mode != "replicate" and max(lo, hi) > limit or n == 0:
+            raise ValueError(f"pad: {mode} padding ({lo}, {hi}) of axis {axis} needs padding "
+                             f"{'<' if mode == 'reflect' else '<='} the axis size {n} "
+                             f"(shape {x.shape})")
+        i = np_.arange(-lo, n + hi)
+        if mode == "reflect":
+            i = np_.abs(i)
+            i = np_.where(i > n - 1, 2 * (n - 1) - i, i)
+        elif mode == "replicate":
+            i = np_.clip(i, 0, n - 1)
+        else:
+            i = i % n
+        x = index_select(x, axis, x.xp.asarray(i))
+    return x
 
 
 def flip(x: Tensor, axis=None, *, dims=None) -> Tensor:
@@ -389,3 +427,73 @@ def repeat_interleave(x: Tensor, repeats, dim: int | None = None) -> Tensor:
     counts = repeats.array if isinstance(repeats, Tensor) else x.xp.asarray(repeats)
     index = x.xp.repeat(x.xp.arange(x.shape[dim]), counts)
     return x.index_select(dim, Tensor._make(index))
+
+
+def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r), out[c, h r + i, w r + j] = x[c r^2 + i r + j,
+    h, w]: sub-pixel convolution's rearrangement (Shi et al. 2016, Eq. 4)."""
+    r = int(upscale_factor)
+    if x.ndim < 3 or r < 1 or x.shape[-3] % (r * r):
+        raise ValueError(f"pixel_shuffle: need (*, C*r^2, H, W) with C*r^2 divisible by "
+                         f"r^2={r * r}, got shape {tuple(x.shape)} and upscale_factor={r}")
+    *lead, c, h, w = x.shape
+    k = len(lead)
+    y = x.reshape(*lead, c // (r * r), r, r, h, w)                 # (*, C, r, r, H, W)
+    y = y.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)        # (*, C, H, r, W, r)
+    return y.reshape(*lead, c // (r * r), h * r, w * r)            # (*, C, H r, W r)
+
+
+def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
+    """The inverse of pixel_shuffle: (*, C, H r, W r) -> (*, C r^2, H, W)."""
+    r = int(downscale_factor)
+    if x.ndim < 3 or r < 1 or x.shape[-2] % r or x.shape[-1] % r:
+        raise ValueError(f"pixel_unshuffle: need (*, C, H, W) with H and W divisible by "
+                         f"{r}, got shape {tuple(x.shape)}")
+    *lead, c, hr, wr = x.shape
+    k, h, w = len(lead), hr // r, wr // r
+    y = x.reshape(*lead, c, h, r, w, r)                            # (*, C, H, r, W, r)
+    y = y.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)        # (*, C, r, r, H, W)
+    return y.reshape(*lead, c * r * r, h, w)                       # (*, C r^2, H, W)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """The slices of x along dim, that axis removed: x[i] for each i (PyTorch's unbind)."""
+    dim = check_axis("unbind", dim, x.ndim)
+    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal x[..., i, i + offset] of the (dim1, dim2) planes, as the last axis
+    (PyTorch's torch.diagonal); an index selection, so its derivative scatters back."""
+    import numpy as np
+    if x.ndim < 2:
+        raise ValueError(f"diagonal: needs at least 2 dimensions, got shape {tuple(x.shape)}")
+    d1, d2 = check_axis("diagonal", dim1, x.ndim), check_axis("diagonal", dim2, x.ndim)
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    rest = [a for a in range(x.ndim) if a not in (d1, d2)]
+    y = x.permute(*rest, d1, d2)                                  # (..., n1, n2)
+    n1, n2 = y.shape[-2], y.shape[-1]
+    start_r, start_c = max(-offset, 0), max(offset, 0)
+    k = max(min(n1 - start_r, n2 - start_c), 0)
+    r = np.arange(start_r, start_r + k)
+    return y[..., r, r + (start_c - start_r)]                     # (..., k)
+
+
+_diagonal = diagonal     # diag's argument is named `diagonal`, as PyTorch's
+
+
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
+    """1-D x: the square matrix with x on its `diagonal`-th diagonal; 2-D x: that diagonal
+    of x (PyTorch's torch.diag)."""
+    import numpy as np
+    if x.ndim == 2:
+        return _diagonal(x, diagonal)
+    if x.ndim != 1:
+        raise ValueError(f"diag: expects a 1-D or 2-D tensor, got shape {tuple(x.shape)}")
+    from .indexing import index_add
+    n = x.shape[0] + abs(diagonal)
+    i = np.arange(x.shape[0])
+    flat = (i + max(-diagonal, 0)) * n + i + max(diagonal, 0)     # row-major positions
+    zeros = Tensor._make(x.xp.zeros(n * n, dtype=x.dtype))
+    return index_add(zeros, 0, x.xp.asarray(flat), x).reshape(n, n)

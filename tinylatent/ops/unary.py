@@ -395,12 +395,19 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
 
 
-def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
-    """log(1 + exp(beta x)) / beta."""
+def softplus(x: Tensor, beta: float = 1.0, threshold: float | None = None) -> Tensor:
+    """log(1 + exp(beta x)) / beta; with a threshold, x itself where beta x > threshold
+    (PyTorch's F.softplus, whose default threshold is 20: the two differ there by less than
+    log1p(exp(-20)) ~ 2e-9, since this form never overflows and needs no threshold)."""
     x = _floating(x)
-    if beta != 1.0:
-        return Softplus.apply(x * beta) / beta
-    return Softplus.apply(x)
+    if beta <= 0:
+        raise ValueError(f"softplus: beta must be positive, got {beta}")
+    bx = x * beta if beta != 1.0 else x
+    y = Softplus.apply(bx) / beta if beta != 1.0 else Softplus.apply(bx)
+    if threshold is None:
+        return y
+    from .arithmetic import where
+    return where(bx > threshold, x, y)
 
 
 def logsigmoid(x: Tensor) -> Tensor:

@@ -12,6 +12,8 @@ rate `lr_0` of each parameter group (its `initial_lr`, recorded by the first sch
     LinearLR           lr_0 * (start + (end - start) * min(t, total_iters) / total_iters)
     LambdaLR           lr_0 * lr_lambda(t)
     SequentialLR       schedulers[i] on its own clock from milestones[i - 1] on
+    CosineAnnealingWarmRestarts   the cosine restarted after T_0, T_0 T_mult, ... steps
+    OneCycleLR         up to max_lr and down again over total_steps (Smith & Topin 2019)
     ReduceLROnPlateau  lr * factor once a metric stopped improving for `patience` steps
 
 `linear_warmup(optimizer, warmup_steps, after)` is LinearLR from ~0 to lr_0 followed by
@@ -29,7 +31,8 @@ from typing import Callable, Sequence
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "LinearLR", "LambdaLR", "SequentialLR", "ReduceLROnPlateau", "linear_warmup"]
+           "LinearLR", "LambdaLR", "SequentialLR", "ReduceLROnPlateau", "linear_warmup",
+           "CosineAnnealingWarmRestarts", "OneCycleLR"]
 
 
 class LRScheduler:
@@ -208,6 +211,151 @@ class SequentialLR(LRScheduler):
         for s, sd in zip(self.schedulers, state.pop("schedulers", [])):
             s.load_state_dict(sd)
         super().load_state_dict(state)
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov & Hutter 2017, eq. 5) with restarts: period i lasts
+    T_i = T_0 * T_mult**i steps, and within it
+        lr = eta_min + (lr_0 - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2,
+    T_cur the steps since the last restart. step(epoch) also takes a fractional epoch
+    (`scheduler.step(epoch + i / iters_per_epoch)`, the paper's per-batch annealing)."""
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803
+                 eta_min: float = 0.0, last_epoch: int = -1):
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive integer, "
+                             f"got {T_0}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, "
+                             f"got {T_mult}")
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def period(self, t: float) -> tuple[float, int]:
+        """(T_cur, T_i) at step t: the periods T_0, T_0 T_mult, ... laid end to end."""
+        if t < 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: epoch must be >= 0, got {t}")
+        start, length = 0, self.T_0
+        if self.T_mult == 1:
+            return t - length * (t // length), length
+        while t >= start + length:
+            start, length = start + length, length * self.T_mult
+        return t - start, length
+
+    def lr_at(self, t: float) -> list[float]:
+        t_cur, t_i = self.period(t)
+        c = (1 + math.cos(math.pi * t_cur / t_i)) / 2
+        return [self.eta_min + (lr0 - self.eta_min) * c for lr0 in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        if epoch is None:
+            super().step()
+        else:
+            self.last_epoch = epoch
+            self._set(self.lr_at(epoch))
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin 2019), PyTorch's form: once per batch, the rate goes
+    from max_lr / div_factor up to max_lr over the first pct_start of total_steps, then down
+    to max_lr / (div_factor * final_div_factor); momentum (or Adam's beta1) moves the
+    opposite way between max_momentum and base_momentum. Each phase anneals from a to b by
+        cos:    b + (a - b) (1 + cos(pi p)) / 2,     linear:  a + (b - a) p,
+    p the fraction of the phase done. three_phase: up, back down to the initial rate, then
+    the final annealing."""
+
+    def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1):
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = epochs * steps_per_epoch
+        if total_steps <= 0:
+            raise ValueError(f"OneCycleLR: total_steps must be > 0, got {total_steps}")
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got "
+                             f"{anneal_strategy!r}")
+        self.total_steps, self.anneal_strategy = int(total_steps), anneal_strategy
+        self.cycle_momentum = cycle_momentum
+        groups = optimizer.param_groups
+        n = len(groups)
+        max_lrs = self._per_group("max_lr", max_lr, n)
+        if last_epoch == -1:
+            for group, top in zip(groups, max_lrs):
+                group["initial_lr"] = top / div_factor
+                group["max_lr"], group["min_lr"] = top, top / div_factor / final_div_factor
+        self.max_lrs = [g["max_lr"] for g in groups]
+        self.min_lrs = [g["min_lr"] for g in groups]
+        up = float(pct_start * self.total_steps) - 1
+        if three_phase:     # (end step, start, end) per phase; "initial", "max", "min"
+            self.phases = [(up, "initial", "max"), (2 * up, "max", "initial"),
+                           (self.total_steps - 1, "initial", "min")]
+        else:
+            self.phases = [(up, "initial", "max"), (self.total_steps - 1, "max", "min")]
+        if cycle_momentum:
+            self.use_beta1 = "betas" in optimizer.defaults
+            if not self.use_beta1 and "momentum" not in optimizer.defaults:
+                raise ValueError("OneCycleLR: the optimizer has neither momentum nor betas; "
+                                 "pass cycle_momentum=False")
+            self.base_momentums = self._per_group("base_momentum", base_momentum, n)
+            self.max_momentums = self._per_group("max_momentum", max_momentum, n)
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _per_group(name: str, value, n: int) -> list:
+        if isinstance(value, (list, tuple)):
+            if len(value) != n:
+                raise ValueError(f"OneCycleLR: {name} has {len(value)} values for {n} "
+                                 "param groups")
+            return [float(v) for v in value]
+        return [float(value)] * n
+
+    def _anneal(self, a: float, b: float, p: float) -> float:
+        if self.anneal_strategy == "cos":
+            return b + (a - b) / 2.0 * (math.cos(math.pi * p) + 1)
+        return (b - a) * p + a
+
+    def _phase(self, t: int) -> tuple[int, float]:
+        """(phase index, fraction of it done) at step t."""
+        if t > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {t} times, beyond total_steps="
+                             f"{self.total_steps}")
+        start = 0.0
+        for i, (end, _, _) in enumerate(self.phases):
+            if t <= end or i == len(self.phases) - 1:
+                return i, (t - start) / (end - start)
+            start = end
+        raise AssertionError("unreachable")
+
+    def lr_at(self, t: int) -> list[float]:
+        i, p = self._phase(t)
+        _, a, b = self.phases[i]
+        out = []
+        for lr0, top, bottom in zip(self.base_lrs, self.max_lrs, self.min_lrs):
+            level = {"initial": lr0, "max": top, "min": bottom}
+            out.append(self._anneal(level[a], level[b], p))
+        return out
+
+    def step(self) -> None:
+        super().step()
+        if not self.cycle_momentum:
+            return
+        i, p = self._phase(self.last_epoch)
+        _, a, b = self.phases[i]
+        for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
+                                    self.max_momentums):
+            level = {"initial": high, "max": low, "min": high}    # momentum moves inversely
+            m = self._anneal(level[a], level[b], p)
+            if self.use_beta1:
+                group["betas"] = (m,) + tuple(group["betas"][1:])
+            else:
+                group["momentum"] = m
 
 
 def linear_warmup(optimizer: Optimizer, warmup_steps: int, after: LRScheduler | None = None,

@@ -1,14 +1,17 @@
-"""Gradient clipping and flat parameter vectors."""
+"""Gradient clipping and flat parameter vectors; weight and spectral normalization (the
+hook form here, the parametrization form in nn.utils.parametrizations, built on
+nn.utils.parametrize)."""
 from __future__ import annotations
 
 import math
 from typing import Iterable
 
-from .. import autograd, ops
-from ..tensor import Tensor
+from ... import autograd, ops
+from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
-           "vector_to_parameters"]
+           "vector_to_parameters", "weight_norm", "remove_weight_norm", "spectral_norm",
+           "remove_spectral_norm", "parametrize", "parametrizations", "rnn"]
 
 
 def _as_list(parameters) -> list:
@@ -76,3 +79,8 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
         for p in params:
             p.copy_(vec.array[offset:offset + p.numel()].reshape(p.shape))
             offset += p.numel()
+
+
+from . import parametrizations, parametrize, rnn  # noqa: E402
+from .weight_norm import (remove_spectral_norm, remove_weight_norm, spectral_norm,  # noqa: E402
+                          weight_norm)
