@@ -50,6 +50,8 @@ def _vector_transforms(rng, d=5):
         "permutation": RandomPermutation(d, seed=1),
         "reverse": ReversePermutation(d),
         "maf": _randomise(maf, rng),
+        "maf_scale": _randomise(MaskedAffineAutoregressive(d, 16, 2, ordering="random", seed=5,
+                                                           learnable_scale=True), rng),
         "actnorm": _randomise(ActNorm(d), rng),
         "conv1x1": InvertibleConv1x1(d, seed=2),
         "conv1x1_lu": _randomise(InvertibleConv1x1(d, lu=True, seed=2), rng, 0.3),
