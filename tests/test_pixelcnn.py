@@ -2,7 +2,10 @@
 spot for the gated stacks (and the blind spot of plain masked convolutions shown), exact
 normalisation over all 2^9 binary 3x3 images, class conditioning, sampling frequencies, and a
 short training on binarised MNIST that must beat the independent-Bernoulli baseline."""
+import importlib.util
 import itertools
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ import pytest
 import tinylatent as tl
 from tinylatent.data import binarize
 from tinylatent.models.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelCNN
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pixelcnn_mnist.py"
 
 
 def _randomise(module, rng, scale=0.5):
@@ -177,3 +182,45 @@ def test_learns_binarised_mnist_quickly(binary_mnist, cls):
     model = cls(hidden_channels=16, num_layers=3)
     nll = _test_nll(_train_steps(model, train, 60, lr=1e-2), x_test)
     assert nll < baseline - 80.0, (nll, baseline)
+
+
+def _made_recipe(train, x_test, epochs=100):
+    """MADE exactly as examples/autoregressive_mnist.py --model made --epochs 100 trains it
+    (seed 0, 1x500, 8 masks, Adam 3e-3, batch 100, dynamic binarisation); returns the test
+    NLL of its 8-mask ensemble and the process CPU seconds of training + that evaluation."""
+    from tinylatent.models.autoregressive import MADE
+    c0 = time.process_time()
+    tl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    made = MADE(in_features=784, hidden_features=(500,), num_masks=8, seed=0)
+    opt = tl.optim.Adam(made.parameters(), lr=3e-3)
+    for _ in range(epochs):
+        perm = rng.permutation(len(train))
+        for i in range(0, len(train), 100):
+            loss, _ = made.loss(tl.tensor(binarize(train[perm[i: i + 100]], rng)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    made.eval()
+    x = x_test.reshape(-1, 784)
+    with tl.no_grad():
+        nll = -np.mean([made.log_prob(tl.tensor(x[i: i + 250]), num_masks=8).mean().item()
+                        for i in range(0, len(x), 250)])
+    return float(nll), time.process_time() - c0
+
+
+@pytest.mark.long
+def test_gated_pixelcnn_beats_made_with_less_cpu(binary_mnist, tmp_path):
+    """The figure: Gated PixelCNN (16 channels, 4 layers, batch 25, Adam 1e-2 with a cosine
+    decay, 4 epochs; examples/pixelcnn_mnist.py's defaults) reaches a lower test NLL than
+    MADE's 100-epoch recipe on the same split, using at most MADE's CPU time (process CPU
+    seconds, training + evaluation). Seen: 97.24 nats in 60 CPU s vs MADE 97.36 in ~85."""
+    train, x_test, _ = binary_mnist
+    made_nll, made_cpu = _made_recipe(train, x_test)
+    spec = importlib.util.spec_from_file_location("pixelcnn_example", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    history = example.main(["--epochs", "4", "--samples", "0", "--out", str(tmp_path)])
+    nll, cpu = history[-1]["test"], history[-1]["cpu"]
+    assert cpu <= made_cpu, (cpu, made_cpu)
+    assert nll < made_nll, (nll, made_nll)
