@@ -107,37 +107,32 @@ def speech_split():
     return codes[:cut], codes[cut:]
 
 
-def unigram_bits(train, test, q=256):
-    p = (np.bincount(train, minlength=q) + 1.0) / (len(train) + q)   # add-one smoothing
-    return float(-np.log2(p[test]).mean())
-
-
-def score_bits(model, test, R, window=2048, n=8):
-    """Bits per sample on n test windows, counting only positions with a full past of R."""
+def _windows(test, window=1024, n=8):
     starts = np.linspace(0, len(test) - window - 1, n).astype(int)
-    x = np.stack([test[s: s + window] for s in starts])                # (n, window)
-    with tl.no_grad():
-        lp = model.log_prob_steps(x).numpy()[:, R:]
-    return float(-lp.mean() / np.log(2))
+    return np.stack([test[s: s + window] for s in starts])               # (n, window)
 
 
 @pytest.mark.slow
 def test_learns_speech_beats_unigram(speech_split):
-    """A 2-block, dilation 1..32 WaveNet (R = 127), 60 Adam steps on 8 windows of 1,024:
-    the test bits per sample beat the unigram mu-law baseline by 1 bit (seen: unigram
-    ~5.6, WaveNet ~3.x). The figure against the MLP: examples/wavenet_speech.py."""
+    """A 2-block, dilation 1..32 WaveNet (R = 127), 60 Adam steps (lr 1e-2) on 8 windows of
+    1,024 samples: on 8 test windows, counting positions with a full past of R, it beats
+    the unigram mu-law baseline (train code frequencies, add-one smoothed) by 0.8 bits per
+    sample (seen: 5.79 vs 6.97). The figure against the MLP: examples/wavenet_speech.py."""
     train, test = speech_split
     tl.manual_seed(0)
     model = WaveNet(hidden_channels=16, skip_channels=32, num_layers=6, num_blocks=2)
     rng = np.random.default_rng(0)
-    opt = tl.optim.Adam(model.parameters(), lr=3e-3)
+    opt = tl.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(60):
         starts = rng.integers(0, len(train) - 1024, 8)
-        x = np.stack([train[s: s + 1024] for s in starts])
-        loss, _ = model.loss(x)
+        loss, _ = model.loss(np.stack([train[s: s + 1024] for s in starts]))  # (8, 1024)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    bits = score_bits(model.eval(), test, model.receptive_field, window=1024, n=8)
-    base = unigram_bits(train, test)
-    assert bits < base - 1.0, (bits, base)
+    R = model.receptive_field
+    x = _windows(test)
+    with tl.no_grad():
+        bits = -model.eval().log_prob_steps(x).numpy()[:, R:].mean() / np.log(2)
+    p = (np.bincount(train, minlength=256) + 1.0) / (len(train) + 256)   # add-one smoothing
+    unigram = -np.log2(p[x[:, R:]]).mean()
+    assert bits < unigram - 0.8, (bits, unigram)
