@@ -64,7 +64,8 @@ class WaveNet(nn.Module):
                                       for d in self.dilations])       # filter | gate
         self.cond = (nn.ModuleList([nn.Conv1d(cfg.cond_channels, 2 * h, 1, bias=False)
                                     for _ in self.dilations]) if cfg.cond_channels else None)
-        self.residual = nn.ModuleList([nn.Conv1d(h, h, 1) for _ in self.dilations])
+        # the last layer's output only feeds the skip sum: no residual 1x1 there
+        self.residual = nn.ModuleList([nn.Conv1d(h, h, 1) for _ in self.dilations[1:]])
         self.skip = nn.ModuleList([nn.Conv1d(h, s, 1) for _ in self.dilations])
         self.out_hidden = nn.Conv1d(s, s, 1)
         self.out = nn.Conv1d(s, q, 1)
@@ -113,7 +114,8 @@ class WaveNet(nn.Module):
                 a = a + self.cond[k](c)
             z = self._gate(a)                                         # (B, h, T)
             skips = skips + self.skip[k](z)
-            h = h + self.residual[k](z)
+            if k < len(self.residual):
+                h = h + self.residual[k](z)
         return self._head(skips)                                      # (B, Q, T)
 
     def log_prob_steps(self, x, c=None) -> Tensor:
@@ -159,8 +161,9 @@ class WaveNet(nn.Module):
                 z = self._gate(a)
                 skips = skips + tl.matmul(z, self.skip[i].weight[:, :, 0].transpose(0, 1)) \
                     + self.skip[i].bias
-                h = h + tl.matmul(z, self.residual[i].weight[:, :, 0].transpose(0, 1)) \
-                    + self.residual[i].bias
+                if i < len(self.residual):
+                    h = h + tl.matmul(z, self.residual[i].weight[:, :, 0].transpose(0, 1)) \
+                        + self.residual[i].bias
             return self._head(skips.unsqueeze(-1))[:, :, 0]           # (n, Q)
         return step
 
