@@ -66,6 +66,16 @@ TINY = {
              _binary(12), M.MADEConfig),
     "NADE": (lambda **o: M.NADE(in_features=12, hidden_features=6, **o), _binary(12),
              M.NADEConfig),
+    "PixelCNN": (lambda **o: M.PixelCNN(image_size=4, hidden_channels=4, num_layers=1, **o),
+                 lambda rng: tl.tensor((rng.random((5, 1, 4, 4)) < 0.5).astype(np.float32)),
+                 M.PixelCNNConfig),
+    "GatedPixelCNN": (lambda **o: M.GatedPixelCNN(image_size=4, hidden_channels=4,
+                                                  num_layers=2, **o),
+                      lambda rng: tl.tensor((rng.random((5, 1, 4, 4)) < 0.5)
+                                            .astype(np.float32)), M.GatedPixelCNNConfig),
+    "WaveNet": (lambda **o: M.WaveNet(quantization_channels=8, hidden_channels=4,
+                                      skip_channels=4, num_layers=2, **o),
+                lambda rng: tl.tensor(rng.integers(0, 8, (5, 4))), M.WaveNetConfig),  # R = 4
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

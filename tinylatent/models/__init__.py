@@ -7,7 +7,7 @@ Family (MISSION.md catalog)           module
 1. classical latent-factor baselines   classical, gaussian_mixture, patch_features
 2. autoencoders and retrieval          autoencoders, stacked_autoencoder, retrieval
 3. VAEs                                vae, planar_vae
-4. autoregressive density models       autoregressive (MADE, NADE)
+4. autoregressive density models       autoregressive (MADE, NADE), pixelcnn, wavenet
 5. normalizing flows                   flow_transforms, flow_image_transforms, flows,
                                        kernel_density (the 2-D reference)
 
@@ -60,10 +60,12 @@ from .flows import (Flow, ImageFlowConfig, StandardNormal, bits_per_dim, glow_mn
 from .gaussian_mixture import GaussianMixture
 from .kernel_density import KernelDensity
 from .patch_features import LogisticRegression, PatchFeatures, PatchFeaturesConfig
+from .pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
 from .planar_vae import PlanarVAE, PlanarVAEConfig
 from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
 from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .vae import VAE, VAEConfig
+from .wavenet import WaveNet, WaveNetConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -71,6 +73,8 @@ __all__ = [
     "ConvAutoencoder", "ConvAEConfig", "StackedAutoencoder", "LinearAutoencoder",
     "BagOfWordsAE", "BoWAEConfig", "VAE", "VAEConfig", "PlanarVAE", "PlanarVAEConfig",
     "MADE", "MADEConfig", "NADE", "NADEConfig", "Flow", "ImageFlowConfig",
+    "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "WaveNet",
+    "WaveNetConfig",
     # flow builders, base distribution and transforms
     "planar_flow_2d", "realnvp_2d", "maf_2d", "realnvp_mnist", "glow_mnist", "maf_mnist",
     "StandardNormal", "Transform", "CompositeTransform", "InverseTransform", "PlanarFlow",
