@@ -35,7 +35,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["LSTMLanguageModel", "LSTMLMConfig", "lm_nll", "split_lm_batch", "next_token",
-           "with_bos", "start_tokens", "unigram_nll"]
+           "with_bos", "start_tokens", "evaluate_nll", "unigram_nll"]
 
 
 def split_lm_batch(name: str, batch) -> tuple:
@@ -103,6 +103,34 @@ def start_tokens(n: int, prompt, bos: int, device) -> Tensor:
         raise ValueError(f"sample: prompt must be (P,) or (n={n}, P) ids, got shape "
                          f"{tuple(x.shape)}")
     return tl.cat([x] * n, axis=0) if x.shape[0] == 1 and n > 1 else x
+
+
+@tl.no_grad()
+def evaluate_nll(model, ids, batch_size: int = 10, bptt: int = 35) -> float:
+    """Nats per token of the id stream `ids` (NumPy). A model with a carried state (the
+    LSTM) reads it as `batch_size` columns in windows of `bptt`, the state carried
+    (word_language_model's evaluate); a TransformerLM in consecutive windows of block_size,
+    each read from its start (no context across windows)."""
+    from tinylatent.data.text import LanguageModelStream
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    if hasattr(model, "detach_hidden"):
+        hidden = None
+        for x, y in LanguageModelStream(ids, batch_size, bptt):     # (L, B) each
+            logits, hidden = model(x.T, hidden)
+            total += lm_nll(logits, y.T)[0].item() * y.size
+            n += y.size
+    else:
+        block = model.config.block_size
+        ids = np.asarray(ids)[:(len(ids) - 1) // block * block + 1]
+        x, y = ids[:-1].reshape(-1, block), ids[1:].reshape(-1, block)   # (N, block)
+        for i in range(0, len(x), 64):
+            logits = model(Tensor._make(x[i:i + 64]))
+            total += lm_nll(logits, Tensor._make(y[i:i + 64]))[0].item() * y[i:i + 64].size
+        n = y.size
+    model.train(was_training)
+    return total / n
 
 
 def unigram_nll(train_ids, eval_ids, vocab: int) -> float:
