@@ -34,3 +34,32 @@ def test_run_outputs_and_exact_resume(example, tmp_path, model, level):
     resumed, test_resumed = example.main(args + part + ["--resume"])
     assert resumed == history
     assert test_resumed == test
+
+
+# The README's figures: the example's default recipes, run as `pytest -m long` (minutes each;
+# the thresholds are the unigram of the validation split minus a margin well inside what
+# these runs measured, printed with -s).
+RUNS = {("lstm", "kjv", "word"): (1200, 300, 1.5),
+        ("lstm", "botchan", "char"): (1500, 300, 1.0),
+        ("transformer", "botchan", "char"): (1500, 250, 1.0),
+        ("transformer", "kjv", "word"): (800, 200, 1.0)}
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("model,corpus,level", sorted(RUNS))
+def test_readme_figure(example, tmp_path, model, corpus, level):
+    import math
+
+    from tinylatent.data.text import language_model_corpus
+    from tinylatent.models.language_model import unigram_nll
+    steps, every, margin = RUNS[(model, corpus, level)]
+    history, test = example.main(["--model", model, "--corpus", corpus, "--level", level,
+                                  "--steps", str(steps), "--eval-every", str(every),
+                                  "--out", str(tmp_path)])
+    data = language_model_corpus(corpus, level)
+    unigram = unigram_nll(data.train, data.valid[1:], len(data.tokenizer))
+    valid = history[-1]["valid"]
+    msg = (f"{model} {corpus}/{level}: valid {valid:.3f} nats (ppl {math.exp(valid):.2f}), "
+           f"test {test:.3f}, unigram {unigram:.3f} (ppl {math.exp(unigram):.2f})")
+    print(msg)
+    assert valid < unigram - margin, msg
