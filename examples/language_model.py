@@ -4,13 +4,11 @@
     python examples/language_model.py --model transformer --corpus botchan --level char
     python examples/language_model.py ... --resume          # continue OUT/checkpoint.npz
 
-lstm: pytorch/examples word_language_model (200-200 2-layer LSTM, dropout 0.2, SGD lr 20,
-clip 0.25, BPTT 35, batch 20, the lr divided by 4 when the validation loss does not improve).
-transformer: nanoGPT at CPU size (4 layers, 4 heads, d=128, context 64, batch 32, AdamW
-1e-3 (0.9, 0.99), weight decay 0.1, 100 warm-up steps then cosine to 1e-4, clip 1.0).
-Every --eval-every steps: validation nats per token (and the unigram baseline of the same
-split), loss_curve.png, samples.txt (top-k / temperature sampling) and checkpoint.npz
-under --out (default runs/language_model/<model>_<corpus>_<level>).
+lstm: pytorch/examples word_language_model (2x200 LSTM, dropout 0.2, SGD lr 20, clip 0.25,
+BPTT 35, batch 20, lr / 4 when validation does not improve). transformer: nanoGPT at CPU
+size (4 layers, 4 heads, d=128, context 64, batch 32, AdamW 1e-3, weight decay 0.1, warm-up
+then cosine to 1e-4, clip 1.0). Every --eval-every steps: validation nats per token (vs the
+unigram), loss_curve.png, samples.txt and checkpoint.npz in runs/language_model/<run>/.
 """
 import argparse
 import math
@@ -28,8 +26,7 @@ from tinylatent.models.language_model import evaluate_nll, lm_nll, unigram_nll
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# --resume continues an interrupted run: only these may differ (not --steps: the cosine
-# schedule's length is fixed by it)
+# --resume continues an interrupted run; only these may differ (--steps sets the schedule)
 RESUMABLE = ("out", "eval_every", "temperature", "top_k", "sample_length", "stop_after")
 
 
@@ -49,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests
+    p.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)    # the resume test
     return p.parse_args(argv)
 
 
