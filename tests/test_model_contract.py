@@ -32,6 +32,10 @@ def _counts(rng):
     return tl.tensor(rng.poisson(1.0, (5, 12)).astype(np.float32))
 
 
+def _tokens(vocab, length):
+    return lambda rng: tl.tensor(rng.integers(0, vocab, (5, length)))
+
+
 def _dequantised(rng):
     return tl.tensor(((rng.integers(0, 256, (5, 1, 4, 4)) + rng.random((5, 1, 4, 4))) / 256.0)
                      .astype(np.float32))
@@ -76,6 +80,13 @@ TINY = {
     "WaveNet": (lambda **o: M.WaveNet(quantization_channels=8, hidden_channels=4,
                                       skip_channels=4, num_layers=2, **o),
                 lambda rng: tl.tensor(rng.integers(0, 8, (5, 4))), M.WaveNetConfig),  # R = 4
+    "LSTMLanguageModel": (lambda **o: M.LSTMLanguageModel(in_features=7, embedding_features=6,
+                                                          hidden_features=5, **o),
+                          _tokens(7, 35), M.LSTMLMConfig),
+    "TransformerLM": (lambda **o: M.TransformerLM(in_features=7, block_size=8,
+                                                  hidden_features=8, num_layers=2,
+                                                  num_heads=2, **o),
+                      _tokens(7, 8), M.TransformerLMConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

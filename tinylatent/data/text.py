@@ -32,7 +32,8 @@ from .mnist import _announce
 from .transforms import as_numpy_generator
 
 __all__ = ["Verse", "load_kjv", "kjv_books", "load_botchan", "split_sentences",
-           "encode_lines", "pad_sequences", "LanguageModelStream", "VerseDataset",
+           "encode_lines", "pad_sequences", "LanguageModelStream", "LMCorpus",
+           "language_model_corpus", "VerseDataset",
            "NextSentencePairs", "InverseClozePairs", "TextFormatError", "EMBEDDED_TEXT"]
 
 EMBEDDED = Path(__file__).parent / "embedded"
@@ -207,6 +208,56 @@ class LanguageModelStream:
     def __iter__(self):
         for i in range(0, len(self.data) - 1, self.bptt):
             yield self.get_batch(i)
+
+
+class LMCorpus(NamedTuple):
+    train: np.ndarray      # int64 id streams
+    valid: np.ndarray
+    test: np.ndarray
+    tokenizer: object
+
+
+def language_model_corpus(corpus: str = "kjv", level: str = "word", min_count: int = 3,
+                          path=None) -> LMCorpus:
+    """Train / valid / test id streams of a corpus for language modelling.
+
+    kjv: whole chapters (1,189) go to one split: chapter k to valid if k % 20 == 18, to test
+    if k % 20 == 19, else to train (about 90/5/5 of the text, every part of the Bible in each
+    split); a verse is a line. botchan: the running text cut 90/5/5 in order (as nanoGPT
+    cuts Shakespeare), a sentence a line at word level, the raw text (line breaks kept) at
+    char level. Word level: `WordTokenizer` of the words seen `min_count` times in train,
+    `<eos>` after each line; char level: `CharTokenizer` of train's characters. Tokenizers
+    are fitted on train only, so valid/test words never seen there are `<unk>`.
+    """
+    from .tokenizers import CharTokenizer, WordTokenizer
+    if corpus not in ("kjv", "botchan") or level not in ("word", "char"):
+        raise ValueError(f"language_model_corpus: corpus must be 'kjv' or 'botchan' and level "
+                         f"'word' or 'char', got {corpus!r}, {level!r}")
+    if corpus == "kjv":
+        verses = load_kjv(path)
+        chapter = {key: k for k, key in enumerate(dict.fromkeys((v.book, v.chapter)
+                                                                 for v in verses))}
+        parts = [[], [], []]
+        for v in verses:
+            k = chapter[(v.book, v.chapter)] % 20
+            parts[1 if k == 18 else 2 if k == 19 else 0].append(v.text)
+    else:
+        text = load_botchan(path)
+        if level == "word":
+            sentences = split_sentences(text)
+            a, b = int(0.9 * len(sentences)), int(0.95 * len(sentences))
+            parts = [sentences[:a], sentences[a:b], sentences[b:]]
+        else:
+            a, b = int(0.9 * len(text)), int(0.95 * len(text))
+            parts = [[text[:a]], [text[a:b]], [text[b:]]]
+    if level == "word":
+        tok = WordTokenizer.fit(parts[0], min_count=min_count, specials=("<unk>", "<eos>"))
+        ids = [encode_lines(tok, p) for p in parts]
+    else:
+        joined = ["\n".join(p) for p in parts]       # a verse a line; Botchan as it is
+        tok = CharTokenizer.fit(joined[0])
+        ids = [np.asarray(tok.encode(t), dtype=np.int64) for t in joined]
+    return LMCorpus(*ids, tok)
 
 
 class VerseDataset(TensorDataset):

@@ -59,11 +59,13 @@ from .flows import (Flow, ImageFlowConfig, StandardNormal, bits_per_dim, glow_mn
                     maf_mnist, planar_flow_2d, realnvp_2d, realnvp_mnist)
 from .gaussian_mixture import GaussianMixture
 from .kernel_density import KernelDensity
+from .language_model import LSTMLanguageModel, LSTMLMConfig
 from .patch_features import LogisticRegression, PatchFeatures, PatchFeaturesConfig
 from .pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
 from .planar_vae import PlanarVAE, PlanarVAEConfig
 from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
 from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
+from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
 
@@ -75,6 +77,7 @@ __all__ = [
     "MADE", "MADEConfig", "NADE", "NADEConfig", "Flow", "ImageFlowConfig",
     "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "WaveNet",
     "WaveNetConfig",
+    "LSTMLanguageModel", "LSTMLMConfig", "TransformerLM", "TransformerLMConfig",
     # flow builders, base distribution and transforms
     "planar_flow_2d", "realnvp_2d", "maf_2d", "realnvp_mnist", "glow_mnist", "maf_mnist",
     "StandardNormal", "Transform", "CompositeTransform", "InverseTransform", "PlanarFlow",
