@@ -103,7 +103,7 @@ def main(argv=None):
         rng.bit_generator.state = ckpt["np_rng"]
         start, cpu_used, history = ckpt["epoch"] + 1, ckpt["cpu"], list(ckpt["history"])
         print(f"resumed from {ckpt_path} after epoch {ckpt['epoch']}")
-    print(f"{args.model}: {sum(p.size for p in model.parameters()):,} parameters, "
+    print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, "
           f"{len(train)} train / {len(test)} test images")
 
     nll = history[-1]["test"] if history else float("nan")

@@ -107,7 +107,7 @@ def main(argv=None):
     sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps)
     p = (np.bincount(train, minlength=256) + 1.0) / (len(train) + 256)    # add-one smoothing
     unigram = float(-np.log2(p[test[R:]]).mean())
-    print(f"{args.model}: {sum(q.size for q in model.parameters()):,} parameters, receptive "
+    print(f"{args.model}: {sum(q.numel() for q in model.parameters()):,} parameters, receptive "
           f"field {R} samples; unigram baseline {unigram:.3f} bits/sample")
 
     start, history = 1, []

@@ -160,7 +160,7 @@ def test_weight_tying_shares_one_parameter(kind):
     w = getattr(tied, emb).weight
     assert getattr(tied, out).weight is w
     assert getattr(untied, out).weight is not getattr(untied, emb).weight
-    assert tied.num_parameters() == untied.num_parameters() - w.size
+    assert tied.num_parameters() == untied.num_parameters() - w.numel()
     # one step moves the shared matrix by the sum of both uses' gradients, once
     opt = tl.optim.SGD(tied.parameters(), lr=0.1)
     x = tl.tensor(np.random.default_rng(10).integers(0, 6, (2, 5)))

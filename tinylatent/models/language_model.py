@@ -57,9 +57,9 @@ def check_ids(name: str, idx: Tensor, vocab: int) -> None:
     if idx.ndim != 2 or idx.dtype.kind not in "iu":
         raise ValueError(f"{name}: idx must be a (B, T) integer Tensor, got shape "
                          f"{tuple(idx.shape)} dtype {idx.dtype}")
-    if idx.size and (int(idx.data.min()) < 0 or int(idx.data.max()) >= vocab):
+    if idx.numel() and (int(idx.array.min()) < 0 or int(idx.array.max()) >= vocab):
         raise ValueError(f"{name}: token ids must be in [0, in_features={vocab}), got range "
-                         f"[{int(idx.data.min())}, {int(idx.data.max())}]")
+                         f"[{int(idx.array.min())}, {int(idx.array.max())}]")
 
 
 def with_bos(x: Tensor, bos: int) -> Tensor:
@@ -119,8 +119,8 @@ def evaluate_nll(model, ids, batch_size: int = 10, bptt: int = 35) -> float:
         hidden = None
         for x, y in LanguageModelStream(ids, batch_size, bptt):     # (L, B) each
             logits, hidden = model(x.T, hidden)
-            total += lm_nll(logits, y.T)[0].item() * y.size
-            n += y.size
+            total += lm_nll(logits, y.T)[0].item() * y.numel()
+            n += y.numel()
     else:
         block = model.config.block_size
         ids = np.asarray(ids)[:(len(ids) - 1) // block * block + 1]

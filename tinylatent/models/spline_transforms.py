@@ -86,14 +86,14 @@ def rq_spline(x: Tensor, unnormalized_widths: Tensor, unnormalized_heights: Tens
     pad = [(0, 0)] * (inner.ndim - 1) + [(1, 1)]
     derivs = tl.pad(inner, pad, value=1.0)                      # (..., K+1), d^0 = d^K = 1
 
-    inside_arr = (x.data >= -tail_bound) & (x.data <= tail_bound)
+    inside_arr = (x.array >= -tail_bound) & (x.array <= tail_bound)
     inside = tl.tensor(inside_arr, device=x.device)
     # Evaluate the spline at a point inside [-B, B] everywhere (outside points are replaced
     # by the identity below): no inf / nan reaches the gradient through `where`.
     xc = tl.clamp(x, -tail_bound, tail_bound)
     knots_in = ys if inverse else xs
     xp = x.xp
-    idx = (xp.asarray(xc.data)[..., None] >= knots_in.data[..., :-1]).sum(axis=-1) - 1
+    idx = (xp.asarray(xc.array)[..., None] >= knots_in.array[..., :-1]).sum(axis=-1) - 1
     idx = xp.clip(idx, 0, k - 1)                                # bin of each element
 
     x_k, w_k = _take(xs, idx), _take(widths, idx)
