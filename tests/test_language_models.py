@@ -29,7 +29,7 @@ def _gpt(**o):
 
 def _logits(model, idx):
     out = model(idx)
-    return (out[0] if isinstance(out, tuple) else out).numpy()
+    return (out[0] if isinstance(out, tuple) else out).detach().numpy()
 
 
 BUILDERS = {"lstm": _lstm, "transformer": _gpt}
@@ -166,14 +166,14 @@ def test_weight_tying_shares_one_parameter(kind):
     x = tl.tensor(np.random.default_rng(10).integers(0, 6, (2, 5)))
     loss, _ = tied.loss(x)
     loss.backward()
-    before, g = w.numpy().copy(), w.grad.numpy().copy()
+    before, g = w.detach().numpy().copy(), w.grad.detach().numpy().copy()
     opt.step()
-    np.testing.assert_allclose(getattr(tied, out).weight.numpy(), before - 0.1 * g, rtol=1e-6)
+    np.testing.assert_allclose(getattr(tied, out).weight.detach().numpy(), before - 0.1 * g, rtol=1e-6)
     state = tied.state_dict()
     again = type(tied)(tied.config)
     again.load_state_dict(state)
     assert getattr(again, out).weight is getattr(again, emb).weight
-    np.testing.assert_array_equal(getattr(again, out).weight.numpy(), w.numpy())
+    np.testing.assert_array_equal(getattr(again, out).weight.detach().numpy(), w.detach().numpy())
 
 
 def test_bad_input_errors_name_the_problem():
@@ -216,8 +216,8 @@ def _train_lstm(corpus, level, steps, batch_size=20, bptt=35, lr=20.0, **cfg):
     with tl.no_grad():
         for x, y in valid:
             logits, hidden = model(x.T, hidden)
-            total += lm_nll(logits, y.T)[0].item() * y.size
-            n += y.size
+            total += lm_nll(logits, y.T)[0].item() * y.numel()
+            n += y.numel()
     return total / n, unigram_nll(data.train, valid.data[1:].ravel(), vocab)
 
 

@@ -29,13 +29,13 @@ def _dependence(model, x, c=None):
     """dep[t, s]: does the output at t change when x_s changes, for any of the B rows of x?
     Codes are discrete, so each x_s is replaced by the next code and the logits compared; a
     union over rows, because the head's ReLUs can switch a position off at one input."""
-    base = model(x, c).numpy()                                        # (B, Q, T)
+    base = model(x, c).detach().numpy()                                        # (B, Q, T)
     T = x.shape[1]
     dep = np.zeros((T, T), dtype=bool)
     for s in range(T):
         y = x.copy()
         y[:, s] = (y[:, s] + 1) % model.quantization_channels
-        dep[:, s] = (np.abs(model(y, c).numpy() - base) > 0).any(axis=(0, 1))
+        dep[:, s] = (np.abs(model(y, c).detach().numpy() - base) > 0).any(axis=(0, 1))
     return dep
 
 
@@ -68,14 +68,14 @@ def test_incremental_equals_full_recomputation():
     rng = np.random.default_rng(2)
     model = _tiny(rng, kernel_size=2)
     x = rng.integers(0, 5, (3, 40))
-    np.testing.assert_allclose(model.incremental_logits(x).numpy(), model(x).numpy(),
+    np.testing.assert_allclose(model.incremental_logits(x).detach().numpy(), model(x).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
     fast = model.sample(4, 40, generator=tl.Generator(7)).numpy()
     slow = model.sample(4, 40, generator=tl.Generator(7), fast=False).numpy()
     np.testing.assert_array_equal(fast, slow)
     assert len(np.unique(fast)) > 1
     k3 = _tiny(rng, kernel_size=3)
-    np.testing.assert_allclose(k3.incremental_logits(x).numpy(), k3(x).numpy(), rtol=1e-10,
+    np.testing.assert_allclose(k3.incremental_logits(x).detach().numpy(), k3(x).detach().numpy(), rtol=1e-10,
                                atol=1e-12)
 
 
@@ -90,9 +90,9 @@ def test_local_conditioning():
     dep = _dependence(model, x, c)
     t, s = np.indices((T, T))
     np.testing.assert_array_equal(dep, (s <= t - 1) & (s >= t - model.receptive_field))
-    np.testing.assert_allclose(model.incremental_logits(x, c).numpy(), model(x, c).numpy(),
+    np.testing.assert_allclose(model.incremental_logits(x, c).detach().numpy(), model(x, c).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
-    assert np.abs(model(x, c).numpy() - model(x, c * 0.0).numpy()).max() > 1e-3
+    assert np.abs(model(x, c).detach().numpy() - model(x, c * 0.0).detach().numpy()).max() > 1e-3
     with pytest.raises(ValueError, match=r"c must have shape \(2, 2, 20\)"):
         model(x)
     with pytest.raises(ValueError, match=r"codes must lie in \[0, 5\)"):
