@@ -1,0 +1,184 @@
+"""The MAF recipe of examples/flows_mnist.py (--model maf) written again in PyTorch, next to
+tinylatent's maf_mnist, side by side (as benchmarks/vae_reference.py does for the VAE).
+
+Recipe (Papamakarios et al. 2017, Sec. 4, with ActNorm for batch normalisation): dequantised
+pixels x = (pixel + u) / 256, logit transform p = a + (1 - 2a) x, y = logit p (a = 1e-6);
+then `steps` x [ActNorm (data-initialised on a first batch of 256), a MADE-affine layer with
+one hidden layer (natural ordering, alpha = 3 tanh(raw / 3), zero-initialised output),
+reversal of the ordering]; Adam lr 1e-3, batches of 64; bits/dim from the density on
+[0, 1]^784. The PyTorch twin computes its own masks and its own ActNorm initialisation from
+the same first batch; only the MADE weights are copied (their random init), and both see the
+same dequantised minibatches.
+
+    python -m benchmarks.maf_reference --steps 500 --seeds 0 1 2          # embedded MNIST
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+import tinylatent as tl
+from tinylatent.data import dequantize
+from tinylatent.models.flows import ImageFlowConfig, bits_per_dim, maf_mnist
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError:  # pragma: no cover - the benchmark skips without PyTorch
+    torch = None
+
+D = 784
+
+
+def natural_masks(d: int, hidden: int, seed: int):
+    """MADE masks for the natural ordering (degrees 1..D), hidden degrees uniform on
+    {1..D-1} from default_rng((seed, 0, 2)); the output mask tiled for (mu, alpha)."""
+    m_in = np.arange(1, d + 1)
+    m_hid = np.random.default_rng((seed, 0, 2)).integers(1, d, size=hidden)
+    out = (m_in[:, None] > m_hid[None, :]).astype(np.float32)
+    direct = (m_in[:, None] > m_in[None, :]).astype(np.float32)
+    return ((m_hid[:, None] >= m_in[None, :]).astype(np.float32), np.tile(out, (2, 1)),
+            np.tile(direct, (2, 1)))
+
+
+if torch is not None:
+    class TorchMAF(nn.Module):
+        def __init__(self, hidden=512, steps=5, alpha=1e-6):
+            super().__init__()
+            self.alpha, self.steps = alpha, steps
+            self.log_s = nn.ParameterList([nn.Parameter(torch.zeros(D)) for _ in range(steps)])
+            self.b = nn.ParameterList([nn.Parameter(torch.zeros(D)) for _ in range(steps)])
+            self.hid = nn.ModuleList([nn.Linear(D, hidden) for _ in range(steps)])
+            self.out = nn.ModuleList([nn.Linear(hidden, 2 * D) for _ in range(steps)])
+            self.direct = nn.ModuleList([nn.Linear(D, 2 * D, bias=False) for _ in range(steps)])
+            self.masks = [[torch.from_numpy(m) for m in natural_masks(D, hidden, k)]
+                          for k in range(steps)]
+            self.initialized = False
+
+        def log_prob(self, x):
+            """log p(x) of dequantised images (B, 1, 28, 28) on [0, 1]^784, (B,)."""
+            p = self.alpha + (1 - 2 * self.alpha) * x.reshape(len(x), -1)
+            y = torch.log(p) - torch.log1p(-p)
+            total = (math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)).sum(1)
+            for k in range(self.steps):
+                if not self.initialized:          # ActNorm: zero mean, unit std per feature
+                    with torch.no_grad():
+                        std = y.std(0, unbiased=False) + 1e-6
+                        self.log_s[k].copy_(-torch.log(std))
+                        self.b[k].copy_(-y.mean(0) / std)
+                y = y * torch.exp(self.log_s[k]) + self.b[k]
+                total = total + self.log_s[k].sum()
+                mh, mo, md = self.masks[k]
+                h = F.relu(F.linear(y, self.hid[k].weight * mh, self.hid[k].bias))
+                out = F.linear(h, self.out[k].weight * mo, self.out[k].bias) \
+                    + F.linear(y, self.direct[k].weight * md)
+                mu, a = out[:, :D], 3.0 * torch.tanh(out[:, D:] / 3.0)
+                y = ((y - mu) * torch.exp(-a)).flip(1)            # MAF layer, then reverse
+                total = total - a.sum(1)
+            self.initialized = True
+            return total - 0.5 * (y * y).sum(1) - 0.5 * D * math.log(2 * math.pi)
+
+
+class SideBySide:
+    """tinylatent's maf_mnist and the PyTorch twin: same MADE weights, same batches."""
+
+    def __init__(self, seed=0, hidden=512, steps=5, lr=1e-3, batch_size=64, n_test=1000,
+                 data_dir=None):
+        tl.manual_seed(seed)
+        torch.manual_seed(seed)
+        self.train, _ = tl.data.load_mnist(split="train", data_dir=data_dir)
+        test, _ = tl.data.load_mnist(split="test", data_dir=data_dir)
+        self.rng, self.batch_size = np.random.default_rng(seed), batch_size
+        self.x_test = dequantize(test[:n_test], np.random.default_rng(123))
+        self.tl_flow = maf_mnist(ImageFlowConfig(hidden_features=hidden, steps=steps))
+        self.pt_flow = TorchMAF(hidden, steps)
+        layers = list(self.tl_flow.transform.transforms)
+        with torch.no_grad():
+            for k in range(steps):
+                made = layers[3 + 3 * k].made
+                for dst, src in ((self.pt_flow.hid[k].weight, made.hidden[0].weight),
+                                 (self.pt_flow.hid[k].bias, made.hidden[0].bias),
+                                 (self.pt_flow.out[k].weight, made.output.weight),
+                                 (self.pt_flow.out[k].bias, made.output.bias),
+                                 (self.pt_flow.direct[k].weight, made.direct.weight)):
+                    dst.copy_(torch.from_numpy(src.numpy()))
+        init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
+        with tl.no_grad():                    # each side's ActNorm initialisation
+            self.tl_flow.log_prob(tl.tensor(init))
+        with torch.no_grad():
+            self.pt_flow.log_prob(torch.from_numpy(init))
+        self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
+        self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
+
+    def masks_equal(self) -> bool:
+        layers = list(self.tl_flow.transform.transforms)
+        return all(np.array_equal(a.numpy(), b.numpy())
+                   for k in range(self.pt_flow.steps)
+                   for a, b in zip((layers[3 + 3 * k].made.hidden[0].mask,
+                                    layers[3 + 3 * k].made.output.mask,
+                                    layers[3 + 3 * k].made.direct.mask), self.pt_flow.masks[k]))
+
+    def batch(self) -> np.ndarray:
+        idx = self.rng.integers(0, len(self.train), self.batch_size)
+        return dequantize(self.train[idx], self.rng)          # fresh noise each time
+
+    def step(self, x: np.ndarray) -> tuple[float, float, float, float]:
+        """One training step of each on x -> (tl loss, pt loss, tl s, pt s); nats/image."""
+        t0 = time.perf_counter()
+        loss, _ = self.tl_flow.loss(tl.tensor(x))
+        self.tl_opt.zero_grad()
+        loss.backward()
+        self.tl_opt.step()
+        tl_loss = float(loss.item())
+        t1 = time.perf_counter()
+        pt_loss = -self.pt_flow.log_prob(torch.from_numpy(x)).mean()
+        self.pt_opt.zero_grad()
+        pt_loss.backward()
+        self.pt_opt.step()
+        return tl_loss, float(pt_loss.item()), t1 - t0, time.perf_counter() - t1
+
+    def test_bpd(self, batch: int = 250) -> tuple[float, float]:
+        with tl.no_grad():
+            a = np.concatenate([self.tl_flow.log_prob(tl.tensor(self.x_test[i: i + batch]))
+                                .numpy() for i in range(0, len(self.x_test), batch)])
+        with torch.no_grad():
+            b = np.concatenate([self.pt_flow.log_prob(torch.from_numpy(
+                self.x_test[i: i + batch])).numpy() for i in range(0, len(self.x_test), batch)])
+        return bits_per_dim(float(a.mean()), D), bits_per_dim(float(b.mean()), D)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="MAF recipe: tinylatent vs PyTorch")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--data-dir", default=None, help="full MNIST IDX files (default: embedded)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    finals = []
+    for seed in args.seeds:
+        s = SideBySide(seed, data_dir=args.data_dir)
+        print(f"MNIST {len(s.train)} train / {len(s.x_test)} test; seed {seed}; masks "
+              f"identical: {s.masks_equal()}")
+        print(" step   tl_loss   pt_loss  tl_bpd  pt_bpd    diff  tl_ms  pt_ms")
+        times = np.zeros(2)
+        for i in range(1, args.steps + 1):
+            tl_loss, pt_loss, a, b = s.step(s.batch())
+            times += (a, b)
+            if i % args.eval_every == 0 or i == args.steps:
+                tb, pb = s.test_bpd()
+                print(f"{i:5d}  {tl_loss:8.2f}  {pt_loss:8.2f}  {tb:6.3f}  {pb:6.3f}  "
+                      f"{tb - pb:+6.3f}  {1e3 * times[0] / i:5.0f}  {1e3 * times[1] / i:5.0f}",
+                      flush=True)
+        finals.append((tb, pb))
+    a, b = np.mean(finals, axis=0)
+    print(f"mean test bits/dim after {args.steps} steps over seeds {args.seeds}: "
+          f"tinylatent {a:.4f}  PyTorch {b:.4f}  diff {a - b:+.4f}")
+
+
+if __name__ == "__main__":
+    main()
