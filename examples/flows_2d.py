@@ -15,6 +15,7 @@ rate decay; the trained flows are checkpointed in OUT/checkpoint.npz (after each
 """
 import argparse
 import os
+import sys
 import time
 import zlib
 
@@ -54,7 +55,8 @@ def train(flow, data, args, lr, key, ckpt, save) -> None:
         opt.load_state_dict(ckpt[key]["optimizer"])
         sched.load_state_dict(ckpt[key]["scheduler"])
         start = ckpt[key]["step"]
-    bar = tqdm(range(start, args.steps), desc=key, leave=False, mininterval=1.0)
+    bar = tqdm(range(start, args.steps), desc=key, leave=False, mininterval=1.0,
+               disable=not sys.stderr.isatty())     # a bar on a terminal only, not in logs
     for step in bar:   # batch indices from (seed, flow, step): the same on resume
         rng = np.random.default_rng([args.seed, stream, step])
         loss, _ = flow.loss(tl.tensor(data[rng.integers(0, len(data), args.batch_size)]))

@@ -13,6 +13,7 @@ unigram), loss_curve.png, samples.txt and checkpoint.npz in runs/language_model/
 import argparse
 import math
 import os
+import sys
 
 import matplotlib
 import numpy as np
@@ -117,7 +118,8 @@ def main(argv=None):
           f" train / {len(data.valid):,} valid tokens; unigram valid {baseline:.3f} nats "
           f"(ppl {math.exp(baseline):.1f})")
     block = 35 if lstm else model.config.block_size
-    bar = tqdm(range(step, args.steps), initial=step, total=args.steps, mininterval=1.0)
+    bar = tqdm(range(step, args.steps), initial=step, total=args.steps, mininterval=1.0,
+               disable=not sys.stderr.isatty())     # a bar on a terminal only, not in logs
     running = []
     for step in bar:
         model.train()

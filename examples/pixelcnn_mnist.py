@@ -16,6 +16,7 @@ per-epoch evaluation, so a busy shared machine does not shorten the run.
 """
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -116,7 +117,7 @@ def main(argv=None):
         perm = rng.permutation(len(train))
         total = 0.0
         bar = tqdm(range(0, len(train), args.batch_size), desc=f"epoch {epoch}",
-                   leave=False, mininterval=1.0)
+                   leave=False, mininterval=1.0, disable=not sys.stderr.isatty())
         for i in bar:
             # stop early enough that the evaluation still fits in the budget
             if cpu_used + time.process_time() - c0 + eval_cost >= budget:

@@ -10,6 +10,7 @@ last 10% tests. Test positions are scored with a full past of R samples.
 """
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -126,7 +127,8 @@ def main(argv=None):
         print(f"resumed from {ckpt_path} after step {ckpt['step']}")
     t0, c0 = time.time(), time.process_time()
     bits = history[-1]["test_bits"] if history else float("nan")
-    bar = tqdm(range(start, args.steps + 1), desc=args.model, mininterval=1.0)
+    bar = tqdm(range(start, args.steps + 1), desc=args.model, mininterval=1.0,
+               disable=not sys.stderr.isatty())     # a bar on a terminal only, not in logs
     for step in bar:
         if args.model == "wavenet":
             s = rng.integers(0, len(train) - args.window, args.batch_size)
