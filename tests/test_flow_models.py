@@ -152,5 +152,6 @@ def test_flow_api_log_prob_sample_roundtrip():
     z, logabsdet = flow(x)
     x_back, inv_logabsdet = flow.inverse(z)
     assert x.shape == (7, 2) and flow.log_prob(x).shape == (7,)
-    np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=1e-5)
-    np.testing.assert_allclose(inv_logabsdet.numpy(), -logabsdet.numpy(), atol=1e-5)
+    np.testing.assert_allclose(x_back.detach().numpy(), x.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(inv_logabsdet.detach().numpy(), -logabsdet.detach().numpy(),
+                               atol=1e-5)

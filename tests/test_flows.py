@@ -75,15 +75,16 @@ def _image_transforms(rng, c=2):
 def _check_transform(t, x, tol_inv, tol_det=None):
     y, ld = t(x)
     x_rec, ild = t.inverse(y)
-    np.testing.assert_allclose(x_rec.numpy(), x.numpy(), atol=tol_inv, rtol=0)
-    np.testing.assert_allclose(ild.numpy(), -ld.numpy(), atol=max(tol_inv, 1e-12) * 10)
+    np.testing.assert_allclose(x_rec.detach().numpy(), x.detach().numpy(), atol=tol_inv, rtol=0)
+    np.testing.assert_allclose(ild.detach().numpy(), -ld.detach().numpy(),
+                               atol=max(tol_inv, 1e-12) * 10)
     if tol_det is None:
         return
     for i in range(x.shape[0]):                                  # per-example Jacobian
         xi = x[i: i + 1]
         jac = tl.autograd.jacobian(lambda v: t(v)[0], xi).numpy().reshape(xi.numel(), -1)
         _, expected = np.linalg.slogdet(jac)
-        assert abs(expected - ld.numpy()[i]) < tol_det, (type(t).__name__, expected, ld)
+        assert abs(expected - ld.detach().numpy()[i]) < tol_det, (type(t).__name__, expected, ld)
 
 
 @pytest.mark.parametrize("name", list(_vector_transforms(np.random.default_rng(0))))
@@ -141,11 +142,12 @@ def test_actnorm_data_dependent_init_normalises_and_is_saved():
                   + np.array([2, -1, 0]).reshape(1, 3, 1, 1), dtype=tl.float64)
     a = ActNorm(3).to(tl.float64)
     y, _ = a(x)
-    np.testing.assert_allclose(y.numpy().mean(axis=(0, 2, 3)), 0, atol=1e-8)
-    np.testing.assert_allclose(y.numpy().std(axis=(0, 2, 3)), 1, atol=1e-4)
+    np.testing.assert_allclose(y.detach().numpy().mean(axis=(0, 2, 3)), 0, atol=1e-8)
+    np.testing.assert_allclose(y.detach().numpy().std(axis=(0, 2, 3)), 1, atol=1e-4)
     b = ActNorm(3).to(tl.float64)
     b.load_state_dict(a.state_dict())
-    np.testing.assert_allclose(b(x * 3.0)[0].numpy(), a(x * 3.0)[0].numpy())   # not re-set
+    np.testing.assert_allclose(b(x * 3.0)[0].detach().numpy(),
+                               a(x * 3.0)[0].detach().numpy())   # not re-set
 
 
 def test_planar_reparameterisation_keeps_it_invertible():
@@ -177,8 +179,9 @@ def test_matrix_inverse_and_logabsdet_gradcheck(n, batch, seed):
     shape = (batch, n, n) if batch else (n, n)
     a = rng.standard_normal(shape) + 3.0 * np.eye(n)       # well conditioned
     a = tl.tensor(a, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(logabsdet(a).numpy(), np.linalg.slogdet(a.numpy())[1])
-    np.testing.assert_allclose((matrix_inverse(a) @ a).numpy(),
+    np.testing.assert_allclose(logabsdet(a).detach().numpy(),
+                               np.linalg.slogdet(a.detach().numpy())[1])
+    np.testing.assert_allclose((matrix_inverse(a) @ a).detach().numpy(),
                                np.broadcast_to(np.eye(n), shape), atol=1e-10)
     assert tl.gradcheck(matrix_inverse, (a,))
     assert tl.gradcheck(logabsdet, (a,))

@@ -76,7 +76,7 @@ def test_maf_layer_autoregressive_and_triangular():
     jo = jac[np.ix_(order, order)]
     assert np.all(np.triu(jo, 1) == 0.0)
     _, alpha = layer._mu_alpha(x)
-    np.testing.assert_allclose(np.diag(jac), np.exp(-alpha.numpy()[0]), rtol=1e-12)
+    np.testing.assert_allclose(np.diag(jac), np.exp(-alpha.detach().numpy()[0]), rtol=1e-12)
 
 
 def test_made_and_nade_are_normalised_d10():
@@ -97,8 +97,8 @@ def test_nade_weight_sharing_equals_naive_conditionals():
     rng = np.random.default_rng(6)
     nade = _randomise(NADE(in_features=7, hidden_features=5), rng, 1.0).to(tl.float64)
     x = (rng.random((4, 7)) < 0.5).astype(np.float64)
-    logits = nade(tl.tensor(x)).numpy()
-    W, c, V, b = (p.numpy() for p in (nade.W, nade.c, nade.V, nade.b))
+    logits = nade(tl.tensor(x)).detach().numpy()
+    W, c, V, b = (p.detach().numpy() for p in (nade.W, nade.c, nade.V, nade.b))
     for d in range(7):
         h = 1 / (1 + np.exp(-(c + x[:, :d] @ W[:, :d].T)))          # O(D^2 H) definition
         np.testing.assert_allclose(logits[:, d], h @ V[d] + b[d], rtol=1e-10)
@@ -111,7 +111,7 @@ def test_sampling_frequencies_match_probabilities(model):
     net = (MADE(in_features=d, hidden_features=(8,), seed=3) if model == "made"
            else NADE(in_features=d, hidden_features=4))
     net = _randomise(net, rng, 1.0).to(tl.float64)
-    probs = tl.exp(net.log_prob(_all_binary(d))).numpy()
+    probs = tl.exp(net.log_prob(_all_binary(d))).detach().numpy()
     samples = net.sample(20000, generator=tl.Generator(0)).numpy().astype(int)
     freq = np.bincount(samples @ (2 ** np.arange(d)[::-1]), minlength=2 ** d) / 20000
     np.testing.assert_allclose(freq, probs, atol=0.015)
