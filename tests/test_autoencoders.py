@@ -46,7 +46,8 @@ def test_contractive_closed_form_equals_double_backward():
     layer = cae.encoder[0]
     closed = sigmoid_jacobian_frobenius_sq(layer, cae.encode(x))
     general = jacobian_frobenius_sq(cae.encoder, x)
-    np.testing.assert_allclose(closed.numpy(), general.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(closed.detach().numpy(), general.detach().numpy(), rtol=1e-5,
+                               atol=1e-5)
     g_closed = tl.grad(closed.sum(), [layer.weight, layer.bias])
     g_general = tl.grad(jacobian_frobenius_sq(cae.encoder, x).sum(), [layer.weight, layer.bias])
     for a, b in zip(g_closed, g_general):
@@ -166,7 +167,7 @@ def test_linear_autoencoder_spans_pca_subspace(mnist):
     fit(lae, x_train, epochs=40, lr=1e-2, batch_size=128, seed=0)
     fit(lae, x_train, epochs=10, lr=1e-3, batch_size=128, seed=1)  # settle the SGD noise
     U = PCA(6).fit(x_train).components_.numpy().T  # (784, 6)
-    angles = np.degrees(principal_angles(lae.decoder[0].weight.numpy(), U))
+    angles = np.degrees(principal_angles(lae.decoder[0].weight.detach().numpy(), U))
     print(f"\nFIGURE linear AE vs PCA: principal angles (deg) {np.round(angles, 2)}")
     assert angles.max() < 5.0, angles
     # a random 6-d subspace is nearly orthogonal to it: the test can fail

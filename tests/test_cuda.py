@@ -39,7 +39,7 @@ def test_roundtrip_grad_and_device_mixing():
     y = x.to("cuda")
     assert y.device == "cuda:0"
     (y * y).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.detach().numpy(), rtol=1e-6)
     with pytest.raises(RuntimeError, match=r"cpu and cuda:0"):
         x + y
     z = tl.zeros(2, 2, device="cuda")

@@ -153,4 +153,5 @@ def test_flow_api_log_prob_sample_roundtrip():
     x_back, inv_logabsdet = flow.inverse(z)
     assert x.shape == (7, 2) and flow.log_prob(x).shape == (7,)
     np.testing.assert_allclose(x_back.detach().numpy(), x.detach().numpy(), atol=1e-5)
-    np.testing.assert_allclose(inv_logabsdet.detach().numpy(), -logabsdet.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(inv_logabsdet.detach().numpy(), -logabsdet.detach().numpy(),
+                               atol=1e-5)

@@ -78,7 +78,8 @@ def _check_transform(t, x, tol_inv, tol_det=None):
     y, ld = t(x)
     x_rec, ild = t.inverse(y)
     np.testing.assert_allclose(x_rec.detach().numpy(), x.detach().numpy(), atol=tol_inv, rtol=0)
-    np.testing.assert_allclose(ild.detach().numpy(), -ld.detach().numpy(), atol=max(tol_inv, 1e-12) * 10)
+    np.testing.assert_allclose(ild.detach().numpy(), -ld.detach().numpy(),
+                               atol=max(tol_inv, 1e-12) * 10)
     if tol_det is None:
         return
     for i in range(x.shape[0]):                                  # per-example Jacobian
@@ -147,7 +148,8 @@ def test_actnorm_data_dependent_init_normalises_and_is_saved():
     np.testing.assert_allclose(y.detach().numpy().std(axis=(0, 2, 3)), 1, atol=1e-4)
     b = ActNorm(3).to(tl.float64)
     b.load_state_dict(a.state_dict())
-    np.testing.assert_allclose(b(x * 3.0)[0].detach().numpy(), a(x * 3.0)[0].detach().numpy())   # not re-set
+    np.testing.assert_allclose(b(x * 3.0)[0].detach().numpy(),
+                               a(x * 3.0)[0].detach().numpy())   # not re-set
 
 
 def test_planar_reparameterisation_keeps_it_invertible():
@@ -179,7 +181,8 @@ def test_matrix_inverse_and_logabsdet_gradcheck(n, batch, seed):
     shape = (batch, n, n) if batch else (n, n)
     a = rng.standard_normal(shape) + 3.0 * np.eye(n)       # well conditioned
     a = tl.tensor(a, dtype=tl.float64, requires_grad=True)
-    np.testing.assert_allclose(logabsdet(a).detach().numpy(), np.linalg.slogdet(a.detach().numpy())[1])
+    np.testing.assert_allclose(logabsdet(a).detach().numpy(),
+                               np.linalg.slogdet(a.detach().numpy())[1])
     np.testing.assert_allclose((matrix_inverse(a) @ a).detach().numpy(),
                                np.broadcast_to(np.eye(n), shape), atol=1e-10)
     assert tl.gradcheck(matrix_inverse, (a,))

@@ -98,7 +98,7 @@ def test_input_checks():
 
 def test_inputs_restored_after_check():
     x = _x(2, 2)
-    before = x.numpy().copy()
+    before = x.detach().numpy().copy()
     tl.gradcheck(lambda t: t.sin(), [x])
     tl.gradcheck(lambda t: t.sin(), [x], full_jacobian_max=1)
-    np.testing.assert_array_equal(x.numpy(), before)
+    np.testing.assert_array_equal(x.detach().numpy(), before)

@@ -61,7 +61,7 @@ def run_emulated_and_reference(name, call, arrays, block=TEST_BLOCK, seed=0,
         ts = [tl.tensor(a, requires_grad=True) for a in arrays]
         outs = _outputs(call(*ts))
         grads = _grads(outs, ts, seed, tl.tensor)
-        ref = [o.detach().numpy() for o in outs] + [g.numpy() for g in grads]
+        ref = [o.detach().numpy() for o in outs] + [g.detach().numpy() for g in grads]
     return fast, ref
 
 

@@ -25,13 +25,13 @@ def test_mse_l1_smooth_l1(reduction):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 4, 3))
     x, y = tl.tensor(a, requires_grad=True), tl.tensor(b)
-    np.testing.assert_allclose(L.mse_loss(x, y, reduction).numpy(),
+    np.testing.assert_allclose(L.mse_loss(x, y, reduction).detach().numpy(),
                                _reduce((a - b) ** 2, reduction))
-    np.testing.assert_allclose(L.l1_loss(x, y, reduction).numpy(),
+    np.testing.assert_allclose(L.l1_loss(x, y, reduction).detach().numpy(),
                                _reduce(np.abs(a - b), reduction))
     d = np.abs(a - b)
     ref = np.where(d < 0.5, 0.5 * d ** 2 / 0.5, d - 0.25)
-    np.testing.assert_allclose(L.smooth_l1_loss(x, y, reduction, beta=0.5).numpy(),
+    np.testing.assert_allclose(L.smooth_l1_loss(x, y, reduction, beta=0.5).detach().numpy(),
                                _reduce(ref, reduction))
     assert tl.gradcheck(lambda x: L.mse_loss(x, y, reduction), [x])
     assert tl.gradcheck(lambda x: L.l1_loss(x, y, reduction), [x])
@@ -51,7 +51,7 @@ def test_binary_cross_entropy(reduction):
     x = tl.tensor(p, requires_grad=True)
     tt = tl.tensor(t, requires_grad=True)
     out = L.binary_cross_entropy(x, tt, weight=tl.tensor(w), reduction=reduction)
-    np.testing.assert_allclose(out.numpy(), _reduce(ref, reduction), rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), _reduce(ref, reduction), rtol=1e-12)
     assert tl.gradcheck(lambda x, t: L.binary_cross_entropy(x, t, reduction=reduction),
                         [x, tt])
     assert tl.gradgradcheck(lambda x: L.binary_cross_entropy(x, tt, reduction="sum"), [x])
@@ -62,7 +62,7 @@ def test_binary_cross_entropy_saturated_is_finite_like_pytorch():
     p = tl.tensor([0.0, 1.0, 1.0, 0.0], requires_grad=True)
     t = tl.tensor([0.0, 1.0, 0.0, 1.0])
     loss = L.binary_cross_entropy(p, t, reduction="none")
-    np.testing.assert_allclose(loss.numpy(), [0.0, 0.0, 100.0, 100.0])
+    np.testing.assert_allclose(loss.detach().numpy(), [0.0, 0.0, 100.0, 100.0])
     loss.sum().backward()
     g = p.grad.numpy()
     assert np.all(np.isfinite(g)) and g[0] == 0 and g[1] == 0 and g[2] > 1e10 and g[3] < -1e10
@@ -80,12 +80,12 @@ def test_bce_with_logits_stable(reduction):
     x = tl.tensor(z, requires_grad=True)
     ref = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
     out = L.binary_cross_entropy_with_logits(x, tl.tensor(t), reduction=reduction)
-    np.testing.assert_allclose(out.numpy(), _reduce(ref, reduction), rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), _reduce(ref, reduction), rtol=1e-12)
     lw = 1 + (pw - 1) * t
     ref_pw = (1 - t) * z + lw * (np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z))))
     out = L.binary_cross_entropy_with_logits(x, tl.tensor(t), reduction=reduction,
                                              pos_weight=tl.tensor(pw))
-    np.testing.assert_allclose(out.numpy(), _reduce(ref_pw, reduction), rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), _reduce(ref_pw, reduction), rtol=1e-12)
     x.array[0, 0], x.array[1, 1] = 2.0, -1.0  # finite differences need a moderate region
     assert tl.gradcheck(lambda x: L.binary_cross_entropy_with_logits(
         x, tl.tensor(t), reduction=reduction, pos_weight=tl.tensor(pw)), [x])
@@ -114,7 +114,7 @@ def test_cross_entropy_int_targets(reduction, smoothing, weighted):
     x = tl.tensor(z, requires_grad=True)
     kw = dict(weight=tl.tensor(w) if weighted else None, reduction=reduction,
               label_smoothing=smoothing)
-    np.testing.assert_allclose(L.cross_entropy(x, tl.tensor(y), **kw).numpy(), ref,
+    np.testing.assert_allclose(L.cross_entropy(x, tl.tensor(y), **kw).detach().numpy(), ref,
                                rtol=1e-12)
     assert tl.gradcheck(lambda x: L.cross_entropy(x, tl.tensor(y), **kw), [x])
 
@@ -126,14 +126,14 @@ def test_cross_entropy_spatial_prob_targets_and_nll():
     lp = _log_softmax(z)
     ref = -np.take_along_axis(lp, y[:, None], 1).mean()
     x = tl.tensor(z, requires_grad=True)
-    np.testing.assert_allclose(L.cross_entropy(x, tl.tensor(y)).numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(L.cross_entropy(x, tl.tensor(y)).detach().numpy(), ref, rtol=1e-12)
     np.testing.assert_allclose(L.nll_loss(tl.tensor(lp), tl.tensor(y)).numpy(), ref,
                                rtol=1e-12)
     # probability targets: -sum_c t_c log p_c, mean over the N*H*W positions
     t = rng.random(z.shape)
     t /= t.sum(1, keepdims=True)
     ref = -(t * lp).sum(1).mean()
-    np.testing.assert_allclose(L.cross_entropy(x, tl.tensor(t)).numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(L.cross_entropy(x, tl.tensor(t)).detach().numpy(), ref, rtol=1e-12)
     assert tl.gradcheck(lambda x: L.cross_entropy(x, tl.tensor(t)), [x])
     # a single unbatched sample
     np.testing.assert_allclose(
@@ -170,9 +170,11 @@ def test_kl_div():
     t /= t.sum(1, keepdims=True)
     x = tl.tensor(np.log(q), requires_grad=True)
     ref = (t * (np.log(t) - np.log(q))).sum() / 3
-    np.testing.assert_allclose(L.kl_div(x, tl.tensor(t), reduction="batchmean").numpy(), ref)
     np.testing.assert_allclose(
-        L.kl_div(x, tl.tensor(np.log(t)), reduction="batchmean", log_target=True).numpy(), ref)
+        L.kl_div(x, tl.tensor(t), reduction="batchmean").detach().numpy(), ref)
+    np.testing.assert_allclose(
+        L.kl_div(x, tl.tensor(np.log(t)), reduction="batchmean",
+                 log_target=True).detach().numpy(), ref)
     assert tl.gradcheck(lambda x: L.kl_div(x, tl.tensor(t), reduction="sum"), [x])
 
 
@@ -184,7 +186,8 @@ def test_kl_div_target_gradient():
     t = tl.tensor(rng.uniform(0.1, 1.0, (3, 4)), requires_grad=True)
     L.kl_div(x, t).backward()
     n = 12
-    np.testing.assert_allclose(t.grad.numpy(), (np.log(t.detach().numpy()) + 1 - x.detach().numpy()) / n,
+    np.testing.assert_allclose(t.grad.numpy(),
+                               (np.log(t.detach().numpy()) + 1 - x.detach().numpy()) / n,
                                rtol=1e-10)
     np.testing.assert_allclose(x.grad.numpy(), -t.detach().numpy() / n, rtol=1e-10)
     assert tl.gradcheck(lambda x, t: L.kl_div(x, t), [x, t])
@@ -202,7 +205,7 @@ def test_triplet_loss(squared):
     ref = np.maximum(dp - dn + 0.5, 0)
     ts = [tl.tensor(v, requires_grad=True) for v in (a, p, n)]
     out = L.triplet_loss(*ts, margin=0.5, squared=squared, reduction="none")
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-12)
     assert 0 < (ref > 0).sum() < 5  # both branches of the hinge are exercised
     assert tl.gradcheck(lambda a, p, n: L.triplet_loss(a, p, n, 0.5, squared), ts)
 
@@ -216,7 +219,8 @@ def test_triplet_margin_loss_pytorch_form():
         return np.sqrt(((x - y + eps) ** 2).sum(1))
     ref = np.maximum(d(a, p) - np.minimum(d(a, n), d(p, n)) + 1.0, 0).mean()
     ts = [tl.tensor(v, requires_grad=True) for v in (a, p, n)]
-    np.testing.assert_allclose(L.triplet_margin_loss(*ts, swap=True).numpy(), ref, rtol=1e-10)
+    np.testing.assert_allclose(L.triplet_margin_loss(*ts, swap=True).detach().numpy(), ref,
+                               rtol=1e-10)
     assert tl.gradcheck(lambda a, p, n: L.triplet_margin_loss(a, p, n, swap=True), ts)
 
 
@@ -230,16 +234,16 @@ def test_n_pair_loss_matches_sohn_formula():
     ref = np.log1p(np.exp(s_neg - s_pos[:, None]).sum(1))
     ts = [tl.tensor(v, requires_grad=True) for v in (f, fp, negs)]
     out = L.n_pair_loss(ts[0], ts[1], ts[2], reduction="none")
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-12)
     assert tl.gradcheck(lambda a, b, c: L.n_pair_loss(a, b, c), ts)
     # in-batch (efficient N-pair): the other anchors' positives are the negatives
     s = f @ fp.T
     ref = np.array([np.log1p(sum(np.exp(s[i, j] - s[i, i]) for j in range(5) if j != i))
                     for i in range(5)])
-    np.testing.assert_allclose(L.n_pair_loss(ts[0], ts[1], reduction="none").numpy(), ref,
+    np.testing.assert_allclose(L.n_pair_loss(ts[0], ts[1], reduction="none").detach().numpy(), ref,
                                rtol=1e-12)
     np.testing.assert_allclose(
-        L.n_pair_loss(ts[0], ts[1], l2_reg=0.1).numpy(),
+        L.n_pair_loss(ts[0], ts[1], l2_reg=0.1).detach().numpy(),
         (ref + 0.05 * ((f ** 2).sum(1) + (fp ** 2).sum(1))).mean(), rtol=1e-12)
     assert tl.gradcheck(lambda a, b: L.n_pair_loss(a, b, l2_reg=0.1), ts[:2])
     with pytest.raises(ValueError, match=r"negatives must have shape \(N, K, D\)"):

@@ -151,7 +151,8 @@ def test_declared_capabilities_have_the_contract_shapes(name):
         a = model.sample(3, generator=tl.Generator(1))
         b = model.sample(3, generator=tl.Generator(1))
         assert a.shape[0] == 3 and a.shape[1:] == x.shape[1:], (name, a.shape)
-        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())      # reproducible by generator
+        # reproducible by generator
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
         checked.append("sample")
     if hasattr(model, "encode"):
         with tl.no_grad():

@@ -438,6 +438,7 @@ def test_hardtanh_batchnorm3d_pad_sequence_and_data_parallel_match_torch():
     a = rng.normal(size=(2, 3, 2, 3, 4)) * 2
     for ours, theirs in [(nn.Hardtanh(-0.5, 1.5), torch.nn.Hardtanh(-0.5, 1.5)),
                          (nn.ReLU6(), torch.nn.ReLU6()),
+                         (nn.Softplus(2.0, 3.0), torch.nn.Softplus(2.0, 3.0)),
                          (nn.BatchNorm3d(3).double(), torch.nn.BatchNorm3d(3).double())]:
         x, xt = _torch_pair(torch, a)
         y, yt = ours(x), theirs(xt)

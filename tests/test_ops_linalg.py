@@ -101,8 +101,10 @@ def test_matmul_gradient_closed_form():
     b = tl.randn(3, 2, requires_grad=True)
     g = tl.randn(4, 2)
     (a @ b).backward(g)
-    np.testing.assert_allclose(a.grad.numpy(), g.numpy() @ b.numpy().T, rtol=1e-5)
-    np.testing.assert_allclose(b.grad.numpy(), a.numpy().T @ g.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(a.grad.numpy(), g.detach().numpy() @ b.detach().numpy().T,
+                               rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), a.detach().numpy().T @ g.detach().numpy(),
+                               rtol=1e-5)
 
 
 def test_numpy_array_at_tensor_uses_rmatmul():
@@ -110,7 +112,7 @@ def test_numpy_array_at_tensor_uses_rmatmul():
     b = tl.randn(3, 4, dtype=tl.float64, requires_grad=True)
     out = a @ b
     assert isinstance(out, tl.Tensor)
-    np.testing.assert_allclose(out.numpy(), a @ b.numpy())
+    np.testing.assert_allclose(out.detach().numpy(), a @ b.detach().numpy())
     out.sum().backward()
     np.testing.assert_allclose(b.grad.numpy(), a.T @ np.ones((2, 4)))
 

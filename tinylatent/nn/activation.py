@@ -79,8 +79,9 @@ class Softplus(Module):
         self.beta, self.threshold = beta, threshold
 
     def forward(self, x: Tensor) -> Tensor:
-        # ops.softplus is computed as logaddexp, already exact where PyTorch switches to x
-        return ops.softplus(x, self.beta)
+        # x itself where beta x > threshold, as PyTorch (and F.softplus) do: ops.softplus's
+        # stable form would differ there by < log1p(exp(-threshold)) / beta
+        return ops.softplus(x, self.beta, self.threshold)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}"
