@@ -96,6 +96,20 @@ def test_conv2d_fast_matches_reference_and_loops(device, dtype, case):
                                atol=1e-4 if dtype == np.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_tap_wholly_in_the_padding_stays_inside_its_row(dtype):
+    """A 1x1 image, a 1x3 kernel dilated by 2 and padded by 2: the outer taps see only
+    padding. The Numba col2im once zeroed "entries before the valid range" past the end of
+    such a tap's row, into the next tap's column, and the input gradient came out 0."""
+    arrays = [np.array([[[[0.12573022]]]], dtype),
+              np.array([[[[-0.13210486, 0.64042265, 0.10490012]]]], dtype), None]
+    (fast, names), (ref, _) = run_both(
+        lambda x, w, b: conv.conv2d(x, w, b, (1, 1), (0, 2), (1, 2)), arrays,
+        requires=[True, True, False], device="cpu")
+    assert names == ["Conv2dFn"]
+    assert_same(fast, ref, dtype, "conv2d tap in the padding")   # before the fix: dx was 0
+
+
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=20)

@@ -101,6 +101,7 @@ CONV2D_CASES = {  # (x shape, w shape, bias, stride, padding, dilation)
     "3x3-pad1-bias": ((2, 3, 9, 7), (4, 3, 3, 3), True, 1, 1, 1),
     "stride2-dil2": ((2, 2, 9, 10), (3, 2, 3, 2), False, 2, (1, 0), 2),
     "batch0": ((0, 3, 6, 6), (2, 3, 3, 3), True, 1, 1, 1),
+    "tap-in-padding": ((1, 1, 1, 1), (1, 1, 1, 3), False, 1, (0, 2), (1, 2)),
 }
 
 

@@ -24,10 +24,14 @@ _JIT = dict(nopython=True, cache=True, nogil=True)
 
 @nb.jit(**_JIT)
 def _valid_range(n_out, size, stride, offset):
-    """[lo, hi): the outputs o with 0 <= o*stride + offset < size."""
+    """[lo, hi): the outputs o with 0 <= o*stride + offset < size, 0 <= lo <= hi <= n_out.
+
+    lo is clamped to n_out too: a tap that lies wholly in the padding (offset <= -n_out*stride,
+    e.g. a dilated kernel wider than a tiny image) has an empty range at the end, and the
+    callers' "zero the entries before lo" loops must stay inside the row."""
     lo = 0
     if offset < 0:
-        lo = (-offset + stride - 1) // stride
+        lo = min((-offset + stride - 1) // stride, n_out)
     hi = 0
     if size - 1 - offset >= 0:
         hi = (size - 1 - offset) // stride + 1
