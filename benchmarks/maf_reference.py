@@ -105,7 +105,7 @@ class SideBySide:
                                  (self.pt_flow.out[k].weight, made.output.weight),
                                  (self.pt_flow.out[k].bias, made.output.bias),
                                  (self.pt_flow.direct[k].weight, made.direct.weight)):
-                    dst.copy_(torch.from_numpy(src.numpy()))
+                    dst.copy_(torch.from_numpy(src.detach().numpy()))
         init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
         with tl.no_grad():                    # each side's ActNorm initialisation
             self.tl_flow.log_prob(tl.tensor(init))
