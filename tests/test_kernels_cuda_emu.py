@@ -19,7 +19,7 @@ from tinylatent import kernels
 import tinylatent as tl
 from cuda_emu import compiler_missing, emulated, fakecupy, to_device, to_host
 from tinylatent.kernels.testing import TOLERANCES
-from tinylatent.ops import attention, contrastive, conv, coupling, normalization, recurrent
+from tinylatent.ops import attention, contrastive, conv, coupling, normalization
 from tinylatent.tensor import Tensor
 
 pytestmark = pytest.mark.skipif(bool(compiler_missing()), reason=compiler_missing())
@@ -303,18 +303,6 @@ def test_layer_norm(case, dtype):
         "layer_norm", layer_norm_call, [x.astype(dtype), rand(rng, d, dtype), rand(rng, d, dtype)])
     assert_same(fast, ref, dtype, f"layer_norm {case}")
     launched("layer_norm_forward", "layer_norm_backward", "layer_norm_param_grad", dtype=dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (5, 30)])     # 150 units: past a block of 64
-def test_lstm_cell(shape, dtype):
-    bsz, hid = shape
-    rng = np.random.default_rng(11)
-    fast, ref = run_emulated_and_reference(
-        "lstm_cell", recurrent.lstm_cell,
-        [rand(rng, (bsz, 4 * hid), dtype, 3.0), rand(rng, (bsz, hid), dtype)])
-    assert_same(fast, ref, dtype, "lstm_cell")
-    launched("lstm_cell_forward", "lstm_cell_backward", dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

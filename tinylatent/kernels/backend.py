@@ -82,14 +82,6 @@ class KernelBackend(Protocol):
     def layer_norm_backward(self, gy2, x2, w, mu, rstd):
         """(gx (R, D), gw (D,), gb (D,)) from the output gradient gy2 (R, D)."""
 
-    # ------------------------------------------------------------ LSTM cell
-    def lstm_cell(self, gates, c):
-        """(h', c', act, tanh(c')) of one LSTM step's pointwise part: act holds the gate
-        activations sigmoid/sigmoid/tanh/sigmoid (B, 4H) the backward reuses."""
-
-    def lstm_cell_backward(self, act, c, tanh_c, gh, gc):
-        """(d gates (B, 4H), d c (B, H)) from dL/dh' = gh and dL/dc' = gc (None: zero)."""
-
     # ------------------------------------------------------------ embedding
     def embedding_backward(self, idx, gy, num_embeddings, padding_idx=None):
         """gW (num_embeddings, D): the rows of gy (idx.shape + (D,)) scatter-added at the

@@ -17,7 +17,6 @@ from .. import autograd
 from ..autograd import Function
 from ..backend import array_module
 from ..tensor import Tensor
-from .fast import fast_backend
 from .shape import chunk
 from .shape import cat as _tensor_cat
 from .unary import sigmoid, tanh
@@ -53,13 +52,7 @@ class _LSTMPointwise(Function):
     no gradient reached (the last c', or h' when only c' is used) counts as zero."""
 
     @staticmethod
-    def forward(ctx, gates, c, *, be=None):
-        ctx.be = be
-        if be is not None:   # one fused pass (Numba / CUDA) instead of ~12 array passes
-            h_new, c_new, act, tc = be.lstm_cell(gates, c)
-            ctx.arrays = (act, c, tc)
-            ctx.save_for_backward(gates, c)
-            return h_new, c_new
+    def forward(ctx, gates, c):
         xp = ctx.xp
         i, f, g, o = xp.split(gates, 4, axis=-1)
         i, f, g, o = _sigmoid(xp, i), _sigmoid(xp, f), xp.tanh(g), _sigmoid(xp, o)
@@ -78,12 +71,6 @@ class _LSTMPointwise(Function):
             tc = tanh(f * c + i * g)
             gh, gc = grad_h, grad_c
             zero = 0.0
-        elif ctx.be is not None:
-            act, c, tc = ctx.arrays
-            d_gates, d_c = ctx.be.lstm_cell_backward(
-                act, c, tc, None if grad_h is None else grad_h.array,
-                None if grad_c is None else grad_c.array)
-            return Tensor._make(d_gates), Tensor._make(d_c)
         else:
             i, f, g, o, c, tc = ctx.arrays
             gh = None if grad_h is None else grad_h.array
@@ -138,13 +125,8 @@ class _GRUPointwise(Function):
 
 
 def lstm_cell(gates: Tensor, c: Tensor) -> tuple:
-    """(h', c') of one LSTM step from the gate pre-activations (B, 4H) and the cell c (B, H).
-    On float32/64 tensors with a kernel backend the pointwise part is one fused kernel."""
-    be = None
-    if gates.ndim == 2 and c.ndim == 2 and gates.dtype == c.dtype and c.numel() > 0 \
-            and gates.shape == (c.shape[0], 4 * c.shape[1]):
-        be = fast_backend(gates, c)
-    return _LSTMPointwise.apply(gates, c, be=be)
+    """(h', c') of one LSTM step from the gate pre-activations (B, 4H) and the cell c (B, H)."""
+    return _LSTMPointwise.apply(gates, c)
 
 
 def gru_cell(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:

@@ -308,29 +308,3 @@ def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
             (c(idx.reshape(-1).astype(cp.int64)), c(gy.reshape(-1, d)), np.int64(pad), out,
              np.int64(n), _i(d), np.int64(num_embeddings)))
     return out
-
-
-# ---------------------------------------------------------------------- LSTM cell
-@_on_device
-def lstm_cell(gates, cell):
-    """One thread per (sample, unit) (lstm.cu): the four gates, c' and h' in one pass."""
-    cp = _cp()
-    gates, cell = c(gates), c(cell)
-    bsz, hid = cell.shape
-    act = cp.empty_like(gates)
-    c_new, tanh_c, h_new = cp.empty_like(cell), cp.empty_like(cell), cp.empty_like(cell)
-    _launch("lstm.cu", "lstm_cell_forward", cell.dtype, _grid(bsz * hid),
-            (gates, cell, act, c_new, tanh_c, h_new, _i(bsz), _i(hid)))
-    return h_new, c_new, act, tanh_c
-
-
-@_on_device
-def lstm_cell_backward(act, cell, tanh_c, gh, gc):
-    cp = _cp()
-    bsz, hid = cell.shape
-    gh = cp.zeros_like(cell) if gh is None else c(gh)
-    gc = cp.zeros_like(cell) if gc is None else c(gc)
-    dgates, dc_prev = cp.empty_like(act), cp.empty_like(cell)
-    _launch("lstm.cu", "lstm_cell_backward", cell.dtype, _grid(bsz * hid),
-            (c(act), c(cell), c(tanh_c), gh, gc, dgates, dc_prev, _i(bsz), _i(hid)))
-    return dgates, dc_prev

@@ -23,7 +23,6 @@ from . import conv as _conv
 from . import coupling as _cpl
 from . import embedding as _emb
 from . import layernorm as _ln
-from . import lstm as _lstm
 
 xp = np
 name = "numba"
@@ -175,12 +174,3 @@ def layer_norm_backward(gy2, x2, w, mu, rstd):
 # ---------------------------------------------------------------------- embedding
 def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
     return _emb.embedding_backward(idx, gy, num_embeddings, padding_idx)
-
-
-# ---------------------------------------------------------------------- LSTM cell
-def lstm_cell(gates, c):
-    return _lstm.lstm_cell_forward(gates, c)
-
-
-def lstm_cell_backward(act, c, tanh_c, gh, gc):
-    return _lstm.lstm_cell_backward(act, c, tanh_c, gh, gc)
