@@ -49,11 +49,7 @@ class Adagrad(Optimizer):
                     if p.grad is None:
                         continue
                     xp = p.xp
-                    g = p.grad.array
-                    if group["maximize"]:
-                        g = -g
-                    if group["weight_decay"] != 0:
-                        g = g + group["weight_decay"] * p.array
+                    g = self._grad(p, group)
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {
@@ -87,11 +83,7 @@ class Adadelta(Optimizer):
                     if p.grad is None:
                         continue
                     xp = p.xp
-                    g = p.grad.array
-                    if group["maximize"]:
-                        g = -g
-                    if group["weight_decay"] != 0:
-                        g = g + group["weight_decay"] * p.array
+                    g = self._grad(p, group)
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {"step": 0,

@@ -120,6 +120,18 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
+    def _grad(p, group):
+        """The gradient array a step follows: -grad when group["maximize"], plus the L2 term
+        weight_decay * p (PyTorch's coupled weight decay) when group["weight_decay"] != 0.
+        A new array whenever it differs from p.grad's, never p.grad's modified in place."""
+        g = p.grad.array
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.array
+        return g
+
+    @staticmethod
     def _evaluate(closure):
         """closure() with grad recording on (step() itself runs under no_grad), or None."""
         if closure is None:

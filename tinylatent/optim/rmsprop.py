@@ -35,16 +35,12 @@ class RMSprop(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-                momentum, weight_decay = group["momentum"], group["weight_decay"]
+                momentum = group["momentum"]
                 for p in group["params"]:
                     if p.grad is None:
                         continue
                     xp = p.xp
-                    g = p.grad.array
-                    if group["maximize"]:
-                        g = -g
-                    if weight_decay != 0:
-                        g = g + weight_decay * p.array
+                    g = self._grad(p, group)
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {"step": 0,

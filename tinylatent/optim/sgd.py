@@ -41,15 +41,11 @@ class SGD(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, momentum = group["lr"], group["momentum"]
-                dampening, weight_decay = group["dampening"], group["weight_decay"]
+                dampening = group["dampening"]
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    g = p.grad.array
-                    if group["maximize"]:
-                        g = -g
-                    if weight_decay != 0:
-                        g = g + weight_decay * p.array
+                    g = self._grad(p, group)
                     if momentum != 0:
                         state = self.state.setdefault(p, {})
                         buf = state.get("momentum_buffer")
