@@ -20,6 +20,7 @@ def offline(monkeypatch, tmp_path):
     def no_network(*a, **k):
         raise AssertionError("a test tried to open a URL")
     monkeypatch.setattr(mnist_mod.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(mnist_mod, "SYSTEM_DATA_DIRS", ())   # this machine's packages: no
 
 
 # ---------------------------------------------------------------- DataLoader
@@ -140,6 +141,27 @@ def test_cache_dir_is_used(tmp_path, monkeypatch):
         for p in (tmp_path / "cache" / "mnist").iterdir()})
     x, y = load_mnist("mnist", "test")
     np.testing.assert_array_equal(x, truth["test"][0])
+
+
+def test_system_package_copy_is_used_after_the_cache(tmp_path, monkeypatch, capsys):
+    # Debian's dataset-fashion-mnist recompresses the .gz files: their bytes differ from the
+    # published sums, and they are still read (dpkg verified them); a cached copy comes first
+    truth = write_mnist_like(tmp_path / "usr" / "fashion-mnist", n=3)
+    monkeypatch.setattr(mnist_mod, "SYSTEM_DATA_DIRS", (tmp_path / "nowhere", tmp_path / "usr"))
+    x, y = load_mnist("fashion-mnist", "train")
+    np.testing.assert_array_equal(x, truth["train"][0])
+    np.testing.assert_array_equal(y, truth["train"][1])
+    assert "system package" in capsys.readouterr().err
+    cached = write_mnist_like(tmp_path / "cache" / "fashion-mnist", n=2)
+    monkeypatch.setitem(mnist_mod.SHA256, "fashion-mnist", {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (tmp_path / "cache" / "fashion-mnist").iterdir()})
+    x, _ = load_mnist("fashion-mnist", "train")
+    np.testing.assert_array_equal(x, cached["train"][0])
+    # an explicit data_dir is a promise: the system copy does not stand in for it
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="lacks"):
+        load_mnist("fashion-mnist", "train", data_dir=tmp_path / "empty")
 
 
 def test_read_idx_other_dtypes(tmp_path):

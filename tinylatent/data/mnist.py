@@ -8,7 +8,7 @@ Where the images come from, in order (the loader prints once which one it used):
   2. a download from the standard public mirrors into that directory, each file verified by
      its SHA-256 and renamed into place only when it matches (skipped with download=False or
      TINYLATENT_OFFLINE=1);
-  3. MNIST only, and only when no `data_dir` was given: the embedded real 5,000-image subset
+  4. MNIST only, and only when no `data_dir` was given: the embedded real 5,000-image subset
      (4,000 train / 1,000 test) that ships with tinylatent (see embedded/README.md). An
      explicit `data_dir` is a promise: if it does not exist or lacks a file, loading raises.
 Nothing is unpickled; a truncated or corrupt file raises an error naming the file.
@@ -35,6 +35,8 @@ __all__ = ["read_idx", "load_mnist", "MNIST", "FashionMNIST", "cache_dir", "EMBE
            "IDXFormatError"]
 
 EMBEDDED_MNIST = Path(__file__).parent / "embedded" / "mnist_5k.npz"
+# where system packages put datasets (Debian: dataset-fashion-mnist); checked after the cache
+SYSTEM_DATA_DIRS = (Path("/usr/share/datasets"),)
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -233,6 +235,12 @@ def _load(dataset: str, split: str, data_dir, download: bool):
             if path is not None:
                 _verify_cached(dataset, path)
     source = f"{directory}"
+    if data_dir is None and None in paths:
+        for root in SYSTEM_DATA_DIRS:
+            found = [_find(root / dataset, s) for s in stems]
+            if None not in found:
+                paths, source = found, f"{root / dataset} (a system package's copy)"
+                break
     problems = []
     if None in paths and not _offline(download):
         if dataset in _unreachable:
