@@ -1,7 +1,7 @@
 """Single layers and the ops the next model families spend their time in, next to PyTorch:
 transposed conv (DCGAN generators), masked conv (PixelCNN, van den Oord et al. 2016,
 Sec. 3.5 masks A and B), dilated causal conv1d (WaveNet, van den Oord et al. 2016, Sec. 2.1),
-LayerNorm, the LSTM language-model step of pytorch/examples' word_language_model, a
+LayerNorm, the exact GELU, the LSTM language-model step of pytorch/examples' word_language_model, a
 Transformer encoder layer and an Embedding lookup.
 
 Each workload is written once against a library namespace `L` (tinylatent or torch: the
@@ -149,6 +149,15 @@ def layer_norm(L, quick: bool, state=None):
     return Layer(L, lambda: m(x), dict(m.named_parameters()), {"x": x}, g), m
 
 
+def gelu(L, quick: bool, state=None):
+    """The exact (erf) GELU of a Transformer's feed-forward block (d_ff = 512)."""
+    n = 1024 if quick else 8192
+    rng = np.random.default_rng(7)
+    x = _tensor(L, (rng.standard_normal((n, 512)) * 2).astype(np.float32), True)
+    g = _tensor(L, rng.standard_normal((n, 512)).astype(np.float32))
+    return Layer(L, lambda: L.nn.functional.gelu(x), {}, {"x": x}, g), None
+
+
 class _WordLM:
     """pytorch/examples word_language_model (LSTM): embedding -> 2-layer LSTM -> decoder,
     dropout 0 so both libraries compute the same function."""
@@ -226,6 +235,7 @@ WORKLOADS = {
     "wavenet": ("dilated causal conv1d 64ch d=1..512 fwd+bwd ({size})", wavenet_stack, 1.2,
                 ("B=2 T=512", "B=4 T=4096")),
     "layer_norm": ("LayerNorm ({size}, 256) fwd+bwd", layer_norm, 1.0, (1024, 4096)),
+    "gelu": ("GELU (exact) ({size}, 512) fwd+bwd", gelu, 1.2, (1024, 8192)),
     "lstm_lm": ("LSTM LM step 2x200 T=35 B=20 ({size}, clip + SGD)", lstm_lm, 1.2,
                 ("V=2000", "V=10000")),
     "transformer": ("TransformerEncoderLayer d=128 h=4 T=64 fwd+bwd (B={size})",

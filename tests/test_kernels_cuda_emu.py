@@ -306,6 +306,21 @@ def test_layer_norm(case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 100), (0, 4), ()])
+def test_gelu(shape, dtype):
+    """activation.cu: value and dy/dx in one grid-stride pass; 300 elements past a block of
+    64, an empty input (no launch), a 0-d input; NaN and +-inf pass through as the reference's."""
+    x = rand(np.random.default_rng(11), shape, dtype, 3.0)
+    if x.size > 3:
+        x.flat[:3] = [np.nan, np.inf, -np.inf]
+    with np.errstate(invalid="ignore"):
+        fast, ref = run_emulated_and_reference("gelu", tl.gelu, [x])
+    assert_same(fast, ref, dtype, f"gelu {shape}")
+    if x.size:
+        launched("gelu_forward", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("padding_idx", [None, 2])
 def test_embedding_backward(padding_idx, dtype):
     """The weight gradient of an embedding lookup with repeated indices: embedding.cu's
@@ -339,6 +354,7 @@ def test_every_op_at_the_shipped_block_size():
                                          rand(rng, 300, dt)]),
         ("info_nce", contrastive_call("info_nce"), [rand(rng, (3, 300), dt),
                                                     rand(rng, (3, 300), dt)]),
+        ("gelu", tl.gelu, [rand(rng, (2, 300), dt, 3.0)]),
     ]
     for name, call, arrays in runs:
         fast, ref = run_emulated_and_reference(name, call, arrays, block=block)

@@ -74,6 +74,10 @@ class KernelBackend(Protocol):
     def normalize_rows_backward(self, gzn, zn, norm, eps=1e-12):
         """The gradient of z from that of normalize_rows(z)."""
 
+    # ------------------------------------------------------------ activations
+    def gelu(self, x):
+        """(y, dy/dx) of the exact GELU y = x Phi(x), both shaped like x."""
+
     # ------------------------------------------------------------ layer normalization
     def layer_norm(self, x2, w, b, eps):
         """(y, mu, rstd) for the rows of x2 (R, D): y = (x - mu) rstd w + b, mu and rstd

@@ -23,7 +23,6 @@ import numpy as np
 
 name = "cuda"
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("conv.cu", "attention.cu", "coupling.cu", "contrastive.cu")
 # Threads per block of every kernel: the one definition, handed to the compiler as
 # -DTL_BLOCK (common.cuh sizes its shared buffers and reduction trees by it). A power of two
 # from 32 to 1024.
@@ -293,6 +292,18 @@ def layer_norm_backward(gy2, x2, w, mu, rstd):
         _launch("layernorm.cu", "layer_norm_param_grad", x2.dtype, _grid(d),
                 (gy2, x2, mu, rstd, gw, gb, _i(rows), _i(d)))
     return gx, gw, gb
+
+
+# ---------------------------------------------------------------------- activations
+@_on_device
+def gelu(x):
+    """(y, dy/dx) of the exact GELU, one thread per element (activation.cu)."""
+    cp = _cp()
+    x = c(x)
+    y, d = cp.empty_like(x), cp.empty_like(x)
+    _launch("activation.cu", "gelu_forward", x.dtype, _grid(x.size),
+            (x, y, d, np.int64(x.size)))
+    return y, d
 
 
 # ---------------------------------------------------------------------- embedding

@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 
+from . import activation as _act
 from . import attention as _att
 from . import contrastive as _con
 from . import conv as _conv
@@ -163,6 +164,10 @@ def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
 
 
 # ---------------------------------------------------------------------- layer normalization
+def gelu(x):
+    return _act.gelu_forward(x)
+
+
 def layer_norm(x2, w, b, eps):
     return _ln.layer_norm_forward(c(x2), w, b, eps)
 
