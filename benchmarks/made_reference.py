@@ -10,9 +10,12 @@ with a fixed seed. The PyTorch twin computes its masks with its own code from th
 tinylatent's initial weights and sees the same binarised minibatches in the same order.
 
     python -m benchmarks.made_reference --epochs 10 --seeds 0 1 2      # embedded MNIST
+    python -m benchmarks.made_reference --dataset fashion-mnist --epochs 10 --seeds 0 1 2
 
-Only the embedded MNIST subset (4,000 train / 1,000 test images) is used here unless
---data-dir points at the IDX files of full MNIST.
+MNIST is the embedded subset (4,000 train / 1,000 test images) unless the cache or --data-dir
+holds the IDX files of full MNIST; Fashion-MNIST is the full 60k/10k set (the cache, Debian's
+dataset-fashion-mnist, or --data-dir). `BinarySideBySide` and `run_table` serve NADE's twin
+(benchmarks/nade_reference.py) too.
 """
 from __future__ import annotations
 
@@ -83,21 +86,22 @@ if torch is not None:
             return -(torch.logsumexp(lps, 0) - math.log(len(self.masks)))
 
 
-class SideBySide:
-    """tinylatent's MADE and the PyTorch twin: same initial weights, same minibatches."""
+class BinarySideBySide:
+    """A tinylatent model and its PyTorch twin on dynamically binarised MNIST-family images:
+    same initial weights, same minibatches in the same order, the same fixed binarised test
+    set. A subclass builds the pair (`build`) and says how each side computes its training
+    loss and its test NLL per image."""
 
-    def __init__(self, seed=0, hidden=500, num_masks=8, lr=3e-3, batch_size=100,
-                 data_dir=None, n_test=None):
+    def __init__(self, seed=0, lr=3e-3, batch_size=100, data_dir=None, n_test=None,
+                 dataset="mnist", **model_kwargs):
         tl.manual_seed(seed)
         torch.manual_seed(seed)
-        train, _ = tl.data.load_mnist(split="train", data_dir=data_dir)
-        test, _ = tl.data.load_mnist(split="test", data_dir=data_dir)
+        train, _ = tl.data.load_mnist(dataset, "train", data_dir=data_dir)
+        test, _ = tl.data.load_mnist(dataset, "test", data_dir=data_dir)
         self.train, self.rng = train, np.random.default_rng(seed)
         self.x_test = binarize(test[:n_test], np.random.default_rng(123))   # fixed
-        self.batch_size, self.num_masks = batch_size, num_masks
-        self.tl_model = MADE(in_features=784, hidden_features=(hidden,), num_masks=num_masks,
-                             seed=seed)
-        self.pt_model = TorchMADE(784, hidden, num_masks, seed)
+        self.batch_size = batch_size
+        self.tl_model, self.pt_model = self.build(seed, **model_kwargs)
         with torch.no_grad():
             state = self.tl_model.state_dict()
             for name, p in self.pt_model.named_parameters():
@@ -105,16 +109,17 @@ class SideBySide:
         self.tl_opt = tl.optim.Adam(self.tl_model.parameters(), lr=lr)
         self.pt_opt = torch.optim.Adam(self.pt_model.parameters(), lr=lr)
 
-    def masks_equal(self) -> bool:
-        ok = True
-        for k in range(self.num_masks):
-            self.tl_model.set_mask(k)
-            tl_masks = [self.tl_model.hidden[0].mask, self.tl_model.output.mask,
-                        self.tl_model.direct.mask]
-            ok &= all(np.array_equal(a.numpy(), b.numpy())
-                      for a, b in zip(tl_masks, self.pt_model.masks[k]))
-        self.tl_model.set_mask(0)
-        return ok
+    def build(self, seed, **model_kwargs):
+        raise NotImplementedError
+
+    def pt_train_loss(self, x):
+        raise NotImplementedError
+
+    def tl_test_nll(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def pt_test_nll(self, x):
+        raise NotImplementedError
 
     def batches(self):
         """One epoch of dynamically binarised minibatches (the example's order)."""
@@ -131,41 +136,70 @@ class SideBySide:
         self.tl_opt.step()
         tl_loss = float(loss.item())
         t1 = time.perf_counter()
-        pt_loss = self.pt_model.train_loss(torch.from_numpy(x))
+        pt_loss = self.pt_train_loss(torch.from_numpy(x))
         self.pt_opt.zero_grad()
         pt_loss.backward()
         self.pt_opt.step()
         return tl_loss, float(pt_loss.item()), t1 - t0, time.perf_counter() - t1
 
     def test_nll(self, batch: int = 500) -> tuple[float, float]:
-        """Test NLL (nats per image) of the K-mask ensemble, both sides."""
+        """Test NLL (nats per image), both sides."""
         self.tl_model.eval()
         with tl.no_grad():
-            a = np.concatenate([self.tl_model.log_prob(tl.tensor(self.x_test[i: i + batch]),
-                                                       num_masks=self.num_masks).numpy()
+            a = np.concatenate([self.tl_test_nll(self.x_test[i: i + batch])
                                 for i in range(0, len(self.x_test), batch)])
         self.tl_model.train()
         with torch.no_grad():
-            b = torch.cat([self.pt_model.ensemble_nll(torch.from_numpy(x))
+            b = torch.cat([self.pt_test_nll(torch.from_numpy(x))
                            for x in np.array_split(self.x_test, max(1, len(self.x_test)
                                                                     // batch))])
-        return float(-a.mean()), float(b.mean())
+        return float(a.mean()), float(b.mean())
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description="MADE recipe: tinylatent vs PyTorch, per epoch")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--data-dir", default=None, help="full MNIST IDX files (default: embedded)")
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    tests = np.zeros((len(args.seeds), args.epochs, 2))   # (seed, epoch, [tl, torch])
-    for k, seed in enumerate(args.seeds):
-        s = SideBySide(seed, data_dir=args.data_dir)
-        print(f"MNIST {len(s.train)} train / {len(s.x_test)} test; seed {seed}; masks "
-              f"identical: {s.masks_equal()}")
+class SideBySide(BinarySideBySide):
+    """tinylatent's MADE and the PyTorch twin."""
+
+    def __init__(self, seed=0, hidden=500, num_masks=8, lr=3e-3, batch_size=100,
+                 data_dir=None, n_test=None, dataset="mnist"):
+        self.num_masks = num_masks
+        super().__init__(seed, lr, batch_size, data_dir, n_test, dataset, hidden=hidden)
+
+    def build(self, seed, hidden):
+        return (MADE(in_features=784, hidden_features=(hidden,), num_masks=self.num_masks,
+                     seed=seed),
+                TorchMADE(784, hidden, self.num_masks, seed))
+
+    def pt_train_loss(self, x):
+        return self.pt_model.train_loss(x)
+
+    def tl_test_nll(self, x):
+        """The K-mask ensemble's -log p(x) (Germain et al. 2015, Sec. 4.3)."""
+        return -self.tl_model.log_prob(tl.tensor(x), num_masks=self.num_masks).numpy()
+
+    def pt_test_nll(self, x):
+        return self.pt_model.ensemble_nll(x)
+
+    def masks_equal(self) -> bool:
+        ok = True
+        for k in range(self.num_masks):
+            self.tl_model.set_mask(k)
+            tl_masks = [self.tl_model.hidden[0].mask, self.tl_model.output.mask,
+                        self.tl_model.direct.mask]
+            ok &= all(np.array_equal(a.numpy(), b.numpy())
+                      for a, b in zip(tl_masks, self.pt_model.masks[k]))
+        self.tl_model.set_mask(0)
+        return ok
+
+
+def run_table(side_by_side, title: str, epochs: int, seeds, **kwargs) -> np.ndarray:
+    """Train each seed's pair for `epochs`, printing a per-epoch line; returns the test NLLs
+    (seed, epoch, [tl, torch]) and prints their mean over the seeds."""
+    tests = np.zeros((len(seeds), epochs, 2))
+    for k, seed in enumerate(seeds):
+        s = side_by_side(seed, **kwargs)
+        print(f"{title}: {len(s.train)} train / {len(s.x_test)} test images; seed {seed}")
         print("epoch  tl_train  pt_train   tl_test   pt_test   diff   tl_s/ep  pt_s/ep")
-        for epoch in range(args.epochs):
+        for epoch in range(epochs):
             sums = np.zeros(4)
             n = 0
             for x in s.batches():
@@ -177,9 +211,31 @@ def main() -> None:
                   f"{tests[k, epoch, 0] - tests[k, epoch, 1]:+5.2f}  {sums[2]:7.2f}  "
                   f"{sums[3]:7.2f}", flush=True)
     mean = tests.mean(axis=0)
-    print(f"mean test NLL over seeds {args.seeds} (nats per image):")
+    print(f"mean test NLL over seeds {list(seeds)} (nats per image):")
     for epoch, (a, b) in enumerate(mean, 1):
         print(f"{epoch:5d}  tinylatent {a:8.2f}  PyTorch {b:8.2f}  diff {a - b:+5.2f}")
+    return tests
+
+
+def reference_args(description: str, epochs: int) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+                   help="mnist: the cache or the embedded 4k/1k subset; fashion-mnist: the "
+                        "cache or Debian's dataset-fashion-mnist files")
+    p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = reference_args("MADE recipe: tinylatent vs PyTorch, per epoch", epochs=10)
+    torch.set_num_threads(1)
+    s = SideBySide(0, data_dir=args.data_dir, n_test=10, dataset=args.dataset)
+    print(f"masks identical: {s.masks_equal()}")
+    run_table(SideBySide, f"MADE on {args.dataset}", args.epochs, args.seeds,
+              data_dir=args.data_dir, dataset=args.dataset)
 
 
 if __name__ == "__main__":
