@@ -12,7 +12,8 @@ the builds apart from the plain ones) and the sanitizer runtime is preloaded int
         threads writing one output); AddressSanitizer: reads and writes past an array or a
         __shared__ buffer.
 race-demo: copies tinylatent/kernels/cuda to a temporary directory, deletes the __syncthreads() that
-orders the reduction tree's steps in tl_block_sum (common.cuh), runs logsumexp on the copy
+orders the warps' partial sums before warp 0 reads them in the block reductions (common.cuh,
+tl_block_sum / tl_block_max), runs logsumexp on the copy
 under TSan and expects a data race report; it also prints what a plain value check says
 about the broken copy (it can pass: the race is real but rarely changes the sum).
 Exit status 0 when every asked mode behaved as expected. Needs g++ >= 11 with libtsan/libasan.
@@ -95,16 +96,17 @@ def race_demo() -> bool:
         path = os.path.join(src, "common.cuh")
         with open(path, encoding="utf-8") as f:
             code = f.read()
-        # the barrier between two steps of tl_block_sum's tree (inside its for loop)
-        pattern = (r"(tl_block_sum\(T v, T\* buf\) \{.*?buf\[threadIdx\.x\] \+= "
-                   r"buf\[threadIdx\.x \+ s\];\n)\s*__syncthreads\(\);\n")
-        broken, n = re.subn(pattern, r"\1", code, count=1, flags=re.S)
+        # the barrier between the warps' partials and warp 0 reading them, in the block
+        # reductions' macro (tl_block_sum and tl_block_max): a line of its own, continued
+        pattern = r"(if \(lane == 0\) buf\[warp\] = v;\s*\\\n)[ \t]*__syncthreads\(\);[ \t]*\\\n"
+        broken, n = re.subn(pattern, r"\1", code, count=1)
         if n != 1:
             print("race-demo: could not find the __syncthreads to remove in common.cuh")
             return False
         with open(path, "w", encoding="utf-8") as f:
             f.write(broken)
-        print("== race-demo: tl_block_sum without its in-loop __syncthreads", flush=True)
+        print("== race-demo: the block reductions without the barrier after the warp partials",
+              flush=True)
         plain = subprocess.run([sys.executable, "-c", RACE_DEMO, src], cwd=ROOT,
                                env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
                                text=True)

@@ -245,6 +245,7 @@ CONTRASTIVE_CASES = {  # (N, D), reduction, NaN at
     "sum": ((9, 4), "sum", None),
     "empty": ((0, 5), "none", None),
     "nan": ((4, 70), "mean", (2, 33)),
+    "tiles": ((35, 3), "sum", None),        # NT-Xent: 70 x 70, three 32-wide tiles a side
 }
 
 
@@ -266,9 +267,10 @@ def test_contrastive(name, case, dtype):
         assert [r.shape for r in fast] == [(0,), (0, d), (0, d)]
     if nan is not None:
         assert np.isnan(fast[0]).all(), f"{name}: a NaN input gave the loss {fast[0]}"
-    if n:
-        launched("normalize_rows", "row_cross_entropy", "cross_entropy_grad",
-                 "normalize_rows_backward", dtype=dtype)
+    if n:   # NT-Xent's gradient is symmetric (G + G^T): the tiled kernel
+        grad = "cross_entropy_grad_symmetric" if name == "nt_xent" else "cross_entropy_grad"
+        launched("normalize_rows", "row_cross_entropy", grad, "normalize_rows_backward",
+                 dtype=dtype)
 
 
 def test_attention_nan_score_is_not_treated_as_masked():

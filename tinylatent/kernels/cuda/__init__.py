@@ -235,10 +235,19 @@ def row_cross_entropy(s, inv_tau, shift, mask_diag):
 
 @_on_device
 def cross_entropy_grad(p, g, inv_tau, shift, symmetric):
+    """G_ij = g_i inv_tau (P_ij - [j == (i + shift) % C]); symmetric (square P): G + G^T,
+    by 32 x 32 tiles so that the transposed reads stay coalesced."""
     out = scratch("ce_grad", p.shape, p.dtype, like=p)
-    _launch("contrastive.cu", "cross_entropy_grad", p.dtype, _grid(p.size),
-            (c(p), c(g), p.dtype.type(inv_tau), _i(shift), _i(bool(symmetric)), out,
-             _i(p.shape[0]), _i(p.shape[1])))
+    args = (c(p), c(g), p.dtype.type(inv_tau), _i(shift), out)
+    if symmetric:
+        if p.shape[0] != p.shape[1]:
+            raise ValueError(f"cross_entropy_grad: symmetric needs a square P, got {p.shape}")
+        tiles = -(-p.shape[1] // 32)
+        _launch("contrastive.cu", "cross_entropy_grad_symmetric", p.dtype,
+                (min(tiles * tiles, 65535),), args + (_i(p.shape[1]),))
+    else:
+        _launch("contrastive.cu", "cross_entropy_grad", p.dtype, _grid(p.size),
+                args + (_i(p.shape[0]), _i(p.shape[1])))
     return out
 
 

@@ -39,30 +39,41 @@ template <typename T> __device__ __forceinline__ bool tl_keep(T d) {
     return !(d <= tl_cutoff<T>());
 }
 
-// Block-wide sum / max over TL_BLOCK threads through a shared buffer; every thread gets it.
-template <typename T> __device__ T tl_block_sum(T v, T* buf) {
-    buf[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = TL_BLOCK / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-        __syncthreads();
-    }
-    T r = buf[0];
-    __syncthreads();
-    return r;
+// Warp-wide sum / max by butterfly shuffles: every lane gets the result, no shared memory.
+template <typename T> __device__ __forceinline__ T tl_warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
 }
 
-template <typename T> __device__ T tl_block_max(T v, T* buf) {
-    buf[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = TL_BLOCK / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) buf[threadIdx.x] = tl_max(buf[threadIdx.x], buf[threadIdx.x + s]);
-        __syncthreads();
-    }
-    T r = buf[0];
-    __syncthreads();
-    return r;
+template <typename T> __device__ __forceinline__ T tl_warp_max(T v) {
+    for (int o = 16; o > 0; o >>= 1) v = tl_max(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
 }
+
+// Block-wide sum / max over TL_BLOCK threads; every thread gets it. Each warp reduces by
+// shuffles, its lane 0 leaves the partial in buf (TL_BLOCK / 32 entries used), warp 0
+// reduces the partials by shuffles again: 3 barriers where a shared-memory tree takes
+// log2(TL_BLOCK) + 2. TL_BLOCK is a power of two >= 32, so every warp is full (the shuffles'
+// full mask holds). The last barrier lets a caller reuse buf straight away.
+#define TL_DEFINE_BLOCK_REDUCE(NAME, WARP_OP, IDENTITY)                                     \
+    template <typename T> __device__ T NAME(T v, T* buf) {                                  \
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;                         \
+        v = WARP_OP(v);                                                                     \
+        if (lane == 0) buf[warp] = v;                                                       \
+        __syncthreads();                                                                    \
+        if (warp == 0) {                                                                    \
+            T w = lane < TL_BLOCK / 32 ? buf[lane] : IDENTITY;                              \
+            w = WARP_OP(w);                                                                 \
+            if (lane == 0) buf[0] = w;                                                      \
+        }                                                                                   \
+        __syncthreads();                                                                    \
+        T r = buf[0];                                                                       \
+        __syncthreads();                                                                    \
+        return r;                                                                           \
+    }
+
+TL_DEFINE_BLOCK_REDUCE(tl_block_sum, tl_warp_sum, T(0))
+TL_DEFINE_BLOCK_REDUCE(tl_block_max, tl_warp_max, -tl_inf<T>())
 
 #define TL_GRID_STRIDE(idx, total)                                                     \
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < (total); \

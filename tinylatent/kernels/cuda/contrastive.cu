@@ -74,16 +74,45 @@ __device__ void row_cross_entropy_impl(T* s, T inv_tau, int shift, int mask_diag
     }
 }
 
-// G_ij = g_i inv_tau (P_ij - [j == pos i]); symmetric: G + G^T.
+// G_ij = g_i inv_tau (P_ij - [j == pos i]), one thread per entry (coalesced).
 template <typename T>
-__device__ void cross_entropy_grad_impl(const T* p, const T* g, T inv_tau, int shift,
-                                        int symmetric, T* out, int R, int C) {
-    TL_GRID_STRIDE(idx, (long long)R * C) {
-        int i = (int)(idx / C), j = (int)(idx % C);
-        T v = g[i] * inv_tau * (p[idx] - (j == (i + shift) % C ? T(1) : T(0)));
-        if (symmetric)
-            v += g[j] * inv_tau * (p[(long long)j * C + i] - (i == (j + shift) % C ? T(1) : T(0)));
-        out[idx] = v;
+__device__ __forceinline__ T tl_ce_grad_entry(const T* p, const T* g, T inv_tau, int shift,
+                                              int i, int j, int C) {
+    return g[i] * inv_tau * (p[(long long)i * C + j] - (j == (i + shift) % C ? T(1) : T(0)));
+}
+
+template <typename T>
+__device__ void cross_entropy_grad_impl(const T* p, const T* g, T inv_tau, int shift, T* out,
+                                        int R, int C) {
+    TL_GRID_STRIDE(idx, (long long)R * C)
+        out[idx] = tl_ce_grad_entry(p, g, inv_tau, shift, (int)(idx / C), (int)(idx % C), C);
+}
+
+// Symmetric (NT-Xent, C x C): G + G^T. Reading G^T entry by entry would stride by C through
+// P (uncoalesced); instead each block takes a 32 x 32 tile of the output, first loads the
+// mirror tile of G with consecutive threads on consecutive columns into shared memory
+// (padded to 33 columns against bank conflicts), then writes G_ij + tile^T, again along rows.
+template <typename T>
+__device__ void cross_entropy_grad_symmetric_impl(const T* p, const T* g, T inv_tau,
+                                                  int shift, T* out, int C) {
+    __shared__ T tile[32][33];
+    const int n = (C + 31) / 32;
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5, rows = TL_BLOCK / 32;
+    for (long long t = blockIdx.x; t < (long long)n * n; t += gridDim.x) {
+        const int ti = (int)(t / n), tj = (int)(t % n);   // output rows ti*32.., cols tj*32..
+        for (int r = ty; r < 32; r += rows) {             // tile[r][x] = G[tj*32 + r][ti*32 + x]
+            const int i = tj * 32 + r, j = ti * 32 + tx;
+            tile[r][tx] = (i < C && j < C) ? tl_ce_grad_entry(p, g, inv_tau, shift, i, j, C)
+                                           : T(0);
+        }
+        __syncthreads();
+        for (int r = ty; r < 32; r += rows) {
+            const int i = ti * 32 + r, j = tj * 32 + tx;
+            if (i < C && j < C)
+                out[(long long)i * C + j] =
+                    tl_ce_grad_entry(p, g, inv_tau, shift, i, j, C) + tile[tx][r];
+        }
+        __syncthreads();                                  // the tile is reused next round
     }
 }
 
@@ -129,8 +158,12 @@ __device__ void normalize_rows_backward_impl(const T* gzn, const T* zn, const T*
         row_cross_entropy_impl<T>(s, inv_tau, shift, mask_diag, loss, C);                    \
     }                                                                                        \
     extern "C" __global__ void cross_entropy_grad_##SFX(const T* p, const T* g, T inv_tau,   \
-        int shift, int symmetric, T* out, int R, int C) {                                    \
-        cross_entropy_grad_impl<T>(p, g, inv_tau, shift, symmetric, out, R, C);              \
+        int shift, T* out, int R, int C) {                                                   \
+        cross_entropy_grad_impl<T>(p, g, inv_tau, shift, out, R, C);                         \
+    }                                                                                        \
+    extern "C" __global__ void cross_entropy_grad_symmetric_##SFX(const T* p, const T* g,    \
+        T inv_tau, int shift, T* out, int C) {                                               \
+        cross_entropy_grad_symmetric_impl<T>(p, g, inv_tau, shift, out, C);                  \
     }                                                                                        \
     extern "C" __global__ void normalize_rows_##SFX(const T* z, T* zn, T* norm, T eps, int D) {\
         normalize_rows_impl<T>(z, zn, norm, eps, D);                                         \
