@@ -149,3 +149,106 @@ def test_attention_broadcast_batch_falls_back_and_errors_are_clear():
         sdpa(q, k, v, attn_mask=tl.tensor(np.ones((4, 4), bool)))
     with pytest.raises(ValueError, match=r"dropout_p must be in \[0, 1\)"):
         sdpa(q, k, v, dropout_p=1.0)
+
+
+# ---------------------------------------------------------------------- the flash path
+def _graph_functions(t) -> set:
+    """The names of the Functions in t's graph."""
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(node.fn.__name__)
+        stack.extend(i.grad_fn for i in node.inputs if i is not None)
+    return names
+
+
+def _flash_everywhere(monkeypatch):
+    """The CPU takes the flash path at every size (it does from 2^26 scores by default)."""
+    from tinylatent.ops import attention
+    monkeypatch.setattr(attention, "FLASH_CPU_MIN_SCORES", 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(0, 3), tq=st.integers(0, 140),
+       tk=st.integers(1, 9), d=st.integers(1, 5), dv=st.integers(1, 4), causal=st.booleans(),
+       dtype=st.sampled_from(DTYPES))
+def test_flash_kernel_matches_numpy(seed, n, tq, tk, d, dv, causal, dtype):
+    """The CPU twin of flash_attention.cu (blocks of 128 queries: tq up to 140 spans two):
+    out and the row log-sum-exp against float64 NumPy, gradients against the reference's
+    autograd."""
+    from tinylatent.kernels.numba.attention import flash_attention, flash_attention_backward
+    rng = np.random.default_rng(seed)
+    q, k = rng.standard_normal((n, tq, d)), rng.standard_normal((n, tk, d))
+    v, g = rng.standard_normal((n, tk, dv)), rng.standard_normal((n, tq, dv))
+    keep = np.tril(np.ones((tq, tk), bool)) if causal else None
+    out, lse = flash_attention(*(a.astype(dtype) for a in (q, k, v)), 0.7, causal)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    assert out.dtype == lse.dtype == dtype
+    want_out = numpy_attention(q, k, v, keep, scale=0.7) if n * tq else np.zeros((n, tq, dv))
+    np.testing.assert_allclose(out, want_out, **tol)
+    s = np.where(keep if keep is not None else True, q @ k.transpose(0, 2, 1) * 0.7, -np.inf)
+    np.testing.assert_allclose(lse, np.log(np.exp(s).sum(-1)), **tol)
+    qt, kt, vt = (tl.tensor(a, requires_grad=True) for a in (q, k, v))
+    with kernels.use_reference():
+        y = sdpa(qt, kt, vt, is_causal=causal, scale=0.7)
+    want = tl.grad([y], [qt, kt, vt], [tl.tensor(g)], allow_unused=True)
+    got = flash_attention_backward(*(a.astype(dtype) for a in (q, k, v)), out, lse,
+                                   g.astype(dtype), 0.7, causal)
+    for name, a, b in zip("qkv", got, want):
+        np.testing.assert_allclose(a, b.numpy(), err_msg=f"d{name}", **tol)
+
+
+def test_flash_kernel_with_no_keys_gives_zeros():
+    """Tk = 0: every row has no key: zero output, lse = -inf, zero gradients."""
+    from tinylatent.kernels.numba.attention import flash_attention, flash_attention_backward
+    q, k, v = np.ones((2, 3, 4)), np.ones((2, 0, 4)), np.ones((2, 0, 5))
+    out, lse = flash_attention(q, k, v, 0.5, False)
+    assert out.shape == (2, 3, 5) and not out.any() and (lse == -np.inf).all()
+    dq, dk, dv = flash_attention_backward(q, k, v, out, lse, np.ones((2, 3, 5)), 0.5, False)
+    assert not dq.any() and dk.shape == (2, 0, 4) and dv.shape == (2, 0, 5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_path_is_taken_and_matches_the_reference(monkeypatch, causal):
+    _flash_everywhere(monkeypatch)
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in
+              ((2, 3, 130, 4), (2, 3, 70, 4), (2, 3, 70, 6), (2, 3, 130, 6))]
+    q, k, v = (tl.tensor(a, requires_grad=True) for a in arrays[:3])
+    y = sdpa(q, k, v, is_causal=causal)
+    assert "FlashAttentionFn" in _graph_functions(y)
+    grads = tl.grad([y], [q, k, v], [tl.tensor(arrays[3])])
+    q2, k2, v2 = (tl.tensor(a, requires_grad=True) for a in arrays[:3])
+    with kernels.use_reference():
+        y2 = sdpa(q2, k2, v2, is_causal=causal)
+    want = tl.grad([y2], [q2, k2, v2], [tl.tensor(arrays[3])])
+    np.testing.assert_allclose(y.detach().numpy(), y2.detach().numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads, want):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    # a mask or dropout keeps the materialised kernel
+    mask = tl.tensor(rng.random((130, 70)) > 0.5)
+    for y in (sdpa(q, k, v, attn_mask=mask), sdpa(q, k, v, dropout_p=0.1)):
+        assert "AttentionFn" in _graph_functions(y)
+        assert "FlashAttentionFn" not in _graph_functions(y)
+
+
+def test_flash_path_gradcheck_and_double_backward(monkeypatch):
+    _flash_everywhere(monkeypatch)
+    rng = np.random.default_rng(2)
+    q, k, v = (tl.tensor(rng.standard_normal(s), requires_grad=True)
+               for s in ((2, 4, 3), (2, 5, 3), (2, 5, 2)))
+    assert "FlashAttentionFn" in _graph_functions(sdpa(q, k, v, is_causal=True))
+    f = lambda q, k, v: sdpa(q, k, v, is_causal=True)   # noqa: E731
+    assert tl.gradcheck(f, [q, k, v])
+    assert tl.gradgradcheck(f, [q, k, v])
+
+
+def test_flash_path_default_threshold_on_the_cpu():
+    """Small attention keeps the materialised kernel; the CPU goes flash from 2^26 scores."""
+    from tinylatent.ops import attention
+    q = tl.randn(1, 8, 4, requires_grad=True)
+    assert "AttentionFn" in _graph_functions(sdpa(q, q, q))
+    assert attention.FLASH_CPU_MIN_SCORES == 2 ** 26

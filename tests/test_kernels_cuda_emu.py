@@ -143,13 +143,26 @@ def attention_call(mask=None, causal=False):
     return call
 
 
-ATTENTION_CASES = {  # (N, Tq, Tk, D), mask kind, causal
+ATTENTION_CASES = {  # (N, Tq, Tk, D), mask kind, causal; v has D + 1 features
     "long-rows-causal": ((2, 3, 150, 4), None, True),
     "bool-mask": ((3, 4, 7, 5), "bool", False),
     "float-mask": ((2, 5, 70, 3), "float", False),
     "Tq0": ((2, 0, 6, 3), None, False),
     "batch0": ((0, 3, 6, 3), None, True),
+    # flash_attention.cu: query rows past a block of 64, key tiles of 16 with a ragged end
+    "flash-past-block": ((2, 70, 45, 4), None, False),
+    "flash-causal-past-block": ((1, 70, 90, 2), None, True),   # key rows past a block too
+    "wide-features": ((1, 3, 5, 128), None, False),   # v has 129 > 128: the softmax kernel
 }
+
+
+def _attention_kernels(case):
+    """The kernels a case runs: the flash ones without a mask (feature sizes <= 128)."""
+    (n, tq, tk, d), kind, _ = ATTENTION_CASES[case]
+    if kind is None and d + 1 <= 128:
+        return ("flash_attention_forward", "flash_attention_backward_dq",
+                "flash_attention_backward_dkdv")
+    return ("masked_softmax", "softmax_backward")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -169,7 +182,7 @@ def test_attention(case, dtype):
                                            attention_call(mask, causal), arrays)
     assert_same(fast, ref, dtype, f"attention {case}")
     if n * tq:
-        launched("masked_softmax", "softmax_backward", dtype=dtype)
+        launched(*_attention_kernels(case), dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -271,6 +284,20 @@ def test_contrastive(name, case, dtype):
         grad = "cross_entropy_grad_symmetric" if name == "nt_xent" else "cross_entropy_grad"
         launched("normalize_rows", "row_cross_entropy", grad, "normalize_rows_backward",
                  dtype=dtype)
+
+
+def test_flash_attention_with_no_keys_gives_zeros():
+    """Tk = 0 (the reference cannot take it): zero output, lse = -inf, zero gradients, as
+    the CPU twin gives."""
+    with emulated(block=TEST_BLOCK) as be:
+        q, k, v = (to_device(np.ones(s, np.float32)) for s in ((2, 3, 4), (2, 0, 4), (2, 0, 5)))
+        out, lse = be.flash_attention(q, k, v, 0.5, False)
+        dq, dk, dv = be.flash_attention_backward(q, k, v, out, lse,
+                                                 to_device(np.ones((2, 3, 5), np.float32)),
+                                                 0.5, False)
+        out, lse, dq = to_host(out), to_host(lse), to_host(dq)
+    assert out.shape == (2, 3, 5) and not out.any() and (lse == -np.inf).all()
+    assert dq.shape == (2, 3, 4) and not dq.any()
 
 
 def test_attention_nan_score_is_not_treated_as_masked():

@@ -48,6 +48,14 @@ class KernelBackend(Protocol):
     def softmax_backward(self, p, dp, scale):
         """In place on dp: scale * P * (dP - rowsum(dP * P))."""
 
+    def flash_attention(self, q, k, v, scale, causal):
+        """(out (N, Tq, Dv), lse (N, Tq)) of softmax(scale q k^T) v over keys j <= i when
+        causal, without storing the (Tq, Tk) scores (Dao et al. 2022); lse = -inf and out = 0
+        for a row with no key."""
+
+    def flash_attention_backward(self, q, k, v, out, lse, dout, scale, causal):
+        """(dq, dk, dv) from the forward's out and lse, recomputing the scores."""
+
     # ------------------------------------------------------------ affine coupling
     def coupling_forward(self, x, log_s, t, inverse):
         """(y, logabsdet per sample) of y = x e^{log_s} + t (inverse: (x - t) e^{-log_s})."""

@@ -11,7 +11,10 @@ than NaN), so padded positions in a batch do no harm.
 `scaled_dot_product_attention_reference` is the test oracle in plain Tensor ops (all orders
 of gradients), built on `_attend`; `AttentionFn` is the fused op (a kernel backend's masked
 softmax between two batched GEMMs), whose double backward differentiates that same `_attend`
-on the same masks; the public function runs AttentionFn when it applies.
+on the same masks; `FlashAttentionFn` computes the same without storing the scores (online
+softmax, Dao et al. 2022) when there is no mask but the causal one and no dropout: always on
+the GPU (feature sizes up to 128), on the CPU once the scores would pass FLASH_CPU_MIN_SCORES
+entries. The public function runs the first of them that applies.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from .fast import fast_backend, reference_vjp
 from .reduce import softmax
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_reference",
-           "attention_keep_mask", "AttentionFn"]
+           "attention_keep_mask", "AttentionFn", "FlashAttentionFn"]
 
 
 def _check(q, k, v, attn_mask, dropout_p, scale):
@@ -178,6 +181,47 @@ class AttentionFn(Function):
         return gq, gk, gv
 
 
+class FlashAttentionFn(Function):
+    """out = softmax(scale q k^T [causal]) v with O(T) memory: the forward keeps only out and
+    the row log-sum-exp lse; the backward recomputes P = exp(scale q k^T - lse) tile by tile
+    (Dao 2023, Alg. 2): D = rowsum(dout * out), dS = P (dout v^T - D), dq = scale dS k,
+    dk = scale dS^T q, dv = P^T dout. q, k, v arrive flattened to (N, T, D)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, *, scale, causal, be, reference):
+        out, lse = be.flash_attention(q, k, v, scale, causal)
+        ctx.be, ctx.reference, ctx.scale, ctx.causal = be, reference, scale, causal
+        ctx.out, ctx.lse = out, lse
+        ctx.save_for_backward(q, k, v)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v = ctx.saved_tensors
+        if is_grad_enabled():
+            return reference_vjp(ctx.reference, (q, k, v), grad)
+        gq, gk, gv = ctx.be.flash_attention_backward(q.array, k.array, v.array, ctx.out,
+                                                     ctx.lse, grad.array, ctx.scale,
+                                                     ctx.causal)
+        need = ctx.needs_input_grad
+        return tuple(Tensor._make(g) if n else None for g, n in zip((gq, gk, gv), need))
+
+
+# Score entries (N Tq Tk) from which the CPU takes the flash path: 2^26 float32 scores are
+# 256 MB (and as much again for their gradient); below that BLAS on the whole score matrix
+# is faster than the blocked loop.
+FLASH_CPU_MIN_SCORES = 2 ** 26
+
+
+def _flash_applies(be, n: int, tq: int, tk: int, d: int, dv: int, attn_mask,
+                   dropout_p: float) -> bool:
+    if attn_mask is not None or dropout_p > 0.0:
+        return False
+    if be.name == "cuda":   # flash_attention.cu keeps rows of q, dout, out in registers
+        return max(d, dv) <= be.FLASH_MAX_D
+    return n * tq * tk >= FLASH_CPU_MIN_SCORES
+
+
 def _fast_applies(be, q: Tensor, k: Tensor, v: Tensor, attn_mask) -> bool:
     """The fused kernel takes q, k, v with the same batch axes (no broadcasting) and masks
     that are constants (a float mask requiring grad needs the reference)."""
@@ -206,6 +250,14 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     tk, dv = v.shape[-2:]
     n = math.prod(batch) if batch else 1
     full = tuple(batch) + (tq, tk)
+    if _flash_applies(be, n, tq, tk, d, dv, attn_mask, dropout_p):
+        def flash_reference(q_, k_, v_):  # _attend with the causal mask, for double backward
+            kept = attention_keep_mask(q, k, None, is_causal)
+            return _attend(q_, k_, v_, None, kept, None, scale)
+        out = FlashAttentionFn.apply(q.reshape(n, tq, d), k.reshape(n, tk, d),
+                                     v.reshape(n, tk, dv), scale=scale, causal=bool(is_causal),
+                                     be=be, reference=flash_reference)
+        return out.reshape(tuple(batch) + (tq, dv))              # (..., Tq, Dv)
     fmask = keep = drop = None
     if attn_mask is not None:
         m = attn_mask.array

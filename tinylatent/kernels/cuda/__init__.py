@@ -183,6 +183,50 @@ def softmax_backward(p, dp, scale):
     return dp
 
 
+# ---------------------------------------------------------------------- fused attention
+FLASH_MAX_D = 128   # TL_MAX_D of flash_attention.cu: q/k and v feature sizes it takes
+
+
+def _flash_grid(n, t):
+    return (n * -(-t // BLOCK),)
+
+
+@_on_device
+def flash_attention(q, k, v, scale, causal):
+    """(out, lse) of softmax(scale q k^T) v per sequence, O(T) memory (flash_attention.cu)."""
+    cp = _cp()
+    q, k, v = c(q), c(k), c(v)
+    n, tq, d = q.shape
+    tk, dv = v.shape[1:]
+    if max(d, dv) > FLASH_MAX_D:
+        raise ValueError(f"flash_attention: feature sizes {d}, {dv} exceed {FLASH_MAX_D}")
+    out = cp.empty((n, tq, dv), q.dtype)
+    lse = cp.empty((n, tq), q.dtype)
+    _launch("flash_attention.cu", "flash_attention_forward", q.dtype, _flash_grid(n, tq),
+            (q, k, v, out, lse, q.dtype.type(scale), _i(bool(causal)), _i(tq), _i(tk), _i(d),
+             _i(dv)))
+    return out, lse
+
+
+@_on_device
+def flash_attention_backward(q, k, v, out, lse, dout, scale, causal):
+    """(dq, dk, dv): a query-row kernel for dq (it also writes D_i = dout_i . out_i), then a
+    key-row kernel for dk and dv; no atomics."""
+    cp = _cp()
+    q, k, v, out, dout = c(q), c(k), c(v), c(out), c(dout)
+    n, tq, d = q.shape
+    tk, dv_ = v.shape[1:]
+    dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
+    drow = cp.empty((n, tq), q.dtype)
+    sc, ca = q.dtype.type(scale), _i(bool(causal))
+    _launch("flash_attention.cu", "flash_attention_backward_dq", q.dtype, _flash_grid(n, tq),
+            (q, k, v, out, c(lse), dout, dq, drow, sc, ca, _i(tq), _i(tk), _i(d), _i(dv_)))
+    _launch("flash_attention.cu", "flash_attention_backward_dkdv", q.dtype,
+            _flash_grid(n, tk),
+            (q, k, v, c(lse), drow, dout, dk, dv, sc, ca, _i(tq), _i(tk), _i(d), _i(dv_)))
+    return dq, dk, dv
+
+
 # ---------------------------------------------------------------------- coupling
 @_on_device
 def coupling_forward(x, log_s, t, inverse):

@@ -164,6 +164,14 @@ def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
 
 
 # ---------------------------------------------------------------------- layer normalization
+def flash_attention(q, k, v, scale, causal):
+    return _att.flash_attention(c(q), c(k), c(v), scale, causal)
+
+
+def flash_attention_backward(q, k, v, out, lse, dout, scale, causal):
+    return _att.flash_attention_backward(c(q), c(k), c(v), c(out), lse, c(dout), scale, causal)
+
+
 def gelu(x):
     return _act.gelu_forward(x)
 

@@ -70,3 +70,59 @@ def softmax_backward(p, dp, scale):
             d = dr.dtype.type(dot)
             for j in range(tk):
                 dr[j] = scale * pr[j] * (dr[j] - d)
+
+
+# ---------------------------------------------------------------------- fused attention
+# The twin of kernels/cuda/flash_attention.cu on the CPU: the same (out, lse) interface and
+# formulas, blocked over the queries so that at most FLASH_ROWS x Tk scores exist at once
+# (memory O(FLASH_ROWS Tk + T D) instead of O(Tq Tk) per sequence); BLAS does the products.
+FLASH_ROWS = 128
+
+
+def _flash_scores(q_blk, k_n, i0, scale, causal):
+    """scale q k^T for queries i0.. of one sequence, -inf where causal masks j > i."""
+    s = (q_blk @ k_n.T) * q_blk.dtype.type(scale)                 # (rows, Tk)
+    if causal:
+        i = np.arange(i0, i0 + len(q_blk))[:, None]
+        s[np.arange(s.shape[1])[None, :] > i] = -np.inf
+    return s
+
+
+def flash_attention(q, k, v, scale, causal):
+    """(out (N, Tq, Dv), lse (N, Tq)) of softmax(scale q k^T [causal]) v."""
+    n, tq, _ = q.shape
+    out = np.zeros((n, tq, v.shape[2]), q.dtype)
+    lse = np.full((n, tq), -np.inf, q.dtype)
+    if k.shape[1] == 0:
+        return out, lse
+    for b in range(n):
+        for i0 in range(0, tq, FLASH_ROWS):
+            s = _flash_scores(q[b, i0: i0 + FLASH_ROWS], k[b], i0, scale, causal)
+            m = s.max(axis=1, keepdims=True)
+            p = np.exp(s - m)
+            tot = p.sum(axis=1, keepdims=True)
+            out[b, i0: i0 + FLASH_ROWS] = (p @ v[b]) / tot
+            lse[b, i0: i0 + FLASH_ROWS] = (m + np.log(tot))[:, 0]
+    return out, lse
+
+
+def flash_attention_backward(q, k, v, out, lse, dout, scale, causal):
+    """(dq, dk, dv) from the saved (out, lse): P recomputed block by block,
+    D_i = dout_i . out_i, dS = P (dout v^T - D), dq = scale dS k, dk = scale dS^T q,
+    dv = P^T dout."""
+    n, tq, _ = q.shape
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    if k.shape[1] == 0:
+        return dq, dk, dv
+    sc = q.dtype.type(scale)
+    drow = (dout * out).sum(axis=2)                               # (N, Tq)
+    for b in range(n):
+        for i0 in range(0, tq, FLASH_ROWS):
+            rows = slice(i0, i0 + FLASH_ROWS)
+            s = _flash_scores(q[b, rows], k[b], i0, scale, causal)
+            p = np.exp(s - lse[b, rows, None])                    # (rows, Tk)
+            dv[b] += p.T @ dout[b, rows]
+            ds = p * (dout[b, rows] @ v[b].T - drow[b, rows, None])
+            dq[b, rows] = sc * (ds @ k[b])
+            dk[b] += sc * (ds.T @ q[b, rows])
+    return dq, dk, dv
