@@ -70,6 +70,7 @@ from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
 # issue 22: latent structure and topics (seed 000)
 from .hmm import HMM, HMMConfig
+from .lda import LDA
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -92,5 +93,5 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
     # issue 22: hidden Markov model (EM + differentiable forward), topic model
-    "HMM", "HMMConfig",
+    "HMM", "HMMConfig", "LDA",
 ]
