@@ -53,3 +53,12 @@ def test_heldout_perplexity_within_5_percent_of_sklearn(kjv):
         ref = LatentDirichletAllocation(K, max_iter=20, learning_method="batch",
                                         random_state=0).fit(train).perplexity(test)
         assert abs(ours / ref - 1) < 0.05, (K, ours, ref)
+
+
+def test_numba_e_step_equals_numpy_twin(kjv):
+    X = kjv[0][:120]
+    lam = np.random.default_rng(0).gamma(100.0, 0.01, (5, X.shape[1]))
+    a = LDA(5, seed=1, use_numba=True)._e_step(X, lam)
+    b = LDA(5, seed=1, use_numba=False)._e_step(X, lam)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-9)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-9, atol=1e-12)

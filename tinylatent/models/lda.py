@@ -20,6 +20,8 @@ on held-out documents (Blei et al. Sec. 7.1; the ELBO is Hoffman et al. eq. 5).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import sparse
 from scipy.special import gammaln, psi
@@ -29,6 +31,12 @@ from ..tensor import Tensor
 __all__ = ["LDA"]
 
 _EPS = np.finfo(np.float64).eps  # keeps the phi normaliser positive (scikit-learn's EPS)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    from ..kernels.dispatch import load_numba_module
+    return load_numba_module(__package__ + "._lda_kernels")
 
 
 def _e_log_dirichlet(a):
@@ -48,13 +56,14 @@ class LDA:
     def __init__(self, n_components: int = 10, doc_topic_prior: float | None = None,
                  topic_word_prior: float | None = None, max_iter: int = 10,
                  max_doc_update_iter: int = 100, mean_change_tol: float = 1e-3,
-                 seed: int | None = None):
+                 seed: int | None = None, use_numba: bool = True):
         if n_components < 1:
             raise ValueError(f"LDA: n_components must be >= 1, got {n_components}")
         self.n_components, self.max_iter, self.seed = n_components, max_iter, seed
         self.alpha = 1.0 / n_components if doc_topic_prior is None else doc_topic_prior
         self.eta = 1.0 / n_components if topic_word_prior is None else topic_word_prior
         self.max_doc_update_iter, self.mean_change_tol = max_doc_update_iter, mean_change_tol
+        self.use_numba = use_numba  # the compiled E-step (models/_lda_kernels.py), if Numba
         # RandomState, drawn in scikit-learn's order (lambda, then gamma per E-step): the same
         # seed gives scikit-learn's start, so the two can be compared exactly
         self._rng = np.random.RandomState(seed)
@@ -85,6 +94,13 @@ class LDA:
         exp_elog_beta_t = np.exp(_e_log_dirichlet(lam)).T.copy()  # (V, K)
         # Hoffman et al.'s random init when fitting; ones for transform / score (as sklearn)
         gamma = self._rng.gamma(100.0, 0.01, (D, K)) if random_init else np.ones((D, K))
+        kern = _kernels() if self.use_numba else None
+        if kern is not None:  # one document at a time, compiled; the NumPy twin below
+            indptr = np.r_[0, np.cumsum(np.bincount(doc, minlength=D))]  # (D + 1,)
+            sstats = kern.e_step(indptr, word.astype(np.int64), cnt, exp_elog_beta_t, gamma,
+                                 float(self.alpha), int(self.max_doc_update_iter),
+                                 float(self.mean_change_tol), _EPS, True)  # (V, K)
+            return gamma, sstats.T * exp_elog_beta_t.T
         active = np.ones(D, bool)
         for _ in range(self.max_doc_update_iter):
             sel = active[doc]
