@@ -91,6 +91,9 @@ TINY = {
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
                                      **o), _dequantised, M.ImageFlowConfig),
+    # issue 22
+    "HMM": (lambda **o: M.HMM(latent_features=3, in_features=7, sample_length=6, **o),
+            _tokens(7, 6), M.HMMConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -41,7 +41,8 @@ bool = bool_  # noqa: A001
 # Numba/CuPy are only imported by code that needs them.
 _LAZY_MODULES = {"nn", "optim", "data", "distributions", "losses", "models", "cuda",
                  "serialization", "utils", "kernels", "eval", "train", "distributed",
-                 "accelerator", "backends"}
+                 "accelerator", "backends",
+                 "vi", "hessian"}  # issue 22: variational inference, Hessian spectra
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization"}
 
 
@@ -52,3 +53,8 @@ def __getattr__(name: str):
     if name in _LAZY_ATTRS:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY_ATTRS[name]}"), name)
     raise AttributeError(f"module 'tinylatent' has no attribute '{name}'")
+
+
+def __dir__():
+    """The lazy submodules too, so dir(tl) / help(tl) list tl.vi, tl.hessian, tl.nn ..."""
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_ATTRS))

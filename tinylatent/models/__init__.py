@@ -68,6 +68,9 @@ from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
+# issue 22: latent structure and topics (seed 000)
+from .hmm import HMM, HMMConfig
+from .lda import LDA
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -89,4 +92,6 @@ __all__ = [
     "KernelDensity", "LogisticRegression",
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
+    # issue 22: hidden Markov model (EM + differentiable forward), topic model
+    "HMM", "HMMConfig", "LDA",
 ]

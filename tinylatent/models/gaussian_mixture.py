@@ -1,7 +1,7 @@
 """Gaussian mixture model fitted by expectation-maximisation (seed 004), on the tensor's own
 array module (NumPy / CuPy) in float64. Also importable from tinylatent.models.classical.
 
-    gmm = GaussianMixture(5, covariance_type="full").fit(X)    # X: (N, D) Tensor
+    gmm = GaussianMixture(5, covariance_type="full", n_init=5, seed=0).fit(X)  # X: (N, D)
     gmm.log_likelihoods_     # mean log p(x) after each E-step: never decreases
     gmm.score(X_test), gmm.predict(X_test)
 """
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..tensor import Tensor
-from .classical import KMeans, _as_2d, _xp, squared_distances
+from .classical import KMeans, _as_2d, _rng_for, _xp, squared_distances
 
 __all__ = ["GaussianMixture"]
 
@@ -25,17 +25,31 @@ class GaussianMixture:
             S_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + reg_covar I  ("full"),
             or its diagonal ("diag").
     Each iteration cannot lower the average log-likelihood (1/N) sum_i log p(x_i), which
-    is recorded in `log_likelihoods_` (one entry per E-step). Initialised from K-means
-    responsibilities unless weights_init / means_init / covariances_init are given.
+    is recorded in `log_likelihoods_` (one entry per E-step).
+
+    EM only finds a local optimum, so the start matters. As in scikit-learn, `init_params`
+    picks it: "kmeans" (default) runs K-means (k-means++ seeding + Lloyd) and takes its hard
+    assignments as the first responsibilities; "k-means++" takes the k-means++ centres
+    (Arthur & Vassilvitskii 2007) as means and assigns each point to the nearest; "random"
+    draws responsibilities uniformly and normalises them. `n_init` restarts EM from that many
+    such starts (seeds drawn from `seed`) and keeps the run with the highest final average
+    log-likelihood. weights_init / means_init / covariances_init override the start (then
+    every restart is the same, so n_init > 1 is pointless but harmless).
     """
 
     def __init__(self, n_components: int = 1, covariance_type: str = "full",
                  max_iter: int = 100, tol: float = 1e-3, reg_covar: float = 1e-6,
                  seed: int | None = None, weights_init=None, means_init=None,
-                 covariances_init=None):
+                 covariances_init=None, n_init: int = 1, init_params: str = "kmeans"):
         if covariance_type not in ("full", "diag"):
             raise ValueError(f"GaussianMixture: covariance_type must be 'full' or 'diag', "
                              f"got {covariance_type!r}")
+        if init_params not in ("kmeans", "k-means++", "random"):
+            raise ValueError("GaussianMixture: init_params must be 'kmeans', 'k-means++' or "
+                             f"'random', got {init_params!r}")
+        if n_init < 1:
+            raise ValueError(f"GaussianMixture: n_init must be >= 1, got {n_init}")
+        self.n_init, self.init_params = n_init, init_params
         self.n_components, self.covariance_type = n_components, covariance_type
         self.max_iter, self.tol, self.reg_covar, self.seed = max_iter, tol, reg_covar, seed
         self.weights_init, self.means_init = weights_init, means_init
@@ -85,13 +99,22 @@ class GaussianMixture:
                 covs[k] += self.reg_covar * xp.eye(A.shape[1])
         return nk / len(A), means, covs
 
-    def _init_params(self, A):
+    def _init_params(self, A, rng):
         xp = _xp(A)
         K = self.n_components
         if self.means_init is None:
-            km = KMeans(K, n_init=1, seed=self.seed).fit(Tensor._make(A))
-            resp = xp.zeros((len(A), K))
-            resp[xp.arange(len(A)), km.labels_.array] = 1.0
+            if self.init_params == "random":
+                resp = rng.random((len(A), K))
+                resp = xp.asarray(resp / resp.sum(1, keepdims=True))  # (N, K), rows sum to 1
+            else:
+                km = KMeans(K, n_init=1, seed=int(rng.integers(2 ** 31)))
+                if self.init_params == "kmeans":
+                    labels = km.fit(Tensor._make(A)).labels_.array
+                else:  # "k-means++": the seeding alone, no Lloyd iterations
+                    labels = squared_distances(A, km._kmeanspp(A, _rng_for(km.seed, xp)))
+                    labels = labels.argmin(1)
+                resp = xp.zeros((len(A), K))
+                resp[xp.arange(len(A)), labels] = 1.0
             weights, means, covs = self._m_step(A, resp)
         else:
             means = xp.asarray(_raw(self.means_init), dtype=np.float64)
@@ -109,20 +132,29 @@ class GaussianMixture:
     def fit(self, X) -> "GaussianMixture":
         X = _as_2d(X, "GaussianMixture.fit")
         A = X.array.astype(np.float64)
-        weights, means, covs = self._init_params(A)
-        self.log_likelihoods_, self.converged_ = [], False
-        for _ in range(self.max_iter):
-            ll, resp = self._e_step(A, weights, means, covs)
-            self.log_likelihoods_.append(ll)
-            if len(self.log_likelihoods_) > 1 and \
-                    abs(ll - self.log_likelihoods_[-2]) < self.tol:
-                self.converged_ = True
-                break
-            weights, means, covs = self._m_step(A, resp)
+        rng = np.random.default_rng(self.seed)  # seeds of the restarts (host side)
+        best = None
+        for _ in range(self.n_init):
+            run = self._run_em(A, *self._init_params(A, rng))
+            if best is None or run[0][-1] > best[0][-1]:  # keep the highest final log p
+                best = run
+        self.log_likelihoods_, self.converged_, (weights, means, covs) = best
         self.n_iter_ = len(self.log_likelihoods_)
         self.weights_, self.means_ = Tensor._make(weights), Tensor._make(means)
         self.covariances_ = Tensor._make(covs)
         return self
+
+    def _run_em(self, A, weights, means, covs):
+        """EM from one start: (average log-likelihood per E-step, converged, parameters)."""
+        lls, converged = [], False
+        for _ in range(self.max_iter):
+            ll, resp = self._e_step(A, weights, means, covs)
+            lls.append(ll)
+            if len(lls) > 1 and abs(ll - lls[-2]) < self.tol:
+                converged = True
+                break
+            weights, means, covs = self._m_step(A, resp)
+        return lls, converged, (weights, means, covs)
 
     def score_samples(self, X) -> Tensor:
         """log p(x_i) under the fitted mixture, (N,)."""
