@@ -56,11 +56,13 @@ class DCGANConfig:
 def _generator(cfg, batch_norm: bool = True) -> nn.Sequential:
     c, s = cfg.hidden_channels, cfg.image_size // 4
     norm = (lambda n: nn.BatchNorm2d(n)) if batch_norm else (lambda n: nn.Identity())
+    # no bias before a BatchNorm: its mean subtraction cancels it (so would its gradient)
     return nn.Sequential(
-        nn.Linear(cfg.latent_features, 2 * c * s * s),
+        nn.Linear(cfg.latent_features, 2 * c * s * s, bias=not batch_norm),
         nn.Unflatten(1, (2 * c, s, s)),                              # (B, 2C, s/4, s/4)
         norm(2 * c), nn.ReLU(),
-        nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1),       # (B, C, s/2, s/2)
+        nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1,
+                           bias=not batch_norm),                     # (B, C, s/2, s/2)
         norm(c), nn.ReLU(),
         nn.ConvTranspose2d(c, cfg.in_channels, 4, stride=2, padding=1),   # (B, C_in, s, s)
         nn.Tanh())
@@ -71,7 +73,7 @@ def _discriminator(cfg, batch_norm: bool = True) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cfg.in_channels, c, 4, stride=2, padding=1),      # (B, C, s/2, s/2)
         nn.LeakyReLU(cfg.negative_slope),
-        nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),                 # (B, 2C, s/4, s/4)
+        nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=not batch_norm),  # (B, 2C, s/4, s/4)
         nn.BatchNorm2d(2 * c) if batch_norm else nn.Identity(),
         nn.LeakyReLU(cfg.negative_slope),
         nn.Flatten(),                                                # (B, 2C s/4 s/4)
