@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import nn, ops
-from ..autograd import grad, no_grad
+from ..autograd import enable_grad, grad, no_grad
 from ..random import Generator, rand
 from ..tensor import Tensor
 from .config import resolve_config
@@ -150,8 +150,9 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, eps: Tensor | None = No
     if eps is None:
         eps = rand(b, dtype=real.dtype, device=real.device, generator=generator)
     eps = eps.reshape(b, *([1] * (real.ndim - 1)))                  # (B, 1, ..., 1)
-    x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_()
-    (g,) = grad(critic(x_hat).sum(), x_hat, create_graph=True)     # (B, ...): per example
+    with enable_grad():      # the input gradient is needed even under no_grad (evaluation)
+        x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_()
+        (g,) = grad(critic(x_hat).sum(), x_hat, create_graph=True)  # (B, ...): per example
     norm = ops.sqrt((g.reshape(b, -1) ** 2).sum(axis=1) + 1e-12)    # (B,)
     return ((norm - 1.0) ** 2).mean()
 
