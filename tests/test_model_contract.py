@@ -87,6 +87,12 @@ TINY = {
                                                   hidden_features=8, num_layers=2,
                                                   num_heads=2, **o),
                       _tokens(7, 8), M.TransformerLMConfig),
+    "GAN": (lambda **o: M.GAN(hidden_features=(6,), **o),
+            lambda rng: tl.tensor(rng.normal(size=(5, 2)).astype(np.float32)), M.GANConfig),
+    "DCGAN": (lambda **o: M.DCGAN(image_size=8, hidden_channels=2, latent_features=3, **o),
+              _unit(1, 8, 8), M.DCGANConfig),
+    "WGANGP": (lambda **o: M.WGANGP(image_size=8, hidden_channels=2, latent_features=3, **o),
+               _unit(1, 8, 8), M.WGANGPConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

@@ -123,3 +123,67 @@ def test_progress_bar_off_when_stdout_is_not_a_terminal(tmp_path):
     model = NoisyAE()
     assert Trainer(model, tl.optim.SGD(model.parameters(), lr=0.1), str(tmp_path)).progress \
         is False  # pytest captures stdout: not a tty
+
+
+# ----------------------------------------------------------------- several optimizers (GANs)
+def _run_gan(out, epochs, resume=False, n_critic=2):
+    from tinylatent.models import GAN
+    tl.manual_seed(5 if not resume else 77)   # a resumed run must not depend on this seed
+    data = TensorDataset(tl.tensor(np.random.default_rng(0).normal(size=(40, 2)),
+                                   dtype=tl.float32))
+    loader = DataLoader(data, batch_size=8, shuffle=True, generator=tl.Generator(3))
+    model = GAN(hidden_features=(6,), n_critic=n_critic)
+    opts = model.optimizers()
+    scheds = {"generator": tl.optim.lr_scheduler.StepLR(opts["generator"], 1, gamma=0.5)}
+    trainer = Trainer(model, opts, str(out), config={"epochs": epochs}, scheduler=scheds)
+    return trainer, trainer.fit(loader, epochs, resume=resume)
+
+
+def test_two_optimizers_train_through_training_step_and_resume_exactly(tmp_path):
+    """A dict of optimizers: the model's training_step does the updates (here D every step, G
+    every 2nd, counted by the trainer's global step, 5 steps an epoch so the phase crosses
+    the epoch boundary); 1 epoch + resume + 1 epoch == 2 epochs, bit for bit, both
+    optimizers' moments and the generator's scheduler included."""
+    straight, h_straight = _run_gan(tmp_path / "a", 2)
+    _run_gan(tmp_path / "b", 1)
+    resumed, h_resumed = _run_gan(tmp_path / "b", 2, resume=True)
+    assert h_resumed == h_straight and len(h_straight) == 2
+    assert {"loss", "d_loss", "g_loss", "d_real", "d_fake"} <= set(h_straight[0])
+    # g_loss is logged on G's steps only: its epoch mean is over those batches (~0.7 at
+    # the start, not halved by the batches without it)
+    assert 0.3 < h_straight[0]["g_loss"] < 3.0
+    for (name, p), (_, q) in zip(straight.model.state_dict().items(),
+                                 resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
+    for key in ("discriminator", "generator"):
+        a, b = straight.optimizer[key].state_dict(), resumed.optimizer[key].state_dict()
+        assert a["state"] and a["state"].keys() == b["state"].keys()
+        for i in a["state"]:
+            for k in a["state"][i]:
+                np.testing.assert_array_equal(np.asarray(a["state"][i][k]),
+                                              np.asarray(b["state"][i][k]))
+    assert resumed.optimizer["generator"].param_groups[0]["lr"] == pytest.approx(1e-3 / 4)
+    assert resumed.optimizer["discriminator"].param_groups[0]["lr"] == 1e-3
+    # the generator stepped on every 2nd of the 10 steps: Adam's step count says so
+    g_state = next(iter(straight.optimizer["generator"].state_dict()["state"].values()))
+    d_state = next(iter(straight.optimizer["discriminator"].state_dict()["state"].values()))
+    assert int(np.asarray(g_state["step"])) == 5 and int(np.asarray(d_state["step"])) == 10
+
+
+def test_several_optimizers_need_training_step_and_matching_names(tmp_path):
+    model = NoisyAE()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="must define training_step"):
+        Trainer(model, {"a": opt}, str(tmp_path))
+    with pytest.raises(ValueError, match="a dict of schedulers needs a dict of optimizers"):
+        Trainer(model, opt, str(tmp_path),
+                scheduler={"a": tl.optim.lr_scheduler.StepLR(opt, 1)})
+    _run_gan(tmp_path, 1)
+    from tinylatent.models import GAN
+    gan = GAN(hidden_features=(6,), n_critic=2)
+    only_d = {"discriminator": gan.optimizers()["discriminator"]}
+    gan.training_step = lambda batch, optimizers, step: {"loss": tl.tensor(0.0)}
+    with pytest.raises(ValueError, match=r"optimizers \['discriminator', 'generator'\] are "
+                                         r"not this run's \['discriminator'\]"):
+        Trainer(gan, only_d, str(tmp_path), config={"epochs": 1}).load_checkpoint(
+            DataLoader(TensorDataset(tl.zeros(4, 2)), 2, generator=tl.Generator(3)))

@@ -647,8 +647,14 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                     "arguments as keywords")
             if check is not None:
                 check(node, gin, g)
-            for t, gi in zip(node.inputs, gin):
-                if gi is None or t is None or not t.requires_grad:
+            # an input that did not require grad when the op ran is no part of the graph,
+            # even if its flag was set since (PyTorch: a layer frozen for one loss, as a
+            # GAN's discriminator under the generator's loss, gets no gradient from it)
+            needs = node.needs_input_grad
+            if len(needs) != len(node.inputs):
+                needs = (True,) * len(node.inputs)
+            for t, gi, needed in zip(node.inputs, gin, needs):
+                if gi is None or t is None or not needed or not t.requires_grad:
                     continue
                 if not isinstance(gi, Tensor):
                     gi = Tensor._make(node.xp.asarray(gi))

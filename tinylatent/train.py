@@ -13,6 +13,19 @@ OUT/checkpoint.npz (tl.save: temporary file then rename) holding the weights, th
 the epoch and `config`, so that `fit(..., resume=True)` continues bit for bit where the run
 stopped: 1 epoch + resume + 1 epoch gives the same weights as 2 epochs straight.
 examples/vae_mnist.py writes the same loop out by hand, as the teaching version.
+
+Several optimizers (adversarial models: GAN, DCGAN, WGANGP in tinylatent/models/gan.py):
+pass `optimizer` as a dict name -> optimizer (and `scheduler`, if any, as a dict with some of
+the same names). The model then owns the update and defines
+
+    model.training_step(batch, optimizers, step) -> metrics
+
+which zeroes, backpropagates and steps the optimizers it needs (e.g. the discriminator on
+every batch, the generator every n_critic-th; `step` is the trainer's global step count
+before this batch, restored on resume) and returns detached metrics holding "loss". Every
+optimizer's (and scheduler's) state is checkpointed under its name, so resume stays exact.
+
+    trainer = Trainer(gan, gan.optimizers(), out="runs/gan")    # {"discriminator", "generator"}
 """
 from __future__ import annotations
 
@@ -65,12 +78,30 @@ def _to_device(batch, device):
     return batch
 
 
+def _states(obj):
+    """state_dict() of an optimizer / scheduler, or {name: state_dict()} of a dict of them."""
+    if isinstance(obj, dict):
+        return {name: o.state_dict() for name, o in obj.items()}
+    return obj.state_dict()
+
+
+def _load_states(obj, state) -> None:
+    if isinstance(obj, dict):
+        for name, o in obj.items():
+            o.load_state_dict(state[name])
+    else:
+        obj.load_state_dict(state)
+
+
 def _number(value) -> float:
     return float(value.item()) if isinstance(value, Tensor) else float(value)
 
 
 class Trainer:
     """Train `model` with `optimizer`, one epoch at a time, writing under `out`.
+
+    optimizer: one optimizer (the step is loss(batch) -> backward -> step), or a dict
+      name -> optimizer handed to `model.training_step(batch, optimizers, step)`.
 
     config: the run's settings (e.g. vars(args)); saved in the checkpoint, and on resume any
       difference outside `resumable_keys` raises a ValueError that lists them.
@@ -84,6 +115,19 @@ class Trainer:
                  evaluate: Callable | None = None, scheduler=None, device=None,
                  progress: bool | None = None, log_every: int = 20,
                  resumable_keys: Iterable[str] = RESUMABLE_KEYS, plot: bool = True):
+        if isinstance(optimizer, dict):
+            if not optimizer:
+                raise ValueError("Trainer: the optimizer dict is empty")
+            if not callable(getattr(model, "training_step", None)):
+                raise TypeError(f"Trainer: with several optimizers ({sorted(optimizer)}) the "
+                                f"model must define training_step(batch, optimizers, step); "
+                                f"{type(model).__name__} does not")
+            if scheduler is not None and (not isinstance(scheduler, dict)
+                                          or not set(scheduler) <= set(optimizer)):
+                raise ValueError("Trainer: with a dict of optimizers, scheduler must be a "
+                                 f"dict with some of their names {sorted(optimizer)}")
+        elif isinstance(scheduler, dict):
+            raise ValueError("Trainer: a dict of schedulers needs a dict of optimizers")
         self.model, self.optimizer, self.out = model, optimizer, out
         self.config = dict(config or {})
         self.evaluate, self.scheduler, self.device = evaluate, scheduler, device
@@ -99,11 +143,11 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self, loader=None) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"model": self.model.state_dict(), "optimizer": _states(self.optimizer),
                  "epoch": self.epoch, "step": self.step, "rng": get_rng_state(),
                  "history": self.history, "config": self.config}
         if self.scheduler is not None:
-            state["scheduler"] = self.scheduler.state_dict()
+            state["scheduler"] = _states(self.scheduler)
         generator = getattr(loader, "generator", None)
         if generator is not None:
             state["shuffle_rng"] = generator.get_state()
@@ -130,10 +174,16 @@ class Trainer:
                              f"{'has' if 'shuffle_rng' in ckpt else 'lacks'} a shuffling "
                              "generator state, the loader "
                              f"{'has' if generator is not None else 'has no'} generator")
+        for what in ("optimizer", "scheduler"):
+            mine = getattr(self, what)
+            if isinstance(mine, dict) and set(ckpt.get(what, {})) != set(mine):
+                raise ValueError(f"Trainer: cannot resume from {path}: the checkpoint's "
+                                 f"{what}s {sorted(ckpt.get(what, {}))} are not this run's "
+                                 f"{sorted(mine)}")
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        _load_states(self.optimizer, ckpt["optimizer"])
         if self.scheduler is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+            _load_states(self.scheduler, ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
         if generator is not None:
             generator.set_state(ckpt["shuffle_rng"])
@@ -142,11 +192,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- training
     def train_epoch(self, loader, max_steps: int | None = None) -> dict:
-        """One pass over `loader`; returns the per-item mean of every metric."""
+        """One pass over `loader`; returns the per-item mean of every metric (over the
+        batches that reported it: a GAN's generator loss only comes every n_critic steps)."""
         from tqdm import tqdm
         self.model.train()
         total = min(len(loader), max_steps or len(loader))
         sums: dict = {}
+        counts: dict = {}
         n = 0
         bar = tqdm(loader, total=total, desc=f"epoch {self.epoch + 1}", leave=False,
                    mininterval=0.5, disable=not self.progress)
@@ -154,22 +206,30 @@ class Trainer:
             if i == total:
                 break
             batch = _to_device(batch, self.device)
-            loss, metrics = self.model.loss(batch)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            if isinstance(self.optimizer, dict):     # the model owns the update
+                metrics = self.model.training_step(batch, self.optimizer, self.step)
+                if "loss" not in metrics:
+                    raise KeyError(f"Trainer: {type(self.model).__name__}.training_step "
+                                   f"returned metrics without 'loss': {sorted(metrics)}")
+                loss = metrics["loss"]
+            else:
+                loss, metrics = self.model.loss(batch)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
             self.step += 1
             size = _batch_size(batch)
             n += size
             for key, value in metrics.items():  # tensors stay on the device: no sync here
                 value = value.detach() if isinstance(value, Tensor) else value
                 sums[key] = sums[key] + value * size if key in sums else value * size
+                counts[key] = counts.get(key, 0) + size
             if self.progress and i % self.log_every == 0:
                 bar.set_postfix(loss=f"{_number(loss):.4g}")
         bar.close()
         if n == 0:
             raise ValueError("Trainer.train_epoch: the loader gave no batches")
-        return {key: _number(value) / n for key, value in sums.items()}
+        return {key: _number(value) / counts[key] for key, value in sums.items()}
 
     def fit(self, loader, epochs: int, resume: bool = False,
             max_steps_per_epoch: int | None = None) -> list[dict]:
@@ -193,7 +253,9 @@ class Trainer:
                                      "the training metrics already use; rename them")
                 record.update({k: _number(v) for k, v in extra.items()})
             if self.scheduler is not None:
-                self.scheduler.step()
+                for scheduler in (self.scheduler.values() if isinstance(self.scheduler, dict)
+                                  else [self.scheduler]):
+                    scheduler.step()
             self.epoch += 1
             self.history.append(record)
             print(f"epoch {self.epoch:3d}  " + "  ".join(

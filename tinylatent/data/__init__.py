@@ -39,10 +39,12 @@ __all__ += ["audio", "cifar", "colored_mnist", "text", "tokenizers", "transforms
 from .bow import KJV_BOW_PATH, load_kjv_bow, tfidf
 from .patches import extract_patches
 from .pixels import binarize, dequantize
-from .toy2d import checkerboard, rings, sample_toy, two_moons
+from .toy2d import (checkerboard, eight_gaussians, eight_gaussians_modes, rings, sample_toy,
+                    two_moons)
 
 __all__ += ["load_kjv_bow", "tfidf", "KJV_BOW_PATH", "extract_patches", "binarize",
-            "dequantize", "two_moons", "rings", "checkerboard", "sample_toy"]
+            "dequantize", "two_moons", "rings", "checkerboard", "sample_toy", "eight_gaussians",
+           "eight_gaussians_modes"]
 from .sampler import DistributedSampler  # noqa: E402
 
 __all__ += ["DistributedSampler"]

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-__all__ = ["two_moons", "rings", "checkerboard", "sample_toy"]
+__all__ = ["two_moons", "rings", "checkerboard", "eight_gaussians", "eight_gaussians_modes",
+           "sample_toy"]
 
 
 def two_moons(n: int, rng: np.random.Generator, noise: float = 0.1) -> np.ndarray:
@@ -35,8 +36,24 @@ def checkerboard(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([x1, x2], axis=1).astype(np.float32)
 
 
+def eight_gaussians_modes(radius: float = 2.0) -> np.ndarray:
+    """The 8 mode centres radius * (cos 2 pi k/8, sin 2 pi k/8), k = 0..7: (8, 2)."""
+    angle = 2.0 * math.pi * np.arange(8) / 8
+    return (radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)).astype(np.float32)
+
+
+def eight_gaussians(n: int, rng: np.random.Generator, radius: float = 2.0,
+                    std: float = 0.05) -> np.ndarray:
+    """A ring of 8 equally weighted isotropic Gaussians N(mode_k, std^2 I) (the mode-collapse
+    test of Metz et al. 2017, "Unrolled GANs", Sec. 3.1, who use std 0.02): (n, 2)."""
+    k = rng.integers(0, 8, n)
+    pts = eight_gaussians_modes(radius)[k] + std * rng.standard_normal((n, 2))
+    return pts.astype(np.float32)
+
+
 def sample_toy(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    samplers = {"moons": two_moons, "rings": rings, "checkerboard": checkerboard}
+    samplers = {"moons": two_moons, "rings": rings, "checkerboard": checkerboard,
+                "8gaussians": eight_gaussians}
     if name not in samplers:
         raise ValueError(f"sample_toy: unknown dataset '{name}', expected one of "
                          f"{sorted(samplers)}")

@@ -58,6 +58,8 @@ from .flow_transforms import (AffineCoupling, CompositeTransform, InverseTransfo
 from .flows import (Flow, ImageFlowConfig, StandardNormal, bits_per_dim, glow_mnist, maf_2d,
                     maf_mnist, planar_flow_2d, realnvp_2d, realnvp_mnist)
 from .gaussian_mixture import GaussianMixture
+from .gan import GAN, GANConfig  # family 6: adversarial
+from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
 from .kernel_density import KernelDensity
 from .language_model import LSTMLanguageModel, LSTMLMConfig
 from .patch_features import LogisticRegression, PatchFeatures, PatchFeaturesConfig
@@ -80,6 +82,7 @@ __all__ = [
     "MADE", "MADEConfig", "NADE", "NADEConfig", "Flow", "ImageFlowConfig",
     "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "WaveNet",
     "WaveNetConfig",
+    "GAN", "GANConfig", "DCGAN", "DCGANConfig", "WGANGP", "WGANGPConfig",
     "LSTMLanguageModel", "LSTMLMConfig", "TransformerLM", "TransformerLMConfig",
     # flow builders, base distribution and transforms
     "planar_flow_2d", "realnvp_2d", "maf_2d", "realnvp_mnist", "glow_mnist", "maf_mnist",
