@@ -91,6 +91,11 @@ TINY = {
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
                                      **o), _dequantised, M.ImageFlowConfig),
+    # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
+    "RBM": (lambda **o: M.RBM(in_features=12, hidden_features=6, **o), _binary(12),
+            M.RBMConfig),
+    "DBN": (lambda **o: M.DBN(in_features=12, hidden_features=(6, 4), **o), _binary(12),
+            M.DBNConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

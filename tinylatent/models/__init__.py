@@ -68,6 +68,8 @@ from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
+# family 6 (issue 17): Boltzmann machines, energy-based models, GLO
+from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -89,4 +91,6 @@ __all__ = [
     "KernelDensity", "LogisticRegression",
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
+    # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
+    "RBM", "RBMConfig", "DBN", "DBNConfig",
 ]
