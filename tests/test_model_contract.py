@@ -96,6 +96,8 @@ TINY = {
             M.RBMConfig),
     "DBN": (lambda **o: M.DBN(in_features=12, hidden_features=(6, 4), **o), _binary(12),
             M.DBNConfig),
+    "EBM": (lambda **o: M.EBM(in_features=2, hidden_features=(8,), buffer_size=20,
+                              langevin_steps=2, **o), _unit(2), M.EBMConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

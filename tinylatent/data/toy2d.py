@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["two_moons", "rings", "checkerboard", "sample_toy"]
+__all__ = ["two_moons", "rings", "checkerboard", "eight_gaussians", "sample_toy"]
 
 
 def two_moons(n: int, rng: np.random.Generator, noise: float = 0.1) -> np.ndarray:
@@ -35,8 +35,18 @@ def checkerboard(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([x1, x2], axis=1).astype(np.float32)
 
 
+def eight_gaussians(n: int, rng: np.random.Generator, radius: float = 2.0,
+                    std: float = 0.2) -> np.ndarray:
+    """An equal mixture of 8 isotropic Gaussians N(mu_k, std^2 I), mu_k = radius (cos, sin)
+    (2 pi k / 8), a ring of modes (as in FFJORD's and the GAN papers' toy): (n, 2)."""
+    angle = rng.integers(0, 8, n) * (2.0 * math.pi / 8)
+    centres = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return (centres + std * rng.standard_normal((n, 2))).astype(np.float32)
+
+
 def sample_toy(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    samplers = {"moons": two_moons, "rings": rings, "checkerboard": checkerboard}
+    samplers = {"moons": two_moons, "rings": rings, "checkerboard": checkerboard,
+                "8gaussians": eight_gaussians}
     if name not in samplers:
         raise ValueError(f"sample_toy: unknown dataset '{name}', expected one of "
                          f"{sorted(samplers)}")

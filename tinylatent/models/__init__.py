@@ -70,6 +70,7 @@ from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
 # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
+from .ebm import EBM, EBMConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -92,5 +93,5 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
     # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
-    "RBM", "RBMConfig", "DBN", "DBNConfig",
+    "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig",
 ]
