@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="default 200 (2-D), 15 (MNIST)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=None, help="default 2e-3 (2-D), 1e-4 (MNIST)")
+    p.add_argument("--cosine-epochs", type=int, default=None,
+                   help="length of the cosine lr decay (default 200 for 2-D, none for MNIST); "
+                        "not tied to --epochs, so a run can be stopped and resumed exactly")
     p.add_argument("--n-train", type=int, default=2000, help="2-D training points")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default runs/ebm/DATASET")
@@ -117,7 +120,10 @@ def main(argv=None):
                         else (0.9, 0.999))    # Du & Mordatch use beta1 = 0 on images
     loader = DataLoader(TensorDataset(tl.tensor(x)), args.batch_size, shuffle=True,
                         generator=tl.Generator(args.seed))
-    sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+    if args.cosine_epochs is None:
+        args.cosine_epochs = 200 if toy else 0
+    sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.cosine_epochs) \
+        if args.cosine_epochs else None
 
     def evaluate(model):       # 2-D: NLL on the validation split, normalised on the grid
         if not toy:
