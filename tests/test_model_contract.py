@@ -98,6 +98,8 @@ TINY = {
             M.DBNConfig),
     "EBM": (lambda **o: M.EBM(in_features=2, hidden_features=(8,), buffer_size=20,
                               langevin_steps=2, **o), _unit(2), M.EBMConfig),
+    "GLO": (lambda **o: M.GLO(num_codes=8, latent_features=3, hidden_features=(8,), **o),
+            _unit(784), M.GLOConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -71,6 +71,7 @@ from .wavenet import WaveNet, WaveNetConfig
 # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .ebm import EBM, EBMConfig
+from .glo import GLO, GLOConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -93,5 +94,5 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
     # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
-    "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig",
+    "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig", "GLO", "GLOConfig",
 ]
