@@ -100,6 +100,15 @@ TINY = {
     # issue 22
     "HMM": (lambda **o: M.HMM(latent_features=3, in_features=7, sample_length=6, **o),
             _tokens(7, 6), M.HMMConfig),
+    # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
+    "RBM": (lambda **o: M.RBM(in_features=12, hidden_features=6, **o), _binary(12),
+            M.RBMConfig),
+    "DBN": (lambda **o: M.DBN(in_features=12, hidden_features=(6, 4), **o), _binary(12),
+            M.DBNConfig),
+    "EBM": (lambda **o: M.EBM(in_features=2, hidden_features=(8,), buffer_size=20,
+                              langevin_steps=2, **o), _unit(2), M.EBMConfig),
+    "GLO": (lambda **o: M.GLO(num_codes=8, latent_features=3, hidden_features=(8,), **o),
+            _unit(784), M.GLOConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

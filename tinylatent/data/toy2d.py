@@ -43,9 +43,10 @@ def eight_gaussians_modes(radius: float = 2.0) -> np.ndarray:
 
 
 def eight_gaussians(n: int, rng: np.random.Generator, radius: float = 2.0,
-                    std: float = 0.05) -> np.ndarray:
-    """A ring of 8 equally weighted isotropic Gaussians N(mode_k, std^2 I) (the mode-collapse
-    test of Metz et al. 2017, "Unrolled GANs", Sec. 3.1, who use std 0.02): (n, 2)."""
+                    std: float = 0.2) -> np.ndarray:
+    """A ring of 8 equally weighted isotropic Gaussians N(mode_k, std^2 I): (n, 2). std 0.2
+    is the density-estimation toy of FFJORD and the EBM papers; the GAN mode-collapse test
+    (Metz et al. 2017, "Unrolled GANs", Sec. 3.1) uses a narrow std such as 0.02-0.05."""
     k = rng.integers(0, 8, n)
     pts = eight_gaussians_modes(radius)[k] + std * rng.standard_normal((n, 2))
     return pts.astype(np.float32)

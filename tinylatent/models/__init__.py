@@ -73,6 +73,10 @@ from .wavenet import WaveNet, WaveNetConfig
 # issue 22: latent structure and topics (seed 000)
 from .hmm import HMM, HMMConfig
 from .lda import LDA
+# family 6 (issue 17): Boltzmann machines, energy-based models, GLO
+from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
+from .ebm import EBM, EBMConfig
+from .glo import GLO, GLOConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -97,4 +101,6 @@ __all__ = [
     "bits_per_dim", "precision_at_k", "resolve_config",
     # issue 22: hidden Markov model (EM + differentiable forward), topic model
     "HMM", "HMMConfig", "LDA",
+    # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
+    "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig", "GLO", "GLOConfig",
 ]
