@@ -90,3 +90,7 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
+
+# contrastive learning (issue 18)
+from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet  # noqa: E402
+__all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig"]
