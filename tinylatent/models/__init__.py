@@ -93,4 +93,6 @@ __all__ = [
 
 # contrastive learning (issue 18)
 from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet  # noqa: E402
-__all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig"]
+from .simclr import SimCLR, SimCLRConfig  # noqa: E402
+__all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR",
+            "SimCLRConfig"]

@@ -171,8 +171,11 @@ class _MetricNet(nn.Module):
             x.shape[0], self.config.in_channels, self.config.image_size,
             self.config.image_size))                                    # (B, C, S, S)
 
-    def _batch(self, x: Tensor, y):
-        """A labelled batch; without labels, x plus one augmented copy, labelled by index."""
+    def _batch(self, x, y):
+        """A labelled batch; without labels, x plus one augmented copy, labelled by index.
+        x may be a loader's (images, labels) pair."""
+        if isinstance(x, (tuple, list)):
+            x, y = x
         if y is not None:
             return x, _labels(y, x.shape[0], f"{type(self).__name__}.loss")
         from ..data.transforms import RandomAffine
@@ -200,7 +203,8 @@ class SiameseNet(_MetricNet):
         self.config = resolve_config(self, SiameseConfig, config, overrides)
         self._build(self.config)
 
-    def loss(self, x: Tensor, y=None) -> tuple[Tensor, dict]:
+    def loss(self, x, y=None) -> tuple[Tensor, dict]:
+        """x (B, C, S, S) with labels y (B,) (or the pair (x, y)); y=None: self-supervised."""
         x, y = self._batch(x, y)
         z = self.encode(x)
         i, j, similar = pair_indices(y)
@@ -238,7 +242,8 @@ class TripletNet(_MetricNet):
         self.normalize_embedding = cfg.objective == "triplet"
         self._build(cfg)
 
-    def loss(self, x: Tensor, y=None) -> tuple[Tensor, dict]:
+    def loss(self, x, y=None) -> tuple[Tensor, dict]:
+        """x (B, C, S, S) with labels y (B,) (or the pair (x, y)); y=None: self-supervised."""
         x, y = self._batch(x, y)
         z = self.encode(x)                                       # (B, D)
         cfg = self.config
