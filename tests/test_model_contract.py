@@ -98,6 +98,10 @@ TINY = {
                    _unit(1, 8, 8), M.TripletConfig),
     "SimCLR": (lambda **o: M.SimCLR(image_size=8, hidden_channels=(2,), hidden_features=6,
                                     latent_features=3, **o), _unit(1, 8, 8), M.SimCLRConfig),
+    "DeepCluster": (lambda **o: M.DeepCluster(image_size=8, hidden_channels=(2,),
+                                              hidden_features=6, latent_features=3,
+                                              n_clusters=2, **o),
+                    _unit(1, 8, 8), M.DeepClusterConfig),
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
                                      **o), _dequantised, M.ImageFlowConfig),
 }

@@ -59,7 +59,7 @@ def _frozen(fn, x):
                                for i in range(0, len(x), 1000)])
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_simclr_probe_on_frozen_encoder_beats_raw_pixels_and_random_init():
     x, y = tl.data.load_mnist("mnist", "train", download=False)
     xt, yt = tl.data.load_mnist("mnist", "test", download=False)

@@ -94,5 +94,6 @@ __all__ = [
 # contrastive learning (issue 18)
 from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet  # noqa: E402
 from .simclr import SimCLR, SimCLRConfig  # noqa: E402
+from .deepcluster import DeepCluster, DeepClusterConfig  # noqa: E402
 __all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR",
-            "SimCLRConfig"]
+            "SimCLRConfig", "DeepCluster", "DeepClusterConfig"]
