@@ -6,6 +6,7 @@ FROZEN (no evaluation here ever updates the trained weights).
     python examples/contrastive.py --model npair        # Sohn's N-pair loss
     python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 20
     python examples/contrastive.py --model deepcluster   # k-means pseudo-labels each epoch
+    python examples/contrastive.py --model clip          # images + generated captions
 
 siamese / triplet / npair train on classes 0-4 only and report recall@1 (hit rate) of test
 images of the unseen classes 5-9 among each other, next to raw-pixel nearest neighbours.
@@ -13,9 +14,11 @@ simclr trains on all training images without labels and reports a linear probe a
 accuracy on the frozen h = f(x) and on z = g(h), next to raw pixels and the same encoder at
 random init. deepcluster trains without labels and reports clustering accuracy and NMI of
 k-means (k = 10) on its frozen features of the training images next to k-means on raw
-pixels of the same images. Writes to --out: embedding.png (2-D PCA of the test embeddings), retrieval.png
+pixels of the same images. clip pairs each image with a generated caption ("a drawing of a
+digit seven.") and reports prompt-ensembled zero-shot accuracy next to a linear probe on the
+same image embeddings, and image<->text recall@k. Writes to --out: embedding.png (2-D PCA of the test embeddings), retrieval.png
 (queries and their 6 nearest neighbours), similarity.png (simclr: cosine similarities of two
-views of 16 images), loss_curve.png, checkpoint.npz (--resume continues exactly).
+views of 16 images; clip: one test image per class against the class prompts), loss_curve.png, checkpoint.npz (--resume continues exactly).
 """
 import argparse
 import os
@@ -29,6 +32,7 @@ from tinylatent.data.transforms import as_numpy_generator
 from tinylatent.eval import (cluster_accuracy, hit_rate_at_k, knn_accuracy, linear_probe,
                              normalized_mutual_info)
 from tinylatent.models import DeepCluster, KMeans, SimCLR, SiameseNet, TripletNet
+from tinylatent.models.clip import CLIP, FASHION_NAMES, MNIST_NAMES, Captions
 from tinylatent.models.deepcluster import uniform_cluster_sampler
 
 matplotlib.use("Agg")
@@ -40,7 +44,7 @@ METRIC = ("siamese", "triplet", "npair")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", choices=METRIC + ("simclr", "deepcluster"), default="triplet",
+    p.add_argument("--model", choices=METRIC + ("simclr", "deepcluster", "clip"), default="triplet",
                    help="which model")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="mnist offline = the embedded 4,000 / 1,000 images")
@@ -76,6 +80,8 @@ def features(fn, x):
 
 
 def build(args):
+    if args.model == "clip":
+        return CLIP()
     if args.model == "deepcluster":
         return DeepCluster()
     if args.model == "simclr":
@@ -108,6 +114,42 @@ class ClusterLoader:
         for b in range(len(self)):
             i = idx[b * self.batch_size:(b + 1) * self.batch_size]
             yield tl.tensor(self.x[i]), tl.tensor(labels[i])
+
+
+class CaptionLoader:
+    """(images, labels) batches -> (images, tokens of one random caption per label)."""
+
+    def __init__(self, loader, captions):
+        self.loader, self.captions, self.generator = loader, captions, loader.generator
+        self.dataset = loader.dataset
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        rng = as_numpy_generator(self.generator)
+        for x, y in self.loader:
+            yield x, tl.tensor(self.captions.tokens(self.captions.sample(y.numpy(), rng)))
+
+
+def clip_results(model, cap, x, y, xt, yt, out):
+    with tl.no_grad():                                         # frozen towers
+        w = model.zero_shot_weights(cap).numpy()                # (10, E) prompt ensembles
+        t = model.encode_text(tl.tensor(cap.tokens(cap.sample(yt, np.random.default_rng(1)))))
+    e, et, t = features(model.encode, x), features(model.encode, xt), t.numpy()
+    res = {"zero-shot": float(((et @ w.T).argmax(1) == yt).mean()),
+           "linear probe": linear_probe(e, y, et, yt)}
+    for k in (1, 5):
+        res[f"image->text R@{k}"] = hit_rate_at_k(et, yt, t, yt, k=k, metric="cosine")
+        res[f"text->image R@{k}"] = hit_rate_at_k(t, yt, et, yt, k=k, metric="cosine")
+    one = [int(np.flatnonzero(yt == c)[0]) for c in range(10)]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    im = ax.imshow(et[one] @ w.T, cmap="viridis")
+    fig.colorbar(im)
+    ax.set(title="cos(image of class i, prompts of class j)", xlabel="j", ylabel="i")
+    fig.savefig(f"{out}/similarity.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return res
 
 
 def pca2(v):
@@ -174,6 +216,9 @@ def main(argv=None):
         optimizer = tl.optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9,
                                  weight_decay=1e-5)
         loader = ClusterLoader(model, optimizer, x, args.batch_size, tl.Generator(args.seed))
+    if args.model == "clip":
+        cap = Captions(MNIST_NAMES if args.dataset == "mnist" else FASHION_NAMES)
+        loader = CaptionLoader(loader, cap)
 
     def evaluate(m):                                           # cheap, every epoch
         if args.model == "deepcluster":                        # nearest centroid, 2,000 images
@@ -181,6 +226,10 @@ def main(argv=None):
                 pseudo = m.pseudo_labels(tl.tensor(x[:2000]))
             return {"pseudo_label_nmi": normalized_mutual_info(y[:2000], pseudo)}
         emb = features(m.encode, xq[:1000])
+        if args.model == "clip":
+            with tl.no_grad():
+                w = m.zero_shot_weights(cap).numpy()
+            return {"zero_shot_test": float(((emb @ w.T).argmax(1) == yq[:1000]).mean())}
         return {"knn_test" if args.model == "simclr" else "recall@1_unseen":
                 knn_accuracy(features(m.encode, x[:2000]), y[:2000], emb, yq[:1000])
                 if args.model == "simclr" else
@@ -200,6 +249,9 @@ def main(argv=None):
             results[name] = hit_rate_at_k(v, yq, v, yq, k=1, metric="cosine",
                                           exclude_self=True)
         print(f"recall@1 among {len(xq)} test images of unseen classes 5-9 (cosine, frozen):")
+    elif args.model == "clip":
+        results = clip_results(model, cap, x, y, xt, yt, args.out)
+        print("test accuracy and recall@k (class-level hits, cosine), frozen towers:")
     elif args.model == "deepcluster":
         for name, fn in (("raw pixels", raw), ("DeepCluster f(x)", model.encode)):
             v = features(fn, x)
@@ -215,7 +267,7 @@ def main(argv=None):
         print("test accuracy: linear probe / 20-NN (cosine), on frozen features:")
         similarity_picture(model, xt, args.out)
     for name, v in results.items():
-        print(f"  {name:16s} " + (f"{v:.4f}" if np.isscalar(v) else
+        print(f"  {name:18s} " + (f"{v:.4f}" if np.isscalar(v) else
                                  f"{v[0]:.4f} / {v[1]:.4f}"))
     pictures(model, xq[:2000], yq[:2000], features(model.encode, xq[:2000]), args.out,
              f"{args.model}: test embeddings (PCA)")

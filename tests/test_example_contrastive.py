@@ -29,6 +29,7 @@ def example():
     ("triplet", ("embedding", "retrieval", "loss_curve"), "raw pixels"),
     ("simclr", ("embedding", "retrieval", "similarity", "loss_curve"), "raw pixels"),
     ("deepcluster", ("embedding", "retrieval", "loss_curve"), "raw pixels"),
+    ("clip", ("embedding", "retrieval", "similarity", "loss_curve"), "zero-shot"),
 ])
 def test_short_run_writes_pictures_checkpoint_and_resumes(example, tmp_path, model, pictures,
                                                           first):
