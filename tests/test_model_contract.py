@@ -95,6 +95,19 @@ TINY = {
                _unit(1, 8, 8), M.WGANGPConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
+    # contrastive learning (issue 18)
+    "SiameseNet": (lambda **o: M.SiameseNet(image_size=8, hidden_channels=(2,),
+                                            hidden_features=6, latent_features=3, **o),
+                   _unit(1, 8, 8), M.SiameseConfig),
+    "TripletNet": (lambda **o: M.TripletNet(image_size=8, hidden_channels=(2,),
+                                            hidden_features=6, latent_features=3, **o),
+                   _unit(1, 8, 8), M.TripletConfig),
+    "SimCLR": (lambda **o: M.SimCLR(image_size=8, hidden_channels=(2,), hidden_features=6,
+                                    latent_features=3, **o), _unit(1, 8, 8), M.SimCLRConfig),
+    "DeepCluster": (lambda **o: M.DeepCluster(image_size=8, hidden_channels=(2,),
+                                              hidden_features=6, latent_features=3,
+                                              n_clusters=2, **o),
+                    _unit(1, 8, 8), M.DeepClusterConfig),
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
                                      **o), _dequantised, M.ImageFlowConfig),
     # issue 22

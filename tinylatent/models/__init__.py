@@ -104,3 +104,13 @@ __all__ = [
     # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
     "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig", "GLO", "GLOConfig",
 ]
+
+# contrastive learning (issue 18)
+from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet  # noqa: E402
+from .simclr import SimCLR, SimCLRConfig  # noqa: E402
+from .deepcluster import DeepCluster, DeepClusterConfig  # noqa: E402
+__all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR",
+            "SimCLRConfig", "DeepCluster", "DeepClusterConfig"]
+# CLIP's batch is a pair (images, caption tokens), which tests/test_model_contract.py's
+# single-Tensor batches cannot express yet: importable here, not yet in __all__
+from .clip import CLIP, CLIPConfig  # noqa: E402,F401

@@ -1,0 +1,108 @@
+"""SimCLR (Chen, Kornblith, Norouzi & Hinton 2020, "A Simple Framework for Contrastive
+Learning of Visual Representations").
+
+For a minibatch of N images, two random augmentations t, t' ~ T give 2N views;
+
+    h = f(x~)            the encoder (here a small conv net), the representation kept
+    z = g(h) = W2 relu(W1 h)                 the projection head (sec. 2.1), used only in the loss
+    l(i, j) = -log exp(sim(z_i, z_j)/tau) / sum_{k != i} exp(sim(z_i, z_k)/tau)   (eq. 1)
+
+with sim the cosine similarity and the loss ("NT-Xent") averaged over all 2N positive pairs
+(i, j) and (j, i): `tl.ops.contrastive.nt_xent`, which masks sim(z_i, z_i) so that a view is
+never its own negative and its one positive is its other view. The augmentations are the
+paper's random crop + resize and a distortion; for grey images, where colour jitter does not
+apply, the distortion is a small rotation and Gaussian noise (tl.data.transforms).
+
+Evaluation (sec. 4.1, "linear evaluation protocol"): the encoder is frozen and a linear
+classifier is trained on h (and, for comparison, on g(h): the paper's Fig. 8 finds the
+pre-head h better); `encode` returns h, `project` returns z.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import nn, ops
+from ..data import transforms as T
+from ..ops.contrastive import nt_xent
+from ..tensor import Tensor
+from .config import resolve_config
+
+__all__ = ["SimCLR", "SimCLRConfig", "conv_trunk", "simclr_augmentation"]
+
+
+def conv_trunk(in_channels: int, image_size: int, hidden_channels: tuple) -> tuple:
+    """Stride-2 3x3 conv + ReLU layers then Flatten -> (nn.Sequential, flattened width)."""
+    layers, c, s = [], in_channels, image_size
+    for width in hidden_channels:
+        layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.ReLU()]
+        c, s = width, (s - 1) // 2 + 1                 # stride-2 output size with padding 1
+    return nn.Sequential(*layers, nn.Flatten()), c * s * s
+
+
+def simclr_augmentation(image_size: int, crop_scale: float = 0.4, degrees: float = 10.0,
+                        noise: float = 0.05) -> T.Compose:
+    """The view distribution T: random resized crop (sec. 3, the strongest single
+    augmentation), small rotation, Gaussian noise (colour distortion's stand-in on grey)."""
+    return T.Compose([T.RandomResizedCrop(image_size, scale=(crop_scale, 1.0)),
+                      T.RandomRotation(degrees), T.GaussianNoise(noise)])
+
+
+@dataclass(frozen=True)
+class SimCLRConfig:
+    in_channels: int = 1
+    image_size: int = 28
+    hidden_channels: tuple = (32, 64)
+    hidden_features: int = 128     # width of the representation h = f(x)
+    latent_features: int = 64      # width of the projection z = g(h)
+    temperature: float = 0.5       # tau of NT-Xent (the paper's Table 5 range: 0.1 - 1)
+    crop_scale: float = 0.4        # RandomResizedCrop keeps 40% - 100% of the area
+
+
+class SimCLR(nn.Module):
+    """Conv encoder f, two-layer projection head g, NT-Xent on two augmented views."""
+
+    def __init__(self, config: SimCLRConfig | None = None, **overrides) -> None:
+        super().__init__()
+        self.config = cfg = resolve_config(self, SimCLRConfig, config, overrides)
+        if not cfg.temperature > 0:
+            raise ValueError(f"SimCLR: temperature must be > 0, got {cfg.temperature}")
+        trunk, width = conv_trunk(cfg.in_channels, cfg.image_size, cfg.hidden_channels)
+        self.encoder = nn.Sequential(trunk, nn.Linear(width, cfg.hidden_features), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(cfg.hidden_features, cfg.hidden_features),
+                                  nn.ReLU(), nn.Linear(cfg.hidden_features,
+                                                       cfg.latent_features))
+        self.augment = simclr_augmentation(cfg.image_size, cfg.crop_scale)
+
+    def _images(self, x: Tensor) -> Tensor:
+        c, s = self.config.in_channels, self.config.image_size
+        if x.ndim == 2 and x.shape[1] == c * s * s:
+            x = x.reshape(x.shape[0], c, s, s)                   # (B, C, S, S)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
+            raise ValueError(f"SimCLR: expected images (B, {c}, {s}, {s}), got "
+                             f"{tuple(x.shape)}")
+        return x
+
+    def encode(self, x: Tensor) -> Tensor:
+        """h = f(x), (B, hidden_features): the representation evaluated with frozen weights."""
+        return self.encoder(self._images(x))
+
+    def project(self, x: Tensor) -> Tensor:
+        """z = g(f(x)), (B, latent_features): the space NT-Xent is computed in."""
+        return self.head(self.encode(x))
+
+    forward = project
+
+    def views(self, x: Tensor, generator=None) -> tuple[Tensor, Tensor]:
+        """Two independent augmentations of every image (no gradient: data preparation)."""
+        x = self._images(x).detach()
+        return self.augment(x, generator=generator), self.augment(x, generator=generator)
+
+    def loss(self, batch, generator=None) -> tuple[Tensor, dict]:
+        """NT-Xent (eq. 1) of two views of the batch; labels, if given, are ignored."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        v1, v2 = self.views(x, generator)
+        n = v1.shape[0]
+        z = self.project(ops.cat([v1, v2], axis=0))             # (2N, latent): one pass
+        loss = nt_xent(z[:n], z[n:], self.config.temperature)
+        return loss, {"loss": loss.detach()}
+
