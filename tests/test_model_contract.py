@@ -87,6 +87,12 @@ TINY = {
                                                   hidden_features=8, num_layers=2,
                                                   num_heads=2, **o),
                       _tokens(7, 8), M.TransformerLMConfig),
+    # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
+    "RotationNet": (lambda **o: M.RotationNet(hidden_channels=(2, 3), image_size=8, **o),
+                    _unit(1, 8, 8), M.RotationNetConfig),
+    "MAE": (lambda **o: M.MAE(image_size=8, patch_size=4, hidden_features=8, num_layers=1,
+                              num_heads=2, decoder_features=4, decoder_layers=1,
+                              decoder_heads=1, **o), _unit(1, 8, 8), M.MAEConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

@@ -68,6 +68,9 @@ from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
+# family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
+from .mae import MAE, MAEConfig
+from .pretext import RotationNet, RotationNetConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -90,3 +93,4 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
+__all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig"]   # family 8 (issue 19)
