@@ -144,3 +144,20 @@ def test_mae_trains_below_the_mean_patch_baseline():
     mse, baseline = masked_patch_mse(model, xt, generator=tl.Generator(0))
     print(f"masked-patch MSE {mse:.4f} vs mean-patch baseline {baseline:.4f}")
     assert mse < 0.95 * baseline, (mse, baseline)   # measured 0.522 vs 0.583
+
+
+@pytest.mark.long
+def test_mae_figure_example_defaults(tmp_path):
+    """The README figure: examples/mae_mnist.py defaults (10 epochs, embedded MNIST, 75%
+    masked). Measured: masked-patch MSE 0.469 vs mean-patch baseline 0.589; linear probe on
+    the frozen encoder 0.680 vs the same ViT at random init 0.620 (raw pixels 0.885)."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "examples" / "mae_mnist.py"
+    spec = importlib.util.spec_from_file_location("mae_mnist_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--out", str(tmp_path)])
+    print(result)
+    assert result["test_masked_mse"] < 0.9 * result["mean_patch_baseline"]
+    assert result["probe"]["trained"] > result["probe"]["random init"]
