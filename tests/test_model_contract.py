@@ -93,6 +93,12 @@ TINY = {
     "MAE": (lambda **o: M.MAE(image_size=8, patch_size=4, hidden_features=8, num_layers=1,
                               num_heads=2, decoder_features=4, decoder_layers=1,
                               decoder_heads=1, **o), _unit(1, 8, 8), M.MAEConfig),
+    "FramePredictor": (lambda **o: M.FramePredictor(image_size=8, hidden_channels=3,
+                                                    kernel_size=3, **o),
+                       _unit(3, 1, 8, 8), M.FramePredictorConfig),
+    "ArrowOfTime": (lambda **o: M.ArrowOfTime(num_frames=3, image_size=8,
+                                              hidden_channels=(2, 3), **o),
+                    _unit(3, 1, 8, 8), M.ArrowOfTimeConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

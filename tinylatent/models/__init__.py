@@ -71,6 +71,8 @@ from .wavenet import WaveNet, WaveNetConfig
 # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
 from .mae import MAE, MAEConfig
 from .pretext import RotationNet, RotationNetConfig
+from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
+                            FramePredictorConfig)
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -93,4 +95,5 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
-__all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig"]   # family 8 (issue 19)
+__all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
+            "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig"]
