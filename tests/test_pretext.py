@@ -100,3 +100,71 @@ def test_rotation_figure_pretext_and_probe_per_block(tmp_path):
     print(result)
     assert result["pretext_test_accuracy"] >= 0.95
     assert max(result["probe"]["trained"]) > result["probe"]["pixels"][0]
+
+
+# ------------------------------------------------------------------------------- jigsaw
+def test_maximal_hamming_set_is_the_greedy_construction():
+    """Alg. 1 of Noroozi & Favaro 2016, checked by brute force on 4 tiles (24 permutations):
+    every row is a permutation, rows are distinct, and each added row has the largest
+    minimum Hamming distance to the rows before it that any permutation has."""
+    import itertools
+
+    from tinylatent.models.pretext import maximal_hamming_permutations
+    every = np.array(list(itertools.permutations(range(4))))
+    for seed in range(5):
+        P = maximal_hamming_permutations(8, 4, generator=seed)
+        assert P.shape == (8, 4) and P.dtype == np.int64
+        assert all(sorted(row) == [0, 1, 2, 3] for row in P.tolist())
+        assert len({tuple(r) for r in P.tolist()}) == 8
+        for i in range(1, 8):
+            dist = lambda q: min(int((q != p).sum()) for p in P[:i])  # noqa: E731
+            assert dist(P[i]) == max(dist(q) for q in every), (seed, i)
+    with pytest.raises(ValueError, match=r"num_permutations must lie in \[1, 24\]"):
+        maximal_hamming_permutations(25, 4)
+
+
+def test_hundred_permutations_of_nine_tiles_are_far_apart():
+    from tinylatent.models.pretext import maximal_hamming_permutations
+    P = maximal_hamming_permutations(100, 9, generator=0)
+    d = (P[:, None] != P[None]).sum(-1)
+    off = d[~np.eye(100, dtype=bool)]
+    # a set of 100 random permutations has pairs at distance 2 or 3; the greedy set's
+    # minimum is larger (the paper reports an average distance of about 8)
+    assert off.min() >= 5 and off.mean() > 7.5, (off.min(), off.mean())
+    np.testing.assert_array_equal(P, maximal_hamming_permutations(100, 9, generator=0))
+
+
+def test_jigsaw_tiles_have_gaps_jitter_and_unit_statistics():
+    from tinylatent.models.pretext import jigsaw_tiles
+    x = np.arange(900, dtype=np.float32).reshape(1, 1, 30, 30)   # a pixel names its place
+    x = np.repeat(x, 50, 0)
+    raw = jigsaw_tiles(tl.tensor(x), generator=0, normalize=False).numpy()
+    assert raw.shape == (50, 9, 1, 7, 7)
+    y0, x0 = np.divmod(raw[:, :, 0, 0, 0].astype(int), 30)      # (50, 9) crop origins
+    rows, cols = np.divmod(np.arange(9), 3)
+    dy, dx = y0 - 10 * rows, x0 - 10 * cols                       # jitter inside the cell
+    assert dy.min() == dx.min() == 0 and dy.max() == dx.max() == 2   # all offsets 0..2 seen
+    np.testing.assert_array_equal(raw[:, :, 0], np.stack([x[0, 0, a:a + 7, b:b + 7] for a, b
+                                                          in zip(y0.ravel(), x0.ravel())])
+                                  .reshape(50, 9, 7, 7))          # each tile a plain crop
+    gap_x = x0[:, [1, 2, 4, 5, 7, 8]] - (x0[:, [0, 1, 3, 4, 6, 7]] + 7)
+    gap_y = y0[:, 3:] - (y0[:, :6] + 7)
+    assert gap_x.min() >= 1 and gap_y.min() >= 1                  # never touching
+    tiles = jigsaw_tiles(tl.tensor(x[:2]), generator=0).numpy()  # per-tile normalised
+    np.testing.assert_allclose(tiles.mean((2, 3, 4)), 0, atol=1e-4)
+    np.testing.assert_allclose(tiles.std((2, 3, 4)), 1, atol=1e-3)
+
+
+def test_jigsaw_loss_uses_the_permutation_set():
+    from tinylatent.models import Jigsaw
+    tl.manual_seed(0)
+    model = Jigsaw(hidden_channels=(4,), hidden_features=8, num_permutations=10)
+    x = tl.tensor(np.random.default_rng(0).random((4, 1, 28, 28)).astype(np.float32))
+    tiles, k = model.shuffle(x, generator=3)
+    plain = tl.models.pretext.jigsaw_tiles(x, generator=np.random.default_rng(3)).numpy()
+    order = model.permutations.numpy()[k.numpy()]
+    np.testing.assert_array_equal(tiles.numpy(), plain[np.arange(4)[:, None], order])
+    loss, metrics = model.loss(x)
+    assert np.isfinite(loss.item()) and 0 <= metrics["accuracy"].item() <= 1
+    with pytest.raises(ValueError, match=r"Jigsaw: expected images \(B, 1, 28, 28\)"):
+        model.loss(tl.zeros(2, 1, 30, 30))

@@ -70,7 +70,7 @@ from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
 # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
 from .mae import MAE, MAEConfig
-from .pretext import RotationNet, RotationNetConfig
+from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
                             FramePredictorConfig)
 
@@ -96,4 +96,5 @@ __all__ = [
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
 __all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
-            "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig"]
+            "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
+            "Jigsaw", "JigsawConfig"]

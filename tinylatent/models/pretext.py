@@ -22,6 +22,8 @@ middle blocks transfer best (Table 1), which `block_features` lets a test measur
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +35,8 @@ from ..distributions import Categorical
 from ..tensor import Tensor
 from .config import resolve_config
 
-__all__ = ["RotationNetConfig", "RotationNet", "rotate_all", "conv_block"]
+__all__ = ["RotationNetConfig", "RotationNet", "rotate_all", "conv_block", "JigsawConfig",
+           "Jigsaw", "maximal_hamming_permutations", "jigsaw_tiles", "features_in_batches"]
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -138,3 +141,152 @@ def features_in_batches(fn, x: Tensor, batch_size: int = 500) -> list:
     parts = [[f.numpy_host() for f in fn(x[i:i + batch_size])]
              for i in range(0, len(x), batch_size)]
     return [np.concatenate(cols) for cols in zip(*parts)]
+
+
+# ------------------------------------------------------------------------------- jigsaw
+@functools.lru_cache(maxsize=2)
+def _all_permutations(n: int) -> np.ndarray:
+    return np.array(list(itertools.permutations(range(n))), dtype=np.int8)   # (n!, n)
+
+
+def maximal_hamming_permutations(num_permutations: int = 100, num_tiles: int = 9,
+                                 generator=None) -> np.ndarray:
+    """The permutation set of Noroozi & Favaro 2016, Alg. 1 ("maximal" Hamming distance):
+    start from one uniformly random permutation of the tiles, then repeatedly add the
+    permutation whose minimum Hamming distance to those already chosen is largest (ties
+    broken uniformly at random). Returns (num_permutations, num_tiles) int64; row k says
+    which tile goes to each position."""
+    from ..data.transforms import as_numpy_generator
+    rng = as_numpy_generator(generator)
+    every = _all_permutations(num_tiles)
+    if not 1 <= num_permutations <= len(every):
+        raise ValueError(f"maximal_hamming_permutations: num_permutations must lie in [1, "
+                         f"{len(every)}] for {num_tiles} tiles, got {num_permutations}")
+    chosen = [int(rng.integers(len(every)))]
+    min_dist = (every != every[chosen[0]]).sum(1)          # distance to the chosen set
+    for _ in range(num_permutations - 1):
+        best = np.flatnonzero(min_dist == min_dist.max())   # min_dist of chosen ones is 0
+        pick = int(best[rng.integers(len(best))])
+        chosen.append(pick)
+        min_dist = np.minimum(min_dist, (every != every[pick]).sum(1))
+    return every[chosen].astype(np.int64)
+
+
+def jigsaw_tiles(x: Tensor, grid: int = 3, tile: int = 7, cell: int = 10,
+                 generator=None, normalize: bool = True) -> Tensor:
+    """Cut (B, C, H, W) images into grid x grid tiles with gaps and jitter (Noroozi &
+    Favaro 2016, Sec. 3.2, against shortcuts through edge continuity): the image is padded
+    (zeros, centred) to grid * cell pixels, and from every cell a tile x tile crop at a
+    random offset in [0, cell - tile - 1] is taken, so neighbouring crops are always >= 1
+    pixel apart. Every tile is then normalised to zero mean and unit std on its own (the
+    paper's per-tile normalisation; off with normalize=False). Returns (B, grid^2, C, tile, tile), row-major."""
+    from ..data.transforms import as_numpy_generator
+    a = x.detach().array
+    xp = array_module(a)
+    b, c, h, w = a.shape
+    side = grid * cell
+    if h > side or w > side or tile > cell - 1:
+        raise ValueError(f"jigsaw_tiles: need images <= {side}x{side} and tile < cell, got "
+                         f"{h}x{w}, tile {tile}, cell {cell}")
+    canvas = xp.zeros((b, c, side, side), dtype=a.dtype)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[:, :, top:top + h, left:left + w] = a
+    offsets = as_numpy_generator(generator).integers(0, cell - tile, (b, grid * grid, 2))
+    out = xp.empty((b, grid * grid, c, tile, tile), dtype=a.dtype)
+    for k in range(grid * grid):
+        r, q = divmod(k, grid)
+        for i in range(b):
+            y0, x0 = r * cell + int(offsets[i, k, 0]), q * cell + int(offsets[i, k, 1])
+            out[i, k] = canvas[i, :, y0:y0 + tile, x0:x0 + tile]
+    if not normalize:
+        return Tensor._make(out)
+    mean = out.mean(axis=(2, 3, 4), keepdims=True)
+    std = out.std(axis=(2, 3, 4), keepdims=True)
+    return Tensor._make((out - mean) / (std + 1e-3))
+
+
+@dataclass(frozen=True)
+class JigsawConfig:
+    in_channels: int = 1
+    image_size: int = 28
+    grid: int = 3                    # 3 x 3 tiles
+    cell: int = 10                   # the image is padded to grid * cell = 30 pixels
+    tile: int = 7                    # crop per cell (jitter cell - tile - 1 = 2 pixels)
+    hidden_channels: tuple = (32, 64)  # the shared tile encoder's conv widths
+    hidden_features: int = 128       # per-tile code (the paper's fc6)
+    num_permutations: int = 100
+    permutation_seed: int = 0        # the permutation set is a fixed function of this
+
+
+class Jigsaw(nn.Module):
+    """Context-free network (Noroozi & Favaro 2016, Fig. 3): one tile encoder with shared
+    weights applied to each of the 9 shuffled tiles, their codes concatenated, and an MLP
+    that names the permutation (index into the maximal-Hamming set):
+
+        loss = -log p(k | tiles in the order P_k),   k uniform over the set."""
+
+    def __init__(self, config: JigsawConfig | None = None, **overrides):
+        super().__init__()
+        cfg = resolve_config(self, JigsawConfig, config, overrides)
+        self.config = cfg
+        n = cfg.grid ** 2
+        self.register_buffer("permutations", Tensor._make(maximal_hamming_permutations(
+            cfg.num_permutations, n, generator=cfg.permutation_seed)))
+        widths = [cfg.in_channels, *cfg.hidden_channels]
+        convs = []
+        for a, b in zip(widths, widths[1:]):
+            convs += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU()]
+        self.tile_encoder = nn.Sequential(*convs, nn.Flatten(),
+                                          nn.Linear(widths[-1] * cfg.tile ** 2,
+                                                    cfg.hidden_features), nn.ReLU())
+        self.classifier = nn.Sequential(nn.Linear(n * cfg.hidden_features, 256), nn.ReLU(),
+                                        nn.Linear(256, cfg.num_permutations))
+
+    def _check(self, batch) -> Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        c, s = self.config.in_channels, self.config.image_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
+            raise ValueError(f"Jigsaw: expected images (B, {c}, {s}, {s}), got "
+                             f"{tuple(x.shape)}")
+        return x
+
+    def shuffle(self, x: Tensor, generator=None) -> tuple:
+        """(tiles (B, 9, C, t, t) with position i holding tile P_k[i], k (B,))."""
+        from ..data.transforms import as_numpy_generator
+        rng = as_numpy_generator(generator)
+        tiles = jigsaw_tiles(self._check(x), self.config.grid, self.config.tile,
+                             self.config.cell, rng)
+        k = rng.integers(0, self.config.num_permutations, len(x))
+        order = self.permutations.array[k]                              # (B, 9)
+        xp = tiles.xp
+        shuffled = tiles.array[xp.arange(len(x))[:, None], xp.asarray(order)]
+        return Tensor._make(shuffled), Tensor._make(xp.asarray(k))
+
+    def forward(self, tiles: Tensor) -> Tensor:
+        """Permutation logits (B, num_permutations) of tiles (B, 9, C, t, t)."""
+        b, n = tiles.shape[:2]
+        codes = self.tile_encoder(tiles.reshape(b * n, *tiles.shape[2:]))  # (B*9, F)
+        return self.classifier(codes.reshape(b, -1))                        # (B, 9 F)
+
+    def loss(self, batch, generator=None) -> tuple:
+        tiles, k = self.shuffle(self._check(batch), generator)
+        logits = self(tiles)
+        nll = -Categorical(logits=logits).log_prob(k).mean()
+        accuracy = (logits.detach().argmax(-1) == k).float().mean()
+        return nll, {"loss": nll.detach(), "accuracy": accuracy}
+
+    @no_grad()
+    def pretext_accuracy(self, x: Tensor, generator=0, batch_size: int = 500) -> float:
+        hits = 0
+        for i in range(0, len(x), batch_size):
+            tiles, k = self.shuffle(x[i:i + batch_size], generator)
+            hits += int((self(tiles).argmax(-1) == k).sum().item())
+        return hits / len(x)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The 9 tile codes of the unshuffled image, concatenated: (B, 9 F), frozen."""
+        x = self._check(x)
+        with no_grad():
+            c = self.config
+            tiles = jigsaw_tiles(x, c.grid, c.tile, c.cell, generator=0)
+            return self.tile_encoder(tiles.reshape(-1, *tiles.shape[2:])).reshape(len(x), -1)
