@@ -93,6 +93,21 @@ TINY = {
               _unit(1, 8, 8), M.DCGANConfig),
     "WGANGP": (lambda **o: M.WGANGP(image_size=8, hidden_channels=2, latent_features=3, **o),
                _unit(1, 8, 8), M.WGANGPConfig),
+    # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
+    "RotationNet": (lambda **o: M.RotationNet(hidden_channels=(2, 3), image_size=8, **o),
+                    _unit(1, 8, 8), M.RotationNetConfig),
+    "MAE": (lambda **o: M.MAE(image_size=8, patch_size=4, hidden_features=8, num_layers=1,
+                              num_heads=2, decoder_features=4, decoder_layers=1,
+                              decoder_heads=1, **o), _unit(1, 8, 8), M.MAEConfig),
+    "FramePredictor": (lambda **o: M.FramePredictor(image_size=8, hidden_channels=3,
+                                                    kernel_size=3, **o),
+                       _unit(3, 1, 8, 8), M.FramePredictorConfig),
+    "ArrowOfTime": (lambda **o: M.ArrowOfTime(num_frames=3, image_size=8,
+                                              hidden_channels=(2, 3), **o),
+                    _unit(3, 1, 8, 8), M.ArrowOfTimeConfig),
+    "Jigsaw": (lambda **o: M.Jigsaw(image_size=8, grid=2, cell=5, tile=3, hidden_channels=(2,),
+                                    hidden_features=3, num_permutations=4, **o),
+               _unit(1, 8, 8), M.JigsawConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     # contrastive learning (issue 18)

@@ -77,6 +77,11 @@ from .lda import LDA
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .ebm import EBM, EBMConfig
 from .glo import GLO, GLOConfig
+# family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
+from .mae import MAE, MAEConfig
+from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
+from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
+                            FramePredictorConfig)
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -114,3 +119,6 @@ __all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCL
 # CLIP's batch is a pair (images, caption tokens), which tests/test_model_contract.py's
 # single-Tensor batches cannot express yet: importable here, not yet in __all__
 from .clip import CLIP, CLIPConfig  # noqa: E402,F401
+__all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
+            "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
+            "Jigsaw", "JigsawConfig"]
