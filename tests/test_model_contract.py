@@ -91,6 +91,9 @@ TINY = {
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
                                      **o), _dequantised, M.ImageFlowConfig),
+    # self-supervised language (issue 20)
+    "Word2Vec": (lambda **o: M.Word2Vec(in_features=7, latent_features=4, negative=2, **o),
+                 _tokens(7, 5), M.Word2VecConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -68,6 +68,8 @@ from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
+# self-supervised language (issue 20)
+from .word2vec import Word2Vec, Word2VecConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -90,3 +92,5 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
+# self-supervised language (issue 20)
+__all__ += ["Word2Vec", "Word2VecConfig"]
