@@ -248,10 +248,12 @@ def neighbour_overlap(ours, theirs, words, k: int = 10) -> float:
 def test_word2vec_matches_gensim_on_the_kjv(architecture):
     """Neighbour overlap@10 >= 0.5 over the 1,000 most frequent words, and the hand-built
     analogy accuracy within 3 points of gensim's (5 epochs, D = 100, window 5, 5 negatives,
-    sample 1e-3; measured skip-gram: overlap 0.62 (two gensim seeds: 0.62), analogies
-    21.1% vs 21.2%)."""
+    sample 1e-3). Measured: skip-gram overlap 0.620 (two gensim seeds with each other:
+    0.62), analogies 22.0% vs gensim 21.2%; CBOW overlap 0.575 (gensim seeds: 0.58),
+    analogies 16.3% vs 17.5% (gensim seeds 1-3: 17.5, 16.2, 16.3%)."""
     ours, theirs = _gensim_side_by_side(architecture)
-    assert ours.itos == theirs.wv.index_to_key[:len(ours.itos)]
+    # the same vocabulary (the order of words with equal counts may differ)
+    assert sorted(ours.itos) == sorted(theirs.wv.index_to_key)
     overlap = neighbour_overlap(ours, theirs, ours.itos[:1000])
     questions = [q for v in load_analogies().values() for q in v]
     acc, n = ours.analogy_accuracy(questions)
