@@ -94,6 +94,9 @@ TINY = {
     # self-supervised language (issue 20)
     "Word2Vec": (lambda **o: M.Word2Vec(in_features=7, latent_features=4, negative=2, **o),
                  _tokens(7, 5), M.Word2VecConfig),
+    "BERT": (lambda **o: M.BERT(in_features=12, hidden_features=8, num_layers=1, num_heads=2,
+                                block_size=6, mask_prob=0.5, **o),
+             lambda rng: tl.tensor(rng.integers(5, 12, (5, 6))), M.BERTConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -69,6 +69,7 @@ from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
 # self-supervised language (issue 20)
+from .bert import BERT, BERTConfig
 from .word2vec import Word2Vec, Word2VecConfig
 
 __all__ = [
@@ -93,4 +94,4 @@ __all__ = [
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
 # self-supervised language (issue 20)
-__all__ += ["Word2Vec", "Word2VecConfig"]
+__all__ += ["Word2Vec", "Word2VecConfig", "BERT", "BERTConfig"]
