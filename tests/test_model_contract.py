@@ -97,6 +97,9 @@ TINY = {
     "BERT": (lambda **o: M.BERT(in_features=12, hidden_features=8, num_layers=1, num_heads=2,
                                 block_size=6, mask_prob=0.5, **o),
              lambda rng: tl.tensor(rng.integers(5, 12, (5, 6))), M.BERTConfig),
+    "ICT": (lambda **o: M.ICT(in_features=12, hidden_features=8, latent_features=4,
+                              num_layers=1, num_heads=2, block_size=6, **o),
+            lambda rng: tl.tensor(rng.integers(5, 12, (5, 2, 6))), M.ICTConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -70,6 +70,7 @@ from .vae import VAE, VAEConfig
 from .wavenet import WaveNet, WaveNetConfig
 # self-supervised language (issue 20)
 from .bert import BERT, BERTConfig
+from .ict import ICT, ICTConfig
 from .word2vec import Word2Vec, Word2VecConfig
 
 __all__ = [
@@ -94,4 +95,4 @@ __all__ = [
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
 # self-supervised language (issue 20)
-__all__ += ["Word2Vec", "Word2VecConfig", "BERT", "BERTConfig"]
+__all__ += ["Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig"]
