@@ -18,9 +18,9 @@ import matplotlib
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.distributions import Categorical
 from tinylatent.models import BERT
-from tinylatent.models.bert import IGNORE, SPECIALS, encode_pair, encode_pairs, mask_tokens
+from tinylatent.models.bert import (SPECIALS, encode_pair, encode_pairs, evaluate_pretraining,
+                                    finetune_classifier)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,46 +58,6 @@ def chapters_of(verses):
     return list(docs.values())
 
 
-@tl.no_grad()
-def pretraining_figures(model, data, batch_size=128):
-    """Held-out MLM accuracy (fixed masks), the unigram baseline's (the most frequent
-    training token at every masked position) and NSP accuracy."""
-    model.eval()
-    ids, segs, is_next = (t.numpy() for t in data.tensors)
-    inputs, labels = mask_tokens(ids, model.config, tl.Generator(123))
-    mlm, nsp, n_masked = 0.0, 0.0, 0
-    for s in range(0, len(ids), batch_size):
-        sl = slice(s, s + batch_size)
-        _, m = model.pretraining_loss(tl.tensor(inputs[sl]), tl.tensor(segs[sl]), labels[sl],
-                                      tl.tensor(is_next[sl]))
-        k = int((labels[sl] != IGNORE).sum())
-        mlm += float(m["mlm_accuracy"].item()) * k
-        nsp += float(m["nsp_accuracy"].item()) * len(ids[sl])
-        n_masked += k
-    return mlm / n_masked, nsp / len(ids), labels[labels != IGNORE]
-
-
-def finetune(model, train, test, steps, lr, seed):
-    """[CLS] verse [SEP] -> Old (0) / New (1) Testament: encoder + linear head, AdamW."""
-    tl.manual_seed(seed)
-    head = tl.nn.Linear(model.config.hidden_features, 2)
-    params = list(model.parameters()) + list(head.parameters())
-    opt = tl.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    (x, y), (xt, yt) = train, test
-    g = np.random.default_rng(seed)
-    model.train()
-    for _ in range(steps):
-        b = g.integers(0, len(x), min(16, len(x)))
-        logits = head(model.encode(tl.tensor(x[b])))
-        loss = -Categorical(logits=logits).log_prob(tl.tensor(y[b])).mean()
-        opt.zero_grad(), loss.backward(), opt.step()
-    model.eval()
-    with tl.no_grad():
-        pred = np.concatenate([head(model.encode(tl.tensor(xt[s:s + 256]))).numpy()
-                               .argmax(-1) for s in range(0, len(xt), 256)])
-    return float((pred == yt).mean())
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -130,14 +90,14 @@ def main(argv=None):
     opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
 
     def evaluate(m):
-        mlm, nsp, _ = pretraining_figures(m, valid_set)
+        mlm, nsp, _ = evaluate_pretraining(m, valid_set)
         return {"valid_mlm_accuracy": mlm, "valid_nsp_accuracy": nsp}
 
     trainer = tl.train.Trainer(model, opt, args.out, config=vars(args), evaluate=evaluate,
                                resumable_keys=RESUMABLE)
     history = trainer.fit(loader, args.epochs, resume=args.resume,
                           max_steps_per_epoch=args.steps_per_epoch)
-    mlm, nsp, targets = pretraining_figures(model, valid_set)
+    mlm, nsp, targets = evaluate_pretraining(model, valid_set)
     train_ids = train_set.tensors[0].numpy()
     counts = np.bincount(train_ids[train_ids >= len(SPECIALS)], minlength=len(tok))
     unigram = float((targets == counts.argmax()).mean())
@@ -163,7 +123,7 @@ def main(argv=None):
             enc = BERT(model.config)
             if kind == "pretrained":
                 enc.load_state_dict({k: tl.tensor(v) for k, v in pretrained.items()})
-            acc = finetune(enc, (x_all[idx], y_all[idx]), test, args.finetune_steps,
+            acc = finetune_classifier(enc, (x_all[idx], y_all[idx]), test, args.finetune_steps,
                            args.finetune_lr, args.seed)
             results[kind].append(acc)
         lines.append(f"{n:5d} labels: pre-trained {results['pretrained'][-1]:.3f}, from "

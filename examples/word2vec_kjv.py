@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 import tinylatent as tl
 from tinylatent.models import PCA, Word2Vec
-from tinylatent.models.word2vec import analogy_accuracy, load_analogies, word_sentences
+from tinylatent.eval.word_vectors import analogy_accuracy, load_analogies, neighbour_overlap
+from tinylatent.models.word2vec import word_sentences
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -56,10 +57,9 @@ def parse_args(argv=None):
 
 
 def save_outputs(model, args, questions):
-    with open(f"{args.out}/neighbours.txt", "w", encoding="utf-8") as f:
-        for word in (w for w in QUERIES if w in model.stoi):
-            f.write(f"{word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in
-                                            model.most_similar(word, 10)) + "\n")
+    open(f"{args.out}/neighbours.txt", "w", encoding="utf-8").write("".join(
+        f"{word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in model.most_similar(word, 10))
+        + "\n" for word in QUERIES if word in model.stoi))
     scores = {name: model.analogy_accuracy(q) for name, q in questions.items()}
     scores["all"] = model.analogy_accuracy([q for v in questions.values() for q in v])
     with open(f"{args.out}/analogies.txt", "w", encoding="utf-8") as f:
@@ -72,8 +72,8 @@ def save_outputs(model, args, questions):
     pairs = [p for p in PICTURE if all(w in model.stoi for w in p)]
     if len(pairs) >= 2:
         words = [w for p in pairs for w in p]
-        z = PCA(2).fit(model.vectors()[[model.stoi[w] for w in words]])
-        z = z.transform(model.vectors()[[model.stoi[w] for w in words]]).numpy()
+        v = model.vectors()[[model.stoi[w] for w in words]]
+        z = PCA(2).fit(v).transform(v).numpy()
         fig, ax = plt.subplots(figsize=(6, 5))
         for k in range(len(pairs)):
             ax.plot(z[2 * k:2 * k + 2, 0], z[2 * k:2 * k + 2, 1], "-", color="gray", lw=0.8)
@@ -91,26 +91,20 @@ def compare_with_gensim(model, sentences, args, questions):
     try:
         from gensim.models import Word2Vec as GensimWord2Vec
     except ImportError:
-        print("--gensim: gensim is not installed (pip install gensim); skipped")
-        return None
+        return print("--gensim: gensim is not installed (pip install gensim); skipped")
     g = GensimWord2Vec(sentences, vector_size=args.dim, window=args.window,
                        negative=args.negative, sample=args.sample, min_count=args.min_count,
                        alpha=args.lr, min_alpha=1e-4, epochs=args.epochs, hs=0, workers=1,
                        sg=int(args.architecture == "skipgram"), seed=args.seed)
     every = [q for v in questions.values() for q in v]
-    w = model.vectors()
-    top = model.itos[:1000]
-    mine = np.argsort(-(w[:1000] @ w.T - 3 * np.eye(1000, len(w))), axis=1)[:, :10]
-    overlap = np.mean([len({model.itos[j] for j in row} & {x for x, _ in
-                           g.wv.most_similar(word, topn=10)}) / 10
-                       for word, row in zip(top, mine)])
+    overlap = neighbour_overlap(model.vectors(), model.stoi, g.wv.vectors, g.wv.key_to_index,
+                                model.itos[:1000], k=10)
     theirs = analogy_accuracy(g.wv.vectors, g.wv.key_to_index, every)[0]
     line = (f"gensim side by side: neighbour overlap@10 over the 1,000 most frequent words "
             f"{overlap:.3f}; analogies tinylatent {model.analogy_accuracy(every)[0]:.1%} vs "
             f"gensim {theirs:.1%}")
     print(line)
-    with open(f"{args.out}/gensim.txt", "w", encoding="utf-8") as f:
-        f.write(line + "\n")
+    open(f"{args.out}/gensim.txt", "w", encoding="utf-8").write(line + "\n")
     return overlap, theirs
 
 

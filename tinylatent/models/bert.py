@@ -33,7 +33,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["BERT", "BERTConfig", "SPECIALS", "mask_tokens", "encode_pair", "encode_pairs",
-           "IGNORE"]
+           "IGNORE", "evaluate_pretraining", "finetune_classifier"]
 
 # the tokenizer's special tokens, in id order (tl.data tokenizers always put <unk> first)
 SPECIALS = ("<unk>", "[PAD]", "[CLS]", "[SEP]", "[MASK]")
@@ -231,3 +231,48 @@ class BERT(nn.Module):
         inputs, labels = mask_tokens(ids, self.config, generator)
         return self.pretraining_loss(tl.tensor(inputs, device=ids.device), segments, labels,
                                      is_next)
+
+
+@tl.no_grad()
+def evaluate_pretraining(model: BERT, data, batch_size: int = 128, seed: int = 123) -> tuple:
+    """(MLM accuracy, NSP accuracy, the masked targets) on a TensorDataset (ids, segments,
+    is_next) such as `encode_pairs` gives, with masks fixed by `seed`."""
+    model.eval()
+    ids, segs, is_next = (t.numpy() for t in data.tensors)
+    inputs, labels = mask_tokens(ids, model.config, tl.Generator(seed))
+    mlm, nsp, n_masked = 0.0, 0.0, 0
+    for s in range(0, len(ids), batch_size):
+        sl = slice(s, s + batch_size)
+        _, m = model.pretraining_loss(tl.tensor(inputs[sl]), tl.tensor(segs[sl]), labels[sl],
+                                      tl.tensor(is_next[sl]))
+        k = int((labels[sl] != IGNORE).sum())
+        mlm += float(m["mlm_accuracy"].item()) * k
+        nsp += float(m["nsp_accuracy"].item()) * len(ids[sl])
+        n_masked += k
+    return mlm / n_masked, nsp / len(ids), labels[labels != IGNORE]
+
+
+def finetune_classifier(model: BERT, train: tuple, test: tuple, steps: int, lr: float,
+                        seed: int, num_classes: int = 2, batch_size: int = 16) -> float:
+    """Fine-tuning (Sec. 4): a linear head on the pooled [CLS] vector, trained with the
+    encoder by AdamW on (ids, labels) `train` for `steps` minibatches drawn with
+    replacement; returns the accuracy on `test`."""
+    tl.manual_seed(seed)
+    head = nn.Linear(model.config.hidden_features, num_classes)
+    opt = tl.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr,
+                         weight_decay=0.01)
+    (x, y), (xt, yt) = train, test
+    g = np.random.default_rng(seed)
+    model.train()
+    for _ in range(steps):
+        b = g.integers(0, len(x), min(batch_size, len(x)))
+        logits = head(model.encode(tl.tensor(x[b])))
+        loss = -Categorical(logits=logits).log_prob(tl.tensor(y[b])).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with tl.no_grad():
+        pred = np.concatenate([head(model.encode(tl.tensor(xt[s:s + 256]))).numpy()
+                               .argmax(-1) for s in range(0, len(xt), 256)])
+    return float((pred == yt).mean())

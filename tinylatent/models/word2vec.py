@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from tinylatent import kernels, nn
 from tinylatent.distributions import Categorical
 from tinylatent.tensor import Tensor
 
+from ..eval.word_vectors import ANALOGIES_PATH, analogy_accuracy, load_analogies  # noqa: F401
 from .config import resolve_config
 
 __all__ = ["Word2Vec", "Word2VecConfig", "noise_table", "keep_probabilities", "word_sentences",
@@ -268,50 +268,3 @@ class Word2Vec(nn.Module):
     def analogy_accuracy(self, questions) -> tuple:
         """(accuracy, number answered): see `analogy_accuracy`."""
         return analogy_accuracy(self.vectors(), self.stoi, questions)
-
-
-def analogy_accuracy(vectors, stoi: dict, questions, batch: int = 512) -> tuple:
-    """(accuracy, number answered) of 3CosAdd over (a, b, c, d) questions whose four words
-    are in `stoi`: the fraction where argmax_x cos(x, b - a + c), x not in {a, b, c}, is d.
-    vectors: (V, D) rows of any model (gensim's too), indexed by stoi."""
-    w = np.asarray(vectors, dtype=np.float64)
-    w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
-    q = np.asarray([[stoi[x] for x in qu] for qu in questions
-                    if all(x in stoi for x in qu)], np.int64).reshape(-1, 4)   # (Q, 4)
-    hits = 0
-    for s in range(0, len(q), batch):
-        a, b, c, d = q[s:s + batch].T
-        query = w[b] - w[a] + w[c]                                          # (q, D)
-        sims = query @ w.T                                                  # (q, V)
-        rows = np.arange(len(a))
-        for col in (a, b, c):
-            sims[rows, col] = -np.inf
-        hits += int((sims.argmax(axis=1) == d).sum())
-    return hits / max(len(q), 1), len(q)
-
-
-ANALOGIES_PATH = Path(__file__).resolve().parents[1] / "data" / "embedded" / "kjv_analogies.txt"
-
-
-def load_analogies(path=None) -> dict:
-    """{section: [(a, b, c, d), ...]} from a file of ": section" headers and "x y" pair
-    lines (default: the hand-built KJV set, tinylatent/data/embedded/kjv_analogies.txt);
-    every ordered choice of two different pairs of a section is one question."""
-    path = Path(path) if path is not None else ANALOGIES_PATH
-    sections, name = {}, None
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith(":"):
-            name = line[1:].strip()
-            sections[name] = []
-            continue
-        pair = line.split()
-        if name is None or len(pair) != 2:
-            raise ValueError(f"{path}: line {n}: expected ': section' or 'word word', got "
-                             f"{line!r}")
-        sections[name].append(tuple(pair))
-    return {s: [(a, b, c, d) for i, (a, b) in enumerate(pairs)
-                for j, (c, d) in enumerate(pairs) if i != j]
-            for s, pairs in sections.items()}
