@@ -24,15 +24,16 @@ setup(
         # tl.distributed on CPUs: mpi4py plus an MPI library from PyPI (the MPICH wheel also
         # gives `mpiexec`); with a system MPI instead, `pip install mpi4py` alone is enough
         "dist": ["mpi4py>=4", "mpich>=4"],
-        # hmmlearn: the HMM reference (tests/test_hmm.py, benchmarks); never imported by tinylatent
+        # hmmlearn (tests/test_hmm.py) and gensim (word2vec's side by side): references in the
+        # tests and benchmarks only, never imported by tinylatent
         "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "threadpoolctl>=3",
-                 "hmmlearn>=0.3"],
+                 "hmmlearn>=0.3", "gensim>=4.3"],
         # torch is NOT in this extra: on PyPI `torch==2.13.0` for Linux is the CUDA build
         # (plus ~17 NVIDIA wheels, several GB), and an extra cannot name another index. The
         # benchmarks compare against the CPU build, installed from PyTorch's CPU index:
         #   pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
         # (benchmarks/README.md). Without torch the suite compares with recorded figures.
         "bench": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "threadpoolctl>=3",
-                  "hmmlearn>=0.3"],
+                  "hmmlearn>=0.3", "gensim>=4.3"],
     },
 )

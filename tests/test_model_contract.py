@@ -137,6 +137,15 @@ TINY = {
                               langevin_steps=2, **o), _unit(2), M.EBMConfig),
     "GLO": (lambda **o: M.GLO(num_codes=8, latent_features=3, hidden_features=(8,), **o),
             _unit(784), M.GLOConfig),
+    # self-supervised language (issue 20)
+    "Word2Vec": (lambda **o: M.Word2Vec(in_features=7, latent_features=4, negative=2, **o),
+                 _tokens(7, 5), M.Word2VecConfig),
+    "BERT": (lambda **o: M.BERT(in_features=12, hidden_features=8, num_layers=1, num_heads=2,
+                                block_size=6, mask_prob=0.5, **o),
+             lambda rng: tl.tensor(rng.integers(5, 12, (5, 6))), M.BERTConfig),
+    "ICT": (lambda **o: M.ICT(in_features=12, hidden_features=8, latent_features=4,
+                              num_layers=1, num_heads=2, block_size=6, **o),
+            lambda rng: tl.tensor(rng.integers(5, 12, (5, 2, 6))), M.ICTConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

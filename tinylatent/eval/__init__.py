@@ -29,3 +29,8 @@ __all__ = ["LogisticRegression", "linear_probe", "knn_accuracy", "knn_predict",
            "SampleQuality", "frechet_distance", "gaussian_statistics", "ImageClassifier",
            "ClassifierConfig", "train_image_classifier", "save_classifier", "load_classifier",
            "MNIST_CLASSIFIER"]
+
+# word vectors (issue 20)
+from .word_vectors import analogy_accuracy, load_analogies, neighbour_overlap  # noqa: E402
+
+__all__ += ["analogy_accuracy", "load_analogies", "neighbour_overlap"]

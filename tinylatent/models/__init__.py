@@ -82,6 +82,10 @@ from .mae import MAE, MAEConfig
 from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
                             FramePredictorConfig)
+# self-supervised language (issue 20)
+from .bert import BERT, BERTConfig
+from .ict import ICT, ICTConfig
+from .word2vec import Word2Vec, Word2VecConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -122,3 +126,5 @@ from .clip import CLIP, CLIPConfig  # noqa: E402,F401
 __all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
             "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
             "Jigsaw", "JigsawConfig"]
+# self-supervised language (issue 20)
+__all__ += ["Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig"]

@@ -1,0 +1,81 @@
+"""BERT (tinylatent/models/bert.py) in PyTorch with the same parameter names, for the
+training-step benchmark (benchmarks/test_bench_bert.py): token + position + segment
+embeddings, LayerNorm, post-LN torch.nn.TransformerEncoderLayer (GELU), the masked-LM head
+tied to the token embedding, the pooler and the NSP head. The weights are copied from
+tinylatent's by name, and both sides get the same masked inputs, so losses and gradients
+must agree before any time is compared."""
+from __future__ import annotations
+
+import numpy as np
+
+import tinylatent as tl
+from tinylatent.models.bert import BERT, IGNORE
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError:  # pragma: no cover - the benchmark skips without PyTorch
+    torch = None
+
+
+if torch is not None:
+    class TorchBERT(nn.Module):
+        def __init__(self, cfg):
+            super().__init__()
+            d = cfg.hidden_features
+            self.cfg = cfg
+            self.tok_emb = nn.Embedding(cfg.in_features, d)
+            self.pos_emb = nn.Embedding(cfg.block_size, d)
+            self.seg_emb = nn.Embedding(2, d)
+            self.emb_norm = nn.LayerNorm(d, eps=1e-12)
+            self.drop = nn.Dropout(cfg.dropout)
+            self.layers = nn.ModuleList([
+                nn.TransformerEncoderLayer(d, cfg.num_heads, 4 * d, cfg.dropout,
+                                           activation="gelu", layer_norm_eps=1e-12,
+                                           batch_first=True)
+                for _ in range(cfg.num_layers)])
+            self.mlm_transform = nn.Linear(d, d)
+            self.mlm_norm = nn.LayerNorm(d, eps=1e-12)
+            self.mlm_bias = nn.Parameter(torch.zeros(cfg.in_features))
+            self.pooler = nn.Linear(d, d)
+            self.nsp_head = nn.Linear(d, 2)
+
+        def pretraining_loss(self, inputs, segments, labels, is_next):
+            t = inputs.shape[1]
+            x = self.tok_emb(inputs) + self.pos_emb(torch.arange(t)) + self.seg_emb(segments)
+            x = self.drop(self.emb_norm(x))
+            padding = inputs == self.cfg.pad_token_id
+            for layer in self.layers:
+                x = layer(x, src_key_padding_mask=padding)
+            rows, cols = torch.nonzero(labels != IGNORE, as_tuple=True)
+            z = self.mlm_norm(F.gelu(self.mlm_transform(x[rows, cols])))
+            logits = z @ self.tok_emb.weight.T + self.mlm_bias
+            mlm = F.cross_entropy(logits, labels[rows, cols])
+            nsp = F.cross_entropy(self.nsp_head(torch.tanh(self.pooler(x[:, 0]))), is_next)
+            return mlm + nsp
+
+
+def copy_weights(tl_model: BERT, pt_model) -> None:
+    named = dict(pt_model.named_parameters())
+    for name, p in tl_model.named_parameters():
+        with torch.no_grad():
+            named[name].copy_(torch.from_numpy(p.detach().numpy().copy()))
+
+
+def make_batch(cfg, batch_size: int, seed: int = 0) -> tuple:
+    """Masked inputs, segments, labels, is_next as NumPy arrays: two "sentences" of random
+    tokens per row ([CLS] A [SEP] B [SEP], a few rows padded)."""
+    from tinylatent.models.bert import mask_tokens
+    rng = np.random.default_rng(seed)
+    t = cfg.block_size
+    ids = rng.integers(cfg.num_special_tokens, cfg.in_features, (batch_size, t))
+    segments = np.zeros((batch_size, t), np.int64)
+    cut = t // 2
+    ids[:, 0], ids[:, cut], ids[:, -1] = cfg.cls_token_id, cfg.sep_token_id, cfg.sep_token_id
+    segments[:, cut + 1:] = 1
+    for r in range(0, batch_size, 4):                       # every 4th row: 8 pads at the end
+        ids[r, -9:-1], ids[r, -9] = cfg.pad_token_id, cfg.sep_token_id
+        segments[r, -8:] = 0
+    inputs, labels = mask_tokens(ids, cfg, tl.Generator(seed))
+    return inputs, segments, labels, rng.integers(0, 2, batch_size)

@@ -1,0 +1,147 @@
+"""BERT at CPU size on the King James Bible: masked LM + next-sentence prediction, then
+fine-tuning on Old vs New Testament verses with few labels, pre-trained vs from scratch.
+
+    python examples/bert_kjv.py                          # 2 x 128, 20 epochs of 200 steps
+    python examples/bert_kjv.py ... --resume             # continue OUT/checkpoint.npz
+
+Chapters are the documents; every 10th chapter is held out (NSP pairs of the held-out
+chapters give the validation figures; verses of held-out chapters the fine-tuning test
+set). Tokens: BPE (2,000 merges, lower case) with [CLS] [SEP] [MASK] [PAD]. Writes to
+runs/bert_kjv/: loss_curve.png, finetune.png (accuracy vs number of labels), results.txt,
+tokenizer.json and checkpoint.npz (tl.train.Trainer, after every epoch).
+"""
+import argparse
+import json
+import os
+
+import matplotlib
+import numpy as np
+
+import tinylatent as tl
+from tinylatent.models import BERT
+from tinylatent.models.bert import (SPECIALS, encode_pair, encode_pairs, evaluate_pretraining,
+                                    finetune_classifier)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESUMABLE = ("out", "epochs", "resume", "labels", "finetune_steps", "finetune_lr")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="BERT on the KJV (tinylatent)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--max-len", type=int, default=48, help="tokens per NSP pair")
+    p.add_argument("--merges", type=int, default=2000, help="BPE merges")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps-per-epoch", type=int, default=200)
+    p.add_argument("--chapters", type=int, default=None, help="use only N chapters")
+    p.add_argument("--labels", type=int, nargs="+", default=[16, 64, 256],
+                   help="fine-tuning label counts")
+    p.add_argument("--finetune-steps", type=int, default=150)
+    p.add_argument("--finetune-lr", type=float, default=2e-4, help="both encoders")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default="runs/bert_kjv")
+    p.add_argument("--resume", action="store_true")
+    return p.parse_args(argv)
+
+
+def chapters_of(verses):
+    docs = {}
+    for v in verses:
+        docs.setdefault((v.book, v.chapter), []).append(v)
+    return list(docs.values())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    tl.manual_seed(args.seed)
+    verses = tl.data.load_kjv()
+    books = tl.data.text.kjv_books(verses)
+    docs = chapters_of(verses)
+    if args.chapters:                        # evenly spread, so both testaments stay
+        docs = docs[::max(1, len(docs) // args.chapters)][:args.chapters]
+    train_docs = [d for i, d in enumerate(docs) if i % 10 != 9]
+    test_docs = [d for i, d in enumerate(docs) if i % 10 == 9]
+    tok_path = f"{args.out}/tokenizer.json"
+    if args.resume and os.path.exists(tok_path):        # the run's own tokenizer
+        tok = tl.data.load_tokenizer(tok_path)
+    else:
+        tok = tl.data.BPETokenizer.train([v.text for d in train_docs for v in d],
+                                         num_merges=args.merges, specials=SPECIALS, lower=True)
+        tok.save(tok_path)
+    assert tok.itos[:len(SPECIALS)] == list(SPECIALS)
+    texts = [[v.text for v in d] for d in train_docs], [[v.text for v in d] for d in test_docs]
+    pairs = [tl.data.NextSentencePairs(t, generator=tl.Generator(args.seed + k))
+             for k, t in enumerate(texts)]
+    model = BERT(in_features=len(tok), hidden_features=args.dim, num_layers=args.layers,
+                 num_heads=args.heads, block_size=args.max_len)
+    train_set, valid_set = (encode_pairs(p, tok, args.max_len, model.config) for p in pairs)
+    print(f"{model.num_parameters():,} parameters; vocabulary {len(tok)}; NSP pairs "
+          f"{len(train_set):,} train / {len(valid_set):,} held-out")
+    loader = tl.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                generator=tl.Generator(args.seed), drop_last=True)
+    opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+
+    def evaluate(m):
+        mlm, nsp, _ = evaluate_pretraining(m, valid_set)
+        return {"valid_mlm_accuracy": mlm, "valid_nsp_accuracy": nsp}
+
+    trainer = tl.train.Trainer(model, opt, args.out, config=vars(args), evaluate=evaluate,
+                               resumable_keys=RESUMABLE)
+    history = trainer.fit(loader, args.epochs, resume=args.resume,
+                          max_steps_per_epoch=args.steps_per_epoch)
+    mlm, nsp, targets = evaluate_pretraining(model, valid_set)
+    train_ids = train_set.tensors[0].numpy()
+    counts = np.bincount(train_ids[train_ids >= len(SPECIALS)], minlength=len(tok))
+    unigram = float((targets == counts.argmax()).mean())
+    lines = [f"held-out MLM accuracy {mlm:.3f} (unigram baseline {unigram:.3f}: always "
+             f"'{tok.itos[counts.argmax()]}'); held-out NSP accuracy {nsp:.3f} (chance 0.5)"]
+    # fine-tuning: Old (books 0-38) vs New Testament (39-65), single verses
+    nt = books.index("Matthew") if "Matthew" in books else len(books)
+
+    def verse_set(ds):
+        vs = [v for d in ds for v in d]
+        x = np.stack([encode_pair(tok, v.text, None, args.max_len, model.config)[0]
+                      for v in vs])
+        return x, np.asarray([int(books.index(v.book) >= nt) for v in vs])
+    (x_all, y_all), test = verse_set(train_docs), verse_set(test_docs)
+    pretrained = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    results = {"pretrained": [], "scratch": []}
+    g = np.random.default_rng(args.seed)
+    for n in args.labels:                      # a balanced labelled subset of n verses
+        idx = np.concatenate([g.choice(np.flatnonzero(y_all == c), n // 2, replace=False)
+                              for c in (0, 1)])
+        for kind in results:
+            tl.manual_seed(args.seed)
+            enc = BERT(model.config)
+            if kind == "pretrained":
+                enc.load_state_dict({k: tl.tensor(v) for k, v in pretrained.items()})
+            acc = finetune_classifier(enc, (x_all[idx], y_all[idx]), test, args.finetune_steps,
+                           args.finetune_lr, args.seed)
+            results[kind].append(acc)
+        lines.append(f"{n:5d} labels: pre-trained {results['pretrained'][-1]:.3f}, from "
+                     f"scratch {results['scratch'][-1]:.3f} (test: {len(test[1])} verses, "
+                     f"{test[1].mean():.1%} New Testament)")
+    print("\n".join(lines))
+    with open(f"{args.out}/results.txt", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n" + json.dumps(history) + "\n")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for kind, style in (("pretrained", "o-"), ("scratch", "s--")):
+        ax.plot(args.labels, results[kind], style, label=kind)
+    ax.set(xscale="log", xlabel="labelled verses", ylabel="test accuracy",
+           title="Old vs New Testament, fine-tuned BERT")
+    ax.legend(), ax.grid(alpha=0.3)
+    fig.savefig(f"{args.out}/finetune.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return {"mlm": mlm, "unigram": unigram, "nsp": nsp, **results, "history": history}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""examples/bert_kjv.py with tiny settings: pre-training, held-out figures, fine-tuning
+table, outputs, and an exact resume through tl.train.Trainer's checkpoint."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "examples" / "bert_kjv.py"
+TINY = ["--chapters", "40", "--layers", "1", "--dim", "32", "--heads", "2", "--max-len", "24",
+        "--merges", "60", "--steps-per-epoch", "2", "--batch-size", "8", "--labels", "8",
+        "--finetune-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("bert_kjv_example", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_outputs_and_exact_resume(example, tmp_path):
+    full = example.main(TINY + ["--epochs", "2", "--out", str(tmp_path / "full")])
+    assert [h["epoch"] for h in full["history"]] == [1, 2]
+    for name in ("loss_curve.png", "finetune.png", "results.txt", "tokenizer.json",
+                 "checkpoint.npz"):
+        assert (tmp_path / "full" / name).stat().st_size > 100, name
+    assert 0 <= full["nsp"] <= 1 and 0 <= full["unigram"] <= 1
+    assert len(full["pretrained"]) == len(full["scratch"]) == 1
+    part = ["--out", str(tmp_path / "part")]
+    example.main(TINY + part + ["--epochs", "1"])
+    resumed = example.main(TINY + part + ["--epochs", "2", "--resume"])
+    assert resumed["history"] == full["history"]
+    assert resumed["nsp"] == full["nsp"] and resumed["mlm"] == full["mlm"]

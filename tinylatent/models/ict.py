@@ -1,0 +1,120 @@
+"""The inverse cloze task (Lee, Chang & Toutanova 2019, "Latent Retrieval for Weakly
+Supervised Open Domain Question Answering", Sec. 4-5): retrieval pre-training with two
+Transformer towers.
+
+A sentence q is the pseudo-query and its surrounding passage b the pseudo-evidence (with
+q removed from b most of the time, tl.data.InverseClozePairs: p_remove = 0.9, so the model
+has to match meaning, not words). Each tower is a BERT encoder (tinylatent/models/bert.py)
+whose pooled [CLS] vector is projected linearly to `latent_features` (eq. 1-2):
+
+    h_q = W_q BERT_Q(q)[CLS],     h_b = W_b BERT_B(b)[CLS],     S(b, q) = h_q^T h_b
+
+and the loss is the softmax cross-entropy of the true passage among the B passages of the
+batch (in-batch negatives, Sec. 4):
+
+    L = -(1/B) sum_i log ( exp S(b_i, q_i) / sum_j exp S(b_j, q_i) ).
+
+Retrieval ranks every candidate passage by S(b, q) (`scores`); recall@k is the share of
+queries whose own passage is among the k best (`recall_at_k`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import tinylatent as tl
+from tinylatent import nn
+from tinylatent.distributions import Categorical
+from tinylatent.tensor import Tensor
+
+from .bert import BERT, BERTConfig
+from .config import resolve_config
+
+__all__ = ["ICT", "ICTConfig", "recall_at_k"]
+
+
+@dataclass(frozen=True)
+class ICTConfig:
+    in_features: int = 2000          # vocabulary size V (BERT's specials first)
+    hidden_features: int = 128       # each tower's d_model
+    latent_features: int = 128       # the retrieval space (the paper's 128)
+    num_layers: int = 2
+    num_heads: int = 4
+    block_size: int = 96             # the longest passage
+    dropout: float = 0.1
+
+
+class ICT(nn.Module):
+    """query_encoder, context_encoder (BERT towers, no weights shared, as the paper),
+    query_proj, context_proj (Linear, no bias)."""
+
+    def __init__(self, config: ICTConfig | None = None, **overrides):
+        super().__init__()
+        cfg = self.config = resolve_config(self, ICTConfig, config, overrides)
+        tower = BERTConfig(in_features=cfg.in_features, hidden_features=cfg.hidden_features,
+                           num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                           block_size=cfg.block_size, dropout=cfg.dropout)
+        self.query_encoder = BERT(tower)
+        self.context_encoder = BERT(tower)
+        self.query_proj = nn.Linear(cfg.hidden_features, cfg.latent_features, bias=False)
+        self.context_proj = nn.Linear(cfg.hidden_features, cfg.latent_features, bias=False)
+
+    def encode_query(self, ids: Tensor) -> Tensor:
+        """h_q (B, latent) of query ids (B, T) ([CLS] q [SEP], padded)."""
+        return self.query_proj(self.query_encoder.encode(ids))
+
+    def encode_context(self, ids: Tensor) -> Tensor:
+        """h_b (B, latent) of passage ids (B, T)."""
+        return self.context_proj(self.context_encoder.encode(ids))
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The query embedding of ids (B, T), or of the queries of a stacked batch
+        (B, 2, T)."""
+        return self.encode_query(x[:, 0] if x.ndim == 3 else x)
+
+    @staticmethod
+    def _split(batch) -> tuple:
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            return batch
+        if isinstance(batch, Tensor) and batch.ndim == 3 and batch.shape[1] == 2:
+            return batch[:, 0], batch[:, 1]                      # (B, T) each
+        raise ValueError("ICT.loss: batch must be (queries (B, Tq), passages (B, Tb)) or "
+                         f"one (B, 2, T) Tensor, got {getattr(batch, 'shape', type(batch))}")
+
+    def loss(self, batch) -> tuple:
+        """In-batch softmax over the B passages for each of the B queries (Sec. 4)."""
+        queries, passages = self._split(batch)
+        if queries.shape[0] != passages.shape[0] or queries.shape[0] < 2:
+            raise ValueError(f"ICT.loss: need B >= 2 queries and as many passages, got "
+                             f"{queries.shape[0]} and {passages.shape[0]}")
+        s = self.encode_query(queries) @ self.encode_context(passages).T    # (B, B)
+        target = tl.arange(s.shape[0], device=s.device)
+        nll = -Categorical(logits=s).log_prob(target).mean()
+        accuracy = (s.detach().argmax(-1) == target).float().mean()
+        return nll, {"loss": nll.detach(), "in_batch_accuracy": accuracy}
+
+    @tl.no_grad()
+    def scores(self, queries, passages, batch_size: int = 256) -> np.ndarray:
+        """S(b_j, q_i) (Q, P) for query ids (Q, Tq) and passage ids (P, Tb) (NumPy)."""
+        was_training = self.training
+        self.eval()
+
+        def embed(f, ids):
+            ids = np.asarray(ids)
+            return np.concatenate([f(tl.tensor(ids[s:s + batch_size])).numpy()
+                                   for s in range(0, len(ids), batch_size)])
+        q = embed(self.encode_query, queries)
+        b = embed(self.encode_context, passages)
+        self.train(was_training)
+        return q @ b.T
+
+
+def recall_at_k(scores: np.ndarray, k: int, relevant: np.ndarray | None = None) -> float:
+    """Share of queries i whose relevant candidate (default: candidate i) is among the k
+    highest scores of row i (ties counted against it)."""
+    scores = np.asarray(scores)
+    relevant = np.arange(len(scores)) if relevant is None else np.asarray(relevant)
+    own = scores[np.arange(len(scores)), relevant]
+    rank = (scores > own[:, None]).sum(1) + (scores == own[:, None]).sum(1) - 1   # 0 = best
+    return float((rank < k).mean())
