@@ -7,7 +7,7 @@ fine-tuning on Old vs New Testament verses with few labels, pre-trained vs from 
 Chapters are the documents; every 10th chapter is held out (NSP pairs of the held-out
 chapters give the validation figures; verses of held-out chapters the fine-tuning test
 set). Tokens: BPE (2,000 merges, lower case) with [CLS] [SEP] [MASK] [PAD]. Writes to
-runs/bert_kjv/: loss_curve.png, finetune.png (accuracy vs number of labels), results.txt,
+runs/bert_kjv/: loss_curve.png, finetune.png (balanced accuracy vs labels), results.txt,
 tokenizer.json and checkpoint.npz (tl.train.Trainer, after every epoch).
 """
 import argparse
@@ -123,19 +123,21 @@ def main(argv=None):
             enc = BERT(model.config)
             if kind == "pretrained":
                 enc.load_state_dict({k: tl.tensor(v) for k, v in pretrained.items()})
-            acc = finetune_classifier(enc, (x_all[idx], y_all[idx]), test, args.finetune_steps,
-                           args.finetune_lr, args.seed)
-            results[kind].append(acc)
-        lines.append(f"{n:5d} labels: pre-trained {results['pretrained'][-1]:.3f}, from "
-                     f"scratch {results['scratch'][-1]:.3f} (test: {len(test[1])} verses, "
+            results[kind].append(finetune_classifier(
+                enc, (x_all[idx], y_all[idx]), test, args.finetune_steps, args.finetune_lr,
+                args.seed))                                 # (accuracy, balanced accuracy)
+        (a, ba), (sa, sba) = results["pretrained"][-1], results["scratch"][-1]
+        lines.append(f"{n:5d} labels: balanced accuracy pre-trained {ba:.3f}, from scratch "
+                     f"{sba:.3f} (accuracy {a:.3f} vs {sa:.3f}; test: {len(test[1])} verses, "
                      f"{test[1].mean():.1%} New Testament)")
     print("\n".join(lines))
     with open(f"{args.out}/results.txt", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n" + json.dumps(history) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for kind, style in (("pretrained", "o-"), ("scratch", "s--")):
-        ax.plot(args.labels, results[kind], style, label=kind)
-    ax.set(xscale="log", xlabel="labelled verses", ylabel="test accuracy",
+        ax.plot(args.labels, [r[1] for r in results[kind]], style, label=kind)
+    ax.axhline(0.5, color="gray", ls=":", label="chance")
+    ax.set(xscale="log", xlabel="labelled verses", ylabel="balanced test accuracy",
            title="Old vs New Testament, fine-tuned BERT")
     ax.legend(), ax.grid(alpha=0.3)
     fig.savefig(f"{args.out}/finetune.png", dpi=100, bbox_inches="tight")

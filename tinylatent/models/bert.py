@@ -256,7 +256,7 @@ def finetune_classifier(model: BERT, train: tuple, test: tuple, steps: int, lr: 
                         seed: int, num_classes: int = 2, batch_size: int = 16) -> float:
     """Fine-tuning (Sec. 4): a linear head on the pooled [CLS] vector, trained with the
     encoder by AdamW on (ids, labels) `train` for `steps` minibatches drawn with
-    replacement; returns the accuracy on `test`."""
+    replacement; returns (accuracy, balanced accuracy = mean recall per class) on `test`."""
     tl.manual_seed(seed)
     head = nn.Linear(model.config.hidden_features, num_classes)
     opt = tl.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr,
@@ -275,4 +275,5 @@ def finetune_classifier(model: BERT, train: tuple, test: tuple, steps: int, lr: 
     with tl.no_grad():
         pred = np.concatenate([head(model.encode(tl.tensor(xt[s:s + 256]))).numpy()
                                .argmax(-1) for s in range(0, len(xt), 256)])
-    return float((pred == yt).mean())
+    recalls = [np.mean(pred[yt == c] == c) for c in np.unique(yt)]
+    return float((pred == yt).mean()), float(np.mean(recalls))

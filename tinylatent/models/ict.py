@@ -110,10 +110,15 @@ class ICT(nn.Module):
         return q @ b.T
 
 
-def recall_at_k(scores: np.ndarray, k: int, relevant: np.ndarray | None = None) -> float:
+def recall_at_k(scores: np.ndarray, k: int, relevant: np.ndarray | None = None,
+                exclude: np.ndarray | None = None) -> float:
     """Share of queries i whose relevant candidate (default: candidate i) is among the k
-    highest scores of row i (ties counted against it)."""
-    scores = np.asarray(scores)
+    highest scores of row i (ties counted against it); candidates where the boolean
+    `exclude` (Q, P) is set are left out of the ranking (e.g. passages that contain the
+    query sentence itself)."""
+    scores = np.array(scores, dtype=np.float64)
+    if exclude is not None:
+        scores[exclude] = -np.inf
     relevant = np.arange(len(scores)) if relevant is None else np.asarray(relevant)
     own = scores[np.arange(len(scores)), relevant]
     rank = (scores > own[:, None]).sum(1) + (scores == own[:, None]).sum(1) - 1   # 0 = best
