@@ -187,7 +187,7 @@ def test_dbn_with_tied_second_layer_equals_its_rbm_and_bounds_log_p():
 
 @pytest.mark.slow
 def test_rbm_on_mnist_beats_independent_pixels_and_raw_pixel_probe():
-    """784-100 CD-1 RBM, 10 epochs on the embedded 4,000 / 1,000 MNIST subset (binarised
+    """784-100 CD-1 RBM, 6 epochs on the embedded 4,000 / 1,000 MNIST subset (binarised
     once, seed 0): AIS test log-likelihood above the independent-pixel Bernoulli model's
     (about -207 nats), and its features + logistic regression beat raw pixels on the split."""
     X, y = mnist_binary("train")
@@ -196,13 +196,15 @@ def test_rbm_on_mnist_beats_independent_pixels_and_raw_pixel_probe():
     rbm = RBM(in_features=784, hidden_features=100)
     rbm.init_visible_bias(tl.tensor(X))
     base = rbm.v_bias.detach().clone()
-    train_rbm(rbm, X, epochs=10)
+    train_rbm(rbm, X, epochs=6)
     p = X.mean(0).clip(1e-3, 1 - 1e-3)
     independent = float((Xt * np.log(p) + (1 - Xt) * np.log(1 - p)).sum(1).mean())
-    res = rbm.ais(base_v_bias=base, num_chains=100, num_betas=2000, generator=tl.Generator(0))
+    res = rbm.ais(base_v_bias=base, num_chains=100, num_betas=1000, generator=tl.Generator(0))
     with tl.no_grad():
         ll = float(rbm.log_prob(tl.tensor(Xt), log_z=res.log_z).mean().item())
         f, ft = rbm.encode(tl.tensor(X)).numpy(), rbm.encode(tl.tensor(Xt)).numpy()
     assert ll > independent + 40, (ll, independent)
     acc, raw = linear_probe(f, y, ft, yt), linear_probe(X, y, Xt, yt)
+    print(f"RBM-100 CD-1: AIS test LL {ll:.2f} (independent pixels {independent:.2f}), "
+          f"probe {acc:.3f} vs pixels {raw:.3f}")
     assert acc > raw + 0.02, (acc, raw)
