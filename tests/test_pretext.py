@@ -168,3 +168,30 @@ def test_jigsaw_loss_uses_the_permutation_set():
     assert np.isfinite(loss.item()) and 0 <= metrics["accuracy"].item() <= 1
     with pytest.raises(ValueError, match=r"Jigsaw: expected images \(B, 1, 28, 28\)"):
         model.loss(tl.zeros(2, 1, 30, 30))
+
+
+def _fashion_or_skip():
+    try:
+        tl.data.load_mnist("fashion-mnist", "test")
+    except FileNotFoundError as e:
+        pytest.skip(f"full Fashion-MNIST not found (offline, no cache): {e}")
+
+
+@pytest.mark.long
+def test_rotation_figure_on_fashion_mnist(tmp_path):
+    """README figure on full Fashion-MNIST (10,000 training images for the pretext task,
+    4,000 labelled for the probes, the 10,000 test images). Measured: pretext 0.965; probe
+    per block 0.842 / 0.851 / 0.846 vs random init 0.824 / 0.825 / 0.814, pixels 0.795."""
+    _fashion_or_skip()
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "examples" / "pretext_images.py"
+    spec = importlib.util.spec_from_file_location("pretext_images_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--dataset", "fashion-mnist", "--out", str(tmp_path)])
+    print(result)
+    probe = result["probe"]
+    assert result["pretext_test_accuracy"] >= 0.95
+    assert all(a > b for a, b in zip(probe["trained"], probe["random init"]))
+    assert min(probe["trained"]) > probe["pixels"][0]
