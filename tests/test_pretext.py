@@ -195,3 +195,21 @@ def test_rotation_figure_on_fashion_mnist(tmp_path):
     assert result["pretext_test_accuracy"] >= 0.95
     assert all(a > b for a, b in zip(probe["trained"], probe["random init"]))
     assert min(probe["trained"]) > probe["pixels"][0]
+
+
+@pytest.mark.long
+def test_jigsaw_figure(tmp_path):
+    """README figure: `examples/pretext_images.py --task jigsaw --hidden-channels 32 64` on
+    embedded MNIST, 100 maximal-Hamming permutations. Measured: pretext 0.913 on held-out
+    digits; probe on the frozen tile codes 0.831 vs random init 0.807 (pixels 0.885)."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "examples" / "pretext_images.py"
+    spec = importlib.util.spec_from_file_location("pretext_images_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--task", "jigsaw", "--hidden-channels", "32", "64",
+                           "--out", str(tmp_path)])
+    print(result)
+    assert result["pretext_test_accuracy"] >= 0.9
+    assert result["probe"]["trained"][0] > result["probe"]["random init"][0]
