@@ -2,7 +2,7 @@
 arrow of time.
 
     python examples/video_pretext.py --task predict              # FramePredictor (ConvLSTM)
-    python examples/video_pretext.py --task arrow --variant gravity   # ArrowOfTime
+    python examples/video_pretext.py --task arrow --num-train 4000    # ArrowOfTime, gravity
     python examples/video_pretext.py --task arrow --variant bounce    # reversible: chance
 
 Videos: one MNIST digit, downsampled to 14x14, bouncing in a 32x32 canvas (CPU-sized Moving
