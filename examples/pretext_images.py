@@ -3,11 +3,14 @@
     python examples/pretext_images.py --task rotation                 # embedded MNIST offline
     python examples/pretext_images.py --task rotation --dataset fashion-mnist --limit-train 10000
     python examples/pretext_images.py --task jigsaw --hidden-channels 32 64
+    python examples/pretext_images.py --task relpatch --hidden-channels 32 64
 
 rotation: RotationNet (Gidaris et al. 2018) predicts which of 0/90/180/270 degrees each image
 was turned by (all four rotations of every image in each batch); tinylatent/models/pretext.py.
 jigsaw: Jigsaw (Noroozi & Favaro 2016) names which of 100 maximal-Hamming permutations
 shuffled the 3x3 tiles (with gaps and jitter); probed on its concatenated tile codes.
+relpatch: RelativePatch (Doersch et al. 2015) names where each of the 8 neighbours of the
+centre tile lies; the same tiles and probe as jigsaw.
 After training, a linear probe (tl.eval.linear_probe, multinomial logistic regression) is fit
 on the FROZEN features of every conv block, next to the same network at its random init (the
 same seed: the weights training started from) and raw pixels, on the same train/test split.
@@ -26,18 +29,19 @@ import tinylatent as tl
 from tinylatent.data import DataLoader, TensorDataset, make_grid
 from tinylatent.eval import linear_probe
 from tinylatent.models.pretext import Jigsaw, RotationNet, features_in_batches, rotate_all
+from tinylatent.models.relative_patch import RelativePatch
 from tinylatent.train import Trainer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-TASKS = ["rotation", "jigsaw"]
+TASKS = {"rotation": RotationNet, "jigsaw": Jigsaw, "relpatch": RelativePatch}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Image pretext tasks + linear probes (tinylatent)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=TASKS, default="rotation")
+    p.add_argument("--task", choices=list(TASKS), default="rotation")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64, help="images (x4 rotations)")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -70,7 +74,7 @@ def probe_table(models, x_tr, y_tr, x_te, y_te):
     for name, model in models.items():
         model.eval()
         fn = model.block_features if isinstance(model, RotationNet) else (
-            lambda b: [model.encode(b)])  # noqa: E731  (jigsaw: the tile codes)
+            lambda b: [model.encode(b)])  # noqa: E731  (jigsaw, relpatch: the tile codes)
         f_tr, f_te = features_in_batches(fn, x_tr), features_in_batches(fn, x_te)
         table[name] = [linear_probe(a, y_tr, b, y_te) for a, b in zip(f_tr, f_te)]
     return table
@@ -107,7 +111,7 @@ def main(argv=None):
     x_tr, y_tr = load(args, "train", args.limit_train)
     x_te, y_te = load(args, "test", args.limit_test)
     tl.manual_seed(args.seed)
-    cls = RotationNet if args.task == "rotation" else Jigsaw
+    cls = TASKS[args.task]
     model = cls(hidden_channels=tuple(args.hidden_channels)).to(args.device)
     tl.manual_seed(args.seed)   # the very weights training starts from, kept untrained
     random_init = cls(hidden_channels=tuple(args.hidden_channels)).to(args.device)

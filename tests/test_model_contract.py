@@ -102,6 +102,9 @@ TINY = {
     "Jigsaw": (lambda **o: M.Jigsaw(image_size=8, grid=2, cell=5, tile=3, hidden_channels=(2,),
                                     hidden_features=3, num_permutations=4, **o),
                _unit(1, 8, 8), M.JigsawConfig),
+    "RelativePatch": (lambda **o: M.RelativePatch(image_size=8, cell=4, tile=3,
+                                                  hidden_channels=(2,), hidden_features=3,
+                                                  **o), _unit(1, 8, 8), M.RelativePatchConfig),
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

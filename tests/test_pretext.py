@@ -213,3 +213,26 @@ def test_jigsaw_figure(tmp_path):
     print(result)
     assert result["pretext_test_accuracy"] >= 0.9
     assert result["probe"]["trained"][0] > result["probe"]["random init"][0]
+
+
+# ---------------------------------------------------------------- relative patch position
+def test_relative_patch_pairs_the_centre_with_each_neighbour():
+    from tinylatent.models import RelativePatch
+    from tinylatent.models.relative_patch import NEIGHBOURS
+    tl.manual_seed(0)
+    model = RelativePatch(hidden_channels=(4,), hidden_features=6)
+    model.eval()
+    x = tl.tensor(np.random.default_rng(0).random((3, 1, 28, 28)).astype(np.float32))
+    codes = model._codes(x, generator=1)
+    logits = model(codes).detach().numpy()
+    for k, j in enumerate(NEIGHBOURS):     # row k == classifier([f(centre), f(tile j)])
+        pair = tl.cat([codes[:, 4], codes[:, j]], -1)
+        np.testing.assert_allclose(logits[:, k], model.classifier(pair).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    loss, _ = model.loss(x, generator=1)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    np.testing.assert_allclose(loss.item(), -logp[:, np.arange(8), np.arange(8)].mean(),
+                               rtol=1e-5)
+    assert model.encode(x).shape == (3, 9 * 6)
+    with pytest.raises(ValueError, match=r"RelativePatch: expected images \(B, 1, 28, 28\)"):
+        model.loss(tl.zeros(2, 1, 28, 29))

@@ -71,6 +71,7 @@ from .wavenet import WaveNet, WaveNetConfig
 # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
 from .mae import MAE, MAEConfig
 from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
+from .relative_patch import RelativePatch, RelativePatchConfig
 from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
                             FramePredictorConfig)
 
@@ -97,4 +98,4 @@ __all__ = [
 ]
 __all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
             "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
-            "Jigsaw", "JigsawConfig"]
+            "Jigsaw", "JigsawConfig", "RelativePatch", "RelativePatchConfig"]
