@@ -236,3 +236,23 @@ def test_relative_patch_pairs_the_centre_with_each_neighbour():
     assert model.encode(x).shape == (3, 9 * 6)
     with pytest.raises(ValueError, match=r"RelativePatch: expected images \(B, 1, 28, 28\)"):
         model.loss(tl.zeros(2, 1, 28, 29))
+
+
+@pytest.mark.long
+def test_relative_patch_figure(tmp_path):
+    """README figure: `examples/pretext_images.py --task relpatch --hidden-channels 32 64`
+    on embedded MNIST. Measured: 0.510 of (centre, neighbour) pairs placed right (chance
+    0.125; 54% of the neighbour patches of a test digit are blank, max < 0.1, and a blank
+    patch's place can only be guessed, which caps the accuracy near 0.59); probe on the
+    frozen patch codes 0.869 vs random init 0.807 (pixels 0.885)."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "examples" / "pretext_images.py"
+    spec = importlib.util.spec_from_file_location("pretext_images_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--task", "relpatch", "--hidden-channels", "32", "64",
+                           "--out", str(tmp_path)])
+    print(result)
+    assert result["pretext_test_accuracy"] > 0.4
+    assert result["probe"]["trained"][0] > result["probe"]["random init"][0]
