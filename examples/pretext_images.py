@@ -15,8 +15,8 @@ After training, a linear probe (tl.eval.linear_probe, multinomial logistic regre
 on the FROZEN features of every conv block, next to the same network at its random init (the
 same seed: the weights training started from) and raw pixels, on the same train/test split.
 Writes to --out: probe.png (probe accuracy per block), rotations.png (test images turned by
-0/90/180/270 with the predicted angle; rotation only), probe.json, loss_curve.png and checkpoint.npz;
---resume continues from the checkpoint (tl.train.Trainer).
+0/90/180/270 with the predicted angle; rotation only), probe.json, loss_curve.png and
+checkpoint.npz; --resume continues from the checkpoint (tl.train.Trainer).
 """
 import argparse
 import json

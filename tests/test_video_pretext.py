@@ -26,7 +26,8 @@ def test_convlstm_with_1x1_kernel_is_an_lstm_cell_at_every_pixel():
     tl.manual_seed(0)
     lstm = nn.LSTMCell(3, 4)
     cell = ConvLSTMCell(3, 4, kernel_size=1)
-    w = np.concatenate([lstm.weight_ih.detach().numpy(), lstm.weight_hh.detach().numpy()], 1)  # (4H, in + H)
+    w = np.concatenate([lstm.weight_ih.detach().numpy(),
+                        lstm.weight_hh.detach().numpy()], 1)            # (4H, in + H)
     with tl.no_grad():
         cell.conv.weight.copy_(tl.tensor(w[:, :, None, None]))
         cell.conv.bias.copy_(tl.tensor(lstm.bias_ih.detach().numpy() +
@@ -119,3 +120,25 @@ def test_arrow_of_time_figure(tmp_path):
     r = _example().main(["--task", "arrow", "--num-train", "4000", "--out", str(tmp_path)])
     print(r)
     assert r["test_accuracy"] >= 0.9
+
+
+def test_order_tuples_follow_the_shuffle_and_learn_sampling():
+    from tinylatent.models.order_verification import order_tuples
+    n, t = 200, 10
+    # pixel (1, 1) of frame t holds t (which frame it is); pixel (0, 0) carries the motion
+    v = np.zeros((n, t, 1, 2, 2), np.float32)
+    v[:] = np.arange(t, dtype=np.float32)[None, :, None, None, None]
+    v[:, 5:, 0, 0, 0] += 100 * (np.arange(1, 6) % 2)   # frames 5..9 flicker: high motion
+    tuples, y = order_tuples(tl.tensor(v), generator=1)
+    idx = tuples.numpy()[:, :, 0, 1, 1].astype(int)        # which frames were taken
+    y = y.numpy()
+    assert tuples.shape == (n, 3, 1, 2, 2) and 0.35 < y.mean() < 0.65
+    fwd = np.where(idx[:, :1] < idx[:, 2:], idx, idx[:, ::-1])   # undo the random reversal
+    assert np.all(fwd[:, 2] - fwd[:, 0] == 2)                  # b and d around c
+    np.testing.assert_array_equal(y == 1, fwd[:, 1] == fwd[:, 0] + 1)   # (b, c, d)
+    assert set(fwd[y == 0, 1] - fwd[y == 0, 0]) == {-1, 3}      # (b, a, d) or (b, e, d)
+    assert 0.3 < (idx[:, 0] > idx[:, 2]).mean() < 0.7          # reversed half the time
+    # windows come from the high-motion half: here the windows starting at a >= 3
+    assert (np.minimum(fwd[:, 0] - 1, fwd[:, 1]) >= 3).all()
+    with pytest.raises(ValueError, match="need >= 5 frames"):
+        order_tuples(tl.zeros(2, 4, 1, 2, 2))

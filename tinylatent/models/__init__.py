@@ -72,6 +72,7 @@ from .wavenet import WaveNet, WaveNetConfig
 from .mae import MAE, MAEConfig
 from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .relative_patch import RelativePatch, RelativePatchConfig
+from .order_verification import OrderVerification, OrderVerificationConfig
 from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
                             FramePredictorConfig)
 
@@ -98,4 +99,5 @@ __all__ = [
 ]
 __all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
             "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
-            "Jigsaw", "JigsawConfig", "RelativePatch", "RelativePatchConfig"]
+            "Jigsaw", "JigsawConfig", "RelativePatch", "RelativePatchConfig",
+            "OrderVerification", "OrderVerificationConfig"]
