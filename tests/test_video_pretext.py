@@ -101,6 +101,8 @@ def test_example_short_runs(tmp_path):
     assert (tmp_path / "p" / "rollout.png").read_bytes()[:4] == b"\x89PNG"
     r = example.main(tiny + ["--task", "arrow", "--out", str(tmp_path / "a")])
     assert r["variant"] == "gravity" and 0 <= r["test_accuracy"] <= 1
+    r = example.main(tiny + ["--task", "order", "--out", str(tmp_path / "o")])
+    assert r["variant"] == "bounce" and 0 <= r["test_accuracy"] <= 1
 
 
 @pytest.mark.long
