@@ -4,7 +4,7 @@ arrow of time.
     python examples/video_pretext.py --task predict              # FramePredictor (ConvLSTM)
     python examples/video_pretext.py --task arrow --num-train 4000    # ArrowOfTime, gravity
     python examples/video_pretext.py --task arrow --variant bounce    # reversible: chance
-    python examples/video_pretext.py --task order      # OrderVerification (Shuffle and Learn)
+    python examples/video_pretext.py --task order --num-train 4000 --epochs 5   # Shuffle&Learn
 
 Videos: one MNIST digit, downsampled to 14x14, bouncing in a 32x32 canvas (CPU-sized Moving
 MNIST; --size 64 --digit-size 28 for the paper's). predict: test MSE per pixel of every next

@@ -144,3 +144,14 @@ def test_order_tuples_follow_the_shuffle_and_learn_sampling():
     assert (np.minimum(fwd[:, 0] - 1, fwd[:, 1]) >= 3).all()
     with pytest.raises(ValueError, match="need >= 5 frames"):
         order_tuples(tl.zeros(2, 4, 1, 2, 2))
+
+
+@pytest.mark.long
+def test_order_verification_figure(tmp_path):
+    """examples/video_pretext.py --task order --num-train 4000 --epochs 5: in-order vs
+    shuffled tuples of held-out bouncing digits. Measured 0.940 (epochs 1-5: 0.81, 0.90,
+    0.89, 0.875, 0.94 on 200 test videos; 1,000 training videos gave 0.645 after 4)."""
+    r = _example().main(["--task", "order", "--num-train", "4000", "--epochs", "5",
+                         "--out", str(tmp_path)])
+    print(r)
+    assert r["test_accuracy"] >= 0.8
