@@ -10,7 +10,9 @@ was turned by (all four rotations of every image in each batch); tinylatent/mode
 jigsaw: Jigsaw (Noroozi & Favaro 2016) names which of 100 maximal-Hamming permutations
 shuffled the 3x3 tiles (with gaps and jitter); probed on its concatenated tile codes.
 relpatch: RelativePatch (Doersch et al. 2015) names where each of the 8 neighbours of the
-centre tile lies; the same tiles and probe as jigsaw.
+centre tile lies; the same tiles and probe as jigsaw. exemplar: Exemplar (Dosovitskiy et
+al. 2014): each of --num-exemplars training digits is its own class under strong random
+transformations; its pretext accuracy is on fresh transformations of those seeds.
 After training, a linear probe (tl.eval.linear_probe, multinomial logistic regression) is fit
 on the FROZEN features of every conv block, next to the same network at its random init (the
 same seed: the weights training started from) and raw pixels, on the same train/test split.
@@ -29,13 +31,15 @@ import tinylatent as tl
 from tinylatent.data import DataLoader, TensorDataset, make_grid
 from tinylatent.eval import linear_probe
 from tinylatent.models.pretext import Jigsaw, RotationNet, features_in_batches, rotate_all
+from tinylatent.models.exemplar import Exemplar
 from tinylatent.models.relative_patch import RelativePatch
 from tinylatent.train import Trainer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-TASKS = {"rotation": RotationNet, "jigsaw": Jigsaw, "relpatch": RelativePatch}
+TASKS = {"rotation": RotationNet, "jigsaw": Jigsaw, "relpatch": RelativePatch,
+         "exemplar": Exemplar}
 
 
 def parse_args(argv=None):
@@ -48,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden-channels", type=int, nargs="+", default=[16, 32, 64])
     p.add_argument("--limit-train", type=int, default=10000,
                    help="use at most this many training images (CPU time)")
+    p.add_argument("--num-exemplars", type=int, default=500, help="exemplar: seed images")
     p.add_argument("--probe-train", type=int, default=4000,
                    help="labelled training images for the linear probes")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
@@ -73,7 +78,7 @@ def probe_table(models, x_tr, y_tr, x_te, y_te):
                                      x_te.reshape(len(x_te), -1).numpy_host(), y_te)]}
     for name, model in models.items():
         model.eval()
-        fn = model.block_features if isinstance(model, RotationNet) else (
+        fn = model.block_features if hasattr(model, "block_features") else (
             lambda b: [model.encode(b)])  # noqa: E731  (jigsaw, relpatch: the tile codes)
         f_tr, f_te = features_in_batches(fn, x_tr), features_in_batches(fn, x_te)
         table[name] = [linear_probe(a, y_tr, b, y_te) for a, b in zip(f_tr, f_te)]
@@ -111,16 +116,21 @@ def main(argv=None):
     x_tr, y_tr = load(args, "train", args.limit_train)
     x_te, y_te = load(args, "test", args.limit_test)
     tl.manual_seed(args.seed)
-    cls = TASKS[args.task]
-    model = cls(hidden_channels=tuple(args.hidden_channels)).to(args.device)
+    cls, kw = TASKS[args.task], {"hidden_channels": tuple(args.hidden_channels)}
+    data, x_eval = (x_tr,), x_te
+    if args.task == "exemplar":  # seeds and their ids; accuracy on fresh transformations
+        n_ex = min(args.num_exemplars, len(x_tr))
+        kw["num_exemplars"], x_eval = n_ex, x_tr[:n_ex]
+        data = (x_tr[:n_ex], tl.tensor(np.arange(n_ex), device=args.device))
+    model = cls(**kw).to(args.device)
     tl.manual_seed(args.seed)   # the very weights training starts from, kept untrained
-    random_init = cls(hidden_channels=tuple(args.hidden_channels)).to(args.device)
+    random_init = cls(**kw).to(args.device)
     print(f"{args.task}: {model.num_parameters():,} parameters, {len(x_tr):,} training images")
-    loader = DataLoader(TensorDataset(x_tr), args.batch_size, shuffle=True,
+    loader = DataLoader(TensorDataset(*data), args.batch_size, shuffle=True,
                         generator=tl.Generator(args.seed))
     trainer = Trainer(model, tl.optim.Adam(model.parameters(), lr=args.lr), args.out,
                       config=vars(args), evaluate=lambda m: {
-                          "test_pretext_acc": m.pretext_accuracy(x_te)})
+                          "test_pretext_acc": m.pretext_accuracy(x_eval)})
     history = trainer.fit(loader, args.epochs, resume=args.resume,
                           max_steps_per_epoch=args.limit_train_batches)
     model.eval()

@@ -108,6 +108,9 @@ TINY = {
     "OrderVerification": (lambda **o: M.OrderVerification(image_size=8, hidden_channels=(2, 3),
                                                           hidden_features=3, **o),
                           _unit(5, 1, 8, 8), M.OrderVerificationConfig),
+    "Exemplar": (lambda **o: M.Exemplar(image_size=8, hidden_channels=(2, 3), num_exemplars=5,
+                                        **o),
+                 _unit(1, 8, 8), M.ExemplarConfig),    # the 5 seeds, ids 0..4
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,

@@ -256,3 +256,23 @@ def test_relative_patch_figure(tmp_path):
     print(result)
     assert result["pretext_test_accuracy"] > 0.4
     assert result["probe"]["trained"][0] > result["probe"]["random init"][0]
+
+
+# ------------------------------------------------------------------------------ exemplar
+def test_exemplar_augments_each_seed_afresh_and_names_it():
+    from tinylatent.models import Exemplar
+    tl.manual_seed(0)
+    model = Exemplar(hidden_channels=(4,), num_exemplars=6)
+    x, _ = tl.data.load_mnist("mnist", "test")
+    seeds = tl.tensor(x[:6, None] / 255.0, dtype=tl.float32)
+    a = model.augment(seeds, generator=1).numpy()
+    b = model.augment(seeds, generator=2).numpy()
+    assert a.shape == seeds.shape and a.min() >= 0 and a.max() <= 1
+    assert np.abs(a - b).mean() > 0.02 and np.abs(a - seeds.numpy()).mean() > 0.02
+    np.testing.assert_array_equal(a, model.augment(seeds, generator=1).numpy())
+    model.eval()
+    loss, _ = model.loss((seeds[[2, 5]], tl.tensor(np.array([2, 5]))), generator=3)
+    logp = model(model.augment(seeds[[2, 5]], 3)).log_softmax(-1).detach().numpy()
+    np.testing.assert_allclose(loss.item(), -(logp[0, 2] + logp[1, 5]) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"Exemplar: expected images \(B, 1, 28, 28\) and ids"):
+        model.loss((seeds, tl.tensor(np.arange(5))))

@@ -72,6 +72,7 @@ from .wavenet import WaveNet, WaveNetConfig
 from .mae import MAE, MAEConfig
 from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .relative_patch import RelativePatch, RelativePatchConfig
+from .exemplar import Exemplar, ExemplarConfig
 from .order_verification import OrderVerification, OrderVerificationConfig
 from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
                             FramePredictorConfig)
@@ -100,4 +101,4 @@ __all__ = [
 __all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
             "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
             "Jigsaw", "JigsawConfig", "RelativePatch", "RelativePatchConfig",
-            "OrderVerification", "OrderVerificationConfig"]
+            "OrderVerification", "OrderVerificationConfig", "Exemplar", "ExemplarConfig"]
