@@ -72,3 +72,11 @@ def test_pretext_images_jigsaw_short_run(tmp_path):
     assert 0 <= result["pretext_test_accuracy"] <= 1
     assert len(result["probe"]["trained"]) == 1 and len(result["probe"]["random init"]) == 1
     assert_png(tmp_path / "loss_curve.png")
+
+
+def test_pretext_images_exemplar_short_run(tmp_path):
+    result = load("pretext_images").main([
+        "--task", "exemplar", "--epochs", "1", "--num-exemplars", "32", "--probe-train", "100",
+        "--limit-test", "100", "--hidden-channels", "4", "--out", str(tmp_path)])
+    assert 0 <= result["pretext_test_accuracy"] <= 1
+    assert len(result["probe"]["trained"]) == 1
