@@ -276,3 +276,22 @@ def test_exemplar_augments_each_seed_afresh_and_names_it():
     np.testing.assert_allclose(loss.item(), -(logp[0, 2] + logp[1, 5]) / 2, rtol=1e-5)
     with pytest.raises(ValueError, match=r"Exemplar: expected images \(B, 1, 28, 28\) and ids"):
         model.loss((seeds, tl.tensor(np.arange(5))))
+
+
+@pytest.mark.long
+def test_exemplar_figure(tmp_path):
+    """README figure: `examples/pretext_images.py --task exemplar --epochs 150` on embedded
+    MNIST, 500 seeds. Measured: 0.664 of freshly transformed seeds named (chance 0.002);
+    probe per block 0.963 / 0.973 / 0.975 vs random init 0.933 / 0.955 / 0.961, pixels
+    0.885 (40 epochs: pretext 0.12, probe 0.948 / 0.975 / 0.977)."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "examples" / "pretext_images.py"
+    spec = importlib.util.spec_from_file_location("pretext_images_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--task", "exemplar", "--epochs", "150", "--out", str(tmp_path)])
+    print(result)
+    assert result["pretext_test_accuracy"] > 0.4
+    probe = result["probe"]
+    assert all(a > b for a, b in zip(probe["trained"], probe["random init"]))
