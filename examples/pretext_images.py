@@ -2,15 +2,23 @@
 
     python examples/pretext_images.py --task rotation                 # embedded MNIST offline
     python examples/pretext_images.py --task rotation --dataset fashion-mnist --limit-train 10000
+    python examples/pretext_images.py --task jigsaw --hidden-channels 32 64
+    python examples/pretext_images.py --task relpatch --hidden-channels 32 64
 
 rotation: RotationNet (Gidaris et al. 2018) predicts which of 0/90/180/270 degrees each image
 was turned by (all four rotations of every image in each batch); tinylatent/models/pretext.py.
+jigsaw: Jigsaw (Noroozi & Favaro 2016) names which of 100 maximal-Hamming permutations
+shuffled the 3x3 tiles (with gaps and jitter); probed on its concatenated tile codes.
+relpatch: RelativePatch (Doersch et al. 2015) names where each of the 8 neighbours of the
+centre tile lies; the same tiles and probe as jigsaw. exemplar: Exemplar (Dosovitskiy et
+al. 2014): each of --num-exemplars training digits is its own class under strong random
+transformations; its pretext accuracy is on fresh transformations of those seeds.
 After training, a linear probe (tl.eval.linear_probe, multinomial logistic regression) is fit
 on the FROZEN features of every conv block, next to the same network at its random init (the
 same seed: the weights training started from) and raw pixels, on the same train/test split.
 Writes to --out: probe.png (probe accuracy per block), rotations.png (test images turned by
-0/90/180/270 with the predicted angle), probe.json, loss_curve.png and checkpoint.npz;
---resume continues from the checkpoint (tl.train.Trainer).
+0/90/180/270 with the predicted angle; rotation only), probe.json, loss_curve.png and
+checkpoint.npz; --resume continues from the checkpoint (tl.train.Trainer).
 """
 import argparse
 import json
@@ -22,25 +30,29 @@ import numpy as np
 import tinylatent as tl
 from tinylatent.data import DataLoader, TensorDataset, make_grid
 from tinylatent.eval import linear_probe
-from tinylatent.models.pretext import RotationNet, features_in_batches, rotate_all
+from tinylatent.models.pretext import Jigsaw, RotationNet, features_in_batches, rotate_all
+from tinylatent.models.exemplar import Exemplar
+from tinylatent.models.relative_patch import RelativePatch
 from tinylatent.train import Trainer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-TASKS = ["rotation"]
+TASKS = {"rotation": RotationNet, "jigsaw": Jigsaw, "relpatch": RelativePatch,
+         "exemplar": Exemplar}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Image pretext tasks + linear probes (tinylatent)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=TASKS, default="rotation")
+    p.add_argument("--task", choices=list(TASKS), default="rotation")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64, help="images (x4 rotations)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--hidden-channels", type=int, nargs="+", default=[16, 32, 64])
     p.add_argument("--limit-train", type=int, default=10000,
                    help="use at most this many training images (CPU time)")
+    p.add_argument("--num-exemplars", type=int, default=500, help="exemplar: seed images")
     p.add_argument("--probe-train", type=int, default=4000,
                    help="labelled training images for the linear probes")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
@@ -66,8 +78,9 @@ def probe_table(models, x_tr, y_tr, x_te, y_te):
                                      x_te.reshape(len(x_te), -1).numpy_host(), y_te)]}
     for name, model in models.items():
         model.eval()
-        f_tr = features_in_batches(model.block_features, x_tr)
-        f_te = features_in_batches(model.block_features, x_te)
+        fn = model.block_features if hasattr(model, "block_features") else (
+            lambda b: [model.encode(b)])  # noqa: E731  (jigsaw, relpatch: the tile codes)
+        f_tr, f_te = features_in_batches(fn, x_tr), features_in_batches(fn, x_te)
         table[name] = [linear_probe(a, y_tr, b, y_te) for a, b in zip(f_tr, f_te)]
     return table
 
@@ -103,15 +116,21 @@ def main(argv=None):
     x_tr, y_tr = load(args, "train", args.limit_train)
     x_te, y_te = load(args, "test", args.limit_test)
     tl.manual_seed(args.seed)
-    model = RotationNet(hidden_channels=tuple(args.hidden_channels)).to(args.device)
+    cls, kw = TASKS[args.task], {"hidden_channels": tuple(args.hidden_channels)}
+    data, x_eval = (x_tr,), x_te
+    if args.task == "exemplar":  # seeds and their ids; accuracy on fresh transformations
+        n_ex = min(args.num_exemplars, len(x_tr))
+        kw["num_exemplars"], x_eval = n_ex, x_tr[:n_ex]
+        data = (x_tr[:n_ex], tl.tensor(np.arange(n_ex), device=args.device))
+    model = cls(**kw).to(args.device)
     tl.manual_seed(args.seed)   # the very weights training starts from, kept untrained
-    random_init = RotationNet(hidden_channels=tuple(args.hidden_channels)).to(args.device)
+    random_init = cls(**kw).to(args.device)
     print(f"{args.task}: {model.num_parameters():,} parameters, {len(x_tr):,} training images")
-    loader = DataLoader(TensorDataset(x_tr), args.batch_size, shuffle=True,
+    loader = DataLoader(TensorDataset(*data), args.batch_size, shuffle=True,
                         generator=tl.Generator(args.seed))
     trainer = Trainer(model, tl.optim.Adam(model.parameters(), lr=args.lr), args.out,
                       config=vars(args), evaluate=lambda m: {
-                          "test_pretext_acc": m.pretext_accuracy(x_te)})
+                          "test_pretext_acc": m.pretext_accuracy(x_eval)})
     history = trainer.fit(loader, args.epochs, resume=args.resume,
                           max_steps_per_epoch=args.limit_train_batches)
     model.eval()
@@ -120,14 +139,15 @@ def main(argv=None):
                         x_tr[:n], y_tr[:n], x_te, y_te)
     result = {"pretext_test_accuracy": history[-1]["test_pretext_acc"], "probe": table,
               "probe_train": min(n, len(x_tr)), "probe_test": len(x_te)}
-    print(f"pretext (rotation) test accuracy: {result['pretext_test_accuracy']:.4f}")
+    print(f"pretext ({args.task}) test accuracy: {result['pretext_test_accuracy']:.4f}")
     for name, accs in table.items():
         print(f"linear probe, {name:>11}: " + "  ".join(
             f"block {i + 1} {a:.4f}" if name != "pixels" else f"{a:.4f}"
             for i, a in enumerate(accs)))
     with open(f"{args.out}/probe.json", "w") as f:
         json.dump(result, f, indent=1)
-    save_pictures(model, table, x_te, args)
+    if args.task == "rotation":
+        save_pictures(model, table, x_te, args)
     print(f"pictures in {args.out}/")
     return result
 

@@ -2,8 +2,9 @@
 arrow of time.
 
     python examples/video_pretext.py --task predict              # FramePredictor (ConvLSTM)
-    python examples/video_pretext.py --task arrow --variant gravity   # ArrowOfTime
+    python examples/video_pretext.py --task arrow --num-train 4000    # ArrowOfTime, gravity
     python examples/video_pretext.py --task arrow --variant bounce    # reversible: chance
+    python examples/video_pretext.py --task order --num-train 4000 --epochs 5   # Shuffle&Learn
 
 Videos: one MNIST digit, downsampled to 14x14, bouncing in a 32x32 canvas (CPU-sized Moving
 MNIST; --size 64 --digit-size 28 for the paper's). predict: test MSE per pixel of every next
@@ -22,6 +23,7 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.data import DataLoader, TensorDataset, make_grid
+from tinylatent.models.order_verification import OrderVerification
 from tinylatent.models.video_pretext import (ArrowOfTime, FramePredictor, copy_last_mse,
                                              linear_extrapolation_mse)
 from tinylatent.train import Trainer
@@ -33,9 +35,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Video pretext tasks on Moving MNIST (tinylatent)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=["predict", "arrow"], default="predict")
+    p.add_argument("--task", choices=["predict", "arrow", "order"], default="predict")
     p.add_argument("--variant", choices=["bounce", "gravity", "fading"], default=None,
-                   help="Moving MNIST dynamics; default bounce (predict), gravity (arrow)")
+                   help="Moving MNIST dynamics; default gravity (arrow), else bounce")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -55,7 +57,7 @@ def parse_args(argv=None):
 
 def make_videos(args):
     """Train and test videos drawn from disjoint digit images (MNIST train / test)."""
-    variant = args.variant or ("bounce" if args.task == "predict" else "gravity")
+    variant = args.variant or ("gravity" if args.task == "arrow" else "bounce")
     out = []
     for split, n, seed in (("train", args.num_train, args.seed), ("test", args.num_test,
                                                                   args.seed + 1)):
@@ -104,8 +106,11 @@ def main(argv=None):
     if args.task == "predict":
         model = FramePredictor(image_size=args.size, hidden_channels=args.hidden_channels)
         evaluate = lambda m: evaluate_predict(m, x_te)  # noqa: E731
-    else:
+    elif args.task == "arrow":
         model = ArrowOfTime(num_frames=args.num_frames, image_size=args.size)
+        evaluate = lambda m: {"test_accuracy": m.accuracy(x_te)}  # noqa: E731
+    else:
+        model = OrderVerification(image_size=args.size)
         evaluate = lambda m: {"test_accuracy": m.accuracy(x_te)}  # noqa: E731
     model = model.to(args.device)
     print(f"{type(model).__name__}: {model.num_parameters():,} parameters; {variant} videos "
@@ -126,7 +131,8 @@ def main(argv=None):
               f"{result['linear_extrapolation_mse']:.5f}")
         save_rollout(model, x_te, args)
     else:
-        print(f"arrow of time ({variant}): test accuracy {result['test_accuracy']:.4f} "
+        print(f"{'arrow of time' if args.task == 'arrow' else 'order verification'} "
+              f"({variant}): test accuracy {result['test_accuracy']:.4f} "
               "(chance 0.5)")
     with open(f"{args.out}/result.json", "w") as f:
         json.dump(result, f, indent=1)

@@ -34,8 +34,8 @@ def assert_png(path: Path):
 
 def test_pretext_images_rotation_short_run(tmp_path):
     example = load("pretext_images")
-    common = ["--limit-train", "256", "--limit-train-batches", "2", "--probe-train", "200",
-              "--limit-test", "200",
+    common = ["--limit-train", "256", "--limit-train-batches", "2", "--probe-train", "100",
+              "--limit-test", "100",
               "--hidden-channels", "4", "8"]
     result = example.main(common + ["--epochs", "1", "--out", str(tmp_path)])
     assert 0 <= result["pretext_test_accuracy"] <= 1
@@ -51,8 +51,8 @@ def test_pretext_images_rotation_short_run(tmp_path):
 
 def test_mae_mnist_short_run(tmp_path):
     example = load("mae_mnist")
-    common = ["--limit-train", "256", "--limit-train-batches", "2", "--probe-train", "200",
-              "--limit-test", "200",
+    common = ["--limit-train", "256", "--limit-train-batches", "2", "--probe-train", "100",
+              "--limit-test", "100",
               "--hidden-features", "16", "--num-layers", "1"]
     result = example.main(common + ["--epochs", "1", "--out", str(tmp_path)])
     assert result["mask_ratio"] == 0.75
@@ -62,3 +62,21 @@ def test_mae_mnist_short_run(tmp_path):
         assert_png(tmp_path / f"{name}.png")
     ckpt = tl.load(tmp_path / "checkpoint.npz")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 2
+
+
+def test_pretext_images_jigsaw_short_run(tmp_path):
+    result = load("pretext_images").main([
+        "--task", "jigsaw", "--epochs", "1", "--limit-train", "64", "--limit-train-batches",
+        "1", "--probe-train", "100", "--limit-test", "100", "--hidden-channels", "4",
+        "--out", str(tmp_path)])
+    assert 0 <= result["pretext_test_accuracy"] <= 1
+    assert len(result["probe"]["trained"]) == 1 and len(result["probe"]["random init"]) == 1
+    assert_png(tmp_path / "loss_curve.png")
+
+
+def test_pretext_images_exemplar_short_run(tmp_path):
+    result = load("pretext_images").main([
+        "--task", "exemplar", "--epochs", "1", "--num-exemplars", "32", "--probe-train", "100",
+        "--limit-test", "100", "--hidden-channels", "4", "--out", str(tmp_path)])
+    assert 0 <= result["pretext_test_accuracy"] <= 1
+    assert len(result["probe"]["trained"]) == 1

@@ -161,3 +161,24 @@ def test_mae_figure_example_defaults(tmp_path):
     print(result)
     assert result["test_masked_mse"] < 0.9 * result["mean_patch_baseline"]
     assert result["probe"]["trained"] > result["probe"]["random init"]
+
+
+@pytest.mark.long
+def test_mae_figure_on_fashion_mnist(tmp_path):
+    """README figure on full Fashion-MNIST (10,000 training images, 4,000 labelled for the
+    probe, 10,000 test). Measured: masked-patch MSE 0.484 vs mean-patch baseline 0.812;
+    probe 0.763 vs random init 0.709 (raw pixels 0.795: the small ViT stays below them)."""
+    try:
+        tl.data.load_mnist("fashion-mnist", "test")
+    except FileNotFoundError as e:
+        pytest.skip(f"full Fashion-MNIST not found (offline, no cache): {e}")
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "examples" / "mae_mnist.py"
+    spec = importlib.util.spec_from_file_location("mae_mnist_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--dataset", "fashion-mnist", "--out", str(tmp_path)])
+    print(result)
+    assert result["test_masked_mse"] < 0.7 * result["mean_patch_baseline"]
+    assert result["probe"]["trained"] > result["probe"]["random init"]

@@ -108,6 +108,15 @@ TINY = {
     "Jigsaw": (lambda **o: M.Jigsaw(image_size=8, grid=2, cell=5, tile=3, hidden_channels=(2,),
                                     hidden_features=3, num_permutations=4, **o),
                _unit(1, 8, 8), M.JigsawConfig),
+    "RelativePatch": (lambda **o: M.RelativePatch(image_size=8, cell=4, tile=3,
+                                                  hidden_channels=(2,), hidden_features=3,
+                                                  **o), _unit(1, 8, 8), M.RelativePatchConfig),
+    "OrderVerification": (lambda **o: M.OrderVerification(image_size=8, hidden_channels=(2, 3),
+                                                          hidden_features=3, **o),
+                          _unit(5, 1, 8, 8), M.OrderVerificationConfig),
+    "Exemplar": (lambda **o: M.Exemplar(image_size=8, hidden_channels=(2, 3), num_exemplars=5,
+                                        **o),
+                 _unit(1, 8, 8), M.ExemplarConfig),    # the 5 seeds, ids 0..4
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     # contrastive learning (issue 18)

@@ -26,7 +26,8 @@ def test_convlstm_with_1x1_kernel_is_an_lstm_cell_at_every_pixel():
     tl.manual_seed(0)
     lstm = nn.LSTMCell(3, 4)
     cell = ConvLSTMCell(3, 4, kernel_size=1)
-    w = np.concatenate([lstm.weight_ih.detach().numpy(), lstm.weight_hh.detach().numpy()], 1)  # (4H, in + H)
+    w = np.concatenate([lstm.weight_ih.detach().numpy(),
+                        lstm.weight_hh.detach().numpy()], 1)            # (4H, in + H)
     with tl.no_grad():
         cell.conv.weight.copy_(tl.tensor(w[:, :, None, None]))
         cell.conv.bias.copy_(tl.tensor(lstm.bias_ih.detach().numpy() +
@@ -100,12 +101,15 @@ def test_example_short_runs(tmp_path):
     assert (tmp_path / "p" / "rollout.png").read_bytes()[:4] == b"\x89PNG"
     r = example.main(tiny + ["--task", "arrow", "--out", str(tmp_path / "a")])
     assert r["variant"] == "gravity" and 0 <= r["test_accuracy"] <= 1
+    r = example.main(tiny + ["--task", "order", "--out", str(tmp_path / "o")])
+    assert r["variant"] == "bounce" and 0 <= r["test_accuracy"] <= 1
 
 
 @pytest.mark.long
 def test_frame_prediction_figure(tmp_path):
     """examples/video_pretext.py --task predict defaults: next-frame MSE below copying the
-    last frame and below linear extrapolation, on held-out videos."""
+    last frame and below linear extrapolation, on held-out videos. Measured: 0.00969 vs
+    copy-last 0.01940 vs linear extrapolation 0.02302 (per pixel, 200 test videos)."""
     r = _example().main(["--out", str(tmp_path)])
     print(r)
     assert r["test_mse"] < r["copy_last_mse"] and r["test_mse"] < r["linear_extrapolation_mse"]
@@ -113,7 +117,41 @@ def test_frame_prediction_figure(tmp_path):
 
 @pytest.mark.long
 def test_arrow_of_time_figure(tmp_path):
-    """examples/video_pretext.py --task arrow (gravity): >= 90% on held-out clips."""
-    r = _example().main(["--task", "arrow", "--out", str(tmp_path)])
+    """examples/video_pretext.py --task arrow --num-train 4000 (gravity): >= 90% on held-out
+    clips. Measured 0.920 (with the default 1,000 videos it overfits: 0.795 after 4 epochs)."""
+    r = _example().main(["--task", "arrow", "--num-train", "4000", "--out", str(tmp_path)])
     print(r)
     assert r["test_accuracy"] >= 0.9
+
+
+def test_order_tuples_follow_the_shuffle_and_learn_sampling():
+    from tinylatent.models.order_verification import order_tuples
+    n, t = 200, 10
+    # pixel (1, 1) of frame t holds t (which frame it is); pixel (0, 0) carries the motion
+    v = np.zeros((n, t, 1, 2, 2), np.float32)
+    v[:] = np.arange(t, dtype=np.float32)[None, :, None, None, None]
+    v[:, 5:, 0, 0, 0] += 100 * (np.arange(1, 6) % 2)   # frames 5..9 flicker: high motion
+    tuples, y = order_tuples(tl.tensor(v), generator=1)
+    idx = tuples.numpy()[:, :, 0, 1, 1].astype(int)        # which frames were taken
+    y = y.numpy()
+    assert tuples.shape == (n, 3, 1, 2, 2) and 0.35 < y.mean() < 0.65
+    fwd = np.where(idx[:, :1] < idx[:, 2:], idx, idx[:, ::-1])   # undo the random reversal
+    assert np.all(fwd[:, 2] - fwd[:, 0] == 2)                  # b and d around c
+    np.testing.assert_array_equal(y == 1, fwd[:, 1] == fwd[:, 0] + 1)   # (b, c, d)
+    assert set(fwd[y == 0, 1] - fwd[y == 0, 0]) == {-1, 3}      # (b, a, d) or (b, e, d)
+    assert 0.3 < (idx[:, 0] > idx[:, 2]).mean() < 0.7          # reversed half the time
+    # windows come from the high-motion half: here the windows starting at a >= 3
+    assert (np.minimum(fwd[:, 0] - 1, fwd[:, 1]) >= 3).all()
+    with pytest.raises(ValueError, match="need >= 5 frames"):
+        order_tuples(tl.zeros(2, 4, 1, 2, 2))
+
+
+@pytest.mark.long
+def test_order_verification_figure(tmp_path):
+    """examples/video_pretext.py --task order --num-train 4000 --epochs 5: in-order vs
+    shuffled tuples of held-out bouncing digits. Measured 0.940 (epochs 1-5: 0.81, 0.90,
+    0.89, 0.875, 0.94 on 200 test videos; 1,000 training videos gave 0.645 after 4)."""
+    r = _example().main(["--task", "order", "--num-train", "4000", "--epochs", "5",
+                         "--out", str(tmp_path)])
+    print(r)
+    assert r["test_accuracy"] >= 0.8

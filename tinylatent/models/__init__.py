@@ -80,6 +80,9 @@ from .glo import GLO, GLOConfig
 # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
 from .mae import MAE, MAEConfig
 from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
+from .relative_patch import RelativePatch, RelativePatchConfig
+from .exemplar import Exemplar, ExemplarConfig
+from .order_verification import OrderVerification, OrderVerificationConfig
 from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
                             FramePredictorConfig)
 # self-supervised language (issue 20)
@@ -125,6 +128,7 @@ __all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCL
 from .clip import CLIP, CLIPConfig  # noqa: E402,F401
 __all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
             "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
-            "Jigsaw", "JigsawConfig"]
+            "Jigsaw", "JigsawConfig", "RelativePatch", "RelativePatchConfig",
+            "OrderVerification", "OrderVerificationConfig", "Exemplar", "ExemplarConfig"]
 # self-supervised language (issue 20)
 __all__ += ["Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig"]

@@ -179,7 +179,8 @@ def jigsaw_tiles(x: Tensor, grid: int = 3, tile: int = 7, cell: int = 10,
     (zeros, centred) to grid * cell pixels, and from every cell a tile x tile crop at a
     random offset in [0, cell - tile - 1] is taken, so neighbouring crops are always >= 1
     pixel apart. Every tile is then normalised to zero mean and unit std on its own (the
-    paper's per-tile normalisation; off with normalize=False). Returns (B, grid^2, C, tile, tile), row-major."""
+    paper's per-tile normalisation; off with normalize=False).
+    Returns (B, grid^2, C, tile, tile), row-major."""
     from ..data.transforms import as_numpy_generator
     a = x.detach().array
     xp = array_module(a)

@@ -21,6 +21,8 @@ bouncing digits time is reversible, so chance is the best possible; on the "grav
 "fading" variants (inelastic bounces, fading ink) it is not, and the task becomes learnable.
 (The paper's network reads optical flow with a temporal class-activation map; here the
 frames themselves are the input.)
+
+Order verification (Misra et al. 2016) lives in order_verification.py.
 """
 from __future__ import annotations
 
@@ -225,3 +227,4 @@ class ArrowOfTime(nn.Module):
         x = self._check(x)
         with no_grad():
             return self.blocks(x.reshape(len(x), -1, *x.shape[-2:])).mean((-2, -1))
+
