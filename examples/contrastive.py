@@ -16,9 +16,12 @@ random init. deepcluster trains without labels and reports clustering accuracy a
 k-means (k = 10) on its frozen features of the training images next to k-means on raw
 pixels of the same images. clip pairs each image with a generated caption ("a drawing of a
 digit seven.") and reports prompt-ensembled zero-shot accuracy next to a linear probe on the
-same image embeddings, and image<->text recall@k. Writes to --out: embedding.png (2-D PCA of the test embeddings), retrieval.png
-(queries and their 6 nearest neighbours), similarity.png (simclr: cosine similarities of two
-views of 16 images; clip: one test image per class against the class prompts), loss_curve.png, checkpoint.npz (--resume continues exactly).
+same image embeddings, and image<->text recall@k.
+
+Writes to --out: embedding.png (2-D PCA of the test embeddings), retrieval.png (queries and
+their 6 nearest neighbours), similarity.png (simclr: cosine similarities of two views of 16
+images; clip: one test image per class against the class prompts), loss_curve.png and
+checkpoint.npz (--resume continues exactly).
 """
 import argparse
 import os

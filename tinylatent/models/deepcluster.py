@@ -52,9 +52,9 @@ def _apply(f: np.ndarray, pca: tuple) -> np.ndarray:
 def kmeans_reseeding(f: np.ndarray, k: int, rng: np.random.Generator, iters: int = 20,
                      perturbation: float = 1e-4) -> tuple:
     """Lloyd's k-means from k random points, with DeepCluster's empty-cluster rule: an empty
-    cluster takes the centroid of a random cluster of two or more points (times 1 +- perturbation; the
-    original centroid moves the other way) so the two split its points at the next
-    assignment. -> (labels (N,), centroids (k, D), reseeded count)."""
+    cluster takes the centroid of a random cluster of two or more points (times
+    1 +- perturbation; the original centroid moves the other way) and the donor's points
+    are split between the two. -> (labels (N,), centroids (k, D), reseeded count)."""
     if not 1 <= k <= len(f):
         raise ValueError(f"kmeans_reseeding: need 1 <= k <= N, got k={k}, N={len(f)}")
     c = f[rng.choice(len(f), k, replace=False)].astype(np.float64)
