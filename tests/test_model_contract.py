@@ -6,7 +6,9 @@ frozen dataclasses taken as `__init__(config=None, **overrides)`, and an unknown
 raises naming the model and the key.
 
 A new model adds one entry to TINY: name -> (build(**overrides), make_batch(rng)). A model
-class in `__all__` without an entry fails `test_every_model_class_has_a_tiny_entry`."""
+class in `__all__` without an entry fails `test_every_model_class_has_a_tiny_entry`. A batch
+may be a tuple (inputs first, e.g. CLIP's (images, caption tokens)): `loss` takes the whole
+batch, the capabilities its first element."""
 from __future__ import annotations
 
 import dataclasses
@@ -126,6 +128,10 @@ TINY = {
     "TripletNet": (lambda **o: M.TripletNet(image_size=8, hidden_channels=(2,),
                                             hidden_features=6, latent_features=3, **o),
                    _unit(1, 8, 8), M.TripletConfig),
+    # a paired batch (images, caption tokens): capabilities take its first element
+    "CLIP": (lambda **o: M.CLIP(image_size=8, hidden_channels=(2,), hidden_features=6,
+                                latent_features=3, in_features=9, **o),
+             lambda rng: (_unit(1, 8, 8)(rng), _tokens(9, 4)(rng)), M.CLIPConfig),
     "SimCLR": (lambda **o: M.SimCLR(image_size=8, hidden_channels=(2,), hidden_features=6,
                                     latent_features=3, **o), _unit(1, 8, 8), M.SimCLRConfig),
     "DeepCluster": (lambda **o: M.DeepCluster(image_size=8, hidden_channels=(2,),
@@ -202,7 +208,8 @@ def test_loss_returns_scalar_and_tensor_metrics(name):
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_declared_capabilities_have_the_contract_shapes(name):
-    model, x = _build(name)
+    model, batch = _build(name)
+    x = batch[0] if isinstance(batch, tuple) else batch
     model.eval()
     n = len(x)
     checked = []
