@@ -94,6 +94,11 @@ TINY = {
     # issue 22
     "HMM": (lambda **o: M.HMM(latent_features=3, in_features=7, sample_length=6, **o),
             _tokens(7, 6), M.HMMConfig),
+    "NoisyStudent": (lambda **o: M.NoisyStudent(in_features=12, hidden_features=8,
+                                                out_features=3, **o),
+                     _unit(12), M.NoisyStudentConfig),
+    "DistAug": (lambda **o: M.DistAug(in_features=16, image_size=4, hidden_features=(8,),
+                                      **o), _binary(16), M.DistAugConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -71,6 +71,8 @@ from .wavenet import WaveNet, WaveNetConfig
 # issue 22: latent structure and topics (seed 000)
 from .hmm import HMM, HMMConfig
 from .lda import LDA
+from .noisy_student import NoisyStudent, NoisyStudentConfig
+from .distaug import DistAug, DistAugConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -93,5 +95,6 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
     # issue 22: hidden Markov model (EM + differentiable forward), topic model
-    "HMM", "HMMConfig", "LDA",
+    "HMM", "HMMConfig", "LDA", "NoisyStudent", "NoisyStudentConfig", "DistAug",
+    "DistAugConfig",
 ]
