@@ -99,6 +99,9 @@ TINY = {
                      _unit(12), M.NoisyStudentConfig),
     "DistAug": (lambda **o: M.DistAug(in_features=16, image_size=4, hidden_features=(8,),
                                       **o), _binary(16), M.DistAugConfig),
+    "TextVAE": (lambda **o: M.TextVAE(in_features=9, embedding_features=4, hidden_features=5,
+                                      latent_features=2, sample_length=6, **o),
+                lambda rng: tl.tensor(rng.integers(4, 9, (5, 6))), M.TextVAEConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

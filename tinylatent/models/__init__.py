@@ -73,6 +73,7 @@ from .hmm import HMM, HMMConfig
 from .lda import LDA
 from .noisy_student import NoisyStudent, NoisyStudentConfig
 from .distaug import DistAug, DistAugConfig
+from .text_vae import TextVAE, TextVAEConfig
 
 __all__ = [
     # trainable models (nn.Module, the contract above) and their configs
@@ -96,5 +97,5 @@ __all__ = [
     "bits_per_dim", "precision_at_k", "resolve_config",
     # issue 22: hidden Markov model (EM + differentiable forward), topic model
     "HMM", "HMMConfig", "LDA", "NoisyStudent", "NoisyStudentConfig", "DistAug",
-    "DistAugConfig",
+    "DistAugConfig", "TextVAE", "TextVAEConfig",
 ]
