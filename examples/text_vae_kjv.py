@@ -2,7 +2,7 @@
 same size: KL annealing + word dropout against posterior collapse, test -ELBO vs the LM's
 NLL in nats per sentence, and homotopies (greedy decodings between two verses' codes).
 
-    python examples/text_vae_kjv.py                      # 3000 steps each
+    python examples/text_vae_kjv.py                      # 2000 steps each
     python examples/text_vae_kjv.py --steps 20 --train-verses 500 --test-verses 100  # smoke
     python examples/text_vae_kjv.py --resume             # continue OUT/checkpoint.npz
 
@@ -33,7 +33,7 @@ SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")  # ids 0..3, TextVAEConfig's def
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="sentence VAE on KJV verses",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=3000, help="Adam steps per model")
+    p.add_argument("--steps", type=int, default=2000, help="Adam steps per model")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--vocab", type=int, default=2000)
@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--train-verses", type=int, default=20000)
     p.add_argument("--test-verses", type=int, default=1000)
     p.add_argument("--word-dropout", type=float, default=0.3)
-    p.add_argument("--kl-warmup", type=int, default=1500, help="steps of linear KL annealing")
+    p.add_argument("--kl-warmup", type=int, default=1000, help="steps of linear KL annealing")
     p.add_argument("--latent", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/text_vae_kjv")
