@@ -2,8 +2,9 @@
 then students trained on labelled + pseudo-labelled images with input noise (random affine
 warps) and model noise (dropout, stochastic depth), iterated; and the ablation without noise.
 
-    python examples/noisy_student.py                     # 3 iterations, 1000 steps each
-    python examples/noisy_student.py --steps 20 --iterations 1 --limit-unlabelled 300  # smoke
+    python examples/noisy_student.py       # 3 iterations; teacher 512 wide, students 1024
+    python examples/noisy_student.py --steps 20 --student-steps 20 --iterations 1 \
+        --limit-unlabelled 300 --hidden 32 --student-hidden 32       # a smoke run
     python examples/noisy_student.py --resume            # skip the models already trained
 
 Embedded MNIST: 500 labelled and the other 3,500 unlabelled training images; accuracy on the
@@ -31,7 +32,9 @@ def parse_args(argv=None):
     p.add_argument("--limit-unlabelled", type=int, default=None)
     p.add_argument("--iterations", type=int, default=3, help="student generations")
     p.add_argument("--steps", type=int, default=1000, help="Adam steps per model")
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--hidden", type=int, default=512, help="teacher width")
+    p.add_argument("--student-hidden", type=int, default=1024, help="student width (>=)")
+    p.add_argument("--student-steps", type=int, default=2000)
     p.add_argument("--threshold", type=float, default=0.0, help="pseudo-label confidence")
     p.add_argument("--hard", action="store_true", help="hard pseudo-labels (default soft)")
     p.add_argument("--seed", type=int, default=0)
@@ -50,6 +53,7 @@ def main(argv=None):
     lab, unl = perm[:args.labels], perm[args.labels:][:args.limit_unlabelled]
     augment = RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
     config = NoisyStudentConfig(hidden_features=args.hidden)
+    student = NoisyStudentConfig(hidden_features=args.student_hidden)
     path = os.path.join(args.out, "results.json")
     done = {}
     if args.resume and os.path.exists(path):  # each run is a unit: finished ones are kept
@@ -63,7 +67,8 @@ def main(argv=None):
             continue
         runs = self_train(x[lab], y[lab], x[unl], config, args.iterations, noise=noise,
                           augment=augment, soft=not args.hard, threshold=args.threshold,
-                          steps=args.steps, seed=args.seed,
+                          steps=args.steps, seed=args.seed, student_config=student,
+                          student_steps=args.student_steps,
                           evaluate=lambda m: m.accuracy(xt, yt))
         done[name] = [{"kept": r["kept"], "accuracy": r["score"]} for r in runs]
         with open(path, "w") as f:

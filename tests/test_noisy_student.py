@@ -64,8 +64,8 @@ def test_example_smoke(tmp_path):
     spec = importlib.util.spec_from_file_location("noisy_student_example", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    args = ["--steps", "5", "--iterations", "1", "--limit-unlabelled", "100", "--hidden",
-            "32", "--out", str(tmp_path)]
+    args = ["--steps", "5", "--student-steps", "5", "--iterations", "1", "--limit-unlabelled",
+            "100", "--hidden", "32", "--student-hidden", "48", "--out", str(tmp_path)]
     runs = module.main(args)
     assert (tmp_path / "accuracy.png").stat().st_size > 100
     assert [r["kept"] for r in runs["noisy"]] == [0, 100]

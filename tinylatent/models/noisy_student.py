@@ -124,12 +124,17 @@ def train_classifier(model, x, targets, steps: int = 1000, batch_size: int = 128
 
 def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: int = 3,
                noise: bool = True, augment=None, soft: bool = True, threshold: float = 0.0,
-               steps: int = 1000, seed: int = 0, evaluate=None) -> list:
+               steps: int = 1000, seed: int = 0, evaluate=None,
+               student_config: NoisyStudentConfig | None = None,
+               student_steps: int | None = None) -> list:
     """Algorithm 1. Returns one entry per model (teacher first): dict(model, kept, score)
-    with score = evaluate(model) if given. noise=False is the ablation: no augmentation,
-    dropout 0 and no stochastic depth, for teacher and students alike."""
+    with score = evaluate(model) if given. Students use student_config (equal or larger;
+    default: config) and student_steps (default: steps; they see more data). noise=False
+    is the ablation: no augmentation, dropout 0 and no stochastic depth, for all models."""
+    student_config = student_config or config
     if not noise:
         config, augment = replace(config, dropout=0.0, stochastic_depth=0.0), None
+        student_config = replace(student_config, dropout=0.0, stochastic_depth=0.0)
     C = config.out_features
     tl.manual_seed(seed)
     model = train_classifier(NoisyStudent(config), x_lab, y_lab, steps, augment=augment,
@@ -143,8 +148,8 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
         x_all = np.concatenate([x_lab, x_unlab[keep]])
         t_all = np.concatenate([onehot, targets[keep].astype(np.float32)])
         tl.manual_seed(seed + it)
-        model = train_classifier(NoisyStudent(config), x_all, t_all, steps, augment=augment,
-                                 seed=seed + it)
+        model = train_classifier(NoisyStudent(student_config), x_all, t_all,
+                                 student_steps or steps, augment=augment, seed=seed + it)
         out.append({"model": model, "kept": int(keep.sum()),
                     "score": evaluate(model) if evaluate else None})
     return out
