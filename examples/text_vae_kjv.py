@@ -10,6 +10,7 @@ Verses of <= --max-words words, lower-cased, the --vocab most frequent words (+ 
 every 10th chapter is the test split. Writes homotopies.txt and curves.png under --out.
 """
 import argparse
+import functools
 import os
 import sys
 
@@ -50,19 +51,24 @@ def parse_args(argv=None):
 
 
 def data(args):
+    return _data(args.vocab, args.max_words, args.train_verses, args.test_verses)
+
+
+@functools.lru_cache(maxsize=2)  # the smoke test calls main three times
+def _data(vocab, max_words, train_verses, test_verses):
     verses = tl.data.load_kjv()
     chapters, split = {}, {"train": [], "test": []}
     for v in verses:
         c = chapters.setdefault((v.book, v.chapter), len(chapters))
         split["test" if c % 10 == 9 else "train"].append(v.text.lower())
     counts = WordTokenizer.fit(split["train"], lower=True)  # words by decreasing count
-    words = [w for w in counts.itos if w != "<unk>"][:args.vocab]
+    words = [w for w in counts.itos if w != "<unk>"][:vocab]
     tok = WordTokenizer(words, SPECIALS, lower=True)
     out = []
-    for name, limit in (("train", args.train_verses), ("test", args.test_verses)):
+    for name, limit in (("train", train_verses), ("test", test_verses)):
         seqs = [tok.encode(t) + [2] for t in split[name]]  # + eos
-        seqs = [s for s in seqs if len(s) <= args.max_words + 1][:limit]
-        out.append(pad_sequences(seqs, args.max_words + 1, pad_id=0)[0])  # (N, T)
+        seqs = [s for s in seqs if len(s) <= max_words + 1][:limit]
+        out.append(pad_sequences(seqs, max_words + 1, pad_id=0)[0])  # (N, T)
     return tok, out[0], out[1]
 
 
