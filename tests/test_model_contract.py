@@ -161,6 +161,15 @@ TINY = {
     "ICT": (lambda **o: M.ICT(in_features=12, hidden_features=8, latent_features=4,
                               num_layers=1, num_heads=2, block_size=6, **o),
             lambda rng: tl.tensor(rng.integers(5, 12, (5, 2, 6))), M.ICTConfig),
+    # issue 22: training methods and the text VAE
+    "NoisyStudent": (lambda **o: M.NoisyStudent(in_features=12, hidden_features=8,
+                                                out_features=3, **o),
+                     _unit(12), M.NoisyStudentConfig),
+    "DistAug": (lambda **o: M.DistAug(in_features=16, image_size=4, hidden_features=(8,),
+                                      **o), _binary(16), M.DistAugConfig),
+    "TextVAE": (lambda **o: M.TextVAE(in_features=9, embedding_features=4, hidden_features=5,
+                                      latent_features=2, sample_length=6, **o),
+                lambda rng: tl.tensor(rng.integers(4, 9, (5, 6))), M.TextVAEConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -4,12 +4,19 @@ models below; helpers and building blocks stay in their family's module
 text, image patches, binarisation / dequantisation, 2-D toy sets) lives in `tinylatent.data`.
 
 Family (MISSION.md catalog)           module
-1. classical latent-factor baselines   classical, gaussian_mixture, patch_features
+1. classical latent-factor baselines   classical, gaussian_mixture, patch_features, hmm, lda
 2. autoencoders and retrieval          autoencoders, stacked_autoencoder, retrieval
-3. VAEs                                vae, planar_vae
-4. autoregressive density models       autoregressive (MADE, NADE), pixelcnn, wavenet
+3. VAEs                                vae, planar_vae, text_vae
+4. autoregressive density models       autoregressive (MADE, NADE), pixelcnn, wavenet,
+                                       language_model, transformer_lm, distaug
 5. normalizing flows                   flow_transforms, flow_image_transforms, flows,
                                        kernel_density (the 2-D reference)
+6. adversarial, energy, latent optim.  gan, dcgan, boltzmann (+ ais), ebm, glo
+7. contrastive learning                metric_learning, simclr, clip, deepcluster
+8. pretext tasks and masked modelling  pretext (rotation, jigsaw), relative_patch, exemplar,
+                                       mae, video_pretext, order_verification
+9. self-supervised language            word2vec, bert, ict
+11. training methods                   noisy_student (SAM: tl.optim; Hessian: tl.hessian)
 
 Writing a model
 ---------------
@@ -48,8 +55,16 @@ Every trainable model (an `nn.Module`) follows one contract, checked for every c
 from .autoencoders import (AEConfig, Autoencoder, ContractiveAE, ConvAEConfig, ConvAutoencoder,
                            DenoisingAE, SparseAE)
 from .autoregressive import MADE, NADE, MADEConfig, NADEConfig
+from .bert import BERT, BERTConfig
+from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .classical import PCA, KMeans
+from .clip import CLIP, CLIPConfig
 from .config import resolve_config
+from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
+from .deepcluster import DeepCluster, DeepClusterConfig
+from .distaug import DistAug, DistAugConfig
+from .ebm import EBM, EBMConfig
+from .exemplar import Exemplar, ExemplarConfig
 from .flow_image_transforms import (ActNorm, InvertibleConv1x1, LogitTransform,
                                     MultiScaleTransform, Squeeze)
 from .flow_transforms import (AffineCoupling, CompositeTransform, InverseTransform,
@@ -57,49 +72,65 @@ from .flow_transforms import (AffineCoupling, CompositeTransform, InverseTransfo
                               RandomPermutation, ReversePermutation, Transform)
 from .flows import (Flow, ImageFlowConfig, StandardNormal, bits_per_dim, glow_mnist, maf_2d,
                     maf_mnist, planar_flow_2d, realnvp_2d, realnvp_mnist)
+from .gan import GAN, GANConfig
 from .gaussian_mixture import GaussianMixture
-from .gan import GAN, GANConfig  # family 6: adversarial
-from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
+from .glo import GLO, GLOConfig
+from .hmm import HMM, HMMConfig
+from .ict import ICT, ICTConfig
 from .kernel_density import KernelDensity
 from .language_model import LSTMLanguageModel, LSTMLMConfig
+from .lda import LDA
+from .mae import MAE, MAEConfig
+from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet
+from .noisy_student import NoisyStudent, NoisyStudentConfig
+from .order_verification import OrderVerification, OrderVerificationConfig
 from .patch_features import LogisticRegression, PatchFeatures, PatchFeaturesConfig
 from .pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
 from .planar_vae import PlanarVAE, PlanarVAEConfig
-from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
-from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
-from .transformer_lm import TransformerLM, TransformerLMConfig
-from .vae import VAE, VAEConfig
-from .wavenet import WaveNet, WaveNetConfig
-# issue 22: latent structure and topics (seed 000)
-from .hmm import HMM, HMMConfig
-from .lda import LDA
-# family 6 (issue 17): Boltzmann machines, energy-based models, GLO
-from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
-from .ebm import EBM, EBMConfig
-from .glo import GLO, GLOConfig
-# family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
-from .mae import MAE, MAEConfig
 from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .relative_patch import RelativePatch, RelativePatchConfig
-from .exemplar import Exemplar, ExemplarConfig
-from .order_verification import OrderVerification, OrderVerificationConfig
-from .video_pretext import (ArrowOfTime, ArrowOfTimeConfig, FramePredictor,
-                            FramePredictorConfig)
-# self-supervised language (issue 20)
-from .bert import BERT, BERTConfig
-from .ict import ICT, ICTConfig
+from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
+from .simclr import SimCLR, SimCLRConfig
+from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
+from .text_vae import TextVAE, TextVAEConfig
+from .transformer_lm import TransformerLM, TransformerLMConfig
+from .vae import VAE, VAEConfig
+from .video_pretext import ArrowOfTime, ArrowOfTimeConfig, FramePredictor, FramePredictorConfig
+from .wavenet import WaveNet, WaveNetConfig
 from .word2vec import Word2Vec, Word2VecConfig
 
 __all__ = [
-    # trainable models (nn.Module, the contract above) and their configs
+    # trainable models (nn.Module, the contract above) and their configs, by family
+    # 1 latent structure
+    "HMM", "HMMConfig",
+    # 2 autoencoders
     "Autoencoder", "DenoisingAE", "SparseAE", "ContractiveAE", "AEConfig",
     "ConvAutoencoder", "ConvAEConfig", "StackedAutoencoder", "LinearAutoencoder",
-    "BagOfWordsAE", "BoWAEConfig", "VAE", "VAEConfig", "PlanarVAE", "PlanarVAEConfig",
-    "MADE", "MADEConfig", "NADE", "NADEConfig", "Flow", "ImageFlowConfig",
-    "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "WaveNet",
-    "WaveNetConfig",
-    "GAN", "GANConfig", "DCGAN", "DCGANConfig", "WGANGP", "WGANGPConfig",
+    "BagOfWordsAE", "BoWAEConfig",
+    # 3 VAEs
+    "VAE", "VAEConfig", "PlanarVAE", "PlanarVAEConfig", "TextVAE", "TextVAEConfig",
+    # 4 autoregressive
+    "MADE", "MADEConfig", "NADE", "NADEConfig", "PixelCNN", "PixelCNNConfig",
+    "GatedPixelCNN", "GatedPixelCNNConfig", "WaveNet", "WaveNetConfig",
     "LSTMLanguageModel", "LSTMLMConfig", "TransformerLM", "TransformerLMConfig",
+    "DistAug", "DistAugConfig",
+    # 5 flows
+    "Flow", "ImageFlowConfig",
+    # 6 adversarial, energy-based, latent optimisation
+    "GAN", "GANConfig", "DCGAN", "DCGANConfig", "WGANGP", "WGANGPConfig",
+    "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig", "GLO", "GLOConfig",
+    # 7 contrastive
+    "SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR", "SimCLRConfig",
+    "CLIP", "CLIPConfig", "DeepCluster", "DeepClusterConfig",
+    # 8 pretext tasks and masked modelling
+    "RotationNet", "RotationNetConfig", "Jigsaw", "JigsawConfig", "RelativePatch",
+    "RelativePatchConfig", "Exemplar", "ExemplarConfig", "MAE", "MAEConfig",
+    "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
+    "OrderVerification", "OrderVerificationConfig",
+    # 9 self-supervised language
+    "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
+    # 11 training methods
+    "NoisyStudent", "NoisyStudentConfig",
     # flow builders, base distribution and transforms
     "planar_flow_2d", "realnvp_2d", "maf_2d", "realnvp_mnist", "glow_mnist", "maf_mnist",
     "StandardNormal", "Transform", "CompositeTransform", "InverseTransform", "PlanarFlow",
@@ -108,26 +139,7 @@ __all__ = [
     "MultiScaleTransform", "LogitTransform",
     # classical estimators (fit / transform / predict)
     "PCA", "KMeans", "GaussianMixture", "PatchFeatures", "PatchFeaturesConfig",
-    "KernelDensity", "LogisticRegression",
+    "KernelDensity", "LogisticRegression", "LDA",
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
-    # issue 22: hidden Markov model (EM + differentiable forward), topic model
-    "HMM", "HMMConfig", "LDA",
-    # family 6 (issue 17): Boltzmann machines, energy-based models, GLO
-    "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig", "GLO", "GLOConfig",
 ]
-
-# contrastive learning (issue 18)
-from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet  # noqa: E402
-from .simclr import SimCLR, SimCLRConfig  # noqa: E402
-from .deepcluster import DeepCluster, DeepClusterConfig  # noqa: E402
-__all__ += ["SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR",
-            "SimCLRConfig", "DeepCluster", "DeepClusterConfig"]
-from .clip import CLIP, CLIPConfig  # noqa: E402
-__all__ += ["CLIP", "CLIPConfig"]
-__all__ += ["RotationNet", "RotationNetConfig", "MAE", "MAEConfig",   # family 8 (issue 19)
-            "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
-            "Jigsaw", "JigsawConfig", "RelativePatch", "RelativePatchConfig",
-            "OrderVerification", "OrderVerificationConfig", "Exemplar", "ExemplarConfig"]
-# self-supervised language (issue 20)
-__all__ += ["Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig"]

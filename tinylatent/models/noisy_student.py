@@ -1,0 +1,155 @@
+"""Noisy Student self-training (seed 001; Xie, Luong, Hovy & Le 2020, "Self-training with
+Noisy Student improves ImageNet classification", Algorithm 1).
+
+    1. train a teacher on the labelled images (with noise);
+    2. the teacher, clean (eval mode, unaugmented inputs), labels the unlabelled images:
+       soft targets p_T(y | x) or hard argmax, keeping those with max_y p_T >= threshold;
+    3. train an equal-or-larger student on labelled + pseudo-labelled images WITH noise:
+       input noise (augmentation: random affine warps) and model noise (dropout, stochastic
+       depth, Huang et al. 2016: residual block l survives with p_l = 1 - (l / L) p_drop);
+    4. the student becomes the teacher; repeat.
+The noise is what makes the student more than a copy of its teacher (their sec. 3, ablation
+table 6). The classifier here is a residual MLP on flattened images:
+    h_0 = relu(W_0 x);  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in training,
+    p_l at evaluation;  logits = W_out dropout(h_L).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+import tinylatent as tl
+from tinylatent import nn
+from tinylatent.losses import cross_entropy
+from tinylatent.tensor import Tensor
+
+from .config import resolve_config
+
+__all__ = ["NoisyStudent", "NoisyStudentConfig", "train_classifier", "self_train"]
+
+
+@dataclass(frozen=True)
+class NoisyStudentConfig:
+    in_features: int = 784
+    hidden_features: int = 512
+    num_blocks: int = 2              # residual blocks, the units stochastic depth drops
+    out_features: int = 10           # classes
+    dropout: float = 0.5             # before the classifier (model noise)
+    stochastic_depth: float = 0.2    # p_drop of the last block (linear decay, Huang et al.)
+
+
+class NoisyStudent(nn.Module):
+    """The noised classifier of Noisy Student: loss((x, target)) with integer labels or
+    soft targets (B, C); a lone x is self-training with the model as its own teacher."""
+
+    def __init__(self, config: NoisyStudentConfig | None = None, **overrides):
+        super().__init__()
+        cfg = self.config = resolve_config(self, NoisyStudentConfig, config, overrides)
+        H = cfg.hidden_features
+        self.stem = nn.Linear(cfg.in_features, H)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(H), nn.Linear(H, H), nn.ReLU(),
+                                                   nn.Linear(H, H))
+                                     for _ in range(cfg.num_blocks)])
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(H, cfg.out_features)
+        L = max(cfg.num_blocks, 1)
+        self.survival = [1.0 - (i + 1) / L * cfg.stochastic_depth for i in range(cfg.num_blocks)]
+
+    def encode(self, x: Tensor) -> Tensor:
+        """h_L, (B, hidden_features); stochastic depth in training, its expectation in eval."""
+        h = self.stem(x.reshape(x.shape[0], -1)).relu()  # (B, C, H, W) or (B, D) -> (B, H)
+        for block, p in zip(self.blocks, self.survival):
+            if not self.training:
+                h = h + p * block(h)
+            elif float(tl.rand(()).item()) < p:  # the whole block survives this step
+                h = h + block(h)
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.drop(self.encode(x)))  # (B, out_features) logits
+
+    def loss(self, batch):
+        """Cross-entropy to integer labels (B,) or soft targets (B, C)."""
+        if isinstance(batch, (tuple, list)):
+            x, target = batch
+        else:  # self-training step: the model's own clean, noiseless prediction as target
+            x = batch
+            was = self.training
+            self.eval()
+            with tl.no_grad():
+                target = self(x).softmax(-1)
+            self.train(was)
+        nll = cross_entropy(self(x), target)
+        return nll, {"loss": nll.detach()}
+
+    def pseudo_label(self, x, soft: bool = True, threshold: float = 0.0,
+                     batch_size: int = 1000) -> tuple:
+        """Teacher step: (targets, keep) with targets p(y | x) (N, C) or argmax (N,) from
+        the clean model (eval mode) and keep = max_y p(y | x) >= threshold, (N,) bool."""
+        was = self.training
+        self.eval()
+        with tl.no_grad():
+            probs = np.concatenate([self(tl.tensor(x[i:i + batch_size])).softmax(-1).numpy()
+                                    for i in range(0, len(x), batch_size)])
+        self.train(was)
+        keep = probs.max(1) >= threshold
+        return (probs if soft else probs.argmax(1)), keep
+
+    def accuracy(self, x, y, batch_size: int = 1000) -> float:
+        targets, _ = self.pseudo_label(x, soft=False, batch_size=batch_size)
+        return float((targets == np.asarray(y)).mean())
+
+
+def train_classifier(model, x, targets, steps: int = 1000, batch_size: int = 128,
+                     lr: float = 1e-3, augment=None, seed: int = 0):
+    """Adam on cross-entropy for `steps` minibatches; x (N, 1, H, W) float32 NumPy images,
+    targets (N,) labels or (N, C) probabilities; augment(batch, generator) is the input
+    noise (None: clean inputs). model.train() throughout, so its dropout and stochastic
+    depth are on exactly when the config asks for them."""
+    rng = np.random.default_rng(seed)
+    tl.manual_seed(seed)
+    opt = tl.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        idx = rng.integers(0, len(x), batch_size)
+        xb = x[idx] if augment is None else augment(x[idx], generator=rng)
+        loss, _ = model.loss((tl.tensor(xb), tl.tensor(targets[idx])))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model
+
+
+def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: int = 3,
+               noise: bool = True, augment=None, soft: bool = True, threshold: float = 0.0,
+               steps: int = 1000, seed: int = 0, evaluate=None,
+               student_config: NoisyStudentConfig | None = None,
+               student_steps: int | None = None) -> list:
+    """Algorithm 1. Returns one entry per model (teacher first): dict(model, kept, score)
+    with score = evaluate(model) if given. Students use student_config (equal or larger;
+    default: config) and student_steps (default: steps; they see more data). noise=False
+    is the ablation: no augmentation, dropout 0 and no stochastic depth, for all models."""
+    student_config = student_config or config
+    if not noise:
+        config, augment = replace(config, dropout=0.0, stochastic_depth=0.0), None
+        student_config = replace(student_config, dropout=0.0, stochastic_depth=0.0)
+    C = config.out_features
+    tl.manual_seed(seed)
+    model = train_classifier(NoisyStudent(config), x_lab, y_lab, steps, augment=augment,
+                             seed=seed)
+    out = [{"model": model, "kept": 0, "score": evaluate(model) if evaluate else None}]
+    onehot = np.eye(C, dtype=np.float32)[np.asarray(y_lab)]  # labelled targets as (N, C)
+    for it in range(1, iterations + 1):
+        targets, keep = model.pseudo_label(x_unlab, soft=soft, threshold=threshold)
+        if not soft:
+            targets = np.eye(C, dtype=np.float32)[targets]
+        x_all = np.concatenate([x_lab, x_unlab[keep]])
+        t_all = np.concatenate([onehot, targets[keep].astype(np.float32)])
+        tl.manual_seed(seed + it)
+        model = train_classifier(NoisyStudent(student_config), x_all, t_all,
+                                 student_steps or steps, augment=augment, seed=seed + it)
+        out.append({"model": model, "kept": int(keep.sum()),
+                    "score": evaluate(model) if evaluate else None})
+    return out
