@@ -11,6 +11,7 @@ the same first batch; only the MADE weights are copied (their random init), and 
 same dequantised minibatches.
 
     python -m benchmarks.maf_reference --steps 500 --seeds 0 1 2          # embedded MNIST
+    python -m benchmarks.maf_reference --dataset fashion-mnist --steps 300 --seeds 0 1 2
 """
 from __future__ import annotations
 
@@ -87,11 +88,11 @@ class SideBySide:
     """tinylatent's maf_mnist and the PyTorch twin: same MADE weights, same batches."""
 
     def __init__(self, seed=0, hidden=512, steps=5, lr=1e-3, batch_size=64, n_test=1000,
-                 data_dir=None):
+                 data_dir=None, dataset="mnist"):
         tl.manual_seed(seed)
         torch.manual_seed(seed)
-        self.train, _ = tl.data.load_mnist(split="train", data_dir=data_dir)
-        test, _ = tl.data.load_mnist(split="test", data_dir=data_dir)
+        self.train, _ = tl.data.load_mnist(dataset, "train", data_dir=data_dir)
+        test, _ = tl.data.load_mnist(dataset, "test", data_dir=data_dir)
         self.rng, self.batch_size = np.random.default_rng(seed), batch_size
         self.x_test = dequantize(test[:n_test], np.random.default_rng(123))
         self.tl_flow = maf_mnist(ImageFlowConfig(hidden_features=hidden, steps=steps))
@@ -156,13 +157,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--data-dir", default=None, help="full MNIST IDX files (default: embedded)")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
     args = p.parse_args()
     torch.set_num_threads(1)
     finals = []
     for seed in args.seeds:
-        s = SideBySide(seed, data_dir=args.data_dir)
-        print(f"MNIST {len(s.train)} train / {len(s.x_test)} test; seed {seed}; masks "
+        s = SideBySide(seed, data_dir=args.data_dir, dataset=args.dataset)
+        print(f"{args.dataset} {len(s.train)} train / {len(s.x_test)} test; seed {seed}; masks "
               f"identical: {s.masks_equal()}")
         print(" step   tl_loss   pt_loss  tl_bpd  pt_bpd    diff  tl_ms  pt_ms")
         times = np.zeros(2)
