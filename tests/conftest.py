@@ -23,3 +23,10 @@ def _seed():
     tl.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture
+def offline_data(monkeypatch, tmp_path):
+    """No network and an empty data cache: loaders use the embedded data (what CI has)."""
+    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
+    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))

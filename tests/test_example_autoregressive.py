@@ -1,29 +1,20 @@
 """examples/autoregressive_mnist.py end to end (embedded data, tiny models): a sample grid, a
 checkpoint per epoch, and a resumed run equal bit for bit to a straight one for each model
 (MADE's mask cycle, both random generators and the optimizer restored)."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import tinylatent as tl
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "autoregressive_mnist.py"
+from example_runner import load_example
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("autoregressive_mnist_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("autoregressive_mnist")
 
 
 @pytest.mark.parametrize("model", ["made", "nade", "planar_vae"])

@@ -1,21 +1,15 @@
 """examples/bayes_logreg.py: a smoke run with an exact resume; (-m long) the README figure:
 the mean-field VI predictive is as accurate as Laplace's with a test NLL no worse than it +
 0.01, and the reparameterised gradient has lower variance than the score function's."""
-import importlib.util
-from pathlib import Path
-
 import pytest
+from example_runner import load_example
 
 pytest.importorskip("sklearn")
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "bayes_logreg.py"
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("bayes_logreg_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("bayes_logreg")
 
 
 def test_smoke_and_exact_resume(example, tmp_path):

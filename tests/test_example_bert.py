@@ -1,12 +1,9 @@
 """examples/bert_kjv.py with tiny settings: pre-training, held-out figures, fine-tuning
 table, outputs, and an exact resume through tl.train.Trainer's checkpoint."""
-import importlib.util
-from pathlib import Path
 
 import pytest
+from example_runner import load_example
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "examples" / "bert_kjv.py"
 TINY = ["--chapters", "40", "--layers", "1", "--dim", "32", "--heads", "2", "--max-len", "24",
         "--merges", "60", "--steps-per-epoch", "2", "--batch-size", "8", "--labels", "8",
         "--finetune-steps", "2"]
@@ -14,10 +11,7 @@ TINY = ["--chapters", "40", "--layers", "1", "--dim", "32", "--heads", "2", "--m
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("bert_kjv_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("bert_kjv")
 
 
 def test_run_outputs_and_exact_resume(example, tmp_path):

@@ -1,28 +1,19 @@
 """examples/contrastive.py with tiny settings on the embedded data: every model writes its
 pictures and a checkpoint, and --resume continues from it."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 import tinylatent as tl
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "examples" / "contrastive.py"
+from example_runner import load_example
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("contrastive_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("contrastive")
 
 
 @pytest.mark.parametrize("model,pictures,first", [

@@ -1,6 +1,5 @@
 """examples/ebm.py end to end with tiny settings: 2-D pictures and results, a resumed run
 (replay buffer in the checkpoint) equal bit for bit to a straight one, and the MNIST pictures."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,21 +7,15 @@ import pytest
 
 import tinylatent as tl
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "ebm.py"
+from example_runner import load_example
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("ebm_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("ebm")
 
 
 def png(path):

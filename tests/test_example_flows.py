@@ -1,28 +1,19 @@
 """examples/flows_mnist.py end to end (embedded data, tiny flows): samples, checkpoint, a
 resumed run equal bit for bit to a straight one, and a resume with other settings refused."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import tinylatent as tl
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "flows_mnist.py"
+from example_runner import load_example
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("flows_mnist_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("flows_mnist")
 
 
 # (MAF runs the same loop; its sampling inverts 784 dimensions one at a time, a minute here)

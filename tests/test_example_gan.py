@@ -1,6 +1,5 @@
 """examples/gan_2d.py and examples/gan_mnist.py for a few steps with tiny settings: pictures,
 checkpoint, resume through tl.train.Trainer with two optimizers."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,22 +7,12 @@ import pytest
 
 import tinylatent as tl
 
-ROOT = Path(__file__).resolve().parent.parent
+from example_runner import load_example
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_example",
-                                                  ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def assert_png(path: Path):
@@ -33,7 +22,7 @@ def assert_png(path: Path):
 
 
 def test_gan_2d_short_run_and_resume(tmp_path, capsys):
-    example = _load("gan_2d")
+    example = load_example("gan_2d")
     out = tmp_path / "run"
     args = ["--n-train", "512", "--batch-size", "64", "--hidden", "16", "--out", str(out),
             "--limit-train-batches", "3"]
@@ -51,7 +40,7 @@ def test_gan_2d_short_run_and_resume(tmp_path, capsys):
 
 @pytest.mark.parametrize("model", ["dcgan", "wgangp"])
 def test_gan_mnist_short_run_and_resume(tmp_path, model, capsys):
-    example = _load("gan_mnist")
+    example = load_example("gan_mnist")
     out = tmp_path / model
     args = ["--model", model, "--hidden-channels", "4", "--latent-dim", "8", "--n-eval", "200",
             "--batch-size", "16", "--out", str(out), "--limit-train-batches", "2"]

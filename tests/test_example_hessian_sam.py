@@ -1,21 +1,15 @@
 """examples/hessian_sam.py: a smoke run with an exact resume; (-m long) the README figure:
 SGD and SAM trained to the same training loss, SAM's top Hessian eigenvalue and trace lower."""
-import importlib.util
-from pathlib import Path
-
 import pytest
+from example_runner import load_example
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "hessian_sam.py"
 SMALL = ["--train", "256", "--batch-size", "64", "--hessian-examples", "64",
          "--lanczos-steps", "4", "--hutchinson", "3", "--slq-runs", "1"]
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("hessian_sam_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("hessian_sam")
 
 
 def test_smoke_and_exact_resume(example, tmp_path):

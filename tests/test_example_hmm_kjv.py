@@ -1,19 +1,12 @@
 """examples/hmm_kjv.py: a smoke run with an exact resume, and (-m long) the README figure:
 a 32-state character HMM beats the unigram in held-out bits per character on the KJV."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "hmm_kjv.py"
+from example_runner import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("hmm_kjv_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("hmm_kjv")
 
 
 def test_smoke_and_exact_resume(example, tmp_path):

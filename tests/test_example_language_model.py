@@ -1,20 +1,13 @@
 """examples/language_model.py end to end on Botchan: outputs, checkpoint and an exact resume
 (an interrupted run continued with --resume ends where the uninterrupted run ends)."""
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "examples" / "language_model.py"
+from example_runner import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("language_model_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("language_model")
 
 
 @pytest.mark.parametrize("model,level", [

@@ -1,19 +1,12 @@
 """examples/lda_kjv.py: a smoke run with an exact resume (the README figure is the default
 run: `python examples/lda_kjv.py`, and tests/test_lda.py -m long checks the 5% claim)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "lda_kjv.py"
+from example_runner import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("lda_kjv_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("lda_kjv")
 
 
 def test_smoke_and_exact_resume(example, tmp_path):

@@ -1,6 +1,5 @@
 """examples/pretext_images.py and examples/mae_mnist.py with tiny settings on the embedded
 data: pictures, probe tables, checkpoint, and --resume continuing exactly."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,22 +7,12 @@ import pytest
 
 import tinylatent as tl
 
-ROOT = Path(__file__).resolve().parent.parent
+from example_runner import load_example
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_example", ROOT / "examples" /
-                                                  f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def assert_png(path: Path):
@@ -33,7 +22,7 @@ def assert_png(path: Path):
 
 
 def test_pretext_images_rotation_short_run(tmp_path):
-    example = load("pretext_images")
+    example = load_example("pretext_images")
     common = ["--limit-train", "256", "--limit-train-batches", "2", "--probe-train", "100",
               "--limit-test", "100",
               "--hidden-channels", "4", "8"]
@@ -50,7 +39,7 @@ def test_pretext_images_rotation_short_run(tmp_path):
 
 
 def test_mae_mnist_short_run(tmp_path):
-    example = load("mae_mnist")
+    example = load_example("mae_mnist")
     common = ["--limit-train", "256", "--limit-train-batches", "2", "--probe-train", "100",
               "--limit-test", "100",
               "--hidden-features", "16", "--num-layers", "1"]
@@ -65,7 +54,7 @@ def test_mae_mnist_short_run(tmp_path):
 
 
 def test_pretext_images_jigsaw_short_run(tmp_path):
-    result = load("pretext_images").main([
+    result = load_example("pretext_images").main([
         "--task", "jigsaw", "--epochs", "1", "--limit-train", "64", "--limit-train-batches",
         "1", "--probe-train", "100", "--limit-test", "100", "--hidden-channels", "4",
         "--out", str(tmp_path)])
@@ -75,7 +64,7 @@ def test_pretext_images_jigsaw_short_run(tmp_path):
 
 
 def test_pretext_images_exemplar_short_run(tmp_path):
-    result = load("pretext_images").main([
+    result = load_example("pretext_images").main([
         "--task", "exemplar", "--epochs", "1", "--num-exemplars", "32", "--probe-train", "100",
         "--limit-test", "100", "--hidden-channels", "4", "--out", str(tmp_path)])
     assert 0 <= result["pretext_test_accuracy"] <= 1

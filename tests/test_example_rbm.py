@@ -1,29 +1,21 @@
 """examples/rbm_mnist.py end to end with tiny settings (embedded data): pictures, results,
 and a resumed PCD run (persistent chains in the checkpoint) equal bit for bit to a straight one."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinylatent as tl
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "rbm_mnist.py"
+from example_runner import load_example
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("rbm_mnist_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("rbm_mnist")
 
 
 def test_pictures_results_and_exact_resume(example, tmp_path):

@@ -1,5 +1,4 @@
 """examples/vae_mnist.py end to end on the embedded data: pictures, checkpoint, exact resume."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,23 +9,19 @@ import pytest
 
 import tinylatent as tl
 
+from example_runner import load_example
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "vae_mnist.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
-    monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("vae_mnist_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("vae_mnist")
 
 
 def assert_png(path: Path):

@@ -1,22 +1,15 @@
 """examples/word2vec_kjv.py on the first 2,000 KJV verses: outputs, checkpoint and an exact
 resume (a run stopped after epoch 1 and continued with --resume ends where the uninterrupted
 run ends)."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "examples" / "word2vec_kjv.py"
+from example_runner import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("word2vec_kjv_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("word2vec_kjv")
 
 
 def test_run_outputs_and_exact_resume(example, tmp_path):
