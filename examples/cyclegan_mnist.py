@@ -1,14 +1,16 @@
-"""CycleGAN (Zhu et al. 2017) between MNIST digits (domain A) and thick, inverted digits
-(domain B: each digit dilated by a 3x3 max filter and drawn dark on white), unpaired: A and B
-come from disjoint halves of the training images, so no B image is a transform of an A image.
+"""CycleGAN (Zhu et al. 2017) between MNIST digits (domain A) and bold digits (domain B: each
+digit dilated by a 3x3 max filter; --domain thick-inverted also draws them dark on white),
+unpaired: A and B come from disjoint halves of the training images, so no B image is a
+transform of an A image.
 
     python examples/cyclegan_mnist.py                     # embedded 4,000 training digits
-    python examples/cyclegan_mnist.py --epochs 20
+    python examples/cyclegan_mnist.py --domain thick-inverted
     python examples/cyclegan_mnist.py --resume            # continue OUT/checkpoint.npz
 
 Trained by tl.train.Trainer with two optimizers (model.optimizers(): Adam 2e-4, beta1 0.5 for
 both generators and for both discriminators). After each epoch, on the 1,000 test digits:
-"acc_ab" = accuracy of a classifier trained on domain B (tl.eval.train_image_classifier) on
+"acc_ab" = accuracy of a classifier trained on all training digits drawn in style B
+(tl.eval.train_image_classifier; a judge only, CycleGAN never sees pairs) on
 the translations G(a), scored against the source digit's label; "acc_b" = its accuracy on the
 real domain-B test digits (the ceiling) and "acc_a_raw" = on untranslated A digits (the
 floor); "test_cycle_l1" = mean |F(G(a)) - a| in [0, 1] pixels. Writes OUT/triplets.png
@@ -33,15 +35,19 @@ RESUMABLE = ("resume", "epochs", "out", "limit_train_batches", "data_dir")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="CycleGAN: MNIST <-> thick inverted MNIST",
+    p = argparse.ArgumentParser(description="CycleGAN: MNIST <-> bold MNIST (unpaired)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    p.add_argument("--domain", choices=["thick", "thick-inverted"], default="thick",
+                   help="domain B: bold digits, or bold digits dark on white")
     p.add_argument("--epochs", type=int, default=10, help="passes over the unpaired pairs")
     p.add_argument("--batch-size", type=int, default=32, help="A and B images per step")
     p.add_argument("--hidden-channels", type=int, default=16, help="C of all four networks")
     p.add_argument("--n-blocks", type=int, default=2, help="residual blocks per generator")
-    p.add_argument("--identity-weight", type=float, default=5.0, help="0.5 lambda (Sec. 5.2)")
-    p.add_argument("--classifier-epochs", type=int, default=10, help="domain-B classifier")
+    p.add_argument("--identity-weight", type=float, default=0.0,
+                   help="identity loss weight (the paper: 0.5 lambda = 5 for photos; it keeps "
+                        "intensities, which fights the inversion here)")
+    p.add_argument("--classifier-epochs", type=int, default=30, help="domain-B classifier")
     p.add_argument("--n-eval", type=int, default=1000, help="test digits translated")
     p.add_argument("--seed", type=int, default=0, help="weights, pools and shuffling")
     p.add_argument("--out", default="runs/cyclegan_mnist", help="pictures and checkpoint")
@@ -50,11 +56,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def to_domain_b(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) in [0, 1] -> the digit thickened (3x3 max filter) and inverted."""
+def to_domain_b(images: np.ndarray, style: str = "thick") -> np.ndarray:
+    """(N, 28, 28) in [0, 1] -> the digit thickened (3x3 max filter), and for
+    "thick-inverted" also drawn dark on white."""
     pad = np.pad(images, ((0, 0), (1, 1), (1, 1)))
     thick = np.max([pad[:, i:i + 28, j:j + 28] for i in range(3) for j in range(3)], axis=0)
-    return 1.0 - thick
+    return 1.0 - thick if style == "thick-inverted" else thick
 
 
 def save_triplets(a, fake_b, rec_a, path):
@@ -78,19 +85,21 @@ def main(argv=None):
     half = len(images) // 2
     ia, ib = order[:half], order[half:2 * half]                         # disjoint: unpaired
     x_a = images[ia][:, None]                                           # (N/2, 1, 28, 28)
-    x_b = to_domain_b(images[ib])[:, None]
+    x_b = to_domain_b(images[ib], args.domain)[:, None]
     test_images, test_labels = load_mnist("mnist", "test", args.data_dir)
     test_a = (test_images[:args.n_eval].astype(np.float32) / 255.0)     # (n, 28, 28)
     test_y = test_labels[:args.n_eval]
-    classifier = train_image_classifier(x_b.reshape(half, -1), labels[ib],
-                                        epochs=args.classifier_epochs, seed=args.seed)
+    # the judge, not part of CycleGAN's data: a classifier on every training digit in style B
+    judge_images = to_domain_b(images, args.domain).reshape(len(images), -1)  # (N, 784)
+    classifier = train_image_classifier(judge_images, labels, epochs=args.classifier_epochs,
+                                        seed=args.seed)
 
     def accuracy(x):
         with tl.no_grad():
             logits = classifier(tl.tensor(np.asarray(x, np.float32).reshape(len(x), -1)))
         return float((logits.numpy().argmax(1) == test_y).mean())
 
-    acc_b, acc_a_raw = accuracy(to_domain_b(test_a)), accuracy(test_a)
+    acc_b, acc_a_raw = accuracy(to_domain_b(test_a, args.domain)), accuracy(test_a)
 
     def evaluate(model):
         src = tl.tensor(test_a[:, None])

@@ -1,6 +1,6 @@
 """CycleGAN (Zhu et al. 2017): the loss terms against hand formulas (LSGAN, cycle L1, identity
 L1), the history pool of Shrivastava et al., gradient isolation between the players, the
-PatchGAN's output grid; the MNIST -> thick inverted MNIST figure under -m long."""
+PatchGAN's output grid; the MNIST -> bold MNIST figure under -m long."""
 import numpy as np
 import pytest
 
@@ -188,10 +188,11 @@ def test_history_pool_is_seeded_and_checks_shapes():
 
 @pytest.mark.long
 def test_cyclegan_mnist_translations_keep_the_digit(tmp_path):
-    """README figure: MNIST -> thick inverted MNIST, 10 epochs on the embedded subset; a
-    classifier trained on domain B recognises translated test digits as their source label."""
+    """README figure: MNIST -> bold MNIST (unpaired halves of the embedded 4,000), 10 epochs:
+    a classifier trained on bold digits recognises the translated test digits as their source
+    label (goal >= 90%, and better than on the untranslated digits), cycle L1 < 0.05."""
     from example_runner import load_example
     history = load_example("cyclegan_mnist").main(["--out", str(tmp_path), "--epochs", "10"])
     h = history[-1]
-    assert h["acc_ab"] > h["acc_a_raw"] + 0.3, h
+    assert h["acc_ab"] > h["acc_a_raw"], h
     assert h["acc_ab"] >= 0.90 and h["test_cycle_l1"] < 0.05, h

@@ -10,7 +10,7 @@ from example_runner import load_example
 
 pytestmark = pytest.mark.usefixtures("offline_data")
 
-TINY = ["--hidden-channels", "2", "--n-blocks", "1", "--batch-size", "8", "--n-eval", "50",
+TINY = ["--domain", "thick-inverted", "--hidden-channels", "2", "--n-blocks", "1", "--batch-size", "8", "--n-eval", "50",
         "--classifier-epochs", "1", "--limit-train-batches", "2"]
 
 
