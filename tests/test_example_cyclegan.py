@@ -10,8 +10,9 @@ from example_runner import load_example
 
 pytestmark = pytest.mark.usefixtures("offline_data")
 
-TINY = ["--domain", "thick-inverted", "--hidden-channels", "2", "--n-blocks", "1", "--batch-size", "8", "--n-eval", "50",
-        "--classifier-epochs", "1", "--limit-train-batches", "2"]
+TINY = ["--domain", "thick-inverted", "--hidden-channels", "2", "--n-blocks", "1",
+        "--batch-size", "8", "--n-eval", "50", "--classifier-epochs", "1",
+        "--limit-train-batches", "2"]
 
 
 def test_cyclegan_mnist_short_run_and_exact_resume(tmp_path, capsys):
