@@ -95,6 +95,9 @@ TINY = {
               _unit(1, 8, 8), M.DCGANConfig),
     "WGANGP": (lambda **o: M.WGANGP(image_size=8, hidden_channels=2, latent_features=3, **o),
                _unit(1, 8, 8), M.WGANGPConfig),
+    # an unpaired batch (domain A images, domain B images)
+    "CycleGAN": (lambda **o: M.CycleGAN(image_size=8, hidden_channels=2, n_blocks=1, **o),
+                 lambda rng: (_unit(1, 8, 8)(rng), _unit(1, 8, 8)(rng)), M.CycleGANConfig),
     # family 8: self-supervised pretext tasks and the masked autoencoder (issue 19)
     "RotationNet": (lambda **o: M.RotationNet(hidden_channels=(2, 3), image_size=8, **o),
                     _unit(1, 8, 8), M.RotationNetConfig),

@@ -60,6 +60,7 @@ from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .classical import PCA, KMeans
 from .clip import CLIP, CLIPConfig
 from .config import resolve_config
+from .cyclegan import CycleGAN, CycleGANConfig
 from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
 from .deepcluster import DeepCluster, DeepClusterConfig
 from .distaug import DistAug, DistAugConfig
@@ -118,6 +119,7 @@ __all__ = [
     "Flow", "ImageFlowConfig",
     # 6 adversarial, energy-based, latent optimisation
     "GAN", "GANConfig", "DCGAN", "DCGANConfig", "WGANGP", "WGANGPConfig",
+    "CycleGAN", "CycleGANConfig",
     "RBM", "RBMConfig", "DBN", "DBNConfig", "EBM", "EBMConfig", "GLO", "GLOConfig",
     # 7 contrastive
     "SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR", "SimCLRConfig",
