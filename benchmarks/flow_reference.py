@@ -195,31 +195,10 @@ def copy_initial_values(tl_flow, pt_flow) -> None:
                 dst.copy_(torch.from_numpy(src.detach().numpy()))
 
 
-class SideBySide:
-    """tinylatent's realnvp_mnist / glow_mnist and the PyTorch twin: same initial values,
-    same batches."""
-
-    def __init__(self, model="realnvp", seed=0, hidden=None, steps=None, lr=1e-3,
-                 batch_size=64, n_test=1000, data_dir=None, dataset="mnist"):
-        tl.manual_seed(seed)
-        torch.manual_seed(seed)
-        self.train, _ = tl.data.load_mnist(dataset, "train", data_dir=data_dir)
-        test, _ = tl.data.load_mnist(dataset, "test", data_dir=data_dir)
-        self.rng, self.batch_size = np.random.default_rng(seed), batch_size
-        self.x_test = dequantize(test[:n_test], np.random.default_rng(123))
-        hidden = hidden or DEFAULTS[model]["hidden"]
-        steps = steps or DEFAULTS[model]["steps"]
-        build = realnvp_mnist if model == "realnvp" else glow_mnist
-        self.tl_flow = build(ImageFlowConfig(hidden_features=hidden, steps=steps))
-        self.pt_flow = TorchImageFlow(model, hidden, steps)
-        copy_initial_values(self.tl_flow, self.pt_flow)
-        init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
-        with tl.no_grad():                    # each side's ActNorm initialisation
-            self.tl_flow.log_prob(tl.tensor(init))
-        with torch.no_grad():
-            self.pt_flow.log_prob(torch.from_numpy(init))
-        self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
-        self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
+class FlowSideBySide:
+    """A tinylatent flow and its PyTorch twin on dequantised images: the shared loop of the
+    flow twins (this file's RealNVP / Glow and benchmarks/maf_reference.py's MAF). A
+    subclass sets tl_flow, pt_flow, tl_opt, pt_opt, train, x_test, rng and batch_size."""
 
     def batch(self) -> np.ndarray:
         idx = self.rng.integers(0, len(self.train), self.batch_size)
@@ -250,6 +229,33 @@ class SideBySide:
         return bits_per_dim(float(a.mean()), D), bits_per_dim(float(b.mean()), D)
 
 
+
+class SideBySide(FlowSideBySide):
+    """tinylatent's realnvp_mnist / glow_mnist and the PyTorch twin: same initial values,
+    same batches."""
+
+    def __init__(self, model="realnvp", seed=0, hidden=None, steps=None, lr=1e-3,
+                 batch_size=64, n_test=1000, data_dir=None, dataset="mnist"):
+        tl.manual_seed(seed)
+        torch.manual_seed(seed)
+        self.train, _ = tl.data.load_mnist(dataset, "train", data_dir=data_dir)
+        test, _ = tl.data.load_mnist(dataset, "test", data_dir=data_dir)
+        self.rng, self.batch_size = np.random.default_rng(seed), batch_size
+        self.x_test = dequantize(test[:n_test], np.random.default_rng(123))
+        hidden = hidden or DEFAULTS[model]["hidden"]
+        steps = steps or DEFAULTS[model]["steps"]
+        build = realnvp_mnist if model == "realnvp" else glow_mnist
+        self.tl_flow = build(ImageFlowConfig(hidden_features=hidden, steps=steps))
+        self.pt_flow = TorchImageFlow(model, hidden, steps)
+        copy_initial_values(self.tl_flow, self.pt_flow)
+        init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
+        with tl.no_grad():                    # each side's ActNorm initialisation
+            self.tl_flow.log_prob(tl.tensor(init))
+        with torch.no_grad():
+            self.pt_flow.log_prob(torch.from_numpy(init))
+        self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
+        self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
+
 def main() -> None:
     p = argparse.ArgumentParser(description="RealNVP / Glow recipe: tinylatent vs PyTorch",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -261,25 +267,33 @@ def main() -> None:
     p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
     args = p.parse_args()
     torch.set_num_threads(1)
+    run_table(lambda seed: SideBySide(args.model, seed, data_dir=args.data_dir,
+                                      dataset=args.dataset),
+              f"{args.model} on {args.dataset}", args.steps, args.eval_every, args.seeds)
+
+
+def run_table(make, title: str, steps: int, eval_every: int, seeds) -> np.ndarray:
+    """Train make(seed) (a FlowSideBySide) for `steps` per seed, printing losses, test bits/dim
+    and ms per step every `eval_every`; returns the final (tl, torch) bits/dim per seed."""
     finals = []
-    for seed in args.seeds:
-        s = SideBySide(args.model, seed, data_dir=args.data_dir, dataset=args.dataset)
-        print(f"{args.model} on {args.dataset}: {len(s.train)} train / {len(s.x_test)} test; "
-              f"seed {seed}")
+    for seed in seeds:
+        s = make(seed)
+        print(f"{title}: {len(s.train)} train / {len(s.x_test)} test; seed {seed}")
         print(" step   tl_loss   pt_loss  tl_bpd  pt_bpd    diff  tl_ms  pt_ms")
         times = np.zeros(2)
-        for i in range(1, args.steps + 1):
+        for i in range(1, steps + 1):
             tl_loss, pt_loss, a, b = s.step(s.batch())
             times += (a, b)
-            if i % args.eval_every == 0 or i == args.steps:
+            if i % eval_every == 0 or i == steps:
                 tb, pb = s.test_bpd()
                 print(f"{i:5d}  {tl_loss:8.2f}  {pt_loss:8.2f}  {tb:6.3f}  {pb:6.3f}  "
                       f"{tb - pb:+6.3f}  {1e3 * times[0] / i:5.0f}  {1e3 * times[1] / i:5.0f}",
                       flush=True)
         finals.append((tb, pb))
     a, b = np.mean(finals, axis=0)
-    print(f"mean test bits/dim after {args.steps} steps over seeds {args.seeds}: "
+    print(f"mean test bits/dim after {steps} steps over seeds {list(seeds)}: "
           f"tinylatent {a:.4f}  PyTorch {b:.4f}  diff {a - b:+.4f}")
+    return np.array(finals)
 
 
 if __name__ == "__main__":

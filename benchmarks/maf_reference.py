@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
 import tinylatent as tl
+from benchmarks.flow_reference import FlowSideBySide, run_table
 from tinylatent.data import dequantize
-from tinylatent.models.flows import ImageFlowConfig, bits_per_dim, maf_mnist
+from tinylatent.models.flows import ImageFlowConfig, maf_mnist
 
 try:
     import torch
@@ -84,7 +84,7 @@ if torch is not None:
             return total - 0.5 * (y * y).sum(1) - 0.5 * D * math.log(2 * math.pi)
 
 
-class SideBySide:
+class SideBySide(FlowSideBySide):
     """tinylatent's maf_mnist and the PyTorch twin: same MADE weights, same batches."""
 
     def __init__(self, seed=0, hidden=512, steps=5, lr=1e-3, batch_size=64, n_test=1000,
@@ -123,34 +123,6 @@ class SideBySide:
                                     layers[3 + 3 * k].made.output.mask,
                                     layers[3 + 3 * k].made.direct.mask), self.pt_flow.masks[k]))
 
-    def batch(self) -> np.ndarray:
-        idx = self.rng.integers(0, len(self.train), self.batch_size)
-        return dequantize(self.train[idx], self.rng)          # fresh noise each time
-
-    def step(self, x: np.ndarray) -> tuple[float, float, float, float]:
-        """One training step of each on x -> (tl loss, pt loss, tl s, pt s); nats/image."""
-        t0 = time.perf_counter()
-        loss, _ = self.tl_flow.loss(tl.tensor(x))
-        self.tl_opt.zero_grad()
-        loss.backward()
-        self.tl_opt.step()
-        tl_loss = float(loss.item())
-        t1 = time.perf_counter()
-        pt_loss = -self.pt_flow.log_prob(torch.from_numpy(x)).mean()
-        self.pt_opt.zero_grad()
-        pt_loss.backward()
-        self.pt_opt.step()
-        return tl_loss, float(pt_loss.item()), t1 - t0, time.perf_counter() - t1
-
-    def test_bpd(self, batch: int = 250) -> tuple[float, float]:
-        with tl.no_grad():
-            a = np.concatenate([self.tl_flow.log_prob(tl.tensor(self.x_test[i: i + batch]))
-                                .numpy() for i in range(0, len(self.x_test), batch)])
-        with torch.no_grad():
-            b = np.concatenate([self.pt_flow.log_prob(torch.from_numpy(
-                self.x_test[i: i + batch])).numpy() for i in range(0, len(self.x_test), batch)])
-        return bits_per_dim(float(a.mean()), D), bits_per_dim(float(b.mean()), D)
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description="MAF recipe: tinylatent vs PyTorch")
@@ -161,25 +133,11 @@ def main() -> None:
     p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
     args = p.parse_args()
     torch.set_num_threads(1)
-    finals = []
-    for seed in args.seeds:
-        s = SideBySide(seed, data_dir=args.data_dir, dataset=args.dataset)
-        print(f"{args.dataset} {len(s.train)} train / {len(s.x_test)} test; seed {seed}; masks "
-              f"identical: {s.masks_equal()}")
-        print(" step   tl_loss   pt_loss  tl_bpd  pt_bpd    diff  tl_ms  pt_ms")
-        times = np.zeros(2)
-        for i in range(1, args.steps + 1):
-            tl_loss, pt_loss, a, b = s.step(s.batch())
-            times += (a, b)
-            if i % args.eval_every == 0 or i == args.steps:
-                tb, pb = s.test_bpd()
-                print(f"{i:5d}  {tl_loss:8.2f}  {pt_loss:8.2f}  {tb:6.3f}  {pb:6.3f}  "
-                      f"{tb - pb:+6.3f}  {1e3 * times[0] / i:5.0f}  {1e3 * times[1] / i:5.0f}",
-                      flush=True)
-        finals.append((tb, pb))
-    a, b = np.mean(finals, axis=0)
-    print(f"mean test bits/dim after {args.steps} steps over seeds {args.seeds}: "
-          f"tinylatent {a:.4f}  PyTorch {b:.4f}  diff {a - b:+.4f}")
+    s = SideBySide(0, hidden=8, steps=1, n_test=10, data_dir=args.data_dir,
+                   dataset=args.dataset)
+    print(f"masks identical: {s.masks_equal()}")
+    run_table(lambda seed: SideBySide(seed, data_dir=args.data_dir, dataset=args.dataset),
+              f"MAF on {args.dataset}", args.steps, args.eval_every, args.seeds)
 
 
 if __name__ == "__main__":

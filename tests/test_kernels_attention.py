@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from tinylatent import kernels
 import tinylatent as tl
-from tinylatent.kernels.testing import assert_same, device_params, fast_name_expected, run_both
+from tinylatent.kernels.testing import (assert_same, device_params, fast_name_expected,
+                                       graph_functions, run_both)
 from tinylatent.ops.attention import scaled_dot_product_attention as sdpa
 
 DTYPES = [np.float32, np.float64]
@@ -152,17 +153,6 @@ def test_attention_broadcast_batch_falls_back_and_errors_are_clear():
 
 
 # ---------------------------------------------------------------------- the flash path
-def _graph_functions(t) -> set:
-    """The names of the Functions in t's graph."""
-    seen, stack, names = set(), [t.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        names.add(node.fn.__name__)
-        stack.extend(i.grad_fn for i in node.inputs if i is not None)
-    return names
 
 
 def _flash_everywhere(monkeypatch):
@@ -219,7 +209,7 @@ def test_flash_path_is_taken_and_matches_the_reference(monkeypatch, causal):
               ((2, 3, 130, 4), (2, 3, 70, 4), (2, 3, 70, 6), (2, 3, 130, 6))]
     q, k, v = (tl.tensor(a, requires_grad=True) for a in arrays[:3])
     y = sdpa(q, k, v, is_causal=causal)
-    assert "FlashAttentionFn" in _graph_functions(y)
+    assert "FlashAttentionFn" in graph_functions(y)
     grads = tl.grad([y], [q, k, v], [tl.tensor(arrays[3])])
     q2, k2, v2 = (tl.tensor(a, requires_grad=True) for a in arrays[:3])
     with kernels.use_reference():
@@ -231,8 +221,8 @@ def test_flash_path_is_taken_and_matches_the_reference(monkeypatch, causal):
     # a mask or dropout keeps the materialised kernel
     mask = tl.tensor(rng.random((130, 70)) > 0.5)
     for y in (sdpa(q, k, v, attn_mask=mask), sdpa(q, k, v, dropout_p=0.1)):
-        assert "AttentionFn" in _graph_functions(y)
-        assert "FlashAttentionFn" not in _graph_functions(y)
+        assert "AttentionFn" in graph_functions(y)
+        assert "FlashAttentionFn" not in graph_functions(y)
 
 
 def test_flash_path_gradcheck_and_double_backward(monkeypatch):
@@ -240,7 +230,7 @@ def test_flash_path_gradcheck_and_double_backward(monkeypatch):
     rng = np.random.default_rng(2)
     q, k, v = (tl.tensor(rng.standard_normal(s), requires_grad=True)
                for s in ((2, 4, 3), (2, 5, 3), (2, 5, 2)))
-    assert "FlashAttentionFn" in _graph_functions(sdpa(q, k, v, is_causal=True))
+    assert "FlashAttentionFn" in graph_functions(sdpa(q, k, v, is_causal=True))
     f = lambda q, k, v: sdpa(q, k, v, is_causal=True)   # noqa: E731
     assert tl.gradcheck(f, [q, k, v])
     assert tl.gradgradcheck(f, [q, k, v])
@@ -250,5 +240,5 @@ def test_flash_path_default_threshold_on_the_cpu():
     """Small attention keeps the materialised kernel; the CPU goes flash from 2^26 scores."""
     from tinylatent.ops import attention
     q = tl.randn(1, 8, 4, requires_grad=True)
-    assert "AttentionFn" in _graph_functions(sdpa(q, q, q))
+    assert "AttentionFn" in graph_functions(sdpa(q, q, q))
     assert attention.FLASH_CPU_MIN_SCORES == 2 ** 26

@@ -12,7 +12,8 @@ import tinylatent as tl
 
 from .dispatch import use_reference
 
-__all__ = ["run_both", "assert_same", "TOLERANCES", "device_params", "fast_name_expected"]
+__all__ = ["run_both", "assert_same", "TOLERANCES", "device_params", "fast_name_expected",
+           "graph_functions"]
 
 # (rtol, atol) for comparing a fast kernel with its reference, by dtype: the two sum in
 # different orders (BLAS GEMM vs im2col-per-tap matmuls), nothing more.
@@ -80,3 +81,16 @@ def fast_name_expected(device: str) -> bool:
     if device == "cpu":
         return dispatch.numba_available()
     return tl.cuda.is_available()
+
+
+def graph_functions(t) -> set:
+    """The names of the Functions in the autograd graph that made t (which path an op took)."""
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(node.fn.__name__)
+        stack.extend(i.grad_fn for i in node.inputs if i is not None)
+    return names
