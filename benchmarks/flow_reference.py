@@ -198,7 +198,18 @@ def copy_initial_values(tl_flow, pt_flow) -> None:
 class FlowSideBySide:
     """A tinylatent flow and its PyTorch twin on dequantised images: the shared loop of the
     flow twins (this file's RealNVP / Glow and benchmarks/maf_reference.py's MAF). A
-    subclass sets tl_flow, pt_flow, tl_opt, pt_opt, train, x_test, rng and batch_size."""
+    subclass sets tl_flow, pt_flow, train, x_test, rng and batch_size, then calls
+    start_training."""
+
+    def start_training(self, lr: float) -> None:
+        """Each side's ActNorm initialisation on the same first batch of 256, then Adam."""
+        init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
+        with tl.no_grad():
+            self.tl_flow.log_prob(tl.tensor(init))
+        with torch.no_grad():
+            self.pt_flow.log_prob(torch.from_numpy(init))
+        self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
+        self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
 
     def batch(self) -> np.ndarray:
         idx = self.rng.integers(0, len(self.train), self.batch_size)
@@ -248,13 +259,7 @@ class SideBySide(FlowSideBySide):
         self.tl_flow = build(ImageFlowConfig(hidden_features=hidden, steps=steps))
         self.pt_flow = TorchImageFlow(model, hidden, steps)
         copy_initial_values(self.tl_flow, self.pt_flow)
-        init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
-        with tl.no_grad():                    # each side's ActNorm initialisation
-            self.tl_flow.log_prob(tl.tensor(init))
-        with torch.no_grad():
-            self.pt_flow.log_prob(torch.from_numpy(init))
-        self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
-        self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
+        self.start_training(lr)
 
 def main() -> None:
     p = argparse.ArgumentParser(description="RealNVP / Glow recipe: tinylatent vs PyTorch",

@@ -107,13 +107,7 @@ class SideBySide(FlowSideBySide):
                                  (self.pt_flow.out[k].bias, made.output.bias),
                                  (self.pt_flow.direct[k].weight, made.direct.weight)):
                     dst.copy_(torch.from_numpy(src.detach().numpy()))
-        init = dequantize(self.train[self.rng.permutation(len(self.train))[:256]], self.rng)
-        with tl.no_grad():                    # each side's ActNorm initialisation
-            self.tl_flow.log_prob(tl.tensor(init))
-        with torch.no_grad():
-            self.pt_flow.log_prob(torch.from_numpy(init))
-        self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
-        self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
+        self.start_training(lr)
 
     def masks_equal(self) -> bool:
         layers = list(self.tl_flow.transform.transforms)
