@@ -48,3 +48,9 @@ __all__ += ["load_kjv_bow", "tfidf", "KJV_BOW_PATH", "extract_patches", "binariz
 from .sampler import DistributedSampler  # noqa: E402
 
 __all__ += ["DistributedSampler"]
+
+# Two languages with a known dictionary (issue 21, the learning-to-map family)
+from . import bilingual  # noqa: E402
+from .bilingual import Cipher, CipherPair, cipher_pair, load_parallel_text  # noqa: E402
+
+__all__ += ["bilingual", "Cipher", "CipherPair", "cipher_pair", "load_parallel_text"]
