@@ -19,7 +19,7 @@ import matplotlib
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.data import DataLoader, TensorDataset
+from tinylatent.data import DataLoader, TensorDataset, save_image_grid
 from tinylatent.models.autoencoders import (AEConfig, Autoencoder, ContractiveAE,
                                             ConvAutoencoder, DenoisingAE, SparseAE, corrupt,
                                             reconstruction_error)
@@ -72,22 +72,6 @@ def build(args):
     return Autoencoder(hidden_features=(256,), latent_features=args.code_dim)
 
 
-def save_grid(rows, path, title):
-    """rows: list of (N, 784) arrays in [0, 1], drawn as rows of 28x28 tiles."""
-    rows = [np.clip(np.asarray(r).reshape(-1, 28, 28), 0, 1) for r in rows]
-    n = len(rows[0])
-    grid = np.full((len(rows) * 30, n * 30), 0.3)
-    for r, imgs in enumerate(rows):
-        for c, im in enumerate(imgs):
-            grid[r * 30 + 1:r * 30 + 29, c * 30 + 1:c * 30 + 29] = im
-    plt.figure(figsize=(n * 0.45 + 0.4, len(rows) * 0.45 + 0.6))
-    plt.imshow(grid, cmap="gray", vmin=0, vmax=1)
-    plt.title(title, fontsize=9)
-    plt.axis("off")
-    plt.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close()
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -122,7 +106,8 @@ def main(argv=None):
         else:
             rows, title = [x.numpy(), model(x).numpy()], "test images / reconstructions"
         codes = model.encode(x_test).numpy()
-    save_grid(rows, os.path.join(args.out, "reconstructions.png"), f"{args.model}: {title}")
+    save_image_grid(np.concatenate(rows), os.path.join(args.out, "reconstructions.png"),
+                    len(rows[0]), f"{args.model}: {title}", tile_inches=0.45)
     active = (np.abs(codes) > 1e-6).sum(1).mean()
     print(f"code units active per image: {active:.1f} of {codes.shape[1]}")
 

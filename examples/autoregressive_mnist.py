@@ -12,7 +12,6 @@ writes OUT/checkpoint.npz (weights, optimizer, both random generators, history; 
 file then rename); --resume continues exactly where it stopped.
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinylatent as tl
-from tinylatent.data import binarize
+from tinylatent.data import binarize, save_image_grid
 from tinylatent.models.autoregressive import MADE, NADE
 from tinylatent.models.planar_vae import PlanarVAE, PlanarVAEConfig
 
@@ -42,19 +41,6 @@ def evaluate(model, x_test, num_masks: int) -> float:
             lps.append(lp.numpy())
     model.train()
     return -float(np.concatenate(lps).mean())
-
-
-def save_grid(images: np.ndarray, path: str, nrow: int = 10) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    n = len(images)
-    rows = math.ceil(n / nrow)
-    grid = np.ones((rows * 29 + 1, nrow * 29 + 1))
-    for k, img in enumerate(images):
-        r, c = divmod(k, nrow)
-        grid[1 + r * 29: 1 + r * 29 + 28, 1 + c * 29: 1 + c * 29 + 28] = img.reshape(28, 28)
-    plt.imsave(path, grid, cmap="gray")
 
 
 # settings a resumed run may change (how long, where it reports), not what it trains
@@ -147,7 +133,8 @@ def main(argv=None) -> list:
 
     if args.samples:
         samples = model.sample(args.samples, generator=tl.Generator(args.seed)).numpy()
-        save_grid(samples, os.path.join(args.out, f"{args.model}_samples.png"))
+        save_image_grid(samples, os.path.join(args.out, f"{args.model}_samples.png"), 10,
+                        f"{args.model}: samples")
     if history:
         print(f"final test {metric} {history[-1]['test']:.2f} nats ({args.model} on "
               f"{args.dataset}, {len(train)} train images, {len(history)} epochs); samples "

@@ -11,7 +11,6 @@ then rename), so --resume continues exactly where it stopped: 2 x 500 steps with
 between give the same weights as 1,000 steps straight.
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinylatent as tl
-from tinylatent.data import dequantize
+from tinylatent.data import dequantize, save_image_grid
 from tinylatent.models.flows import (ImageFlowConfig, bits_per_dim, glow_mnist,
                                      maf_mnist, realnvp_mnist)
 
@@ -35,18 +34,6 @@ def evaluate(flow, x_test: np.ndarray, batch: int = 100) -> float:
         lps = [flow.log_prob(tl.tensor(x_test[i: i + batch])).numpy()
                for i in range(0, len(x_test), batch)]
     return bits_per_dim(float(np.concatenate(lps).mean()), 784)
-
-
-def save_grid(images: np.ndarray, path: str, nrow: int = 8) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    rows = math.ceil(len(images) / nrow)
-    grid = np.ones((rows * 29 + 1, nrow * 29 + 1))
-    for k, img in enumerate(images):
-        r, c = divmod(k, nrow)
-        grid[1 + r * 29: 1 + r * 29 + 28, 1 + c * 29: 1 + c * 29 + 28] = img.reshape(28, 28)
-    plt.imsave(path, np.clip(grid, 0, 1), cmap="gray")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -131,7 +118,8 @@ def main(argv=None) -> list:
     with tl.no_grad():
         z = flow.base.sample(32, generator=tl.Generator(args.seed)) * args.temperature
         x, _ = flow.inverse(z)
-    save_grid(x.numpy(), os.path.join(args.out, f"{args.model}_samples.png"))
+    save_image_grid(x.numpy(), os.path.join(args.out, f"{args.model}_samples.png"), 8,
+                    f"{args.model}: samples")
     if history:
         print(f"final test {history[-1]['test_bpd']:.3f} bits/dim ({args.model} on "
               f"{args.dataset}, {step} steps of {args.batch_size}); samples and checkpoint "

@@ -17,17 +17,12 @@ time ("coverage"). Writes OUT/samples.png, interpolation.png, loss_curve.png, ch
 import argparse
 import os
 
-import matplotlib
-import numpy as np
-
 import tinylatent as tl
-from tinylatent.data import MNIST, DataLoader, make_grid
+from tinylatent.data import MNIST, DataLoader, save_image_grid
 from tinylatent.eval import SampleQuality
 from tinylatent.models import DCGAN, WGANGP
 from tinylatent.train import Trainer
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 RESUMABLE = ("resume", "epochs", "out", "limit_train_batches", "data_dir")
 
@@ -55,17 +50,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def save_grid(images, ncol, path, title):
-    """images (N, 1, 28, 28) or (N, 784) in [0, 1] -> one PNG of tiles, ncol per row."""
-    images = np.asarray(images).reshape(len(images), -1)        # (N, 784)
-    fig, ax = plt.subplots(figsize=(ncol * 0.6 + 0.4, len(images) / ncol * 0.6 + 0.6))
-    ax.imshow(make_grid(images, ncol), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def make_evaluate(args, test_images):
     quality = None
     if args.classifier or args.dataset == "mnist":
@@ -74,10 +58,12 @@ def make_evaluate(args, test_images):
     def evaluate(model):
         g = tl.Generator(args.seed + 1)           # the same z every epoch: comparable grids
         samples = model.sample(max(args.n_eval, 64), generator=g).numpy()
-        save_grid(samples[:64], 8, f"{args.out}/samples.png", f"{args.model}: x = G(z)")
+        save_image_grid(samples[:64], f"{args.out}/samples.png", 8,
+                        f"{args.model}: x = G(z)")
         z = model.latent(16, tl.Generator(args.seed + 2))                  # (16, K)
-        save_grid(model.interpolate(z[:8], z[8:], 10).numpy(), 10,
-                  f"{args.out}/interpolation.png", "G((1 - t) z_a + t z_b), t = 0 ... 1")
+        save_image_grid(model.interpolate(z[:8], z[8:], 10).numpy(),
+                        f"{args.out}/interpolation.png", 10,
+                        "G((1 - t) z_a + t z_b), t = 0 ... 1")
         if quality is None:
             return {}
         n = min(args.n_eval, len(test_images))

@@ -15,16 +15,13 @@ import argparse
 import json
 import os
 
-import matplotlib
 import numpy as np
 
 import tinylatent as tl
 import tinylatent.nn.functional as F
-from tinylatent.data import MNIST, DataLoader, TensorDataset, make_grid
+from tinylatent.data import MNIST, DataLoader, TensorDataset, save_image_grid
 from tinylatent.models import GLO, PCA
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 
 def parse_args(argv=None):
@@ -67,15 +64,6 @@ class ProjectedAdam:
         self.adam.load_state_dict(state)
 
 
-def save_grid(images, ncol, path, title):
-    fig, ax = plt.subplots(figsize=(ncol * 0.55 + 0.4, len(images) / ncol * 0.55 + 0.6))
-    ax.imshow(make_grid(images, ncol, image_shape=(28, 28)), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -104,17 +92,18 @@ def main(argv=None):
                "pca_train_mse": float(((pca_rec - X) ** 2).mean())}
     print(f"reconstruction MSE on the training images: GLO {results['glo_train_mse']:.5f}, "
           f"PCA-{args.latent_dim} {results['pca_train_mse']:.5f} (clipped to [0, 1])")
-    save_grid(np.concatenate([X[:10], rec[:10], pca_rec[:10]]), 10,
-              f"{args.out}/reconstructions.png", "training images / GLO g(z_i) / PCA")
+    save_image_grid(np.concatenate([X[:10], rec[:10], pca_rec[:10]]),
+                    f"{args.out}/reconstructions.png", 10, "training images / GLO g(z_i) / PCA")
     z = model.codes.detach()
     t = tl.tensor(np.linspace(0, 1, 10, dtype=np.float32)).reshape(1, 10, 1)
     path = F.normalize((1 - t) * z[:6].reshape(6, 1, -1) + t * z[6:12].reshape(6, 1, -1),
                        dim=2).reshape(60, -1)   # (6 pairs, 10 steps, latent) on the sphere
     with tl.no_grad():
-        save_grid(model.decode(path).numpy_host(), 10, f"{args.out}/interpolations.png",
-                  "g(normalize((1 - t) z_a + t z_b)), t = 0 ... 1")
-    save_grid(model.sample(60, generator=tl.Generator(args.seed)).numpy_host(), 10,
-              f"{args.out}/samples.png", "g(z), z ~ N(mu, Sigma) fitted to the codes")
+        save_image_grid(model.decode(path).numpy_host(), f"{args.out}/interpolations.png", 10,
+                        "g(normalize((1 - t) z_a + t z_b)), t = 0 ... 1")
+    samples = model.sample(60, generator=tl.Generator(args.seed)).numpy_host()
+    save_image_grid(samples, f"{args.out}/samples.png", 10,
+                    "g(z), z ~ N(mu, Sigma) fitted to the codes")
     with open(f"{args.out}/results.json", "w") as fh:
         json.dump(results, fh, indent=1)
     print(f"pictures, checkpoint and results.json in {args.out}/")

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinylatent as tl
-from tinylatent.data import binarize
+from tinylatent.data import binarize, save_image_grid
 from tinylatent.models.pixelcnn import GatedPixelCNN, PixelCNN
 
 RESUMABLE = ("cpu_budget", "samples")   # --epochs sets the cosine schedule: fixed
@@ -39,19 +39,6 @@ def evaluate(model, x_test, y_test) -> float:
             lps.append(model.log_prob(tl.tensor(x_test[i: i + 250]), y).numpy())
     model.train()
     return -float(np.concatenate(lps).mean())
-
-
-def save_grid(images: np.ndarray, path: str, nrow: int = 10) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    images = images.reshape(len(images), 28, 28)
-    rows = -(-len(images) // nrow)
-    grid = np.full((rows * 29 + 1, nrow * 29 + 1), 0.5)
-    for k, img in enumerate(images):
-        r, c = divmod(k, nrow)
-        grid[1 + r * 29: 29 + r * 29, 1 + c * 29: 29 + c * 29] = img
-    plt.imsave(path, grid, cmap="gray", vmin=0, vmax=1)
 
 
 def main(argv=None):
@@ -156,8 +143,8 @@ def main(argv=None):
               f"{cpu_used:.0f} CPU s); no pictures (--samples 0)")
         return history
     y = np.arange(args.samples) % 10 if args.conditional else None
-    save_grid(model.sample(args.samples, generator=g, y=y).numpy(),
-              os.path.join(args.out, "samples.png"))
+    save_image_grid(model.sample(args.samples, generator=g, y=y).numpy(),
+                    os.path.join(args.out, "samples.png"), 10, "samples")
     # completions: rows 0-13 of 10 test digits given, rows 14-27 sampled (3 per digit);
     # picture rows: the given halves, then three completions of each
     top = np.repeat(x_test[:10], 3, axis=0)                              # (30, 1, 28, 28)
@@ -165,8 +152,9 @@ def main(argv=None):
     done = model.complete(tl.tensor(top), 14, generator=g, y=y).numpy()
     shown = top.copy()
     shown[:, :, 14:] = 0.5                                               # the hidden half
-    save_grid(np.concatenate([shown[::3], done[0::3], done[1::3], done[2::3]]),
-              os.path.join(args.out, "completions.png"))
+    save_image_grid(np.concatenate([shown[::3], done[0::3], done[1::3], done[2::3]]),
+                    os.path.join(args.out, "completions.png"), 10,
+                    "top halves given (row 1), three completions each")
     print(f"final test nll {nll:.2f} nats ({args.model}, {len(history)} epochs, "
           f"{cpu_used:.0f} CPU s); pictures and checkpoint in {args.out}/")
     return history

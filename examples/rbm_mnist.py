@@ -17,16 +17,13 @@ import argparse
 import json
 import os
 
-import matplotlib
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.data import MNIST, DataLoader, TensorDataset, make_grid
+from tinylatent.data import MNIST, DataLoader, TensorDataset, save_image_grid
 from tinylatent.eval import linear_probe
 from tinylatent.models import RBM
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 
 def parse_args(argv=None):
@@ -53,19 +50,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def save_grid(images, ncol, path, title):
-    fig, ax = plt.subplots(figsize=(ncol * 0.5 + 0.4, len(images) / ncol * 0.5 + 0.6))
-    ax.imshow(make_grid(images, ncol, image_shape=(28, 28)), cmap="gray")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def save_pictures(rbm, Xt, args):
     W = rbm.weight.detach().numpy_host()[:100]                                 # (100, 784)
     W = (W - W.min(1, keepdims=True)) / (np.ptp(W, 1, keepdims=True) + 1e-8)
-    save_grid(W, 10, f"{args.out}/filters.png", "filters: rows of W, each scaled to [0, 1]")
+    save_image_grid(W, f"{args.out}/filters.png", 10,
+                    "filters: rows of W, each scaled to [0, 1]")
     g = tl.Generator(args.seed)
     steps = [0, 1, 10, 100, 1000]
     starts = np.concatenate([(np.random.default_rng(args.seed).random((5, 784)) < 0.5),
@@ -75,8 +64,8 @@ def save_pictures(rbm, Xt, args):
         v = rbm.gibbs(v, b - a, generator=g)
         frames.append(rbm.visible_probs(rbm.hidden_probs(v)).detach().numpy_host())
     grid = np.stack(frames, 1).reshape(-1, 784)          # (10 chains * 5 steps, 784), per row
-    save_grid(grid, len(steps), f"{args.out}/gibbs_chain.png",
-              f"Gibbs chains (p(v|h) after {steps} sweeps); rows 1-5 from noise, 6-10 from "
+    save_image_grid(grid, f"{args.out}/gibbs_chain.png", len(steps),
+                    f"Gibbs chains (p(v|h) after {steps} sweeps); rows 1-5 from noise, 6-10 from "
               "test images")
 
 

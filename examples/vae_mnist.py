@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinylatent as tl
-from tinylatent.data import MNIST, DataLoader, DistributedSampler, make_grid
+from tinylatent.data import MNIST, DataLoader, DistributedSampler, save_image_grid
 from tinylatent.models.vae import VAE, VAEConfig, kl_anneal_weight
 
 matplotlib.use("Agg")
@@ -67,26 +67,18 @@ def evaluate(model, loader, device, seed):
     return total / len(loader.dataset)
 
 
-def save_grid(images, ncol, path, title):
-    """images (N, 784) in [0, 1] -> one PNG of 28x28 tiles, ncol per row."""
-    fig, ax = plt.subplots(figsize=(ncol * 0.6 + 0.4, len(images) / ncol * 0.6 + 0.6))
-    ax.imshow(make_grid(images, ncol), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def save_pictures(model, test, history, args):
     x, y = test.take(np.arange(min(len(test), 2000)))
     x = x.to(args.device)
     pair = np.concatenate([x[:16].numpy_host(), model.reconstruct(x[:16]).numpy_host()])
-    save_grid(pair, 8, f"{args.out}/reconstructions.png",
-              "test images (rows 1-2), reconstructions (rows 3-4)")
-    save_grid(model.interpolate(x[:8], x[8:16], 10).numpy_host(), 10,
-              f"{args.out}/interpolations.png", "decoded (1 - t) mu_a + t mu_b, t = 0 ... 1")
+    save_image_grid(pair, f"{args.out}/reconstructions.png", 8,
+                    "test images (rows 1-2), reconstructions (rows 3-4)")
+    save_image_grid(model.interpolate(x[:8], x[8:16], 10).numpy_host(),
+                    f"{args.out}/interpolations.png", 10,
+                    "decoded (1 - t) mu_a + t mu_b, t = 0 ... 1")
     samples = model.sample(64, generator=tl.Generator(args.seed), device=args.device)
-    save_grid(samples.numpy_host(), 8, f"{args.out}/samples.png", "x ~ p(x|z), z ~ N(0, I)")
+    save_image_grid(samples.numpy_host(), f"{args.out}/samples.png", 8,
+                    "x ~ p(x|z), z ~ N(0, I)")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for key, style in (("train", "o-"), ("test", "s-")):
         ax.plot([h["epoch"] for h in history], [h[key] for h in history], style, label=key)
@@ -96,8 +88,8 @@ def save_pictures(model, test, history, args):
     fig.savefig(f"{args.out}/loss_curve.png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     if args.latent_dim == 2:
-        save_grid(model.latent_grid(20).numpy_host(), 20, f"{args.out}/manifold.png",
-                  "decoded z on a 20x20 grid of Gaussian quantiles")
+        save_image_grid(model.latent_grid(20).numpy_host(), f"{args.out}/manifold.png", 20,
+                        "decoded z on a 20x20 grid of Gaussian quantiles")
         mu = model.encode(x).detach().numpy_host()                # (N, 2) posterior means
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
         dots = ax.scatter(mu[:, 0], mu[:, 1], c=y.numpy_host(), cmap="tab10", s=4)

@@ -293,6 +293,7 @@ def test_make_grid():
     assert (g[4:, 4:] == -1).all()                            # the missing 4th tile
     flat = make_grid(tl.tensor(imgs.reshape(3, 4)), ncol=3)   # flat square images, a Tensor
     assert flat.shape == (4, 12)
+    np.testing.assert_array_equal(make_grid(imgs[:, None], ncol=2, padding=1, pad_value=-1), g)
     with pytest.raises(ValueError, match="make_grid"):
         make_grid(np.zeros((2, 5)))
 
@@ -303,3 +304,19 @@ def test_images_and_labels_must_pair_up(tmp_path):
         gzip.compress(idx_bytes(np.zeros(5, np.uint8))))
     with pytest.raises(IDXFormatError, match="t10k-labels-idx1-ubyte.gz.*not uint8"):
         load_mnist("mnist", "test", data_dir=tmp_path)
+
+
+def test_save_image_grid_writes_the_grid(tmp_path):
+    import matplotlib
+    import matplotlib.image
+    from tinylatent.data import save_image_grid
+    backend = matplotlib.get_backend()
+    imgs = np.zeros((3, 4, 4))
+    imgs[1] = 1.0                                        # one white tile among black ones
+    save_image_grid(imgs, tmp_path / "grid.png", ncol=3, title="three tiles")
+    png = matplotlib.image.imread(tmp_path / "grid.png")[..., :3].mean(-1)   # (H, W) grey
+    assert matplotlib.get_backend() == backend
+    assert png.max() == 1.0 and png.min() == 0.0
+    with pytest.raises(ValueError, match="make_grid"):
+        save_image_grid(np.zeros((2, 3, 4, 5)), tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()

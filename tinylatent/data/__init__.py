@@ -6,14 +6,14 @@
         ...                                       # x: Tensor (128, 784), y: Tensor (128,)
 """
 from .dataset import Dataset, Subset, TensorDataset, can_take, random_split
-from .images import make_grid
+from .images import make_grid, save_image_grid
 from .loader import DataLoader, default_collate
 from .mnist import (EMBEDDED_MNIST, MNIST, FashionMNIST, IDXFormatError, cache_dir, load_mnist,
                     read_idx)
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "can_take", "DataLoader",
            "default_collate", "load_mnist", "read_idx", "MNIST", "FashionMNIST",
-           "IDXFormatError", "cache_dir", "EMBEDDED_MNIST", "make_grid"]
+           "IDXFormatError", "cache_dir", "EMBEDDED_MNIST", "make_grid", "save_image_grid"]
 
 # Text, tokenizers, augmentations, Colored/Moving MNIST, CIFAR-10 and audio (issue 11, sec. 2)
 from . import audio, cifar, colored_mnist, text, tokenizers, transforms
