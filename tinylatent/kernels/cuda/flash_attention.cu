@@ -23,14 +23,29 @@ __device__ void load_rows(T* dst, const T* src, long long row0, int rows, int to
     }
 }
 
+// Which rows this thread owns: blocks of TL_BLOCK rows, blocks_per_seq blocks per sequence n.
+struct RowBlock {
+    long long n;   // the sequence (batch x head) index
+    int r0, r;     // the block's first row and this thread's row (may be >= rows: idle)
+};
+
+__device__ RowBlock row_block(int rows) {
+    const int blocks_per_seq = (rows + TL_BLOCK - 1) / TL_BLOCK;
+    RowBlock b;
+    b.n = blockIdx.x / blocks_per_seq;
+    b.r0 = (int)(blockIdx.x % blocks_per_seq) * TL_BLOCK;
+    b.r = b.r0 + threadIdx.x;
+    return b;
+}
+
 template <typename T>
 __device__ void flash_forward_impl(const T* q, const T* k, const T* v, T* out, T* lse, T scale,
                                    int causal, int Tq, int Tk, int D, int Dv) {
     __shared__ T ks[TL_TILE * TL_MAX_D];
     __shared__ T vs[TL_TILE * TL_MAX_D];
-    const int blocks_per_seq = (Tq + TL_BLOCK - 1) / TL_BLOCK;
-    const long long n = blockIdx.x / blocks_per_seq;
-    const int i0 = (int)(blockIdx.x % blocks_per_seq) * TL_BLOCK, i = i0 + threadIdx.x;
+    const RowBlock rb = row_block(Tq);
+    const long long n = rb.n;
+    const int i0 = rb.r0, i = rb.r;
     const bool row = i < Tq;
     const T* qn = q + n * Tq * D;
     const T* kn = k + n * Tk * D;
@@ -73,9 +88,9 @@ __device__ void flash_backward_dq_impl(const T* q, const T* k, const T* v, const
                                        int causal, int Tq, int Tk, int D, int Dv) {
     __shared__ T ks[TL_TILE * TL_MAX_D];
     __shared__ T vs[TL_TILE * TL_MAX_D];
-    const int blocks_per_seq = (Tq + TL_BLOCK - 1) / TL_BLOCK;
-    const long long n = blockIdx.x / blocks_per_seq;
-    const int i0 = (int)(blockIdx.x % blocks_per_seq) * TL_BLOCK, i = i0 + threadIdx.x;
+    const RowBlock rb = row_block(Tq);
+    const long long n = rb.n;
+    const int i0 = rb.r0, i = rb.r;
     const bool row = i < Tq;
     const long long off = n * Tq + i;
     T qi[TL_MAX_D], gi[TL_MAX_D], acc[TL_MAX_D];
@@ -119,9 +134,9 @@ __device__ void flash_backward_dkdv_impl(const T* q, const T* k, const T* v, con
     __shared__ T qs[TL_TILE * TL_MAX_D];
     __shared__ T gs[TL_TILE * TL_MAX_D];
     __shared__ T ls[TL_TILE], ds_row[TL_TILE];
-    const int blocks_per_seq = (Tk + TL_BLOCK - 1) / TL_BLOCK;
-    const long long n = blockIdx.x / blocks_per_seq;
-    const int j0k = (int)(blockIdx.x % blocks_per_seq) * TL_BLOCK, j = j0k + threadIdx.x;
+    const RowBlock rb = row_block(Tk);
+    const long long n = rb.n;
+    const int j0k = rb.r0, j = rb.r;
     const bool row = j < Tk;
     const long long off = n * Tk + j;
     T kj[TL_MAX_D], vj[TL_MAX_D], ak[TL_MAX_D], av[TL_MAX_D];
