@@ -21,6 +21,7 @@ minibatches, so the trainings agree to float32 rounding step by step.
 
     python -m benchmarks.flow_reference --model realnvp --steps 500 --seeds 0 1 2
     python -m benchmarks.flow_reference --model glow --dataset fashion-mnist --steps 500
+    python -m benchmarks.flow_reference ... --checkpoint runs/twins/glow.npz [--resume]
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import time
 import numpy as np
 
 import tinylatent as tl
+from benchmarks.twin_checkpoint import TwinCheckpoint, add_checkpoint_args, load_pair_state
 from tinylatent.data import dequantize
 from tinylatent.models.flow_image_transforms import ActNorm, InvertibleConv1x1, Squeeze
 from tinylatent.models.flow_transforms import AffineCoupling
@@ -211,6 +213,10 @@ class FlowSideBySide:
         self.tl_opt = tl.optim.Adam(self.tl_flow.parameters(), lr=lr)
         self.pt_opt = torch.optim.Adam(self.pt_flow.parameters(), lr=lr)
 
+    def pair(self) -> tuple:
+        """(tinylatent model, its optimizer, PyTorch model, its optimizer): for checkpoints."""
+        return self.tl_flow, self.tl_opt, self.pt_flow, self.pt_opt
+
     def batch(self) -> np.ndarray:
         idx = self.rng.integers(0, len(self.train), self.batch_size)
         return dequantize(self.train[idx], self.rng)          # fresh noise each time
@@ -270,36 +276,53 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
+    add_checkpoint_args(p)
     args = p.parse_args()
     torch.set_num_threads(1)
     run_table(lambda seed: SideBySide(args.model, seed, data_dir=args.data_dir,
                                       dataset=args.dataset),
-              f"{args.model} on {args.dataset}", args.steps, args.eval_every, args.seeds)
+              f"{args.model} on {args.dataset}", args.steps, args.eval_every, args.seeds,
+              TwinCheckpoint(args.checkpoint, vars(args)), args.resume)
 
 
-def run_table(make, title: str, steps: int, eval_every: int, seeds) -> np.ndarray:
+def run_table(make, title: str, steps: int, eval_every: int, seeds,
+              checkpoint: TwinCheckpoint | None = None, resume: bool = False) -> np.ndarray:
     """Train make(seed) (a FlowSideBySide) for `steps` per seed, printing losses, test bits/dim
-    and ms per step every `eval_every`; returns the final (tl, torch) bits/dim per seed."""
-    finals = []
-    for seed in seeds:
+    and ms per step every `eval_every` (and saving `checkpoint` there); returns the final
+    (tl, torch) bits/dim per seed. resume: continue the run saved in `checkpoint`."""
+    checkpoint = checkpoint or TwinCheckpoint(None, {})
+    saved = checkpoint.load() if resume else None
+    finals = [] if saved is None else [tuple(r) for r in saved["results"]]
+    log = [] if saved is None else list(saved["extra"]["log"])     # the table so far
+    print("".join(log), end="")
+    for k, seed in enumerate(seeds):
+        if k < len(finals):
+            continue                                  # finished before the interruption
         s = make(seed)
-        print(f"{title}: {len(s.train)} train / {len(s.x_test)} test; seed {seed}")
-        print(" step   tl_loss   pt_loss  tl_bpd  pt_bpd    diff  tl_ms  pt_ms")
-        times = np.zeros(2)
-        for i in range(1, steps + 1):
+        start, times = 1, np.zeros(2)
+        if saved is not None and saved["seed_index"] == k:
+            load_pair_state(s, saved["pair"])
+            start, times = saved["progress"] + 1, np.array(saved["extra"]["times"])
+        if start == 1:
+            log.append(f"{title}: {len(s.train)} train / {len(s.x_test)} test; seed {seed}\n"
+                       " step   tl_loss   pt_loss  tl_bpd  pt_bpd    diff  tl_ms  pt_ms\n")
+            print(log[-1], end="")
+        for i in range(start, steps + 1):
             tl_loss, pt_loss, a, b = s.step(s.batch())
             times += (a, b)
             if i % eval_every == 0 or i == steps:
                 tb, pb = s.test_bpd()
-                print(f"{i:5d}  {tl_loss:8.2f}  {pt_loss:8.2f}  {tb:6.3f}  {pb:6.3f}  "
-                      f"{tb - pb:+6.3f}  {1e3 * times[0] / i:5.0f}  {1e3 * times[1] / i:5.0f}",
-                      flush=True)
-        finals.append((tb, pb))
+                log.append(f"{i:5d}  {tl_loss:8.2f}  {pt_loss:8.2f}  {tb:6.3f}  {pb:6.3f}  "
+                           f"{tb - pb:+6.3f}  {1e3 * times[0] / i:5.0f}  "
+                           f"{1e3 * times[1] / i:5.0f}\n")
+                print(log[-1], end="", flush=True)
+                if i == steps:
+                    finals.append((tb, pb))
+                checkpoint.save(k, i, finals, s, {"times": times.tolist(), "log": log})
     a, b = np.mean(finals, axis=0)
     print(f"mean test bits/dim after {steps} steps over seeds {list(seeds)}: "
           f"tinylatent {a:.4f}  PyTorch {b:.4f}  diff {a - b:+.4f}")
     return np.array(finals)
-
 
 if __name__ == "__main__":
     main()

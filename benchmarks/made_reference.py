@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import tinylatent as tl
+from benchmarks.twin_checkpoint import TwinCheckpoint, add_checkpoint_args, load_pair_state
 from tinylatent.data import binarize
 from tinylatent.models.autoregressive import MADE
 
@@ -121,6 +122,10 @@ class BinarySideBySide:
     def pt_test_nll(self, x):
         raise NotImplementedError
 
+    def pair(self) -> tuple:
+        """(tinylatent model, its optimizer, PyTorch model, its optimizer): for checkpoints."""
+        return self.tl_model, self.tl_opt, self.pt_model, self.pt_opt
+
     def batches(self):
         """One epoch of dynamically binarised minibatches (the example's order)."""
         perm = self.rng.permutation(len(self.train))
@@ -191,25 +196,43 @@ class SideBySide(BinarySideBySide):
         return ok
 
 
-def run_table(side_by_side, title: str, epochs: int, seeds, **kwargs) -> np.ndarray:
-    """Train each seed's pair for `epochs`, printing a per-epoch line; returns the test NLLs
-    (seed, epoch, [tl, torch]) and prints their mean over the seeds."""
-    tests = np.zeros((len(seeds), epochs, 2))
+def run_table(side_by_side, title: str, epochs: int, seeds, checkpoint=None, resume=False,
+              **kwargs) -> np.ndarray:
+    """Train each seed's pair for `epochs`, printing a per-epoch line (and saving `checkpoint`
+    after each); returns the test NLLs (seed, epoch, [tl, torch]) and prints their mean over
+    the seeds. resume: continue the run saved in `checkpoint` (a TwinCheckpoint)."""
+    checkpoint = checkpoint or TwinCheckpoint(None, {})
+    saved = checkpoint.load() if resume else None
+    tests = np.zeros((len(seeds), epochs, 2)) if saved is None else np.array(saved["results"])
+    done = (0, 0) if saved is None else (saved["seed_index"], saved["progress"])
+    log = [] if saved is None else list(saved["extra"]["log"])     # the table so far
+    print("".join(log), end="")
     for k, seed in enumerate(seeds):
+        if (k, epochs) <= done:
+            continue                                  # finished before the interruption
         s = side_by_side(seed, **kwargs)
-        print(f"{title}: {len(s.train)} train / {len(s.x_test)} test images; seed {seed}")
-        print("epoch  tl_train  pt_train   tl_test   pt_test   diff   tl_s/ep  pt_s/ep")
-        for epoch in range(epochs):
+        start = 0
+        if k == done[0] and saved is not None:
+            load_pair_state(s, saved["pair"])
+            start = done[1]
+        if start == 0:
+            log.append(f"{title}: {len(s.train)} train / {len(s.x_test)} test images; seed "
+                       f"{seed}\nepoch  tl_train  pt_train   tl_test   pt_test   diff   "
+                       "tl_s/ep  pt_s/ep\n")
+            print(log[-1], end="")
+        for epoch in range(start, epochs):
             sums = np.zeros(4)
             n = 0
             for x in s.batches():
                 sums += np.array(s.step(x)) * np.array([len(x), len(x), 1, 1])
                 n += len(x)
             tests[k, epoch] = s.test_nll()
-            print(f"{epoch + 1:5d}  {sums[0] / n:8.2f}  {sums[1] / n:8.2f}  "
-                  f"{tests[k, epoch, 0]:8.2f}  {tests[k, epoch, 1]:8.2f}  "
-                  f"{tests[k, epoch, 0] - tests[k, epoch, 1]:+5.2f}  {sums[2]:7.2f}  "
-                  f"{sums[3]:7.2f}", flush=True)
+            log.append(f"{epoch + 1:5d}  {sums[0] / n:8.2f}  {sums[1] / n:8.2f}  "
+                       f"{tests[k, epoch, 0]:8.2f}  {tests[k, epoch, 1]:8.2f}  "
+                       f"{tests[k, epoch, 0] - tests[k, epoch, 1]:+5.2f}  {sums[2]:7.2f}  "
+                       f"{sums[3]:7.2f}\n")
+            print(log[-1], end="", flush=True)
+            checkpoint.save(k, epoch + 1, tests, s, {"log": log})
     mean = tests.mean(axis=0)
     print(f"mean test NLL over seeds {list(seeds)} (nats per image):")
     for epoch, (a, b) in enumerate(mean, 1):
@@ -226,6 +249,7 @@ def reference_args(description: str, epochs: int) -> argparse.Namespace:
                    help="mnist: the cache or the embedded 4k/1k subset; fashion-mnist: the "
                         "cache or Debian's dataset-fashion-mnist files")
     p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
+    add_checkpoint_args(p)
     return p.parse_args()
 
 
@@ -235,6 +259,7 @@ def main() -> None:
     s = SideBySide(0, data_dir=args.data_dir, n_test=10, dataset=args.dataset)
     print(f"masks identical: {s.masks_equal()}")
     run_table(SideBySide, f"MADE on {args.dataset}", args.epochs, args.seeds,
+              TwinCheckpoint(args.checkpoint, vars(args)), args.resume,
               data_dir=args.data_dir, dataset=args.dataset)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 import tinylatent as tl
 from benchmarks.flow_reference import FlowSideBySide, run_table
+from benchmarks.twin_checkpoint import TwinCheckpoint, add_checkpoint_args
 from tinylatent.data import dequantize
 from tinylatent.models.flows import ImageFlowConfig, maf_mnist
 
@@ -125,13 +126,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--data-dir", default=None, help="a directory with the IDX files")
+    add_checkpoint_args(p)
     args = p.parse_args()
     torch.set_num_threads(1)
     s = SideBySide(0, hidden=8, steps=1, n_test=10, data_dir=args.data_dir,
                    dataset=args.dataset)
     print(f"masks identical: {s.masks_equal()}")
     run_table(lambda seed: SideBySide(seed, data_dir=args.data_dir, dataset=args.dataset),
-              f"MAF on {args.dataset}", args.steps, args.eval_every, args.seeds)
+              f"MAF on {args.dataset}", args.steps, args.eval_every, args.seeds,
+              TwinCheckpoint(args.checkpoint, vars(args)), args.resume)
 
 
 if __name__ == "__main__":

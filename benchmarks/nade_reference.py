@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tinylatent as tl
 from benchmarks.made_reference import BinarySideBySide, reference_args, run_table
+from benchmarks.twin_checkpoint import TwinCheckpoint
 from tinylatent.models.autoregressive import NADE
 
 try:
@@ -73,6 +74,7 @@ def main() -> None:
     args = reference_args("NADE recipe: tinylatent vs PyTorch, per epoch", epochs=5)
     torch.set_num_threads(1)
     run_table(SideBySide, f"NADE on {args.dataset}", args.epochs, args.seeds,
+              TwinCheckpoint(args.checkpoint, vars(args)), args.resume,
               data_dir=args.data_dir, dataset=args.dataset)
 
 
