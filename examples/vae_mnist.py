@@ -21,6 +21,7 @@ from tqdm import tqdm
 import tinylatent as tl
 from tinylatent.data import MNIST, DataLoader, DistributedSampler, save_image_grid
 from tinylatent.models.vae import VAE, VAEConfig, kl_anneal_weight
+from tinylatent.train import plot_history
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -79,14 +80,7 @@ def save_pictures(model, test, history, args):
     samples = model.sample(64, generator=tl.Generator(args.seed), device=args.device)
     save_image_grid(samples.numpy_host(), f"{args.out}/samples.png", 8,
                     "x ~ p(x|z), z ~ N(0, I)")
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for key, style in (("train", "o-"), ("test", "s-")):
-        ax.plot([h["epoch"] for h in history], [h[key] for h in history], style, label=key)
-    ax.set(xlabel="epoch", ylabel="loss = -ELBO (nats per image)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.savefig(f"{args.out}/loss_curve.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    plot_history(history, f"{args.out}/loss_curve.png", "loss = -ELBO (nats per image)")
     if args.latent_dim == 2:
         save_image_grid(model.latent_grid(20).numpy_host(), f"{args.out}/manifold.png", 20,
                         "decoded z on a 20x20 grid of Gaussian quantiles")

@@ -266,9 +266,9 @@ class Trainer:
         return self.history
 
 
-def plot_history(history: list[dict], path: str) -> None:
-    """Every metric whose name contains "loss" against the epoch, one PNG. Drawn on an Agg
-    canvas without pyplot, so the caller's matplotlib backend is left alone."""
+def plot_history(history: list[dict], path: str, ylabel: str = "loss") -> None:
+    """Every metric whose name contains "loss" (else every metric) against the epoch, one PNG.
+    Drawn on an Agg canvas without pyplot, so the caller's matplotlib backend is left alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -279,7 +279,7 @@ def plot_history(history: list[dict], path: str) -> None:
     ax = fig.add_subplot()
     for key in keys:
         ax.plot(epochs, [h.get(key, float("nan")) for h in history], "o-", label=key, ms=3)
-    ax.set(xlabel="epoch", ylabel="loss")
+    ax.set(xlabel="epoch", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
