@@ -15,6 +15,7 @@ import zlib
 import pytest
 
 from benchmarks import harness
+from tinylatent.backends.blas import describe as blas_describe
 
 _STATE: dict = {}
 
@@ -88,6 +89,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             else:
                 tr.write_line(f"PyTorch figures are RECORDED, NOT LIVE "
                               f"({harness.torch_missing_reason}); source: {source}")
+        if device == "cpu":        # every CPU figure runs at the speed of NumPy's BLAS
+            tr.write_line(f"tinylatent's matmuls: {blas_describe()}")
         tr.write_line(harness.markdown_table(figures))
         rec_threads = {f["torch"].get("recorded_threads") for f in figures
                        if f.get("torch") and f["torch"].get("source") == "recorded"}

@@ -107,6 +107,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinylatent.backends.blas import describe as blas_describe
+
 __all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch",
            "torch_missing_reason",
            "define_memory_factories", "thread_plan", "measure_alternating", "closest_recorded",
@@ -380,6 +382,7 @@ def machine_info(threads: dict | None = None) -> dict:
         "versions": {m: _version(m) for m in ("numpy", "numba", "tinylatent", "scipy")}
         | {"torch": None if torch is None else torch.__version__},
         "threads": threads or {},
+        "blas": blas_describe(),
         # A shared machine's load is the main source of noise: record it next to the figures
         # (here at the end of the run; the recorder adds the load at its start).
         "loadavg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

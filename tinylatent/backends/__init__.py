@@ -1,12 +1,17 @@
 """`tl.backends.cudnn` (PyTorch's `torch.backends.cudnn`): accepted so that ported code which
 sets `cudnn.benchmark = True` or `cudnn.deterministic = True` runs. tinylatent does not call
 cuDNN (its GPU convolutions are its own CUDA kernels, always deterministic), so the flags
-change nothing; `cudnn.is_available()` says so by answering False."""
+change nothing; `cudnn.is_available()` says so by answering False.
+
+`tl.backends.blas_info()`: which OpenBLAS kernels NumPy's matmuls run on this CPU, and whether
+the environment chose them (tinylatent/backends/blas.py)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-__all__ = ["cudnn", "mps"]
+from .blas import blas_info
+
+__all__ = ["cudnn", "mps", "blas_info"]
 
 
 def _cudnn_is_available() -> bool:
