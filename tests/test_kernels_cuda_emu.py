@@ -101,6 +101,8 @@ CONV2D_CASES = {  # (x shape, w shape, bias, stride, padding, dilation)
     "3x3-pad1-bias": ((2, 3, 9, 7), (4, 3, 3, 3), True, 1, 1, 1),
     "stride2-dil2": ((2, 2, 9, 10), (3, 2, 3, 2), False, 2, (1, 0), 2),
     "batch0": ((0, 3, 6, 6), (2, 3, 3, 3), True, 1, 1, 1),
+    # more columns (3*11*13 = 429) and pixels than one block of 256 threads
+    "past-one-block": ((3, 2, 11, 13), (3, 2, 3, 3), True, 1, 1, 1),
     "tap-in-padding": ((1, 1, 1, 1), (1, 1, 1, 3), False, 1, (0, 2), (1, 2)),
 }
 
@@ -539,3 +541,10 @@ def test_harness_refuses_a_launch_reading_another_device(harness_module):
     y = to_device(np.zeros(32, np.float32), device=1)
     with pytest.raises(fakecupy.LaunchError, match="device 1"):
         harness_module.get_function("divergent")((1,), (32,), (y,))
+
+
+def test_conv_index_limits_are_checked_before_launch():
+    from tinylatent.kernels import cuda as kcuda
+    kcuda._check_int32("im2col", B_Ho_Wo=2 ** 31 - 1)
+    with pytest.raises(ValueError, match=r"im2col \(CUDA\): \{'B_Ho_Wo': 2147483648\}"):
+        kcuda._check_int32("im2col", B_Ho_Wo=2 ** 31, H_W=4)

@@ -78,6 +78,13 @@ def _grid(total: int) -> tuple:
     return (min((total + BLOCK - 1) // BLOCK, 65535),)
 
 
+def _check_int32(op: str, **sizes) -> None:
+    """The conv kernels index columns, pixels and planes with 32-bit ints (fast division)."""
+    big = {k: v for k, v in sizes.items() if v >= 2 ** 31}
+    if big:
+        raise ValueError(f"{op} (CUDA): {big} must each be below 2**31; split the batch")
+
+
 def _i(v) -> np.int32:
     return np.int32(v)
 
@@ -133,8 +140,9 @@ def im2col(x, geom, bias_row: bool = False):
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = c(x)
     bsz, c_in, h, w = x.shape
+    _check_int32("im2col", B_Ho_Wo=bsz * ho * wo, H_W=h * w, B_C=bsz * c_in)
     cols = _cp().empty((c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype)
-    _launch("conv.cu", "im2col", x.dtype, _grid(cols.size),
+    _launch("conv.cu", "im2col", x.dtype, (_grid(bsz * ho * wo)[0], min(c_in, 65535)),
             (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                                 int(bias_row)))))
     return cols
@@ -146,7 +154,8 @@ def col2im(cols, shape, geom):
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = _cp().empty(shape, cols.dtype)
     bsz, c_in, h, w = shape
-    _launch("conv.cu", "col2im", cols.dtype, _grid(x.size),
+    _check_int32("col2im", B_Ho_Wo=bsz * ho * wo, H_W=h * w, B_C=bsz * c_in)
+    _launch("conv.cu", "col2im", cols.dtype, (_grid(h * w)[0], min(bsz * c_in, 65535)),
             (c(cols), x, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo))))
     return x
 

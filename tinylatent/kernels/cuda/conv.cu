@@ -6,53 +6,63 @@
 // no atomics and is deterministic.
 #include "common.cuh"
 
+// Indexing: 32-bit divisions only, once per thread and column (64-bit division is a long
+// software routine on the GPU); the Python side checks that B*Ho*Wo and H*W fit in an int.
+// im2col: blockIdx.y walks the input channels, x-threads the columns (b, oh, ow), and each
+// thread writes its column's kh*kw taps of each channel: for one tap, consecutive threads
+// write consecutive columns and read consecutive ow (both coalesced).
 template <typename T>
 __device__ void im2col_impl(const T* x, T* cols, int B, int C, int H, int W, int kh, int kw,
                             int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo,
                             int bias_row) {
-    const int K = C * kh * kw;
-    const long long L = (long long)Ho * Wo, N = (long long)B * L;
-    const long long total = (long long)(K + bias_row) * N;
-    TL_GRID_STRIDE(idx, total) {  // cols is (K [+1], B*L): consecutive threads, consecutive ow
-        long long col = idx % N;
-        int k = (int)(idx / N);
-        if (k == K) {  // the row of ones that multiplies the bias column of W'
-            cols[idx] = T(1);
-            continue;
+    const int L = Ho * Wo, N = B * L;
+    for (int col = blockIdx.x * blockDim.x + threadIdx.x; col < N;
+         col += blockDim.x * gridDim.x) {
+        const int b = col / L, l = col - b * L;
+        const int oh = l / Wo, ow = l - oh * Wo;
+        for (int c = blockIdx.y; c < C; c += gridDim.y) {
+            const T* plane = x + ((long long)b * C + c) * H * W;
+            T* out = cols + (long long)(c * kh * kw) * N + col;     // row (c, 0, 0)
+            for (int i = 0; i < kh; ++i) {
+                const int ih = oh * sh - ph + i * dh;
+                for (int j = 0; j < kw; ++j, out += N) {
+                    const int iw = ow * sw - pw + j * dw;
+                    *out = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? plane[ih * W + iw] : T(0);
+                }
+            }
         }
-        int b = (int)(col / L);
-        long long l = col % L;
-        int ow = (int)(l % Wo), oh = (int)(l / Wo);
-        int j = k % kw, i = (k / kw) % kh, c = k / (kw * kh);
-        int ih = oh * sh - ph + i * dh, iw = ow * sw - pw + j * dw;
-        cols[idx] = (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                        ? x[(((long long)b * C + c) * H + ih) * W + iw] : T(0);
+        if (bias_row && blockIdx.y == 0)   // the row of ones that multiplies W's bias column
+            cols[(long long)C * kh * kw * N + col] = T(1);
     }
 }
 
+// col2im as a gather: blockIdx.y walks the (b, c) planes, x-threads the pixels of a plane;
+// each pixel sums the cols entries of the taps that read it (no atomics: deterministic).
 template <typename T>
 __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int kh, int kw,
                             int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo) {
-    const long long L = (long long)Ho * Wo, N = (long long)B * L;
-    const long long total = (long long)B * C * H * W;
-    TL_GRID_STRIDE(idx, total) {
-        int iw = (int)(idx % W), ih = (int)((idx / W) % H);
-        int c = (int)((idx / ((long long)W * H)) % C), b = (int)(idx / ((long long)W * H * C));
-        T acc = 0;
-        for (int i = 0; i < kh; ++i) {
-            int th = ih + ph - i * dh;
-            if (th < 0 || th % sh) continue;
-            int oh = th / sh;
-            if (oh >= Ho) continue;
-            for (int j = 0; j < kw; ++j) {
-                int tw = iw + pw - j * dw;
-                if (tw < 0 || tw % sw) continue;
-                int ow = tw / sw;
-                if (ow >= Wo) continue;
-                acc += cols[(long long)((c * kh + i) * kw + j) * N + b * L + oh * Wo + ow];
+    const int L = Ho * Wo, N = B * L, HW = H * W;
+    for (int bc = blockIdx.y; bc < B * C; bc += gridDim.y) {
+        const int b = bc / C, c = bc - b * C;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < HW;
+             p += blockDim.x * gridDim.x) {
+            const int ih = p / W, iw = p - ih * W;
+            T acc = 0;
+            for (int i = 0; i < kh; ++i) {
+                const int th = ih + ph - i * dh;
+                if (th < 0 || th % sh) continue;
+                const int oh = th / sh;
+                if (oh >= Ho) continue;
+                for (int j = 0; j < kw; ++j) {
+                    const int tw = iw + pw - j * dw;
+                    if (tw < 0 || tw % sw) continue;
+                    const int ow = tw / sw;
+                    if (ow >= Wo) continue;
+                    acc += cols[(long long)((c * kh + i) * kw + j) * N + b * L + oh * Wo + ow];
+                }
             }
+            x[(long long)bc * HW + p] = acc;
         }
-        x[idx] = acc;
     }
 }
 
