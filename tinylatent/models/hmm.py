@@ -6,7 +6,7 @@ structure; Rabiner 1989, "A tutorial on hidden Markov models", Proc. IEEE 77(2))
 Two ways to fit, one set of parameters (logits: pi = softmax(start_logits), A = row-softmax
 (transition_logits), B = row-softmax(emission_logits) or N(means, exp(log_var))):
   * `fit(X, lengths)`: Baum-Welch EM (Rabiner eqs. 40a-c, 52-54), in float64 NumPy, with
-    forward-backward in log space (a Numba kernel, models/_hmm_kernels.py, or the NumPy
+    forward-backward in log space (a Numba kernel, kernels/numba/hmm.py, or the NumPy
     twin); `log_likelihoods_` is log p(X) before each M-step and never decreases. Same
     updates as hmmlearn (its default priors), so the same start gives the same path.
   * `loss(batch)`: -log p(x) per step by the forward algorithm in tl ops, for gradients.
@@ -42,7 +42,7 @@ class HMMConfig:
 @functools.lru_cache(maxsize=None)
 def _kernels():
     from ..kernels.dispatch import load_numba_module
-    return load_numba_module(__package__ + "._hmm_kernels")
+    return load_numba_module("tinylatent.kernels.numba.hmm")
 
 
 def _logsumexp(a, axis):

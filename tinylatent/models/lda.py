@@ -36,7 +36,7 @@ _EPS = np.finfo(np.float64).eps  # keeps the phi normaliser positive (scikit-lea
 @functools.lru_cache(maxsize=None)
 def _kernels():
     from ..kernels.dispatch import load_numba_module
-    return load_numba_module(__package__ + "._lda_kernels")
+    return load_numba_module("tinylatent.kernels.numba.lda")
 
 
 def _e_log_dirichlet(a):
@@ -63,7 +63,7 @@ class LDA:
         self.alpha = 1.0 / n_components if doc_topic_prior is None else doc_topic_prior
         self.eta = 1.0 / n_components if topic_word_prior is None else topic_word_prior
         self.max_doc_update_iter, self.mean_change_tol = max_doc_update_iter, mean_change_tol
-        self.use_numba = use_numba  # the compiled E-step (models/_lda_kernels.py), if Numba
+        self.use_numba = use_numba  # the compiled E-step (kernels/numba/lda.py), if Numba
         # RandomState, drawn in scikit-learn's order (lambda, then gamma per E-step): the same
         # seed gives scikit-learn's start, so the two can be compared exactly
         self._rng = np.random.RandomState(seed)

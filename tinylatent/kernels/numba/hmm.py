@@ -1,5 +1,6 @@
-"""Numba kernels of the HMM's forward-backward pass (tinylatent/models/hmm.py); the NumPy
-twin `hmm._forward_backward_numpy` is the reference (tests/test_hmm.py checks they agree).
+"""Numba kernels of the HMM's forward-backward pass (tinylatent/models/hmm.py loads them, not
+the KernelBackend); the NumPy twin `hmm._forward_backward_numpy` is the reference
+(tests/test_hmm.py checks they agree).
 
 Log space with one shift per step instead of a K x K logsumexp: with m = max_i log a_{t-1}(i),
     log a_t(j) = log B_t(j) + m + log sum_i exp(log a_{t-1}(i) - m) A_ij,
