@@ -34,6 +34,15 @@ def _exp_e_log(g, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _normaliser(eth, beta_w, eps):  # pragma: no cover - compiled
+    """phi_dwk's normaliser: eps + sum_k exp(E log theta_dk) beta_kw."""
+    s = eps
+    for k in range(eth.shape[0]):
+        s += eth[k] * beta_w[k]
+    return s
+
+
+@njit(cache=True)
 def e_step(indptr, indices, counts, beta_t, gamma, alpha, max_iter, tol, eps,
            want_sstats):  # pragma: no cover - compiled
     """gamma (D, K) updated in place from its initial value; returns sum_d n_dw / norm_dw
@@ -50,10 +59,7 @@ def e_step(indptr, indices, counts, beta_t, gamma, alpha, max_iter, tol, eps,
             acc[:] = 0.0
             for j in range(a, b):
                 w = indices[j]
-                s = eps
-                for k in range(K):
-                    s += eth[k] * beta_t[w, k]
-                r = counts[j] / s
+                r = counts[j] / _normaliser(eth, beta_t[w], eps)
                 for k in range(K):
                     acc[k] += r * beta_t[w, k]
             change = 0.0
@@ -68,10 +74,7 @@ def e_step(indptr, indices, counts, beta_t, gamma, alpha, max_iter, tol, eps,
         if want_sstats:
             for j in range(a, b):
                 w = indices[j]
-                s = eps
-                for k in range(K):
-                    s += eth[k] * beta_t[w, k]
-                r = counts[j] / s
+                r = counts[j] / _normaliser(eth, beta_t[w], eps)
                 for k in range(K):
                     sstats[w, k] += eth[k] * r
     return sstats
