@@ -3,10 +3,12 @@ pixels, and similar King James Bible chapters by a bag-of-words autoencoder vs w
 
     python examples/retrieval.py                      # offline: embedded MNIST + KJV
     python examples/retrieval.py --epochs 20 --code-dim 16 --out runs/retrieval
+    python examples/retrieval.py --resume             # continue both AEs' checkpoints
 
 Writes to --out: mnist_queries.png (each row: a test query, then its 10 nearest training
 images by pixels, then by AE codes), and prints a precision@k table for both tasks plus the
-nearest chapters of a few KJV queries.
+nearest chapters of a few KJV queries. Each AE trains with tl.train.Trainer: a progress bar,
+and OUT/mnist_ae/ and OUT/kjv_ae/ hold its checkpoint.npz (exact --resume) and loss_curve.png.
 """
 import argparse
 import os
@@ -15,10 +17,11 @@ import matplotlib
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.models.autoencoders import Autoencoder, fit
-from tinylatent.data import load_kjv_bow, tfidf
+from tinylatent.data import DataLoader, load_kjv_bow, tfidf
 from tinylatent.eval import nearest_neighbours, precision_at_k
+from tinylatent.models.autoencoders import Autoencoder
 from tinylatent.models.retrieval import BagOfWordsAE
+from tinylatent.train import Trainer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -33,7 +36,16 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/retrieval")
+    p.add_argument("--resume", action="store_true", help="continue from the AEs' checkpoints")
     return p.parse_args(argv)
+
+
+def train_autoencoder(model, x, batch_size, args, name):
+    """Adam 3e-3 on shuffled minibatches of x, checkpointed under OUT/name; then eval mode."""
+    loader = DataLoader(x, batch_size, shuffle=True, generator=tl.Generator(args.seed))
+    Trainer(model, tl.optim.Adam(model.parameters(), lr=3e-3), os.path.join(args.out, name),
+            config=vars(args)).fit(loader, args.epochs, resume=args.resume)
+    model.eval()
 
 
 def table(title, rows, ks):
@@ -51,8 +63,7 @@ def mnist_task(args, ks):
     y_te = y_te[:2000]
     tl.manual_seed(args.seed)
     ae = Autoencoder(hidden_features=(256,), latent_features=args.code_dim)
-    fit(ae, x_tr, args.epochs, 64, 3e-3, args.seed,
-        log=lambda e, m: print(f"MNIST AE epoch {e + 1}: loss {m['loss']:.2f}"))
+    train_autoencoder(ae, x_tr, 64, args, "mnist_ae")
     with tl.no_grad():
         z_tr, z_te = ae.encode(x_tr), ae.encode(x_te)
     table(f"MNIST: {len(x_te)} test queries against {len(x_tr)} training images", [
@@ -94,8 +105,7 @@ def text_task(args, ks):
     c_tr, c_te = counts[train], counts[test]
     tl.manual_seed(args.seed)
     ae = BagOfWordsAE(in_features=counts.shape[1], latent_features=args.code_dim)
-    fit(ae, c_tr, args.epochs, 32, 3e-3, args.seed,
-        log=lambda e, m: print(f"KJV bag-of-words AE epoch {e + 1}: loss {m['loss']:.3f}"))
+    train_autoencoder(ae, c_tr, 32, args, "kjv_ae")
     with tl.no_grad():
         z_tr, z_te = ae.encode(c_tr), ae.encode(c_te)
     f_tr, idf = tfidf(c_tr)
