@@ -13,6 +13,7 @@ Embedded MNIST: 500 labelled and the other 3,500 unlabelled training images; acc
 import argparse
 import json
 import os
+import sys
 
 import matplotlib
 import numpy as np
@@ -69,7 +70,8 @@ def main(argv=None):
                           augment=augment, soft=not args.hard, threshold=args.threshold,
                           steps=args.steps, seed=args.seed, student_config=student,
                           student_steps=args.student_steps,
-                          evaluate=lambda m: m.accuracy(xt, yt))
+                          evaluate=lambda m: m.accuracy(xt, yt),
+                          progress=sys.stderr.isatty())   # a bar on a terminal, not in logs
         done[name] = [{"kept": r["kept"], "accuracy": r["score"]} for r in runs]
         with open(path, "w") as f:
             json.dump({"args": vars(args), "runs": done}, f)

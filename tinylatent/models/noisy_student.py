@@ -102,16 +102,18 @@ class NoisyStudent(nn.Module):
 
 
 def train_classifier(model, x, targets, steps: int = 1000, batch_size: int = 128,
-                     lr: float = 1e-3, augment=None, seed: int = 0):
+                     lr: float = 1e-3, augment=None, seed: int = 0, progress: bool = False,
+                     desc: str = "train"):
     """Adam on cross-entropy for `steps` minibatches; x (N, 1, H, W) float32 NumPy images,
     targets (N,) labels or (N, C) probabilities; augment(batch, generator) is the input
     noise (None: clean inputs). model.train() throughout, so its dropout and stochastic
-    depth are on exactly when the config asks for them."""
+    depth are on exactly when the config asks for them. progress: a tqdm bar named desc."""
+    from tqdm import tqdm
     rng = np.random.default_rng(seed)
     tl.manual_seed(seed)
     opt = tl.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc=desc, leave=False, mininterval=0.5, disable=not progress):
         idx = rng.integers(0, len(x), batch_size)
         xb = x[idx] if augment is None else augment(x[idx], generator=rng)
         loss, _ = model.loss((tl.tensor(xb), tl.tensor(targets[idx])))
@@ -126,11 +128,12 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
                noise: bool = True, augment=None, soft: bool = True, threshold: float = 0.0,
                steps: int = 1000, seed: int = 0, evaluate=None,
                student_config: NoisyStudentConfig | None = None,
-               student_steps: int | None = None) -> list:
+               student_steps: int | None = None, progress: bool = False) -> list:
     """Algorithm 1. Returns one entry per model (teacher first): dict(model, kept, score)
     with score = evaluate(model) if given. Students use student_config (equal or larger;
     default: config) and student_steps (default: steps; they see more data). noise=False
-    is the ablation: no augmentation, dropout 0 and no stochastic depth, for all models."""
+    is the ablation: no augmentation, dropout 0 and no stochastic depth, for all models.
+    progress: a tqdm bar for each model's training."""
     student_config = student_config or config
     if not noise:
         config, augment = replace(config, dropout=0.0, stochastic_depth=0.0), None
@@ -138,7 +141,7 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
     C = config.out_features
     tl.manual_seed(seed)
     model = train_classifier(NoisyStudent(config), x_lab, y_lab, steps, augment=augment,
-                             seed=seed)
+                             seed=seed, progress=progress, desc="teacher")
     out = [{"model": model, "kept": 0, "score": evaluate(model) if evaluate else None}]
     onehot = np.eye(C, dtype=np.float32)[np.asarray(y_lab)]  # labelled targets as (N, C)
     for it in range(1, iterations + 1):
@@ -149,7 +152,8 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
         t_all = np.concatenate([onehot, targets[keep].astype(np.float32)])
         tl.manual_seed(seed + it)
         model = train_classifier(NoisyStudent(student_config), x_all, t_all,
-                                 student_steps or steps, augment=augment, seed=seed + it)
+                                 student_steps or steps, augment=augment, seed=seed + it,
+                                 progress=progress, desc=f"student {it}")
         out.append({"model": model, "kept": int(keep.sum()),
                     "score": evaluate(model) if evaluate else None})
     return out
