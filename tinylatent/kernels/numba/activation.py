@@ -11,7 +11,8 @@ below 1.5e-7, about float32's resolution; PyTorch's vectorized CPU erf uses the 
     Q(|x|) = 0.5 t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-x^2 / 2),  t = 1 / (1 + p |x| / sqrt 2)
     Phi(x) = 1 - Q for x >= 0, Q for x < 0.
 exp(-x^2/2) is shared by Q and phi and comes from NumPy's SIMD exp (Numba's scalar exp is
-~5x slower and blocks vectorization); the remaining loop has no calls and vectorizes.
+~5x slower and blocks vectorization); the remaining loop has no calls and vectorizes (with
+NumPy's error model, and with exp(-x^2/2) in its own buffer, apart from the outputs).
 float64: math.erf per element (exact to double precision; slower, used by gradchecks).
 """
 from __future__ import annotations
@@ -23,8 +24,11 @@ import numpy as np
 
 __all__ = ["gelu_forward", "gelu_forward_reference"]
 
-# no nnan/ninf: a NaN or inf input must come out as the reference gives it
-_JIT = dict(nopython=True, cache=True, nogil=True, fastmath={"contract", "arcp", "nsz", "afn"})
+# no nnan/ninf: a NaN or inf input must come out as the reference gives it. error_model
+# "numpy": Python's model checks every float division for a zero divisor (to raise
+# ZeroDivisionError), and that branch alone keeps LLVM from vectorizing the loop (4x slower)
+_JIT = dict(nopython=True, cache=True, nogil=True, error_model="numpy",
+            fastmath={"contract", "arcp", "nsz", "afn"})
 _P, _A = 0.3275911, (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -32,7 +36,7 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 @nb.jit(**_JIT)
 def _gelu_f32(x, e, y, d):  # pragma: no cover - compiled
-    # e holds exp(-x^2/2) on entry; d may be the same buffer as e (read before written)
+    # e holds exp(-x^2/2) on entry
     p = np.float32(_P * _INV_SQRT2)
     a1, a2, a3 = np.float32(_A[0]), np.float32(_A[1]), np.float32(_A[2])
     a4, a5 = np.float32(_A[3]), np.float32(_A[4])
@@ -56,19 +60,27 @@ def _gelu_f64(x, y, d):  # pragma: no cover - compiled
         d[i] = phi_cdf + v * _INV_SQRT2PI * math.exp(-0.5 * v * v)
 
 
-def gelu_forward(x: np.ndarray):
-    """(y, dydx), both shaped like x (float32 or float64)."""
+def gelu_forward(x: np.ndarray, work: np.ndarray | None = None):
+    """(y, dydx), both shaped like x (float32 or float64).
+
+    work: float32 only, a scratch array of x.size elements for exp(-x^2/2) (the backend
+    passes a reused one; None allocates). It must not be y or dydx: the loop vectorizes only
+    when LLVM's runtime check finds its input and output arrays apart."""
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"gelu kernel: x must be float32 or float64, got {x.dtype}")
     flat = np.ascontiguousarray(x).reshape(-1)
     y = np.empty_like(flat)
     d = np.empty_like(flat)
     if x.dtype == np.float32:
+        e = np.empty_like(flat) if work is None else work.reshape(-1)
+        if e.shape != flat.shape or e.dtype != flat.dtype:
+            raise ValueError(f"gelu kernel: work must be {flat.size} float32 values, got "
+                             f"{e.dtype} {e.shape}")
         with np.errstate(over="ignore"):         # x^2 -> inf: exp(-inf) = 0, as it should
-            np.multiply(flat, flat, out=d)       # d doubles as the exp(-x^2/2) buffer
-        d *= np.float32(-0.5)
-        np.exp(d, out=d)
-        _gelu_f32(flat, d, y, d)
+            np.multiply(flat, flat, out=e)
+        np.multiply(e, np.float32(-0.5), out=e)
+        np.exp(e, out=e)
+        _gelu_f32(flat, e, y, d)
     else:
         _gelu_f64(flat, y, d)
     return y.reshape(x.shape), d.reshape(x.shape)
