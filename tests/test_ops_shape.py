@@ -320,3 +320,22 @@ def test_pad_modes_match_torch_and_reject_bad_widths():
         tl.pad(x, (1, 1), mode="mirror")
     with pytest.raises(ValueError, match="only to mode 'constant'"):
         tl.pad(x, (1, 1), mode="reflect", value=2.0)
+
+
+def test_unbind_backward_fills_missing_slices_with_zeros_in_one_node():
+    x = tl.tensor(np.arange(15.0).reshape(5, 3), requires_grad=True)
+    parts = tl.unbind(x, 0)
+    assert len({id(p._ctx) for p in parts}) == 1            # one op, five outputs
+    (parts[1] * 2.0 + parts[3] ** 2).sum().backward()
+    expected = np.zeros((5, 3))
+    expected[1] = 2.0
+    expected[3] = 2.0 * np.arange(9.0, 12.0)
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    # under create_graph the backward is differentiable: d/dx sum(grad^2) = 8 x[3] on row 3
+    x.grad = None
+    g, = tl.autograd.grad((tl.unbind(x, 0)[3] ** 2).sum(), x, create_graph=True)
+    (gg,) = tl.autograd.grad((g ** 2).sum(), x)
+    expected = np.zeros((5, 3))
+    expected[3] = 8.0 * np.arange(9.0, 12.0)
+    np.testing.assert_allclose(gg.numpy(), expected)
+    assert tl.unbind(tl.zeros(0, 2), 0) == ()

@@ -190,23 +190,27 @@ class _RNNBase(Module):
             else (None, None)
         return w_ih, w_hh, b_ih, b_hh
 
-    def _run_direction(self, xs: list, h: Tensor, c, weights, reverse: bool):
-        """xs: T inputs (B, in) -> T outputs (B, H), final h (and c).
+    def _run_direction(self, x: Tensor, h: Tensor, c, weights, reverse: bool):
+        """x (T, B, in) -> T outputs (B, H), final h (and c).
 
-        Steps are kept as lists rather than slices of one (T, B, .) tensor: the gradient of
-        a slice is a zero tensor of the whole sequence's shape, so slicing a (T, B, 4H)
-        projection at every step would cost O(T^2) in the backward pass."""
+        The input projection W_ih x_t + b_ih of all T steps is one GEMM, (T*B, in) @ (in, G*H),
+        whose gradient is again one GEMM; only W_hh h_{t-1} must wait for the previous step.
+        `unbind` hands the steps their rows of the projection as one op whose backward
+        gathers the T gradients in one pass (indexing a step at a time would build a
+        (T, B, G*H) zero gradient per step, O(T^2))."""
         w_ih, w_hh, b_ih, b_hh = weights
-        steps = range(len(xs) - 1, -1, -1) if reverse else range(len(xs))
-        outs = [None] * len(xs)
+        t_len, bsz = x.shape[0], x.shape[1]
+        gi_all = F.linear(x.reshape(t_len * bsz, x.shape[2]), w_ih, b_ih)   # (T*B, G*H)
+        gis = ops.unbind(gi_all.reshape(t_len, bsz, gi_all.shape[1]), 0)    # T x (B, G*H)
+        steps = range(t_len - 1, -1, -1) if reverse else range(t_len)
+        outs = [None] * t_len
         for t in steps:
-            gi = F.linear(xs[t], w_ih, b_ih)                         # (B, G*H)
             if self.mode == "LSTM":
-                h, c = _lstm_step(gi, h, c, w_hh, b_hh)
+                h, c = _lstm_step(gis[t], h, c, w_hh, b_hh)
             elif self.mode == "GRU":
-                h = _gru_step(gi, h, w_hh, b_hh)
+                h = _gru_step(gis[t], h, w_hh, b_hh)
             else:
-                h = _rnn_step(gi, h, w_hh, b_hh, self.nonlinearity == "relu")
+                h = _rnn_step(gis[t], h, w_hh, b_hh, self.nonlinearity == "relu")
             outs[t] = h
         return outs, h, c
 
@@ -245,21 +249,20 @@ class _RNNBase(Module):
                     raise ValueError(f"{name}: {nm} must have shape {state_shape}, got "
                                      f"{tuple(t.shape)}")
         h_n, c_n = [], []
-        layer_in = list(x)                                          # T steps of (B, in)
+        layer_in = x                                                # (T, B, in)
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
                 k = layer * dirs + d
                 out, h, c = self._run_direction(layer_in, h0[k], c0[k] if is_lstm else None,
                                                 self._weights(layer, d), reverse=d == 1)
-                outs.append(out)
+                outs.append(ops.stack(out, axis=0))                 # (T, B, H)
                 h_n.append(h)
                 c_n.append(c)
-            layer_in = outs[0] if dirs == 1 else \
-                [ops.cat([f, r], axis=-1) for f, r in zip(*outs)]   # T x (B, dirs*H)
+            layer_in = outs[0] if dirs == 1 else ops.cat(outs, axis=-1)   # (T, B, dirs*H)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_in = [F.dropout(o, self.dropout, True) for o in layer_in]
-        output = ops.stack(layer_in, axis=0)                        # (T, B, dirs*H)
+                layer_in = F.dropout(layer_in, self.dropout, True)
+        output = layer_in                                           # (T, B, dirs*H)
         h_n = ops.stack(h_n, axis=0)                                # (layers*dirs, B, H)
         c_n = ops.stack(c_n, axis=0) if is_lstm else None
         if unbatched:

@@ -456,10 +456,44 @@ def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
     return y.reshape(*lead, c * r * r, h, w)                       # (*, C r^2, H, W)
 
 
+class _Unbind(Function):
+    """(x[..., i, ...] for i along `dim`): views of x, one output each.
+
+    Backward: the slices' gradients written into one array of x's shape (zeros where none
+    arrived), in one pass. Indexing each slice separately would give every slice its own
+    backward that builds a zero array of x's whole shape: O(n^2) for n slices, which is what
+    an RNN over T time steps of one (T, B, .) projection pays. Under create_graph the
+    backward is `stack` of Tensors (zeros for the missing), so every order exists."""
+
+    @staticmethod
+    def forward(ctx, x, *, dim):
+        ctx.dim, ctx.shape = dim, x.shape
+        return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        from .. import autograd
+        dim = ctx.dim
+        ref = next(g for g in grads if g is not None)
+        if autograd.is_grad_enabled():
+            from ..tensor import zeros_like
+            return stack([zeros_like(ref) if g is None else g
+                          for g in grads], dim)
+        out = ctx.xp.zeros(ctx.shape, dtype=ref.array.dtype)
+        for i, g in enumerate(grads):
+            if g is not None:
+                out[(slice(None),) * dim + (i,)] = g.array
+        return Tensor._make(out)
+
+
 def unbind(x: Tensor, dim: int = 0) -> tuple:
-    """The slices of x along dim, that axis removed: x[i] for each i (PyTorch's unbind)."""
+    """The slices of x along dim, that axis removed: x[i] for each i (PyTorch's unbind).
+    One op with one output per slice (see _Unbind: its backward is one pass)."""
     dim = check_axis("unbind", dim, x.ndim)
-    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
+    if x.shape[dim] == 0:
+        return ()
+    out = _Unbind.apply(x, dim=dim)
+    return out if isinstance(out, tuple) else (out,)
 
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
