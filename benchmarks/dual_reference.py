@@ -83,11 +83,9 @@ class DualSideBySide(BinarySideBySide):
                                lambda_xy=self.lambdas[0], lambda_yx=self.lambdas[1],
                                seed=seed, marginal=marginal)
         model.set_label_marginal(self.labels)
-        twin = TorchDual(784, 10, hidden, seed, model.log_label_prior.numpy(), self.lambdas)
-        with torch.no_grad():    # the frozen marginal is not in named_parameters' copy
-            for name, p in twin.marginal.named_parameters():
-                p.copy_(torch.from_numpy(marginal.state_dict()[name].numpy()))
-        return model, twin
+        # the twin's weights, the frozen marginal's included, are copied by the base class
+        return model, TorchDual(784, 10, hidden, seed, model.log_label_prior.numpy(),
+                                self.lambdas)
 
     def batches(self):
         """One epoch of dynamically binarised, labelled minibatches."""

@@ -42,7 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--marginal-lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--n-train", type=int, default=None, help="use the first N images")
-    p.add_argument("--samples", type=int, default=8, help="samples per digit in the picture")
+    p.add_argument("--samples", type=int, default=8,
+                   help="samples per digit in the picture (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/dual_mnist")
     p.add_argument("--resume", action="store_true")
@@ -96,6 +97,8 @@ def pictures(models, results, args):
     plt.savefig(os.path.join(args.out, "gap_histogram.png"), dpi=110)
     plt.close()
     n = args.samples
+    if not n:
+        return
     y = np.repeat(np.arange(10), n)
     s = models["dsl"].sample(len(y), y=y, generator=tl.Generator(args.seed)).numpy()
     grid = s.reshape(10, n, 28, 28).transpose(0, 2, 1, 3).reshape(280, 28 * n)  # rows: digit
@@ -131,9 +134,9 @@ def main(argv=None):
     print(f"marginal MADE P^(x): test NLL {r0['marginal_nll']:.2f} nats")
     for name, r in results.items():
         cfg = models[name].config
-        print(f"{name:8s} (lambda {cfg.lambda_xy:g}/{cfg.lambda_yx:g}): test accuracy {r['accuracy']:.4f}, P(x|y) test NLL "
-              f"{r['nll']:.2f} nats, gap mean {r['gap'].mean():+.2f}, mean square "
-              f"{np.mean(r['gap'] ** 2):.2f}")
+        print(f"{name:8s} (lambda {cfg.lambda_xy:g}/{cfg.lambda_yx:g}): test accuracy "
+              f"{r['accuracy']:.4f}, P(x|y) test NLL {r['nll']:.2f} nats, gap mean "
+              f"{r['gap'].mean():+.2f}, mean square {np.mean(r['gap'] ** 2):.2f}")
     pictures(models, results, args)
     return results
 
