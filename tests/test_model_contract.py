@@ -173,6 +173,12 @@ TINY = {
     "TextVAE": (lambda **o: M.TextVAE(in_features=9, embedding_features=4, hidden_features=5,
                                       latent_features=2, sample_length=6, **o),
                 lambda rng: tl.tensor(rng.integers(4, 9, (5, 6))), M.TextVAEConfig),
+    # issue 21: dual supervised learning, a labelled batch (binary images, labels)
+    "DualSupervised": (lambda **o: M.DualSupervised(in_features=12, out_features=3,
+                                                    hidden_features=(6,),
+                                                    density_hidden_features=(8,), **o),
+                       lambda rng: (_binary(12)(rng), tl.tensor(rng.integers(0, 3, 5))),
+                       M.DualSupervisedConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -16,6 +16,7 @@ Family (MISSION.md catalog)           module
 8. pretext tasks and masked modelling  pretext (rotation, jigsaw), relative_patch, exemplar,
                                        mae, video_pretext, order_verification
 9. self-supervised language            word2vec, bert, ict
+10. learning to map, dual learning     dual
 11. training methods                   noisy_student (SAM: tl.optim; Hessian: tl.hessian)
 
 Writing a model
@@ -64,6 +65,7 @@ from .cyclegan import CycleGAN, CycleGANConfig
 from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
 from .deepcluster import DeepCluster, DeepClusterConfig
 from .distaug import DistAug, DistAugConfig
+from .dual import DualSupervised, DualSupervisedConfig
 from .ebm import EBM, EBMConfig
 from .exemplar import Exemplar, ExemplarConfig
 from .flow_image_transforms import (ActNorm, InvertibleConv1x1, LogitTransform,
@@ -131,6 +133,8 @@ __all__ = [
     "OrderVerification", "OrderVerificationConfig",
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
+    # 10 learning to map and dual learning
+    "DualSupervised", "DualSupervisedConfig",
     # 11 training methods
     "NoisyStudent", "NoisyStudentConfig",
     # flow builders, base distribution and transforms
