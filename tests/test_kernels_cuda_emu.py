@@ -367,6 +367,24 @@ def test_embedding_backward(padding_idx, dtype):
     launched("embedding_backward", dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("only", [None, "h", "c"])
+def test_lstm_cell(only, dtype):
+    """lstm.cu: the LSTM step's pointwise part, one thread per (b, j) of a (5, 70) state
+    (past a block of 64); gate pre-activations up to +-15 (saturated sigmoids and tanhs);
+    only h' or only c' used downstream (the other output's gradient is zero)."""
+    from tinylatent.ops import recurrent
+    rng = np.random.default_rng(12)
+
+    def call(gates, c):
+        h, c_new = recurrent.lstm_cell(gates, c)
+        return {None: (h, c_new), "h": h, "c": c_new}[only]
+    fast, ref = run_emulated_and_reference(
+        "lstm_cell", call, [rand(rng, (5, 280), dtype, 5.0), rand(rng, (5, 70), dtype)])
+    assert_same(fast, ref, dtype, f"lstm_cell (outputs used: {only or 'both'})")
+    launched("lstm_cell_forward", "lstm_cell_backward", dtype=dtype)
+
+
 def test_every_op_at_the_shipped_block_size():
     """Each op once at the block size the package ships (tinylatent.kernels.cuda.BLOCK)."""
     from cuda_emu import backend
@@ -386,6 +404,8 @@ def test_every_op_at_the_shipped_block_size():
         ("info_nce", contrastive_call("info_nce"), [rand(rng, (3, 300), dt),
                                                     rand(rng, (3, 300), dt)]),
         ("gelu", tl.gelu, [rand(rng, (2, 300), dt, 3.0)]),
+        ("lstm_cell", lambda g, c: tl.ops.recurrent.lstm_cell(g, c),
+         [rand(rng, (2, 1200), dt, 3.0), rand(rng, (2, 300), dt)]),
     ]
     for name, call, arrays in runs:
         fast, ref = run_emulated_and_reference(name, call, arrays, block=block)

@@ -94,6 +94,14 @@ class KernelBackend(Protocol):
     def layer_norm_backward(self, gy2, x2, w, mu, rstd):
         """(gx (R, D), gw (D,), gb (D,)) from the output gradient gy2 (R, D)."""
 
+    # ------------------------------------------------------------ recurrent cells
+    def lstm_cell(self, gates, c):
+        """(h', c', act, tanh c') of one LSTM step from the gate pre-activations (B, 4H),
+        order i, f, g, o, and the cell c (B, H); act (B, 4H) holds the activated gates."""
+
+    def lstm_cell_backward(self, act, c, tanh_c, gh, gc):
+        """(dgates (B, 4H), dc (B, H)) from dL/dh' and dL/dc' (either may be None: zero)."""
+
     # ------------------------------------------------------------ embedding
     def embedding_backward(self, idx, gy, num_embeddings, padding_idx=None):
         """gW (num_embeddings, D): the rows of gy (idx.shape + (D,)) scatter-added at the

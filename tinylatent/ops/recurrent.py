@@ -19,6 +19,7 @@ from ..backend import array_module
 from ..tensor import Tensor
 from .shape import chunk
 from .shape import cat as _tensor_cat
+from .fast import fast_backend
 from .unary import sigmoid, tanh
 
 __all__ = ["lstm_cell", "gru_cell"]
@@ -46,20 +47,27 @@ def _lstm_pointwise_grad(i, f, g, o, c, tc, gh, gc):
 
 class _LSTMPointwise(Function):
     """(h', c') with i, f, o = sigmoid, g = tanh of the gate pre-activations (B, 4H):
-    c' = f * c + i * g,  h' = o * tanh(c').  One op instead of ~12 per time step; the
-    backward (`_lstm_pointwise_grad`) runs on the saved arrays, or on Tensors recomputed
-    from the inputs when a graph of the backward is being built (create_graph). An output
-    no gradient reached (the last c', or h' when only c' is used) counts as zero."""
+    c' = f * c + i * g,  h' = o * tanh(c').  One op instead of ~12 per time step. On a
+    kernel backend (`be`: kernels/numba/lstm.py, kernels/cuda/lstm.cu) forward and backward
+    are one fused pass each; otherwise array ops. The backward (`_lstm_pointwise_grad`, or
+    the kernel) runs on the saved arrays, or on Tensors recomputed from the inputs when a
+    graph of the backward is being built (create_graph). An output no gradient reached (the
+    last c', or h' when only c' is used) counts as zero."""
 
     @staticmethod
-    def forward(ctx, gates, c):
+    def forward(ctx, gates, c, *, be=None):
+        ctx.be = be
+        ctx.save_for_backward(gates, c)
+        if be is not None:
+            h_new, c_new, act, tc = be.lstm_cell(gates, c)
+            ctx.arrays = (act, c, tc)
+            return h_new, c_new                                    # (B, H) each
         xp = ctx.xp
         i, f, g, o = xp.split(gates, 4, axis=-1)
         i, f, g, o = _sigmoid(xp, i), _sigmoid(xp, f), xp.tanh(g), _sigmoid(xp, o)
         c_new = f * c + i * g
         tc = xp.tanh(c_new)
         ctx.arrays = (i, f, g, o, c, tc)
-        ctx.save_for_backward(gates, c)
         return o * tc, c_new                                       # (B, H) each
 
     @staticmethod
@@ -71,6 +79,12 @@ class _LSTMPointwise(Function):
             tc = tanh(f * c + i * g)
             gh, gc = grad_h, grad_c
             zero = 0.0
+        elif ctx.be is not None:
+            act, c, tc = ctx.arrays
+            d_gates, d_c = ctx.be.lstm_cell_backward(
+                act, c, tc, None if grad_h is None else grad_h.array,
+                None if grad_c is None else grad_c.array)
+            return Tensor._make(d_gates), Tensor._make(d_c)
         else:
             i, f, g, o, c, tc = ctx.arrays
             gh = None if grad_h is None else grad_h.array
@@ -125,8 +139,13 @@ class _GRUPointwise(Function):
 
 
 def lstm_cell(gates: Tensor, c: Tensor) -> tuple:
-    """(h', c') of one LSTM step from the gate pre-activations (B, 4H) and the cell c (B, H)."""
-    return _LSTMPointwise.apply(gates, c)
+    """(h', c') of one LSTM step from the gate pre-activations (B, 4H) and the cell c (B, H);
+    on the fused kernels when a backend applies (2-D float32/float64 inputs of one dtype)."""
+    be = None
+    if gates.ndim == 2 and c.ndim == 2 and gates.dtype == c.dtype and gates.numel() > 0 \
+            and gates.shape[1] == 4 * c.shape[1] and gates.shape[0] == c.shape[0]:
+        be = fast_backend(gates, c)
+    return _LSTMPointwise.apply(gates, c, be=be)
 
 
 def gru_cell(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:

@@ -368,6 +368,38 @@ def gelu(x):
     return y, d
 
 
+# ---------------------------------------------------------------------- recurrent cells
+@_on_device
+def lstm_cell(gates, c):
+    """(h', c', act, tanh c'), one thread per (b, j) state element (lstm.cu)."""
+    cp = _cp()
+    contig = cp.ascontiguousarray      # (`c` is the cell state here)
+    gates, c = contig(gates), contig(c)
+    bsz, hid = c.shape
+    _check_int32("lstm_cell", B_H=bsz * hid)
+    act = cp.empty_like(gates)
+    c_new, tanh_c, h_new = cp.empty_like(c), cp.empty_like(c), cp.empty_like(c)
+    _launch("lstm.cu", "lstm_cell_forward", gates.dtype, _grid(c.size),
+            (gates, c, act, c_new, tanh_c, h_new, _i(bsz), _i(hid)))
+    return h_new, c_new, act, tanh_c
+
+
+@_on_device
+def lstm_cell_backward(act, c, tanh_c, gh, gc):
+    """(dgates, dc); gh or gc None means zero."""
+    cp = _cp()
+    contig = cp.ascontiguousarray      # (`c` is the cell state here)
+    act, c, tanh_c = contig(act), contig(c), contig(tanh_c)
+    bsz, hid = c.shape
+    _check_int32("lstm_cell_backward", B_H=bsz * hid)
+    gh = cp.zeros_like(c) if gh is None else contig(gh.astype(c.dtype, copy=False))
+    gc = cp.zeros_like(c) if gc is None else contig(gc.astype(c.dtype, copy=False))
+    dgates, dc_prev = cp.empty_like(act), cp.empty_like(c)
+    _launch("lstm.cu", "lstm_cell_backward", act.dtype, _grid(c.size),
+            (act, c, tanh_c, gh, gc, dgates, dc_prev, _i(bsz), _i(hid)))
+    return dgates, dc_prev
+
+
 # ---------------------------------------------------------------------- embedding
 @_on_device
 def embedding_backward(idx, gy, num_embeddings, padding_idx=None):

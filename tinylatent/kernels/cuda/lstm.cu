@@ -19,7 +19,9 @@ template <typename T>
 __device__ void lstm_cell_forward_impl(const T* gates, const T* c, T* act, T* c_new,
                                        T* tanh_c, T* h_new, int B, int H) {
     TL_GRID_STRIDE(idx, (long long)B * H) {
-        const long long r = idx / H, j = idx % H, row = r * 4 * H;
+        // 32-bit division (B * H < 2**31, checked before launch)
+        const int e = (int)idx, r = e / H, j = e - r * H;
+        const long long row = (long long)r * 4 * H;
         const T i = tl_sigmoid(gates[row + j]);
         const T f = tl_sigmoid(gates[row + H + j]);
         const T g = tl_tanh(gates[row + 2 * H + j]);
@@ -40,7 +42,8 @@ template <typename T>
 __device__ void lstm_cell_backward_impl(const T* act, const T* c, const T* tanh_c, const T* gh,
                                         const T* gc, T* dgates, T* dc_prev, int B, int H) {
     TL_GRID_STRIDE(idx, (long long)B * H) {
-        const long long r = idx / H, j = idx % H, row = r * 4 * H;
+        const int e = (int)idx, r = e / H, j = e - r * H;
+        const long long row = (long long)r * 4 * H;
         const T i = act[row + j], f = act[row + H + j];
         const T g = act[row + 2 * H + j], o = act[row + 3 * H + j];
         const T tc = tanh_c[idx], dh = gh[idx];

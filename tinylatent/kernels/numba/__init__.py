@@ -24,6 +24,7 @@ from . import conv as _conv
 from . import coupling as _cpl
 from . import embedding as _emb
 from . import layernorm as _ln
+from . import lstm as _lstm
 
 xp = np
 name = "numba"
@@ -183,6 +184,15 @@ def layer_norm(x2, w, b, eps):
 
 def layer_norm_backward(gy2, x2, w, mu, rstd):
     return _ln.layer_norm_backward(c(gy2), c(x2), w, mu, rstd)
+
+
+# ---------------------------------------------------------------------- recurrent cells
+def lstm_cell(gates, c):
+    return _lstm.lstm_cell_forward(gates, c)
+
+
+def lstm_cell_backward(act, c, tanh_c, gh, gc):
+    return _lstm.lstm_cell_backward(act, c, tanh_c, gh, gc)
 
 
 # ---------------------------------------------------------------------- embedding
