@@ -47,22 +47,8 @@ def _sigmoid(a):  # pragma: no cover - compiled
 
 
 @nb.jit(**_JIT)
-def _forward(gates, c, act, c_new, tanh_c, h_new):  # pragma: no cover - compiled
-    bsz, h4 = gates.shape
-    hid = h4 // 4
-    for r in range(bsz):
-        a, s = gates[r], act[r]
-        for j in range(hid):
-            i = _sigmoid(a[j])
-            f = _sigmoid(a[hid + j])
-            g = math.tanh(a[2 * hid + j])
-            o = _sigmoid(a[3 * hid + j])
-            s[j], s[hid + j], s[2 * hid + j], s[3 * hid + j] = i, f, g, o
-            cn = f * c[r, j] + i * g
-            tc = math.tanh(cn)
-            c_new[r, j] = cn
-            tanh_c[r, j] = tc
-            h_new[r, j] = o * tc
+def _tanh(x):  # pragma: no cover - compiled
+    return math.tanh(x)
 
 
 @nb.jit(**_JIT32)
@@ -90,23 +76,25 @@ def _tanh32(x):  # pragma: no cover - compiled
 
 
 @nb.jit(**_JIT32)
-def _forward32(gates, c, act, c_new, tanh_c, h_new):  # pragma: no cover - compiled
+def _forward(gates, c, act, c_new, tanh_c, h_new, sigmoid, tanh):  # pragma: no cover
+    """sigmoid, tanh: _sigmoid32 / _tanh32 (float32, straight-line: the loop vectorizes) or
+    _sigmoid / _tanh (float64, libm)."""
     bsz, h4 = gates.shape
     hid = h4 // 4
     for r in range(bsz):
         a, s = gates[r], act[r]
         cr, cn_r, tc_r, h_r = c[r], c_new[r], tanh_c[r], h_new[r]
-        for j in range(hid):                   # straight-line: vectorizes
-            i = _sigmoid32(a[j])
-            f = _sigmoid32(a[hid + j])
-            g = _tanh32(a[2 * hid + j])
-            o = _sigmoid32(a[3 * hid + j])
+        for j in range(hid):
+            i = sigmoid(a[j])
+            f = sigmoid(a[hid + j])
+            g = tanh(a[2 * hid + j])
+            o = sigmoid(a[3 * hid + j])
             s[j] = i
             s[hid + j] = f
             s[2 * hid + j] = g
             s[3 * hid + j] = o
             cn = f * cr[j] + i * g
-            tc = _tanh32(cn)
+            tc = tanh(cn)
             cn_r[j] = cn
             tc_r[j] = tc
             h_r[j] = o * tc
@@ -145,8 +133,9 @@ def lstm_cell_forward(gates: np.ndarray, c: np.ndarray):
     gates, c = np.ascontiguousarray(gates), np.ascontiguousarray(c)
     act = np.empty_like(gates)
     c_new, tanh_c, h_new = np.empty_like(c), np.empty_like(c), np.empty_like(c)
-    (_forward32 if gates.dtype == np.float32 else _forward)(gates, c, act, c_new, tanh_c,
-                                                             h_new)
+    f32 = gates.dtype == np.float32
+    _forward(gates, c, act, c_new, tanh_c, h_new, _sigmoid32 if f32 else _sigmoid,
+             _tanh32 if f32 else _tanh)
     return h_new, c_new, act, tanh_c
 
 
