@@ -145,3 +145,8 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
+
+# 10 learning to map (issue 21): cross-lingual embedding alignment
+from .muse import MUSE, MUSEConfig  # noqa: E402
+
+__all__ += ["MUSE", "MUSEConfig"]
