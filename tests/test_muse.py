@@ -139,7 +139,7 @@ def test_steps_and_refinement_find_a_rotated_space():
     y = x @ _rotation(d, rng).T + 0.01 * rng.standard_normal((n, d))
     words = [str(i) for i in range(n)]
     muse = MUSE(in_features=d, hidden_features=32, epoch_size=320, epochs=1,
-                max_rank=n, criterion_words=n, most_frequent=n)
+                max_rank=n, criterion_words=n, most_frequent=n, normalize="renorm")
     muse.set_embeddings(x, y, words, [f"t{i}" for i in range(n)])
     tl.manual_seed(0)
     before = muse.weight.detach().numpy().copy()
