@@ -17,7 +17,7 @@ import numpy as np
 
 from .word_vectors import _unit
 
-__all__ = ["procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
+__all__ = ["normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
            "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]
 
 
@@ -27,6 +27,21 @@ def _pair(name: str, x, y) -> tuple:
         raise ValueError(f"{name}: need (n, d) and (m, d) word vectors, got shapes {x.shape} "
                          f"and {y.shape}")
     return x, y
+
+
+def normalize_embeddings(vectors, steps: str = "") -> np.ndarray:
+    """Rows of `vectors` after each comma-separated step: "renorm" (unit length) or "center"
+    (subtract the mean row); MUSE's --normalize_embeddings, e.g. "renorm,center,renorm"."""
+    v = np.asarray(vectors, np.float64)
+    for step in filter(None, steps.split(",")):
+        if step == "center":
+            v = v - v.mean(axis=0)
+        elif step == "renorm":
+            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        else:
+            raise ValueError(f"normalize_embeddings: steps must be comma-separated 'renorm' / "
+                             f"'center', got {steps!r}")
+    return v
 
 
 def procrustes(x, y) -> np.ndarray:

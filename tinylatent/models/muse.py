@@ -81,9 +81,7 @@ class MUSE(nn.Module):
     def __init__(self, config: MUSEConfig | None = None, **overrides):
         super().__init__()
         self.config = cfg = resolve_config(self, MUSEConfig, config, overrides)
-        if not set(cfg.normalize.split(",")) <= {"", "renorm", "center"}:
-            raise ValueError(f"MUSE: normalize must be comma-separated 'renorm' / 'center' "
-                             f"steps, got {cfg.normalize!r}")
+        xl.normalize_embeddings(np.ones((2, 1)), cfg.normalize)     # checks the steps
         if cfg.in_features < 1 or cfg.hidden_features < 1 or cfg.batch_size < 1 \
                 or cfg.dis_steps < 1 or not 0 <= cfg.smoothing < 0.5:
             raise ValueError(f"MUSE: need positive sizes and steps, smoothing in [0, 0.5), "
@@ -106,29 +104,19 @@ class MUSE(nn.Module):
     def set_embeddings(self, source, target, source_words=None, target_words=None):
         """Source (n, d) and target (m, d) word vectors, rows most frequent first, normalised
         by the config's steps (MUSE's --normalize_embeddings). Words default to "0", ..."""
-        d = self.config.in_features
-        arrays = []
-        for name, v in (("source", source), ("target", target)):
+        d, arrays, words = self.config.in_features, [], []
+        for name, v, w in (("source", source, source_words), ("target", target, target_words)):
             v = np.asarray(v.array if isinstance(v, Tensor) else v, np.float64)
             if v.ndim != 2 or v.shape[1] != d or len(v) < 2:
                 raise ValueError(f"MUSE.set_embeddings: {name} must be (n >= 2, {d}) word "
                                  f"vectors, got shape {v.shape}")
-            for step in filter(None, self.config.normalize.split(",")):
-                if step == "center":
-                    v = v - v.mean(axis=0)
-                else:
-                    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-            arrays.append(v.astype(np.float32))
-        self.source, self.target = arrays
-        words = []
-        for name, w, v in (("source", source_words, self.source),
-                           ("target", target_words, self.target)):
             w = [str(i) for i in range(len(v))] if w is None else list(w)
             if len(w) != len(v) or len(set(w)) != len(w):
                 raise ValueError(f"MUSE.set_embeddings: {name}_words must be {len(v)} "
                                  f"distinct words, got {len(w)} ({len(set(w))} distinct)")
+            arrays.append(xl.normalize_embeddings(v, self.config.normalize).astype(np.float32))
             words.append(w)
-        self.source_words, self.target_words = words
+        (self.source, self.target), (self.source_words, self.target_words) = arrays, words
         self._source_index = {w: i for i, w in enumerate(self.source_words)}
         return self
 
