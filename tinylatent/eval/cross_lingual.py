@@ -17,8 +17,9 @@ import numpy as np
 
 from .word_vectors import _unit
 
-__all__ = ["normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
-           "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]
+__all__ = ["normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls",
+           "translate_ids", "mutual_dictionary", "mean_cosine_criterion",
+           "translation_precision"]
 
 
 def _pair(name: str, x, y) -> tuple:

@@ -163,6 +163,7 @@ class MUSE(nn.Module):
         loss = d_loss + w_loss
         return loss, {"loss": loss.detach(), "d_loss": d_loss.detach(),
                       "w_loss": w_loss.detach()}
+
     # ------------------------------------------------------------------ training
     def optimizers(self) -> dict:
         """{"discriminator": SGD(D), "mapping": SGD(W)} at the config's lr (Sec. 3.1)."""
