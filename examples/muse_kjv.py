@@ -32,14 +32,11 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dim", type=int, default=100, help="word2vec vector size")
     p.add_argument("--w2v-epochs", type=int, default=15)
-    p.add_argument("--min-count", type=int, default=5)
     p.add_argument("--verses", type=int, default=None, help="use only the first N verses")
-    p.add_argument("--epochs", type=int, default=5, help="adversarial epochs")
-    p.add_argument("--epoch-size", type=int, default=30000, help="words per epoch")
-    p.add_argument("--hidden", type=int, default=512, help="discriminator width")
+    p.add_argument("--epochs", type=int, default=12, help="adversarial epochs")
+    p.add_argument("--epoch-size", type=int, default=250000, help="words per epoch")
+    p.add_argument("--hidden", type=int, default=256, help="discriminator width")
     p.add_argument("--most-frequent", type=int, default=2000, help="words D sees")
-    p.add_argument("--normalize", default="renorm,center,renorm")
-    p.add_argument("--refinement", type=int, default=5, help="Procrustes iterations")
     p.add_argument("--eval-words", type=int, default=5000, help="most frequent A words")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/muse_kjv")
@@ -52,7 +49,7 @@ def word_vectors(sentences, path, args, seed):
     """word2vec on one language, cached in the word2vec text format."""
     if not os.path.exists(path):
         tl.manual_seed(seed)
-        w2v = Word2Vec.from_sentences(sentences, min_count=args.min_count,
+        w2v = Word2Vec.from_sentences(sentences, min_count=5,
                                       latent_features=args.dim, epochs=args.w2v_epochs)
         w2v.seed = seed
         w2v.fit(sentences)
@@ -60,14 +57,13 @@ def word_vectors(sentences, path, args, seed):
     return tl.data.load_word_vectors(path)
 
 
-def picture(muse, reference, path, before):
-    """2-D PCA of 300 frequent words of both spaces, before (W = I) and after alignment,
-    with the true translation pairs of 12 words joined."""
+def picture(muse, reference, path, maps):
+    """2-D PCA of 300 frequent words of both spaces under each map {title: W}, with the true
+    translation pairs of 12 words joined."""
     n = min(300, len(muse.source), len(muse.target))
     t_index = {w: j for j, w in enumerate(muse.target_words)}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for ax, w, title in ((axes[0], before, "before (W = I)"),
-                         (axes[1], muse.weight.detach().numpy(), "after MUSE")):
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.5 * len(maps), 5))
+    for ax, (title, w) in zip(axes, maps.items()):
         xs, ys = muse.source @ w.T, muse.target
         pca = PCA(2).fit(np.concatenate([xs[:n], ys[:n]]))
         zs, zt = pca.transform(xs[:n]).numpy(), pca.transform(ys[:n]).numpy()
@@ -95,11 +91,10 @@ def main(argv=None):
     reference = pair.cipher.dictionary                  # hidden: used to score only
     a_words, a = word_vectors(pair.a_train, f"{args.out}/a.vec", args, 1 + 2 * args.seed)
     b_words, b = word_vectors(pair.b_train, f"{args.out}/b.vec", args, 2 + 2 * args.seed)
-    print(f"{len(a_words):,} A words, {len(b_words):,} B words (min count {args.min_count})")
+    print(f"{len(a_words):,} A words, {len(b_words):,} B words (seen >= 5 times)")
     config = dict(in_features=args.dim, hidden_features=args.hidden, epochs=args.epochs,
                   epoch_size=args.epoch_size, most_frequent=args.most_frequent,
-                  refinement_steps=args.refinement, normalize=args.normalize,
-                  seed=args.seed)
+                  normalize="renorm,center,renorm", seed=args.seed)
     tl.manual_seed(args.seed)
     muse = MUSE(**config).set_embeddings(a, b, a_words, b_words)
     optimizers, start, history = muse.optimizers(), 0, []
@@ -144,7 +139,9 @@ def main(argv=None):
             set(b_words)}
     upper.fit_supervised(seed)
     rows[f"Procrustes, {len(seed):,} true pairs (upper bound)"] = table(upper)
-    picture(muse, reference, f"{args.out}/alignment.png", np.eye(args.dim))
+    picture(muse, reference, f"{args.out}/alignment.png", {
+        "before (W = I)": np.eye(args.dim), "MUSE (adversarial + refinement)":
+        muse.weight.data.numpy(), "Procrustes on the true pairs": upper.weight.data.numpy()})
     scored = rows["adversarial"]["csls"]["words"]
     lines = [f"precision@k (%) of A -> B on the {scored:,} most frequent A words whose "
              f"translation is in B's vocabulary", f"{'':48s}" + "".join(
