@@ -7,23 +7,20 @@ Language A: half of the KJV's chapters; B: the other half under a hidden word ci
 (tl.data.cipher_pair). Two word2vec spaces (OUT/a.vec, b.vec, reused when present) are
 aligned by MUSE; translations of the most frequent A words are scored against the cipher's
 dictionary (NN and CSLS), next to Procrustes on a few true pairs (+ refinement) and on all
-of them (the upper bound).
-Writes results.txt, history.json, alignment.png (2-D PCA before / after), checkpoint.npz.
+of them (the upper bound). Writes results.txt, history.json, alignment.png (2-D PCA
+before / after) and checkpoint.npz.
 """
 import argparse
 import json
 import os
 import sys
 
-import matplotlib
 import numpy as np
 from tqdm import tqdm
 
 import tinylatent as tl
-from tinylatent.models import MUSE, PCA, Word2Vec
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from tinylatent.eval import plot_alignment
+from tinylatent.models import MUSE, Word2Vec
 
 RESUMABLE = ("out", "epochs", "stop_after")
 
@@ -57,31 +54,6 @@ def word_vectors(sentences, path, args, seed):
         w2v.fit(sentences)
         tl.data.save_word_vectors(path, w2v.itos, w2v.vectors(normalized=False))
     return tl.data.load_word_vectors(path)
-
-
-def picture(muse, reference, path, maps):
-    """2-D PCA of 300 frequent words of both spaces under each map {title: W}, with the true
-    translation pairs of 12 words joined."""
-    n = min(300, len(muse.source), len(muse.target))
-    t_index = {w: j for j, w in enumerate(muse.target_words)}
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.5 * len(maps), 5))
-    for ax, (title, w) in zip(axes, maps.items()):
-        xs, ys = muse.source @ w.T, muse.target
-        pca = PCA(2).fit(np.concatenate([xs[:n], ys[:n]]))
-        zs, zt = pca.transform(xs[:n]).numpy(), pca.transform(ys[:n]).numpy()
-        for z, c, label in ((zs, "C0", "language A (mapped)"), (zt, "C3", "language B")):
-            ax.scatter(z[:, 0], z[:, 1], s=6, c=c, label=label)
-        shown = [i for i in range(n) if muse.source_words[i].isalpha()
-                 and t_index.get(reference.get(muse.source_words[i]), n) < n][:12]
-        for i in shown:
-            j = t_index[reference[muse.source_words[i]]]
-            ax.plot([zs[i, 0], zt[j, 0]], [zs[i, 1], zt[j, 1]], "-", c="gray", lw=0.6)
-            ax.annotate(muse.source_words[i], zs[i], fontsize=7)
-            ax.annotate(muse.target_words[j], zt[j], fontsize=7, color="C3")
-        ax.set(title=title, xticks=[], yticks=[])
-    axes[0].legend(loc="lower left", fontsize=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main(argv=None):
@@ -131,33 +103,37 @@ def main(argv=None):
     except StopIteration:
         return history, None
     bar.close()
-    def table(m):
-        return {r: m.evaluate(reference, args.eval_words, (1, 5), r) for r in ("nn", "csls")}
-    rows = {"adversarial": table(muse)}
-    refined = muse.refine()
-    rows["adversarial + refinement"] = table(muse)
-    upper = MUSE(**config).set_embeddings(a, b, a_words, b_words)
-    seed = {w: reference[w] for w in a_words[:args.eval_words] if reference[w] in
-            set(b_words)}
-    seeded = MUSE(**config).set_embeddings(a, b, a_words, b_words)
-    seeded.fit_supervised(dict(list(seed.items())[:args.seed_pairs]))
-    rows[f"Procrustes, the {args.seed_pairs} most frequent true pairs"] = table(seeded)
-    seeded.refine()
-    rows[f"Procrustes, {args.seed_pairs} true pairs + refinement"] = table(seeded)
+    in_b, k = set(b_words), args.seed_pairs
+    seed = {w: reference[w] for w in a_words[:args.eval_words] if reference[w] in in_b}
+    few, upper = (MUSE(**config).set_embeddings(a, b, a_words, b_words) for _ in range(2))
+    few.fit_supervised(dict(list(seed.items())[:k]))
     upper.fit_supervised(seed)
-    rows[f"Procrustes, all {len(seed):,} true pairs (upper bound)"] = table(upper)
-    picture(muse, reference, f"{args.out}/alignment.png", {
+    rows = {}
+    for name, model, refine in (
+            ("adversarial", muse, False), ("adversarial + refinement", muse, True),
+            (f"Procrustes, the {k} most frequent true pairs", few, False),
+            (f"Procrustes, {k} true pairs + refinement", few, True),
+            (f"Procrustes, all {len(seed):,} true pairs (upper bound)", upper, False)):
+        if refine:
+            model.refine()
+        rows[name] = {r: model.evaluate(reference, args.eval_words, (1, 5), r)
+                      for r in ("nn", "csls")}
+        rows[name]["criterion"] = model.criterion()
+    t_index = {w: j for j, w in enumerate(b_words)}
+    shown = [(i, t_index[reference[w]]) for i, w in enumerate(a_words[:300])
+             if w.isalpha() and t_index.get(reference[w], 300) < 300][:12]
+    plot_alignment(f"{args.out}/alignment.png", muse.source, muse.target, {
         "before (W = I)": np.eye(args.dim), "MUSE (adversarial + refinement)":
-        muse.weight.data.numpy(), "Procrustes on the true pairs": upper.weight.data.numpy()})
-    scored = rows["adversarial"]["csls"]["words"]
-    lines = [f"precision@k (%) of A -> B on the {scored:,} most frequent A words whose "
-             f"translation is in B's vocabulary", f"{'':48s}" + "".join(
-                 f"{h:>7s}" for h in ("NN@1", "NN@5", "CSLS@1", "CSLS@5"))]
+        muse.weight.data.numpy(), "Procrustes on the true pairs": upper.weight.data.numpy()},
+        a_words, b_words, shown)
+    lines = [f"precision@k (%) of A -> B on the {rows[name]['nn']['words']:,} most frequent A "
+             "words whose translation is in B's vocabulary; the unsupervised criterion",
+             f"{'':48s}" + "".join(f"{h:>7s}" for h in ("NN@1", "NN@5", "CSLS@1", "CSLS@5",
+                                                      "crit."))]
     for name, r in rows.items():
-        lines.append(f"{name:48s}" + "".join(f"{100 * r[m][k]:7.1f}" for m in ("nn", "csls")
-                                             for k in ("p@1", "p@5")))
-    lines.append(f"refinement dictionary: {refined['dictionary_size']:,} mutual pairs; "
-                 f"criterion {refined['criterion']:.3f} (upper bound {upper.criterion():.3f})")
+        lines.append(f"{name:48s}" + "".join(f"{100 * r[m][p]:7.1f}" for m in ("nn", "csls")
+                                             for p in ("p@1", "p@5"))
+                     + f"{r['criterion']:7.3f}")
     print("\n".join(lines))
     open(f"{args.out}/results.txt", "w", encoding="utf-8").write("\n".join(lines) + "\n")
     json.dump(history, open(f"{args.out}/history.json", "w"), indent=1)
