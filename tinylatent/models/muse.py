@@ -53,7 +53,8 @@ __all__ = ["MUSE", "MUSEConfig"]
 
 @dataclass(frozen=True)
 class MUSEConfig:
-    """The paper's Sec. 3.1 settings, scaled down for a 400k-word corpus (paper value)."""
+    """Sec. 3.1's settings scaled down for a 400k-word corpus (the paper's / MUSE code's
+    value in brackets)."""
     in_features: int = 100          # d of both spaces (300)
     hidden_features: int = 512      # discriminator width (2048)
     negative_slope: float = 0.2     # LeakyReLU of D
@@ -98,7 +99,7 @@ class MUSE(nn.Module):
         self.register_buffer("best_criterion", Tensor(np.full((), -np.inf, np.float32)))
         self.register_buffer("last_criterion", Tensor(np.full((), np.nan, np.float32)))
         self.source = self.target = None
-        self.source_words, self.target_words = [], []
+        self.source_words, self.target_words, self._source_index = [], [], {}
 
     # ------------------------------------------------------------------ data
     def set_embeddings(self, source, target, source_words=None, target_words=None):
@@ -155,9 +156,8 @@ class MUSE(nn.Module):
             self.discriminator.train(was_training)
 
     def loss(self, batch) -> tuple:
-        """(L_D + L_W, metrics) on batch = (source vectors (B, d), target vectors (B, d)):
-        each player's gradient on its own loss (one step of one optimizer on it is a
-        simultaneous step of both)."""
+        """(L_D + L_W, metrics) on batch = (source (B, d), target (B, d)) vectors, each
+        player's gradient on its own loss (one optimizer step = both players' steps)."""
         src, tgt = batch
         d_loss, w_loss = self.discriminator_loss(src, tgt), self.mapping_loss(src, tgt)
         loss = d_loss + w_loss
@@ -254,7 +254,6 @@ class MUSE(nn.Module):
         """Procrustes refinement (Sec. 2.2, 3.4): `steps` times, W = U V^T on the mutual
         CSLS dictionary of the `max_rank` most frequent words; W ends as the best by the
         criterion (adversarial W included)."""
-        self._need_data("refine")
         steps = self.config.refinement_steps if steps is None else steps
         self._select()
         size = 0
@@ -320,7 +319,6 @@ class MUSE(nn.Module):
         """{A word: B word}. By default every source word with its best translation (for
         word-by-word translation); mutual=True keeps only the mutual nearest neighbours
         among the `max_rank` (config's by default) most frequent words (Sec. 3.4)."""
-        self._need_data("induce_dictionary")
         if mutual:
             rank = self.config.max_rank if max_rank is None else max_rank
             pairs = xl.mutual_dictionary(self.mapped_source(), self.target, rank, method,
@@ -334,7 +332,6 @@ class MUSE(nn.Module):
         """Precision@k of the translations of the `n_words` most frequent source words
         whose reference translation is in the target vocabulary (MUSE's protocol);
         {"p@1": ..., "p@5": ..., "words": how many were scored}."""
-        self._need_data("evaluate")
         targets = set(self.target_words)
         words = [w for w in self.source_words[:n_words] if w in reference
                  and ({reference[w]} if isinstance(reference[w], str)
