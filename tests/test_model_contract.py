@@ -179,6 +179,9 @@ TINY = {
                                                     density_hidden_features=(8,), **o),
                        lambda rng: (_binary(12)(rng), tl.tensor(rng.integers(0, 3, 5))),
                        M.DualSupervisedConfig),
+    # issue 21: an unpaired batch (source word vectors, target word vectors)
+    "MUSE": (lambda **o: M.MUSE(in_features=6, hidden_features=8, **o),
+             lambda rng: (_unit(6)(rng), _unit(6)(rng)), M.MUSEConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -34,3 +34,12 @@ __all__ = ["LogisticRegression", "linear_probe", "knn_accuracy", "knn_predict",
 from .word_vectors import analogy_accuracy, load_analogies, neighbour_overlap  # noqa: E402
 
 __all__ += ["analogy_accuracy", "load_analogies", "neighbour_overlap"]
+
+# cross-lingual embedding mapping (issue 21: MUSE)
+from .cross_lingual import (csls, mean_cosine_criterion, mean_topk_cosine,  # noqa: E402
+                            mutual_dictionary, normalize_embeddings, orthogonalize,
+                            plot_alignment, procrustes, translate_ids,
+                            translation_precision)
+
+__all__ += ["plot_alignment", "normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
+            "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]

@@ -16,7 +16,7 @@ Family (MISSION.md catalog)           module
 8. pretext tasks and masked modelling  pretext (rotation, jigsaw), relative_patch, exemplar,
                                        mae, video_pretext, order_verification
 9. self-supervised language            word2vec, bert, ict
-10. learning to map, dual learning     dual
+10. learning to map, dual learning     dual, muse
 11. training methods                   noisy_student (SAM: tl.optim; Hessian: tl.hessian)
 
 Writing a model
@@ -85,6 +85,7 @@ from .language_model import LSTMLanguageModel, LSTMLMConfig
 from .lda import LDA
 from .mae import MAE, MAEConfig
 from .metric_learning import SiameseConfig, SiameseNet, TripletConfig, TripletNet
+from .muse import MUSE, MUSEConfig
 from .noisy_student import NoisyStudent, NoisyStudentConfig
 from .order_verification import OrderVerification, OrderVerificationConfig
 from .patch_features import LogisticRegression, PatchFeatures, PatchFeaturesConfig
@@ -134,7 +135,7 @@ __all__ = [
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
     # 10 learning to map and dual learning
-    "DualSupervised", "DualSupervisedConfig",
+    "DualSupervised", "DualSupervisedConfig", "MUSE", "MUSEConfig",
     # 11 training methods
     "NoisyStudent", "NoisyStudentConfig",
     # flow builders, base distribution and transforms
