@@ -59,6 +59,7 @@ from .bert import BERT, BERTConfig
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .classical import PCA, KMeans
 from .clip import CLIP, CLIPConfig
+from .colorization import Colorization, ColorizationConfig
 from .config import resolve_config
 from .cyclegan import CycleGAN, CycleGANConfig
 from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
@@ -129,6 +130,7 @@ __all__ = [
     "RelativePatchConfig", "Exemplar", "ExemplarConfig", "MAE", "MAEConfig",
     "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
     "OrderVerification", "OrderVerificationConfig",
+    "Colorization", "ColorizationConfig",
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
     # 11 training methods
