@@ -95,6 +95,7 @@ from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
 from .simclr import SimCLR, SimCLRConfig
 from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .text_vae import TextVAE, TextVAEConfig
+from .tracking import TrackingByColorization, TrackingConfig
 from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .video_pretext import ArrowOfTime, ArrowOfTimeConfig, FramePredictor, FramePredictorConfig
@@ -130,7 +131,7 @@ __all__ = [
     "RelativePatchConfig", "Exemplar", "ExemplarConfig", "MAE", "MAEConfig",
     "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
     "OrderVerification", "OrderVerificationConfig",
-    "Colorization", "ColorizationConfig",
+    "Colorization", "ColorizationConfig", "TrackingByColorization", "TrackingConfig",
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
     # 11 training methods
