@@ -43,7 +43,7 @@ from .pretext import conv_block
 
 __all__ = ["rgb_to_lab", "lab_to_rgb", "ab_bins", "soft_encode", "quantize",
            "rebalancing_weights",
-           "annealed_mean", "ColorizationConfig", "Colorization"]
+           "annealed_mean", "ab_error_baselines", "ColorizationConfig", "Colorization"]
 
 # sRGB primaries -> CIE XYZ, and the D65 reference white (IEC 61966-2-1)
 _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
@@ -152,6 +152,15 @@ def rebalancing_weights(counts, centres, lam: float = 0.5, sigma: float = 5.0):
     return w / (p_tilde @ w), p_tilde
 
 
+def ab_error_baselines(x_train, x_test) -> dict:
+    """Mean per-pixel ab distance on sRGB test images (N, 3, H, W) (NumPy) of two colour-blind
+    predictions: gray (a = b = 0) and the training images' mean ab everywhere."""
+    true = rgb_to_lab(np.asarray(x_test, np.float64))[:, 1:]
+    mean_ab = rgb_to_lab(np.asarray(x_train, np.float64))[:, 1:].mean((0, 2, 3))
+    return {"gray": float(np.sqrt((true ** 2).sum(1)).mean()),
+            "mean colour": float(np.sqrt(((true - mean_ab[:, None, None]) ** 2).sum(1)).mean())}
+
+
 def annealed_mean(logits: Tensor, centres, temperature: float = 0.38) -> Tensor:
     """Eq. 5: logits (B, Q, H, W) -> ab (B, 2, H, W), the mean of the re-tempered
     distribution softmax(log z / T) = softmax(logits / T) over the bin centres."""
@@ -228,13 +237,16 @@ class Colorization(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"Colorization.loss: expected sRGB images (B, 3, H, W), got "
                              f"{tuple(x.shape)}")
-        logits = self(self.lightness(x))
+        return self.rebalanced_nll(self(self.lightness(x)), self.targets(x))
+
+    def rebalanced_nll(self, logits: Tensor, targets: tuple) -> tuple:
+        """Eq. 2 averaged over pixels, from logits (B, Q, H, W) and `targets(x)`."""
+        bins, z, v = targets
         q = logits.shape[1]
         logits = logits.permute(0, 2, 3, 1).reshape(-1, q)                 # (BHW, Q)
-        bins, z, v = self.targets(x)
         # sum_q Z_q log Z_hat_q over the 5 bins where Z is non-zero
         log_z_hat = ops.take_along_axis(ops.log_softmax(logits, -1), bins.array, -1)
-        nll = -(v * (z * log_z_hat).sum(-1)).mean()                          # eq. 2, averaged
+        nll = -(v * (z * log_z_hat).sum(-1)).mean()
         accuracy = (logits.detach().argmax(-1) == bins[:, 0]).float().mean()
         return nll, {"loss": nll.detach(), "accuracy": accuracy}
 
@@ -268,6 +280,18 @@ class Colorization(nn.Module):
         light = (self.lightness(x).array + 1.0) * 50.0                      # L in [0, 100]
         lab = self.centres.xp.concatenate([light, self.predict_ab(x, temperature).array], 1)
         return Tensor._make(lab_to_rgb(lab).astype(np.float32))
+
+    @no_grad()
+    def ab_error(self, x, batch_size: int = 500) -> float:
+        """Mean Euclidean distance in the ab plane (CIE units) per pixel between the
+        annealed-mean prediction and the truth of sRGB images x (N, 3, H, W)."""
+        total = 0.0
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            true = rgb_to_lab(xb.detach().array)[:, 1:]
+            d = ((self.predict_ab(xb).array - true) ** 2).sum(1) ** 0.5
+            total += float(d.sum())
+        return total / (len(x) * x.shape[-1] * x.shape[-2])
 
     def encode(self, x) -> Tensor:
         """The last encoder block's maps, average-pooled to feature_size^2 cells and

@@ -37,7 +37,7 @@ from .config import resolve_config
 from .pretext import conv_block
 
 __all__ = ["attention_copy", "downsample_labels", "TrackingConfig", "TrackingByColorization",
-           "label_propagation_accuracy"]
+           "label_propagation_accuracy", "nearest_pixel_accuracy"]
 
 
 def attention_copy(f_ref: Tensor, f_tgt: Tensor, values: Tensor,
@@ -66,6 +66,14 @@ def downsample_labels(ids, factor: int, num_labels: int, min_fraction: float = 0
     best = counts.argmax(-1)                                             # (..., h/f, w/f)
     enough = counts.max(-1) >= min_fraction * factor * factor
     return np.where(enough, best + 1, 0).astype(np.int64)
+
+
+def nearest_pixel_accuracy(ids, stride: int) -> np.ndarray:
+    """The baseline of `propagation_accuracy`: every cell keeps its frame-0 label (the
+    same position), (T - 1,)."""
+    ids = np.asarray(ids)
+    truth = downsample_labels(ids, stride, int(ids.max()) + 1)
+    return label_propagation_accuracy(np.broadcast_to(truth[:, :1], truth.shape), truth)
 
 
 def label_propagation_accuracy(pred, truth) -> np.ndarray:
@@ -183,6 +191,18 @@ class TrackingByColorization(nn.Module):
         y = self._copy(self.features(x), Tensor._make(x.xp.asarray(onehot)))   # (B,T-1,K,N)
         pred = y.argmax(2).reshape(b, -1, *lab0.shape[1:]).numpy_host()
         return Tensor._make(np.concatenate([lab0[:, None], pred], 1))
+
+    def propagation_accuracy(self, videos, ids, batch_size: int = 50) -> np.ndarray:
+        """Per later frame (T - 1,): the fraction of foreground cells whose digit label,
+        propagated from frame 0 (`propagate`), is right. ids (N, T, H, W) per-pixel labels
+        (tl.data.moving_mnist's), taken to cells by `downsample_labels`."""
+        ids = np.asarray(ids)
+        k = int(ids.max()) + 1
+        truth = downsample_labels(ids, self.stride, k)
+        pred = np.concatenate([self.propagate(videos[i:i + batch_size], truth[i:i + batch_size,
+                                                                               0], k).numpy()
+                               for i in range(0, len(truth), batch_size)])
+        return label_propagation_accuracy(pred, truth)
 
     @no_grad()
     def reconstruct(self, videos) -> Tensor:
