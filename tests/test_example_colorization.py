@@ -73,4 +73,4 @@ def test_mae_sweep_short_run(tmp_path):
     assert [r["mask_ratio"] for r in results] == [0.5, 0.75]
     assert_png(tmp_path / "sweep.png")
     table = (tmp_path / "sweep.md").read_text()
-    assert "| 50% |" in table and "| 75% |" in table
+    assert "| 50% (8/16) |" in table and "| 75% (12/16) |" in table

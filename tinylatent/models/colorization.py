@@ -4,9 +4,9 @@ family 8 of MISSION.md).
 An image is converted to CIE Lab (sRGB, D65 white); a network sees the lightness L only and
 predicts, for every pixel, a distribution Z_hat over Q quantised ab colours: the ab plane cut
 into a grid of step 10 (Sec. 2.1), keeping the Q cells that some sRGB colour reaches (the
-paper's 313 "in gamut"). The target Z is the "soft encoding" of the true ab: its 5 nearest
-bin centres weighted by a Gaussian of sigma = 5 around it. The loss is the cross-entropy
-weighted by class rebalancing (eq. 2-4):
+paper's 313 "in gamut"; 261 here, see ab_bins). The target Z is the "soft encoding" of the
+true ab: its 5 nearest bin centres weighted by a Gaussian of sigma = 5 around it. The loss is
+the cross-entropy weighted by class rebalancing (eq. 2-4):
 
     L_cl(Z_hat, Z) = - sum_{h,w} v(Z_hw) sum_q Z_hwq log Z_hat_hwq               (eq. 2)
     v(Z_hw) = w_{q*},  q* = argmax_q Z_hwq                                       (eq. 3)
