@@ -115,7 +115,7 @@ def test_colorization_beats_gray_and_mean_colour_on_held_out_colored_mnist():
     from tinylatent.data.colored_mnist import colorize_digits
     x, _ = load_mnist("mnist", "train")
     x_te, _ = load_mnist("mnist", "test")
-    rgb = colorize_digits(x[:800], generator=0)[0]
+    rgb = colorize_digits(x[:600], generator=0)[0]
     rgb_te = colorize_digits(x_te[:300], generator=1)[0]
     tl.manual_seed(0)
     model = Colorization(hidden_channels=(16, 32), grid_step=20.0)   # Q = 76 bins: CPU time
@@ -135,7 +135,7 @@ def test_colorization_beats_gray_and_mean_colour_on_held_out_colored_mnist():
     gray = np.sqrt((true ** 2).sum(1)).mean()
     mean_ab = rgb_to_lab(rgb)[:, 1:].mean((0, 2, 3))[None, :, None, None]
     mean_colour = np.sqrt(((true - mean_ab) ** 2).sum(1)).mean()
-    # measured with 1,200 images: err 25.6 vs gray 37.3, mean colour 37.4 (ab units)
+    # measured: err 28.5 vs gray 37.7, mean colour 37.5 (ab units)
     assert err < 0.85 * min(gray, mean_colour), (err, gray, mean_colour)
 
 

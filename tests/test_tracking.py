@@ -77,11 +77,11 @@ def test_color_classes_and_reconstruct_keep_frame_zero_and_lightness():
         model.loss(x[:, :1])
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_tracking_beats_nearest_pixel_and_random_init_on_held_out_videos():
     from tinylatent.data import moving_mnist
     T, size = 6, 48
-    train = moving_mnist(320, num_frames=T, size=size, colors=True, generator=0)
+    train = moving_mnist(600, num_frames=T, size=size, colors=True, generator=0)
     test = moving_mnist(100, num_frames=T, size=size, colors=True, generator=1)
     build = dict(image_size=size, hidden_channels=(16, 32), latent_features=32)
     tl.manual_seed(0)
@@ -91,7 +91,7 @@ def test_tracking_beats_nearest_pixel_and_random_init_on_held_out_videos():
     model.fit_colors(train.videos[:200])
     opt = tl.optim.Adam(model.parameters(), lr=2e-3)
     x = tl.tensor(train.videos)
-    for epoch in range(2):
+    for epoch in range(3):
         rng = np.random.default_rng(epoch)
         perm = rng.permutation(len(x))
         for i in range(0, len(x), 16):
@@ -109,6 +109,7 @@ def test_tracking_beats_nearest_pixel_and_random_init_on_held_out_videos():
                                                truth).mean()
     acc["nearest pixel"] = label_propagation_accuracy(
         np.broadcast_to(truth[:, :1], truth.shape), truth).mean()
-    # measured in a run like this one: trained 0.51, nearest pixel 0.33, random init 0.0
-    assert acc["trained"] > acc["nearest pixel"] + 0.08, acc
+    # measured: trained 0.703, nearest pixel 0.332, random init 0.0 (its attention is nearly
+    # uniform, so every cell gets frame 0's majority label, background)
+    assert acc["trained"] > acc["nearest pixel"] + 0.15, acc
     assert acc["trained"] > acc["random init"] + 0.2, acc
