@@ -44,3 +44,20 @@ def test_classifier_loss_follows_the_contract_and_trains_every_weight():
     assert 0 <= clf.accuracy(x, y.numpy()) <= 1
     with pytest.raises(ValueError, match=r"ViTClassifier.loss: expected a batch \(images, "):
         clf.loss(x)
+
+
+@pytest.mark.long
+def test_mae_fine_tuning_beats_the_same_vit_from_scratch_on_fashion_mnist(tmp_path):
+    """README figure: MAE pre-trained on 20,000 unlabelled Fashion-MNIST images (10 epochs,
+    75% masked), then fine-tuned on 1,000 labelled ones for 20 epochs, vs the same ViT from
+    its random init trained the same way; 10,000 test images. Measured: 0.7733 vs 0.7288."""
+    try:
+        tl.data.load_mnist("fashion-mnist", "test")
+    except FileNotFoundError as e:
+        pytest.skip(f"full Fashion-MNIST not found (offline, no cache): {e}")
+    from example_runner import load_example
+    result = load_example("mae_finetune").main([
+        "--dataset", "fashion-mnist", "--limit-train", "20000", "--labelled", "1000",
+        "--finetune-epochs", "20", "--out", str(tmp_path)])
+    print(result["test_accuracy"])
+    assert result["test_accuracy"]["finetune"] > result["test_accuracy"]["scratch"] + 0.02
