@@ -1,7 +1,9 @@
-"""PyTorch twins of RotationNet and MAE (tinylatent/models/pretext.py, mae.py), for
+"""PyTorch twins of RotationNet, MAE and Colorization (tinylatent/models/pretext.py, mae.py,
+colorization.py), for
 benchmarks/test_bench_pretext.py. Same module names, so tinylatent's state dict loads into
 them as is; the MAE twin takes tinylatent's masking (ids_keep, mask, ids_restore) so both
-sides mask the same patches."""
+sides mask the same patches, the Colorization twin tinylatent's input L and soft-encoded
+targets (bins, Z, v: data preparation in NumPy, the same for both)."""
 from __future__ import annotations
 
 import numpy as np
@@ -92,3 +94,29 @@ if torch is not None:
             target = (patches - mean) / (var + 1e-6) ** 0.5
             per_patch = ((pred - target) ** 2).mean(-1)
             return (per_patch * mask).sum() / mask.sum()
+
+    class TorchColorization(nn.Module):
+        """Colorization's network and class-rebalanced soft cross-entropy (eq. 2)."""
+
+        def __init__(self, hidden_channels, num_bins):
+            super().__init__()
+            widths = [1, *hidden_channels]
+            self.register_buffer("centres", torch.zeros(num_bins, 2))
+            self.register_buffer("class_weights", torch.ones(num_bins))
+            self.blocks = nn.ModuleList([nn.Sequential(
+                nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.MaxPool2d(2))
+                for a, b in zip(widths, widths[1:])])
+            up = []
+            for a, b in zip(widths[:0:-1], widths[-2:0:-1] + [widths[1]]):
+                up += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+            self.decoder = nn.Sequential(*up)
+            self.head = nn.Conv2d(widths[1] + 1, num_bins, 1)
+
+        def loss(self, light, bins, z, v):
+            h = light
+            for block in self.blocks:
+                h = block(h)
+            logits = self.head(torch.cat([self.decoder(h), light], 1))
+            logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+            log_z_hat = F.log_softmax(logits, -1).gather(1, bins)
+            return -(v * (z * log_z_hat).sum(-1)).mean()

@@ -110,7 +110,9 @@ def main(argv=None):
         (f_tr,), (f_te,) = (features_in_batches(lambda b: [m.encode(b)], x)
                             for x in (x_tr[:n], x_te))
         probe[name] = linear_probe(f_tr, y_tr[:n], f_te, y_te)
-    result = {"mask_ratio": args.mask_ratio, **{k: history[-1][k] for k in
+    masked = model.num_patches - int(round(model.num_patches * (1 - args.mask_ratio)))
+    result = {"mask_ratio": args.mask_ratio, "masked_patches": [masked, model.num_patches],
+              **{k: history[-1][k] for k in
                                                 ("test_masked_mse", "mean_patch_baseline")},
               "probe": probe, "probe_train": min(n, len(x_tr)), "probe_test": len(x_te)}
     print(f"masked-patch MSE (normalised pixels, {args.mask_ratio:.0%} masked) "

@@ -122,6 +122,12 @@ TINY = {
     "Exemplar": (lambda **o: M.Exemplar(image_size=8, hidden_channels=(2, 3), num_exemplars=5,
                                         **o),
                  _unit(1, 8, 8), M.ExemplarConfig),    # the 5 seeds, ids 0..4
+    "Colorization": (lambda **o: M.Colorization(image_size=8, hidden_channels=(2,),
+                                                grid_step=40.0, **o),
+                     _unit(3, 8, 8), M.ColorizationConfig),     # sRGB images
+    "TrackingByColorization": (lambda **o: M.TrackingByColorization(
+        image_size=8, hidden_channels=(2,), latent_features=3, num_colors=4, **o),
+        _unit(3, 3, 8, 8), M.TrackingConfig),                        # sRGB videos
     # a Flow is composed from a base and a transform (nflows style); its builders take the
     # config: ImageFlowConfig for the image flows (MAF here: no convolutions to compile)
     # contrastive learning (issue 18)

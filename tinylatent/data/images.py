@@ -12,7 +12,8 @@ __all__ = ["make_grid", "save_image_grid"]
 def make_grid(images, ncol: int = 8, padding: int = 1, pad_value: float = 0.3,
               image_shape: tuple | None = None) -> np.ndarray:
     """Tile images (N, H, W) or (N, 1, H, W), or flat (N, H*W) with `image_shape`, into one
-    (rows, cols) array (flat images need no `image_shape` when square).
+    (rows, cols) array (flat images need no `image_shape` when square); colour images
+    (N, H, W, C) with C = 3 or 4 (channels last, for imshow) into (rows, cols, C).
 
     Row-major, `ncol` tiles per row, `padding` pixels of `pad_value` around every tile; a
     last row that is not full is left as padding (like torchvision.utils.make_grid, grey).
@@ -24,11 +25,15 @@ def make_grid(images, ncol: int = 8, padding: int = 1, pad_value: float = 0.3,
         imgs = imgs.reshape(-1, *image_shape)                # (N, H*W) -> (N, H, W)
     if imgs.ndim == 4 and imgs.shape[1] == 1:
         imgs = imgs[:, 0]                                    # (N, 1, H, W) -> (N, H, W)
+    if imgs.ndim == 4 and imgs.shape[-1] in (3, 4):
+        grid = [make_grid(imgs[..., c], ncol, padding, pad_value) for c in range(imgs.shape[-1])]
+        return np.stack(grid, -1)                             # (rows, cols, C)
     if imgs.ndim != 3:
         side = int(round(np.sqrt(imgs.shape[-1]))) if imgs.ndim == 2 else 0
         if imgs.ndim != 2 or side * side != imgs.shape[-1]:
-            raise ValueError(f"make_grid: expected images (N, H, W), (N, 1, H, W) or square "
-                             f"flat images (N, H*W), got shape {imgs.shape}")
+            raise ValueError(f"make_grid: expected images (N, H, W), (N, 1, H, W), square "
+                             f"flat images (N, H*W) or colour (N, H, W, 3 or 4), got shape "
+                             f"{imgs.shape}")
         imgs = imgs.reshape(-1, side, side)                  # (N, H*W) -> (N, H, W)
     n, h, w = imgs.shape
     nrow = -(-n // ncol)

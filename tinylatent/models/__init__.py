@@ -60,6 +60,7 @@ from .bert import BERT, BERTConfig
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .classical import PCA, KMeans
 from .clip import CLIP, CLIPConfig
+from .colorization import Colorization, ColorizationConfig
 from .config import resolve_config
 from .cyclegan import CycleGAN, CycleGANConfig
 from .dcgan import DCGAN, WGANGP, DCGANConfig, WGANGPConfig
@@ -97,6 +98,7 @@ from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
 from .simclr import SimCLR, SimCLRConfig
 from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .text_vae import TextVAE, TextVAEConfig
+from .tracking import TrackingByColorization, TrackingConfig
 from .transformer_lm import TransformerLM, TransformerLMConfig
 from .vae import VAE, VAEConfig
 from .video_pretext import ArrowOfTime, ArrowOfTimeConfig, FramePredictor, FramePredictorConfig
@@ -132,6 +134,7 @@ __all__ = [
     "RelativePatchConfig", "Exemplar", "ExemplarConfig", "MAE", "MAEConfig",
     "FramePredictor", "FramePredictorConfig", "ArrowOfTime", "ArrowOfTimeConfig",
     "OrderVerification", "OrderVerificationConfig",
+    "Colorization", "ColorizationConfig", "TrackingByColorization", "TrackingConfig",
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
     # 10 learning to map and dual learning
