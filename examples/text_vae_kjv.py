@@ -44,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--word-dropout", type=float, default=0.3)
     p.add_argument("--kl-warmup", type=int, default=1000, help="steps of linear KL annealing")
     p.add_argument("--latent", type=int, default=32)
+    p.add_argument("--free-bits", type=float, default=0.0,
+                   help="nats per latent dimension the KL is not pushed below (0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/text_vae_kjv")
     p.add_argument("--resume", action="store_true")
@@ -86,7 +88,8 @@ def main(argv=None):
     tok, train, test = data(args)
     V = len(tok.itos)
     tl.manual_seed(args.seed)
-    vae = TextVAE(in_features=V, latent_features=args.latent, word_dropout=args.word_dropout)
+    vae = TextVAE(in_features=V, latent_features=args.latent, word_dropout=args.word_dropout,
+                  free_bits=args.free_bits)
     lm = LSTMLanguageModel(in_features=V, embedding_features=128, hidden_features=256,
                            num_layers=1, dropout=0.0, bos_token_id=1)
     opts = {"vae": tl.optim.Adam(vae.parameters(), lr=args.lr),
