@@ -34,3 +34,11 @@ __all__ = ["LogisticRegression", "linear_probe", "knn_accuracy", "knn_predict",
 from .word_vectors import analogy_accuracy, load_analogies, neighbour_overlap  # noqa: E402
 
 __all__ += ["analogy_accuracy", "load_analogies", "neighbour_overlap"]
+
+# contrastive representations (issue 18)
+from .pictures import (bar_picture, embedding_picture, matrix_picture,  # noqa: E402
+                       retrieval_picture)
+from .representations import alignment, frozen_features, uniformity  # noqa: E402
+
+__all__ += ["frozen_features", "alignment", "uniformity", "embedding_picture",
+            "retrieval_picture", "matrix_picture", "bar_picture"]
