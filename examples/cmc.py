@@ -3,7 +3,7 @@ view, InfoNCE against a momentum-updated memory of negatives; evaluated with bot
 FROZEN (features under no_grad; only the probe's own weights are fitted).
 
     python examples/cmc.py                                   # embedded MNIST, top/bottom halves
-    python examples/cmc.py --dataset fashion-mnist --epochs 10
+    python examples/cmc.py --dataset fashion-mnist --epochs 2
     python examples/cmc.py --views gradient                  # image vs its Sobel edge map
     python examples/cmc.py ... --resume                      # continue from OUT/checkpoint.npz
 
@@ -32,8 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="mnist offline = the embedded 4,000 / 1,000 images")
     p.add_argument("--views", choices=["halves", "gradient"], default="halves")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam")
     p.add_argument("--num-negatives", type=int, default=1024, help="K from the memory")
     p.add_argument("--temperature", type=float, default=0.07)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
-from tinylatent.eval import frozen_features, linear_probe
+from example_runner import load_example
 from tinylatent.models import CMC
 from tinylatent.models.cmc import sample_negatives, split_views
 
@@ -117,38 +117,15 @@ def test_bad_input_is_named():
         _tiny(memory_size=1)
 
 
-def _probe(fn, model, x, y, xt, yt):
-    return linear_probe(frozen_features(fn, x, module=model), y,
-                        frozen_features(fn, xt, module=model), yt)
-
-
 @pytest.mark.long
-def test_cmc_view_encoder_beats_raw_pixels_and_random_init_on_mnist():
-    """examples/cmc.py's settings (warm-started memory, batch 64) shortened to 6 epochs on
-    the embedded 4,000 / 1,000 MNIST images; the top-half encoder f_1 is probed FROZEN
-    next to the top half's raw pixels and f_1 at random init."""
-    x, y = tl.data.load_mnist("mnist", "train", download=False)
-    xt, yt = tl.data.load_mnist("mnist", "test", download=False)
-    x, xt = (v.astype(np.float32)[:, None] / 255.0 for v in (x, xt))    # (N, 1, 28, 28)
-    tl.manual_seed(0)
-    model = CMC(memory_size=len(x), num_negatives=1024)
-    top = lambda v: model.encode_view(v[:, :, :14], 1)                 # noqa: E731
-    init = _probe(top, model, x, y, xt, yt)
-    raw = linear_probe(x[:, :, :14].reshape(len(x), -1), y,
-                       xt[:, :, :14].reshape(len(xt), -1), yt)
-    model.fill_memory(x)
-    opt = tl.optim.Adam(model.parameters(), lr=1e-3)
-    rng = np.random.default_rng(0)
-    for _ in range(6):
-        perm = rng.permutation(len(x))
-        for b in range(0, len(x) - 63, 64):
-            i = perm[b:b + 64]
-            loss, _ = model.loss((tl.tensor(x[i]), i), generator=rng)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    probe = _probe(top, model, x, y, xt, yt)
-    print({"raw top half": raw, "init f1": init, "CMC f1": probe})
-    # examples/cmc.py, 8 epochs: raw 0.806, init 0.775, CMC f1 0.871
-    assert probe > raw and probe > init, (probe, init, raw)
-
+def test_cmc_view_encoders_beat_raw_pixels_and_random_init_on_mnist(tmp_path):
+    """examples/cmc.py (warm-started memory, batch 64) for 6 epochs on the embedded 4,000 /
+    1,000 MNIST images: each view's FROZEN encoder under a linear probe, next to that view's
+    raw pixels and the same encoder at random init (8 epochs measured: view 1 raw 0.806,
+    init 0.775, CMC 0.871; view 2 raw 0.779, init 0.772, CMC 0.841)."""
+    _, res = load_example("cmc").main(["--epochs", "6", "--batch-size", "64",
+                                       "--out", str(tmp_path)])
+    for k in (1, 2):
+        cmc = res[f"view {k}: CMC f (frozen)"]
+        assert cmc > res[f"view {k}: raw pixels"] and cmc > res[f"view {k}: random-init f"], res
+    assert res["both views: CMC [f1, f2]"] > res["both views: raw pixels"], res

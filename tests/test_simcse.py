@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinylatent as tl
+from example_runner import load_example
 from tinylatent.models import SimCSE
 from tinylatent.models.simcse import simcse_loss
 from tinylatent.ops.contrastive import info_nce
@@ -107,16 +108,13 @@ def test_bad_input_is_named():
 
 
 @pytest.mark.slow
-def test_unsupervised_simcse_beats_the_untrained_encoder_on_corrupted_verses():
+def test_unsupervised_simcse_beats_the_untrained_encoder_on_corrupted_verses(tmp_path):
     """examples/simcse_kjv.py shortened: 120 chapters, 1 x 60 steps; recall@1 of the
     corrupted copies among the held-out verses on the FROZEN encoder."""
-    import sys
-    sys.path.insert(0, "tests")
-    from example_runner import load_example
     example = load_example("simcse_kjv")
     _, results = example.main(["--chapters", "120", "--epochs", "1", "--limit-train-batches",
                                "60", "--batch-size", "32", "--dim", "64", "--layers", "1",
-                               "--merges", "300", "--out", "/tmp/simcse_test",
+                               "--merges", "300", "--out", str(tmp_path),
                                "--test-verses", "300"])
     print(results)
     assert results["SimCSE unsup"][0] > results["untrained encoder"][0], results
