@@ -101,6 +101,10 @@ def test_views_halves_and_sobel_gradient():
     np.testing.assert_allclose(grad[0, 0, 2:4, 2], 1.0)
     np.testing.assert_allclose(grad[0, 0, 2:4, 0], 0.0)
     assert img is x
+    model = _tiny(views="gradient")                      # both views full size (B, 1, 8, 8)
+    loss, _ = model.loss((_batch(), np.arange(5)), generator=0)
+    loss.backward()
+    assert model.encode(_batch()).shape == (5, 12)
 
 
 def test_bad_input_is_named():

@@ -19,7 +19,7 @@ def _pictures(out, names):
 def test_cmc_short_run_writes_pictures_and_resumes(tmp_path):
     example = load_example("cmc")
     out = tmp_path / "cmc"
-    args = ["--epochs", "1", "--limit-train-batches", "2", "--limit-images", "300",
+    args = ["--epochs", "1", "--limit-train-batches", "1", "--limit-images", "150",
             "--batch-size", "32", "--num-negatives", "16", "--out", str(out)]
     history, results = example.main(args)
     assert len(history) == 1 and "view 1: CMC f (frozen)" in results
@@ -30,21 +30,13 @@ def test_cmc_short_run_writes_pictures_and_resumes(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2]
 
 
-def test_cmc_gradient_views_run(tmp_path):
-    _, results = load_example("cmc").main(
-        ["--views", "gradient", "--epochs", "1", "--limit-train-batches", "1",
-         "--limit-images", "200", "--batch-size", "32", "--num-negatives", "8",
-         "--out", str(tmp_path / "g")])
-    assert 0.0 <= results["both views: CMC [f1, f2]"] <= 1.0
-
-
 @pytest.mark.parametrize("mode", ["unsup", "sup"])
 def test_simcse_short_run_writes_pictures_and_resumes(tmp_path, mode):
     example = load_example("simcse_kjv")
     out = tmp_path / mode
-    args = ["--mode", mode, "--epochs", "1", "--limit-train-batches", "2", "--chapters", "40",
-            "--dim", "32", "--layers", "1", "--merges", "100", "--batch-size", "8",
-            "--test-verses", "60", "--out", str(out)]
+    args = ["--mode", mode, "--epochs", "1", "--limit-train-batches", "1", "--chapters", "20",
+            "--dim", "16", "--layers", "1", "--merges", "50", "--batch-size", "8",
+            "--test-verses", "40", "--out", str(out)]
     history, results = example.main(args)
     assert len(history) == 1 and f"SimCSE {mode}" in results
     assert set(results) >= {"avg word emb. (init)", "untrained encoder"}
