@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--batch-sizes", default="32,64,128,256", help="comma-separated")
     p.add_argument("--temperatures", default="0.1,0.2,0.5,1.0", help="comma-separated")
-    p.add_argument("--epochs", type=int, default=3, help="per cell")
+    p.add_argument("--epochs", type=int, default=2, help="per cell")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam, every cell")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default runs/simclr_sweep/<dataset>")
