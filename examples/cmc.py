@@ -12,6 +12,9 @@ the same probe on that view's raw pixels and on the same encoder at random init 
 this run starts from), and on both views' features together. Writes results.txt,
 embedding.png (PCA of [f_1, f_2] on test images), retrieval.png, probe.png,
 loss_curve.png and checkpoint.npz under --out (default runs/cmc/<dataset>-<views>).
+Why halves by default (measured, MNIST 5k, 8 epochs): [f1, f2] probes 0.943 with halves vs
+0.899 with image / edges, whose image encoder stays below its raw pixels (0.877 vs 0.885):
+an edge map is a function of the image, so the pair shares low-level detail, not just content.
 """
 import argparse
 import os

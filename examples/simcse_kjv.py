@@ -54,13 +54,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def corrupt(text, rng, drop):
-    """Drop each word with probability `drop` (keeping at least one), shuffle the rest."""
-    words = text.split()
-    kept = [w for w in words if rng.random() >= drop] or [words[rng.integers(len(words))]]
-    return " ".join(rng.permutation(kept))
-
-
 def split(args):
     chapters = {}
     for v in tl.data.load_kjv():
@@ -72,24 +65,8 @@ def split(args):
     held = [t for i, k in enumerate(keys) if i % 10 == 9 for t in chapters[k]]
     rng = np.random.default_rng(0)                    # the test set never depends on --seed
     test = [held[i] for i in rng.choice(len(held), min(args.test_verses, len(held)), False)]
-    queries = [corrupt(t, rng, args.drop) for t in test]
+    queries = [tl.data.corrupt_words(t, rng, args.drop) for t in test]
     return train, test, queries
-
-
-def triples(train, rng):
-    """(anchor, same-chapter positive, other-book hard negative) verse indices."""
-    by_chapter, books = {}, np.array([k[0] for k, _ in train])
-    for i, (k, _) in enumerate(train):
-        by_chapter.setdefault(k, []).append(i)
-    rows = []
-    for i, (k, _) in enumerate(train):
-        same = by_chapter[k]
-        if len(same) < 2:
-            continue
-        j = same[(same.index(i) + 1 + rng.integers(len(same) - 1)) % len(same)]  # not i
-        neg = np.flatnonzero(books != k[0])
-        rows.append((i, j, neg[rng.integers(len(neg))]))
-    return np.asarray(rows)                                               # (M, 3)
 
 
 def scores(fn, model, queries, database):
@@ -134,7 +111,8 @@ def main(argv=None):
     baseline = evaluate_all({"avg word emb. (init)": avg_words(table0),
                              "untrained encoder": init.encode}, init, q_ids, t_ids)
     data = (ids,) if args.mode == "unsup" else tuple(
-        ids[c] for c in triples(train, np.random.default_rng(args.seed)).T)
+        ids[c] for c in tl.data.chapter_triples([k for k, _ in train],
+                                                np.random.default_rng(args.seed)).T)
     loader = tl.data.DataLoader(tl.data.TensorDataset(*data), args.batch_size, shuffle=True,
                                 drop_last=True, generator=tl.Generator(args.seed))
     optimizer = tl.optim.AdamW(model.parameters(), lr=args.lr)

@@ -107,6 +107,24 @@ def test_bad_input_is_named():
         simcse_loss(tl.randn(3, 2), tl.randn(2, 2))
 
 
+def test_corrupted_copies_and_chapter_triples():
+    rng = np.random.default_rng(0)
+    text = "in the beginning god created the heaven and the earth"
+    for drop in (0.0, 0.3, 0.9):
+        out = tl.data.corrupt_words(text, rng, drop).split()
+        assert 1 <= len(out) and sorted(out) == sorted(
+            w for w in out if w in text.split()) and all(
+            out.count(w) <= text.split().count(w) for w in out)
+    assert sorted(tl.data.corrupt_words(text, rng, 0.0).split()) == sorted(text.split())
+    keys = [("Gen", 1)] * 3 + [("Gen", 2)] + [("Exod", 1)] * 2
+    t = tl.data.chapter_triples(keys, np.random.default_rng(1))
+    assert t.shape == (5, 3) and 3 not in t[:, 0]          # the lone verse of Gen 2 skipped
+    for i, j, k in t:
+        assert j != i and keys[j] == keys[i] and keys[k][0] != keys[i][0]
+    with pytest.raises(ValueError, match="drop"):
+        tl.data.corrupt_words(text, rng, 1.0)
+
+
 def _run(tmp_path, *args):
     return load_example("simcse_kjv").main([*args, "--out", str(tmp_path)])[1]
 
