@@ -7,7 +7,9 @@ the probe is fitted).
     python examples/simclr_sweep.py --dataset fashion-mnist --limit-images 10000
     python examples/simclr_sweep.py ... --resume                      # finished cells kept
 
-Each cell trains in OUT/b<B>_t<tau>/ (its own checkpoint.npz, so --resume also continues an
+Equal epochs give a batch of B only N / B steps: the larger batches here train with fewer
+updates (the paper's Fig. 9 compares them the same way, at 100 - 800 epochs). Each cell
+trains in OUT/b<B>_t<tau>/ (its own checkpoint.npz, so --resume also continues an
 interrupted cell); results.json holds the finished cells. Writes sweep.png (the table as a
 heat map with its values), results.txt (the same table in Markdown, with the raw-pixel and
 random-init probes of the same split as baselines) under runs/simclr_sweep/<dataset>.
