@@ -63,6 +63,27 @@ def copy_weights(tl_model: BERT, pt_model) -> None:
             named[name].copy_(torch.from_numpy(p.detach().numpy().copy()))
 
 
+def assert_same_gradients(loss, tl_model, ploss, pt_model, rtol: float = 2e-3,
+                          atol: float = 2e-5) -> int:
+    """Backward both losses and compare them and every gradient by parameter name; a
+    parameter the loss does not use (e.g. BERT's MLM / NSP heads under SimCSE) must have
+    no gradient (or a zero one) on both sides. Returns how many gradients were compared."""
+    from benchmarks.harness import assert_close
+    loss.backward()
+    ploss.backward()
+    assert_close(loss, ploss.detach(), rtol=1e-5, atol=1e-5, name="loss")
+    grads = dict(pt_model.named_parameters())
+    compared = 0
+    for name, p in tl_model.named_parameters():
+        g = grads[name].grad
+        if p.grad is None or g is None:
+            assert p.grad is None and (g is None or not g.abs().sum()), name
+            continue
+        assert_close(p.grad, g, rtol=rtol, atol=atol, name=name)
+        compared += 1
+    return compared
+
+
 def make_batch(cfg, batch_size: int, seed: int = 0) -> tuple:
     """Masked inputs, segments, labels, is_next as NumPy arrays: two "sentences" of random
     tokens per row ([CLS] A [SEP] B [SEP], a few rows padded)."""

@@ -39,3 +39,17 @@ def test_short_run_writes_pictures_checkpoint_and_resumes(example, tmp_path, mod
     assert [h["epoch"] for h in history] == [1, 2]
     with pytest.raises(ValueError, match="lr"):              # a changed setting is refused
         example.main(args[:3] + ["3"] + args[4:] + ["--resume", "--lr", "0.5"])
+
+
+def test_simclr_sweep_writes_table_and_picture_and_resumes(tmp_path):
+    sweep = load_example("simclr_sweep")
+    args = ["--batch-sizes", "16,32", "--temperatures", "0.2", "--epochs", "1",
+            "--limit-train-batches", "1", "--limit-images", "100", "--out", str(tmp_path)]
+    done = sweep.main(args)
+    assert set(done) == {"raw pixels", "random-init h", "b16_t0.2", "b32_t0.2"}
+    assert all(0.0 <= v <= 1.0 for v in done.values())
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| 32 |" in (tmp_path / "results.txt").read_text()
+    assert tl.load(tmp_path / "b32_t0.2" / "checkpoint.npz")["epoch"] == 1
+    again = sweep.main(args[:1] + ["16,32,64"] + args[2:] + ["--resume"])   # one new row
+    assert {k: again[k] for k in done} == done and "b64_t0.2" in again

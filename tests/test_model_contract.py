@@ -147,6 +147,14 @@ TINY = {
                                               hidden_features=6, latent_features=3,
                                               n_clusters=2, **o),
                     _unit(1, 8, 8), M.DeepClusterConfig),
+    # issue 18 (part b): CMC's batch is (images, dataset indices = memory slots)
+    "CMC": (lambda **o: M.CMC(image_size=8, hidden_channels=(2,), hidden_features=6,
+                              latent_features=3, memory_size=7, num_negatives=3, **o),
+            lambda rng: (_unit(1, 8, 8)(rng), tl.tensor(rng.permutation(7)[:5])),
+            M.CMCConfig),
+    "SimCSE": (lambda **o: M.SimCSE(in_features=12, hidden_features=8, num_layers=1,
+                                    num_heads=2, block_size=6, **o),
+               lambda rng: tl.tensor(rng.integers(5, 12, (5, 6))), M.SimCSEConfig),
     "Flow": (lambda **o: M.maf_mnist(in_channels=1, image_size=4, hidden_features=8, steps=1,
                                      **o), _dequantised, M.ImageFlowConfig),
     # issue 22

@@ -25,8 +25,10 @@ from .moving_mnist import moving_mnist
 from .text import (InverseClozePairs, LanguageModelStream, NextSentencePairs, VerseDataset,
                    load_botchan, load_kjv, split_sentences)
 from .tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, load_tokenizer
+from .verse_pairs import chapter_triples, corrupt_words  # noqa: E402  (issue 18, SimCSE)
 
 # (the module tinylatent.data.moving_mnist is reached by import; its name here is the function)
+__all__ += ["chapter_triples", "corrupt_words"]
 __all__ += ["audio", "cifar", "colored_mnist", "text", "tokenizers", "transforms",
             "AudioWindows", "load_speech", "load_wav", "load_wav_folder",
             "mu_law_encode", "mu_law_decode", "CIFAR10", "load_cifar10", "read_cifar_bin",

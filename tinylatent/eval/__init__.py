@@ -41,5 +41,14 @@ from .cross_lingual import (csls, mean_cosine_criterion, mean_topk_cosine,  # no
                             plot_alignment, procrustes, translate_ids,
                             translation_precision)
 
-__all__ += ["plot_alignment", "normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
-            "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]
+__all__ += ["plot_alignment", "normalize_embeddings", "procrustes", "orthogonalize",
+            "mean_topk_cosine", "csls", "translate_ids", "mutual_dictionary",
+            "mean_cosine_criterion", "translation_precision"]
+
+# contrastive representations (issue 18)
+from .pictures import (bar_picture, embedding_picture, matrix_picture,  # noqa: E402
+                       retrieval_picture)
+from .representations import alignment, frozen_features, uniformity  # noqa: E402
+
+__all__ += ["frozen_features", "alignment", "uniformity", "embedding_picture",
+            "retrieval_picture", "matrix_picture", "bar_picture"]

@@ -96,6 +96,9 @@ from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .relative_patch import RelativePatch, RelativePatchConfig
 from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
 from .simclr import SimCLR, SimCLRConfig
+# issue 18 (part b): contrastive multiview coding, SimCSE
+from .cmc import CMC, CMCConfig  # noqa: E402
+from .simcse import SimCSE, SimCSEConfig  # noqa: E402
 from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .text_vae import TextVAE, TextVAEConfig
 from .tracking import TrackingByColorization, TrackingConfig
@@ -129,6 +132,7 @@ __all__ = [
     # 7 contrastive
     "SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig", "SimCLR", "SimCLRConfig",
     "CLIP", "CLIPConfig", "DeepCluster", "DeepClusterConfig",
+    "CMC", "CMCConfig", "SimCSE", "SimCSEConfig",
     # 8 pretext tasks and masked modelling
     "RotationNet", "RotationNetConfig", "Jigsaw", "JigsawConfig", "RelativePatch",
     "RelativePatchConfig", "Exemplar", "ExemplarConfig", "MAE", "MAEConfig",

@@ -29,8 +29,8 @@ from ..tensor import Tensor
 from .config import resolve_config
 from .simclr import conv_trunk
 
-__all__ = ["CLIP", "CLIPConfig", "Captions", "TEMPLATES", "MNIST_NAMES", "FASHION_NAMES",
-           "clip_loss"]
+__all__ = ["CLIP", "CLIPConfig", "Captions", "CaptionLoader", "TEMPLATES", "MNIST_NAMES",
+           "FASHION_NAMES", "clip_loss"]
 
 TEMPLATES = ("a photo of a {}.", "a drawing of a {}.", "a picture of the {}.",
              "an image of a {}.", "a small {}.", "a blurry photo of a {}.",
@@ -159,3 +159,43 @@ class CLIP(nn.Module):
             t = self.encode_text(Tensor._make(captions.tokens(captions.prompts(c))))
             rows.append(ops.normalize(t.mean(axis=0, keepdims=True), dim=-1))
         return ops.cat(rows, axis=0)
+
+    def evaluate(self, captions: Captions, x, y, xt, yt, seed: int = 1) -> dict:
+        """On the FROZEN towers (eval mode, no_grad): prompt-ensembled zero-shot test
+        accuracy, a linear probe on the same image embeddings, and image<->text recall@1/5
+        (class-level hits, cosine) with one random caption per test image. Also returns
+        "similarity": one test image per class against the class prompt ensembles."""
+        from ..autograd import no_grad
+        from ..eval import frozen_features, hit_rate_at_k, linear_probe
+        was = self.training
+        self.eval()
+        with no_grad():
+            w = self.zero_shot_weights(captions).numpy()                  # (K, E)
+            t = self.encode_text(Tensor._make(captions.tokens(captions.sample(
+                yt, np.random.default_rng(seed))))).numpy()               # (N, E)
+        e, et = frozen_features(self.encode, x), frozen_features(self.encode, xt)
+        self.train(was)
+        res = {"zero-shot": float(((et @ w.T).argmax(1) == yt).mean()),
+               "linear probe": linear_probe(e, y, et, yt)}
+        for k in (1, 5):
+            res[f"image->text R@{k}"] = hit_rate_at_k(et, yt, t, yt, k=k, metric="cosine")
+            res[f"text->image R@{k}"] = hit_rate_at_k(t, yt, et, yt, k=k, metric="cosine")
+        one = [int(np.flatnonzero(yt == c)[0]) for c in range(len(w)) if (yt == c).any()]
+        return res, et[one] @ w.T
+
+
+class CaptionLoader:
+    """(images, labels) batches -> (images, tokens of one random caption per label)."""
+
+    def __init__(self, loader, captions: Captions) -> None:
+        self.loader, self.captions, self.generator = loader, captions, loader.generator
+        self.dataset = loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        from ..data.transforms import as_numpy_generator
+        rng = as_numpy_generator(self.generator)
+        for x, y in self.loader:
+            yield x, Tensor._make(self.captions.tokens(self.captions.sample(y.numpy(), rng)))

@@ -30,8 +30,8 @@ from ..tensor import Tensor
 from .config import resolve_config
 from .simclr import conv_trunk, simclr_augmentation
 
-__all__ = ["DeepCluster", "DeepClusterConfig", "kmeans_reseeding", "uniform_cluster_sampler",
-           "pca_whiten"]
+__all__ = ["DeepCluster", "DeepClusterConfig", "ClusterLoader", "kmeans_reseeding",
+           "uniform_cluster_sampler", "pca_whiten"]
 
 
 def pca_whiten(f: np.ndarray, dim: int, eps: float = 1e-5) -> tuple:
@@ -136,6 +136,18 @@ class DeepCluster(nn.Module):
         self.classifier.load_state_dict(fresh.state_dict())   # same Parameters: the optimizer
         return labels                                          # keeps them (moments reset below)
 
+    def evaluate(self, x, y, seed: int = 0) -> dict:
+        """Clustering accuracy and NMI of k-means (k = 10, 3 restarts) on the FROZEN
+        features f(x) of images x (N, C, S, S), next to k-means on their raw pixels."""
+        from ..eval import cluster_accuracy, frozen_features, normalized_mutual_info
+        from .classical import KMeans
+        res = {}
+        for name, v in (("raw pixels", x.reshape(len(x), -1)),
+                        ("DeepCluster f(x)", frozen_features(self.encode, x, module=self))):
+            pred = np.asarray(KMeans(10, n_init=3, seed=seed).fit(v).predict(v))
+            res[name] = (cluster_accuracy(y, pred), normalized_mutual_info(y, pred))
+        return res
+
     def pseudo_labels(self, x: Tensor) -> np.ndarray:
         """The nearest centroid of the last clustering (run `cluster` first)."""
         if self.centroids is None:
@@ -160,3 +172,30 @@ class DeepCluster(nn.Module):
         y = y if isinstance(y, Tensor) else Tensor._make(logits.xp.asarray(np.asarray(y)))
         loss = cross_entropy(logits, y)
         return loss, {"loss": loss.detach()}
+
+
+class ClusterLoader:
+    """DeepCluster's epoch as a loader (sec. 3.2): cluster the FROZEN features of all images
+    x (N, C, S, S) (eval mode, no_grad), reset the re-initialised classifier's optimizer
+    moments, then yield (images, pseudo-labels) batches drawn uniformly over the clusters."""
+
+    def __init__(self, model: DeepCluster, optimizer, x, batch_size: int, generator) -> None:
+        self.model, self.optimizer, self.x = model, optimizer, x
+        self.batch_size, self.generator, self.dataset = batch_size, generator, x
+
+    def __len__(self) -> int:
+        return len(self.x) // self.batch_size
+
+    def __iter__(self):
+        from ..data.transforms import as_numpy_generator
+        from ..eval import frozen_features
+        rng = as_numpy_generator(self.generator)
+        labels = self.model.cluster(frozen_features(self.model.encode, self.x,
+                                                    module=self.model), rng)
+        for p in self.model.classifier.parameters():       # a new classifier: no old moments
+            self.optimizer.state.pop(p, None)
+        self.model.train()
+        idx = uniform_cluster_sampler(labels, len(self) * self.batch_size, rng)
+        for b in range(len(self)):
+            i = idx[b * self.batch_size:(b + 1) * self.batch_size]
+            yield Tensor._make(self.x[i]), Tensor._make(labels[i])

@@ -171,6 +171,17 @@ class _MetricNet(nn.Module):
             x.shape[0], self.config.in_channels, self.config.image_size,
             self.config.image_size))                                    # (B, C, S, S)
 
+    def evaluate_unseen(self, x, y) -> dict:
+        """recall@1 (leave-one-out, cosine) of images x (N, C, S, S) of classes unseen in
+        training among each other, on raw pixels, the FROZEN conv trunk and embedding."""
+        from ..eval import frozen_features, hit_rate_at_k
+        res = {}
+        for name, fn in (("raw pixels", None), ("conv trunk", self.features),
+                         ("embedding", self.encode)):
+            v = x.reshape(len(x), -1) if fn is None else frozen_features(fn, x, module=self)
+            res[name] = hit_rate_at_k(v, y, v, y, k=1, metric="cosine", exclude_self=True)
+        return res
+
     def _batch(self, x, y):
         """A labelled batch; without labels, x plus one augmented copy, labelled by index.
         x may be a loader's (images, labels) pair."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import nn, ops
 from ..data import transforms as T
 from ..ops.contrastive import nt_xent
@@ -30,13 +32,15 @@ from .config import resolve_config
 __all__ = ["SimCLR", "SimCLRConfig", "conv_trunk", "simclr_augmentation"]
 
 
-def conv_trunk(in_channels: int, image_size: int, hidden_channels: tuple) -> tuple:
-    """Stride-2 3x3 conv + ReLU layers then Flatten -> (nn.Sequential, flattened width)."""
-    layers, c, s = [], in_channels, image_size
+def conv_trunk(in_channels: int, image_size, hidden_channels: tuple) -> tuple:
+    """Stride-2 3x3 conv + ReLU layers then Flatten -> (nn.Sequential, flattened width);
+    image_size is S (square) or (H, W) (e.g. CMC's half-image views)."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    layers, c = [], in_channels
     for width in hidden_channels:
         layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.ReLU()]
-        c, s = width, (s - 1) // 2 + 1                 # stride-2 output size with padding 1
-    return nn.Sequential(*layers, nn.Flatten()), c * s * s
+        c, h, w = width, (h - 1) // 2 + 1, (w - 1) // 2 + 1    # stride 2, padding 1
+    return nn.Sequential(*layers, nn.Flatten()), c * h * w
 
 
 def simclr_augmentation(image_size: int, crop_scale: float = 0.4, degrees: float = 10.0,
@@ -96,6 +100,28 @@ class SimCLR(nn.Module):
         """Two independent augmentations of every image (no gradient: data preparation)."""
         x = self._images(x).detach()
         return self.augment(x, generator=generator), self.augment(x, generator=generator)
+
+    def evaluate(self, x, y, xt, yt, init: tuple | None = None) -> dict:
+        """(linear probe, 20-NN) test accuracy on the FROZEN h = f(x) and z = g(h) of train
+        images x and test images xt, next to raw pixels and `init` = (train, test) features
+        of the same encoder at random init when given (sec. 4.1, Fig. 8)."""
+        from ..eval import frozen_features, knn_accuracy, linear_probe
+        feats = lambda fn: tuple(frozen_features(fn, v, module=self)      # noqa: E731
+                                 for v in (x, xt))
+        named = {"raw pixels": (x.reshape(len(x), -1), xt.reshape(len(xt), -1))}
+        if init is not None:
+            named["random-init h"] = init
+        named.update({"h = f(x)": feats(self.encode), "z = g(h)": feats(self.project)})
+        return {k: (linear_probe(a, y, b, yt), knn_accuracy(a, y, b, yt, k=20))
+                for k, (a, b) in named.items()}
+
+    def view_similarity(self, x, generator=None):
+        """cos(z_i, z'_j) (N, N) of two views of images x (N, C, S, S), frozen encoder."""
+        from ..eval import frozen_features
+        v1, v2 = self.views(Tensor._make(x), generator=generator)
+        z1, z2 = (frozen_features(self.project, v.numpy(), module=self) for v in (v1, v2))
+        z1, z2 = (z / np.linalg.norm(z, axis=1, keepdims=True) for z in (z1, z2))
+        return z1 @ z2.T
 
     def loss(self, batch, generator=None) -> tuple[Tensor, dict]:
         """NT-Xent (eq. 1) of two views of the batch; labels, if given, are ignored."""
