@@ -34,3 +34,8 @@ __all__ = ["LogisticRegression", "linear_probe", "knn_accuracy", "knn_predict",
 from .word_vectors import analogy_accuracy, load_analogies, neighbour_overlap  # noqa: E402
 
 __all__ += ["analogy_accuracy", "load_analogies", "neighbour_overlap"]
+
+# translation (issue 21)
+from .bleu import bleu, ngram_statistics  # noqa: E402
+
+__all__ += ["bleu", "ngram_statistics"]

@@ -145,3 +145,11 @@ __all__ = [
     # evaluation helpers and the config resolver
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
+
+# 10 learning to map: translation (issue 21)
+from .joint_dual import JointDual, JointDualConfig  # noqa: E402
+from .unsupervised_translation import (UnsupervisedTranslation,  # noqa: E402
+                                       UnsupervisedTranslationConfig)
+
+__all__ += ["JointDual", "JointDualConfig", "UnsupervisedTranslation",
+            "UnsupervisedTranslationConfig"]
