@@ -173,6 +173,9 @@ TINY = {
     "TextVAE": (lambda **o: M.TextVAE(in_features=9, embedding_features=4, hidden_features=5,
                                       latent_features=2, sample_length=6, **o),
                 lambda rng: tl.tensor(rng.integers(4, 9, (5, 6))), M.TextVAEConfig),
+    # issue 21: an unpaired batch (source word vectors, target word vectors)
+    "MUSE": (lambda **o: M.MUSE(in_features=6, hidden_features=8, **o),
+             lambda rng: (_unit(6)(rng), _unit(6)(rng)), M.MUSEConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

@@ -54,3 +54,9 @@ from . import bilingual  # noqa: E402
 from .bilingual import Cipher, CipherPair, cipher_pair, load_parallel_text  # noqa: E402
 
 __all__ += ["bilingual", "Cipher", "CipherPair", "cipher_pair", "load_parallel_text"]
+
+# word vectors in the word2vec text format (issue 21)
+from .word_vectors import (WordVectorFormatError, load_word_vectors,  # noqa: E402
+                           save_word_vectors)
+
+__all__ += ["load_word_vectors", "save_word_vectors", "WordVectorFormatError"]

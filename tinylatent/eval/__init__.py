@@ -35,6 +35,14 @@ from .word_vectors import analogy_accuracy, load_analogies, neighbour_overlap  #
 
 __all__ += ["analogy_accuracy", "load_analogies", "neighbour_overlap"]
 
+# cross-lingual embedding mapping (issue 21: MUSE)
+from .cross_lingual import (csls, mean_cosine_criterion, mean_topk_cosine,  # noqa: E402
+                            mutual_dictionary, orthogonalize, procrustes, translate_ids,
+                            translation_precision)
+
+__all__ += ["procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
+            "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]
+
 # translation (issue 21)
 from .bleu import bleu, ngram_statistics  # noqa: E402
 

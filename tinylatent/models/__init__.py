@@ -146,6 +146,11 @@ __all__ = [
     "bits_per_dim", "precision_at_k", "resolve_config",
 ]
 
+# 10 learning to map (issue 21): cross-lingual embedding alignment
+from .muse import MUSE, MUSEConfig  # noqa: E402
+
+__all__ += ["MUSE", "MUSEConfig"]
+
 # 10 learning to map: translation (issue 21)
 from .joint_dual import JointDual, JointDualConfig  # noqa: E402
 from .unsupervised_translation import (UnsupervisedTranslation,  # noqa: E402
