@@ -1,22 +1,21 @@
-"""Translation between the KJV and its cipher language B (tl.data.cipher_pair), by BLEU on
-held-out test verses in both directions:
+"""Translation between the KJV (A) and its cipher language B (tl.data.cipher_pair): BLEU
+on held-out test verses both ways, next to word-by-word translation through --dictionary.
 
-    --model unsupervised   Lample et al. 2018: monolingual A and B only; denoising + iterative
-                           back-translation, iteration 0 by word-by-word translation through
-                           --dictionary (a "word<TAB>word" file, e.g. MUSE's; "cipher" = the
-                           hidden true dictionary, for development only)
-    --model supervised     the same architecture on the A half with its exact translations
-    --model dual           JointDual (He et al. 2016): --parallel pairs + monolingual loops;
-                           --lambda-dual 0 is its supervised-only baseline
+    --model unsupervised  Lample et al. 2018 on monolingual A and B: denoising + iterative
+                          back-translation, iteration 0 word by word through --dictionary
+                          ("muse": induced by MUSE and cached; "cipher": the hidden truth,
+                          for development only; or a word<TAB>word file)
+    --model supervised    the same architecture on the A half and its exact translations
+    --model dual          JointDual (He et al. 2016): --parallel pairs + monolingual loops
+                          (--lambda-dual 0: its supervised-only baseline; --init: warm start)
 
-    python examples/translate_kjv.py --model unsupervised --dictionary runs/muse/dict.tsv
+    python examples/translate_kjv.py --model unsupervised --dictionary muse
     python examples/translate_kjv.py --steps 4 --eval-every 2 --test-verses 20   # smoke
-    python examples/translate_kjv.py --resume
-
-Writes samples.txt, bleu.png and checkpoint.npz under --out (runs/translate_kjv/<model>).
+Writes samples.txt, bleu.png, checkpoint.npz (--resume) under runs/translate_kjv/<model>.
 """
 import argparse
 import copy
+import functools
 import os
 import sys
 
@@ -26,7 +25,8 @@ from tqdm import tqdm
 
 import tinylatent as tl
 from tinylatent.models import JointDual, UnsupervisedTranslation
-from tinylatent.models.translation import JointVocabulary, WordByWord, corpus_bleu
+from tinylatent.models.translation import (JointVocabulary, WordByWord, corpus_bleu,
+                                           muse_dictionary)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,41 +35,50 @@ import matplotlib.pyplot as plt  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", choices=("unsupervised", "supervised", "dual"),
-                   default="unsupervised")
-    p.add_argument("--dictionary", default="cipher", help="A->B word file, or 'cipher'")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--iteration-steps", type=int, default=250,
-                   help="back-translation iteration length (frozen translator)")
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--max-words", type=int, default=20)
-    p.add_argument("--vocab", type=int, default=2000, help="words per language")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--parallel", type=int, default=500, help="pairs for --model dual")
+    p.add_argument("--model", default="unsupervised",
+                   choices=("unsupervised", "supervised", "dual"))
+    p.add_argument("--dictionary", default="muse", help="A->B word file, 'muse' or 'cipher'")
+    for name, default in (("steps", 1500), ("iteration-steps", 250), ("eval-every", 250),
+                          ("batch-size", 32), ("max-words", 20), ("vocab", 1000),
+                          ("hidden", 128), ("parallel", 500), ("test-verses", 200),
+                          ("seed", 0)):             # vocab: words per language
+        p.add_argument("--" + name, type=int, default=default)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--lambda-dual", type=float, default=0.5)
-    p.add_argument("--test-verses", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", default=None, help="warm start: a checkpoint's model weights")
     return p.parse_args(argv)
 
 
-def read_dictionary(name, cipher):
+def read_dictionary(name, pair, out):
+    """The A -> B dictionary: "cipher" (the hidden truth), "muse" (induced, then cached as
+    OUT/../muse_dictionary.tsv for the other runs), or a word<TAB>word file."""
     if name == "cipher":
-        return dict(cipher.dictionary)
+        return dict(pair.cipher.dictionary)
+    if name == "muse":
+        name = os.path.join(os.path.dirname(os.path.abspath(out)), "muse_dictionary.tsv")
+        if not os.path.exists(name):
+            found, muse = muse_dictionary(pair.a_train, pair.b_train)
+            print("MUSE dictionary against the hidden one:", muse.evaluate(
+                pair.cipher.dictionary, n_words=2000), flush=True)
+            with open(name, "w", encoding="utf-8") as f:
+                f.writelines(f"{a}\t{b}\n" for a, b in found.items())
     with open(name, encoding="utf-8") as f:
         return dict(line.rstrip("\n").split("\t")[:2] for line in f if "\t" in line)
 
 
 def data(args):
+    return _data(args.max_words, args.vocab, args.test_verses)
+
+
+@functools.lru_cache(maxsize=2)              # the resume test calls main three times
+def _data(L, size, test_verses):
     pair = tl.data.cipher_pair(seed=0)
-    L = args.max_words
     a = [s for s in pair.a_train if len(s) <= L]
     b = [s for s in pair.b_train if len(s) <= L]
-    vocab = JointVocabulary([a, b], args.vocab)
-    test = [t for t in pair.test if len(t[0]) <= L][:args.test_verses]
+    vocab = JointVocabulary([a, b], size)
+    test = [t for t in pair.test if len(t[0]) <= L][:test_verses]
     xa, xb = vocab.encode(a, 0, L), vocab.encode(b, 1, L)
     ya = vocab.encode([pair.cipher.encipher(s) for s in a], 1, L)  # a's exact translations
     return pair, vocab, xa, xb, ya, test
@@ -86,9 +95,11 @@ def main(argv=None):
                        lambda_dual=args.lambda_dual) if dual else
              UnsupervisedTranslation(in_features=len(vocab), hidden_features=args.hidden))
     opt = tl.optim.Adam(model.parameters(), lr=args.lr)
-    wbw = WordByWord(read_dictionary(args.dictionary, pair.cipher), vocab)
+    wbw = WordByWord(read_dictionary(args.dictionary, pair, out), vocab)
     frozen = None                            # the previous iteration's model (sec. 2.4)
     ckpt, step, hist = os.path.join(out, "checkpoint.npz"), 0, []
+    if args.init:                            # He et al. warm-start from supervised models
+        model.load_state_dict(tl.load(args.init)["model"])
     if args.resume and os.path.exists(ckpt):
         ck = tl.load(ckpt)
         tl.serialization.check_resume_args(ck["args"], vars(args), ("steps", "resume"))
@@ -99,14 +110,14 @@ def main(argv=None):
             frozen = copy.deepcopy(model)
             frozen.load_state_dict(ck["frozen"])
 
-    def evaluate():
+    def evaluate(translate):                 # [(BLEU-4, BLEU-1, hypotheses)] A->B, B->A
         model.eval()
-        r = [corpus_bleu(lambda x: model.translate(x, s, 1 - s), vocab, test, s)
-             for s in (0, 1)]
+        r = [corpus_bleu(lambda x: translate(x, s), vocab, test, s) for s in (0, 1)]
         model.train()
-        return r
+        return [(b, tl.eval.bleu(h, [t[1 - s] for t in test], 1), h) for s, (b, h) in
+                enumerate(r)]
 
-    base = [corpus_bleu(lambda x: wbw(x), vocab, test, s)[0] for s in (0, 1)]
+    base = evaluate(lambda x, s: wbw(x))
     bar = tqdm(range(step, args.steps), initial=step, total=args.steps,
                disable=not sys.stderr.isatty())
     for step in bar:
@@ -133,31 +144,30 @@ def main(argv=None):
         opt.step()
         bar.set_postfix(loss=f"{float(m['loss'].item()):.3f}")
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-            (bleu_ab, hyp_ab), (bleu_ba, hyp_ba) = evaluate()
-            hist.append((step + 1, float(m["loss"].item()), bleu_ab, bleu_ba))
-            print(f"step {step + 1}: BLEU A->B {bleu_ab:.2f}, B->A {bleu_ba:.2f} "
-                  f"(word-by-word {base[0]:.2f}, {base[1]:.2f})", flush=True)
+            r = evaluate(lambda x, s: model.translate(x, s, 1 - s))
+            hist.append((step + 1, float(m["loss"].item()), r[0][0], r[1][0], r[0][1], r[1][1]))
+            print(f"step {step + 1}: BLEU A->B {r[0][0]:.2f}, B->A {r[1][0]:.2f}; BLEU-1 "
+                  f"{r[0][1]:.2f}, {r[1][1]:.2f} (word-by-word {base[0][0]:.2f}, "
+                  f"{base[1][0]:.2f}; BLEU-1 {base[0][1]:.2f}, {base[1][1]:.2f})", flush=True)
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                      "history": hist, "args": vars(args)}
-            if frozen is not None:
-                state["frozen"] = frozen.state_dict()
-            tl.save(state, ckpt)
+            tl.save({**state, "frozen": frozen.state_dict()} if frozen is not None else state,
+                    ckpt)
             with open(os.path.join(out, "samples.txt"), "w") as f:
                 for k, (a, b) in enumerate(test[:10]):
                     f.write(f"A    {' '.join(a)}\nB    {' '.join(b)}\nA->B "
-                            f"{' '.join(hyp_ab[k])}\nB->A {' '.join(hyp_ba[k])}\n\n")
-    h = np.array(hist).reshape(-1, 4)
+                            f"{' '.join(r[0][2][k])}\nB->A {' '.join(r[1][2][k])}\n\n")
+    h = np.array(hist).reshape(-1, 6)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for col, name, c in ((2, "A->B", "C0"), (3, "B->A", "C1")):
         ax.plot(h[:, 0], h[:, col], c, label=f"{args.model} {name}")
-        ax.axhline(base[col - 2], color=c, ls=":", label=f"word-by-word {name}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("test BLEU")
+        ax.axhline(base[col - 2][0], color=c, ls=":", label=f"word-by-word {name}")
+    ax.set(xlabel="step", ylabel="test BLEU")
     ax.legend(fontsize=7)
     plt.tight_layout()
     plt.savefig(os.path.join(out, "bleu.png"), dpi=100)
     plt.close()
-    return {"history": hist, "word_by_word": base}
+    return {"history": hist, "word_by_word": [b[:2] for b in base]}
 
 
 if __name__ == "__main__":

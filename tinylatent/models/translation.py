@@ -23,7 +23,8 @@ from tinylatent import nn
 from tinylatent.distributions import Categorical
 from tinylatent.tensor import Tensor
 
-__all__ = ["JointVocabulary", "Seq2Seq", "WordByWord", "SPECIALS", "corpus_bleu"]
+__all__ = ["JointVocabulary", "Seq2Seq", "WordByWord", "SPECIALS", "corpus_bleu",
+           "muse_dictionary"]
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")      # ids 0..3 in every config below
 PAD, BOS, EOS, UNK = range(4)
@@ -99,6 +100,7 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, V: int, E: int, H: int, num_languages: int = 2):
         super().__init__()
+        self.vocab_size = V
         self.embedding = nn.Embedding(V, E, padding_idx=PAD)
         self.language = nn.Embedding(num_languages, E)
         self.encoder = nn.LSTM(E, H, batch_first=True, bidirectional=True)
@@ -162,13 +164,16 @@ class Seq2Seq(nn.Module):
         with tl.no_grad():
             h, mask = self.encode_states(src, src_lang)
             state = self._start(h, mask)
-            B = src.shape[0]
+            B, V = src.shape[0], self.vocab_size
+            never = tl.tensor(np.where(np.isin(np.arange(V), (PAD, BOS)), -1e9,
+                                             0.0).astype(np.float32))
             tok = np.full((B, 1), BOS, dtype=np.int64)
             done = np.zeros(B, dtype=bool)
             out = []
             for _ in range(max_length):
                 s, state = self.decoder(self._embed(tl.tensor(tok), tgt_lang), state)
                 logits = self.output(self._attend(s, h, mask))[:, -1]  # (B, V)
+                logits = logits + never                   # no <pad> / <bos> emitted
                 if greedy:
                     nxt = logits.argmax(-1).numpy()
                 else:
@@ -196,3 +201,27 @@ def corpus_bleu(translate, vocab: JointVocabulary, pairs, src_lang: int, batch_s
         x = vocab.encode(src[i:i + batch_size], src_lang, length)
         hyps += vocab.decode(translate(tl.tensor(x)))
     return tl.eval.bleu(hyps, refs, max_n=max_n), hyps
+
+
+def muse_dictionary(a_sentences, b_sentences, latent_features: int = 100, epochs: int = 5,
+                    min_count: int = 5, seed: int = 0, progress=None, **muse_overrides):
+    """An A -> B dictionary induced without any parallel data (Lample et al. 2018, sec. 2.4:
+    the word-by-word translation of iteration 0): two skip-gram spaces trained apart (seeds
+    seed + 1, seed + 2) on the monolingual sentences, aligned by MUSE (Conneau et al. 2018:
+    adversarial map, Procrustes refinement), then each A word's CSLS translation.
+    Returns (dictionary, the fitted MUSE)."""
+    from .muse import MUSE
+    from .word2vec import Word2Vec
+    spaces = []
+    for k, sentences in enumerate((a_sentences, b_sentences)):
+        tl.manual_seed(seed + 1 + k)
+        w2v = Word2Vec.from_sentences(sentences, min_count=min_count,
+                                      latent_features=latent_features)
+        w2v.seed = seed + 1 + k                         # the SGD kernel's random state
+        w2v.fit(sentences, epochs=epochs)
+        spaces.append((w2v.vectors(normalized=False), list(w2v.itos)))
+    tl.manual_seed(seed)
+    muse = MUSE(in_features=latent_features, seed=seed, **muse_overrides)
+    muse.set_embeddings(spaces[0][0], spaces[1][0], spaces[0][1], spaces[1][1])
+    muse.fit(progress=progress)
+    return muse.induce_dictionary(), muse
