@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 import tinylatent as tl
 from tinylatent.models import JointDual, UnsupervisedTranslation
-from tinylatent.models.translation import (JointVocabulary, WordByWord, corpus_bleu,
-                                           muse_dictionary)
+from tinylatent.models.translation import (JointVocabulary, WordByWord,
+                                           bilingual_dictionary, corpus_bleu)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,29 +51,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_dictionary(name, pair, out):
-    """The A -> B dictionary: "cipher" (the hidden truth), "muse" (induced, then cached as
-    OUT/../muse_dictionary.tsv for the other runs), or a word<TAB>word file."""
-    if name == "cipher":
-        return dict(pair.cipher.dictionary)
-    if name == "muse":
-        name = os.path.join(os.path.dirname(os.path.abspath(out)), "muse_dictionary.tsv")
-        if not os.path.exists(name):
-            found, muse = muse_dictionary(pair.a_train, pair.b_train)
-            print("MUSE dictionary against the hidden one:", muse.evaluate(
-                pair.cipher.dictionary, n_words=2000), flush=True)
-            with open(name, "w", encoding="utf-8") as f:
-                f.writelines(f"{a}\t{b}\n" for a, b in found.items())
-    with open(name, encoding="utf-8") as f:
-        return dict(line.rstrip("\n").split("\t")[:2] for line in f if "\t" in line)
-
-
-def data(args):
-    return _data(args.max_words, args.vocab, args.test_verses)
-
-
 @functools.lru_cache(maxsize=2)              # the resume test calls main three times
-def _data(L, size, test_verses):
+def data(L, size, test_verses):
     pair = tl.data.cipher_pair(seed=0)
     a = [s for s in pair.a_train if len(s) <= L]
     b = [s for s in pair.b_train if len(s) <= L]
@@ -88,14 +67,14 @@ def main(argv=None):
     args = parse_args(argv)
     out = args.out or os.path.join("runs", "translate_kjv", args.model)
     os.makedirs(out, exist_ok=True)
-    pair, vocab, xa, xb, ya, test = data(args)
+    pair, vocab, xa, xb, ya, test = data(args.max_words, args.vocab, args.test_verses)
     tl.manual_seed(args.seed)
-    dual = args.model == "dual"
     model = (JointDual(in_features=len(vocab), hidden_features=args.hidden,
-                       lambda_dual=args.lambda_dual) if dual else
+                       lambda_dual=args.lambda_dual) if args.model == "dual" else
              UnsupervisedTranslation(in_features=len(vocab), hidden_features=args.hidden))
     opt = tl.optim.Adam(model.parameters(), lr=args.lr)
-    wbw = WordByWord(read_dictionary(args.dictionary, pair, out), vocab)
+    cache = os.path.join(os.path.dirname(os.path.abspath(out)), "muse_dictionary.tsv")
+    wbw = WordByWord(bilingual_dictionary(args.dictionary, pair, cache), vocab)
     frozen = None                            # the previous iteration's model (sec. 2.4)
     ckpt, step, hist = os.path.join(out, "checkpoint.npz"), 0, []
     if args.init:                            # He et al. warm-start from supervised models
@@ -106,9 +85,8 @@ def main(argv=None):
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, hist = int(ck["step"]), [tuple(h) for h in ck["history"]]
-        if "frozen" in ck:
-            frozen = copy.deepcopy(model)
-            frozen.load_state_dict(ck["frozen"])
+        if "frozen" in ck:                   # mid-iteration: the same frozen translator
+            (frozen := copy.deepcopy(model)).load_state_dict(ck["frozen"])
 
     def evaluate(translate):                 # [(BLEU-4, BLEU-1, hypotheses)] A->B, B->A
         model.eval()
@@ -146,17 +124,17 @@ def main(argv=None):
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             r = evaluate(lambda x, s: model.translate(x, s, 1 - s))
             hist.append((step + 1, float(m["loss"].item()), r[0][0], r[1][0], r[0][1], r[1][1]))
-            print(f"step {step + 1}: BLEU A->B {r[0][0]:.2f}, B->A {r[1][0]:.2f}; BLEU-1 "
-                  f"{r[0][1]:.2f}, {r[1][1]:.2f} (word-by-word {base[0][0]:.2f}, "
-                  f"{base[1][0]:.2f}; BLEU-1 {base[0][1]:.2f}, {base[1][1]:.2f})", flush=True)
+            print(f"step {step + 1}: BLEU A->B, B->A %.2f, %.2f; BLEU-1 %.2f, %.2f "
+                  "(word-by-word %.2f, %.2f; BLEU-1 %.2f, %.2f)" % (*hist[-1][2:], base[0][0],
+                                                                  base[1][0], base[0][1], base[1][1]), flush=True)
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                      "history": hist, "args": vars(args)}
             tl.save({**state, "frozen": frozen.state_dict()} if frozen is not None else state,
                     ckpt)
             with open(os.path.join(out, "samples.txt"), "w") as f:
-                for k, (a, b) in enumerate(test[:10]):
-                    f.write(f"A    {' '.join(a)}\nB    {' '.join(b)}\nA->B "
-                            f"{' '.join(r[0][2][k])}\nB->A {' '.join(r[1][2][k])}\n\n")
+                f.writelines("\n".join(f"{n:5}{' '.join(t)}" for n, t in zip(
+                    ("A", "B", "A->B", "B->A"), (a, b, r[0][2][k], r[1][2][k]))) + "\n\n"
+                    for k, (a, b) in enumerate(test[:10]))
     h = np.array(hist).reshape(-1, 6)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for col, name, c in ((2, "A->B", "C0"), (3, "B->A", "C1")):
@@ -164,9 +142,9 @@ def main(argv=None):
         ax.axhline(base[col - 2][0], color=c, ls=":", label=f"word-by-word {name}")
     ax.set(xlabel="step", ylabel="test BLEU")
     ax.legend(fontsize=7)
-    plt.tight_layout()
-    plt.savefig(os.path.join(out, "bleu.png"), dpi=100)
-    plt.close()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "bleu.png"), dpi=100)
+    plt.close(fig)
     return {"history": hist, "word_by_word": [b[:2] for b in base]}
 
 

@@ -126,3 +126,11 @@ def test_joint_dual_baseline_cancels_a_reward_that_ignores_the_sample():
         assert p.grad is None or np.abs(p.grad.numpy()).max() < 1e-6
     assert np.abs(model.dual.output.bias.grad.numpy()).max() > 1e-3
     assert reward.item() < 0
+
+
+def test_dictionary_file_round_trip(tmp_path):
+    from tinylatent.models.translation import load_dictionary, save_dictionary
+    d = {"the": "kide", ",": "porita", "lord": "zaze"}
+    save_dictionary(d, tmp_path / "d.tsv")
+    (tmp_path / "d.tsv").open("a").write("a line without a tab\n")
+    assert load_dictionary(tmp_path / "d.tsv") == d

@@ -14,6 +14,7 @@ language-specific start symbol of Lample et al. (2018, sec. 2.1) does.
 from __future__ import annotations
 
 import collections
+import os
 from typing import Sequence
 
 import numpy as np
@@ -24,7 +25,7 @@ from tinylatent.distributions import Categorical
 from tinylatent.tensor import Tensor
 
 __all__ = ["JointVocabulary", "Seq2Seq", "WordByWord", "SPECIALS", "corpus_bleu",
-           "muse_dictionary"]
+           "muse_dictionary", "bilingual_dictionary", "save_dictionary", "load_dictionary"]
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")      # ids 0..3 in every config below
 PAD, BOS, EOS, UNK = range(4)
@@ -225,3 +226,31 @@ def muse_dictionary(a_sentences, b_sentences, latent_features: int = 100, epochs
     muse.set_embeddings(spaces[0][0], spaces[1][0], spaces[0][1], spaces[1][1])
     muse.fit(progress=progress)
     return muse.induce_dictionary(), muse
+
+
+def save_dictionary(dictionary: dict, path) -> None:
+    """One "source<TAB>target" line per entry (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{a}\t{b}\n" for a, b in dictionary.items())
+
+
+def load_dictionary(path) -> dict:
+    """The {source: target} of a "source<TAB>target" file (other lines skipped)."""
+    with open(path, encoding="utf-8") as f:
+        return dict(line.rstrip("\n").split("\t")[:2] for line in f if "\t" in line)
+
+
+def bilingual_dictionary(name: str, pair, cache) -> dict:
+    """The A -> B dictionary of a cipher pair: "cipher" (the hidden truth: development and
+    upper bounds only), "muse" (`muse_dictionary`, computed once and kept in the file
+    `cache`; its precision against the truth is printed), or a path to a TSV file."""
+    if name == "cipher":
+        return dict(pair.cipher.dictionary)
+    if name == "muse":
+        if not os.path.exists(cache):
+            found, muse = muse_dictionary(pair.a_train, pair.b_train)
+            print("MUSE dictionary against the hidden one:",
+                  muse.evaluate(pair.cipher.dictionary, n_words=2000), flush=True)
+            save_dictionary(found, cache)
+        name = cache
+    return load_dictionary(name)
