@@ -33,7 +33,8 @@ import numpy as np
 from .backend import Device
 from .tensor import Tensor
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION", "check_resume_args"]
+__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION", "check_resume_args",
+           "atomic_write"]
 
 FORMAT = "tinylatent-checkpoint"
 VERSION = 1
@@ -186,6 +187,15 @@ def save(obj: Any, path) -> None:
     if os.path.isdir(path):
         raise IsADirectoryError(f"tl.save: '{path}' is a directory; give a file name")
     entries = _entries(obj)
+    atomic_write(path, lambda f: np.savez(f, **entries))
+
+
+def atomic_write(path, write) -> None:
+    """Call write(f) on a binary temporary file in `path`'s directory, flush and fsync it,
+    then rename it over `path` (os.replace): readers see the old file or the whole new one,
+    never a part. On any exception the temporary file is removed and `path` is untouched.
+    Used by `save` and by tinylatent.data.save_word_vectors."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{_temp_prefix(path)}{os.getpid()}-",
@@ -193,7 +203,7 @@ def save(obj: Any, path) -> None:
     try:
         os.chmod(tmp, _file_mode(path))   # mkstemp makes it 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **entries)
+            write(f)
             f.flush()
             os.fsync(f.fileno())   # the bytes are on disk before the rename makes them live
         os.replace(tmp, path)

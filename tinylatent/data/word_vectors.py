@@ -14,10 +14,11 @@ line, since a silently misread embedding only shows up later as a poor translati
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..serialization import atomic_write
 
 __all__ = ["load_word_vectors", "save_word_vectors", "WordVectorFormatError"]
 
@@ -95,9 +96,9 @@ def load_word_vectors(path: "str | os.PathLike", limit: "int | None" = None) -> 
 
 
 def save_word_vectors(path: "str | os.PathLike", words, vectors) -> None:
-    """Write `words` and their (n, d) `vectors` in the word2vec text format, atomically (a
-    temporary file in the same directory renamed over `path`), so an interrupted save never
-    leaves a truncated file that a later load would misread."""
+    """Write `words` and their (n, d) `vectors` in the word2vec text format, atomically (as
+    tl.save: a temporary file in the same directory renamed over `path`), so an interrupted
+    save never leaves a truncated file that a later load would misread."""
     words = list(words)
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(words) != vectors.shape[0] or vectors.shape[1] < 1:
@@ -113,22 +114,11 @@ def save_word_vectors(path: "str | os.PathLike", words, vectors) -> None:
         raise ValueError(f"save_word_vectors: word {dup!r} occurs twice")
     if not np.all(np.isfinite(vectors)):
         raise ValueError("save_word_vectors: vectors hold NaN or inf")
-    path = Path(path).expanduser()
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(f"{len(words)} {vectors.shape[1]}\n")
-            for w, v in zip(words, vectors.astype(np.float32)):
-                # 9 significant digits read back to the same float32 (IEEE 754, Sec. 5.12.2)
-                f.write(w + " " + " ".join(np.char.mod("%.9g", v)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    rows = vectors.astype(np.float32)
+
+    def write(f):
+        f.write(f"{len(words)} {vectors.shape[1]}\n".encode("utf-8"))
+        for w, v in zip(words, rows):
+            # 9 significant digits read back to the same float32 (IEEE 754, Sec. 5.12.2)
+            f.write((w + " " + " ".join(np.char.mod("%.9g", v)) + "\n").encode("utf-8"))
+    atomic_write(Path(path).expanduser(), write)

@@ -37,10 +37,11 @@ __all__ += ["analogy_accuracy", "load_analogies", "neighbour_overlap"]
 
 # cross-lingual embedding mapping (issue 21: MUSE)
 from .cross_lingual import (csls, mean_cosine_criterion, mean_topk_cosine,  # noqa: E402
-                            mutual_dictionary, orthogonalize, procrustes, translate_ids,
+                            mutual_dictionary, normalize_embeddings, orthogonalize,
+                            plot_alignment, procrustes, translate_ids,
                             translation_precision)
 
-__all__ += ["procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
+__all__ += ["plot_alignment", "normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
             "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]
 
 # translation (issue 21)

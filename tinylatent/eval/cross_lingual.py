@@ -17,8 +17,9 @@ import numpy as np
 
 from .word_vectors import _unit
 
-__all__ = ["procrustes", "orthogonalize", "mean_topk_cosine", "csls", "translate_ids",
-           "mutual_dictionary", "mean_cosine_criterion", "translation_precision"]
+__all__ = ["normalize_embeddings", "procrustes", "orthogonalize", "mean_topk_cosine", "csls",
+           "translate_ids", "mutual_dictionary", "mean_cosine_criterion",
+           "translation_precision", "plot_alignment"]
 
 
 def _pair(name: str, x, y) -> tuple:
@@ -27,6 +28,21 @@ def _pair(name: str, x, y) -> tuple:
         raise ValueError(f"{name}: need (n, d) and (m, d) word vectors, got shapes {x.shape} "
                          f"and {y.shape}")
     return x, y
+
+
+def normalize_embeddings(vectors, steps: str = "") -> np.ndarray:
+    """Rows of `vectors` after each comma-separated step: "renorm" (unit length) or "center"
+    (subtract the mean row); MUSE's --normalize_embeddings, e.g. "renorm,center,renorm"."""
+    v = np.asarray(vectors, np.float64)
+    for step in filter(None, steps.split(",")):
+        if step == "center":
+            v = v - v.mean(axis=0)
+        elif step == "renorm":
+            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        else:
+            raise ValueError(f"normalize_embeddings: steps must be comma-separated 'renorm' / "
+                             f"'center', got {steps!r}")
+    return v
 
 
 def procrustes(x, y) -> np.ndarray:
@@ -142,3 +158,33 @@ def translation_precision(candidates: dict, reference: dict, k: int = 1) -> floa
         truth = {truth} if isinstance(truth, str) else set(truth)
         hits += bool(truth.intersection(list(ranked)[:k]))
     return hits / len(candidates)
+
+
+def plot_alignment(path, source, target, maps: dict, source_words=(), target_words=(),
+                   pairs=(), n: int = 300) -> None:
+    """A PNG of the first n rows of both spaces under each map {title: W (d, d)}, one panel
+    each: 2-D PCA of the mapped source rows x W^T (blue) and the target rows (red) together,
+    with the (i, j) `pairs` (e.g. true translations) joined and labelled by their words.
+    Drawn on an Agg canvas without pyplot (as tl.train.plot_history)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    source, target = _pair("plot_alignment", source, target)
+    n = min(n, len(source), len(target))
+    fig = Figure(figsize=(5.5 * len(maps), 5))
+    FigureCanvasAgg(fig)
+    for k, (title, w) in enumerate(maps.items()):
+        ax = fig.add_subplot(1, len(maps), k + 1)
+        xs, ys = source[:n] @ np.asarray(w).T, target[:n]
+        both = np.concatenate([xs, ys])
+        _, _, vt = np.linalg.svd(both - both.mean(axis=0), full_matrices=False)
+        zs, zt = (xs - both.mean(axis=0)) @ vt[:2].T, (ys - both.mean(axis=0)) @ vt[:2].T
+        ax.scatter(zs[:, 0], zs[:, 1], s=6, c="C0", label="source (mapped)")
+        ax.scatter(zt[:, 0], zt[:, 1], s=6, c="C3", label="target")
+        for i, j in pairs:
+            ax.plot([zs[i, 0], zt[j, 0]], [zs[i, 1], zt[j, 1]], "-", c="gray", lw=0.6)
+            if len(source_words) and len(target_words):
+                ax.annotate(source_words[i], zs[i], fontsize=7)
+                ax.annotate(target_words[j], zt[j], fontsize=7, color="C3")
+        ax.set(title=title, xticks=[], yticks=[])
+    fig.axes[0].legend(loc="lower left", fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")

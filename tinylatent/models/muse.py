@@ -23,8 +23,8 @@ linear map W sends x to W x in y's space, found without any dictionary:
    refinement steps is kept (`best_weight`).
 
 Word vectors are rows sorted by frequency (as Word2Vec.from_sentences and .vec files keep
-them), unit-normalised, centred and renormalised (MUSE's `--normalize_embeddings
-renorm,center,renorm`).
+them), used as they are or normalised by `normalize` (MUSE's `--normalize_embeddings`, e.g.
+"renorm,center,renorm"); cosines are taken in every case.
 
     muse = MUSE(in_features=100)
     muse.set_embeddings(x, y, a_words, b_words)
@@ -53,14 +53,16 @@ __all__ = ["MUSE", "MUSEConfig"]
 
 @dataclass(frozen=True)
 class MUSEConfig:
-    """The paper's Sec. 3.1 settings, scaled down for a 400k-word corpus (paper value)."""
+    """Sec. 3.1's settings scaled down for a 400k-word corpus (the paper's / MUSE code's
+    value in brackets)."""
     in_features: int = 100          # d of both spaces (300)
     hidden_features: int = 512      # discriminator width (2048)
     negative_slope: float = 0.2     # LeakyReLU of D
     input_dropout: float = 0.1      # dropout on D's input (0.1)
     smoothing: float = 0.1          # label smoothing s (0.1)
     beta: float = 0.001             # orthogonality update (0.001)
-    lr: float = 0.1                 # SGD for D and W (0.1)
+    lr: float = 0.1                 # SGD for D (0.1)
+    map_lr: float = 0.1             # SGD for W (0.1)
     lr_decay: float = 0.98          # per epoch (0.98)
     lr_shrink: float = 0.5          # W's lr times this when the criterion drops (0.5)
     dis_steps: int = 5              # D steps per W step (5)
@@ -72,6 +74,7 @@ class MUSEConfig:
     max_rank: int = 3000            # the refinement dictionary's most frequent words (15000)
     csls_k: int = 10                # CSLS neighbourhood (10)
     criterion_words: int = 10000    # model selection on these most frequent words (10000)
+    normalize: str = ""             # steps "renorm" / "center", comma-separated ("")
     seed: int = 0                   # word sampling and D's dropout
 
 
@@ -79,6 +82,7 @@ class MUSE(nn.Module):
     def __init__(self, config: MUSEConfig | None = None, **overrides):
         super().__init__()
         self.config = cfg = resolve_config(self, MUSEConfig, config, overrides)
+        xl.normalize_embeddings(np.ones((2, 1)), cfg.normalize)     # checks the steps
         if cfg.in_features < 1 or cfg.hidden_features < 1 or cfg.batch_size < 1 \
                 or cfg.dis_steps < 1 or not 0 <= cfg.smoothing < 0.5:
             raise ValueError(f"MUSE: need positive sizes and steps, smoothing in [0, 0.5), "
@@ -93,34 +97,27 @@ class MUSE(nn.Module):
         # model selection state (Sec. 3.5): the best W so far and its criterion
         self.register_buffer("best_weight", Tensor(np.eye(d, dtype=np.float32)))
         self.register_buffer("best_criterion", Tensor(np.full((), -np.inf, np.float32)))
+        self.register_buffer("last_criterion", Tensor(np.full((), np.nan, np.float32)))
         self.source = self.target = None
-        self.source_words, self.target_words = [], []
+        self.source_words, self.target_words, self._source_index = [], [], {}
 
     # ------------------------------------------------------------------ data
     def set_embeddings(self, source, target, source_words=None, target_words=None):
-        """Source (n, d) and target (m, d) word vectors, rows most frequent first;
-        normalised as renorm, centre, renorm. Words default to "0", "1", ..."""
-        d = self.config.in_features
-        arrays = []
-        for name, v in (("source", source), ("target", target)):
+        """Source (n, d) and target (m, d) word vectors, rows most frequent first, normalised
+        by the config's steps (MUSE's --normalize_embeddings). Words default to "0", ..."""
+        d, arrays, words = self.config.in_features, [], []
+        for name, v, w in (("source", source, source_words), ("target", target, target_words)):
             v = np.asarray(v.array if isinstance(v, Tensor) else v, np.float64)
             if v.ndim != 2 or v.shape[1] != d or len(v) < 2:
                 raise ValueError(f"MUSE.set_embeddings: {name} must be (n >= 2, {d}) word "
                                  f"vectors, got shape {v.shape}")
-            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-            v = v - v.mean(axis=0)
-            arrays.append((v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
-                          .astype(np.float32))
-        self.source, self.target = arrays
-        words = []
-        for name, w, v in (("source", source_words, self.source),
-                           ("target", target_words, self.target)):
             w = [str(i) for i in range(len(v))] if w is None else list(w)
             if len(w) != len(v) or len(set(w)) != len(w):
                 raise ValueError(f"MUSE.set_embeddings: {name}_words must be {len(v)} "
                                  f"distinct words, got {len(w)} ({len(set(w))} distinct)")
+            arrays.append(xl.normalize_embeddings(v, self.config.normalize).astype(np.float32))
             words.append(w)
-        self.source_words, self.target_words = words
+        (self.source, self.target), (self.source_words, self.target_words) = arrays, words
         self._source_index = {w: i for i, w in enumerate(self.source_words)}
         return self
 
@@ -159,25 +156,42 @@ class MUSE(nn.Module):
             self.discriminator.train(was_training)
 
     def loss(self, batch) -> tuple:
-        """(L_D + L_W, metrics) on batch = (source vectors (B, d), target vectors (B, d)):
-        each player's gradient on its own loss (one step of one optimizer on it is a
-        simultaneous step of both)."""
+        """(L_D + L_W, metrics) on batch = (source (B, d), target (B, d)) vectors, each
+        player's gradient on its own loss (one optimizer step = both players' steps)."""
         src, tgt = batch
         d_loss, w_loss = self.discriminator_loss(src, tgt), self.mapping_loss(src, tgt)
         loss = d_loss + w_loss
         return loss, {"loss": loss.detach(), "d_loss": d_loss.detach(),
                       "w_loss": w_loss.detach()}
+
     # ------------------------------------------------------------------ training
     def optimizers(self) -> dict:
         """{"discriminator": SGD(D), "mapping": SGD(W)} at the config's lr (Sec. 3.1)."""
         from ..optim import SGD
         return {"discriminator": SGD(self.discriminator.parameters(), lr=self.config.lr),
-                "mapping": SGD([self.weight], lr=self.config.lr)}
+                "mapping": SGD([self.weight], lr=self.config.map_lr)}
 
     def orthogonalize(self) -> None:
         """W <- (1 + beta) W - beta (W W^T) W (Sec. 3.3), in place."""
         w = self.weight.array.astype(np.float64)
         self.weight.array[...] = xl.orthogonalize(w, self.config.beta)
+
+    def adversarial_step(self, src, tgt, optimizers: dict) -> tuple:
+        """One round of Sec. 3.1: a D step (eq. 3) on each of src[:-1], tgt[:-1], then one W
+        step (eq. 4) on src[-1], tgt[-1] and the orthogonality update. src, tgt:
+        (dis_steps + 1, B, d) word vectors. Returns the last (L_D, L_W) as floats."""
+        opt_d, opt_w = optimizers["discriminator"], optimizers["mapping"]
+        for s, t in zip(src[:-1], tgt[:-1]):
+            d_loss = self.discriminator_loss(Tensor(s), Tensor(t))
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+        w_loss = self.mapping_loss(Tensor(src[-1]), Tensor(tgt[-1]))
+        opt_w.zero_grad()
+        w_loss.backward()
+        opt_w.step()
+        self.orthogonalize()
+        return d_loss.item(), w_loss.item()
 
     def adversarial_epoch(self, optimizers: dict, epoch: int = 0, progress=None) -> dict:
         """`epoch_size / batch_size` rounds of `dis_steps` D steps then one W step (each
@@ -190,26 +204,14 @@ class MUSE(nn.Module):
         self.generator.manual_seed(cfg.seed * 100003 + epoch)
         n_src = min(cfg.most_frequent, len(self.source))
         n_tgt = min(cfg.most_frequent, len(self.target))
-        opt_d, opt_w = optimizers["discriminator"], optimizers["mapping"]
         rounds = max(1, cfg.epoch_size // cfg.batch_size)
         d_total = w_total = 0.0
         self.discriminator.train()
         for i in range(rounds):
-            for _ in range(cfg.dis_steps):
-                src = Tensor(self.source[rng.integers(0, n_src, cfg.batch_size)])
-                tgt = Tensor(self.target[rng.integers(0, n_tgt, cfg.batch_size)])
-                d_loss = self.discriminator_loss(src, tgt)
-                opt_d.zero_grad()
-                d_loss.backward()
-                opt_d.step()
-            src = Tensor(self.source[rng.integers(0, n_src, cfg.batch_size)])
-            tgt = Tensor(self.target[rng.integers(0, n_tgt, cfg.batch_size)])
-            w_loss = self.mapping_loss(src, tgt)
-            opt_w.zero_grad()
-            w_loss.backward()
-            opt_w.step()
-            self.orthogonalize()
-            d_total, w_total = d_total + d_loss.item(), w_total + w_loss.item()
+            src = self.source[rng.integers(0, n_src, (cfg.dis_steps + 1, cfg.batch_size))]
+            tgt = self.target[rng.integers(0, n_tgt, (cfg.dis_steps + 1, cfg.batch_size))]
+            d_loss, w_loss = self.adversarial_step(src, tgt, optimizers)
+            d_total, w_total = d_total + d_loss, w_total + w_loss
             if progress is not None:
                 progress(i, rounds)
         return {"d_loss": d_total / rounds, "w_loss": w_total / rounds}
@@ -232,16 +234,15 @@ class MUSE(nn.Module):
         epochs = cfg.epochs if epochs is None else epochs
         optimizers = self.optimizers() if optimizers is None else optimizers
         stats: dict = {}
-        last = None
         for epoch in range(start_epoch, epochs):
             stats = self.adversarial_epoch(optimizers, epoch, progress)
             stats["criterion"] = value = self._select()
+            shrink = cfg.lr_shrink if value < float(self.last_criterion.array) else 1.0
             for group in optimizers["discriminator"].param_groups:
                 group["lr"] *= cfg.lr_decay
             for group in optimizers["mapping"].param_groups:
-                group["lr"] *= cfg.lr_decay * (cfg.lr_shrink if last is not None
-                                               and value < last else 1.0)
-            last = value
+                group["lr"] *= cfg.lr_decay * shrink
+            self.last_criterion.array[...] = value
             if callback is not None:
                 callback(epoch, stats)
         self.weight.array[...] = self.best_weight.array
@@ -253,7 +254,6 @@ class MUSE(nn.Module):
         """Procrustes refinement (Sec. 2.2, 3.4): `steps` times, W = U V^T on the mutual
         CSLS dictionary of the `max_rank` most frequent words; W ends as the best by the
         criterion (adversarial W included)."""
-        self._need_data("refine")
         steps = self.config.refinement_steps if steps is None else steps
         self._select()
         size = 0
@@ -319,7 +319,6 @@ class MUSE(nn.Module):
         """{A word: B word}. By default every source word with its best translation (for
         word-by-word translation); mutual=True keeps only the mutual nearest neighbours
         among the `max_rank` (config's by default) most frequent words (Sec. 3.4)."""
-        self._need_data("induce_dictionary")
         if mutual:
             rank = self.config.max_rank if max_rank is None else max_rank
             pairs = xl.mutual_dictionary(self.mapped_source(), self.target, rank, method,
@@ -333,7 +332,6 @@ class MUSE(nn.Module):
         """Precision@k of the translations of the `n_words` most frequent source words
         whose reference translation is in the target vocabulary (MUSE's protocol);
         {"p@1": ..., "p@5": ..., "words": how many were scored}."""
-        self._need_data("evaluate")
         targets = set(self.target_words)
         words = [w for w in self.source_words[:n_words] if w in reference
                  and ({reference[w]} if isinstance(reference[w], str)
