@@ -124,9 +124,9 @@ def main(argv=None):
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             r = evaluate(lambda x, s: model.translate(x, s, 1 - s))
             hist.append((step + 1, float(m["loss"].item()), r[0][0], r[1][0], r[0][1], r[1][1]))
+            w = (base[0][0], base[1][0], base[0][1], base[1][1])
             print(f"step {step + 1}: BLEU A->B, B->A %.2f, %.2f; BLEU-1 %.2f, %.2f "
-                  "(word-by-word %.2f, %.2f; BLEU-1 %.2f, %.2f)" % (*hist[-1][2:], base[0][0],
-                                                                  base[1][0], base[0][1], base[1][1]), flush=True)
+                  "(word-by-word %.2f, %.2f; BLEU-1 %.2f, %.2f)" % (*hist[-1][2:], *w), flush=True)
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                      "history": hist, "args": vars(args)}
             tl.save({**state, "frozen": frozen.state_dict()} if frozen is not None else state,

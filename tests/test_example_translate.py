@@ -72,6 +72,20 @@ def test_readme_unsupervised_between_word_by_word_and_supervised(example, tmp_pa
         assert r["history"][-1][2 + lang] > r["word_by_word"][lang][0] + 1.0
 
 
+@pytest.mark.long
+def test_unsupervised_machinery_with_the_true_dictionary(example, tmp_path):
+    """Development check of the method itself (not its README figure): iteration 0 by
+    word-by-word translation through the hidden true dictionary, 600 steps, then 600 of
+    iteration 1 from the frozen model. Measured BLEU-4 5.18 / 5.60 (BLEU-1 34.3 / 30.9)
+    against word-by-word 0.00 / 0.00 (BLEU-1 84.6) and the supervised model's 59.62 / 10.56."""
+    r = example.main(["--model", "unsupervised", "--dictionary", "cipher", "--steps", "1200",
+                      "--iteration-steps", "600", "--eval-every", "250", "--out", str(tmp_path)])
+    print("unsupervised, true dictionary", r["history"][-1], r["word_by_word"])
+    for lang in (0, 1):
+        assert r["history"][-1][2 + lang] > r["word_by_word"][lang][0] + 2.0
+    assert r["history"][-1][2] < 40.0                    # below the supervised A->B
+
+
 DUAL_NOT_MET = ("not met at this budget: measured test BLEU A->B 0.00 / B->A 7.00 with the "
                 "loops against 0.00 / 7.08 supervised-only (the primal A->B model had not "
                 "started translating after 900 supervised steps on 1,000 pairs, so the loops "
