@@ -43,6 +43,13 @@ def _dequantised(rng):
                      .astype(np.float32))
 
 
+def _sentence_pair(rng):
+    """(x_a, x_b): (5, 6) id batches of two languages, words then <eos> (id 2)."""
+    a, b = rng.integers(4, 12, (5, 6)), rng.integers(12, 20, (5, 6))
+    a[:, -1] = b[:, -1] = 2
+    return tl.tensor(a), tl.tensor(b)
+
+
 # name -> (build(**overrides) -> model, batch(rng) -> Tensor, config class or None)
 TINY = {
     "Autoencoder": (lambda **o: M.Autoencoder(in_features=12, hidden_features=(8,),
@@ -196,6 +203,13 @@ TINY = {
     # issue 21: an unpaired batch (source word vectors, target word vectors)
     "MUSE": (lambda **o: M.MUSE(in_features=6, hidden_features=8, **o),
              lambda rng: (_unit(6)(rng), _unit(6)(rng)), M.MUSEConfig),
+    # translation (issue 21): language A ids 4..11, B ids 12..19, then <eos> (2)
+    "UnsupervisedTranslation": (lambda **o: M.UnsupervisedTranslation(
+        in_features=20, embedding_features=4, hidden_features=5, max_length=5, **o),
+        lambda rng: _sentence_pair(rng), M.UnsupervisedTranslationConfig),
+    "JointDual": (lambda **o: M.JointDual(in_features=20, embedding_features=4,
+                                          hidden_features=5, max_length=5, **o),
+                  lambda rng: _sentence_pair(rng) * 2, M.JointDualConfig),
 }
 
 MODEL_CLASSES = sorted(name for name in M.__all__

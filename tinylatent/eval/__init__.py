@@ -52,3 +52,8 @@ from .representations import alignment, frozen_features, uniformity  # noqa: E40
 
 __all__ += ["frozen_features", "alignment", "uniformity", "embedding_picture",
             "retrieval_picture", "matrix_picture", "bar_picture"]
+
+# translation (issue 21)
+from .bleu import bleu, ngram_statistics  # noqa: E402
+
+__all__ += ["bleu", "ngram_statistics"]

@@ -16,7 +16,7 @@ Family (MISSION.md catalog)           module
 8. pretext tasks and masked modelling  pretext (rotation, jigsaw), relative_patch, exemplar,
                                        mae, video_pretext, order_verification
 9. self-supervised language            word2vec, bert, ict
-10. learning to map, dual learning     dual, muse
+10. learning to map, dual learning     dual, muse, joint_dual, unsupervised_translation
 11. training methods                   noisy_student (SAM: tl.optim; Hessian: tl.hessian)
 
 Writing a model
@@ -60,6 +60,7 @@ from .bert import BERT, BERTConfig
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .classical import PCA, KMeans
 from .clip import CLIP, CLIPConfig
+from .cmc import CMC, CMCConfig
 from .colorization import Colorization, ColorizationConfig
 from .config import resolve_config
 from .cyclegan import CycleGAN, CycleGANConfig
@@ -81,6 +82,7 @@ from .gaussian_mixture import GaussianMixture
 from .glo import GLO, GLOConfig
 from .hmm import HMM, HMMConfig
 from .ict import ICT, ICTConfig
+from .joint_dual import JointDual, JointDualConfig
 from .kernel_density import KernelDensity
 from .language_model import LSTMLanguageModel, LSTMLMConfig
 from .lda import LDA
@@ -96,13 +98,12 @@ from .pretext import Jigsaw, JigsawConfig, RotationNet, RotationNetConfig
 from .relative_patch import RelativePatch, RelativePatchConfig
 from .retrieval import BagOfWordsAE, BoWAEConfig, precision_at_k
 from .simclr import SimCLR, SimCLRConfig
-# issue 18 (part b): contrastive multiview coding, SimCSE
-from .cmc import CMC, CMCConfig  # noqa: E402
-from .simcse import SimCSE, SimCSEConfig  # noqa: E402
+from .simcse import SimCSE, SimCSEConfig
 from .stacked_autoencoder import LinearAutoencoder, StackedAutoencoder
 from .text_vae import TextVAE, TextVAEConfig
 from .tracking import TrackingByColorization, TrackingConfig
 from .transformer_lm import TransformerLM, TransformerLMConfig
+from .unsupervised_translation import UnsupervisedTranslation, UnsupervisedTranslationConfig
 from .vae import VAE, VAEConfig
 from .video_pretext import ArrowOfTime, ArrowOfTimeConfig, FramePredictor, FramePredictorConfig
 from .wavenet import WaveNet, WaveNetConfig
@@ -142,7 +143,8 @@ __all__ = [
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
     # 10 learning to map and dual learning
-    "DualSupervised", "DualSupervisedConfig", "MUSE", "MUSEConfig",
+    "DualSupervised", "DualSupervisedConfig", "MUSE", "MUSEConfig", "JointDual",
+    "JointDualConfig", "UnsupervisedTranslation", "UnsupervisedTranslationConfig",
     # 11 training methods
     "NoisyStudent", "NoisyStudentConfig",
     # flow builders, base distribution and transforms
