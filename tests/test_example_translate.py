@@ -61,7 +61,7 @@ UNSUP_NOT_MET = ("not met: the MUSE dictionary this branch merged is at chance o
 
 
 @pytest.mark.long
-@pytest.mark.xfail(reason=UNSUP_NOT_MET, strict=False)
+@pytest.mark.xfail(reason=UNSUP_NOT_MET, strict=True, raises=AssertionError)
 def test_readme_unsupervised_between_word_by_word_and_supervised(example, tmp_path):
     """Lample et al. with the MUSE dictionary (induced here, minutes) against word-by-word
     translation through it; the supervised figure is test_readme_supervised_beats_word_by_word."""
@@ -93,7 +93,7 @@ DUAL_NOT_MET = ("not met at this budget: measured test BLEU A->B 0.00 / B->A 7.0
 
 
 @pytest.mark.long
-@pytest.mark.xfail(reason=DUAL_NOT_MET, strict=False)
+@pytest.mark.xfail(reason=DUAL_NOT_MET, strict=True, raises=AssertionError)
 def test_readme_joint_dual_against_supervised_only(example, tmp_path):
     """1,000 parallel pairs: supervised-only for 1,200 steps against supervised-only for 900
     steps then JointDual's loops for 300 (He et al.'s warm start), by test BLEU both ways."""
