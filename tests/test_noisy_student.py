@@ -51,8 +51,9 @@ def test_stochastic_depth_train_and_eval():
 
 @pytest.mark.long
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 22 goal not met yet: measured teacher 94.8% -> students 94.4 / 95.5 / 94.7% (best +0.7 points; equal-size students: "
-                   "95.5 / 95.1 / 95.2%)")
+                   reason="issue 22 goal not met yet: measured teacher 94.8% -> students "
+                          "94.4 / 95.5 / 94.7% (best +0.7 points; equal-size students: "
+                          "95.5 / 95.1 / 95.2%)")
 def test_readme_figure_student_beats_teacher(tmp_path):
     spec = importlib.util.spec_from_file_location("noisy_student_example", SCRIPT)
     module = importlib.util.module_from_spec(spec)
