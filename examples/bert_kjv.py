@@ -58,13 +58,9 @@ def main(argv=None):
     tl.manual_seed(args.seed)
     train_docs, test_docs = tl.data.text.kjv_chapter_split(tl.data.load_kjv(),
                                                            chapters=args.chapters)
-    tok_path = f"{args.out}/tokenizer.json"
-    if args.resume and os.path.exists(tok_path):        # the run's own tokenizer
-        tok = tl.data.load_tokenizer(tok_path)
-    else:
-        tok = tl.data.BPETokenizer.train([v.text for d in train_docs for v in d],
-                                         num_merges=args.merges, specials=SPECIALS, lower=True)
-        tok.save(tok_path)
+    tok = tl.data.tokenizers.run_bpe_tokenizer(
+        f"{args.out}/tokenizer.json", [v.text for d in train_docs for v in d], args.merges,
+        SPECIALS, resume=args.resume)
     assert tok.itos[:len(SPECIALS)] == list(SPECIALS)
     texts = [[v.text for v in d] for d in train_docs], [[v.text for v in d] for d in test_docs]
     pairs = [tl.data.NextSentencePairs(t, generator=tl.Generator(args.seed + k))

@@ -41,22 +41,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="BERT pre-training objectives on the KJV",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--max-len", type=int, default=48, help="tokens per input")
-    p.add_argument("--merges", type=int, default=2000, help="BPE merges")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--steps-per-epoch", type=int, default=200)
+    # model, pre-training and fine-tuning settings of examples/bert_kjv.py (10 epochs here)
+    for name, default in (("layers", 2), ("dim", 128), ("heads", 4), ("max-len", 48),
+                          ("merges", 2000), ("batch-size", 32), ("lr", 5e-4), ("epochs", 10),
+                          ("steps-per-epoch", 200), ("finetune-steps", 150),
+                          ("finetune-lr", 2e-4), ("finetune-seeds", 3), ("seed", 1)):
+        p.add_argument(f"--{name}", type=type(default), default=default, help=" ")
     p.add_argument("--chapters", type=int, default=None, help="use only N chapters")
     p.add_argument("--labels", type=int, nargs="+", default=[16, 64, 256],
-                   help="fine-tuning label counts")
-    p.add_argument("--finetune-seeds", type=int, default=3, help="labelled subsets per count")
-    p.add_argument("--finetune-steps", type=int, default=150)
-    p.add_argument("--finetune-lr", type=float, default=2e-4)
-    p.add_argument("--seed", type=int, default=1)
+                   help="fine-tuning label counts (balanced: n/2 per testament)")
     p.add_argument("--out", default="runs/bert_pretext_kjv")
     p.add_argument("--resume", action="store_true")
     return p.parse_args(argv)
@@ -67,13 +60,9 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     verses = tl.data.load_kjv()
     train_docs, test_docs = tl.data.text.kjv_chapter_split(verses, chapters=args.chapters)
-    tok_path = f"{args.out}/tokenizer.json"
-    if args.resume and os.path.exists(tok_path):        # the run's own tokenizer
-        tok = tl.data.load_tokenizer(tok_path)
-    else:
-        tok = tl.data.BPETokenizer.train([v.text for d in train_docs for v in d],
-                                         num_merges=args.merges, specials=SPECIALS, lower=True)
-        tok.save(tok_path)
+    tok = tl.data.tokenizers.run_bpe_tokenizer(
+        f"{args.out}/tokenizer.json", [v.text for d in train_docs for v in d], args.merges,
+        SPECIALS, resume=args.resume)
     sizes = dict(in_features=len(tok), hidden_features=args.dim, num_layers=args.layers,
                  num_heads=args.heads, block_size=args.max_len)
     train_verses = [v for d in train_docs for v in d]
