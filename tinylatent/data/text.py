@@ -31,7 +31,8 @@ from .dataset import Dataset, TensorDataset
 from .mnist import _announce
 from .transforms import as_numpy_generator
 
-__all__ = ["Verse", "load_kjv", "kjv_books", "kjv_chapter_split", "kjv_testament", "load_botchan", "split_sentences",
+__all__ = ["Verse", "load_kjv", "kjv_books", "kjv_chapter_split", "kjv_testament",
+           "load_botchan", "split_sentences",
            "encode_lines", "pad_sequences", "LanguageModelStream", "LMCorpus",
            "language_model_corpus", "VerseDataset",
            "NextSentencePairs", "InverseClozePairs", "TextFormatError", "EMBEDDED_TEXT"]

@@ -203,8 +203,8 @@ def finetune_table(encoders: dict, train: tuple, test: tuple, labels, seeds, ste
     `labels` (in order) n/2 examples of each of the two classes of `train` = (x, y); the
     classifier is trained with that seed and tested on all of `test`.
     encoders: name -> (config, state dict): a BERT encoder of that config's sizes loaded with
-    the state dict (heads of PretextBERT objectives dropped), or from scratch for None. Returns name -> array (len(labels), len(seeds), 2) of
-    (accuracy, balanced accuracy)."""
+    the state dict (heads of PretextBERT objectives dropped), or from scratch for None.
+    Returns name -> array (len(labels), len(seeds), 2) of (accuracy, balanced accuracy)."""
     x, y = train
     out = {name: np.zeros((len(labels), len(seeds), 2)) for name in encoders}
     for j, seed in enumerate(seeds):
