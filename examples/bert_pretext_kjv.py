@@ -20,7 +20,6 @@ import json
 import os
 
 import matplotlib
-import numpy as np
 
 import tinylatent as tl
 from tinylatent.models import BERT, PretextBERT
