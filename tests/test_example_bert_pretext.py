@@ -63,9 +63,14 @@ def test_nsp_with_more_steps(example, tmp_path):
     (train NSP, with dropout): 0.629 (0.611) at 2,000 steps, 0.654 (0.667) at 4,000, 0.696
     (0.712) at 6,000, 0.713 (0.738) at 8,000; chance until ~1,400 steps. The lexical-overlap
     logistic regression on the same truncated pairs scores 0.718, so NSP at 8,000 steps is
-    level with it and the 0.85 goal is NOT met. The bounds sit inside those figures."""
+    level with it and the 0.85 goal is NOT met. The longer pre-training does pay off in
+    fine-tuning: 16 labels, seed 1, 0.786 vs scratch 0.614 (asserted below); with the
+    default 3 seeds and 16 / 64 / 256 labels 0.757 / 0.785 / 0.809 vs 0.602 / 0.647 / 0.741.
+    The bounds sit inside those figures."""
     r = example.main(["--objectives", "mlm+nsp", "--epochs", "40", "--labels", "16",
                       "--finetune-seeds", "1", "--out", str(tmp_path)])
     nsp = [h["valid_nsp_accuracy"] for h in r["history"]["mlm+nsp"]]
     assert abs(nsp[19] - 0.654) < 0.01 and nsp[-1] > 0.69, nsp
     assert abs(r["baselines"]["mlm+nsp"]["nsp_accuracy"] - 0.718) < 0.01, r["baselines"]
+    (_, pre), (_, scratch) = r["table"]["mlm+nsp"][0][0], r["table"]["scratch"][0][0]
+    assert pre > scratch + 0.1, r["table"]
