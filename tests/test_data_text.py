@@ -38,6 +38,19 @@ def test_kjv_structure(kjv):
     assert max(v.chapter for v in psalms) == 150
 
 
+def test_kjv_chapter_split_and_testament(kjv):
+    train, test = text_module.kjv_chapter_split(kjv)
+    assert (len(train), len(test)) == (1071, 118)              # 1,189 chapters, every 10th out
+    assert sum(map(len, train)) + sum(map(len, test)) == 31102
+    assert test[0][0][:2] == ("Genesis", 10) and len({(d[0].book, d[0].chapter)
+                                                      for d in train + test}) == 1189
+    nt = text_module.kjv_testament(kjv)
+    first = next(i for i, v in enumerate(kjv) if v.book == "Matthew")
+    assert not nt[:first].any() and nt[first:].all() and nt.sum() == 7957   # 27 books
+    small = text_module.kjv_chapter_split(kjv, chapters=40)
+    assert len(small[0]) + len(small[1]) == 40 and len(small[1]) == 4
+
+
 def test_embedded_text_checksum_rejects_a_changed_byte(tmp_path, monkeypatch):
     bad = tmp_path / "kjv.tsv.xz"
     data = bytearray(text_module.EMBEDDED_TEXT["kjv"].read_bytes())

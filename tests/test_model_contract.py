@@ -185,6 +185,10 @@ TINY = {
     "ICT": (lambda **o: M.ICT(in_features=12, hidden_features=8, latent_features=4,
                               num_layers=1, num_heads=2, block_size=6, **o),
             lambda rng: tl.tensor(rng.integers(5, 12, (5, 2, 6))), M.ICTConfig),
+    "PretextBERT": (lambda **o: M.PretextBERT(in_features=12, hidden_features=8, num_layers=1,
+                                              num_heads=2, block_size=6, objective="delete",
+                                              delete_prob=0.5, **o),
+                    lambda rng: tl.tensor(rng.integers(5, 12, (5, 6))), M.PretextBERTConfig),
     # issue 22: training methods and the text VAE
     "NoisyStudent": (lambda **o: M.NoisyStudent(in_features=12, hidden_features=8,
                                                 out_features=3, **o),

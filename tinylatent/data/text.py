@@ -31,7 +31,8 @@ from .dataset import Dataset, TensorDataset
 from .mnist import _announce
 from .transforms import as_numpy_generator
 
-__all__ = ["Verse", "load_kjv", "kjv_books", "load_botchan", "split_sentences",
+__all__ = ["Verse", "load_kjv", "kjv_books", "kjv_chapter_split", "kjv_testament",
+           "load_botchan", "split_sentences",
            "encode_lines", "pad_sequences", "LanguageModelStream", "LMCorpus",
            "language_model_corpus", "VerseDataset",
            "NextSentencePairs", "InverseClozePairs", "TextFormatError", "EMBEDDED_TEXT"]
@@ -41,6 +42,14 @@ EMBEDDED_TEXT = {"kjv": EMBEDDED / "kjv.tsv.xz", "botchan": EMBEDDED / "botchan.
 # SHA-256 of the embedded files, as printed by scripts/make_embedded_text.py
 SHA256 = {"kjv": "5bab1554453228b9ae04032f4a075effd4a9c79c61c08e9f929ded7181e4c8fd",
           "botchan": "4ce424c062fefbd68d3a377d3ff7f427327bddb2c84fe9903ffaf8902e1ab549"}
+
+
+# the 27 books of the New Testament, as the embedded KJV names them
+NEW_TESTAMENT = ("Matthew", "Mark", "Luke", "John", "Acts", "Romans", "1 Corinthians",
+                 "2 Corinthians", "Galatians", "Ephesians", "Philippians", "Colossians",
+                 "1 Thessalonians", "2 Thessalonians", "1 Timothy", "2 Timothy", "Titus",
+                 "Philemon", "Hebrews", "James", "1 Peter", "2 Peter", "1 John", "2 John",
+                 "3 John", "Jude", "Revelation")
 
 
 class TextFormatError(ValueError):
@@ -104,6 +113,27 @@ def load_kjv(path: "str | os.PathLike | None" = None) -> list:
 def kjv_books(verses: Sequence[Verse]) -> list:
     """Book names in the order they first appear (66 for the whole Bible)."""
     return list(dict.fromkeys(v.book for v in verses))
+
+
+def kjv_chapter_split(verses: Sequence[Verse], every: int = 10,
+                      chapters: int | None = None) -> tuple:
+    """(train, test) lists of chapters (each a list of its verses): chapter k is held out
+    when k % every == every - 1. chapters: keep only N chapters spread evenly (both
+    testaments stay), for quick runs."""
+    docs: dict = {}
+    for v in verses:
+        docs.setdefault((v.book, v.chapter), []).append(v)
+    docs = list(docs.values())
+    if chapters:
+        docs = docs[::max(1, len(docs) // chapters)][:chapters]
+    return ([d for i, d in enumerate(docs) if i % every != every - 1],
+            [d for i, d in enumerate(docs) if i % every == every - 1])
+
+
+def kjv_testament(verses: Sequence[Verse]) -> np.ndarray:
+    """0 for the Old Testament (Genesis to Malachi), 1 for the New (Matthew on), int64 (N,)."""
+    new = set(NEW_TESTAMENT)
+    return np.asarray([int(v.book in new) for v in verses], dtype=np.int64)
 
 
 def load_botchan(path: "str | os.PathLike | None" = None) -> str:

@@ -23,7 +23,7 @@ import re
 from typing import Iterable, Sequence
 
 __all__ = ["CharTokenizer", "WordTokenizer", "BPETokenizer", "load_tokenizer", "split_words",
-           "UNK"]
+           "UNK", "run_bpe_tokenizer"]
 
 UNK = "<unk>"
 END_OF_WORD = "</w>"   # Sennrich et al. 2016, Sec. 3.2: marks the last symbol of a word
@@ -267,3 +267,14 @@ def load_tokenizer(path: "str | os.PathLike"):
                          f"({type(e).__name__}: {e})") from None
     raise ValueError(f"load_tokenizer: {os.fspath(path)} has unknown type {kind!r}; "
                      "expected 'char', 'word' or 'bpe'")
+
+
+def run_bpe_tokenizer(path: "str | os.PathLike", texts, num_merges: int, specials,
+                      resume: bool = False, lower: bool = True) -> BPETokenizer:
+    """A training run's BPE tokenizer: when resuming, the one saved at `path` (so a resumed run
+    keeps its own vocabulary), else `BPETokenizer.train(texts, ...)`, saved to `path`."""
+    if resume and os.path.exists(path):
+        return load_tokenizer(path)
+    tok = BPETokenizer.train(texts, num_merges=num_merges, specials=specials, lower=lower)
+    tok.save(path)
+    return tok

@@ -15,7 +15,7 @@ Family (MISSION.md catalog)           module
 7. contrastive learning                metric_learning, simclr, clip, deepcluster
 8. pretext tasks and masked modelling  pretext (rotation, jigsaw), relative_patch, exemplar,
                                        mae, video_pretext, order_verification
-9. self-supervised language            word2vec, bert, ict
+9. self-supervised language            word2vec, bert, bert_pretext, ict
 10. learning to map, dual learning     dual, muse, joint_dual, unsupervised_translation
 11. training methods                   noisy_student (SAM: tl.optim; Hessian: tl.hessian)
 
@@ -57,6 +57,7 @@ from .autoencoders import (AEConfig, Autoencoder, ContractiveAE, ConvAEConfig, C
                            DenoisingAE, SparseAE)
 from .autoregressive import MADE, NADE, MADEConfig, NADEConfig
 from .bert import BERT, BERTConfig
+from .bert_pretext import PretextBERT, PretextBERTConfig
 from .boltzmann import DBN, RBM, DBNConfig, RBMConfig
 from .classical import PCA, KMeans
 from .clip import CLIP, CLIPConfig
@@ -142,6 +143,7 @@ __all__ = [
     "Colorization", "ColorizationConfig", "TrackingByColorization", "TrackingConfig",
     # 9 self-supervised language
     "Word2Vec", "Word2VecConfig", "BERT", "BERTConfig", "ICT", "ICTConfig",
+    "PretextBERT", "PretextBERTConfig",
     # 10 learning to map and dual learning
     "DualSupervised", "DualSupervisedConfig", "MUSE", "MUSEConfig", "JointDual",
     "JointDualConfig", "UnsupervisedTranslation", "UnsupervisedTranslationConfig",

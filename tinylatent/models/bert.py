@@ -33,7 +33,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["BERT", "BERTConfig", "SPECIALS", "mask_tokens", "encode_pair", "encode_pairs",
-           "IGNORE", "evaluate_pretraining", "finetune_classifier"]
+           "IGNORE", "evaluate_pretraining", "finetune_classifier", "nsp_overlap_baseline"]
 
 # the tokenizer's special tokens, in id order (tl.data tokenizers always put <unk> first)
 SPECIALS = ("<unk>", "[PAD]", "[CLS]", "[SEP]", "[MASK]")
@@ -277,3 +277,30 @@ def finetune_classifier(model: BERT, train: tuple, test: tuple, steps: int, lr: 
                                .argmax(-1) for s in range(0, len(xt), 256)])
     recalls = [np.mean(pred[yt == c] == c) for c in np.unique(yt)]
     return float((pred == yt).mean()), float(np.mean(recalls))
+
+
+def nsp_overlap_baseline(train, test, config: BERTConfig) -> float:
+    """Held-out accuracy of a lexical next-sentence baseline on encoded pairs (`encode_pairs`
+    TensorDatasets, so it sees the same truncated tokens as BERT): logistic regression
+    (tl.eval.linear_probe) on four features of each pair, the TF-IDF cosine of A and B,
+    their shared token count and both lengths (log 1 + n); idf from the training pairs."""
+    from scipy.sparse import csr_matrix
+
+    def bags(data):                      # sparse token counts of A and B, (N, V) each
+        ids, seg, y = (t.numpy() for t in data.tensors)
+        r, c = np.nonzero(ids >= config.num_special_tokens)
+        return [csr_matrix((np.ones(k.sum()), (r[k], ids[r, c][k])),
+                           shape=(len(ids), config.in_features))
+                for k in (seg[r, c] == 0, seg[r, c] == 1)], y
+    (tr, y), (te, yt) = bags(train), bags(test)
+    df = np.asarray(((tr[0] > 0).sum(0) + (tr[1] > 0).sum(0))).ravel()
+    idf = np.log((1 + 2 * tr[0].shape[0]) / (1 + df)) + 1.0                    # (V,)
+
+    def features(bag):
+        a, b = (x.multiply(idf[None]).tocsr() for x in bag)
+        norm = np.sqrt(np.asarray(a.multiply(a).sum(1)) * np.asarray(b.multiply(b).sum(1)))
+        cos = np.asarray(a.multiply(b).sum(1)) / np.maximum(norm, 1e-12)
+        shared = np.asarray(bag[0].minimum(bag[1]).sum(1))
+        return np.hstack([cos, shared, np.log1p(np.asarray(bag[0].sum(1))),
+                          np.log1p(np.asarray(bag[1].sum(1)))])                # (N, 4)
+    return tl.eval.linear_probe(features(tr), y, features(te), yt, n_classes=2)
