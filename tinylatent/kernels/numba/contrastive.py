@@ -127,7 +127,7 @@ def normalize_rows(z, zn, norm, eps):
             s += z[i, j] * z[i, j]
         nr = max(math.sqrt(s), eps)
         norm[i] = nr
-        inv = zn.dtype.type(1.0 / nr)
+        inv = 1.0 / nr   # float64: z * inv rounds once, so a 1-D row comes out exactly +-1
         for j in range(d):
             zn[i, j] = z[i, j] * inv
 
