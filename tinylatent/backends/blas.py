@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["blas_info"]
+__all__ = ["blas_info", "describe"]
 
 _CORENAME_SYMBOLS = ("openblas_get_corename", "openblas_get_corename64_",
                      "scipy_openblas_get_corename64_", "scipy_openblas_get_corename")
