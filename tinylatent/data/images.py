@@ -56,9 +56,9 @@ def save_image_grid(images, path, ncol: int = 8, title: str | None = None,
     """
     from matplotlib.figure import Figure
 
-    grid = make_grid(images, ncol, image_shape=image_shape)
-    nrow = -(-len(np.asarray(getattr(images, "array", images))) // ncol)
-    fig = Figure(figsize=(ncol * tile_inches + 0.4, nrow * tile_inches + 0.6))
+    grid = make_grid(images, ncol, image_shape=image_shape)   # host array, (rows, cols[, C])
+    width = ncol * tile_inches
+    fig = Figure(figsize=(width + 0.4, width * grid.shape[0] / grid.shape[1] + 0.6))
     ax = fig.subplots()
     ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
     if title:
