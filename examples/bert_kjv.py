@@ -19,8 +19,8 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models import BERT
-from tinylatent.models.bert import (SPECIALS, encode_pairs, evaluate_pretraining,
-                                    nsp_overlap_baseline)
+from tinylatent.models.bert import SPECIALS, encode_pairs
+from tinylatent.models.bert_eval import evaluate_pretraining, nsp_overlap_baseline
 from tinylatent.models.bert_pretext import encode_sentences, finetune_table
 
 matplotlib.use("Agg")

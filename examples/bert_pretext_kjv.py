@@ -23,8 +23,8 @@ import matplotlib
 
 import tinylatent as tl
 from tinylatent.models import BERT, PretextBERT
-from tinylatent.models.bert import (SPECIALS, BERTConfig, encode_pairs, evaluate_pretraining,
-                                    nsp_overlap_baseline)
+from tinylatent.models.bert import SPECIALS, BERTConfig, encode_pairs
+from tinylatent.models.bert_eval import evaluate_pretraining, nsp_overlap_baseline
 from tinylatent.models.bert_pretext import (encode_sentences, evaluate_objective, finetune_table,
                                             objective_baselines)
 

@@ -35,7 +35,7 @@ def test_readme_figures(example, tmp_path):
     (seed 1): held-out MLM accuracy 0.337 vs the unigram baseline's 0.069; NSP 0.654 (the
     85% goal NOT met); balanced accuracy pre-trained vs scratch 0.717 / 0.614 (16 labels),
     0.730 / 0.676 (64), 0.761 / 0.762 (256). The bounds sit inside those figures. The
-    lexical-overlap baseline on the same truncated pairs (bert.nsp_overlap_baseline) scores
+    lexical-overlap baseline on the same truncated pairs (bert_eval.nsp_overlap_baseline) scores
     0.718 held-out: NSP at 4,000 steps is below it (underfitted: train NSP accuracy 0.667 ~
     held-out, still rising: 0.713 at 8,000 steps, tests/test_example_bert_pretext.py)."""
     r = example.main(["--out", str(tmp_path)])

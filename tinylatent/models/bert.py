@@ -17,7 +17,8 @@ Pre-training (Sec. 3.1, Appendix A.1) sums two losses:
         p = tanh(W_p h_[CLS] + b_p),   L_NSP = -log softmax(W_c p + b_c)[is_next].
 Masks are drawn afresh at every call of `loss` (dynamic masking, as RoBERTa; the paper
 duplicated the data 10 times with different static masks). `encode` gives the pooled [CLS]
-vector p, the input of a fine-tuned classifier (Sec. 4).
+vector p, the input of a fine-tuned classifier (Sec. 4); its evaluation and fine-tuning
+helpers are in models/bert_eval.py.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["BERT", "BERTConfig", "SPECIALS", "mask_tokens", "encode_pair", "encode_pairs",
-           "IGNORE", "evaluate_pretraining", "finetune_classifier", "nsp_overlap_baseline"]
+           "IGNORE"]
 
 # the tokenizer's special tokens, in id order (tl.data tokenizers always put <unk> first)
 SPECIALS = ("<unk>", "[PAD]", "[CLS]", "[SEP]", "[MASK]")
@@ -231,76 +232,3 @@ class BERT(nn.Module):
         inputs, labels = mask_tokens(ids, self.config, generator)
         return self.pretraining_loss(tl.tensor(inputs, device=ids.device), segments, labels,
                                      is_next)
-
-
-@tl.no_grad()
-def evaluate_pretraining(model: BERT, data, batch_size: int = 128, seed: int = 123) -> tuple:
-    """(MLM accuracy, NSP accuracy, the masked targets) on a TensorDataset (ids, segments,
-    is_next) such as `encode_pairs` gives, with masks fixed by `seed`."""
-    model.eval()
-    ids, segs, is_next = (t.numpy() for t in data.tensors)
-    inputs, labels = mask_tokens(ids, model.config, tl.Generator(seed))
-    mlm, nsp, n_masked = 0.0, 0.0, 0
-    for s in range(0, len(ids), batch_size):
-        sl = slice(s, s + batch_size)
-        _, m = model.pretraining_loss(tl.tensor(inputs[sl]), tl.tensor(segs[sl]), labels[sl],
-                                      tl.tensor(is_next[sl]))
-        k = int((labels[sl] != IGNORE).sum())
-        mlm += float(m["mlm_accuracy"].item()) * k
-        nsp += float(m["nsp_accuracy"].item()) * len(ids[sl])
-        n_masked += k
-    return mlm / n_masked, nsp / len(ids), labels[labels != IGNORE]
-
-
-def finetune_classifier(model: BERT, train: tuple, test: tuple, steps: int, lr: float,
-                        seed: int, num_classes: int = 2, batch_size: int = 16) -> float:
-    """Fine-tuning (Sec. 4): a linear head on the pooled [CLS] vector, trained with the
-    encoder by AdamW on (ids, labels) `train` for `steps` minibatches drawn with
-    replacement; returns (accuracy, balanced accuracy = mean recall per class) on `test`."""
-    tl.manual_seed(seed)
-    head = nn.Linear(model.config.hidden_features, num_classes)
-    opt = tl.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr,
-                         weight_decay=0.01)
-    (x, y), (xt, yt) = train, test
-    g = np.random.default_rng(seed)
-    model.train()
-    for _ in range(steps):
-        b = g.integers(0, len(x), min(batch_size, len(x)))
-        logits = head(model.encode(tl.tensor(x[b])))
-        loss = -Categorical(logits=logits).log_prob(tl.tensor(y[b])).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with tl.no_grad():
-        pred = np.concatenate([head(model.encode(tl.tensor(xt[s:s + 256]))).numpy()
-                               .argmax(-1) for s in range(0, len(xt), 256)])
-    recalls = [np.mean(pred[yt == c] == c) for c in np.unique(yt)]
-    return float((pred == yt).mean()), float(np.mean(recalls))
-
-
-def nsp_overlap_baseline(train, test, config: BERTConfig) -> float:
-    """Held-out accuracy of a lexical next-sentence baseline on encoded pairs (`encode_pairs`
-    TensorDatasets, so it sees the same truncated tokens as BERT): logistic regression
-    (tl.eval.linear_probe) on four features of each pair, the TF-IDF cosine of A and B,
-    their shared token count and both lengths (log 1 + n); idf from the training pairs."""
-    from scipy.sparse import csr_matrix
-
-    def bags(data):                      # sparse token counts of A and B, (N, V) each
-        ids, seg, y = (t.numpy() for t in data.tensors)
-        r, c = np.nonzero(ids >= config.num_special_tokens)
-        return [csr_matrix((np.ones(k.sum()), (r[k], ids[r, c][k])),
-                           shape=(len(ids), config.in_features))
-                for k in (seg[r, c] == 0, seg[r, c] == 1)], y
-    (tr, y), (te, yt) = bags(train), bags(test)
-    df = np.asarray(((tr[0] > 0).sum(0) + (tr[1] > 0).sum(0))).ravel()
-    idf = np.log((1 + 2 * tr[0].shape[0]) / (1 + df)) + 1.0                    # (V,)
-
-    def features(bag):
-        a, b = (x.multiply(idf[None]).tocsr() for x in bag)
-        norm = np.sqrt(np.asarray(a.multiply(a).sum(1)) * np.asarray(b.multiply(b).sum(1)))
-        cos = np.asarray(a.multiply(b).sum(1)) / np.maximum(norm, 1e-12)
-        shared = np.asarray(bag[0].minimum(bag[1]).sum(1))
-        return np.hstack([cos, shared, np.log1p(np.asarray(bag[0].sum(1))),
-                          np.log1p(np.asarray(bag[1].sum(1)))])                # (N, 4)
-    return tl.eval.linear_probe(features(tr), y, features(te), yt, n_classes=2)

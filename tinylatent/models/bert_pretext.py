@@ -23,7 +23,7 @@
 Subwords (the tokenizer's BPE units) are the "words" that are shuffled or deleted. Inputs
 are single sentences [CLS] x [SEP] (no NSP). `PretextBERT` is a BERT subclass, so the
 encoder, its weights' names and `encode` (the pooled [CLS] vector) are BERT's: a checkpoint
-of any objective fine-tunes exactly as BERT's does (bert.finetune_classifier).
+of any objective fine-tunes exactly as BERT's does (bert_eval.finetune_classifier).
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ from tinylatent import nn
 from tinylatent.distributions import Bernoulli, Categorical
 from tinylatent.tensor import Tensor
 
-from .bert import BERT, IGNORE, BERTConfig, encode_pair, finetune_classifier
+from .bert import BERT, IGNORE, BERTConfig, encode_pair
+from .bert_eval import finetune_classifier
 from .config import resolve_config
 
 __all__ = ["PretextBERT", "PretextBERTConfig", "OBJECTIVES", "denoise_tokens",
@@ -198,7 +199,7 @@ def evaluate_objective(model: BERT, ids: np.ndarray, batch_size: int = 256,
 
 def finetune_table(encoders: dict, train: tuple, test: tuple, labels, seeds, steps: int,
                    lr: float, batch_size: int = 16) -> dict:
-    """Few-label fine-tuning (bert.finetune_classifier) of every encoder, on the same
+    """Few-label fine-tuning (bert_eval.finetune_classifier) of every encoder, on the same
     labelled subsets: for each seed, a generator default_rng(seed) draws for each n in
     `labels` (in order) n/2 examples of each of the two classes of `train` = (x, y); the
     classifier is trained with that seed and tested on all of `test`.
