@@ -273,7 +273,7 @@ def row_logsumexp(x2):
 def row_logsumexp_backward(x2, saved, g):
     x2 = c(x2)
     gx = _cp().empty(x2.shape, x2.dtype)
-    _launch("contrastive.cu", "row_logsumexp_backward", x2.dtype, _grid(x2.size),
+    _launch("contrastive.cu", "row_logsumexp_backward", x2.dtype, (x2.shape[0],),
             (x2, saved[0], saved[1], c(g), gx, _i(x2.shape[0]), _i(x2.shape[1])))
     return gx
 
@@ -299,7 +299,7 @@ def cross_entropy_grad(p, g, inv_tau, shift, symmetric):
         _launch("contrastive.cu", "cross_entropy_grad_symmetric", p.dtype,
                 (min(tiles * tiles, 65535),), args + (_i(p.shape[1]),))
     else:
-        _launch("contrastive.cu", "cross_entropy_grad", p.dtype, _grid(p.size),
+        _launch("contrastive.cu", "cross_entropy_grad", p.dtype, (p.shape[0],),
                 args + (_i(p.shape[0]), _i(p.shape[1])))
     return out
 

@@ -34,15 +34,18 @@ __device__ void row_logsumexp_impl(const T* x, T* out, T* mx, T* tot_out, int K)
     }
 }
 
+// One block per row, as the forward: the row's max and sum are read once per thread and
+// no element index is divided by K (a 64-bit division per element in a grid-stride loop).
 template <typename T>
 __device__ void row_logsumexp_backward_impl(const T* x, const T* mx, const T* tot, const T* g,
                                             T* gx, int R, int K) {
-    TL_GRID_STRIDE(idx, (long long)R * K) {
-        long long i = idx / K;
-        T m = mx[i];
-        bool finite = m != tl_inf<T>() && m != -tl_inf<T>();
-        T d = x[idx] - m;
-        gx[idx] = (finite && tl_keep(d)) ? g[i] * tl_exp(d) / tot[i] : T(0);
+    const int i = blockIdx.x;
+    const long long off = (long long)i * K;
+    const T m = mx[i];
+    const bool finite = m != tl_inf<T>() && m != -tl_inf<T>();
+    for (int j = threadIdx.x; j < K; j += TL_BLOCK) {
+        T d = x[off + j] - m;
+        gx[off + j] = (finite && tl_keep(d)) ? g[i] * tl_exp(d) / tot[i] : T(0);
     }
 }
 
@@ -84,8 +87,9 @@ __device__ __forceinline__ T tl_ce_grad_entry(const T* p, const T* g, T inv_tau,
 template <typename T>
 __device__ void cross_entropy_grad_impl(const T* p, const T* g, T inv_tau, int shift, T* out,
                                         int R, int C) {
-    TL_GRID_STRIDE(idx, (long long)R * C)
-        out[idx] = tl_ce_grad_entry(p, g, inv_tau, shift, (int)(idx / C), (int)(idx % C), C);
+    const int i = blockIdx.x;  // one block per row, as row_cross_entropy: no division by C
+    for (int j = threadIdx.x; j < C; j += TL_BLOCK)
+        out[(long long)i * C + j] = tl_ce_grad_entry(p, g, inv_tau, shift, i, j, C);
 }
 
 // Symmetric (NT-Xent, C x C): G + G^T. Reading G^T entry by entry would stride by C through
