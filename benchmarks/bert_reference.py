@@ -1,7 +1,8 @@
 """BERT (tinylatent/models/bert.py) in PyTorch with the same parameter names, for the
 training-step benchmark (benchmarks/test_bench_bert.py): token + position + segment
 embeddings, LayerNorm, post-LN torch.nn.TransformerEncoderLayer (GELU), the masked-LM head
-tied to the token embedding, the pooler and the NSP head. The weights are copied from
+tied to the token embedding, the pooler and the NSP head; and PretextBERT's three
+objectives on that encoder (benchmarks/test_bench_bert_pretext.py). The weights are copied from
 tinylatent's by name, and both sides get the same masked inputs, so losses and gradients
 must agree before any time is compared."""
 from __future__ import annotations
@@ -41,19 +42,70 @@ if torch is not None:
             self.pooler = nn.Linear(d, d)
             self.nsp_head = nn.Linear(d, 2)
 
-        def pretraining_loss(self, inputs, segments, labels, is_next):
+        def forward(self, inputs, segments=None):
             t = inputs.shape[1]
+            if segments is None:
+                segments = torch.zeros_like(inputs)
             x = self.tok_emb(inputs) + self.pos_emb(torch.arange(t)) + self.seg_emb(segments)
             x = self.drop(self.emb_norm(x))
             padding = inputs == self.cfg.pad_token_id
             for layer in self.layers:
                 x = layer(x, src_key_padding_mask=padding)
+            return x                                                           # (B, T, d)
+
+        def mlm_logits(self, h):
+            z = self.mlm_norm(F.gelu(self.mlm_transform(h)))
+            return z @ self.tok_emb.weight.T + self.mlm_bias
+
+        def pretraining_loss(self, inputs, segments, labels, is_next=None):
+            x = self(inputs, segments)
             rows, cols = torch.nonzero(labels != IGNORE, as_tuple=True)
-            z = self.mlm_norm(F.gelu(self.mlm_transform(x[rows, cols])))
-            logits = z @ self.tok_emb.weight.T + self.mlm_bias
-            mlm = F.cross_entropy(logits, labels[rows, cols])
-            nsp = F.cross_entropy(self.nsp_head(torch.tanh(self.pooler(x[:, 0]))), is_next)
-            return mlm + nsp
+            loss = F.cross_entropy(self.mlm_logits(x[rows, cols]), labels[rows, cols])
+            if is_next is not None:
+                loss = loss + F.cross_entropy(
+                    self.nsp_head(torch.tanh(self.pooler(x[:, 0]))), is_next)
+            return loss
+
+
+    class TorchPretextBERT(TorchBERT):
+        """PretextBERT (tinylatent/models/bert_pretext.py) on this encoder: the corruption
+        is drawn by the same NumPy functions from the same tl.Generator seed, so both
+        libraries score the same corrupted batch."""
+
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            if cfg.objective == "shuffle":
+                self.order_head = nn.Linear(cfg.hidden_features, cfg.block_size)
+            if cfg.objective == "delete":
+                self.gap_head = nn.Linear(cfg.hidden_features, 1)
+
+        def loss(self, ids, seed: int):
+            from tinylatent.models import bert_pretext as bp
+            cfg, g = self.cfg, tl.Generator(seed)
+            if cfg.objective == "denoise":
+                x_hat, labels = bp.denoise_tokens(ids, cfg, g)
+                return self.pretraining_loss(torch.from_numpy(x_hat), None,
+                                             torch.from_numpy(labels))
+            if cfg.objective == "shuffle":
+                x_hat, order = bp.shuffle_tokens(ids, cfg, g)
+                h = self(torch.from_numpy(x_hat))                               # (B, T, d)
+                rows, cols = np.nonzero(order != IGNORE)
+                allowed = (ids >= cfg.num_special_tokens)[rows]                 # (M, T)
+                allowed = np.pad(allowed, ((0, 0), (0, cfg.block_size - ids.shape[1])))
+                logits = self.order_head(h[rows, cols]) + torch.from_numpy(
+                    np.where(allowed, 0.0, -1e9).astype(np.float32))
+                return F.cross_entropy(logits, torch.from_numpy(order[rows, cols]))
+            x_hat, gaps, words = bp.delete_tokens(ids, cfg, g)
+            h = self(torch.from_numpy(x_hat))
+            rows, cols = np.nonzero(gaps != IGNORE)
+            loss = F.binary_cross_entropy_with_logits(
+                self.gap_head(h[rows, cols]).reshape(-1),
+                torch.from_numpy(gaps[rows, cols].astype(np.float32)))
+            wr, wc = np.nonzero(words != IGNORE)
+            if len(wr):
+                loss = loss + F.cross_entropy(self.mlm_logits(h[wr, wc]),
+                                              torch.from_numpy(words[wr, wc]))
+            return loss
 
 
 def copy_weights(tl_model: BERT, pt_model) -> None:
