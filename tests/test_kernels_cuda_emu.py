@@ -20,6 +20,7 @@ import tinylatent as tl
 from cuda_emu import compiler_missing, emulated, fakecupy, to_device, to_host
 from tinylatent.kernels.testing import TOLERANCES
 from tinylatent.ops import attention, contrastive, conv, coupling, normalization
+from tinylatent.ops.fast import fast_backend
 from tinylatent.tensor import Tensor
 
 pytestmark = pytest.mark.skipif(bool(compiler_missing()), reason=compiler_missing())
@@ -349,6 +350,48 @@ def test_gelu(shape, dtype):
     assert_same(fast, ref, dtype, f"gelu {shape}")
     if x.size:
         launched("gelu_forward", dtype=dtype)
+
+
+FLOAT16_CASES = {  # op -> (call, input arrays as float64, before the cast to float16)
+    "gelu": (tl.gelu, lambda rng: [rand(rng, (3, 100), np.float64, 3.0)]),
+    "layer_norm": (layer_norm_call,                  # D = 300: past a block of 64
+                   lambda rng: [rand(rng, (4, 300), np.float64, 2.0) + 7,
+                                rand(rng, 300, np.float64), rand(rng, 300, np.float64)]),
+}
+
+
+@pytest.mark.parametrize("op", FLOAT16_CASES)
+def test_float16_kernels_against_the_float32_reference(op):
+    """float16 storage, float arithmetic (the _f16 kernels): from the same float16 inputs
+    and upstream gradient, outputs and input gradients equal the float32 reference's rounded
+    to float16, within one float16 ulp plus the GELU backward's one extra rounding (grad * d,
+    both float16). On the CPU float16 has no kernel: the Numba backend runs the reference."""
+    call, make = FLOAT16_CASES[op]
+    rng = np.random.default_rng(12)
+    arrays = [a.astype(np.float16) for a in make(rng)]
+    before = fakecupy.LAUNCHES.copy()
+    with emulated(block=TEST_BLOCK):
+        ts = [Tensor._make(to_device(a), requires_grad=True) for a in arrays]
+        out = call(*ts)
+        g = rand(rng, out.shape, np.float16)
+        grads = tl.grad([out], ts, [Tensor._make(to_device(g))])
+        fast = [to_host(out.array)] + [to_host(t.array) for t in grads]
+    ran = fakecupy.LAUNCHES - before
+    assert any(k.endswith("_f16") for k in ran) and \
+        not any(k.endswith(("_f32", "_f64")) for k in ran), f"{op}: launched {dict(ran)}"
+    with kernels.use_reference():
+        ts = [tl.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+        out = call(*ts)
+        grads = tl.grad([out], ts, [tl.tensor(g.astype(np.float32))])
+        ref = [out.detach().numpy()] + [t.detach().numpy() for t in grads]
+    for i, (a, r) in enumerate(zip(fast, ref)):
+        assert a.dtype == np.float16, f"{op}: result {i} is {a.dtype}"
+        scale = np.abs(r).max()
+        np.testing.assert_allclose(a.astype(np.float32), r, rtol=2 ** -9, atol=scale * 2 ** -11,
+                                   err_msg=f"{op}: result {i} (output, then gradients)")
+    # and on the CPU: no float16 kernel, so the reference runs (in float16)
+    x = tl.tensor(arrays[0])
+    assert fast_backend(x, op=op) is None
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -152,6 +152,8 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     assert out.returncode == 0, f"nvcc failed on {source}:\n{out.stderr}"
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry" in ptx and "_f32" in ptx and "_f64" in ptx
+    if source in ("activation.cu", "layernorm.cu"):     # float16: the PTX cvt conversions
+        assert "_f16" in ptx and "cvt.rn.f16.f32" in ptx and "cvt.f32.f16" in ptx
 
 
 def test_cuda_wrappers_launch_kernels_that_exist():
@@ -166,6 +168,17 @@ def test_cuda_wrappers_launch_kernels_that_exist():
         macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
         assert re.search(rf"void {name}_##SFX\(", code), f"{name} not defined in {source}"
         assert f"{macro}(float, f32)" in code and f"{macro}(double, f64)" in code
+    # and the ops the CUDA backend declares float16 for have their _f16 kernels
+    from tinylatent.kernels import cuda
+    sources = {"gelu": ("activation.cu", "gelu_forward"),
+               "layer_norm": ("layernorm.cu", "layer_norm_forward")}
+    assert set(cuda.float16_ops) <= set(sources), "a float16 op this test does not know"
+    for op in cuda.float16_ops:
+        source, name = sources[op]
+        with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:
+            code = f.read()
+        macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
+        assert f"{macro}(tl_half, f16)" in code, f"{op}: no float16 kernels in {source}"
 
 
 # ---------------------------------------------------------------------- structure (issue 10)
@@ -203,7 +216,7 @@ def test_backends_implement_the_declared_interface():
 
     class Partial:
         name, xp = "partial", np
-    with pytest.raises(TypeError, match="missing c, scratch, matmul"):
+    with pytest.raises(TypeError, match="missing float16_ops, c, scratch, matmul"):
         backend.check_backend(Partial)
 
 

@@ -182,6 +182,21 @@ template <typename T> inline T __shfl_xor_sync(unsigned, T v, int mask, int widt
     return ::tlemu::shfl(v, (src / width == lane / width) ? src : lane);
 }
 
+// float16 conversions of kernels/cuda/common.cuh (there PTX cvt instructions): the compiler's
+// _Float16, which rounds to nearest even as cvt.rn.f16.f32 does.
+#define TL_CUDA_EMU 1
+inline float tl_half_bits_to_float(unsigned short h) {
+    _Float16 v;
+    std::memcpy(&v, &h, 2);
+    return (float)v;
+}
+inline unsigned short tl_float_to_half_bits(float f) {
+    const _Float16 v = (_Float16)f;
+    unsigned short h;
+    std::memcpy(&h, &v, 2);
+    return h;
+}
+
 // Bit casts.
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline int __float_as_int(float f) { int i; std::memcpy(&i, &f, 4); return i; }

@@ -206,7 +206,8 @@ _SCALARS = {  # C type -> (ctypes type, numpy dtype, the Python type CuPy passes
 }
 _POINTEES = {"float": np.float32, "double": np.float64, "unsigned char": np.uint8,
              "int": np.int32, "long long": np.int64, "unsigned short": np.uint16,
-             "__half": np.float16, "half": np.float16, "__nv_bfloat16": np.uint16}
+             "__half": np.float16, "half": np.float16, "tl_half": np.float16,
+             "__nv_bfloat16": np.uint16}
 
 
 def _parse_param(text: str) -> tuple:

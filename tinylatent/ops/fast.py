@@ -22,20 +22,27 @@ from ..tensor import Tensor
 
 __all__ = ["fast_backend", "reference_vjp"]
 
-_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FAST_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
+_FLOAT16 = np.dtype(np.float16)
 
 
-def fast_backend(*tensors):
+def fast_backend(*tensors, op: str | None = None):
     """The kernel backend (tinylatent.kernels.backend.KernelBackend) for these tensors, or
     None: the reference is forced (TINYLATENT_KERNELS=reference, kernels.use_reference()),
-    a dtype other than float32/float64, or no backend for their device (Numba or CuPy
-    missing: dispatch warns once). None entries (an absent bias) are skipped."""
+    a dtype other than float32/float64 (float16 only for an `op` in the backend's
+    float16_ops), or no backend for their device (Numba or CuPy missing: dispatch warns
+    once). None entries (an absent bias) are skipped."""
     from ..kernels.dispatch import backend_for, reference_forced
     if reference_forced():
         return None
-    if not all(t is None or t.dtype in _FAST_DTYPES for t in tensors):
-        return None
-    return backend_for(tensors[0])
+    dtypes = {t.dtype for t in tensors if t is not None}
+    if dtypes <= _FAST_DTYPES:
+        return backend_for(tensors[0])
+    if op is not None and dtypes == {_FLOAT16}:
+        be = backend_for(tensors[0])
+        if be is not None and op in be.float16_ops:
+            return be
+    return None
 
 
 def reference_vjp(reference, tensors: tuple, *grad_outputs) -> tuple:

@@ -163,7 +163,8 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the trailing
     `normalized_shape` axes of each sample (biased variance). Over the last axis with both
-    weight and bias (nn.LayerNorm's usual case) of a float32/64 tensor it runs LayerNormFn on
+    weight and bias (nn.LayerNorm's usual case) of a float32/64 tensor (float16 on the GPU)
+    it runs LayerNormFn on
     a kernel backend when one applies; otherwise, and as the oracle, `layer_norm_reference`."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
         else tuple(normalized_shape)
@@ -174,7 +175,7 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
     if k == 1 and weight is not None and bias is not None and x.numel() > 0 \
             and weight.shape == normalized_shape and bias.shape == normalized_shape \
             and weight.dtype == x.dtype and bias.dtype == x.dtype:
-        be = fast_backend(x, weight, bias)
+        be = fast_backend(x, weight, bias, op="layer_norm")
         if be is not None:
             return LayerNormFn.apply(
                 x, weight, bias, eps=eps, be=be,

@@ -416,14 +416,15 @@ def gelu_reference(x: Tensor) -> Tensor:
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU (Hendrycks & Gimpel 2016): x * Phi(x), exact (erf) or the tanh approximation.
-    The exact one runs GeluFn on a kernel backend when one applies (float32/64)."""
+    The exact one runs GeluFn on a kernel backend when one applies (float32/64; float16 on
+    the GPU)."""
     x = _floating(x)
     if approximate == "tanh":
         c = math.sqrt(2.0 / math.pi)
         return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)))
     if approximate != "none":
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    be = fast_backend(x)
+    be = fast_backend(x, op="gelu")
     if be is not None:
         return GeluFn.apply(x, be=be)
     return gelu_reference(x)

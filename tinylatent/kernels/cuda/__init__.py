@@ -27,6 +27,9 @@ SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # -DTL_BLOCK (common.cuh sizes its shared buffers and reduction trees by it). A power of two
 # from 32 to 1024.
 BLOCK = 256
+# The ops whose kernels also take float16 (storage; float arithmetic inside, one rounding per
+# output): a float16 tensor of any other op runs that op's reference.
+float16_ops = frozenset({"gelu", "layer_norm"})
 
 
 def available() -> bool:
@@ -67,7 +70,8 @@ def _launch(source: str, kname: str, dtype, grid: tuple, args: tuple) -> None:
     with 0 blocks (an empty input) is not launched."""
     if min(grid) == 0:
         return
-    sfx = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dtype)]
+    sfx = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
+           np.dtype(np.float16): "f16"}[np.dtype(dtype)]
     cp = _cp()
     kernel = _module(source, BLOCK, cp.cuda.Device().id).get_function(f"{kname}_{sfx}")
     kernel(grid, (BLOCK,), args)

@@ -1,6 +1,7 @@
 // Shared helpers for tinylatent's CUDA kernels (compiled by NVRTC through CuPy's RawModule,
 // and by `nvcc -ptx` in the tests). Every kernel is a template instantiated for float and
-// double under extern "C" names with a _f32 / _f64 suffix.
+// double under extern "C" names with a _f32 / _f64 suffix; the ones listed in
+// kernels/cuda FLOAT16_OPS also for float16 storage (tl_half, suffix _f16).
 #pragma once
 
 // Threads per block of every kernel (a power of two): defined once, in kernels/cuda
@@ -10,6 +11,47 @@
 #endif
 static_assert(TL_BLOCK >= 32 && TL_BLOCK <= 1024 && (TL_BLOCK & (TL_BLOCK - 1)) == 0,
               "TL_BLOCK must be a power of two in [32, 1024]");
+
+// float16 storage with float arithmetic (what PyTorch's half kernels do: load, compute in
+// float32, round once on the store). The 16 bits are converted by the PTX cvt instructions
+// themselves rather than through cuda_fp16.h, which NVRTC finds only when CUDA's include
+// directory is on its path. The CPU emulation (tests/cuda_emu) defines its own conversions.
+struct tl_half { unsigned short bits; };
+#ifndef TL_CUDA_EMU
+__device__ __forceinline__ float tl_half_bits_to_float(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ unsigned short tl_float_to_half_bits(float f) {  // to nearest even
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+#endif
+
+// The arithmetic type of a storage type: float for tl_half, the type itself otherwise.
+template <typename T> struct tl_compute { typedef T type; };
+template <> struct tl_compute<tl_half> { typedef float type; };
+
+// Load a stored value as the arithmetic type C, and store C as T. For float and double
+// these are plain casts, so their kernels compute exactly what they did before tl_half.
+template <typename C, typename T> __device__ __forceinline__ C tl_ld(T v) { return (C)v; }
+template <> __device__ __forceinline__ float tl_ld<float, tl_half>(tl_half v) {
+    return tl_half_bits_to_float(v.bits);
+}
+template <> __device__ __forceinline__ double tl_ld<double, tl_half>(tl_half v) {
+    return (double)tl_half_bits_to_float(v.bits);
+}
+template <typename T, typename C> __device__ __forceinline__ T tl_st(C v) { return (T)v; }
+template <> __device__ __forceinline__ tl_half tl_st<tl_half, float>(float v) {
+    tl_half h;
+    h.bits = tl_float_to_half_bits(v);
+    return h;
+}
+template <> __device__ __forceinline__ tl_half tl_st<tl_half, double>(double v) {
+    return tl_st<tl_half, float>((float)v);   // through float: a double rounding, < 1 ulp
+}
 
 template <typename T> __device__ __forceinline__ T tl_inf();
 template <> __device__ __forceinline__ float tl_inf<float>() { return __int_as_float(0x7f800000); }

@@ -4,7 +4,8 @@
 //   gx_rj = rstd_r (gy_rj w_j - mean_j(gy w) - xhat_rj mean_j(gy w xhat))
 //   gw_j = sum_r gy_rj xhat_rj,  gb_j = sum_r gy_rj   (a column kernel: no atomics)
 // One block per row; mean and variance in one sweep of sums shifted by the row's first
-// element (so a large common offset does not cancel), accumulated in double.
+// element (so a large common offset does not cancel), accumulated in double. float16
+// (tl_half) computes each output in float from the double statistics and rounds it once.
 #include "common.cuh"
 
 template <typename T>
@@ -12,10 +13,11 @@ __device__ void layer_norm_forward_impl(const T* x, const T* w, const T* b, doub
                                         double* mu, double* rstd, int D) {
     __shared__ double buf[TL_BLOCK];
     const long long off = blockIdx.x * (long long)D;
-    const double shift = (double)x[off];
+    typedef typename tl_compute<T>::type C;
+    const double shift = tl_ld<double>(x[off]);
     double s1 = 0, s2 = 0;
     for (int j = threadIdx.x; j < D; j += TL_BLOCK) {
-        double t = (double)x[off + j] - shift;
+        double t = tl_ld<double>(x[off + j]) - shift;
         s1 += t;
         s2 += t * t;
     }
@@ -28,9 +30,9 @@ __device__ void layer_norm_forward_impl(const T* x, const T* w, const T* b, doub
         mu[blockIdx.x] = m;
         rstd[blockIdx.x] = rs;
     }
-    const T mt = (T)m, rt = (T)rs;
+    const C mt = (C)m, rt = (C)rs;
     for (int j = threadIdx.x; j < D; j += TL_BLOCK)
-        y[off + j] = (x[off + j] - mt) * rt * w[j] + b[j];
+        y[off + j] = tl_st<T>((tl_ld<C>(x[off + j]) - mt) * rt * tl_ld<C>(w[j]) + tl_ld<C>(b[j]));
 }
 
 template <typename T>
@@ -38,19 +40,20 @@ __device__ void layer_norm_backward_impl(const T* gy, const T* x, const T* w, co
                                          const double* rstd, T* gx, int D) {
     __shared__ double buf[TL_BLOCK];
     const long long off = blockIdx.x * (long long)D;
-    const T m = (T)mu[blockIdx.x], rs = (T)rstd[blockIdx.x];
+    typedef typename tl_compute<T>::type C;
+    const C m = (C)mu[blockIdx.x], rs = (C)rstd[blockIdx.x];
     double a = 0, c = 0;
     for (int j = threadIdx.x; j < D; j += TL_BLOCK) {
-        T gh = gy[off + j] * w[j];
+        C gh = tl_ld<C>(gy[off + j]) * tl_ld<C>(w[j]);
         a += gh;
-        c += gh * ((x[off + j] - m) * rs);
+        c += gh * ((tl_ld<C>(x[off + j]) - m) * rs);
     }
     a = tl_block_sum(a, buf);
     c = tl_block_sum(c, buf);
-    const T at = (T)(a / D), ct = (T)(c / D);
+    const C at = (C)(a / D), ct = (C)(c / D);
     for (int j = threadIdx.x; j < D; j += TL_BLOCK) {
-        T xhat = (x[off + j] - m) * rs;
-        gx[off + j] = rs * (gy[off + j] * w[j] - at - xhat * ct);
+        C xhat = (tl_ld<C>(x[off + j]) - m) * rs;
+        gx[off + j] = tl_st<T>(rs * (tl_ld<C>(gy[off + j]) * tl_ld<C>(w[j]) - at - xhat * ct));
     }
 }
 
@@ -62,12 +65,12 @@ __device__ void layer_norm_param_grad_impl(const T* gy, const T* x, const double
         double sw = 0, sb = 0;
         for (int r = 0; r < R; ++r) {
             const long long k = r * (long long)D + j;
-            const double g = (double)gy[k];
-            sw += g * (((double)x[k] - mu[r]) * rstd[r]);
+            const double g = tl_ld<double>(gy[k]);
+            sw += g * ((tl_ld<double>(x[k]) - mu[r]) * rstd[r]);
             sb += g;
         }
-        gw[j] = (T)sw;
-        gb[j] = (T)sb;
+        gw[j] = tl_st<T>(sw);
+        gb[j] = tl_st<T>(sb);
     }
 }
 
@@ -87,3 +90,4 @@ __device__ void layer_norm_param_grad_impl(const T* gy, const T* x, const double
 
 TL_LAYERNORM_KERNELS(float, f32)
 TL_LAYERNORM_KERNELS(double, f64)
+TL_LAYERNORM_KERNELS(tl_half, f16)
