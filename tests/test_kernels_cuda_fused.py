@@ -1,5 +1,6 @@
 """The CUDA twins of the fused LayerNorm, LSTM-cell and embedding-backward kernels
-(tinylatent/kernels/cuda/layernorm.cu, lstm.cu, embedding.cu) against the NumPy reference twins.
+(tinylatent/kernels/cuda/layernorm.cu, lstm.cu, embedding.cu) against the NumPy reference twins,
+and the float16 kernels (GELU, LayerNorm, flash attention) against the float32 reference.
 Skipped without a GPU and CuPy (their sources are compiled by `nvcc -ptx` in
 test_kernels_dispatch.py on any machine with nvcc, and run on the CPU through the emulation
 in test_kernels_cuda_emu.py). They call the backend's own entry points (grids, argument
@@ -64,3 +65,33 @@ def test_embedding_backward_cuda_matches_np_add_at(dtype, padding_idx):
     out = kc.embedding_backward(cp.asarray(idx), cp.asarray(gy), v, padding_idx)
     np.testing.assert_allclose(out.get(), embedding_backward_reference(idx, gy, v, padding_idx),
                                **TOL[dtype])
+
+
+@pytest.mark.parametrize("op", ["gelu", "layer_norm", "attention"])
+def test_float16_ops_on_the_gpu_match_the_float32_reference(op):
+    """The _f16 kernels on a real GPU (the same check the emulated suite makes): from float16
+    inputs, outputs and input gradients equal the float32 reference's within 1-2 float16 ulp."""
+    import tinylatent as tl
+    from tinylatent import kernels
+    from tinylatent.ops import attention, normalization
+    calls = {"gelu": (tl.gelu, [(3, 100)]),
+             "layer_norm": (lambda x, w, b: normalization.layer_norm(x, (300,), w, b),
+                            [(4, 300), (300,), (300,)]),
+             "attention": (attention.scaled_dot_product_attention,
+                           [(2, 70, 16), (2, 50, 16), (2, 50, 8)])}
+    call, shapes = calls[op]
+    rng = np.random.default_rng(14)
+    arrays = [rng.standard_normal(s).astype(np.float16) for s in shapes]
+    ts = [tl.tensor(a, device="cuda", requires_grad=True) for a in arrays]
+    out = call(*ts)
+    g = rng.standard_normal(out.shape).astype(np.float16)
+    fast = [out] + list(tl.grad([out], ts, [tl.tensor(g, device="cuda")]))
+    with kernels.use_reference():
+        ts = [tl.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+        out = call(*ts)
+        ref = [out] + list(tl.grad([out], ts, [tl.tensor(g.astype(np.float32))]))
+    for i, (a, r) in enumerate(zip(fast, ref)):
+        a, r = a.detach().numpy(), r.detach().numpy()
+        assert a.dtype == np.float16
+        np.testing.assert_allclose(a.astype(np.float32), r, rtol=2 ** -9,
+                                   atol=np.abs(r).max() * 2 ** -11, err_msg=f"{op} result {i}")

@@ -152,7 +152,7 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     assert out.returncode == 0, f"nvcc failed on {source}:\n{out.stderr}"
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry" in ptx and "_f32" in ptx and "_f64" in ptx
-    if source in ("activation.cu", "layernorm.cu"):     # float16: the PTX cvt conversions
+    if source in ("activation.cu", "layernorm.cu", "flash_attention.cu"):   # float16: cvt
         assert "_f16" in ptx and "cvt.rn.f16.f32" in ptx and "cvt.f32.f16" in ptx
 
 
@@ -167,18 +167,21 @@ def test_cuda_wrappers_launch_kernels_that_exist():
             code = f.read()
         macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
         assert re.search(rf"void {name}_##SFX\(", code), f"{name} not defined in {source}"
-        assert f"{macro}(float, f32)" in code and f"{macro}(double, f64)" in code
+        assert re.search(rf"{macro}\(float, (float, )?f32\)", code) and \
+            re.search(rf"{macro}\(double, (double, )?f64\)", code), f"{source}: f32 / f64"
     # and the ops the CUDA backend declares float16 for have their _f16 kernels
     from tinylatent.kernels import cuda
     sources = {"gelu": ("activation.cu", "gelu_forward"),
-               "layer_norm": ("layernorm.cu", "layer_norm_forward")}
+               "layer_norm": ("layernorm.cu", "layer_norm_forward"),
+               "attention": ("flash_attention.cu", "flash_attention_forward")}
     assert set(cuda.float16_ops) <= set(sources), "a float16 op this test does not know"
     for op in cuda.float16_ops:
         source, name = sources[op]
         with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:
             code = f.read()
         macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
-        assert f"{macro}(tl_half, f16)" in code, f"{op}: no float16 kernels in {source}"
+        assert re.search(rf"{macro}\(tl_half, (float, )?f16\)", code), \
+            f"{op}: no float16 kernels in {source}"
 
 
 # ---------------------------------------------------------------------- structure (issue 10)

@@ -241,7 +241,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     """
     _check(q, k, v, attn_mask, dropout_p, scale)
     scale = _scale(q, scale)
-    be = fast_backend(q, k, v)
+    be = fast_backend(q, k, v, op="attention")
     if not _fast_applies(be, q, k, v, attn_mask):
         return _reference(q, k, v, attn_mask, dropout_p, is_causal, scale, generator)
     xp = be.xp
@@ -250,7 +250,10 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     tk, dv = v.shape[-2:]
     n = math.prod(batch) if batch else 1
     full = tuple(batch) + (tq, tk)
-    if _flash_applies(be, n, tq, tk, d, dv, attn_mask, dropout_p):
+    flash = _flash_applies(be, n, tq, tk, d, dv, attn_mask, dropout_p)
+    if q.dtype == np.float16 and not flash:   # float16 has flash kernels only
+        return _reference(q, k, v, attn_mask, dropout_p, is_causal, scale, generator)
+    if flash:
         def flash_reference(q_, k_, v_):  # _attend with the causal mask, for double backward
             kept = attention_keep_mask(q, k, None, is_causal)
             return _attend(q_, k_, v_, None, kept, None, scale)

@@ -29,7 +29,7 @@ SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 BLOCK = 256
 # The ops whose kernels also take float16 (storage; float arithmetic inside, one rounding per
 # output): a float16 tensor of any other op runs that op's reference.
-float16_ops = frozenset({"gelu", "layer_norm"})
+float16_ops = frozenset({"gelu", "layer_norm", "attention"})   # attention: the flash kernels
 
 
 def available() -> bool:
@@ -75,6 +75,11 @@ def _launch(source: str, kname: str, dtype, grid: tuple, args: tuple) -> None:
     cp = _cp()
     kernel = _module(source, BLOCK, cp.cuda.Device().id).get_function(f"{kname}_{sfx}")
     kernel(grid, (BLOCK,), args)
+
+
+def _compute_dtype(dtype) -> np.dtype:
+    """The kernels' arithmetic type for a storage dtype: float32 for float16 (tl_half)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
 
 
 def _grid(total: int) -> tuple:
@@ -213,10 +218,11 @@ def flash_attention(q, k, v, scale, causal):
     tk, dv = v.shape[1:]
     if max(d, dv) > FLASH_MAX_D:
         raise ValueError(f"flash_attention: feature sizes {d}, {dv} exceed {FLASH_MAX_D}")
+    acc = _compute_dtype(q.dtype)        # lse (and scale) in the kernels' arithmetic type
     out = cp.empty((n, tq, dv), q.dtype)
-    lse = cp.empty((n, tq), q.dtype)
+    lse = cp.empty((n, tq), acc)
     _launch("flash_attention.cu", "flash_attention_forward", q.dtype, _flash_grid(n, tq),
-            (q, k, v, out, lse, q.dtype.type(scale), _i(bool(causal)), _i(tq), _i(tk), _i(d),
+            (q, k, v, out, lse, acc.type(scale), _i(bool(causal)), _i(tq), _i(tk), _i(d),
              _i(dv)))
     return out, lse
 
@@ -230,8 +236,9 @@ def flash_attention_backward(q, k, v, out, lse, dout, scale, causal):
     n, tq, d = q.shape
     tk, dv_ = v.shape[1:]
     dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
-    drow = cp.empty((n, tq), q.dtype)
-    sc, ca = q.dtype.type(scale), _i(bool(causal))
+    acc = _compute_dtype(q.dtype)
+    drow = cp.empty((n, tq), acc)
+    sc, ca = acc.type(scale), _i(bool(causal))
     _launch("flash_attention.cu", "flash_attention_backward_dq", q.dtype, _flash_grid(n, tq),
             (q, k, v, out, c(lse), dout, dq, drow, sc, ca, _i(tq), _i(tk), _i(d), _i(dv_)))
     _launch("flash_attention.cu", "flash_attention_backward_dkdv", q.dtype,
