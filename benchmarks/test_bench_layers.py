@@ -109,6 +109,10 @@ def masked_conv(L, quick: bool, state=None):
     F = L.nn.functional
 
     def forward():
+        if L is tl:   # MaskedConv2d's own path: two convolutions over the kept taps only
+            from tinylatent.models.pixelcnn import masked_conv2d
+            h = F.relu(masked_conv2d(x, p["w1"], p["b1"], "A"))           # (B, 64, 28, 28)
+            return masked_conv2d(h, p["w2"], p["b2"], "B")               # (B, 64, 28, 28)
         h = F.relu(F.conv2d(x, p["w1"] * mask_a, p["b1"], padding=3))     # (B, 64, 28, 28)
         return F.conv2d(h, p["w2"] * mask_b, p["b2"], padding=1)          # (B, 64, 28, 28)
 

@@ -12,7 +12,9 @@ import pytest
 
 import tinylatent as tl
 from tinylatent.data import binarize
-from tinylatent.models.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelCNN
+from hypothesis import given, settings, strategies as st
+
+from tinylatent.models.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelCNN, masked_conv2d
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pixelcnn_mnist.py"
 
@@ -228,3 +230,39 @@ def test_gated_pixelcnn_beats_made_with_less_cpu(binary_mnist, tmp_path):
     nll, cpu = history[-1]["test"], history[-1]["cpu"]
     assert cpu <= made_cpu, (cpu, made_cpu)
     assert nll < made_nll, (nll, made_nll)
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.sampled_from([1, 3, 5, 7]), mask_type=st.sampled_from("AB"),
+       h=st.integers(1, 6), w=st.integers(1, 6), c_in=st.integers(1, 3),
+       c_out=st.integers(1, 3), bias=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_masked_conv2d_skips_the_zero_taps_exactly(k, mask_type, h, w, c_in, c_out, bias,
+                                                  seed):
+    """masked_conv2d (two convolutions over the kept taps) equals conv2d(x, W * M) with the
+    full kernel, in value and in the gradients of x, W and b (float64), on any image size,
+    1x1 to 6x6 included."""
+    rng = np.random.default_rng(seed)
+    layer = MaskedConv2d(c_in, c_out, k, mask_type, bias=bias).to(tl.float64)
+    x_np = rng.standard_normal((2, c_in, h, w))
+    w_np = rng.standard_normal((c_out, c_in, k, k))
+    b_np = rng.standard_normal(c_out)
+    mask = layer.mask.to(tl.float64)
+    outs = []
+    for fast in (True, False):
+        x, wt = tl.tensor(x_np, requires_grad=True), tl.tensor(w_np, requires_grad=True)
+        b = tl.tensor(b_np, requires_grad=True) if bias else None
+        y = masked_conv2d(x, wt, b, mask_type) if fast else \
+            tl.nn.functional.conv2d(x, wt * mask, b, padding=k // 2)
+        y.backward(tl.tensor(np.cos(np.arange(y.numel())).reshape(y.shape)))
+        outs.append([y.detach().numpy(), x.grad.numpy(), wt.grad.numpy()]
+                    + ([b.grad.numpy()] if bias else []))
+    for a, r in zip(*outs):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+
+
+def test_masked_conv2d_refuses_what_it_cannot_mask():
+    x = tl.randn(1, 2, 4, 4)
+    with pytest.raises(ValueError, match="mask_type must be 'A' or 'B'"):
+        masked_conv2d(x, tl.randn(3, 2, 3, 3), None, "C")
+    with pytest.raises(ValueError, match="square odd kernel"):
+        masked_conv2d(x, tl.randn(3, 2, 2, 2), None, "A")
