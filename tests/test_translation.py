@@ -134,3 +134,58 @@ def test_dictionary_file_round_trip(tmp_path):
     save_dictionary(d, tmp_path / "d.tsv")
     (tmp_path / "d.tsv").open("a").write("a line without a tab\n")
     assert load_dictionary(tmp_path / "d.tsv") == d
+
+
+def test_adversarial_latent_term_matches_a_hand_computation_and_spares_the_discriminator():
+    """Sec. 2.5: L_adv (eq. 4) is the mean over real tokens of -log p_D(other language | z_t),
+    computed here by hand from the encoder states and D; the translation loss leaves D
+    without gradient (it is held fixed there) and reaches the encoder; discriminator_loss
+    (eq. 3) reaches D only, on detached states, and labels each state with its own language."""
+    tl.manual_seed(1)
+    model = UnsupervisedTranslation(in_features=30, embedding_features=8, hidden_features=8,
+                                    max_length=6, lambda_auto=0.0, lambda_cd=0.0,
+                                    lambda_adv=1.0, adv_hidden=6, adv_layers=2)
+    rng = np.random.default_rng(2)
+    x_a, x_b = tl.tensor(_ids(3, 4, rng, 17)), tl.tensor(_ids(3, 5, rng, 17) + 0)
+    loss, m = model.loss((x_a, x_b))
+    assert set(m) == {"loss", "adv_a", "adv_b"}
+    with tl.no_grad():
+        for lang, x, key in ((0, x_a, "adv_a"), (1, x_b, "adv_b")):
+            z, mask = model.seq2seq.encode_states(x, lang)
+            logits = model.discriminator(z).numpy().astype(np.float64)           # (B, S, 2)
+            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+            keep = mask.numpy() > 0
+            want = -logp[..., 1 - lang][keep].mean()
+            np.testing.assert_allclose(m[key].item(), want, rtol=1e-5)
+    loss.backward()
+    assert all(p.grad is None for p in model.discriminator.parameters())
+    assert model.seq2seq.encoder.weight_ih_l0.grad is not None
+    assert {id(p) for p in model.translation_parameters()}.isdisjoint(
+        id(p) for p in model.discriminator.parameters())
+    model.zero_grad()
+    d_loss, dm = model.discriminator_loss((x_a, x_b))
+    d_loss.backward()
+    assert all(p.grad is None for p in model.translation_parameters())
+    assert all(p.grad is not None for p in model.discriminator.parameters())
+    # eq. 3 labels each state with its own language: by hand, the mean of both languages'
+    # mean -log p_D(l | z_t), and D's accuracy at naming l
+    want, acc = [], []
+    with tl.no_grad():
+        for lang, x in ((0, x_a), (1, x_b)):
+            z, mask = model.seq2seq.encode_states(x, lang)
+            logits = model.discriminator(z).numpy().astype(np.float64)
+            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+            keep = mask.numpy() > 0
+            want.append(-logp[..., lang][keep].mean())
+            acc.append((logits.argmax(-1) == lang)[keep].mean())
+    np.testing.assert_allclose(d_loss.item(), np.mean(want), rtol=1e-5)
+    np.testing.assert_allclose(dm["d_accuracy"].item(), np.mean(acc), rtol=1e-6)
+
+
+def test_without_the_adversarial_term_there_is_no_discriminator():
+    model = UnsupervisedTranslation(in_features=30, embedding_features=8, hidden_features=8)
+    assert not hasattr(model, "discriminator")
+    with pytest.raises(ValueError, match="lambda_adv is 0"):
+        model.discriminator_loss((tl.tensor(np.array([[5, EOS]])),) * 2)
+    with pytest.raises(ValueError, match="lambda_adv must be >= 0"):
+        UnsupervisedTranslation(in_features=30, lambda_adv=-1.0)

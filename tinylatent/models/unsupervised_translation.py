@@ -14,11 +14,19 @@ pair i < j with j - i > k keeps its order, since i + U(0, k + 1) < j). M is the 
 iteration's translator (sec. 2.4): at iteration 0 a word-by-word translation through an
 unsupervised dictionary (MUSE, Conneau et al. 2018), then the model itself, frozen for the
 iteration; its translations are computed without a graph, so no gradient reaches M (the
-paper likewise does not back-propagate through the back-translation). The adversarial
-latent loss of sec. 2.5 is not implemented.
+paper likewise does not back-propagate through the back-translation).
+
+The adversarial latent term of sec. 2.5 (lambda_adv > 0): a discriminator D (an MLP on
+each encoder state z_t, LeakyReLU) learns which language a state came from,
+    L_D = -E_{(x, l)} [ mean_t log p_D(l | z_t(x, l)) ]                            (eq. 3)
+while the encoder is trained to make it predict the other language,
+    L_adv = -E_{(x, l)} [ mean_t log p_D(1 - l | z_t(x, l)) ]                      (eq. 4)
+added to L with weight lambda_adv (D held fixed there). `discriminator_loss` is L_D on
+detached states; `translation_parameters()` are the parameters L steps (all but D's).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +36,7 @@ from tinylatent import nn
 from tinylatent.tensor import Tensor
 
 from .config import resolve_config
+from .gan import frozen
 from .translation import EOS, PAD, Seq2Seq
 
 __all__ = ["UnsupervisedTranslation", "UnsupervisedTranslationConfig", "add_noise"]
@@ -43,6 +52,9 @@ class UnsupervisedTranslationConfig:
     lambda_auto: float = 1.0
     lambda_cd: float = 1.0
     max_length: int = 30             # longest generated translation
+    lambda_adv: float = 0.0          # sec. 2.5's adversarial latent term (0: off, no D)
+    adv_hidden: int = 256            # D's width (the paper: 3 x 1024)
+    adv_layers: int = 3              # D's hidden layers
 
 
 def add_noise(x, p_wd: float, k: int, generator=None) -> np.ndarray:
@@ -80,6 +92,40 @@ class UnsupervisedTranslation(nn.Module):
         cfg = self.config = resolve_config(self, UnsupervisedTranslationConfig, config,
                                            overrides)
         self.seq2seq = Seq2Seq(cfg.in_features, cfg.embedding_features, cfg.hidden_features)
+        if cfg.lambda_adv < 0:
+            raise ValueError(f"UnsupervisedTranslation: lambda_adv must be >= 0, got "
+                             f"{cfg.lambda_adv}")
+        if cfg.lambda_adv > 0:       # D: H -> adv_hidden (x adv_layers) -> 2 languages
+            widths = [cfg.hidden_features] + [cfg.adv_hidden] * cfg.adv_layers
+            self.discriminator = nn.Sequential(
+                *[m for a, b in zip(widths[:-1], widths[1:])
+                  for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))], nn.Linear(widths[-1], 2))
+
+    def translation_parameters(self) -> list:
+        """Every parameter but the discriminator's: what the translation loss steps."""
+        return list(self.seq2seq.parameters())
+
+    def _language_nll(self, x: Tensor, lang: int, target: int, grad: bool) -> tuple:
+        """(mean_t -log p_D(target | z_t), D's accuracy at predicting lang) over the real
+        tokens of x's encoder states; grad=False: on detached states (D's own loss)."""
+        with contextlib.nullcontext() if grad else tl.no_grad():
+            z, mask = self.seq2seq.encode_states(x, lang)                  # (B, S, H), (B, S)
+        if not grad:
+            z = z.detach()
+        logp = self.discriminator(z).log_softmax(-1)                       # (B, S, 2)
+        nll = -(logp[..., target] * mask).sum() / mask.sum()
+        correct = ((logp.detach().argmax(-1) == lang).float() * mask).sum() / mask.sum()
+        return nll, correct
+
+    def discriminator_loss(self, batch) -> tuple:
+        """L_D (eq. 3) on both languages' states, D's parameters only -> (loss, metrics)."""
+        if not hasattr(self, "discriminator"):
+            raise ValueError("UnsupervisedTranslation.discriminator_loss: lambda_adv is 0, so "
+                             "there is no discriminator")
+        (na, acc_a), (nb, acc_b) = (self._language_nll(x, lang, lang, grad=False)
+                                    for lang, x in enumerate(batch))
+        loss = (na + nb) / 2
+        return loss, {"loss": loss.detach(), "d_accuracy": ((acc_a + acc_b) / 2).detach()}
 
     def encode(self, x: Tensor, lang: int = 0) -> Tensor:
         """The shared latent code of sentences in language `lang`, (B, H)."""
@@ -107,7 +153,8 @@ class UnsupervisedTranslation(nn.Module):
 
     def loss(self, batch, translator=None, generator=None):
         """-> (loss, metrics): "auto_a", "auto_b" (eq. 1), "cd_a", "cd_b" (eq. 2), nats
-        per target token; `translator` as in `back_translate`."""
+        per target token, and "adv_a", "adv_b" (eq. 4) when lambda_adv > 0; `translator`
+        as in `back_translate`."""
         x_a, x_b = batch
         for name, x in (("x_a", x_a), ("x_b", x_b)):
             if x.ndim != 2 or x.dtype.kind not in "iu":
@@ -123,6 +170,10 @@ class UnsupervisedTranslation(nn.Module):
                 y = self.back_translate(x, lang, translator)
                 m["cd_" + tag] = self.seq2seq.nll(y, 1 - lang, x, lang)
                 total = total + cfg.lambda_cd * m["cd_" + tag]
+            if cfg.lambda_adv > 0:     # fool D into the other language; D itself fixed
+                with frozen(self.discriminator):
+                    m["adv_" + tag], _ = self._language_nll(x, lang, 1 - lang, grad=True)
+                total = total + cfg.lambda_adv * m["adv_" + tag]
         return total, {"loss": total.detach(), **{k: v.detach() for k, v in m.items()}}
 
     def supervised_loss(self, batch):
