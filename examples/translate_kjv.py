@@ -4,7 +4,8 @@ on held-out test verses both ways, next to word-by-word translation through --di
     --model unsupervised  Lample et al. 2018 on monolingual A and B: denoising + iterative
                           back-translation, iteration 0 word by word through --dictionary
                           ("muse": induced by MUSE and cached; "cipher": the hidden truth,
-                          for development only; or a word<TAB>word file)
+                          for development only; or a word<TAB>word file); --lambda-adv > 0
+                          adds sec. 2.5's latent discriminator (one D step per step)
     --model supervised    the same architecture on the A half and its exact translations
     --model dual          JointDual (He et al. 2016): --parallel pairs + monolingual loops
                           (--lambda-dual 0: its supervised-only baseline; --init: warm start)
@@ -45,6 +46,7 @@ def parse_args(argv=None):
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--lambda-dual", type=float, default=0.5)
+    p.add_argument("--lambda-adv", type=float, default=0.0)
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", default=None, help="warm start: a checkpoint's model weights")
@@ -71,8 +73,12 @@ def main(argv=None):
     tl.manual_seed(args.seed)
     model = (JointDual(in_features=len(vocab), hidden_features=args.hidden,
                        lambda_dual=args.lambda_dual) if args.model == "dual" else
-             UnsupervisedTranslation(in_features=len(vocab), hidden_features=args.hidden))
-    opt = tl.optim.Adam(model.parameters(), lr=args.lr)
+             UnsupervisedTranslation(in_features=len(vocab), hidden_features=args.hidden,
+                                     lambda_adv=args.lambda_adv))
+    adv = args.model == "unsupervised" and args.lambda_adv > 0
+    opt = tl.optim.Adam(model.translation_parameters() if adv else model.parameters(),
+                        lr=args.lr)   # D's parameters have their own optimizer (the paper's)
+    opt_d = tl.optim.RMSprop(model.discriminator.parameters(), lr=5e-4) if adv else None
     cache = os.path.join(os.path.dirname(os.path.abspath(out)), "muse_dictionary.tsv")
     wbw = WordByWord(bilingual_dictionary(args.dictionary, pair, cache), vocab)
     frozen = None                            # the previous iteration's model (sec. 2.4)
@@ -84,6 +90,8 @@ def main(argv=None):
         tl.serialization.check_resume_args(ck["args"], vars(args), ("steps", "resume"))
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
+        if adv:
+            opt_d.load_state_dict(ck["opt_d"])
         step, hist = int(ck["step"]), [tuple(h) for h in ck["history"]]
         if "frozen" in ck:                   # mid-iteration: the same frozen translator
             (frozen := copy.deepcopy(model)).load_state_dict(ck["frozen"])
@@ -106,6 +114,9 @@ def main(argv=None):
                 frozen = copy.deepcopy(model)               # M^(t) for iteration t + 1
             translator = frozen.translate if frozen is not None else wbw
             ia, ib = (rng.integers(0, len(x), args.batch_size) for x in (xa, xb))
+            if adv:                                         # eq. 3: one step of D first
+                d_loss, _ = model.discriminator_loss((tl.tensor(xa[ia]), tl.tensor(xb[ib])))
+                opt_d.zero_grad(), d_loss.backward(), opt_d.step()
             loss, m = model.loss((tl.tensor(xa[ia]), tl.tensor(xb[ib])),
                                  translator=translator, generator=g)
         elif args.model == "supervised":
@@ -128,7 +139,8 @@ def main(argv=None):
             print(f"step {step + 1}: BLEU A->B, B->A %.2f, %.2f; BLEU-1 %.2f, %.2f "
                   "(word-by-word %.2f, %.2f; BLEU-1 %.2f, %.2f)" % (*hist[-1][2:], *w), flush=True)
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                     "history": hist, "args": vars(args)}
+                     "history": hist, "args": vars(args),
+                     **({"opt_d": opt_d.state_dict()} if adv else {})}
             tl.save({**state, "frozen": frozen.state_dict()} if frozen is not None else state,
                     ckpt)
             with open(os.path.join(out, "samples.txt"), "w") as f:
