@@ -366,6 +366,14 @@ FLOAT16_CASES = {  # op -> (call, input arrays as float64, before the cast to fl
                          lambda rng: [rand(rng, (3, 40, 32), np.float64),
                                       rand(rng, (3, 70, 32), np.float64),
                                       rand(rng, (3, 70, 32), np.float64)]),
+    # im2col / col2im + the GEMMs: a strided, padded conv and a transposed one
+    "conv": (conv2d_call(2, 1, 1), lambda rng: [rand(rng, (2, 3, 9, 8), np.float64),
+                                                rand(rng, (5, 3, 3, 3), np.float64),
+                                                rand(rng, 5, np.float64)]),
+    "conv-transpose": (lambda x, w, b: conv.conv_transpose2d(x, w, b, 2, 1),
+                       lambda rng: [rand(rng, (2, 4, 5, 5), np.float64),
+                                    rand(rng, (4, 3, 4, 4), np.float64),
+                                    rand(rng, 3, np.float64)]),
 }
 
 

@@ -370,7 +370,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     Runs Conv2dFn when a kernel backend applies (groups == 1), else the reference.
     """
     stride, pads, dilation = _conv2d_args(x, weight, bias, stride, padding, dilation, groups)
-    be = fast_backend(x, weight, bias) if groups == 1 else None
+    be = fast_backend(x, weight, bias, op="conv") if groups == 1 else None
     if be is None:
         return _conv2d(x, weight, bias, stride, pads, dilation, groups)
     kernel = weight.shape[2:]
@@ -429,7 +429,7 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     """
     args = _conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, dilation,
                                   groups)
-    be = fast_backend(x, weight, bias) if groups == 1 else None
+    be = fast_backend(x, weight, bias, op="conv") if groups == 1 else None
     if be is None:
         return _conv_transpose2d(x, weight, bias, *args, groups)
     stride, pad, outpad, dilation = args

@@ -3,7 +3,8 @@
 //   cols[(c, i, j), (b, oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
 // plus, for a bias, a last row of ones (the bias is the last column of W').
 // col2im is written as a gather (each input pixel sums the taps that read it), so it needs
-// no atomics and is deterministic.
+// no atomics and is deterministic. float16 (tl_half): im2col only moves values; col2im sums
+// the taps in float and rounds once; the GEMMs are cuBLAS's (float accumulation).
 #include "common.cuh"
 
 // Indexing: 32-bit divisions only, once per thread and column (64-bit division is a long
@@ -27,12 +28,13 @@ __device__ void im2col_impl(const T* x, T* cols, int B, int C, int H, int W, int
                 const int ih = oh * sh - ph + i * dh;
                 for (int j = 0; j < kw; ++j, out += N) {
                     const int iw = ow * sw - pw + j * dw;
-                    *out = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? plane[ih * W + iw] : T(0);
+                    *out = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? plane[ih * W + iw]
+                                                                     : tl_st<T>(0.0f);
                 }
             }
         }
         if (bias_row && blockIdx.y == 0)   // the row of ones that multiplies W's bias column
-            cols[(long long)C * kh * kw * N + col] = T(1);
+            cols[(long long)C * kh * kw * N + col] = tl_st<T>(1.0f);
     }
 }
 
@@ -41,13 +43,14 @@ __device__ void im2col_impl(const T* x, T* cols, int B, int C, int H, int W, int
 template <typename T>
 __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int kh, int kw,
                             int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo) {
+    typedef typename tl_compute<T>::type Acc;
     const int L = Ho * Wo, N = B * L, HW = H * W;
     for (int bc = blockIdx.y; bc < B * C; bc += gridDim.y) {
         const int b = bc / C, c = bc - b * C;
         for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < HW;
              p += blockDim.x * gridDim.x) {
             const int ih = p / W, iw = p - ih * W;
-            T acc = 0;
+            Acc acc = 0;
             for (int i = 0; i < kh; ++i) {
                 const int th = ih + ph - i * dh;
                 if (th < 0 || th % sh) continue;
@@ -58,10 +61,11 @@ __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int
                     if (tw < 0 || tw % sw) continue;
                     const int ow = tw / sw;
                     if (ow >= Wo) continue;
-                    acc += cols[(long long)((c * kh + i) * kw + j) * N + b * L + oh * Wo + ow];
+                    acc += tl_ld<Acc>(
+                        cols[(long long)((c * kh + i) * kw + j) * N + b * L + oh * Wo + ow]);
                 }
             }
-            x[(long long)bc * HW + p] = acc;
+            x[(long long)bc * HW + p] = tl_st<T>(acc);
         }
     }
 }
@@ -79,3 +83,4 @@ __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int
 
 TL_CONV_KERNELS(float, f32)
 TL_CONV_KERNELS(double, f64)
+TL_CONV_KERNELS(tl_half, f16)
