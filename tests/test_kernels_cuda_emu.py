@@ -366,6 +366,14 @@ FLOAT16_CASES = {  # op -> (call, input arrays as float64, before the cast to fl
                          lambda rng: [rand(rng, (3, 40, 32), np.float64),
                                       rand(rng, (3, 70, 32), np.float64),
                                       rand(rng, (3, 70, 32), np.float64)]),
+    # row reductions in float: logsumexp past a block, InfoNCE and NT-Xent (the symmetric
+    # tiled gradient, 70 x 70)
+    "logsumexp": (lambda x: contrastive.logsumexp(x, -1),
+                  lambda rng: [rand(rng, (3, 150), np.float64, 4.0)]),
+    "info_nce": (lambda a, b: contrastive.info_nce(a, b, None, 0.2, "mean"),
+                 lambda rng: [rand(rng, (6, 70), np.float64), rand(rng, (6, 70), np.float64)]),
+    "nt_xent": (lambda a, b: contrastive.nt_xent(a, b, 0.2, "sum"),
+                lambda rng: [rand(rng, (35, 3), np.float64), rand(rng, (35, 3), np.float64)]),
     # im2col / col2im + the GEMMs: a strided, padded conv and a transposed one
     "conv": (conv2d_call(2, 1, 1), lambda rng: [rand(rng, (2, 3, 9, 8), np.float64),
                                                 rand(rng, (5, 3, 3, 3), np.float64),

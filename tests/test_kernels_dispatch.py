@@ -152,7 +152,8 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     assert out.returncode == 0, f"nvcc failed on {source}:\n{out.stderr}"
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry" in ptx and "_f32" in ptx and "_f64" in ptx
-    if source in ("activation.cu", "layernorm.cu", "flash_attention.cu", "conv.cu"):  # f16
+    if source in ("activation.cu", "layernorm.cu", "flash_attention.cu", "conv.cu",
+                  "contrastive.cu"):                        # float16: the cvt conversions
         assert "_f16" in ptx and "cvt.rn.f16.f32" in ptx and "cvt.f32.f16" in ptx
 
 
@@ -174,7 +175,10 @@ def test_cuda_wrappers_launch_kernels_that_exist():
     sources = {"gelu": ("activation.cu", "gelu_forward"),
                "layer_norm": ("layernorm.cu", "layer_norm_forward"),
                "attention": ("flash_attention.cu", "flash_attention_forward"),
-               "conv": ("conv.cu", "im2col")}
+               "conv": ("conv.cu", "im2col"),
+               "logsumexp": ("contrastive.cu", "row_logsumexp"),
+               "info_nce": ("contrastive.cu", "row_cross_entropy"),
+               "nt_xent": ("contrastive.cu", "cross_entropy_grad_symmetric")}
     assert set(cuda.float16_ops) <= set(sources), "a float16 op this test does not know"
     for op in cuda.float16_ops:
         source, name = sources[op]

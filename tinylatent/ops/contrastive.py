@@ -128,7 +128,7 @@ def info_nce(query: Tensor, positive_key: Tensor, negative_keys=None,
     loss_i = logsumexp_j(logits_ij) - logits_i,pos with logits = cos / temperature.
     """
     tau = _info_nce_args(query, positive_key, negative_keys, temperature, reduction)
-    be = fast_backend(query, positive_key) if negative_keys is None else None
+    be = fast_backend(query, positive_key, op="info_nce") if negative_keys is None else None
     if be is None:
         return _info_nce(query, positive_key, negative_keys, tau, reduction)
     return InfoNCEFn.apply(query, positive_key, tau=tau, reduction=reduction, be=be,
@@ -173,7 +173,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5,
     is its other view; the result is the mean (or sum / per-row 'none') over 2N rows.
     """
     tau = _nt_xent_args(z1, z2, temperature, reduction)
-    be = fast_backend(z1, z2)
+    be = fast_backend(z1, z2, op="nt_xent")
     if be is None:
         return _nt_xent(z1, z2, tau, reduction)
     return NTXentFn.apply(z1, z2, tau=tau, reduction=reduction, be=be,

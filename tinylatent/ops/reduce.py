@@ -231,7 +231,7 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
     axes = _axes(axis, x.ndim, "logsumexp")
     keepdims = bool(keepdims)
     if axes == (x.ndim - 1,) and x.shape[-1] > 0:
-        be = fast_backend(x)
+        be = fast_backend(x, op="logsumexp")
         if be is not None:
             return LogsumexpFn.apply(x, keepdims=keepdims, be=be,
                                      reference=lambda z: _logsumexp(z, axes, keepdims))

@@ -30,7 +30,8 @@ BLOCK = 256
 # The ops whose kernels also take float16 (storage; float arithmetic inside, one rounding per
 # output): a float16 tensor of any other op runs that op's reference.
 float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: the flash kernels
-                         "conv"})                               # conv: im2col + cuBLAS
+                         "conv",                                # conv: im2col + cuBLAS
+                         "logsumexp", "info_nce", "nt_xent"})
 
 
 def available() -> bool:
@@ -275,7 +276,8 @@ def coupling_backward(g, out, log_s, t, inverse):
 def row_logsumexp(x2):
     """(lse, saved): lse per row, and what the backward needs (row max, row sum)."""
     x2 = c(x2)
-    out, mx, tot = (_cp().empty(x2.shape[0], x2.dtype) for _ in range(3))
+    out = _cp().empty(x2.shape[0], x2.dtype)
+    mx, tot = (_cp().empty(x2.shape[0], _compute_dtype(x2.dtype)) for _ in range(2))
     _launch("contrastive.cu", "row_logsumexp", x2.dtype, (x2.shape[0],),
             (x2, out, mx, tot, _i(x2.shape[1])))
     return out, (mx, tot)
@@ -294,7 +296,7 @@ def row_logsumexp_backward(x2, saved, g):
 def row_cross_entropy(s, inv_tau, shift, mask_diag):
     loss = _cp().empty(s.shape[0], s.dtype)
     _launch("contrastive.cu", "row_cross_entropy", s.dtype, (s.shape[0],),
-            (s, s.dtype.type(inv_tau), _i(shift), _i(bool(mask_diag)), loss, _i(s.shape[1])))
+            (s, _compute_dtype(s.dtype).type(inv_tau), _i(shift), _i(bool(mask_diag)), loss, _i(s.shape[1])))
     return loss
 
 
@@ -303,7 +305,7 @@ def cross_entropy_grad(p, g, inv_tau, shift, symmetric):
     """G_ij = g_i inv_tau (P_ij - [j == (i + shift) % C]); symmetric (square P): G + G^T,
     by 32 x 32 tiles so that the transposed reads stay coalesced."""
     out = scratch("ce_grad", p.shape, p.dtype, like=p)
-    args = (c(p), c(g), p.dtype.type(inv_tau), _i(shift), out)
+    args = (c(p), c(g), _compute_dtype(p.dtype).type(inv_tau), _i(shift), out)
     if symmetric:
         if p.shape[0] != p.shape[1]:
             raise ValueError(f"cross_entropy_grad: symmetric needs a square P, got {p.shape}")
@@ -321,9 +323,10 @@ def normalize_rows(z, eps=1e-12):
     cp = _cp()
     z = c(z)
     zn = cp.empty_like(z)
-    norm = cp.empty(z.shape[0], z.dtype)
+    acc = _compute_dtype(z.dtype)                   # the norms in float for float16 rows
+    norm = cp.empty(z.shape[0], acc)
     _launch("contrastive.cu", "normalize_rows", z.dtype, (z.shape[0],),
-            (z, zn, norm, z.dtype.type(eps), _i(z.shape[1])))
+            (z, zn, norm, acc.type(eps), _i(z.shape[1])))
     return zn, norm
 
 
@@ -331,7 +334,7 @@ def normalize_rows(z, eps=1e-12):
 def normalize_rows_backward(gzn, zn, norm, eps=1e-12):
     gz = _cp().empty_like(zn)
     _launch("contrastive.cu", "normalize_rows_backward", zn.dtype, (zn.shape[0],),
-            (c(gzn), zn, norm, zn.dtype.type(eps), gz, _i(zn.shape[1])))
+            (c(gzn), zn, norm, norm.dtype.type(eps), gz, _i(zn.shape[1])))
     return gz
 
 
