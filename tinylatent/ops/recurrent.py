@@ -10,6 +10,12 @@ the two matmuls of each step around them.
 Each is one Function instead of ~12 ops per time step; the backward runs on the saved
 arrays, or, under create_graph, on Tensors recomputed from the inputs (so every order of
 derivative exists).
+
+    lstm_sequence(gi, h0, c0, w_hh, b_hh, reverse) -> (output, h_T, c_T):  a whole LSTM
+        layer (one direction) over T steps, given gi (T, B, 4H) = W_ih x_t + b_ih of every
+        step (one GEMM outside); gates_t = gi_t + W_hh h_{t-1} + b_hh, then lstm_cell.
+        One Function for the sequence on a kernel backend (see _LSTMSequence), else
+        `lstm_sequence_reference`: the same loop of per-step ops.
 """
 from __future__ import annotations
 
@@ -17,12 +23,13 @@ from .. import autograd
 from ..autograd import Function
 from ..backend import array_module
 from ..tensor import Tensor
-from .shape import chunk
+from .linalg import linear
+from .shape import chunk, stack, unbind
 from .shape import cat as _tensor_cat
-from .fast import fast_backend
+from .fast import fast_backend, reference_vjp
 from .unary import sigmoid, tanh
 
-__all__ = ["lstm_cell", "gru_cell"]
+__all__ = ["lstm_cell", "gru_cell", "lstm_sequence", "lstm_sequence_reference"]
 
 
 def _sigmoid(xp, x):
@@ -151,3 +158,128 @@ def lstm_cell(gates: Tensor, c: Tensor) -> tuple:
 def gru_cell(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
     """h' of one GRU step from gi = W_ih x + b_ih, gh = W_hh h + b_hh (B, 3H) and h (B, H)."""
     return _GRUPointwise.apply(gi, gh, h)
+
+
+# ---------------------------------------------------------------------- a whole LSTM layer
+class _LSTMSequence(Function):
+    """One direction of an LSTM layer over T steps (Hochreiter & Schmidhuber 1997; PyTorch's
+    gate order i, f, g, o), on a kernel backend `be`:
+
+        gates_t = gi_t + h_{t-1} W_hh^T + b_hh     (B, 4H), gi_t = x_t W_ih^T + b_ih
+        (h_t, c_t) = lstm_cell(gates_t, c_{t-1}),  t = 1..T (T..1 when reversed)
+
+    Forward: per step one GEMM (B, H) @ (H, 4H) and one fused pass (be.lstm_step) that
+    writes the activated gates, c_t, tanh(c_t) and h_t into (T, ...) buffers.
+    Backward through time, with dgates_t = dL/d(gates_t):
+
+        dh_{t-1} = dgates_t W_hh   (+ dL/dh_{t-1} from the output)    per step, one GEMM
+        dc_{t-1}, dgates_t from dh_t, dc_t                             per step, be.lstm_step_backward
+        dW_hh = sum_t dgates_t^T h_{t-1} = dG^T H_prev                 ONE GEMM over (T*B, .)
+        db_hh = sum over t and b of dgates_t,   d gi = dG (T, B, 4H)
+
+    so the weight gradient is one (4H, T*B) @ (T*B, H) product instead of T products with
+    K = B (35 products of K = 20 took ten times as long as the one product), and the input
+    projection's gradients (outside, through the linear that made gi) are one GEMM each.
+    The states are kept with their initial value at the boundary, hs (T+1, B, H) in time
+    order, so h_{t-1} of every step is one contiguous slice. Under create_graph the
+    backward differentiates `reference` (lstm_sequence_reference) on the same inputs."""
+
+    @staticmethod
+    def forward(ctx, gi, h0, c0, w_hh, b_hh, *, be, reverse, reference):
+        xp, dt = be.xp, gi.dtype
+        t_len, bsz, g4 = gi.shape
+        hid = g4 // 4
+        gi = be.c(gi)
+        hs = xp.empty((t_len + 1, bsz, hid), dt)     # h_0 (or h_{T+1} reversed) .. h_T
+        cs = xp.empty((t_len + 1, bsz, hid), dt)
+        act = xp.empty((t_len, bsz, g4), dt)          # activated gates i, f, g, o
+        tanh_c = xp.empty((t_len, bsz, hid), dt)
+        prev, new = (1, 0) if reverse else (0, 1)     # state index offsets of step t
+        start = t_len if reverse else 0
+        hs[start] = h0
+        cs[start] = c0
+        w_t = be.c(w_hh.T)                            # (H, 4H): the per-step GEMM's B operand
+        bias = None if b_hh is None else be.c(b_hh)
+        hh = be.scratch("lstm_seq_hh", (bsz, g4), dt, like=gi)
+        for t in (range(t_len - 1, -1, -1) if reverse else range(t_len)):
+            be.matmul(hs[t + prev], w_t, out=hh)                                # (B, 4H)
+            be.lstm_step(gi[t], hh, bias, cs[t + prev], act[t], cs[t + new], tanh_c[t],
+                         hs[t + new])
+        out = hs[:t_len] if reverse else hs[1:]                                 # (T, B, H)
+        end = 0 if reverse else t_len
+        ctx.be, ctx.reverse, ctx.reference = be, reverse, reference
+        ctx.arrays = (hs, cs, act, tanh_c)
+        # out is saved so that changing it in place (it shares hs) fails the backward loudly
+        ctx.save_for_backward(gi, h0, c0, w_hh, b_hh, out)
+        return out, hs[end].copy(), cs[end].copy()
+
+    @staticmethod
+    def backward(ctx, g_out, g_hn, g_cn):
+        gi, h0, c0, w_hh, b_hh, _ = ctx.saved_tensors
+        if autograd.is_grad_enabled():
+            return reference_vjp(ctx.reference, (gi, h0, c0, w_hh, b_hh), g_out, g_hn, g_cn)
+        be, reverse, need = ctx.be, ctx.reverse, ctx.needs_input_grad
+        xp = be.xp
+        hs, cs, act, tanh_c = ctx.arrays
+        t_len, bsz, g4 = act.shape
+        hid = g4 // 4
+        prev = 1 if reverse else 0
+        d_gates = xp.empty_like(act)                  # (T, B, 4H) = dL/d gi
+        dh = xp.zeros((bsz, hid), act.dtype) if g_hn is None else be.c(g_hn.array).copy()
+        dc = xp.zeros((bsz, hid), act.dtype) if g_cn is None else be.c(g_cn.array).copy()
+        gout = None if g_out is None else be.c(g_out.array)
+        w = be.c(w_hh.array)                          # (4H, H)
+        steps = range(t_len) if reverse else range(t_len - 1, -1, -1)
+        for k, t in enumerate(steps):
+            be.lstm_step_backward(act[t], cs[t + prev], tanh_c[t],
+                                  None if gout is None else gout[t], dh, dc, d_gates[t])
+            if k < t_len - 1 or need[1]:              # dh_{t-1}; the last one is dL/dh0
+                be.matmul(d_gates[t], w, out=dh)                                # (B, H)
+        dg2 = d_gates.reshape(t_len * bsz, g4)                                  # (T*B, 4H)
+        h_prev = hs[prev:prev + t_len].reshape(t_len * bsz, hid)                # (T*B, H)
+        d_w = Tensor._make(be.matmul(dg2.T, h_prev)) if need[3] else None      # (4H, H)
+        d_b = Tensor._make(dg2.sum(axis=0)) if need[4] else None
+        return (Tensor._make(d_gates) if need[0] else None,
+                Tensor._make(dh) if need[1] else None,
+                Tensor._make(dc) if need[2] else None, d_w, d_b)
+
+
+def lstm_sequence_reference(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
+                            b_hh: Tensor | None = None, reverse: bool = False) -> tuple:
+    """lstm_sequence as a loop of Tensor ops (the linear of W_hh and lstm_cell per step):
+    the test oracle, differentiable to any order."""
+    t_len = gi.shape[0]
+    steps = unbind(gi, 0)                           # T x (B, 4H), one op (its backward too)
+    outs = [None] * t_len
+    h, c = h0, c0
+    for t in (range(t_len - 1, -1, -1) if reverse else range(t_len)):
+        h, c = lstm_cell(steps[t] + linear(h, w_hh, b_hh), c)
+        outs[t] = h
+    return stack(outs, axis=0), h, c                # (T, B, H), (B, H), (B, H)
+
+
+def lstm_sequence(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None,
+                  reverse: bool = False) -> tuple:
+    """(output (T, B, H), h_T, c_T) of one LSTM direction over T steps, from the input
+    projections gi (T, B, 4H) = x_t W_ih^T + b_ih of every step, the initial state h0, c0
+    (B, H) and the recurrent weights w_hh (4H, H), b_hh (4H,) or None; reverse runs from
+    t = T to 1 (output[t] is still the state at time t). One Function on a kernel backend
+    when the arguments are float32/float64 of one dtype; otherwise the per-step reference."""
+    if gi.ndim != 3 or gi.shape[2] % 4 or gi.shape[0] < 1:
+        raise ValueError(f"lstm_sequence: gi must be (T, B, 4H) with T >= 1, got shape "
+                         f"{tuple(gi.shape)}")
+    t_len, bsz, g4 = gi.shape
+    hid = g4 // 4
+    for name, t, shape in (("h0", h0, (bsz, hid)), ("c0", c0, (bsz, hid)),
+                           ("w_hh", w_hh, (g4, hid)), ("b_hh", b_hh, (g4,))):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"lstm_sequence: {name} must have shape {shape} for gi of shape "
+                             f"{tuple(gi.shape)}, got {tuple(t.shape)}")
+    be = None
+    if gi.numel() > 0 and all(t is None or t.dtype == gi.dtype for t in (h0, c0, w_hh, b_hh)):
+        be = fast_backend(gi, h0, c0, w_hh, b_hh)
+    if be is None:
+        return lstm_sequence_reference(gi, h0, c0, w_hh, b_hh, reverse)
+    return _LSTMSequence.apply(
+        gi, h0, c0, w_hh, b_hh, be=be, reverse=bool(reverse),
+        reference=lambda *a: lstm_sequence_reference(*a, reverse=bool(reverse)))
