@@ -104,12 +104,14 @@ def test_step_kernels_match_reference(seed, bsz, hid, dtype, scale, bias, gout):
 
 
 # ---------------------------------------------------------------------- the sequence op
-def _seq_inputs(seed, t_len, bsz, hid, dtype, bias=True):
+def _seq_inputs(seed, t_len, bsz, hid, dtype, bias=True, n_in=3):
+    """[x, h0, c0, w_ih, w_hh] (+ [b_ih, b_hh] with bias)."""
     rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal((t_len, bsz, 4 * hid)) * 2, rng.standard_normal((bsz, hid)),
-              rng.standard_normal((bsz, hid)), rng.standard_normal((4 * hid, hid)) * 0.5]
+    arrays = [rng.standard_normal((t_len, bsz, n_in)), rng.standard_normal((bsz, hid)),
+              rng.standard_normal((bsz, hid)), rng.standard_normal((4 * hid, n_in)),
+              rng.standard_normal((4 * hid, hid)) * 0.5]
     if bias:
-        arrays.append(rng.standard_normal(4 * hid) * 0.5)
+        arrays += [rng.standard_normal(4 * hid) * 0.5, rng.standard_normal(4 * hid) * 0.5]
     return [a.astype(dtype) for a in arrays]
 
 
@@ -133,15 +135,16 @@ def _nullcontext():
 
 
 @given(seed=st.integers(0, 2**31 - 1), t_len=st.integers(1, 6), bsz=st.integers(1, 4),
-       hid=st.integers(1, 9), dtype=st.sampled_from([np.float32, np.float64]),
-       reverse=st.booleans(), bias=st.booleans(),
+       hid=st.integers(1, 9), n_in=st.integers(1, 5),
+       dtype=st.sampled_from([np.float32, np.float64]), reverse=st.booleans(),
+       bias=st.booleans(),
        used=st.sampled_from([("out",), ("h",), ("c",), ("out", "h", "c"), ("out", "c")]))
-def test_sequence_op_matches_the_per_step_reference(seed, t_len, bsz, hid, dtype, reverse,
-                                                    bias, used):
-    """The fused Function (forward loop, backward through time with one dW_hh GEMM) gives
-    the per-step reference's outputs and gradients of gi, h0, c0, w_hh, b_hh; each output
-    alone (the others' gradients absent) and together."""
-    arrays = _seq_inputs(seed, t_len, bsz, hid, dtype, bias)
+def test_sequence_op_matches_the_per_step_reference(seed, t_len, bsz, hid, n_in, dtype,
+                                                    reverse, bias, used):
+    """The fused Function (forward loop, backward through time with one GEMM per weight
+    gradient) gives the per-step reference's outputs and gradients of x, h0, c0, w_ih, w_hh
+    (and b_ih, b_hh); each output alone (the others' gradients absent) and together."""
+    arrays = _seq_inputs(seed, t_len, bsz, hid, dtype, bias, n_in)
     fast, name = _run_seq(arrays, reverse, used, reference=False)
     ref, ref_name = _run_seq(arrays, reverse, used, reference=True)
     assert name == "_LSTMSequence" and ref_name != name
@@ -192,22 +195,27 @@ def test_sequence_output_changed_in_place_fails_the_backward():
 
 
 def test_sequence_op_bad_shapes_name_the_argument():
-    gi, h0, c0, w, b = (tl.tensor(a) for a in _seq_inputs(0, 2, 3, 4, np.float32))
-    with pytest.raises(ValueError, match="lstm_sequence: gi"):
-        lstm_sequence(gi[..., :15], h0, c0, w, b)
-    with pytest.raises(ValueError, match="lstm_sequence: gi .* T >= 1"):
-        lstm_sequence(gi[:0], h0, c0, w, b)
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh = (tl.tensor(a) for a in
+                                         _seq_inputs(0, 2, 3, 4, np.float32))
+    with pytest.raises(ValueError, match=r"lstm_sequence: x .* T >= 1"):
+        lstm_sequence(x[:0], h0, c0, w_ih, w_hh, b_ih, b_hh)
+    with pytest.raises(ValueError, match=r"lstm_sequence: x .* T >= 1"):
+        lstm_sequence(x[0], h0, c0, w_ih, w_hh, b_ih, b_hh)
+    with pytest.raises(ValueError, match=r"lstm_sequence: w_hh must be \(4H, H\)"):
+        lstm_sequence(x, h0, c0, w_ih, w_hh[:15], b_ih, b_hh)
     with pytest.raises(ValueError, match=r"lstm_sequence: c0 must have shape \(3, 4\)"):
-        lstm_sequence(gi, h0, c0[:2], w, b)
-    with pytest.raises(ValueError, match="lstm_sequence: w_hh"):
-        lstm_sequence(gi, h0, c0, w[:, :3], b)
+        lstm_sequence(x, h0, c0[:2], w_ih, w_hh, b_ih, b_hh)
+    with pytest.raises(ValueError, match=r"lstm_sequence: w_ih must have shape \(16, 3\)"):
+        lstm_sequence(x, h0, c0, w_ih[:, :2], w_hh, b_ih, b_hh)
+    with pytest.raises(ValueError, match="lstm_sequence: b_hh"):
+        lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh[:4])
 
 
-def test_sequence_op_mixed_dtypes_run_the_reference():
-    gi, h0, c0, w, b = (tl.tensor(a, requires_grad=True)
-                        for a in _seq_inputs(0, 2, 3, 4, np.float64))
-    assert lstm_sequence(gi, h0, c0, w, b)[0].grad_fn.fn.__name__ == "_LSTMSequence"
-    assert lstm_sequence(gi.float(), h0, c0, w, b)[0].grad_fn.fn.__name__ != "_LSTMSequence"
+def test_sequence_op_mixed_dtypes_are_refused():
+    ts = [tl.tensor(a, requires_grad=True) for a in _seq_inputs(0, 2, 3, 4, np.float64)]
+    assert lstm_sequence(*ts)[0].grad_fn.fn.__name__ == "_LSTMSequence"
+    with pytest.raises(TypeError, match="lstm_sequence: .* one dtype, got float32, float64"):
+        lstm_sequence(ts[0].float(), *ts[1:])
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -193,19 +193,20 @@ class _RNNBase(Module):
     def _run_direction(self, x: Tensor, h: Tensor, c, weights, reverse: bool):
         """x (T, B, in) -> output (T, B, H), final h (and c).
 
-        The input projection W_ih x_t + b_ih of all T steps is one GEMM, (T*B, in) @ (in, G*H),
-        whose gradient is again one GEMM; only W_hh h_{t-1} must wait for the previous step.
-        An LSTM runs the rest as one op over the sequence (ops.recurrent.lstm_sequence: on a
-        kernel backend one Function whose backward through time makes the W_hh gradient one
-        GEMM). GRU and RNN loop here: `unbind` hands the steps their rows of the projection
-        as one op whose backward gathers the T gradients in one pass (indexing a step at a
-        time would build a (T, B, G*H) zero gradient per step, O(T^2))."""
+        An LSTM is one op over the sequence (ops.recurrent.lstm_sequence: on a kernel
+        backend one Function, with the input projection of all steps one GEMM and a backward
+        through time whose weight gradients are one GEMM each). GRU and RNN: the input
+        projection W_ih x_t + b_ih of all T steps is one GEMM, (T*B, in) @ (in, G*H), whose
+        gradient is again one GEMM; only W_hh h_{t-1} must wait for the previous step.
+        `unbind` hands the steps their rows of the projection as one op whose backward
+        gathers the T gradients in one pass (indexing a step at a time would build a
+        (T, B, G*H) zero gradient per step, O(T^2))."""
         w_ih, w_hh, b_ih, b_hh = weights
+        if self.mode == "LSTM":
+            return lstm_sequence(x, h, c, w_ih, w_hh, b_ih, b_hh, reverse)
         t_len, bsz = x.shape[0], x.shape[1]
         gi_all = F.linear(x.reshape(t_len * bsz, x.shape[2]), w_ih, b_ih)   # (T*B, G*H)
         gi_all = gi_all.reshape(t_len, bsz, gi_all.shape[1])                # (T, B, G*H)
-        if self.mode == "LSTM":
-            return lstm_sequence(gi_all, h, c, w_hh, b_hh, reverse)
         gis = ops.unbind(gi_all, 0)                                         # T x (B, G*H)
         steps = range(t_len - 1, -1, -1) if reverse else range(t_len)
         outs = [None] * t_len
