@@ -1,8 +1,8 @@
 """Single layers and the ops the next model families spend their time in, next to PyTorch:
 transposed conv (DCGAN generators), masked conv (PixelCNN, van den Oord et al. 2016,
 Sec. 3.5 masks A and B), dilated causal conv1d (WaveNet, van den Oord et al. 2016, Sec. 2.1),
-LayerNorm, the exact GELU, the LSTM language-model step of pytorch/examples' word_language_model, a
-Transformer encoder layer and an Embedding lookup.
+LayerNorm, the exact GELU, nn.LSTM and the LSTM language-model step of pytorch/examples'
+word_language_model, a Transformer encoder layer and an Embedding lookup.
 
 Each workload is written once against a library namespace `L` (tinylatent or torch: the
 module and functional APIs match) and built twice; PyTorch's copy gets tinylatent's initial
@@ -187,6 +187,16 @@ class _WordLM:
                 yield f"{k}.{n}", v
 
 
+def lstm_layer(L, quick: bool, state=None):
+    """nn.LSTM alone, the word_language_model's 2 x 200 over T=35 steps of B=20 streams:
+    forward and backward of output and input (the hidden state starts at zero)."""
+    rng = np.random.default_rng(8)
+    m = _build_module(L, lambda L: L.nn.LSTM(200, 200, num_layers=2), state)
+    x = _tensor(L, rng.standard_normal((35, 20, 200)).astype(np.float32), True)
+    g = _tensor(L, rng.standard_normal((35, 20, 200)).astype(np.float32))
+    return Layer(L, lambda: m(x)[0], dict(m.named_parameters()), {"x": x}, g), m
+
+
 def lstm_lm(L, quick: bool, state=None):
     """One training step of word_language_model: forward over T=35 tokens of B=20 streams,
     cross-entropy, backward, clip_grad_norm_(0.25), SGD lr 20 (its defaults; the hidden
@@ -240,6 +250,7 @@ WORKLOADS = {
                 ("B=2 T=512", "B=4 T=4096")),
     "layer_norm": ("LayerNorm ({size}, 256) fwd+bwd", layer_norm, 1.0, (1024, 4096)),
     "gelu": ("GELU (exact) ({size}, 512) fwd+bwd", gelu, 1.2, (1024, 8192)),
+    "lstm": ("nn.LSTM 2x200 T=35 B=20 fwd+bwd", lstm_layer, 1.2, (None, None)),
     "lstm_lm": ("LSTM LM step 2x200 T=35 B=20 ({size}, clip + SGD)", lstm_lm, 1.2,
                 ("V=2000", "V=10000")),
     "transformer": ("TransformerEncoderLayer d=128 h=4 T=64 fwd+bwd (B={size})",

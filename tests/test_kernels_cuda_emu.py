@@ -470,6 +470,31 @@ def test_lstm_cell(only, dtype):
     launched("lstm_cell_forward", "lstm_cell_backward", dtype=dtype)
 
 
+def lstm_sequence_call(reverse):
+    from tinylatent.ops import recurrent
+
+    def call(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
+        return recurrent.lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
+    return call
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse,bias", [(False, True), (True, False)])
+def test_lstm_sequence(reverse, bias, dtype):
+    """lstm.cu's step kernels under the sequence op (cuBLAS GEMMs between them): T = 4
+    steps of a (3, 30) state (90 threads, past a block of 64), forward and reversed, with
+    and without biases; outputs and the gradients of x, h0, c0, w_ih, w_hh (b_ih, b_hh)."""
+    rng = np.random.default_rng(13)
+    arrays = [rand(rng, (4, 3, 5), dtype), rand(rng, (3, 30), dtype),
+              rand(rng, (3, 30), dtype), rand(rng, (120, 5), dtype),
+              rand(rng, (120, 30), dtype, 0.3)]
+    if bias:
+        arrays += [rand(rng, 120, dtype, 0.3), rand(rng, 120, dtype, 0.3)]
+    fast, ref = run_emulated_and_reference("lstm_sequence", lstm_sequence_call(reverse), arrays)
+    assert_same(fast, ref, dtype, f"lstm_sequence (reverse={reverse}, bias={bias})")
+    launched("lstm_step_forward", "lstm_step_backward", dtype=dtype)
+
+
 def test_every_op_at_the_shipped_block_size():
     """Each op once at the block size the package ships (tinylatent.kernels.cuda.BLOCK)."""
     from cuda_emu import backend
@@ -491,6 +516,10 @@ def test_every_op_at_the_shipped_block_size():
         ("gelu", tl.gelu, [rand(rng, (2, 300), dt, 3.0)]),
         ("lstm_cell", lambda g, c: tl.ops.recurrent.lstm_cell(g, c),
          [rand(rng, (2, 1200), dt, 3.0), rand(rng, (2, 300), dt)]),
+        ("lstm_sequence", lstm_sequence_call(False),
+         [rand(rng, (2, 2, 3), dt), rand(rng, (2, 300), dt), rand(rng, (2, 300), dt),
+          rand(rng, (1200, 3), dt), rand(rng, (1200, 300), dt, 0.05), rand(rng, 1200, dt, 0.3),
+          rand(rng, 1200, dt, 0.3)]),
     ]
     for name, call, arrays in runs:
         fast, ref = run_emulated_and_reference(name, call, arrays, block=block)

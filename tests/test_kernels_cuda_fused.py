@@ -14,7 +14,8 @@ from tinylatent.kernels.numba.embedding import embedding_backward_reference
 from tinylatent.kernels.numba.layernorm import (layer_norm_backward_reference,
                                                 layer_norm_forward_reference)
 from tinylatent.kernels.numba.lstm import (lstm_cell_backward_reference,
-                                           lstm_cell_forward_reference)
+                                           lstm_cell_forward_reference,
+                                           lstm_step_backward_reference, lstm_step_reference)
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not kc.available(), reason="needs a CUDA GPU with CuPy")]
@@ -52,6 +53,32 @@ def test_lstm_cell_cuda_matches_reference(dtype):
         np.testing.assert_allclose(g.get(), want, **TOL[dtype])
     back = kc.lstm_cell_backward(got[2], cp.asarray(c), got[3], cp.asarray(gh), cp.asarray(gc))
     for g, want in zip(back, lstm_cell_backward_reference(ref[2], c, ref[3], gh, gc)):
+        np.testing.assert_allclose(g.get(), want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_lstm_step_cuda_matches_reference(dtype, bias):
+    """The sequence op's step kernels: gates = gi + hh (+ b_hh) into given buffers, and the
+    backward with dL/dh' = gout + dh updating dc in place."""
+    cp = kc._cp()
+    rng = np.random.default_rng(2)
+    bsz, hid = 20, 200
+    gi, hh = ((rng.standard_normal((bsz, 4 * hid)) * 2).astype(dtype) for _ in range(2))
+    b = rng.standard_normal(4 * hid).astype(dtype) if bias else None
+    c, gout, dh, dc = (rng.standard_normal((bsz, hid)).astype(dtype) for _ in range(4))
+    outs = [cp.empty((bsz, 4 * hid), dtype)] + [cp.empty((bsz, hid), dtype) for _ in range(3)]
+    act, c_new, tanh_c, h_new = outs
+    kc.lstm_step(cp.asarray(gi), cp.asarray(hh), None if b is None else cp.asarray(b),
+                 cp.asarray(c), act, c_new, tanh_c, h_new)
+    ref = lstm_step_reference(gi, hh, b, c)
+    for g, want in zip((h_new, c_new, act, tanh_c), ref):
+        np.testing.assert_allclose(g.get(), want, **TOL[dtype])
+    dgates, dc_io = cp.empty((bsz, 4 * hid), dtype), cp.asarray(dc)
+    kc.lstm_step_backward(act, cp.asarray(c), tanh_c, cp.asarray(gout), cp.asarray(dh), dc_io,
+                          dgates)
+    ref_back = lstm_step_backward_reference(ref[2], c, ref[3], gout, dh, dc)
+    for g, want in zip((dgates, dc_io), ref_back):
         np.testing.assert_allclose(g.get(), want, **TOL[dtype])
 
 

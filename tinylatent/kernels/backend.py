@@ -103,6 +103,15 @@ class KernelBackend(Protocol):
     def lstm_cell_backward(self, act, c, tanh_c, gh, gc):
         """(dgates (B, 4H), dc (B, H)) from dL/dh' and dL/dc' (either may be None: zero)."""
 
+    def lstm_step(self, gi, hh, bias, c, act, c_new, tanh_c, h_new):
+        """One step of a sequence, in place: the cell of gates = gi + hh + bias (gi, hh
+        (B, 4H), bias (4H,) or None) on c (B, H), written into act (B, 4H), c_new, tanh_c,
+        h_new (B, H); every array C-contiguous (slices of the sequence's buffers)."""
+
+    def lstm_step_backward(self, act, c, tanh_c, gout, dh, dc, dgates):
+        """One step back through time, in place: dgates (B, 4H) from dL/dh' = gout + dh
+        (gout may be None) and dL/dc' = dc, which is overwritten with dL/dc."""
+
     # ------------------------------------------------------------ embedding
     def embedding_backward(self, idx, gy, num_embeddings, padding_idx=None):
         """gW (num_embeddings, D): the rows of gy (idx.shape + (D,)) scatter-added at the

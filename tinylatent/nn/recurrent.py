@@ -10,14 +10,14 @@ GRU, gates stacked [r, z, n]:
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),   h' = (1 - z) * n + z * h
 Every weight and bias starts U(-1/sqrt(H), 1/sqrt(H)).
 
-The layers loop over time steps held in Python lists (see _run_direction for why).
+The layers loop over time steps (see _run_direction); an LSTM layer's loop is one op.
 """
 from __future__ import annotations
 
 import math
 
 from .. import ops
-from ..ops.recurrent import gru_cell, lstm_cell
+from ..ops.recurrent import gru_cell, lstm_cell, lstm_sequence
 from ..tensor import Tensor, empty, zeros
 from . import functional as F
 from . import init
@@ -191,28 +191,32 @@ class _RNNBase(Module):
         return w_ih, w_hh, b_ih, b_hh
 
     def _run_direction(self, x: Tensor, h: Tensor, c, weights, reverse: bool):
-        """x (T, B, in) -> T outputs (B, H), final h (and c).
+        """x (T, B, in) -> output (T, B, H), final h (and c).
 
-        The input projection W_ih x_t + b_ih of all T steps is one GEMM, (T*B, in) @ (in, G*H),
-        whose gradient is again one GEMM; only W_hh h_{t-1} must wait for the previous step.
+        An LSTM is one op over the sequence (ops.recurrent.lstm_sequence: on a kernel
+        backend one Function, with the input projection of all steps one GEMM and a backward
+        through time whose weight gradients are one GEMM each). GRU and RNN: the input
+        projection W_ih x_t + b_ih of all T steps is one GEMM, (T*B, in) @ (in, G*H), whose
+        gradient is again one GEMM; only W_hh h_{t-1} must wait for the previous step.
         `unbind` hands the steps their rows of the projection as one op whose backward
         gathers the T gradients in one pass (indexing a step at a time would build a
         (T, B, G*H) zero gradient per step, O(T^2))."""
         w_ih, w_hh, b_ih, b_hh = weights
+        if self.mode == "LSTM":
+            return lstm_sequence(x, h, c, w_ih, w_hh, b_ih, b_hh, reverse)
         t_len, bsz = x.shape[0], x.shape[1]
         gi_all = F.linear(x.reshape(t_len * bsz, x.shape[2]), w_ih, b_ih)   # (T*B, G*H)
-        gis = ops.unbind(gi_all.reshape(t_len, bsz, gi_all.shape[1]), 0)    # T x (B, G*H)
+        gi_all = gi_all.reshape(t_len, bsz, gi_all.shape[1])                # (T, B, G*H)
+        gis = ops.unbind(gi_all, 0)                                         # T x (B, G*H)
         steps = range(t_len - 1, -1, -1) if reverse else range(t_len)
         outs = [None] * t_len
         for t in steps:
-            if self.mode == "LSTM":
-                h, c = _lstm_step(gis[t], h, c, w_hh, b_hh)
-            elif self.mode == "GRU":
+            if self.mode == "GRU":
                 h = _gru_step(gis[t], h, w_hh, b_hh)
             else:
                 h = _rnn_step(gis[t], h, w_hh, b_hh, self.nonlinearity == "relu")
             outs[t] = h
-        return outs, h, c
+        return ops.stack(outs, axis=0), h, c                                # (T, B, H)
 
     def forward(self, x: Tensor, hx=None):
         """x (T, B, in) (or (B, T, in) with batch_first, or unbatched (T, in)); hx is h0
@@ -256,7 +260,7 @@ class _RNNBase(Module):
                 k = layer * dirs + d
                 out, h, c = self._run_direction(layer_in, h0[k], c0[k] if is_lstm else None,
                                                 self._weights(layer, d), reverse=d == 1)
-                outs.append(ops.stack(out, axis=0))                 # (T, B, H)
+                outs.append(out)                                    # (T, B, H)
                 h_n.append(h)
                 c_n.append(c)
             layer_in = outs[0] if dirs == 1 else ops.cat(outs, axis=-1)   # (T, B, dirs*H)

@@ -10,6 +10,12 @@ the two matmuls of each step around them.
 Each is one Function instead of ~12 ops per time step; the backward runs on the saved
 arrays, or, under create_graph, on Tensors recomputed from the inputs (so every order of
 derivative exists).
+
+    lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse) -> (output, h_T, c_T):  a
+        whole LSTM layer (one direction) over the T steps of x (T, B, in):
+        gates_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh, then lstm_cell. One Function for
+        the sequence on a kernel backend (see _LSTMSequence), else
+        `lstm_sequence_reference`: one linear for the inputs, then a loop of per-step ops.
 """
 from __future__ import annotations
 
@@ -17,12 +23,13 @@ from .. import autograd
 from ..autograd import Function
 from ..backend import array_module
 from ..tensor import Tensor
-from .shape import chunk
+from .linalg import linear
+from .shape import chunk, stack, unbind
 from .shape import cat as _tensor_cat
-from .fast import fast_backend
+from .fast import fast_backend, reference_vjp
 from .unary import sigmoid, tanh
 
-__all__ = ["lstm_cell", "gru_cell"]
+__all__ = ["lstm_cell", "gru_cell", "lstm_sequence", "lstm_sequence_reference"]
 
 
 def _sigmoid(xp, x):
@@ -151,3 +158,155 @@ def lstm_cell(gates: Tensor, c: Tensor) -> tuple:
 def gru_cell(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
     """h' of one GRU step from gi = W_ih x + b_ih, gh = W_hh h + b_hh (B, 3H) and h (B, H)."""
     return _GRUPointwise.apply(gi, gh, h)
+
+
+# ---------------------------------------------------------------------- a whole LSTM layer
+class _LSTMSequence(Function):
+    """One direction of an LSTM layer over T steps (Hochreiter & Schmidhuber 1997; PyTorch's
+    gate order i, f, g, o), on a kernel backend `be`:
+
+        gates_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh            (B, 4H)
+        (h_t, c_t) = lstm_cell(gates_t, c_{t-1}),  t = 1..T (T..1 when reversed)
+
+    Forward: the input projection of all T steps is one GEMM (T*B, in) @ (in, 4H); then
+    per step one GEMM (B, H) @ (H, 4H) and one fused pass (be.lstm_step, which adds both
+    biases) writing the activated gates, c_t, tanh(c_t) and h_t into (T, ...) buffers.
+    Backward through time, with dG_t = dL/d(gates_t):
+
+        dh_{t-1} = dG_t W_hh  (+ dL/dh_{t-1} from the output)    per step, one GEMM
+        dc_{t-1}, dG_t from dh_t, dc_t                            per step, be.lstm_step_backward
+        dW_hh = sum_t dG_t^T h_{t-1} = dG^T H_prev                one GEMM over (T*B, .)
+        dW_ih = dG^T X,   dx = dG W_ih                             one GEMM each
+        db_ih = db_hh = sum over t and b of dG_t
+
+    so the weight gradient is one (4H, T*B) @ (T*B, H) product instead of T products with
+    K = B (35 products of K = 20 took ten times as long as the one product). The states are
+    kept with their initial value at the boundary, hs (T+1, B, H) in time order, so
+    h_{t-1} of every step is one contiguous slice. The input projection and dG live in
+    reused scratch buffers (fresh (T*B, 4H) arrays cost page faults on every call). Under
+    create_graph the backward differentiates `reference` (lstm_sequence_reference) on the
+    same inputs, so every order of derivative is the reference's."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, be, reverse, reference):
+        xp, dt = be.xp, x.dtype
+        t_len, bsz, n_in = x.shape
+        g4, hid = w_hh.shape
+        gi = be.scratch("lstm_seq_gi", (t_len, bsz, g4), dt, like=x)
+        be.matmul(be.c(x).reshape(t_len * bsz, n_in), w_ih.T,
+                  out=gi.reshape(t_len * bsz, g4))                             # (T*B, 4H)
+        bias = b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh  # (4H,)
+        hs = xp.empty((t_len + 1, bsz, hid), dt)     # h_0 (or h_{T+1} reversed) .. h_T
+        cs = xp.empty((t_len + 1, bsz, hid), dt)
+        act = xp.empty((t_len, bsz, g4), dt)          # activated gates i, f, g, o
+        tanh_c = xp.empty((t_len, bsz, hid), dt)
+        prev, new = (1, 0) if reverse else (0, 1)     # state index offsets of step t
+        start = t_len if reverse else 0
+        hs[start] = h0
+        cs[start] = c0
+        w_t = be.c(w_hh.T)                            # (H, 4H): the per-step GEMM's B operand
+        bias = None if bias is None else be.c(bias)
+        hh = be.scratch("lstm_seq_hh", (bsz, g4), dt, like=x)
+        for t in (range(t_len - 1, -1, -1) if reverse else range(t_len)):
+            be.matmul(hs[t + prev], w_t, out=hh)                                # (B, 4H)
+            be.lstm_step(gi[t], hh, bias, cs[t + prev], act[t], cs[t + new], tanh_c[t],
+                         hs[t + new])
+        out = hs[:t_len] if reverse else hs[1:]                                 # (T, B, H)
+        end = 0 if reverse else t_len
+        ctx.be, ctx.reverse, ctx.reference = be, reverse, reference
+        ctx.arrays = (hs, cs, act, tanh_c)
+        # out is saved so that changing it in place (it shares hs) fails the backward loudly
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, out)
+        return out, hs[end].copy(), cs[end].copy()
+
+    @staticmethod
+    def backward(ctx, g_out, g_hn, g_cn):
+        inputs = ctx.saved_tensors[:7]
+        if autograd.is_grad_enabled():
+            return reference_vjp(ctx.reference, inputs, g_out, g_hn, g_cn)
+        x, _, _, w_ih, w_hh = (t.array for t in inputs[:5])
+        be, reverse, need = ctx.be, ctx.reverse, ctx.needs_input_grad
+        xp = be.xp
+        hs, cs, act, tanh_c = ctx.arrays
+        t_len, bsz, g4 = act.shape
+        hid, n_in = g4 // 4, x.shape[2]
+        prev = 1 if reverse else 0
+        d_gates = be.scratch("lstm_seq_dgates", act.shape, act.dtype, like=act)  # (T, B, 4H)
+        dh = xp.zeros((bsz, hid), act.dtype) if g_hn is None else be.c(g_hn.array).copy()
+        dc = xp.zeros((bsz, hid), act.dtype) if g_cn is None else be.c(g_cn.array).copy()
+        gout = None if g_out is None else be.c(g_out.array)
+        w = be.c(w_hh)                                # (4H, H)
+        steps = range(t_len) if reverse else range(t_len - 1, -1, -1)
+        for k, t in enumerate(steps):
+            be.lstm_step_backward(act[t], cs[t + prev], tanh_c[t],
+                                  None if gout is None else gout[t], dh, dc, d_gates[t])
+            if k < t_len - 1 or need[1]:              # dh_{t-1}; the last one is dL/dh0
+                be.matmul(d_gates[t], w, out=dh)                                # (B, H)
+        dg2 = d_gates.reshape(t_len * bsz, g4)                                  # (T*B, 4H)
+        grads = [None] * 7
+        if need[0]:
+            grads[0] = be.matmul(dg2, be.c(w_ih)).reshape(x.shape)             # (T, B, in)
+        grads[1] = dh if need[1] else None
+        grads[2] = dc if need[2] else None
+        if need[3]:
+            grads[3] = be.matmul(dg2.T, be.c(x).reshape(t_len * bsz, n_in))     # (4H, in)
+        if need[4]:
+            h_prev = hs[prev:prev + t_len].reshape(t_len * bsz, hid)            # (T*B, H)
+            grads[4] = be.matmul(dg2.T, h_prev)                                 # (4H, H)
+        if need[5] or need[6]:
+            d_b = dg2.sum(axis=0)                                               # (4H,)
+            grads[5] = d_b if need[5] else None
+            grads[6] = (d_b.copy() if need[5] else d_b) if need[6] else None
+        return tuple(None if g is None else Tensor._make(g) for g in grads)
+
+
+def lstm_sequence_reference(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor,
+                            b_ih: Tensor | None = None, b_hh: Tensor | None = None,
+                            reverse: bool = False) -> tuple:
+    """lstm_sequence in Tensor ops: one linear for every step's input projection, then a
+    loop of (the linear of W_hh, lstm_cell) per step. The test oracle, differentiable to any
+    order."""
+    t_len, bsz, n_in = x.shape
+    gi = linear(x.reshape(t_len * bsz, n_in), w_ih, b_ih)                   # (T*B, 4H)
+    steps = unbind(gi.reshape(t_len, bsz, gi.shape[1]), 0)   # T x (B, 4H), one op
+    outs = [None] * t_len
+    h, c = h0, c0
+    for t in (range(t_len - 1, -1, -1) if reverse else range(t_len)):
+        h, c = lstm_cell(steps[t] + linear(h, w_hh, b_hh), c)
+        outs[t] = h
+    return stack(outs, axis=0), h, c                # (T, B, H), (B, H), (B, H)
+
+
+def lstm_sequence(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor,
+                  b_ih: Tensor | None = None, b_hh: Tensor | None = None,
+                  reverse: bool = False) -> tuple:
+    """(output (T, B, H), h_T, c_T) of one LSTM layer direction over the T steps of x
+    (T, B, in), from the initial state h0, c0 (B, H) and nn.LSTM's weights w_ih (4H, in),
+    w_hh (4H, H), b_ih, b_hh (4H,) or None; reverse runs from t = T to 1 (output[t] is
+    still the state at time t). One Function (_LSTMSequence) on a kernel backend for
+    float32/float64; otherwise (or with TINYLATENT_KERNELS=reference) the per-step reference."""
+    if x.ndim != 3 or x.shape[0] < 1:
+        raise ValueError(f"lstm_sequence: x must be (T, B, in) with T >= 1, got shape "
+                         f"{tuple(x.shape)}")
+    if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
+        raise ValueError(f"lstm_sequence: w_hh must be (4H, H), got shape {tuple(w_hh.shape)}")
+    t_len, bsz, n_in = x.shape
+    g4, hid = w_hh.shape
+    for name, t, shape in (("h0", h0, (bsz, hid)), ("c0", c0, (bsz, hid)),
+                           ("w_ih", w_ih, (g4, n_in)), ("b_ih", b_ih, (g4,)),
+                           ("b_hh", b_hh, (g4,))):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"lstm_sequence: {name} must have shape {shape} for x of shape "
+                             f"{tuple(x.shape)} and w_hh of shape {tuple(w_hh.shape)}, got "
+                             f"{tuple(t.shape)}")
+    args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    dtypes = {str(t.dtype) for t in args if t is not None}
+    if len(dtypes) > 1:
+        raise TypeError(f"lstm_sequence: x, h0, c0 and the weights must share one dtype, got "
+                        f"{', '.join(sorted(dtypes))}; cast with .to(dtype) first")
+    be = fast_backend(*args) if x.numel() > 0 and hid > 0 else None
+    if be is None:
+        return lstm_sequence_reference(*args, reverse=reverse)
+    return _LSTMSequence.apply(
+        *args, be=be, reverse=bool(reverse),
+        reference=lambda *a: lstm_sequence_reference(*a, reverse=bool(reverse)))

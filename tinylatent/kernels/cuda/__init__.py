@@ -415,6 +415,30 @@ def lstm_cell_backward(act, c, tanh_c, gh, gc):
     return dgates, dc_prev
 
 
+@_on_device
+def lstm_step(gi, hh, bias, c, act, c_new, tanh_c, h_new):
+    """In place, one thread per (b, j): gates = gi + hh + bias, the cell, into act, c_new,
+    tanh_c, h_new (all C-contiguous; bias (4H,) or None)."""
+    bsz, hid = c.shape
+    _check_int32("lstm_step", B_H=bsz * hid)
+    has_bias = bias is not None
+    _launch("lstm.cu", "lstm_step_forward", gi.dtype, _grid(c.size),
+            (gi, hh, bias if has_bias else gi, _i(has_bias), c, act, c_new, tanh_c, h_new,
+             _i(bsz), _i(hid)))
+
+
+@_on_device
+def lstm_step_backward(act, c, tanh_c, gout, dh, dc, dgates):
+    """In place, one thread per (b, j): dgates from dL/dh' = gout + dh (gout None: dh
+    alone) and dL/dc' = dc, which becomes dL/dc."""
+    bsz, hid = c.shape
+    _check_int32("lstm_step_backward", B_H=bsz * hid)
+    has_gout = gout is not None
+    _launch("lstm.cu", "lstm_step_backward", act.dtype, _grid(c.size),
+            (act, c, tanh_c, gout if has_gout else dh, _i(has_gout), dh, dc, dgates, _i(bsz),
+             _i(hid)))
+
+
 # ---------------------------------------------------------------------- embedding
 @_on_device
 def embedding_backward(idx, gy, num_embeddings, padding_idx=None):

@@ -3,7 +3,10 @@
 //   i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g), c' = f c + i g, h' = o tanh(c')
 //   dc = gc + gh o (1 - tanh(c')^2); da_i = dc g i(1-i); da_f = dc c f(1-f);
 //   da_g = dc i (1-g^2); da_o = gh tanh(c') o(1-o); dc_prev = dc f
-// One thread per (b, j) element of the (B, H) state.
+// One thread per (b, j) element of the (B, H) state. The lstm_step_* kernels are the same
+// passes for one step of a sequence (tinylatent.ops.recurrent.lstm_sequence): they sum the
+// two GEMM results and b_hh into the gates, and the backward adds the output's own gradient
+// to the recurrent one and updates dL/dc in place.
 #include "common.cuh"
 
 template <typename T> __device__ __forceinline__ T tl_sigmoid(T a) {
@@ -15,17 +18,27 @@ template <typename T> __device__ __forceinline__ T tl_sigmoid(T a) {
 __device__ __forceinline__ float tl_tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double tl_tanh(double x) { return tanh(x); }
 
+// gates = gi + hh + bias (hh, bias read only when has_hh / has_bias: the cell kernels pass
+// the gates alone, a sequence step passes the two GEMM results and b_hh unsummed).
 template <typename T>
-__device__ void lstm_cell_forward_impl(const T* gates, const T* c, T* act, T* c_new,
-                                       T* tanh_c, T* h_new, int B, int H) {
+__device__ void lstm_step_forward_impl(const T* gi, const T* hh, const T* bias, int has_hh,
+                                       int has_bias, const T* c, T* act, T* c_new, T* tanh_c,
+                                       T* h_new, int B, int H) {
     TL_GRID_STRIDE(idx, (long long)B * H) {
         // 32-bit division (B * H < 2**31, checked before launch)
         const int e = (int)idx, r = e / H, j = e - r * H;
         const long long row = (long long)r * 4 * H;
-        const T i = tl_sigmoid(gates[row + j]);
-        const T f = tl_sigmoid(gates[row + H + j]);
-        const T g = tl_tanh(gates[row + 2 * H + j]);
-        const T o = tl_sigmoid(gates[row + 3 * H + j]);
+        T a[4];
+        for (int k = 0; k < 4; ++k) {
+            const long long at = row + (long long)k * H + j;
+            a[k] = gi[at];
+            if (has_hh) a[k] += hh[at];
+            if (has_bias) a[k] += bias[k * H + j];
+        }
+        const T i = tl_sigmoid(a[0]);
+        const T f = tl_sigmoid(a[1]);
+        const T g = tl_tanh(a[2]);
+        const T o = tl_sigmoid(a[3]);
         act[row + j] = i;
         act[row + H + j] = f;
         act[row + 2 * H + j] = g;
@@ -38,32 +51,48 @@ __device__ void lstm_cell_forward_impl(const T* gates, const T* c, T* act, T* c_
     }
 }
 
+// dL/dh' = dh (+ gout when has_gout); dc holds dL/dc' on entry, dL/dc on return (dc_in and
+// dc_out may be the same array: each thread reads its element before writing it).
 template <typename T>
-__device__ void lstm_cell_backward_impl(const T* act, const T* c, const T* tanh_c, const T* gh,
-                                        const T* gc, T* dgates, T* dc_prev, int B, int H) {
+__device__ void lstm_step_backward_impl(const T* act, const T* c, const T* tanh_c,
+                                        const T* gout, int has_gout, const T* dh,
+                                        const T* dc_in, T* dgates, T* dc_out, int B, int H) {
     TL_GRID_STRIDE(idx, (long long)B * H) {
         const int e = (int)idx, r = e / H, j = e - r * H;
         const long long row = (long long)r * 4 * H;
         const T i = act[row + j], f = act[row + H + j];
         const T g = act[row + 2 * H + j], o = act[row + 3 * H + j];
-        const T tc = tanh_c[idx], dh = gh[idx];
-        const T dc = gc[idx] + dh * o * (T(1) - tc * tc);
+        const T tc = tanh_c[idx];
+        const T gh = has_gout ? dh[idx] + gout[idx] : dh[idx];
+        const T dc = dc_in[idx] + gh * o * (T(1) - tc * tc);
         dgates[row + j] = dc * g * i * (T(1) - i);
         dgates[row + H + j] = dc * c[idx] * f * (T(1) - f);
         dgates[row + 2 * H + j] = dc * i * (T(1) - g * g);
-        dgates[row + 3 * H + j] = dh * tc * o * (T(1) - o);
-        dc_prev[idx] = dc * f;
+        dgates[row + 3 * H + j] = gh * tc * o * (T(1) - o);
+        dc_out[idx] = dc * f;
     }
 }
 
 #define TL_LSTM_KERNELS(T, SFX)                                                               \
     extern "C" __global__ void lstm_cell_forward_##SFX(const T* gates, const T* c, T* act,    \
         T* c_new, T* tanh_c, T* h_new, int B, int H) {                                        \
-        lstm_cell_forward_impl<T>(gates, c, act, c_new, tanh_c, h_new, B, H);                 \
+        lstm_step_forward_impl<T>(gates, gates, gates, 0, 0, c, act, c_new, tanh_c, h_new,    \
+                                  B, H);                                                      \
     }                                                                                         \
     extern "C" __global__ void lstm_cell_backward_##SFX(const T* act, const T* c,             \
         const T* tanh_c, const T* gh, const T* gc, T* dgates, T* dc_prev, int B, int H) {     \
-        lstm_cell_backward_impl<T>(act, c, tanh_c, gh, gc, dgates, dc_prev, B, H);            \
+        lstm_step_backward_impl<T>(act, c, tanh_c, gh, 0, gh, gc, dgates, dc_prev, B, H);     \
+    }                                                                                         \
+    extern "C" __global__ void lstm_step_forward_##SFX(const T* gi, const T* hh,              \
+        const T* bias, int has_bias, const T* c, T* act, T* c_new, T* tanh_c, T* h_new,       \
+        int B, int H) {                                                                       \
+        lstm_step_forward_impl<T>(gi, hh, bias, 1, has_bias, c, act, c_new, tanh_c, h_new,    \
+                                  B, H);                                                      \
+    }                                                                                         \
+    extern "C" __global__ void lstm_step_backward_##SFX(const T* act, const T* c,             \
+        const T* tanh_c, const T* gout, int has_gout, const T* dh, T* dc, T* dgates, int B,   \
+        int H) {                                                                              \
+        lstm_step_backward_impl<T>(act, c, tanh_c, gout, has_gout, dh, dc, dgates, dc, B, H); \
     }
 
 TL_LSTM_KERNELS(float, f32)

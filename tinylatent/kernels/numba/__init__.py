@@ -196,6 +196,14 @@ def lstm_cell_backward(act, c, tanh_c, gh, gc):
     return _lstm.lstm_cell_backward(act, c, tanh_c, gh, gc)
 
 
+def lstm_step(gi, hh, bias, c, act, c_new, tanh_c, h_new):
+    _lstm.lstm_step(gi, hh, bias, c, act, c_new, tanh_c, h_new)
+
+
+def lstm_step_backward(act, c, tanh_c, gout, dh, dc, dgates):
+    _lstm.lstm_step_backward(act, c, tanh_c, gout, dh, dc, dgates)
+
+
 # ---------------------------------------------------------------------- embedding
 def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
     return _emb.embedding_backward(idx, gy, num_embeddings, padding_idx)
