@@ -153,7 +153,7 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry" in ptx and "_f32" in ptx and "_f64" in ptx
     if source in ("activation.cu", "layernorm.cu", "flash_attention.cu", "conv.cu",
-                  "contrastive.cu"):                        # float16: the cvt conversions
+                  "contrastive.cu", "coupling.cu", "attention.cu"):   # float16: cvt
         assert "_f16" in ptx and "cvt.rn.f16.f32" in ptx and "cvt.f32.f16" in ptx
 
 
@@ -178,10 +178,14 @@ def test_cuda_wrappers_launch_kernels_that_exist():
                "conv": ("conv.cu", "im2col"),
                "logsumexp": ("contrastive.cu", "row_logsumexp"),
                "info_nce": ("contrastive.cu", "row_cross_entropy"),
-               "nt_xent": ("contrastive.cu", "cross_entropy_grad_symmetric")}
+               "nt_xent": ("contrastive.cu", "cross_entropy_grad_symmetric"),
+               "coupling": ("coupling.cu", "coupling_forward")}
     assert set(cuda.float16_ops) <= set(sources), "a float16 op this test does not know"
     for op in cuda.float16_ops:
         source, name = sources[op]
+        if op == "attention":                       # both paths: flash and materialised
+            with open(os.path.join(CUDA_DIR, "attention.cu"), encoding="utf-8") as f:
+                assert "TL_ATTENTION_KERNELS(tl_half, float, f16)" in f.read()
         with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:
             code = f.read()
         macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)

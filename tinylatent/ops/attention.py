@@ -250,10 +250,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
     tk, dv = v.shape[-2:]
     n = math.prod(batch) if batch else 1
     full = tuple(batch) + (tq, tk)
-    flash = _flash_applies(be, n, tq, tk, d, dv, attn_mask, dropout_p)
-    if q.dtype == np.float16 and not flash:   # float16 has flash kernels only
-        return _reference(q, k, v, attn_mask, dropout_p, is_causal, scale, generator)
-    if flash:
+    if _flash_applies(be, n, tq, tk, d, dv, attn_mask, dropout_p):
         def flash_reference(q_, k_, v_):  # _attend with the causal mask, for double backward
             kept = attention_keep_mask(q, k, None, is_causal)
             return _attend(q_, k_, v_, None, kept, None, scale)

@@ -94,7 +94,7 @@ class AffineCouplingFn(Function):
 
 
 def _coupling(a: Tensor, log_s: Tensor, t: Tensor, inverse: bool) -> tuple:
-    be = fast_backend(a, log_s, t)
+    be = fast_backend(a, log_s, t, op="coupling")
     reference = _inverse if inverse else _forward
     if be is None:
         return reference(a, log_s, t)

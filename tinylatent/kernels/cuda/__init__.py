@@ -31,7 +31,7 @@ BLOCK = 256
 # output): a float16 tensor of any other op runs that op's reference.
 float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: the flash kernels
                          "conv",                                # conv: im2col + cuBLAS
-                         "logsumexp", "info_nce", "nt_xent"})
+                         "logsumexp", "info_nce", "nt_xent", "coupling"})
 
 
 def available() -> bool:
@@ -188,7 +188,7 @@ def masked_softmax(s, scale, keep, causal):
     n, tq, tk = s.shape
     has_keep = keep is not None
     _launch("attention.cu", "masked_softmax", s.dtype, (n * tq,),
-            (s, s.dtype.type(scale),
+            (s, _compute_dtype(s.dtype).type(scale),
              c(keep) if has_keep else scratch("no_keep", (1,), np.uint8, like=s), _i(has_keep),
          _i(bool(causal)), _i(tq), _i(tk)))
     return s
@@ -199,7 +199,7 @@ def softmax_backward(p, dp, scale):
     tk = p.shape[-1]
     rows = math.prod(p.shape[:-1])
     _launch("attention.cu", "softmax_backward", p.dtype, (rows,),
-            (c(p), dp, p.dtype.type(scale), _i(tk)))
+            (c(p), dp, _compute_dtype(p.dtype).type(scale), _i(tk)))
     return dp
 
 

@@ -5,38 +5,40 @@
 //   added to glog_s by the autograd engine):
 //     forward:  gx = g exp(log_s),  glog_s = g (y - t),  gt = g
 //     inverse:  gy = g exp(-log_s), glog_s = -g x,       gt = -g exp(-log_s)
+// float16 (tl_half): exp and the logabsdet sum in float, each output rounded once.
 #include "common.cuh"
 
 template <typename T>
 __device__ void coupling_forward_impl(const T* x, const T* ls, const T* t, int inverse, T* out,
                                       T* ld, int K) {
-    __shared__ T buf[TL_BLOCK];
+    typedef typename tl_compute<T>::type A;
+    __shared__ A buf[TL_BLOCK];
     const long long off = blockIdx.x * (long long)K;
-    T acc = 0;
+    A acc = 0;
     for (int j = threadIdx.x; j < K; j += TL_BLOCK) {
-        T l = ls[off + j];
+        const A l = tl_ld<A>(ls[off + j]), xj = tl_ld<A>(x[off + j]), tj = tl_ld<A>(t[off + j]);
         acc += l;
-        out[off + j] = inverse ? (x[off + j] - t[off + j]) * tl_exp(-l)
-                               : x[off + j] * tl_exp(l) + t[off + j];
+        out[off + j] = tl_st<T>(inverse ? (xj - tj) * tl_exp(-l) : xj * tl_exp(l) + tj);
     }
     acc = tl_block_sum(acc, buf);
-    if (threadIdx.x == 0) ld[blockIdx.x] = inverse ? -acc : acc;
+    if (threadIdx.x == 0) ld[blockIdx.x] = tl_st<T>(inverse ? -acc : acc);
 }
 
 template <typename T>
 __device__ void coupling_backward_impl(const T* g, const T* out, const T* ls, const T* t,
                                        int inverse, T* g_in, T* g_ls, T* g_t, long long n) {
+    typedef typename tl_compute<T>::type A;
     TL_GRID_STRIDE(idx, n) {
-        T gj = g[idx];
+        const A gj = tl_ld<A>(g[idx]);
         if (inverse) {
-            T r = tl_exp(-ls[idx]);
-            g_in[idx] = gj * r;
-            g_t[idx] = -gj * r;
-            g_ls[idx] = -gj * out[idx];
+            const A r = tl_exp(-tl_ld<A>(ls[idx]));
+            g_in[idx] = tl_st<T>(gj * r);
+            g_t[idx] = tl_st<T>(-gj * r);
+            g_ls[idx] = tl_st<T>(-gj * tl_ld<A>(out[idx]));
         } else {
-            g_in[idx] = gj * tl_exp(ls[idx]);
-            g_t[idx] = gj;
-            g_ls[idx] = gj * (out[idx] - t[idx]);
+            g_in[idx] = tl_st<T>(gj * tl_exp(tl_ld<A>(ls[idx])));
+            g_t[idx] = g[idx];
+            g_ls[idx] = tl_st<T>(gj * (tl_ld<A>(out[idx]) - tl_ld<A>(t[idx])));
         }
     }
 }
@@ -53,3 +55,4 @@ __device__ void coupling_backward_impl(const T* g, const T* out, const T* ls, co
 
 TL_COUPLING_KERNELS(float, f32)
 TL_COUPLING_KERNELS(double, f64)
+TL_COUPLING_KERNELS(tl_half, f16)
