@@ -376,6 +376,12 @@ FLOAT16_CASES = {  # op -> (call, input arrays as float64, before the cast to fl
                  lambda rng: [rand(rng, (3, 150), np.float64),
                               rand(rng, (3, 150), np.float64, 0.3),
                               rand(rng, (3, 150), np.float64)]),
+    # the scatter-add of an embedding's gradient (99 lookups of 7 rows, padding row 2),
+    # summed in float32
+    "embedding": (lambda w: tl.nn.functional.embedding(
+                      Tensor._make(w.xp.asarray(np.arange(99).reshape(9, 11) * 5 % 7)), w,
+                      padding_idx=2),
+                  lambda rng: [rand(rng, (7, 70), np.float64)]),
     # row reductions in float: logsumexp past a block, InfoNCE and NT-Xent (the symmetric
     # tiled gradient, 70 x 70)
     "logsumexp": (lambda x: contrastive.logsumexp(x, -1),

@@ -232,7 +232,7 @@ class _Lookup(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        be = None if is_grad_enabled() else fast_backend(grad)
+        be = None if is_grad_enabled() else fast_backend(grad, op="embedding")
         if be is not None:
             # the scatter-add as one pass of whole rows (a Numba loop, or atomics on the
             # GPU) instead of np.add.at's element-at-a-time ufunc loop

@@ -31,7 +31,7 @@ BLOCK = 256
 # output): a float16 tensor of any other op runs that op's reference.
 float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: the flash kernels
                          "conv",                                # conv: im2col + cuBLAS
-                         "logsumexp", "info_nce", "nt_xent", "coupling"})
+                         "logsumexp", "info_nce", "nt_xent", "coupling", "embedding"})
 
 
 def available() -> bool:
@@ -442,13 +442,14 @@ def lstm_step_backward(act, c, tanh_c, gout, dh, dc, dgates):
 # ---------------------------------------------------------------------- embedding
 @_on_device
 def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
-    """One thread per element of gy, atomically added into its row (embedding.cu)."""
+    """One block per looked-up row, its elements atomically added into gW (embedding.cu);
+    float16 gradients are summed in float32 and rounded once."""
     cp = _cp()
     d = gy.shape[-1]
     n = idx.size
-    out = cp.zeros((num_embeddings, d), gy.dtype)
+    out = cp.zeros((num_embeddings, d), _compute_dtype(gy.dtype))
     pad = -1 if padding_idx is None else padding_idx % num_embeddings
-    _launch("embedding.cu", "embedding_backward", gy.dtype, _grid(n * d),
+    _launch("embedding.cu", "embedding_backward", gy.dtype, (min(n, 2 ** 20),),
             (c(idx.reshape(-1).astype(cp.int64)), c(gy.reshape(-1, d)), np.int64(pad), out,
              np.int64(n), _i(d), np.int64(num_embeddings)))
-    return out
+    return out if out.dtype == gy.dtype else out.astype(gy.dtype)

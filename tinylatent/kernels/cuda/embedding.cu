@@ -1,6 +1,6 @@
 // The backward of an embedding lookup on the GPU: gW[idx[n]] += gy[n] (a scatter-add); the
-// twin of kernels/numba/embedding.py. One thread per element of gy; rows whose index is
-// padding_idx (-1: none) add nothing. gW must be zeroed first. Repeated indices make the
+// twin of kernels/numba/embedding.py. Rows whose index is padding_idx (-1: none) add
+// nothing. gW must be zeroed first. Repeated indices make the
 // additions race, so they are atomic (float order then varies: sums agree to rounding).
 #include "common.cuh"
 
@@ -20,22 +20,27 @@ __device__ __forceinline__ void tl_atomic_add(double* p, double v) {
 #endif
 }
 
-template <typename T>
+// One block per looked-up row n (a grid-stride loop over rows), its threads along the D
+// features: coalesced, and no 64-bit division per element. float16 gradients (tl_half) are
+// summed into a float gW (A), which the caller rounds to float16 once.
+template <typename T, typename A>
 __device__ void embedding_backward_impl(const long long* idx, const T* gy, long long padding_idx,
-                                        T* gw, long long N, int D, long long V) {
-    TL_GRID_STRIDE(k, N * D) {
-        const long long n = k / D, j = k % D;
+                                        A* gw, long long N, int D, long long V) {
+    for (long long n = blockIdx.x; n < N; n += gridDim.x) {
         long long v = idx[n];
         if (v < 0) v += V;
-        if (v != padding_idx) tl_atomic_add(gw + v * D + j, gy[k]);
+        if (v == padding_idx) continue;
+        for (int j = threadIdx.x; j < D; j += TL_BLOCK)
+            tl_atomic_add(gw + v * D + j, tl_ld<A>(gy[n * D + j]));
     }
 }
 
-#define TL_EMBEDDING_KERNELS(T, SFX)                                                          \
+#define TL_EMBEDDING_KERNELS(T, A, SFX)                                                       \
     extern "C" __global__ void embedding_backward_##SFX(const long long* idx, const T* gy,    \
-        long long padding_idx, T* gw, long long N, int D, long long V) {                      \
-        embedding_backward_impl<T>(idx, gy, padding_idx, gw, N, D, V);                        \
+        long long padding_idx, A* gw, long long N, int D, long long V) {                      \
+        embedding_backward_impl<T, A>(idx, gy, padding_idx, gw, N, D, V);                     \
     }
 
-TL_EMBEDDING_KERNELS(float, f32)
-TL_EMBEDDING_KERNELS(double, f64)
+TL_EMBEDDING_KERNELS(float, float, f32)
+TL_EMBEDDING_KERNELS(double, double, f64)
+TL_EMBEDDING_KERNELS(tl_half, float, f16)
