@@ -19,7 +19,7 @@ from tinylatent import kernels
 import tinylatent as tl
 from cuda_emu import compiler_missing, emulated, fakecupy, to_device, to_host
 from tinylatent.kernels.testing import TOLERANCES
-from tinylatent.ops import attention, contrastive, conv, coupling, normalization
+from tinylatent.ops import attention, contrastive, conv, coupling, normalization, recurrent
 from tinylatent.ops.fast import fast_backend
 from tinylatent.tensor import Tensor
 
@@ -382,6 +382,12 @@ FLOAT16_CASES = {  # op -> (call, input arrays as float64, before the cast to fl
                       Tensor._make(w.xp.asarray(np.arange(99).reshape(9, 11) * 5 % 7)), w,
                       padding_idx=2),
                   lambda rng: [rand(rng, (7, 70), np.float64)]),
+    # an LSTM layer (2 layers: the fused sequence op per layer and its step kernels)
+    "lstm": (lambda *args: recurrent.lstm_sequence(*args),
+             lambda rng: [rand(rng, (7, 3, 5), np.float64), rand(rng, (3, 70), np.float64),
+                          rand(rng, (3, 70), np.float64), rand(rng, (280, 5), np.float64, 0.3),
+                          rand(rng, (280, 70), np.float64, 0.1),
+                          rand(rng, 280, np.float64, 0.1), rand(rng, 280, np.float64, 0.1)]),
     # row reductions in float: logsumexp past a block, InfoNCE and NT-Xent (the symmetric
     # tiled gradient, 70 x 70)
     "logsumexp": (lambda x: contrastive.logsumexp(x, -1),

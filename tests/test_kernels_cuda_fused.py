@@ -1,7 +1,7 @@
 """The CUDA twins of the fused LayerNorm, LSTM-cell and embedding-backward kernels
 (tinylatent/kernels/cuda/layernorm.cu, lstm.cu, embedding.cu) against the NumPy reference twins,
-and the float16 kernels (GELU, LayerNorm, attention, conv, logsumexp, NT-Xent, coupling) against
-the float32 reference.
+and the float16 kernels (GELU, LayerNorm, attention, conv, logsumexp, NT-Xent, coupling, LSTM)
+against the float32 reference.
 Skipped without a GPU and CuPy (their sources are compiled by `nvcc -ptx` in
 test_kernels_dispatch.py on any machine with nvcc, and run on the CPU through the emulation
 in test_kernels_cuda_emu.py). They call the backend's own entry points (grids, argument
@@ -96,13 +96,13 @@ def test_embedding_backward_cuda_matches_np_add_at(dtype, padding_idx):
 
 
 @pytest.mark.parametrize("op", ["gelu", "layer_norm", "attention", "conv", "logsumexp",
-                                "nt_xent", "coupling"])
+                                "nt_xent", "coupling", "lstm"])
 def test_float16_ops_on_the_gpu_match_the_float32_reference(op):
     """The _f16 kernels on a real GPU (the same check the emulated suite makes): from float16
     inputs, outputs and input gradients equal the float32 reference's within 1-2 float16 ulp."""
     import tinylatent as tl
     from tinylatent import kernels
-    from tinylatent.ops import attention, contrastive, coupling, normalization
+    from tinylatent.ops import attention, contrastive, coupling, normalization, recurrent
     calls = {"gelu": (tl.gelu, [(3, 100)]),
              "layer_norm": (lambda x, w, b: normalization.layer_norm(x, (300,), w, b),
                             [(4, 300), (300,), (300,)]),
@@ -113,7 +113,10 @@ def test_float16_ops_on_the_gpu_match_the_float32_reference(op):
              "logsumexp": (lambda x: tl.logsumexp(x, -1), [(3, 150)]),
              "nt_xent": (lambda a, b: contrastive.nt_xent(a, b, 0.2, "sum"), [(35, 3), (35, 3)]),
              "coupling": (lambda x, s_, t: coupling.affine_coupling(x, s_ * 0.3, t)[0],
-                          [(3, 150)] * 3)}
+                          [(3, 150)] * 3),
+             "lstm": (lambda x, h, c, w1, w2: recurrent.lstm_sequence(x, h, c, w1 * 0.3,
+                                                                     w2 * 0.1)[0],
+                      [(7, 3, 5), (3, 70), (3, 70), (280, 5), (280, 70)])}
     call, shapes = calls[op]
     rng = np.random.default_rng(14)
     arrays = [rng.standard_normal(s).astype(np.float16) for s in shapes]

@@ -153,7 +153,8 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry" in ptx and "_f32" in ptx and "_f64" in ptx
     if source in ("activation.cu", "layernorm.cu", "flash_attention.cu", "conv.cu",
-                  "contrastive.cu", "coupling.cu", "attention.cu", "embedding.cu"):  # f16
+                  "contrastive.cu", "coupling.cu", "attention.cu", "embedding.cu",
+                  "lstm.cu"):                                   # float16
         assert "_f16" in ptx and "cvt.f32.f16" in ptx    # (embedding.cu rounds on the host)
 
 
@@ -180,7 +181,8 @@ def test_cuda_wrappers_launch_kernels_that_exist():
                "info_nce": ("contrastive.cu", "row_cross_entropy"),
                "nt_xent": ("contrastive.cu", "cross_entropy_grad_symmetric"),
                "coupling": ("coupling.cu", "coupling_forward"),
-               "embedding": ("embedding.cu", "embedding_backward")}
+               "embedding": ("embedding.cu", "embedding_backward"),
+               "lstm": ("lstm.cu", "lstm_step_forward")}
     assert set(cuda.float16_ops) <= set(sources), "a float16 op this test does not know"
     for op in cuda.float16_ops:
         source, name = sources[op]

@@ -151,7 +151,7 @@ def lstm_cell(gates: Tensor, c: Tensor) -> tuple:
     be = None
     if gates.ndim == 2 and c.ndim == 2 and gates.dtype == c.dtype and gates.numel() > 0 \
             and gates.shape[1] == 4 * c.shape[1] and gates.shape[0] == c.shape[0]:
-        be = fast_backend(gates, c)
+        be = fast_backend(gates, c, op="lstm")
     return _LSTMPointwise.apply(gates, c, be=be)
 
 
@@ -304,7 +304,7 @@ def lstm_sequence(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor,
     if len(dtypes) > 1:
         raise TypeError(f"lstm_sequence: x, h0, c0 and the weights must share one dtype, got "
                         f"{', '.join(sorted(dtypes))}; cast with .to(dtype) first")
-    be = fast_backend(*args) if x.numel() > 0 and hid > 0 else None
+    be = fast_backend(*args, op="lstm") if x.numel() > 0 and hid > 0 else None
     if be is None:
         return lstm_sequence_reference(*args, reverse=reverse)
     return _LSTMSequence.apply(

@@ -31,7 +31,8 @@ BLOCK = 256
 # output): a float16 tensor of any other op runs that op's reference.
 float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: the flash kernels
                          "conv",                                # conv: im2col + cuBLAS
-                         "logsumexp", "info_nce", "nt_xent", "coupling", "embedding"})
+                         "logsumexp", "info_nce", "nt_xent", "coupling", "embedding",
+                         "lstm"})
 
 
 def available() -> bool:

@@ -6,7 +6,8 @@
 // One thread per (b, j) element of the (B, H) state. The lstm_step_* kernels are the same
 // passes for one step of a sequence (tinylatent.ops.recurrent.lstm_sequence): they sum the
 // two GEMM results and b_hh into the gates, and the backward adds the output's own gradient
-// to the recurrent one and updates dL/dc in place.
+// to the recurrent one and updates dL/dc in place. float16 (tl_half): every value is loaded
+// into float (A), the gates and states computed there and each stored value rounded once.
 #include "common.cuh"
 
 template <typename T> __device__ __forceinline__ T tl_sigmoid(T a) {
@@ -24,30 +25,31 @@ template <typename T>
 __device__ void lstm_step_forward_impl(const T* gi, const T* hh, const T* bias, int has_hh,
                                        int has_bias, const T* c, T* act, T* c_new, T* tanh_c,
                                        T* h_new, int B, int H) {
+    typedef typename tl_compute<T>::type A;
     TL_GRID_STRIDE(idx, (long long)B * H) {
         // 32-bit division (B * H < 2**31, checked before launch)
         const int e = (int)idx, r = e / H, j = e - r * H;
         const long long row = (long long)r * 4 * H;
-        T a[4];
+        A a[4];
         for (int k = 0; k < 4; ++k) {
             const long long at = row + (long long)k * H + j;
-            a[k] = gi[at];
-            if (has_hh) a[k] += hh[at];
-            if (has_bias) a[k] += bias[k * H + j];
+            a[k] = tl_ld<A>(gi[at]);
+            if (has_hh) a[k] += tl_ld<A>(hh[at]);
+            if (has_bias) a[k] += tl_ld<A>(bias[k * H + j]);
         }
-        const T i = tl_sigmoid(a[0]);
-        const T f = tl_sigmoid(a[1]);
-        const T g = tl_tanh(a[2]);
-        const T o = tl_sigmoid(a[3]);
-        act[row + j] = i;
-        act[row + H + j] = f;
-        act[row + 2 * H + j] = g;
-        act[row + 3 * H + j] = o;
-        const T cn = f * c[idx] + i * g;
-        const T tc = tl_tanh(cn);
-        c_new[idx] = cn;
-        tanh_c[idx] = tc;
-        h_new[idx] = o * tc;
+        const A i = tl_sigmoid(a[0]);
+        const A f = tl_sigmoid(a[1]);
+        const A g = tl_tanh(a[2]);
+        const A o = tl_sigmoid(a[3]);
+        act[row + j] = tl_st<T>(i);
+        act[row + H + j] = tl_st<T>(f);
+        act[row + 2 * H + j] = tl_st<T>(g);
+        act[row + 3 * H + j] = tl_st<T>(o);
+        const A cn = f * tl_ld<A>(c[idx]) + i * g;
+        const A tc = tl_tanh(cn);
+        c_new[idx] = tl_st<T>(cn);
+        tanh_c[idx] = tl_st<T>(tc);
+        h_new[idx] = tl_st<T>(o * tc);
     }
 }
 
@@ -57,19 +59,20 @@ template <typename T>
 __device__ void lstm_step_backward_impl(const T* act, const T* c, const T* tanh_c,
                                         const T* gout, int has_gout, const T* dh,
                                         const T* dc_in, T* dgates, T* dc_out, int B, int H) {
+    typedef typename tl_compute<T>::type A;
     TL_GRID_STRIDE(idx, (long long)B * H) {
         const int e = (int)idx, r = e / H, j = e - r * H;
         const long long row = (long long)r * 4 * H;
-        const T i = act[row + j], f = act[row + H + j];
-        const T g = act[row + 2 * H + j], o = act[row + 3 * H + j];
-        const T tc = tanh_c[idx];
-        const T gh = has_gout ? dh[idx] + gout[idx] : dh[idx];
-        const T dc = dc_in[idx] + gh * o * (T(1) - tc * tc);
-        dgates[row + j] = dc * g * i * (T(1) - i);
-        dgates[row + H + j] = dc * c[idx] * f * (T(1) - f);
-        dgates[row + 2 * H + j] = dc * i * (T(1) - g * g);
-        dgates[row + 3 * H + j] = gh * tc * o * (T(1) - o);
-        dc_out[idx] = dc * f;
+        const A i = tl_ld<A>(act[row + j]), f = tl_ld<A>(act[row + H + j]);
+        const A g = tl_ld<A>(act[row + 2 * H + j]), o = tl_ld<A>(act[row + 3 * H + j]);
+        const A tc = tl_ld<A>(tanh_c[idx]);
+        const A gh = has_gout ? tl_ld<A>(dh[idx]) + tl_ld<A>(gout[idx]) : tl_ld<A>(dh[idx]);
+        const A dc = tl_ld<A>(dc_in[idx]) + gh * o * (A(1) - tc * tc);
+        dgates[row + j] = tl_st<T>(dc * g * i * (A(1) - i));
+        dgates[row + H + j] = tl_st<T>(dc * tl_ld<A>(c[idx]) * f * (A(1) - f));
+        dgates[row + 2 * H + j] = tl_st<T>(dc * i * (A(1) - g * g));
+        dgates[row + 3 * H + j] = tl_st<T>(gh * tc * o * (A(1) - o));
+        dc_out[idx] = tl_st<T>(dc * f);
     }
 }
 
@@ -97,3 +100,4 @@ __device__ void lstm_step_backward_impl(const T* act, const T* c, const T* tanh_
 
 TL_LSTM_KERNELS(float, f32)
 TL_LSTM_KERNELS(double, f64)
+TL_LSTM_KERNELS(tl_half, f16)
