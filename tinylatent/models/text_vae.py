@@ -9,9 +9,13 @@
 Against posterior collapse (their sec. 3.1): KL annealing (beta from 0 to 1,
 `kl_anneal_weight`), word dropout (each decoder input but the start token replaced by
 <unk> with probability `word_dropout`, so the decoder must lean on z), and free bits
-(Kingma et al. 2016, eq. 15) as the image VAE has. Batches are (B, T) ids ending in eos and
-right-padded with pad_id; padding is masked out of every sum. `log_prob` is the
-importance-weighted bound of Burda et al. 2016, the test NLL to set against a language model.
+(Kingma et al. 2016, eq. 15) as the image VAE has. BN-VAE (Zhu, Bi, Liu, Ma, Li & Wu 2020,
+"A batch normalized inference network keeps the KL vanishing away", eq. 6) batch-normalizes
+each mu_j with a fixed scale gamma and a learnt shift beta_j, so over the data
+E[mu_j^2] = gamma^2 + beta_j^2 and the expected KL is at least Z gamma^2 / 2. Batches are
+(B, T) ids ending in eos and right-padded with pad_id; padding is masked out of every sum.
+`log_prob` is the importance-weighted bound of Burda et al. 2016, the test NLL to set against
+a language model.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class TextVAEConfig:
     latent_features: int = 32
     word_dropout: float = 0.3        # Bowman et al.'s keep rate 1 - this (sec. 3.1)
     free_bits: float = 0.0           # lambda nats per latent dimension (0 = off)
+    mu_batchnorm: float = 0.0        # BN-VAE's fixed gamma on mu (Zhu et al. 2020; 0 = off)
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -60,6 +65,10 @@ class TextVAE(nn.Module):
         self.embedding = nn.Embedding(V, E)  # shared by encoder and decoder (Bowman et al.)
         self.encoder = nn.LSTM(E, H, batch_first=True)
         self.to_posterior = nn.Linear(H, 2 * Z)
+        if cfg.mu_batchnorm > 0:  # BN-VAE: batch-normalized mu with a fixed scale gamma
+            self.mu_norm = nn.BatchNorm1d(Z)
+            self.mu_norm.weight.array[...] = cfg.mu_batchnorm
+            self.mu_norm.weight.requires_grad_(False)
         self.to_state = nn.Linear(Z, H)
         self.decoder = nn.LSTM(E + Z, H, batch_first=True)
         self.output = nn.Linear(H, V)
@@ -73,6 +82,8 @@ class TextVAE(nn.Module):
         last = (self._mask(x).sum(1) - 1).clamp(min=0).long()  # (B,) index of the last token
         h = out[tl.arange(x.shape[0]), last]  # (B, H)
         mu, logvar = self.to_posterior(h).chunk(2, -1)
+        if self.config.mu_batchnorm > 0:
+            mu = self.mu_norm(mu)
         return mu, logvar
 
     def encode(self, x: Tensor) -> Tensor:
