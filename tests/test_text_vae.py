@@ -49,6 +49,21 @@ def test_word_dropout_and_kl_closed_form_and_free_bits():
     assert abs(loss.item() - (metrics["nll"].item() + 3 * 5.0)) < 1e-4  # every dim floored
 
 
+def test_bn_vae_floors_the_batch_kl_and_keeps_gamma_fixed():
+    m = _model(mu_batchnorm=0.6)
+    x = tl.tensor(np.random.default_rng(0).integers(4, 12, (16, 5)))
+    opt = tl.optim.Adam(m.parameters(), lr=0.1)
+    for _ in range(3):
+        loss, metrics = m.loss(x)
+        # 1/2 sum_j mean_b mu_bj^2 = Z (gamma^2 var / (var + eps) + beta^2) / 2 >= Z gamma^2 / 2
+        assert metrics["kl"].item() >= 3 * 0.6 ** 2 / 2 - 1e-4, metrics["kl"].item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    np.testing.assert_array_equal(m.mu_norm.weight.numpy(), np.full(3, 0.6, np.float32))
+    assert np.abs(m.mu_norm.bias.detach().numpy()).max() > 0  # beta: learnt
+
+
 def _one_latent_model():
     """Z = 1, so log p(x) = log int p(x | z) N(z; 0, 1) dz is a quadrature; p(x | z) made to
     vary with z, and q(z | x) wider than the posterior and off-centre (bounded weights)."""
@@ -107,24 +122,30 @@ def test_log_prob_is_the_iwae_bound_and_tends_to_the_quadrature():
         m.log_prob(x, k=0)
 
 
-def test_example_smoke_and_resume(tmp_path):
+def _example():
     spec = importlib.util.spec_from_file_location("text_vae_example", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_example_smoke_and_resume(tmp_path):
+    module = _example()
     args = ["--train-verses", "200", "--test-verses", "50", "--vocab", "300",
-            "--kl-warmup", "4"]
+            "--kl-warmup", "4", "--iw-samples", "3", "--bn-gamma", "0.4"]
     full = module.main(args + ["--steps", "6", "--out", str(tmp_path / "a")])
     assert (tmp_path / "a" / "homotopies.txt").stat().st_size > 100
+    assert all(np.isfinite(full[k]) for k in ("neg_elbo", "kl", "iw_nll", "lm_nll"))
     part = args + ["--out", str(tmp_path / "b")]
     module.main(part + ["--steps", "3"])
-    assert module.main(part + ["--steps", "6", "--resume"])["history"] == full["history"]
+    assert module.main(part + ["--steps", "6", "--resume"]) == full  # history and test figures
+
+
+README_ARGS = ["--bn-gamma", "0.4"]  # the README row: python examples/text_vae_kjv.py + these
 
 
 @pytest.mark.long
 def test_readme_figure(tmp_path):
-    spec = importlib.util.spec_from_file_location("text_vae_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    r = module.main(["--out", str(tmp_path)])
-    assert r["kl"] > 2.0, r["kl"]
-    assert r["neg_elbo"] <= r["lm_nll"] + 1.0, (r["neg_elbo"], r["lm_nll"])
+    r = _example().main(README_ARGS + ["--out", str(tmp_path)])
+    assert r["kl"] > 2.0, r["kl"]  # no posterior collapse
+    assert r["iw_nll"] <= r["lm_nll"] + 1.0, (r["iw_nll"], r["lm_nll"])
