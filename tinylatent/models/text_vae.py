@@ -9,8 +9,13 @@
 Against posterior collapse (their sec. 3.1): KL annealing (beta from 0 to 1,
 `kl_anneal_weight`), word dropout (each decoder input but the start token replaced by
 <unk> with probability `word_dropout`, so the decoder must lean on z), and free bits
-(Kingma et al. 2016, eq. 15) as the image VAE has. Batches are (B, T) ids ending in eos and
-right-padded with pad_id; padding is masked out of every sum.
+(Kingma et al. 2016, eq. 15) as the image VAE has. BN-VAE (Zhu, Bi, Liu, Ma, Li & Wu 2020,
+"A batch normalized inference network keeps the KL vanishing away", eq. 6) batch-normalizes
+each mu_j with a fixed scale gamma and a learnt shift beta_j, so over the data
+E[mu_j^2] = gamma^2 + beta_j^2 and the expected KL is at least Z gamma^2 / 2. Batches are
+(B, T) ids ending in eos and right-padded with pad_id; padding is masked out of every sum.
+`log_prob` is the importance-weighted bound of Burda et al. 2016, the test NLL to set against
+a language model.
 """
 from __future__ import annotations
 
@@ -29,6 +34,12 @@ from .vae import kl_anneal_weight
 __all__ = ["TextVAE", "TextVAEConfig", "kl_anneal_weight"]
 
 
+def _check_ids(name, x):
+    if x.ndim != 2 or x.dtype.kind not in "iu":
+        raise ValueError(f"{name}: x must be (B, T) integer ids, got shape "
+                         f"{tuple(x.shape)} dtype {x.dtype}")
+
+
 @dataclass(frozen=True)
 class TextVAEConfig:
     in_features: int = 2000          # V, vocabulary size (specials included)
@@ -37,6 +48,7 @@ class TextVAEConfig:
     latent_features: int = 32
     word_dropout: float = 0.3        # Bowman et al.'s keep rate 1 - this (sec. 3.1)
     free_bits: float = 0.0           # lambda nats per latent dimension (0 = off)
+    mu_batchnorm: float = 0.0        # BN-VAE's fixed gamma on mu (Zhu et al. 2020; 0 = off)
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -53,6 +65,10 @@ class TextVAE(nn.Module):
         self.embedding = nn.Embedding(V, E)  # shared by encoder and decoder (Bowman et al.)
         self.encoder = nn.LSTM(E, H, batch_first=True)
         self.to_posterior = nn.Linear(H, 2 * Z)
+        if cfg.mu_batchnorm > 0:  # BN-VAE: batch-normalized mu with a fixed scale gamma
+            self.mu_norm = nn.BatchNorm1d(Z)
+            self.mu_norm.weight.array[...] = cfg.mu_batchnorm
+            self.mu_norm.weight.requires_grad_(False)
         self.to_state = nn.Linear(Z, H)
         self.decoder = nn.LSTM(E + Z, H, batch_first=True)
         self.output = nn.Linear(H, V)
@@ -66,6 +82,8 @@ class TextVAE(nn.Module):
         last = (self._mask(x).sum(1) - 1).clamp(min=0).long()  # (B,) index of the last token
         h = out[tl.arange(x.shape[0]), last]  # (B, H)
         mu, logvar = self.to_posterior(h).chunk(2, -1)
+        if self.config.mu_batchnorm > 0:
+            mu = self.mu_norm(mu)
         return mu, logvar
 
     def encode(self, x: Tensor) -> Tensor:
@@ -95,9 +113,7 @@ class TextVAE(nn.Module):
     def loss(self, x: Tensor, kl_weight: float = 1.0, generator=None):
         """Negative ELBO per sentence -> (loss, metrics): "nll" = E_q[-log p(x|z)],
         "kl", "neg_elbo" = nll + kl (the bound, whatever beta / free bits), "kl_weight"."""
-        if x.ndim != 2 or x.dtype.kind not in "iu":
-            raise ValueError(f"TextVAE.loss: x must be (B, T) integer ids, got shape "
-                             f"{tuple(x.shape)} dtype {x.dtype}")
+        _check_ids("TextVAE.loss", x)
         mu, logvar = self.encode_posterior(x)
         q = Normal(mu, (0.5 * logvar).exp(), validate_args=False)
         z = q.rsample(generator=generator)
@@ -126,6 +142,37 @@ class TextVAE(nn.Module):
         kl = kl_divergence(q, Normal(tl.zeros_like(mu), tl.ones_like(mu))).sum(1)
         self.train(was)
         return nll + kl
+
+    @tl.no_grad()
+    def log_prob(self, x: Tensor, k: int = 100, chunk: int = 10, generator=None) -> Tensor:
+        """Importance-sampled log p(x) per sentence, (B,) nats (Burda et al. 2016, eq. 8):
+
+            L_k = log 1/k sum_i p(x | z_i) p(z_i) / q(z_i | x),   z_i ~ q(z | x)
+
+        E[L_1] is the ELBO and E[L_k] grows with k to log p(x), so -L_k is a tighter test
+        NLL than the -ELBO (the estimate Bowman et al. 2016 and He et al. 2019 report).
+        Decoded without word dropout, `chunk` draws at a time: memory (chunk * B, T, V)."""
+        _check_ids("TextVAE.log_prob", x)
+        if k < 1 or chunk < 1:
+            raise ValueError(f"TextVAE.log_prob: k and chunk must be >= 1, got k={k}, "
+                             f"chunk={chunk}")
+        was = self.training
+        self.eval()
+        B, T = x.shape
+        mu, logvar = self.encode_posterior(x)
+        q = Normal(mu, (0.5 * logvar).exp(), validate_args=False)
+        prior = Normal(tl.zeros_like(mu), tl.ones_like(mu), validate_args=False)
+        inputs, mask = self._inputs(x), self._mask(x)
+        log_w = []
+        for start in range(0, k, chunk):
+            n = min(chunk, k - start)
+            z = q.sample((n,), generator=generator)  # (n, B, Z)
+            logits = self.decode_logits(inputs.repeat(n, 1), z.reshape(n * B, -1))
+            log_px_z = (Categorical(logits=logits).log_prob(x.repeat(n, 1))
+                        * mask.repeat(n, 1)).sum(1).reshape(n, B)  # (n * B, T) -> (n, B)
+            log_w.append(log_px_z + prior.log_prob(z).sum(-1) - q.log_prob(z).sum(-1))
+        self.train(was)
+        return tl.cat(log_w, axis=0).logsumexp(0) - float(np.log(k))  # (k, B) -> (B,)
 
     @tl.no_grad()
     def decode(self, z: Tensor, length: int | None = None, greedy: bool = True,
