@@ -29,10 +29,11 @@ from tinylatent.models.text_vae import kl_anneal_weight
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# WordTokenizer puts <unk> first, so the ids are <unk> 0, <pad> 1, <bos> 2, <eos> 3; the
-# code uses TextVAEConfig's pad 0, bos 1, eos 2, unk 3, so an out-of-vocabulary word gets
-# the pad id and is masked out like padding (a known bug, see the README row)
+# TextVAEConfig's ids: pad 0, bos 1, eos 2, unk 3. WordTokenizer puts <unk> first (ids
+# <unk> 0, <pad> 1, <bos> 2, <eos> 3), so its <unk> is moved to 3: an out-of-vocabulary word
+# is a token like any other, never the padding that the losses mask out.
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+UNK = 3
 
 
 def parse_args(argv=None):
@@ -70,7 +71,8 @@ def data(vocab, max_words, train_verses, test_verses):
     tok = WordTokenizer([w for w in counts.itos if w != "<unk>"][:vocab], SPECIALS, lower=True)
     out = []
     for name, limit in (("train", train_verses), ("test", test_verses)):
-        seqs = [tok.encode(t) + [2] for t in split[name]]  # + eos
+        seqs = [[UNK if i == 0 else i for i in tok.encode(t)] + [2]  # <unk> -> 3, + eos
+                for t in split[name]]
         seqs = [s for s in seqs if len(s) <= max_words + 1][:limit]
         out.append(pad_sequences(seqs, max_words + 1, pad_id=0)[0])  # (N, T)
     return tok, out[0], out[1]
@@ -176,7 +178,8 @@ def plot_curves(h, path):
 def words(tok, ids):
     """The words of ids up to the first eos (id 2), pad, bos and eos left out."""
     ids = list(ids)
-    return " ".join(tok.itos[i] for i in ids[:ids.index(2) if 2 in ids else None] if i > 2)
+    return " ".join(tok.itos[0 if i == UNK else i]
+                    for i in ids[:ids.index(2) if 2 in ids else None] if i > 2)
 
 
 if __name__ == "__main__":
