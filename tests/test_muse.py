@@ -158,6 +158,36 @@ def test_steps_and_refinement_find_a_rotated_space():
     assert muse.evaluate({str(i): f"t{i}" for i in range(n)}, n)["p@1"] > 0.95
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_similarity_init_recovers_a_permuted_rotated_copy(seed):
+    """Artetxe et al. 2018's seed dictionary is exact on an isometric pair: Z = P X R^T has
+    sqrt(Z Z^T) = P sqrt(X X^T) P^T, whose sorted rows are X's, permuted; both directions of
+    the seed are the hidden permutation, and self-learning + MUSE map every word."""
+    from tinylatent.models.muse_similarity import self_learning, similarity_seed
+    rng = np.random.default_rng(seed)
+    n, d = 80, 6
+    x = rng.standard_normal((n, d)) * np.linspace(2, 0.5, d)
+    perm = rng.permutation(n)                                # target row k is source perm[k]
+    r = _rotation(d, rng)
+    z = x[perm] @ r.T
+    truth = np.argsort(perm)                                 # source i is target truth[i]
+    pairs = similarity_seed(x, z, n=n, csls_k=3)
+    np.testing.assert_array_equal(pairs[:n, 1], truth)       # forward: every source word
+    np.testing.assert_array_equal(pairs[n:, 0], perm)        # backward: every target word
+    w, iterations = self_learning(x, z, pairs, csls_k=3, interval=2)
+    np.testing.assert_allclose(w, r, atol=1e-8)              # the rotation itself
+    # the first W is exact (objective 1, never bettered), so p = .1, .2, .4, .8, 1 each last
+    # `interval` + 1 iterations without improvement, then the loop ends: 1 + 5 x 3
+    assert iterations == 16
+    muse = MUSE(in_features=d, init="similarity", similarity_words=n, stochastic_interval=2,
+                csls_k=3, normalize="renorm")
+    muse.set_embeddings(x, z, [f"a{i}" for i in range(n)], [f"b{k}" for k in range(n)])
+    muse.fit()
+    reference = {f"a{i}": f"b{truth[i]}" for i in range(n)}
+    assert muse.evaluate(reference, n, (1,))["p@1"] == 1.0
+
+
 def test_bad_input_is_named():
     muse = MUSE(in_features=4)
     with pytest.raises(RuntimeError, match="set_embeddings"):
@@ -169,6 +199,10 @@ def test_bad_input_is_named():
         muse.translate(["q"])
     with pytest.raises(ValueError, match="method must be 'nn' or 'csls'"):
         muse.translate(["a"], method="cos")
+    with pytest.raises(ValueError, match="init must be 'adversarial' or 'similarity'"):
+        MUSE(in_features=4, init="random")
+    with pytest.raises(RuntimeError, match="set_embeddings"):
+        MUSE(in_features=4, init="similarity").fit()
     with pytest.raises(ValueError, match=r"procrustes: need \(n, d\)"):
         xl.procrustes(np.zeros((3, 2)), np.zeros((3, 3)))
 

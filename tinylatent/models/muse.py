@@ -7,6 +7,8 @@ linear map W sends x to W x in y's space, found without any dictionary:
 1. Adversarial (Sec. 2.1, 3.1): a discriminator D tells mapped source words W x from target
    words y (eqs. 3-4), W trained to fool it and kept near-orthogonal (Sec. 3.3); the game
    is in muse_adversarial.AdversarialGame.
+   Or, init="similarity", the seed dictionary and stochastic self-learning of Artetxe et al.
+   2018 in its place (muse_similarity; fit_similarity).
 2. Refinement (Sec. 2.2): the mutual CSLS nearest neighbours among the `max_rank` most
    frequent words form a dictionary, and W = U V^T from SVD(Y X^T) (Procrustes) on it;
    repeated `refinement_steps` times.
@@ -38,6 +40,7 @@ from ..random import Generator
 from ..tensor import Tensor
 from .config import resolve_config
 from .muse_adversarial import AdversarialGame, discriminator
+from .muse_similarity import self_learning, similarity_seed
 
 __all__ = ["MUSE", "MUSEConfig"]
 
@@ -66,7 +69,13 @@ class MUSEConfig:
     csls_k: int = 10                # CSLS neighbourhood (10)
     criterion_words: int = 10000    # model selection on these most frequent words (10000)
     normalize: str = ""             # steps "renorm" / "center", comma-separated ("")
-    seed: int = 0                   # word sampling and D's dropout
+    seed: int = 0                   # word sampling, D's dropout, stochastic induction
+    # init="similarity": Artetxe et al. 2018 instead of the game (vecmap's value in brackets)
+    init: str = "adversarial"       # or "similarity" (muse_similarity)
+    similarity_words: int = 4000    # the seed dictionary's most frequent words (4000)
+    vocabulary_cutoff: int = 20000  # self-learning's most frequent words (20000)
+    keep_prob: float = 0.1          # stochastic dictionary induction's first p (0.1)
+    stochastic_interval: int = 50   # iterations without improvement before p doubles (50)
 
 
 class MUSE(AdversarialGame, nn.Module):
@@ -74,6 +83,9 @@ class MUSE(AdversarialGame, nn.Module):
         super().__init__()
         self.config = cfg = resolve_config(self, MUSEConfig, config, overrides)
         xl.normalize_embeddings(np.ones((2, 1)), cfg.normalize)     # checks the steps
+        if cfg.init not in ("adversarial", "similarity"):
+            raise ValueError(f"MUSE: init must be 'adversarial' or 'similarity', got "
+                             f"{cfg.init!r}")
         if cfg.in_features < 1 or cfg.hidden_features < 1 or cfg.batch_size < 1 \
                 or cfg.dis_steps < 1 or not 0 <= cfg.smoothing < 0.5:
             raise ValueError(f"MUSE: need positive sizes and steps, smoothing in [0, 0.5), "
@@ -132,8 +144,12 @@ class MUSE(AdversarialGame, nn.Module):
         """Adversarial epochs start_epoch..epochs-1 (SGD, lr decayed by `lr_decay` per
         epoch and W's shrunk by `lr_shrink` when the criterion drops), then (refine) the
         Procrustes refinement from the best W. callback(epoch, stats) after each epoch.
-        Returns the last stats; W ends as the best by the criterion."""
+        Returns the last stats; W ends as the best by the criterion. init="similarity":
+        fit_similarity() instead of the epochs."""
         cfg = self.config
+        if cfg.init == "similarity":
+            stats = self.fit_similarity(callback)
+            return {**stats, **self.refine()} if refine else stats
         epochs = cfg.epochs if epochs is None else epochs
         optimizers = self.optimizers() if optimizers is None else optimizers
         stats: dict = {}
@@ -152,6 +168,22 @@ class MUSE(AdversarialGame, nn.Module):
         if refine:
             stats = {**stats, **self.refine()}
         return stats
+
+    def fit_similarity(self, callback=None) -> dict:
+        """Artetxe et al. 2018 (muse_similarity): the seed dictionary of similarity
+        distributions on the `similarity_words` most frequent words, then stochastic
+        self-learning on the `vocabulary_cutoff` most frequent. callback(iteration,
+        objective, keep_prob) after each induction. W ends as the best by the criterion."""
+        self._need_data("fit_similarity")
+        cfg, n = self.config, self.config.vocabulary_cutoff
+        pairs = similarity_seed(self.source, self.target, cfg.similarity_words, cfg.csls_k)
+        w, iterations = self_learning(self.source[:n], self.target[:n], pairs, cfg.csls_k,
+                                      cfg.keep_prob, interval=cfg.stochastic_interval,
+                                      seed=cfg.seed, callback=callback)
+        self.weight.array[...] = w
+        value = self._select()
+        self.weight.array[...] = self.best_weight.array
+        return {"iterations": iterations, "criterion": value}
 
     def refine(self, steps: int | None = None) -> dict:
         """Procrustes refinement (Sec. 2.2, 3.4): `steps` times, W = U V^T on the mutual
