@@ -57,7 +57,7 @@ class MUSEConfig:
     beta: float = 0.001             # orthogonality update (0.001)
     lr: float = 0.1                 # SGD for D (0.1)
     map_lr: float = 0.1             # SGD for W (0.1)
-    lr_decay: float = 0.98          # per epoch (0.98)
+    lr_decay: float = 0.98          # W's lr per epoch (0.98; D's lr stays, as MUSE's)
     lr_shrink: float = 0.5          # W's lr times this when the criterion drops (0.5)
     dis_steps: int = 5              # D steps per W step (5)
     batch_size: int = 32            # (32)
@@ -97,7 +97,8 @@ class MUSE(AdversarialGame, nn.Module):
         # model selection state (Sec. 3.5): the best W so far and its criterion
         self.register_buffer("best_weight", Tensor(np.eye(d, dtype=np.float32)))
         self.register_buffer("best_criterion", Tensor(np.full((), -np.inf, np.float32)))
-        self.register_buffer("last_criterion", Tensor(np.full((), np.nan, np.float32)))
+        # MUSE's decrease_lr flag: the criterion has been below the best once already
+        self.register_buffer("criterion_dropped", Tensor(np.zeros((), np.float32)))
         self.source = self.target = None
         self.source_words, self.target_words, self._source_index = [], [], {}
 
@@ -141,8 +142,9 @@ class MUSE(AdversarialGame, nn.Module):
 
     def fit(self, epochs: int | None = None, start_epoch: int = 0, optimizers=None,
             refine: bool = True, callback=None, progress=None) -> dict:
-        """Adversarial epochs start_epoch..epochs-1 (SGD, lr decayed by `lr_decay` per
-        epoch and W's shrunk by `lr_shrink` when the criterion drops), then (refine) the
+        """Adversarial epochs start_epoch..epochs-1 (SGD; as MUSE's update_lr, W's lr decays
+        by `lr_decay` per epoch and shrinks by `lr_shrink` each time the criterion is below
+        the best, from the second such epoch on; D's lr is constant), then (refine) the
         Procrustes refinement from the best W. callback(epoch, stats) after each epoch.
         Returns the last stats; W ends as the best by the criterion. init="similarity":
         fit_similarity() instead of the epochs."""
@@ -155,13 +157,14 @@ class MUSE(AdversarialGame, nn.Module):
         stats: dict = {}
         for epoch in range(start_epoch, epochs):
             stats = self.adversarial_epoch(optimizers, epoch, progress)
+            best = float(self.best_criterion.array)          # before this epoch's
             stats["criterion"] = value = self._select()
-            shrink = cfg.lr_shrink if value < float(self.last_criterion.array) else 1.0
-            for group in optimizers["discriminator"].param_groups:
-                group["lr"] *= cfg.lr_decay
+            dropped = value < best
+            shrink = cfg.lr_shrink if dropped and float(self.criterion_dropped.array) else 1.0
             for group in optimizers["mapping"].param_groups:
                 group["lr"] *= cfg.lr_decay * shrink
-            self.last_criterion.array[...] = value
+            if dropped:
+                self.criterion_dropped.array[...] = 1.0
             if callback is not None:
                 callback(epoch, stats)
         self.weight.array[...] = self.best_weight.array
