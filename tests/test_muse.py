@@ -285,8 +285,9 @@ def test_cipher_kjv_true_map_is_an_adversarial_equilibrium(kjv_spaces):
 def test_cipher_kjv_similarity_init_without_any_dictionary(kjv_spaces):
     """MUSE with init="similarity" (Artetxe et al. 2018: seed dictionary from the sorted
     similarity rows, stochastic self-learning), no true pair used: CSLS p@1 on the same
-    2,803 words >= 40% (measured MEASURED), against the upper bound's 50.8% and adversarial
-    MUSE's 0.7% (README); the refinement after it keeps it (the criterion picks the best)."""
+    2,803 words >= 40% (measured 45.2, p@5 62.0, after 519 self-learning iterations),
+    against the upper bound's 50.8% and adversarial MUSE's 0.7% (README); the refinement
+    after it keeps it (the criterion keeps the best W)."""
     reference, (a_words, a, b_words, b) = kjv_spaces
     muse = MUSE(normalize="renorm,center,renorm", init="similarity")
     muse.set_embeddings(a, b, a_words, b_words)
