@@ -60,14 +60,21 @@ def similarity_seed(x, z, n: int = 4000, csls_k: int = 10) -> np.ndarray:
 
 
 def _induce(xw, z, csls_k, keep_prob, rng) -> tuple:
-    """Forward CSLS translations of xw's rows among z's under entry dropout, and the mean
-    best cosine (unit rows). (n,), float"""
-    sims = xw @ z.T                                                   # (n, m)
-    best = float(sims.max(axis=1).mean())
-    sims -= _topk_mean(sims.T, csls_k)[None, :] / 2    # r_S(y_t) / 2: CSLS's order per row
-    if keep_prob < 1:
-        sims *= rng.random(sims.shape) < keep_prob
-    return sims.argmax(axis=1), best
+    """One dictionary induction both ways under entry dropout (unit rows): the forward CSLS
+    translation of each xw row among z, the backward one of each z row among xw, and the
+    objective (the mean best cosine both ways). (n,), (m,), float"""
+    sims = (xw @ z.T).astype(np.float32)                              # (n, m)
+    sims_t = np.ascontiguousarray(sims.T)                             # (m, n)
+    objective = (sims.max(axis=1).mean() + sims_t.max(axis=1).mean()) / 2
+    # CSLS's order per row only needs the other side's r / 2 (vecmap: sim - r_bwd / 2)
+    r_x, r_z = _topk_mean(sims, csls_k), _topk_mean(sims_t, csls_k)   # (n,), (m,)
+    found = []
+    for scores, r in ((sims, r_z), (sims_t, r_x)):
+        scores -= r[None, :] / 2
+        if keep_prob < 1:
+            scores *= rng.random(scores.shape, np.float32) < keep_prob
+        found.append(scores.argmax(axis=1))
+    return found[0], found[1], float(objective)
 
 
 def self_learning(x, z, pairs, csls_k: int = 10, keep_prob: float = 0.1,
@@ -90,12 +97,9 @@ def self_learning(x, z, pairs, csls_k: int = 10, keep_prob: float = 0.1,
         w = xl.procrustes(x[src], z[trg])                              # (d, d)
         if end:
             break
-        xw = x @ w.T
-        trg_fwd, best_fwd = _induce(xw, z, csls_k, keep_prob, rng)      # (n,)
-        src_bwd, best_bwd = _induce(z, xw, csls_k, keep_prob, rng)      # (m,)
+        trg_fwd, src_bwd, objective = _induce(x @ w.T, z, csls_k, keep_prob, rng)
         src = np.r_[np.arange(len(x)), src_bwd]
         trg = np.r_[trg_fwd, np.arange(len(z))]
-        objective = (best_fwd + best_bwd) / 2
         if objective - best >= 1e-6:
             last_improvement, best = it, objective
         if callback is not None:
