@@ -3,8 +3,9 @@ on held-out test verses both ways, next to word-by-word translation through --di
 
     --model unsupervised  Lample et al. 2018 on monolingual A and B: denoising + iterative
                           back-translation, iteration 0 word by word through --dictionary
-                          ("muse": induced by MUSE and cached; "cipher": the hidden truth,
-                          for development only; or a word<TAB>word file)
+                          ("muse": induced by adversarial MUSE and cached; "similarity":
+                          MUSE's init="similarity" (Artetxe et al. 2018), cached; "cipher":
+                          the hidden truth, for development only; or a word<TAB>word file)
     --model supervised    the same architecture on the A half and its exact translations
     --model dual          JointDual (He et al. 2016): --parallel pairs + monolingual loops
                           (--lambda-dual 0: its supervised-only baseline; --init: warm start)
@@ -37,7 +38,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="unsupervised",
                    choices=("unsupervised", "supervised", "dual"))
-    p.add_argument("--dictionary", default="muse", help="A->B word file, 'muse' or 'cipher'")
+    p.add_argument("--dictionary", default="muse",
+                   help="A->B word file, 'muse', 'similarity' or 'cipher'")
     for name, default in (("steps", 1500), ("iteration-steps", 250), ("eval-every", 250),
                           ("batch-size", 32), ("max-words", 20), ("vocab", 1000),
                           ("hidden", 128), ("parallel", 500), ("test-verses", 200),
@@ -73,7 +75,8 @@ def main(argv=None):
                        lambda_dual=args.lambda_dual) if args.model == "dual" else
              UnsupervisedTranslation(in_features=len(vocab), hidden_features=args.hidden))
     opt = tl.optim.Adam(model.parameters(), lr=args.lr)
-    cache = os.path.join(os.path.dirname(os.path.abspath(out)), "muse_dictionary.tsv")
+    cache = os.path.join(os.path.dirname(os.path.abspath(out)),
+                         f"{args.dictionary}_dictionary.tsv")     # muse / similarity
     wbw = WordByWord(bilingual_dictionary(args.dictionary, pair, cache), vocab)
     frozen = None                            # the previous iteration's model (sec. 2.4)
     ckpt, step, hist = os.path.join(out, "checkpoint.npz"), 0, []
