@@ -7,8 +7,8 @@ Language A: half of the KJV's chapters; B: the other half under a hidden word ci
 (tl.data.cipher_pair). Two word2vec spaces (OUT/a.vec, b.vec, reused when present) are
 aligned by MUSE; translations of the most frequent A words are scored against the cipher's
 dictionary (NN and CSLS), next to Procrustes on a few true pairs (+ refinement) and on all
-of them (the upper bound). Writes results.txt, history.json, alignment.png (2-D PCA
-before / after) and checkpoint.npz.
+of them (the upper bound), and MUSE with init="similarity" (Artetxe et al. 2018). Writes
+results.txt, history.json, alignment.png (2-D PCA before / after) and checkpoint.npz.
 """
 import argparse
 import json
@@ -36,6 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=256, help="discriminator width")
     p.add_argument("--most-frequent", type=int, default=2000, help="words D sees")
     p.add_argument("--eval-words", type=int, default=5000, help="most frequent A words")
+    p.add_argument("--interval", type=int, default=50, help="init=similarity: stall length")
     p.add_argument("--seed-pairs", type=int, default=100, help="true pairs, seeded rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/muse_kjv")
@@ -108,9 +109,14 @@ def main(argv=None):
     few, upper = (MUSE(**config).set_embeddings(a, b, a_words, b_words) for _ in range(2))
     few.fit_supervised(dict(list(seed.items())[:k]))
     upper.fit_supervised(seed)
+    similarity = MUSE(**config, init="similarity", stochastic_interval=args.interval)
+    similarity.set_embeddings(a, b, a_words, b_words)
+    similarity.fit(refine=False)                   # Artetxe et al. 2018, no dictionary
     rows = {}
     for name, model, refine in (
             ("adversarial", muse, False), ("adversarial + refinement", muse, True),
+            ("similarity init + self-learning", similarity, False),
+            ("similarity init + self-learning + refinement", similarity, True),
             (f"Procrustes, the {k} most frequent true pairs", few, False),
             (f"Procrustes, {k} true pairs + refinement", few, True),
             (f"Procrustes, all {len(seed):,} true pairs (upper bound)", upper, False)):
@@ -124,14 +130,16 @@ def main(argv=None):
              if w.isalpha() and t_index.get(reference[w], 300) < 300][:12]
     plot_alignment(f"{args.out}/alignment.png", muse.source, muse.target, {
         "before (W = I)": np.eye(args.dim), "MUSE (adversarial + refinement)":
-        muse.weight.data.numpy(), "Procrustes on the true pairs": upper.weight.data.numpy()},
+        muse.weight.data.numpy(), "similarity init (+ refinement)":
+        similarity.weight.data.numpy(), "Procrustes on the true pairs":
+        upper.weight.data.numpy()},
         a_words, b_words, shown)
     lines = [f"precision@k (%) of A -> B on the {rows[name]['nn']['words']:,} most frequent A "
              "words whose translation is in B's vocabulary; the unsupervised criterion",
-             f"{'':48s}" + "".join(f"{h:>7s}" for h in ("NN@1", "NN@5", "CSLS@1", "CSLS@5",
+             f"{'':50s}" + "".join(f"{h:>7s}" for h in ("NN@1", "NN@5", "CSLS@1", "CSLS@5",
                                                       "crit."))]
     for name, r in rows.items():
-        lines.append(f"{name:48s}" + "".join(f"{100 * r[m][p]:7.1f}" for m in ("nn", "csls")
+        lines.append(f"{name:50s}" + "".join(f"{100 * r[m][p]:7.1f}" for m in ("nn", "csls")
                                              for p in ("p@1", "p@5"))
                      + f"{r['criterion']:7.3f}")
     print("\n".join(lines))

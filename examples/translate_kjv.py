@@ -3,9 +3,10 @@ on held-out test verses both ways, next to word-by-word translation through --di
 
     --model unsupervised  Lample et al. 2018 on monolingual A and B: denoising + iterative
                           back-translation, iteration 0 word by word through --dictionary
-                          ("muse": induced by MUSE and cached; "cipher": the hidden truth,
-                          for development only; or a word<TAB>word file); --lambda-adv > 0
-                          adds sec. 2.5's latent discriminator (one D step per step)
+                          ("muse": induced by adversarial MUSE and cached; "similarity":
+                          MUSE's init="similarity" (Artetxe et al. 2018), cached; "cipher":
+                          the hidden truth, for development only; or a word<TAB>word file);
+                          --lambda-adv > 0 adds sec. 2.5's latent discriminator
     --model supervised    the same architecture on the A half and its exact translations
     --model dual          JointDual (He et al. 2016): --parallel pairs + monolingual loops
                           (--lambda-dual 0: its supervised-only baseline; --init: warm start)
@@ -38,7 +39,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="unsupervised",
                    choices=("unsupervised", "supervised", "dual"))
-    p.add_argument("--dictionary", default="muse", help="A->B word file, 'muse' or 'cipher'")
+    p.add_argument("--dictionary", default="muse",
+                   help="A->B word file, 'muse', 'similarity' or 'cipher'")
     for name, default in (("steps", 1500), ("iteration-steps", 250), ("eval-every", 250),
                           ("batch-size", 32), ("max-words", 20), ("vocab", 1000),
                           ("hidden", 128), ("parallel", 500), ("test-verses", 200),
@@ -79,7 +81,8 @@ def main(argv=None):
     opt = tl.optim.Adam(model.translation_parameters() if adv else model.parameters(),
                         lr=args.lr)   # D's parameters have their own optimizer (the paper's)
     opt_d = tl.optim.RMSprop(model.discriminator.parameters(), lr=5e-4) if adv else None
-    cache = os.path.join(os.path.dirname(os.path.abspath(out)), "muse_dictionary.tsv")
+    cache = os.path.join(os.path.dirname(os.path.abspath(out)),
+                         f"{args.dictionary}_dictionary.tsv")     # muse / similarity
     wbw = WordByWord(bilingual_dictionary(args.dictionary, pair, cache), vocab)
     frozen = None                            # the previous iteration's model (sec. 2.4)
     ckpt, step, hist = os.path.join(out, "checkpoint.npz"), 0, []

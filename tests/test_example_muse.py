@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("offline_data")
 
 ARGS = ["--verses", "3000", "--dim", "12", "--w2v-epochs", "2", "--epochs", "2",
         "--epoch-size", "320", "--hidden", "16", "--most-frequent", "200",
-        "--eval-words", "300"]
+        "--eval-words", "300", "--interval", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -158,6 +158,60 @@ def test_steps_and_refinement_find_a_rotated_space():
     assert muse.evaluate({str(i): f"t{i}" for i in range(n)}, n)["p@1"] > 0.95
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_similarity_init_recovers_a_permuted_rotated_copy(seed):
+    """Artetxe et al. 2018's seed dictionary is exact on an isometric pair: Z = P X R^T has
+    sqrt(Z Z^T) = P sqrt(X X^T) P^T, whose sorted rows are X's, permuted; both directions of
+    the seed are the hidden permutation, self-learning keeps the rotation, and self-learning
+    + MUSE map every word."""
+    from tinylatent.models.muse_similarity import self_learning, similarity_seed
+    rng = np.random.default_rng(seed)
+    n, d = 80, 6
+    x = rng.standard_normal((n, d)) * np.linspace(2, 0.5, d)
+    perm = rng.permutation(n)                                # target row k is source perm[k]
+    r = _rotation(d, rng)
+    z = x[perm] @ r.T
+    truth = np.argsort(perm)                                 # source i is target truth[i]
+    pairs = similarity_seed(x, z, n=n, csls_k=3)
+    np.testing.assert_array_equal(pairs[:n, 1], truth)       # forward: every source word
+    np.testing.assert_array_equal(pairs[n:, 0], perm)        # backward: every target word
+    # without dropout the exact seed is a fixed point: W is the rotation itself
+    w, _ = self_learning(x, z, pairs, csls_k=3, keep_prob=1.0, interval=2)
+    np.testing.assert_allclose(w, r, atol=1e-8)
+    # with it, the dropped-out inductions may leave a stray pair in the last dictionary (seed
+    # 204: one of 160, |W - R| 1.5e-3), but W still translates every word
+    w, iterations = self_learning(x, z, pairs, csls_k=3, interval=2)
+    xn, zn = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (x, z))
+    np.testing.assert_array_equal((xn @ w.T @ zn.T).argmax(axis=1), truth)
+    # the first W is exact (objective 1, never bettered), so p = .1, .2, .4, .8, 1 each last
+    # `interval` + 1 iterations without improvement, then the loop ends: 1 + 5 x 3
+    assert iterations == 16
+    muse = MUSE(in_features=d, init="similarity", similarity_words=n, stochastic_interval=2,
+                csls_k=3, normalize="renorm")
+    muse.set_embeddings(x, z, [f"a{i}" for i in range(n)], [f"b{k}" for k in range(n)])
+    muse.fit()
+    reference = {f"a{i}": f"b{truth[i]}" for i in range(n)}
+    # nearest neighbours: with W exact every word's own image is at cosine 1; CSLS may still
+    # prefer a near-duplicate word with a less crowded neighbourhood (seed 204: 79 of 80)
+    assert muse.evaluate(reference, n, (1,), method="nn")["p@1"] == 1.0
+
+
+def test_learning_rates_follow_muse_update_lr(monkeypatch):
+    """facebookresearch/MUSE's update_lr: W's lr decays by 0.98 per epoch and halves each
+    time the criterion is below the best, except the first time; D's lr never changes."""
+    muse = MUSE(in_features=4, epochs=5).set_embeddings(np.eye(4), np.eye(4))
+    values = iter([0.5, 0.4, 0.45, 0.6, 0.3])
+    monkeypatch.setattr(muse, "adversarial_epoch", lambda *a, **k: {})
+    monkeypatch.setattr(muse, "criterion", lambda: next(values))
+    optimizers = muse.optimizers()
+    muse.fit(optimizers=optimizers, refine=False)
+    # epochs: best, first drop (kept), drop (halved), best, drop (halved)
+    assert optimizers["mapping"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.98**5 / 4)
+    assert optimizers["discriminator"].param_groups[0]["lr"] == 0.1
+    assert float(muse.best_criterion.array) == pytest.approx(0.6)
+
+
 def test_bad_input_is_named():
     muse = MUSE(in_features=4)
     with pytest.raises(RuntimeError, match="set_embeddings"):
@@ -169,6 +223,10 @@ def test_bad_input_is_named():
         muse.translate(["q"])
     with pytest.raises(ValueError, match="method must be 'nn' or 'csls'"):
         muse.translate(["a"], method="cos")
+    with pytest.raises(ValueError, match="init must be 'adversarial' or 'similarity'"):
+        MUSE(in_features=4, init="random")
+    with pytest.raises(RuntimeError, match="set_embeddings"):
+        MUSE(in_features=4, init="similarity").fit()
     with pytest.raises(ValueError, match=r"procrustes: need \(n, d\)"):
         xl.procrustes(np.zeros((3, 2)), np.zeros((3, 3)))
 
@@ -230,3 +288,59 @@ def test_cipher_kjv_true_map_is_an_adversarial_equilibrium(kjv_spaces):
     stats = muse.adversarial_epoch(muse.optimizers(), 0)
     after = muse.evaluate(reference)["p@1"]
     assert stats["d_loss"] > 0.68 and after >= before - 0.02, (stats, before, after)
+
+
+@pytest.mark.long
+def test_cipher_kjv_similarity_init_without_any_dictionary(kjv_spaces):
+    """MUSE with init="similarity" (Artetxe et al. 2018: seed dictionary from the sorted
+    similarity rows, stochastic self-learning), no true pair used: CSLS p@1 on the same
+    2,803 words >= 40% (measured 45.2, p@5 62.0, after 519 self-learning iterations),
+    against the upper bound's 50.8% and adversarial MUSE's 0.7% (README); the refinement
+    after it keeps it (the criterion keeps the best W)."""
+    reference, (a_words, a, b_words, b) = kjv_spaces
+    muse = MUSE(normalize="renorm,center,renorm", init="similarity")
+    muse.set_embeddings(a, b, a_words, b_words)
+    stats = muse.fit(refine=False)
+    found = muse.evaluate(reference)
+    muse.refine()
+    refined = muse.evaluate(reference)
+    print("similarity init", stats, found, "refined", refined)
+    assert found["words"] == 2803 and found["p@1"] >= 0.40, found
+    assert refined["p@1"] >= found["p@1"] - 0.02, refined
+
+
+def _rotated_copy_game(kjv_spaces, rotation):
+    """Adversarial MUSE (hidden 256, 3 epochs of 20,000 words) from W = I, with target
+    = A's own space rotated by `rotation`: (p@1, |W - R| before, after)."""
+    _, (a_words, a, _, _) = kjv_spaces
+    muse = MUSE(hidden_features=256, epoch_size=20000, epochs=3,
+                normalize="renorm,center,renorm")
+    muse.set_embeddings(a, a @ rotation.T, a_words, ["b_" + w for w in a_words])
+    tl.manual_seed(0)
+    before = np.linalg.norm(np.eye(100) - rotation)
+    muse.fit(refine=False)
+    p1 = muse.evaluate({w: "b_" + w for w in a_words}, ks=(1,))["p@1"]
+    after = np.linalg.norm(muse.weight.array - rotation)
+    print("rotated copy: p@1", p1, "|I - R|", before, "|W - R|", after)
+    return p1, before, after
+
+
+@pytest.mark.long
+def test_cipher_kjv_adversarial_game_converges_from_a_nearby_rotation(kjv_spaces):
+    """The game's gradients point the right way: against A's space rotated by
+    R = expm(0.06 (G - G^T)) (|R - I| = 7.88), W moves towards R (measured |W - R| 5.96
+    after 3 epochs) and translates every word."""
+    from scipy.linalg import expm
+    g = np.random.default_rng(0).standard_normal((100, 100))
+    p1, before, after = _rotated_copy_game(kjv_spaces, expm(0.06 * (g - g.T)))
+    assert p1 == 1.0 and after < before - 1.0, (p1, before, after)
+
+
+@pytest.mark.long
+@pytest.mark.xfail(reason="not met: from W = I the game does not find a random rotation of "
+                   "A's own space (measured p@1 0.0%, |W - R| 14.23 -> 14.15); MUSE's own "
+                   "runs take ~80x more W steps, D 2048 wide, on 75k words", strict=True,
+                   raises=AssertionError)
+def test_cipher_kjv_adversarial_game_finds_a_random_rotation(kjv_spaces):
+    p1, before, after = _rotated_copy_game(kjv_spaces, _rotation(100, np.random.default_rng(0)))
+    assert p1 >= 0.5, (p1, before, after)

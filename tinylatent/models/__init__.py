@@ -16,7 +16,8 @@ Family (MISSION.md catalog)           module
 8. pretext tasks and masked modelling  pretext (rotation, jigsaw), relative_patch, exemplar,
                                        mae, video_pretext, order_verification
 9. self-supervised language            word2vec, bert, bert_pretext, ict
-10. learning to map, dual learning     dual, muse, joint_dual, unsupervised_translation
+10. learning to map, dual learning     dual, muse (muse_adversarial, muse_similarity),
+                                       joint_dual, unsupervised_translation
 11. training methods                   noisy_student (SAM: tl.optim; Hessian: tl.hessian)
 
 Writing a model

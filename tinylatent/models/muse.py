@@ -4,16 +4,11 @@ Without Parallel Data"), seeds 000 and 003.
 Two embedding spaces, source x (language A) and target y (language B), trained apart; a
 linear map W sends x to W x in y's space, found without any dictionary:
 
-1. Adversarial (Sec. 2.1). A discriminator D (MLP, 2 hidden LeakyReLU layers, input dropout
-   0.1; Sec. 3.1) tells mapped source words W x from target words y, trained with label
-   smoothing s = 0.1 (source labelled 1 - s, target s):
-
-       L_D = -(1/n) sum log P(source = 1 | W x_i) - (1/m) sum log P(source = 0 | y_i)   (eq. 3)
-       L_W = -(1/n) sum log P(source = 0 | W x_i) - (1/m) sum log P(source = 1 | y_i)   (eq. 4)
-
-   by SGD, `dis_steps` steps of D per step of W, each followed by the orthogonality update
-   W <- (1 + beta) W - beta (W W^T) W (Sec. 3.3). The words fed to D are drawn uniformly
-   among the `most_frequent` of each language (Sec. 3.1).
+1. Adversarial (Sec. 2.1, 3.1): a discriminator D tells mapped source words W x from target
+   words y (eqs. 3-4), W trained to fool it and kept near-orthogonal (Sec. 3.3); the game
+   is in muse_adversarial.AdversarialGame.
+   Or, init="similarity", the seed dictionary and stochastic self-learning of Artetxe et al.
+   2018 in its place (muse_similarity; fit_similarity).
 2. Refinement (Sec. 2.2): the mutual CSLS nearest neighbours among the `max_rank` most
    frequent words form a dictionary, and W = U V^T from SVD(Y X^T) (Procrustes) on it;
    repeated `refinement_steps` times.
@@ -41,12 +36,11 @@ import numpy as np
 
 from .. import nn
 from ..eval import cross_lingual as xl
-from ..losses import binary_cross_entropy_with_logits
-from ..ops import cat
 from ..random import Generator
 from ..tensor import Tensor
 from .config import resolve_config
-from .gan import frozen
+from .muse_adversarial import AdversarialGame, discriminator
+from .muse_similarity import self_learning, similarity_seed
 
 __all__ = ["MUSE", "MUSEConfig"]
 
@@ -63,7 +57,7 @@ class MUSEConfig:
     beta: float = 0.001             # orthogonality update (0.001)
     lr: float = 0.1                 # SGD for D (0.1)
     map_lr: float = 0.1             # SGD for W (0.1)
-    lr_decay: float = 0.98          # per epoch (0.98)
+    lr_decay: float = 0.98          # W's lr per epoch (0.98; D's lr stays, as MUSE's)
     lr_shrink: float = 0.5          # W's lr times this when the criterion drops (0.5)
     dis_steps: int = 5              # D steps per W step (5)
     batch_size: int = 32            # (32)
@@ -75,29 +69,36 @@ class MUSEConfig:
     csls_k: int = 10                # CSLS neighbourhood (10)
     criterion_words: int = 10000    # model selection on these most frequent words (10000)
     normalize: str = ""             # steps "renorm" / "center", comma-separated ("")
-    seed: int = 0                   # word sampling and D's dropout
+    seed: int = 0                   # word sampling, D's dropout, stochastic induction
+    # init="similarity": Artetxe et al. 2018 instead of the game (vecmap's value in brackets)
+    init: str = "adversarial"       # or "similarity" (muse_similarity)
+    similarity_words: int = 4000    # the seed dictionary's most frequent words (4000)
+    vocabulary_cutoff: int = 20000  # self-learning's most frequent words (20000)
+    keep_prob: float = 0.1          # stochastic dictionary induction's first p (0.1)
+    stochastic_interval: int = 50   # iterations without improvement before p doubles (50)
 
 
-class MUSE(nn.Module):
+class MUSE(AdversarialGame, nn.Module):
     def __init__(self, config: MUSEConfig | None = None, **overrides):
         super().__init__()
         self.config = cfg = resolve_config(self, MUSEConfig, config, overrides)
         xl.normalize_embeddings(np.ones((2, 1)), cfg.normalize)     # checks the steps
+        if cfg.init not in ("adversarial", "similarity"):
+            raise ValueError(f"MUSE: init must be 'adversarial' or 'similarity', got "
+                             f"{cfg.init!r}")
         if cfg.in_features < 1 or cfg.hidden_features < 1 or cfg.batch_size < 1 \
                 or cfg.dis_steps < 1 or not 0 <= cfg.smoothing < 0.5:
             raise ValueError(f"MUSE: need positive sizes and steps, smoothing in [0, 0.5), "
                              f"got {cfg}")
-        d, h = cfg.in_features, cfg.hidden_features
+        d = cfg.in_features
         self.weight = nn.Parameter(np.eye(d, dtype=np.float32))        # W, initialised to I
         self.generator = Generator().manual_seed(cfg.seed)              # D's dropout stream
-        self.discriminator = nn.Sequential(
-            nn.Dropout(cfg.input_dropout, generator=self.generator), nn.Linear(d, h),
-            nn.LeakyReLU(cfg.negative_slope), nn.Linear(h, h),
-            nn.LeakyReLU(cfg.negative_slope), nn.Linear(h, 1))
+        self.discriminator = discriminator(cfg, self.generator)
         # model selection state (Sec. 3.5): the best W so far and its criterion
         self.register_buffer("best_weight", Tensor(np.eye(d, dtype=np.float32)))
         self.register_buffer("best_criterion", Tensor(np.full((), -np.inf, np.float32)))
-        self.register_buffer("last_criterion", Tensor(np.full((), np.nan, np.float32)))
+        # MUSE's decrease_lr flag: the criterion has been below the best once already
+        self.register_buffer("criterion_dropped", Tensor(np.zeros((), np.float32)))
         self.source = self.target = None
         self.source_words, self.target_words, self._source_index = [], [], {}
 
@@ -125,97 +126,12 @@ class MUSE(nn.Module):
         if self.source is None:
             raise RuntimeError(f"MUSE.{name}: call set_embeddings(source, target, ...) first")
 
-    # ------------------------------------------------------------------ adversarial losses
     def encode(self, x) -> Tensor:
         """W x for source vectors x (B, d): rows x @ W^T."""
         x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, np.float32))
         return x @ self.weight.transpose(0, 1)
 
-    def _logits(self, mapped: Tensor, tgt: Tensor) -> tuple:
-        x = cat([mapped, tgt], axis=0)                                   # (B_s + B_t, d)
-        s = self.config.smoothing
-        # eq. 3's labels with smoothing: mapped source 1 - s, target s
-        y = np.r_[np.full(len(mapped), 1 - s), np.full(len(tgt), s)].astype(np.float32)
-        return self.discriminator(x).reshape(-1), Tensor(y)             # (B_s + B_t,)
-
-    def discriminator_loss(self, src: Tensor, tgt: Tensor) -> Tensor:
-        """L_D (eq. 3) with W held fixed."""
-        logits, y = self._logits(self.encode(src).detach(), tgt)
-        return binary_cross_entropy_with_logits(logits, y)
-
-    def mapping_loss(self, src: Tensor, tgt: Tensor) -> Tensor:
-        """L_W (eq. 4): D's labels flipped, D's parameters frozen and in eval mode (no
-        dropout, as MUSE's mapping step)."""
-        was_training = self.discriminator.training
-        self.discriminator.eval()
-        try:
-            with frozen(self.discriminator):
-                logits, y = self._logits(self.encode(src), tgt)
-                return binary_cross_entropy_with_logits(logits, 1 - y)
-        finally:
-            self.discriminator.train(was_training)
-
-    def loss(self, batch) -> tuple:
-        """(L_D + L_W, metrics) on batch = (source (B, d), target (B, d)) vectors, each
-        player's gradient on its own loss (one optimizer step = both players' steps)."""
-        src, tgt = batch
-        d_loss, w_loss = self.discriminator_loss(src, tgt), self.mapping_loss(src, tgt)
-        loss = d_loss + w_loss
-        return loss, {"loss": loss.detach(), "d_loss": d_loss.detach(),
-                      "w_loss": w_loss.detach()}
-
     # ------------------------------------------------------------------ training
-    def optimizers(self) -> dict:
-        """{"discriminator": SGD(D), "mapping": SGD(W)} at the config's lr (Sec. 3.1)."""
-        from ..optim import SGD
-        return {"discriminator": SGD(self.discriminator.parameters(), lr=self.config.lr),
-                "mapping": SGD([self.weight], lr=self.config.map_lr)}
-
-    def orthogonalize(self) -> None:
-        """W <- (1 + beta) W - beta (W W^T) W (Sec. 3.3), in place."""
-        w = self.weight.array.astype(np.float64)
-        self.weight.array[...] = xl.orthogonalize(w, self.config.beta)
-
-    def adversarial_step(self, src, tgt, optimizers: dict) -> tuple:
-        """One round of Sec. 3.1: a D step (eq. 3) on each of src[:-1], tgt[:-1], then one W
-        step (eq. 4) on src[-1], tgt[-1] and the orthogonality update. src, tgt:
-        (dis_steps + 1, B, d) word vectors. Returns the last (L_D, L_W) as floats."""
-        opt_d, opt_w = optimizers["discriminator"], optimizers["mapping"]
-        for s, t in zip(src[:-1], tgt[:-1]):
-            d_loss = self.discriminator_loss(Tensor(s), Tensor(t))
-            opt_d.zero_grad()
-            d_loss.backward()
-            opt_d.step()
-        w_loss = self.mapping_loss(Tensor(src[-1]), Tensor(tgt[-1]))
-        opt_w.zero_grad()
-        w_loss.backward()
-        opt_w.step()
-        self.orthogonalize()
-        return d_loss.item(), w_loss.item()
-
-    def adversarial_epoch(self, optimizers: dict, epoch: int = 0, progress=None) -> dict:
-        """`epoch_size / batch_size` rounds of `dis_steps` D steps then one W step (each
-        followed by the orthogonality update). Words drawn uniformly among the
-        `most_frequent` of each language, from a stream seeded by (seed, epoch), so a
-        resumed run repeats the same epoch. progress(i, n) after each round."""
-        self._need_data("adversarial_epoch")
-        cfg = self.config
-        rng = np.random.default_rng([cfg.seed, epoch])
-        self.generator.manual_seed(cfg.seed * 100003 + epoch)
-        n_src = min(cfg.most_frequent, len(self.source))
-        n_tgt = min(cfg.most_frequent, len(self.target))
-        rounds = max(1, cfg.epoch_size // cfg.batch_size)
-        d_total = w_total = 0.0
-        self.discriminator.train()
-        for i in range(rounds):
-            src = self.source[rng.integers(0, n_src, (cfg.dis_steps + 1, cfg.batch_size))]
-            tgt = self.target[rng.integers(0, n_tgt, (cfg.dis_steps + 1, cfg.batch_size))]
-            d_loss, w_loss = self.adversarial_step(src, tgt, optimizers)
-            d_total, w_total = d_total + d_loss, w_total + w_loss
-            if progress is not None:
-                progress(i, rounds)
-        return {"d_loss": d_total / rounds, "w_loss": w_total / rounds}
-
     def _select(self) -> float:
         """The criterion of the current W; kept as `best_weight` when it is the best."""
         value = self.criterion()
@@ -226,29 +142,51 @@ class MUSE(nn.Module):
 
     def fit(self, epochs: int | None = None, start_epoch: int = 0, optimizers=None,
             refine: bool = True, callback=None, progress=None) -> dict:
-        """Adversarial epochs start_epoch..epochs-1 (SGD, lr decayed by `lr_decay` per
-        epoch and W's shrunk by `lr_shrink` when the criterion drops), then (refine) the
+        """Adversarial epochs start_epoch..epochs-1 (SGD; as MUSE's update_lr, W's lr decays
+        by `lr_decay` per epoch and shrinks by `lr_shrink` each time the criterion is below
+        the best, from the second such epoch on; D's lr is constant), then (refine) the
         Procrustes refinement from the best W. callback(epoch, stats) after each epoch.
-        Returns the last stats; W ends as the best by the criterion."""
+        Returns the last stats; W ends as the best by the criterion. init="similarity":
+        fit_similarity() instead of the epochs."""
         cfg = self.config
+        if cfg.init == "similarity":
+            stats = self.fit_similarity(callback)
+            return {**stats, **self.refine()} if refine else stats
         epochs = cfg.epochs if epochs is None else epochs
         optimizers = self.optimizers() if optimizers is None else optimizers
         stats: dict = {}
         for epoch in range(start_epoch, epochs):
             stats = self.adversarial_epoch(optimizers, epoch, progress)
+            best = float(self.best_criterion.array)          # before this epoch's
             stats["criterion"] = value = self._select()
-            shrink = cfg.lr_shrink if value < float(self.last_criterion.array) else 1.0
-            for group in optimizers["discriminator"].param_groups:
-                group["lr"] *= cfg.lr_decay
+            dropped = value < best
+            shrink = cfg.lr_shrink if dropped and float(self.criterion_dropped.array) else 1.0
             for group in optimizers["mapping"].param_groups:
                 group["lr"] *= cfg.lr_decay * shrink
-            self.last_criterion.array[...] = value
+            if dropped:
+                self.criterion_dropped.array[...] = 1.0
             if callback is not None:
                 callback(epoch, stats)
         self.weight.array[...] = self.best_weight.array
         if refine:
             stats = {**stats, **self.refine()}
         return stats
+
+    def fit_similarity(self, callback=None) -> dict:
+        """Artetxe et al. 2018 (muse_similarity): the seed dictionary of similarity
+        distributions on the `similarity_words` most frequent words, then stochastic
+        self-learning on the `vocabulary_cutoff` most frequent. callback(iteration,
+        objective, keep_prob) after each induction. W ends as the best by the criterion."""
+        self._need_data("fit_similarity")
+        cfg, n = self.config, self.config.vocabulary_cutoff
+        pairs = similarity_seed(self.source, self.target, cfg.similarity_words, cfg.csls_k)
+        w, iterations = self_learning(self.source[:n], self.target[:n], pairs, cfg.csls_k,
+                                      cfg.keep_prob, interval=cfg.stochastic_interval,
+                                      seed=cfg.seed, callback=callback)
+        self.weight.array[...] = w
+        value = self._select()
+        self.weight.array[...] = self.best_weight.array
+        return {"iterations": iterations, "criterion": value}
 
     def refine(self, steps: int | None = None) -> dict:
         """Procrustes refinement (Sec. 2.2, 3.4): `steps` times, W = U V^T on the mutual

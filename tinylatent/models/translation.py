@@ -242,14 +242,18 @@ def load_dictionary(path) -> dict:
 
 def bilingual_dictionary(name: str, pair, cache) -> dict:
     """The A -> B dictionary of a cipher pair: "cipher" (the hidden truth: development and
-    upper bounds only), "muse" (`muse_dictionary`, computed once and kept in the file
-    `cache`; its precision against the truth is printed), or a path to a TSV file."""
+    upper bounds only), "muse" (`muse_dictionary`: adversarial MUSE), "similarity"
+    (`muse_dictionary` with MUSE's init="similarity", Artetxe et al. 2018, on 15-epoch
+    spaces as examples/muse_kjv.py), each computed once and kept in the file `cache` (its
+    precision against the truth printed), or a path to a TSV file."""
     if name == "cipher":
         return dict(pair.cipher.dictionary)
-    if name == "muse":
+    if name in ("muse", "similarity"):
         if not os.path.exists(cache):
-            found, muse = muse_dictionary(pair.a_train, pair.b_train)
-            print("MUSE dictionary against the hidden one:",
+            options = {} if name == "muse" else dict(
+                init="similarity", normalize="renorm,center,renorm", epochs=15)
+            found, muse = muse_dictionary(pair.a_train, pair.b_train, **options)
+            print(f"{name} dictionary against the hidden one:",
                   muse.evaluate(pair.cipher.dictionary, n_words=2000), flush=True)
             save_dictionary(found, cache)
         name = cache
