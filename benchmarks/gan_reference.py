@@ -34,12 +34,41 @@ def torch_networks(cfg, critic_batch_norm: bool):
         nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
         nn.ReLU(),
         nn.ConvTranspose2d(c, cfg.in_channels, 4, stride=2, padding=1), nn.Tanh())
+    mbstd = getattr(cfg, "minibatch_std", False)
     d = nn.Sequential(
         nn.Conv2d(cfg.in_channels, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
         nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=not critic_batch_norm),
         nn.BatchNorm2d(2 * c) if critic_batch_norm else nn.Identity(), nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Linear(2 * c * s * s, 1))
+        *([TorchMinibatchStd()] if mbstd else []),
+        nn.Flatten())
+    features, kernels = (2 * c + mbstd) * s * s, getattr(cfg, "minibatch_kernels", 0)
+    if kernels:
+        d.append(TorchMinibatchDiscrimination(features, kernels, cfg.minibatch_kernel_dim))
+    d.append(nn.Linear(features + kernels, 1))
     return g, d
+
+
+class TorchMinibatchStd(nn.Module if torch is not None else object):
+    """dcgan.MinibatchStd (Karras et al. 2018): the batch's mean feature std as one more
+    channel."""
+
+    def forward(self, x):
+        s = torch.sqrt(x.var(0, unbiased=False) + 1e-8).mean()
+        return torch.cat([x, s.expand(len(x), 1, *x.shape[2:])], 1)
+
+
+class TorchMinibatchDiscrimination(nn.Module if torch is not None else object):
+    """dcgan.MinibatchDiscrimination (Salimans et al. 2016, Sec. 3.2)."""
+
+    def __init__(self, in_features, kernels, kernel_dim):
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.T = nn.Parameter(torch.zeros(in_features, kernels * kernel_dim))
+
+    def forward(self, f):
+        m = (f @ self.T).reshape(len(f), self.kernels, self.kernel_dim)
+        o = torch.exp(-(m.unsqueeze(1) - m.unsqueeze(0)).abs().sum(3)).sum(1)
+        return torch.cat([f, o], 1)
 
 
 class TorchGAN(nn.Module if torch is not None else object):

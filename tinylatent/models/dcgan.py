@@ -10,8 +10,16 @@ For image_size s (a multiple of 4) and width C = hidden_channels:
     G: z (K) -> Linear -> (2C, s/4, s/4) -> BN, ReLU -> ConvT(4, 2, 1) -> (C, s/2, s/2)
              -> BN, ReLU -> ConvT(4, 2, 1) -> (in_channels, s, s) -> tanh
     D: x -> Conv(4, 2, 1) -> (C, s/2, s/2) -> LReLU -> Conv(4, 2, 1) -> (2C, s/4, s/4)
-             -> BN, LReLU -> Linear -> 1 logit
+             -> BN, LReLU -> [MinibatchStd: + 1 channel] -> Flatten
+             -> [MinibatchDiscrimination: + K features] -> Linear -> 1 logit
 
+The two bracketed layers are not in Radford et al.; both are on by default (`minibatch_std`,
+`minibatch_kernels`) against dropped modes. Measured on MNIST 5k (README, family 6): the plain
+DCGAN under-draws digit 1 (1.3-3.7% of samples under the zoo classifier at every epoch from
+10 to 40 where the data has 10%: a steady deficit, not the oscillation that averaging G's
+weights, Yazici et al. 2019, smooths; that average did not lift it); with the minibatch std
+(Karras et al. 2018) 3.2-5.2% over epochs 30-40; with minibatch discrimination (Salimans et
+al. 2016) added, every class >= 5.5% from epoch 25 on and a lower Frechet distance.
 Pixels come in [0, 1] and are mapped to [-1, 1] (tanh's range); `sample` maps back.
 
 WGAN-GP replaces D by a critic f estimating the Wasserstein-1 distance (Arjovsky et al. 2017)
@@ -38,7 +46,8 @@ from ..tensor import Tensor
 from .config import resolve_config
 from .gan import AdversarialModel, frozen
 
-__all__ = ["DCGANConfig", "DCGAN", "WGANGPConfig", "WGANGP", "gradient_penalty"]
+__all__ = ["DCGANConfig", "DCGAN", "MinibatchStd",
+           "MinibatchDiscrimination", "WGANGPConfig", "WGANGP", "gradient_penalty"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,63 @@ class DCGANConfig:
     lr: float = 2e-4
     betas: tuple = (0.5, 0.999)
     n_critic: int = 1
+    # D's last feature map gets one more channel: the batch's feature standard deviation
+    # (Karras et al. 2018, Sec. 3), against dropped modes; see MinibatchStd
+    minibatch_std: bool = True
+    # > 0: that many minibatch-discrimination kernels on D's last features (Salimans et al.
+    # 2016, Sec. 3.2), each of `minibatch_kernel_dim` dimensions; see MinibatchDiscrimination
+    minibatch_kernels: int = 16
+    minibatch_kernel_dim: int = 4
+
+
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, "Progressive growing of GANs",
+    Sec. 3; a simplified minibatch discrimination, Salimans et al. 2016, Sec. 3.2): the
+    standard deviation of every feature over the batch, averaged into one number, appended
+    to each example as a constant feature map. D then sees how varied a batch is, and a
+    generator that draws too few kinds of images (dropped modes) is told apart by it."""
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"MinibatchStd: expected (B, C, H, W), got {tuple(x.shape)}")
+        b, _, h, w = x.shape
+        var = ((x - x.mean(axis=0, keepdims=True)) ** 2).mean(axis=0)     # (C, H, W)
+        s = ops.sqrt(var + self.eps).mean().reshape(1, 1, 1, 1)          # (1, 1, 1, 1)
+        return ops.cat([x, s.expand(b, 1, h, w)], axis=1)                # (B, C + 1, H, W)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016, "Improved techniques for training
+    GANs", Sec. 3.2): features f(x_i) in R^A are projected by a learned tensor T to
+    M_i in R^{K x D'}; with c_k(x_i, x_j) = exp(-||M_{i,k} - M_{j,k}||_1),
+
+        o(x_i)_k = sum_j c_k(x_i, x_j)     (j over the batch, i included, as in the paper),
+
+    and [f(x_i), o(x_i)] (A + K) goes on. o counts, per kernel, how many examples of the
+    batch lie near x_i: a generator that over-draws one kind of image makes its samples
+    crowded where real batches are not, which D can see."""
+
+    def __init__(self, in_features: int, kernels: int, kernel_dim: int) -> None:
+        super().__init__()
+        from ..nn import init
+        from ..tensor import empty
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        # N(0, 0.02) as DCGAN's other weights (Radford et al. 2016, Sec. 4)
+        self.T = nn.Parameter(init.normal_(empty(in_features, kernels * kernel_dim), 0.0, 0.02))
+
+    def forward(self, f: Tensor) -> Tensor:
+        if f.ndim != 2 or f.shape[1] != self.T.shape[0]:
+            raise ValueError(f"MinibatchDiscrimination: expected (B, {self.T.shape[0]}), "
+                             f"got {tuple(f.shape)}")
+        n = len(f)
+        m = (f @ self.T).reshape(n, self.kernels, self.kernel_dim)          # (B, K, D')
+        dist = ops.abs(m.unsqueeze(1) - m.unsqueeze(0)).sum(axis=3)        # (B, B, K)
+        o = ops.exp(-dist).sum(axis=1)                                     # (B, K)
+        return ops.cat([f, o], axis=1)                                     # (B, A + K)
 
 
 def _generator(cfg, batch_norm: bool = True) -> nn.Sequential:
@@ -70,14 +136,23 @@ def _generator(cfg, batch_norm: bool = True) -> nn.Sequential:
 
 def _discriminator(cfg, batch_norm: bool = True) -> nn.Sequential:
     c, s = cfg.hidden_channels, cfg.image_size // 4
-    return nn.Sequential(
+    layers = [
         nn.Conv2d(cfg.in_channels, c, 4, stride=2, padding=1),      # (B, C, s/2, s/2)
         nn.LeakyReLU(cfg.negative_slope),
         nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=not batch_norm),  # (B, 2C, s/4, s/4)
         nn.BatchNorm2d(2 * c) if batch_norm else nn.Identity(),
-        nn.LeakyReLU(cfg.negative_slope),
-        nn.Flatten(),                                                # (B, 2C s/4 s/4)
-        nn.Linear(2 * c * s * s, 1))
+        nn.LeakyReLU(cfg.negative_slope)]
+    features = 2 * c
+    if getattr(cfg, "minibatch_std", False):
+        layers.append(MinibatchStd())                                # (B, 2C + 1, s/4, s/4)
+        features += 1
+    layers.append(nn.Flatten())                                      # (B, features s s / 16)
+    features *= s * s
+    kernels = getattr(cfg, "minibatch_kernels", 0)
+    if kernels:
+        layers.append(MinibatchDiscrimination(features, kernels, cfg.minibatch_kernel_dim))
+        features += kernels                                          # (B, features + K)
+    return nn.Sequential(*layers, nn.Linear(features, 1))
 
 
 def _dcgan_init(module: nn.Module) -> None:
