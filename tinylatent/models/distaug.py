@@ -13,8 +13,8 @@ The density model is MADE (Germain et al. 2015, models/autoregressive.py) with t
 transformation as context: an embedding of t added to the first hidden pre-activation,
 connected to every hidden unit, and a per-t output bias (each view has its own pixel
 marginals: a rotated "1" lies across), neither of which sees x, so the autoregressive
-property holds (Germain et al. sec. 4.2, conditional MADE). Jun et al. add the embedding of
-t to their transformer's input, so it reaches every unit; here:
+property holds (Germain et al. sec. 4.2, conditional MADE). Jun et al. condition their
+transformer on t through a learned embedding of t; here:
     h_1 = relu(M_1 W_1 x + b_1 + E[t]),  logits = M_out W_out h_L + M_d V x + c[t].
 """
 from __future__ import annotations
