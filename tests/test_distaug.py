@@ -29,6 +29,7 @@ def test_conditionals_normalised_and_autoregressive():
     m = DistAug(in_features=4, image_size=2, hidden_features=(16,))
     with tl.no_grad():
         m.context.weight.copy_(tl.randn(8, 16))  # a context that matters
+        m.context_output.weight.copy_(tl.randn(8, 4))
     allx = tl.tensor(np.array(list(itertools.product([0, 1], repeat=4)), dtype=np.float32))
     for t in range(8):
         lp = m.log_prob(allx, tl.full((16,), t, dtype=tl.int64)).detach().numpy()
@@ -76,6 +77,6 @@ def test_readme_figure(tmp_path):
     spec = importlib.util.spec_from_file_location("distaug_example", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    r = module.main(["--out", str(tmp_path)])
+    r = module.main(["--out", str(tmp_path)])  # measured: 100.14 / 101.50 / 104.42 nats
     cond, uncond = r["DistAug (conditioned)"]["test"], r["unconditioned aug"]["test"]
-    assert cond < uncond, r
+    assert cond < uncond < r["clean"]["test"], r  # each at its best validation epoch

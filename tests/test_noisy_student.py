@@ -1,7 +1,7 @@
 """Noisy Student (issue 22 item 6): the pieces exactly (pseudo-labels and their confidence
 threshold, stochastic depth's train / eval semantics, soft targets = labels when one-hot),
-and (-m long) the README figure: on MNIST with 500 labels the noised student beats its
-teacher by >= 1 point of test accuracy, and beats the students of the run without noise."""
+and (-m long) the README figure: on MNIST with 500 labels every noised student beats the
+teacher by >= 1 point of test accuracy, and the last beats the last of the run without noise."""
 import importlib.util
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 
 import tinylatent as tl
 from tinylatent.models import NoisyStudent
+from tinylatent.models.noisy_student import balance_pseudo_labels, train_classifier
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "noisy_student.py"
 
@@ -33,6 +34,32 @@ def test_pseudo_labels_threshold_and_soft_targets():
     assert abs(a.item() - b.item()) < 1e-6
 
 
+def test_balance_keeps_the_most_confident_and_duplicates_the_rare():
+    # teacher classes: 0 (five images, one not kept), 1 (one image), 2 (none)
+    conf = np.array([0.9, 0.5, 0.8, 0.6, 0.95, 0.7])
+    cls = np.array([0, 0, 0, 0, 0, 1])
+    probs = np.zeros((6, 3))
+    probs[np.arange(6), cls] = conf
+    probs[np.arange(6), (cls + 1) % 3] = 1 - conf
+    keep = np.array([True, True, True, True, False, True])
+    idx = balance_pseudo_labels(probs, keep, per_class=3)
+    np.testing.assert_array_equal(idx, [0, 2, 3, 5, 5, 5])  # 0.9, 0.8, 0.6; not 4 (dropped)
+    assert len(balance_pseudo_labels(probs, keep)) == 5 // 3 * 2  # per_class = kept // C
+
+
+def test_student_batches_hold_the_labelled_share():
+    x = np.arange(40, dtype=np.float32).reshape(40, 1, 1, 1)  # an image's value is its row
+    seen = []
+
+    def record(batch, generator):
+        seen.append(batch.reshape(-1).copy())
+        return batch
+    model = NoisyStudent(in_features=1, hidden_features=4, out_features=2)
+    train_classifier(model, x, np.zeros(40, dtype=np.int64), steps=5, batch_size=16,
+                     augment=record, labelled=10, unlabelled_ratio=3.0)
+    assert all((b < 10).sum() == 4 for b in seen) and len(seen) == 5  # 16 / (1 + 3)
+
+
 def test_stochastic_depth_train_and_eval():
     tl.manual_seed(0)
     m = NoisyStudent(in_features=5, hidden_features=4, num_blocks=1, stochastic_depth=1.0,
@@ -51,26 +78,29 @@ def test_stochastic_depth_train_and_eval():
 
 @pytest.mark.long
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 22 goal not met yet: measured teacher 94.8% -> students "
-                          "94.4 / 95.5 / 94.7% (best +0.7 points; equal-size students: "
-                          "95.5 / 95.1 / 95.2%)")
+                   reason="issue 22 goal (every student >= teacher + 1 point) not met: measured "
+                          "teacher 94.8% -> students 95.2 / 95.8 / 96.0% (+0.4 / +1.0 / +1.2; "
+                          "the first falls short); without noise 88.4 -> 88.9 / 87.8 / 90.2%")
 def test_readme_figure_student_beats_teacher(tmp_path):
     spec = importlib.util.spec_from_file_location("noisy_student_example", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     runs = module.main(["--out", str(tmp_path)])
     noisy, plain = runs["noisy"], runs["no noise"]
-    assert noisy[-1]["accuracy"] >= noisy[0]["accuracy"] + 0.01, runs
     assert noisy[-1]["accuracy"] > plain[-1]["accuracy"], runs
+    for student in noisy[1:]:  # the goal holds at every iteration
+        assert student["accuracy"] >= noisy[0]["accuracy"] + 0.01, runs
 
 
 def test_example_smoke(tmp_path):
     spec = importlib.util.spec_from_file_location("noisy_student_example", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    args = ["--steps", "5", "--student-steps", "5", "--iterations", "1", "--limit-unlabelled",
-            "100", "--hidden", "32", "--student-hidden", "48", "--out", str(tmp_path)]
+    args = ["--dataset", "mnist", "--steps", "5", "--student-steps", "5", "--iterations", "1",
+            "--limit-unlabelled", "100", "--hidden", "32", "--student-hidden", "48",
+            "--threshold", "0", "--balance", "--soft", "--out", str(tmp_path)]
     runs = module.main(args)
     assert (tmp_path / "accuracy.png").stat().st_size > 100
-    assert [r["kept"] for r in runs["noisy"]] == [0, 100]
+    kept = [r["kept"] for r in runs["noisy"]]  # balanced: 10 a class, for those present
+    assert kept[0] == 0 and 0 < kept[1] <= 100 and kept[1] % 10 == 0
     assert module.main(args + ["--resume"]) == runs

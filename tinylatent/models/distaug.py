@@ -11,9 +11,11 @@ augmentation") the model must spread its mass over all 8 views.
 
 The density model is MADE (Germain et al. 2015, models/autoregressive.py) with the
 transformation as context: an embedding of t added to the first hidden pre-activation,
-connected to every hidden unit, which keeps the autoregressive property in x
-(Germain et al. sec. 4.2, conditional MADE):
-    h_1 = relu(M_1 W_1 x + b_1 + E[t]),  logits = M_out W_out h_L + M_d V x.
+connected to every hidden unit, and a per-t output bias (each view has its own pixel
+marginals: a rotated "1" lies across), neither of which sees x, so the autoregressive
+property holds (Germain et al. sec. 4.2, conditional MADE). Jun et al. condition their
+transformer on t through a learned embedding of t; here:
+    h_1 = relu(M_1 W_1 x + b_1 + E[t]),  logits = M_out W_out h_L + M_d V x + c[t].
 """
 from __future__ import annotations
 
@@ -69,8 +71,10 @@ class DistAug(nn.Module):
         self.made = MADE(in_features=cfg.in_features, hidden_features=cfg.hidden_features,
                          seed=cfg.seed)
         self.context = nn.Embedding(cfg.num_transforms, cfg.hidden_features[0])
-        with tl.no_grad():
-            self.context.weight.zero_()  # starts as the plain MADE
+        self.context_output = nn.Embedding(cfg.num_transforms, cfg.in_features)
+        with tl.no_grad():  # starts as the plain MADE
+            self.context.weight.zero_()
+            self.context_output.weight.zero_()
         self._rng = np.random.default_rng(cfg.seed if generator is None else None)
         self._generator = generator
 
@@ -78,13 +82,15 @@ class DistAug(nn.Module):
         """Bernoulli logits of p(x | t), (B, D); t None = identity."""
         made = self.made
         h = made.hidden[0](x)
-        if self.config.conditional:
+        conditional = self.config.conditional
+        if conditional:
             t = tl.zeros(x.shape[0], dtype=tl.int64) if t is None else t
             h = h + self.context(t)  # (B, H): t reaches every hidden unit, no x leaks
         h = h.relu()
         for layer in made.hidden[1:]:
             h = layer(h).relu()
-        return made.output(h) + made.direct(x)
+        logits = made.output(h) + made.direct(x)
+        return logits + self.context_output(t) if conditional else logits  # (B, D)
 
     def log_prob(self, x: Tensor, t: Tensor | None = None) -> Tensor:
         """log p(x | t), (B,): t None scores clean data (the identity view)."""

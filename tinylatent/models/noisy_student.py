@@ -8,6 +8,10 @@ Noisy Student improves ImageNet classification", Algorithm 1).
        input noise (augmentation: random affine warps) and model noise (dropout, stochastic
        depth, Huang et al. 2016: residual block l survives with p_l = 1 - (l / L) p_drop);
     4. the student becomes the teacher; repeat.
+Their sec. 3 also balances the pseudo-labelled data (classes with too many images keep the
+most confident, classes with too few are duplicated: `balance_pseudo_labels`) and their
+sec. 4 fills each student batch with a fixed unlabelled : labelled ratio (`unlabelled_ratio`)
+rather than sampling the union, where a small labelled set would all but vanish.
 The noise is what makes the student more than a copy of its teacher (their sec. 3, ablation
 table 6). The classifier here is a residual MLP on flattened images:
     h_0 = relu(W_0 x);  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in training,
@@ -26,7 +30,8 @@ from tinylatent.tensor import Tensor
 
 from .config import resolve_config
 
-__all__ = ["NoisyStudent", "NoisyStudentConfig", "train_classifier", "self_train"]
+__all__ = ["NoisyStudent", "NoisyStudentConfig", "balance_pseudo_labels", "train_classifier",
+           "self_train"]
 
 
 @dataclass(frozen=True)
@@ -101,20 +106,53 @@ class NoisyStudent(nn.Module):
         return float((targets == np.asarray(y)).mean())
 
 
+def balance_pseudo_labels(probs, keep, per_class: int | None = None, seed: int = 0):
+    """Xie et al. sec. 3, data balancing: indices (C * per_class,) into the unlabelled set,
+    per_class of each teacher class (argmax of probs (N, C)) among the kept (N,) bool: the
+    most confident if the class has more, all of them duplicated (cyclically, in a random
+    order) if it has fewer; a class with none gets none. per_class None: kept // C."""
+    probs = np.asarray(probs)
+    C = probs.shape[1]
+    per_class = int(keep.sum()) // C if per_class is None else per_class
+    rng = np.random.default_rng(seed)
+    cls, conf = probs.argmax(1), probs.max(1)
+    out = []
+    for c in range(C):
+        idx = np.flatnonzero(keep & (cls == c))
+        if len(idx) == 0:
+            continue
+        idx = idx[np.argsort(-conf[idx], kind="stable")]  # most confident first
+        if len(idx) >= per_class:
+            out.append(idx[:per_class])
+        else:
+            out.append(np.resize(rng.permutation(idx), per_class))  # duplicated
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def train_classifier(model, x, targets, steps: int = 1000, batch_size: int = 128,
                      lr: float = 1e-3, augment=None, seed: int = 0, progress: bool = False,
-                     desc: str = "train"):
+                     desc: str = "train", labelled: int | None = None,
+                     unlabelled_ratio: float | None = None):
     """Adam on cross-entropy for `steps` minibatches; x (N, 1, H, W) float32 NumPy images,
     targets (N,) labels or (N, C) probabilities; augment(batch, generator) is the input
     noise (None: clean inputs). model.train() throughout, so its dropout and stochastic
-    depth are on exactly when the config asks for them. progress: a tqdm bar named desc."""
+    depth are on exactly when the config asks for them. progress: a tqdm bar named desc.
+    labelled + unlabelled_ratio = r: the first `labelled` rows are the labelled images and
+    every batch holds B / (1 + r) of them, the rest from the other rows (Xie et al. sec. 4);
+    None: batches drawn uniformly from all rows."""
     from tqdm import tqdm
     rng = np.random.default_rng(seed)
     tl.manual_seed(seed)
     opt = tl.optim.Adam(model.parameters(), lr=lr)
+    split = labelled is not None and unlabelled_ratio is not None and labelled < len(x)
+    n_lab = max(1, round(batch_size / (1 + unlabelled_ratio))) if split else 0
     model.train()
     for _ in tqdm(range(steps), desc=desc, leave=False, mininterval=0.5, disable=not progress):
-        idx = rng.integers(0, len(x), batch_size)
+        if split:
+            idx = np.concatenate([rng.integers(0, labelled, n_lab),
+                                  rng.integers(labelled, len(x), batch_size - n_lab)])
+        else:
+            idx = rng.integers(0, len(x), batch_size)
         xb = x[idx] if augment is None else augment(x[idx], generator=rng)
         loss, _ = model.loss((tl.tensor(xb), tl.tensor(targets[idx])))
         opt.zero_grad()
@@ -128,12 +166,14 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
                noise: bool = True, augment=None, soft: bool = True, threshold: float = 0.0,
                steps: int = 1000, seed: int = 0, evaluate=None,
                student_config: NoisyStudentConfig | None = None,
-               student_steps: int | None = None, progress: bool = False) -> list:
+               student_steps: int | None = None, progress: bool = False,
+               balance: bool = False, unlabelled_ratio: float | None = None) -> list:
     """Algorithm 1. Returns one entry per model (teacher first): dict(model, kept, score)
     with score = evaluate(model) if given. Students use student_config (equal or larger;
     default: config) and student_steps (default: steps; they see more data). noise=False
     is the ablation: no augmentation, dropout 0 and no stochastic depth, for all models.
-    progress: a tqdm bar for each model's training."""
+    balance: balance_pseudo_labels on the kept images; unlabelled_ratio: the students'
+    batch ratio (train_classifier). progress: a tqdm bar for each model's training."""
     student_config = student_config or config
     if not noise:
         config, augment = replace(config, dropout=0.0, stochastic_depth=0.0), None
@@ -145,15 +185,18 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
     out = [{"model": model, "kept": 0, "score": evaluate(model) if evaluate else None}]
     onehot = np.eye(C, dtype=np.float32)[np.asarray(y_lab)]  # labelled targets as (N, C)
     for it in range(1, iterations + 1):
-        targets, keep = model.pseudo_label(x_unlab, soft=soft, threshold=threshold)
-        if not soft:
-            targets = np.eye(C, dtype=np.float32)[targets]
-        x_all = np.concatenate([x_lab, x_unlab[keep]])
-        t_all = np.concatenate([onehot, targets[keep].astype(np.float32)])
+        probs, keep = model.pseudo_label(x_unlab, soft=True, threshold=threshold)
+        # the clean teacher's soft p_T(y | x), or its argmax one-hot (hard pseudo-labels)
+        targets = probs if soft else np.eye(C, dtype=np.float32)[probs.argmax(1)]
+        chosen = (balance_pseudo_labels(probs, keep, seed=seed + it) if balance
+                  else np.flatnonzero(keep))
+        x_all = np.concatenate([x_lab, x_unlab[chosen]])
+        t_all = np.concatenate([onehot, targets[chosen].astype(np.float32)])
         tl.manual_seed(seed + it)
         model = train_classifier(NoisyStudent(student_config), x_all, t_all,
                                  student_steps or steps, augment=augment, seed=seed + it,
-                                 progress=progress, desc=f"student {it}")
-        out.append({"model": model, "kept": int(keep.sum()),
+                                 progress=progress, desc=f"student {it}",
+                                 labelled=len(x_lab), unlabelled_ratio=unlabelled_ratio)
+        out.append({"model": model, "kept": int(len(chosen)),
                     "score": evaluate(model) if evaluate else None})
     return out
