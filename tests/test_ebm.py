@@ -110,17 +110,25 @@ def test_eight_gaussians():
     assert abs(np.linalg.norm(x, axis=1).mean() - 2.0) < 0.05
 
 
+EIGHT_GAUSSIANS_NOT_MET = pytest.mark.xfail(
+    reason="not met (measured): with replica exchange (1, 2, 4, 8) 2.093 vs KDE 1.729 at 200 "
+           "epochs (mode masses right: 0.004 nats of the excess; modes too broad: 0.39); the "
+           "400-epoch run did not finish in the session", strict=True, raises=AssertionError)
+
+
 @pytest.mark.long
-@pytest.mark.parametrize("name", ["moons", pytest.param("8gaussians", marks=pytest.mark.xfail(
-    reason="not met (measured): 2.236 vs KDE 1.729 nats at 200 epochs; 1.901 at 400 "
-           "(--epochs 400 --cosine-epochs 400), still 0.17 nats short", strict=True))])
-def test_toy_density_within_015_nats_of_kde(name, tmp_path):
-    """The issue's figure, as `python examples/ebm.py --dataset NAME` makes it: 200 epochs
-    (3,200 updates); the energy normalised on the 200 x 200 grid, test NLL (5,000 points)
-    within 0.15 nats of the KDE's (bandwidth chosen on a validation split)."""
+@pytest.mark.parametrize("name, extra", [
+    ("moons", []),
+    pytest.param("8gaussians", ["--epochs", "400", "--cosine-epochs", "400"],
+                 marks=EIGHT_GAUSSIANS_NOT_MET)])
+def test_toy_density_within_015_nats_of_kde(name, extra, tmp_path):
+    """The issue's figure, as the README's `python examples/ebm.py --dataset NAME ...` makes
+    it (two moons: 200 epochs, 3,200 updates; 8 Gaussians: 400 epochs with replica exchange);
+    the energy normalised on the 200 x 200 grid, test NLL (5,000 points) within 0.15 nats of
+    the KDE's (bandwidth chosen on a validation split)."""
     spec = importlib.util.spec_from_file_location(
         "ebm_example", Path(__file__).resolve().parent.parent / "examples" / "ebm.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    _, results = module.main(["--dataset", name, "--out", str(tmp_path)])
+    _, results = module.main(["--dataset", name, "--out", str(tmp_path), *extra])
     assert results["test_nll"] < results["kde_test_nll"] + 0.15, results
