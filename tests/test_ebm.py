@@ -110,17 +110,10 @@ def test_eight_gaussians():
     assert abs(np.linalg.norm(x, axis=1).mean() - 2.0) < 0.05
 
 
-EIGHT_GAUSSIANS_NOT_MET = pytest.mark.xfail(
-    reason="not met (measured): with replica exchange (1, 2, 4, 8) 2.093 vs KDE 1.729 at 200 "
-           "epochs (mode masses right: 0.004 nats of the excess; modes too broad: 0.39); the "
-           "400-epoch run did not finish in the session", strict=True, raises=AssertionError)
-
-
 @pytest.mark.long
 @pytest.mark.parametrize("name, extra", [
     ("moons", []),
-    pytest.param("8gaussians", ["--epochs", "400", "--cosine-epochs", "400"],
-                 marks=EIGHT_GAUSSIANS_NOT_MET)])
+    ("8gaussians", ["--epochs", "400", "--cosine-epochs", "400"])])
 def test_toy_density_within_015_nats_of_kde(name, extra, tmp_path):
     """The issue's figure, as the README's `python examples/ebm.py --dataset NAME ...` makes
     it (two moons: 200 epochs, 3,200 updates; 8 Gaussians: 400 epochs with replica exchange);
