@@ -165,7 +165,8 @@ def train_dbn(rbm, X, Xt, args):
                         generator=tl.Generator(args.seed + 1))
     config = {"dbn": args.dbn, "k": args.k, "pcd": args.pcd, "lr": args.lr, "seed": args.seed}
     trainer = tl.train.Trainer(_Unbatch(dbn), opt, f"{args.out}/dbn", config=config)
-    history = trainer.fit(loader, epochs=args.dbn_epochs or args.epochs, resume=args.resume)
+    epochs = args.epochs if args.dbn_epochs is None else args.dbn_epochs
+    history = trainer.fit(loader, epochs=epochs, resume=args.resume)
     if not args.ais_betas:
         return {"epochs": len(history)}
     res = top.ais(base_v_bias=base, num_chains=args.ais_chains, num_betas=args.ais_betas,
