@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--dbn", type=int, default=0, metavar="H2",
                    help="also train a DBN with a top RBM of H2 units on this RBM (0: no)")
     p.add_argument("--dbn-epochs", type=int, default=None, help="default --epochs")
+    p.add_argument("--dbn-lr", type=float, default=None, help="default --lr")
     p.add_argument("--bound-samples", type=int, default=10,
                    help="draws of h1 ~ q(h1 | v) per test image in the DBN's bound")
     p.add_argument("--ais-chains", type=int, default=100)
@@ -112,7 +113,8 @@ def main(argv=None):
             recon = -(x * tl.log(r) + (1 - x) * tl.log(1 - r)).sum(axis=1).mean()
             return {"test_free_energy": rbm.free_energy(x).mean(), "test_recon_nll": recon}
 
-    evaluation_only = ("ais_chains", "ais_betas", "probe", "dbn", "dbn_epochs", "bound_samples")
+    evaluation_only = ("ais_chains", "ais_betas", "probe", "dbn", "dbn_epochs", "dbn_lr",
+                       "bound_samples")
     config = {k: v for k, v in vars(args).items() if k not in evaluation_only}
     trainer = tl.train.Trainer(_Unbatch(rbm), opt, args.out, config=config, evaluate=evaluate)
     history = trainer.fit(loader, epochs=args.epochs, resume=args.resume)
@@ -159,11 +161,12 @@ def train_dbn(rbm, X, Xt, args):
     if args.dbn != 784:
         top.init_visible_bias(p1)
     base = top.v_bias.detach().clone()  # AIS base for the top RBM: h1's mean log-odds
-    opt = tl.optim.SGD(top.parameters(), lr=args.lr, momentum=args.momentum,
+    lr = args.lr if args.dbn_lr is None else args.dbn_lr
+    opt = tl.optim.SGD(top.parameters(), lr=lr, momentum=args.momentum,
                        weight_decay=args.weight_decay)
     loader = DataLoader(TensorDataset(tl.tensor(X)), args.batch_size, shuffle=True,
                         generator=tl.Generator(args.seed + 1))
-    config = {"dbn": args.dbn, "k": args.k, "pcd": args.pcd, "lr": args.lr, "seed": args.seed}
+    config = {"dbn": args.dbn, "k": args.k, "pcd": args.pcd, "lr": lr, "seed": args.seed}
     trainer = tl.train.Trainer(_Unbatch(dbn), opt, f"{args.out}/dbn", config=config)
     epochs = args.epochs if args.dbn_epochs is None else args.dbn_epochs
     history = trainer.fit(loader, epochs=epochs, resume=args.resume)
