@@ -5,7 +5,7 @@ log-likelihood with AIS; compare RBM features with raw pixels under logistic reg
     python examples/rbm_mnist.py --k 25                 # CD-25
     python examples/rbm_mnist.py --pcd                  # persistent CD (Tieleman 2008)
     python examples/rbm_mnist.py --dataset fashion-mnist
-    python examples/rbm_mnist.py --k 25 --dbn 2000      # then a greedy DBN 784-500-2000 on it
+    python examples/rbm_mnist.py --k 25 --dbn 784 --dbn-lr 0.005   # then a greedy DBN 784-500-784
 
 Offline this is the embedded 4,000 / 1,000 MNIST subset (the published anchor, CD-25 with 500
 hidden units at -86.34 nats, Salakhutdinov & Murray 2008, is on the full 60k / 10k set).
