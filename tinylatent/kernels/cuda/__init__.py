@@ -29,7 +29,7 @@ SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 BLOCK = 256
 # The ops whose kernels also take float16 (storage; float arithmetic inside, one rounding per
 # output): a float16 tensor of any other op runs that op's reference.
-float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: the flash kernels
+float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: flash and masked
                          "conv",                                # conv: im2col + cuBLAS
                          "logsumexp", "info_nce", "nt_xent", "coupling", "embedding",
                          "lstm"})
