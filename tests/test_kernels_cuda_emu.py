@@ -412,8 +412,8 @@ def test_float16_kernels_against_the_float32_reference(op):
     """float16 storage, float arithmetic (the _f16 kernels): from the same float16 inputs
     and upstream gradients, outputs and input gradients equal the float32 reference's
     rounded to float16, within a float16 ulp or two (one rounding per kernel output, plus
-    the elementwise float16 products around some kernels, e.g. GELU's grad * dy/dx). On the CPU float16 has no kernel:
-    the Numba backend runs the reference."""
+    the elementwise float16 products around some kernels, e.g. GELU's grad * dy/dx). On the
+    CPU float16 has no kernel: the Numba backend runs the reference."""
     call, make = FLOAT16_CASES[op]
     rng = np.random.default_rng(12)
     arrays = [a.astype(np.float16) for a in make(rng)]

@@ -297,7 +297,8 @@ def row_logsumexp_backward(x2, saved, g):
 def row_cross_entropy(s, inv_tau, shift, mask_diag):
     loss = _cp().empty(s.shape[0], s.dtype)
     _launch("contrastive.cu", "row_cross_entropy", s.dtype, (s.shape[0],),
-            (s, _compute_dtype(s.dtype).type(inv_tau), _i(shift), _i(bool(mask_diag)), loss, _i(s.shape[1])))
+            (s, _compute_dtype(s.dtype).type(inv_tau), _i(shift), _i(bool(mask_diag)), loss,
+             _i(s.shape[1])))
     return loss
 
 
