@@ -20,14 +20,17 @@ setup(
     extras_require={
         # the NCCL path of tl.distributed (cupy.cuda.nccl) needs CuPy and, to start the ranks
         # and share NCCL's id, the `dist` extra too
-        "gpu": ["cupy-cuda12x>=13"],
+        # ml_dtypes: the bfloat16 NumPy dtype that tl.bfloat16 and CuPy's bfloat16 arrays are
+        # (NumPy has none; CuPy takes bfloat16 only through it)
+        "gpu": ["cupy-cuda12x>=13", "ml-dtypes>=0.5"],
         # tl.distributed on CPUs: mpi4py plus an MPI library from PyPI (the MPICH wheel also
         # gives `mpiexec`); with a system MPI instead, `pip install mpi4py` alone is enough
         "dist": ["mpi4py>=4", "mpich>=4"],
         # hmmlearn (tests/test_hmm.py) and gensim (word2vec's side by side): references in the
-        # tests and benchmarks only, never imported by tinylatent
+        # tests and benchmarks only, never imported by tinylatent; ml_dtypes for the bfloat16
+        # tests (the CPU references and the emulated _bf16 kernels)
         "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "threadpoolctl>=3",
-                 "hmmlearn>=0.3", "gensim>=4.3"],
+                 "hmmlearn>=0.3", "gensim>=4.3", "ml-dtypes>=0.5"],
         # torch is NOT in this extra: on PyPI `torch==2.13.0` for Linux is the CUDA build
         # (plus ~17 NVIDIA wheels, several GB), and an extra cannot name another index. The
         # benchmarks compare against the CPU build, installed from PyTorch's CPU index:

@@ -407,25 +407,39 @@ FLOAT16_CASES = {  # op -> (call, input arrays as float64, before the cast to fl
 }
 
 
+def _half_dtypes():
+    """float16, and bfloat16 where ml_dtypes (its NumPy dtype, CuPy's too) is installed."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return [np.dtype(np.float16), pytest.param(None, marks=pytest.mark.skip(
+            reason="bfloat16 needs ml_dtypes (pip install -e '.[test]')"))]
+    return [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("half", _half_dtypes(), ids=["float16", "bfloat16"])
 @pytest.mark.parametrize("op", FLOAT16_CASES)
-def test_float16_kernels_against_the_float32_reference(op):
-    """float16 storage, float arithmetic (the _f16 kernels): from the same float16 inputs
-    and upstream gradients, outputs and input gradients equal the float32 reference's
-    rounded to float16, within a float16 ulp or two (one rounding per kernel output, plus
-    the elementwise float16 products around some kernels, e.g. GELU's grad * dy/dx). On the
-    CPU float16 has no kernel: the Numba backend runs the reference."""
+def test_half_kernels_against_the_float32_reference(op, half):
+    """16-bit storage, float arithmetic (the _f16 and _bf16 kernels): from the same 16-bit
+    inputs and upstream gradients, outputs and input gradients equal the float32 reference's
+    rounded to that dtype, within an ulp or two of it (float16: 2^-10 relative, bfloat16:
+    2^-7; one rounding per kernel output, plus the elementwise 16-bit products around some
+    kernels, e.g. GELU's grad * dy/dx). On the CPU neither has a kernel: the Numba backend
+    runs the reference."""
     call, make = FLOAT16_CASES[op]
+    sfx = "_bf16" if half.name == "bfloat16" else "_f16"
+    mant = 7 if half.name == "bfloat16" else 10      # stored mantissa bits
     rng = np.random.default_rng(12)
-    arrays = [a.astype(np.float16) for a in make(rng)]
+    arrays = [a.astype(half) for a in make(rng)]
     before = fakecupy.LAUNCHES.copy()
     with emulated(block=TEST_BLOCK):
         ts = [Tensor._make(to_device(a), requires_grad=True) for a in arrays]
         outs = _outputs(call(*ts))
-        gs = [rand(rng, o.shape, np.float16) for o in outs]
+        gs = [rand(rng, o.shape, half) for o in outs]
         grads = tl.grad(outs, ts, [Tensor._make(to_device(g)) for g in gs])
         fast = [to_host(o.array) for o in outs] + [to_host(t.array) for t in grads]
     ran = fakecupy.LAUNCHES - before
-    assert any(k.endswith("_f16") for k in ran) and \
+    assert any(k.endswith(sfx) for k in ran) and \
         not any(k.endswith(("_f32", "_f64")) for k in ran), f"{op}: launched {dict(ran)}"
     with kernels.use_reference():
         ts = [tl.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
@@ -433,11 +447,14 @@ def test_float16_kernels_against_the_float32_reference(op):
         grads = tl.grad(outs, ts, [tl.tensor(g.astype(np.float32)) for g in gs])
         ref = [o.detach().numpy() for o in outs] + [t.detach().numpy() for t in grads]
     for i, (a, r) in enumerate(zip(fast, ref)):
-        assert a.dtype == np.float16, f"{op}: result {i} is {a.dtype}"
+        assert a.dtype == half, f"{op}: result {i} is {a.dtype}"
         scale = np.abs(r).max()
-        np.testing.assert_allclose(a.astype(np.float32), r, rtol=2 ** -9, atol=scale * 2 ** -11,
+        # an ulp of the largest value: bfloat16's 7 bits across the 7 steps of the LSTM
+        # case reach 0.75 of it (the reference run in bfloat16 itself: 1.2)
+        np.testing.assert_allclose(a.astype(np.float32), r, rtol=2.0 ** (1 - mant),
+                                   atol=scale * 2.0 ** -mant,
                                    err_msg=f"{op}: result {i} (outputs, then gradients)")
-    # and on the CPU: no float16 kernel, so the reference runs (in float16)
+    # and on the CPU: no 16-bit kernel, so the reference runs (in that dtype)
     x = tl.tensor(arrays[0])
     assert fast_backend(x, op=op.split("-")[0]) is None
 
@@ -688,3 +705,50 @@ def test_conv_index_limits_are_checked_before_launch():
     kcuda._check_int32("im2col", B_Ho_Wo=2 ** 31 - 1)
     with pytest.raises(ValueError, match=r"im2col \(CUDA\): \{'B_Ho_Wo': 2147483648\}"):
         kcuda._check_int32("im2col", B_Ho_Wo=2 ** 31, H_W=4)
+
+
+BF16_CONVERSIONS = r'''
+#include "common.cuh"
+extern "C" __global__ void bf16_round(const float* x, tl_bf16* y, long long n) {
+    TL_GRID_STRIDE(i, n) y[i] = tl_st<tl_bf16, float>(x[i]);
+}
+extern "C" __global__ void bf16_widen(const tl_bf16* x, float* y, long long n) {
+    TL_GRID_STRIDE(i, n) y[i] = tl_ld<float, tl_bf16>(x[i]);
+}
+'''
+
+
+def test_bfloat16_conversions_match_ml_dtypes_bit_for_bit():
+    """common.cuh's bfloat16 conversions (integer operations, so they compile for every GPU
+    architecture, and the emulation runs the same code): widening is exact for all 65,536
+    bit patterns; rounding is to nearest, ties to even, as ml_dtypes' (and PTX's
+    cvt.rn.bf16.f32): checked on ties, the largest finite values, infinities, subnormals,
+    NaNs and a million random bit patterns. NaN is only required to stay a NaN."""
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 needs ml_dtypes")
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    from tinylatent.kernels.cuda import compile_options
+    mod = fakecupy.RawModule(code=BF16_CONVERSIONS, options=compile_options(TEST_BLOCK))
+    launch = {k: mod.get_function(k) for k in ("bf16_round", "bf16_widen")}
+
+    bits = np.arange(2 ** 16, dtype=np.uint16).view(bf16)
+    out = fakecupy.empty(bits.shape, np.float32)
+    launch["bf16_widen"]((64,), (TEST_BLOCK,), (fakecupy.asarray(bits), out, np.int64(bits.size)))
+    np.testing.assert_array_equal(out.get().view(np.uint32), bits.astype(np.float32)
+                                  .view(np.uint32))
+
+    rng = np.random.default_rng(13)
+    u = np.concatenate([rng.integers(0, 2 ** 32, 10 ** 6, dtype=np.uint64).astype(np.uint32),
+                        np.arange(2 ** 16, dtype=np.uint32) << 16 | 0x8000,      # exact ties
+                        np.arange(2 ** 16, dtype=np.uint32) << 16 | 0x7fff,
+                        np.arange(2 ** 16, dtype=np.uint32) << 16 | 0x8001,
+                        np.array([0x7f7fffff, 0xff7fffff, 0x7f7f8000, 0x7f800000, 0xff800000,
+                                  0x00000001, 0x807fffff, 0x7fc00000, 0xffffffff, 0x7f800001],
+                                 dtype=np.uint32)])
+    x = u.view(np.float32)
+    out = fakecupy.empty(x.shape, bf16)
+    launch["bf16_round"]((64,), (TEST_BLOCK,), (fakecupy.asarray(x), out, np.int64(x.size)))
+    with np.errstate(invalid="ignore"):       # NumPy warns casting NaNs
+        got, want = out.get().view(np.uint16), x.astype(bf16).view(np.uint16)
+    nan = np.isnan(x)
+    np.testing.assert_array_equal(got[~nan], want[~nan])
+    assert np.isnan(out.get()[nan].astype(np.float32)).all()

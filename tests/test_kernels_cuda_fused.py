@@ -95,11 +95,18 @@ def test_embedding_backward_cuda_matches_np_add_at(dtype, padding_idx):
                                **TOL[dtype])
 
 
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
 @pytest.mark.parametrize("op", ["gelu", "layer_norm", "attention", "conv", "logsumexp",
                                 "nt_xent", "coupling", "lstm"])
-def test_float16_ops_on_the_gpu_match_the_float32_reference(op):
-    """The _f16 kernels on a real GPU (the same check the emulated suite makes): from float16
-    inputs, outputs and input gradients equal the float32 reference's within 1-2 float16 ulp."""
+def test_half_ops_on_the_gpu_match_the_float32_reference(op, half):
+    """The _f16 and _bf16 kernels on a real GPU (the same check the emulated suite makes):
+    from 16-bit inputs, outputs and input gradients equal the float32 reference's within an
+    ulp or two of the 16-bit type."""
+    if half == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 needs ml_dtypes")
+        half = ml_dtypes.bfloat16
+    half = np.dtype(half)
+    mant = 7 if half.name == "bfloat16" else 10      # stored mantissa bits
     import tinylatent as tl
     from tinylatent import kernels
     from tinylatent.ops import attention, contrastive, coupling, normalization, recurrent
@@ -119,10 +126,10 @@ def test_float16_ops_on_the_gpu_match_the_float32_reference(op):
                       [(7, 3, 5), (3, 70), (3, 70), (280, 5), (280, 70)])}
     call, shapes = calls[op]
     rng = np.random.default_rng(14)
-    arrays = [rng.standard_normal(s).astype(np.float16) for s in shapes]
+    arrays = [rng.standard_normal(s).astype(half) for s in shapes]
     ts = [tl.tensor(a, device="cuda", requires_grad=True) for a in arrays]
     out = call(*ts)
-    g = rng.standard_normal(out.shape).astype(np.float16)
+    g = rng.standard_normal(out.shape).astype(half)
     fast = [out] + list(tl.grad([out], ts, [tl.tensor(g, device="cuda")]))
     with kernels.use_reference():
         ts = [tl.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
@@ -130,6 +137,6 @@ def test_float16_ops_on_the_gpu_match_the_float32_reference(op):
         ref = [out] + list(tl.grad([out], ts, [tl.tensor(g.astype(np.float32))]))
     for i, (a, r) in enumerate(zip(fast, ref)):
         a, r = a.detach().numpy(), r.detach().numpy()
-        assert a.dtype == np.float16
-        np.testing.assert_allclose(a.astype(np.float32), r, rtol=2 ** -9,
-                                   atol=np.abs(r).max() * 2 ** -11, err_msg=f"{op} result {i}")
+        assert a.dtype == half
+        np.testing.assert_allclose(a.astype(np.float32), r, rtol=2.0 ** (1 - mant),
+                                   atol=np.abs(r).max() * 2.0 ** -mant, err_msg=f"{op} result {i}")

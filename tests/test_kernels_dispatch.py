@@ -171,7 +171,7 @@ def test_cuda_wrappers_launch_kernels_that_exist():
         assert re.search(rf"void {name}_##SFX\(", code), f"{name} not defined in {source}"
         assert re.search(rf"{macro}\(float, (float, )?f32\)", code) and \
             re.search(rf"{macro}\(double, (double, )?f64\)", code), f"{source}: f32 / f64"
-    # and the ops the CUDA backend declares float16 for have their _f16 kernels
+    # and the ops the CUDA backend declares 16-bit for have their _f16 and _bf16 kernels
     from tinylatent.kernels import cuda
     sources = {"gelu": ("activation.cu", "gelu_forward"),
                "layer_norm": ("layernorm.cu", "layer_norm_forward"),
@@ -183,17 +183,21 @@ def test_cuda_wrappers_launch_kernels_that_exist():
                "coupling": ("coupling.cu", "coupling_forward"),
                "embedding": ("embedding.cu", "embedding_backward"),
                "lstm": ("lstm.cu", "lstm_step_forward")}
-    assert set(cuda.float16_ops) <= set(sources), "a float16 op this test does not know"
-    for op in cuda.float16_ops:
+    assert set(cuda.half_ops) <= set(sources), "a 16-bit op this test does not know"
+    for op in cuda.half_ops:
         source, name = sources[op]
         if op == "attention":                       # both paths: flash and materialised
             with open(os.path.join(CUDA_DIR, "attention.cu"), encoding="utf-8") as f:
-                assert "TL_ATTENTION_KERNELS(tl_half, float, f16)" in f.read()
+                code = f.read()
+            assert "TL_ATTENTION_KERNELS(tl_half, float, f16)" in code
+            assert "TL_ATTENTION_KERNELS(tl_bf16, float, bf16)" in code
         with open(os.path.join(CUDA_DIR, source), encoding="utf-8") as f:
             code = f.read()
         macro = re.search(r"#define (TL_\w+_KERNELS)", code).group(1)
         assert re.search(rf"{macro}\(tl_half, (float, )?f16\)", code), \
             f"{op}: no float16 kernels in {source}"
+        assert re.search(rf"{macro}\(tl_bf16, (float, )?bf16\)", code), \
+            f"{op}: no bfloat16 kernels in {source}"
 
 
 # ---------------------------------------------------------------------- structure (issue 10)
@@ -231,7 +235,7 @@ def test_backends_implement_the_declared_interface():
 
     class Partial:
         name, xp = "partial", np
-    with pytest.raises(TypeError, match="missing float16_ops, c, scratch, matmul"):
+    with pytest.raises(TypeError, match="missing half_ops, c, scratch, matmul"):
         backend.check_backend(Partial)
 
 

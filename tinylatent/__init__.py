@@ -26,7 +26,8 @@ from .tensor import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTens
                      LongTensor)
 from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, float32, float64,
                      from_dlpack, from_numpy, full, full_like, get_default_dtype, int32, int64,
-                     linspace, ones, ones_like, set_default_dtype, tensor, uint8, zeros, zeros_like)
+                     is_floating_point, linspace, ones, ones_like, set_default_dtype, tensor, uint8,
+                     zeros, zeros_like)
 
 # PyTorch's dtype names (tl.float is float32 as torch.float is; they shadow the builtins only
 # as attributes of this module)
@@ -50,6 +51,9 @@ def __getattr__(name: str):
     import importlib
     if name in _LAZY_MODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "bfloat16":     # ml_dtypes' dtype, imported only when asked for
+        from .tensor import bfloat16_dtype
+        return bfloat16_dtype()
     if name in _LAZY_ATTRS:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY_ATTRS[name]}"), name)
     raise AttributeError(f"module 'tinylatent' has no attribute '{name}'")
@@ -57,4 +61,4 @@ def __getattr__(name: str):
 
 def __dir__():
     """The lazy submodules too, so dir(tl) / help(tl) list tl.vi, tl.hessian, tl.nn ..."""
-    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_ATTRS))
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_ATTRS) | {"bfloat16"})

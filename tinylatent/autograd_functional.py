@@ -46,7 +46,7 @@ def _prepare(name: str, inputs, create_graph: bool) -> tuple[bool, tuple]:
     results can be differentiated with respect to it)."""
     single, xs = _as_tuple(name, "inputs", inputs)
     for i, x in enumerate(xs):
-        if x.dtype.kind != "f":
+        if not is_float_dtype(x.dtype):
             raise TypeError(f"{name}: input {i} has dtype {x.dtype}; derivatives need a "
                             "floating-point dtype")
     xs = tuple(x.view_as(x) if (create_graph and x.requires_grad)
@@ -247,4 +247,4 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
     return hess[0][0] if single_in else tuple(hess)
 
 
-from .tensor import Tensor  # noqa: E402  (tensor.py imports autograd, which imports us)
+from .tensor import Tensor, is_float_dtype  # noqa: E402  (tensor.py imports autograd, which imports us)

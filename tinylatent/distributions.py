@@ -20,7 +20,7 @@ import numpy as np
 from . import ops
 from .autograd import no_grad
 from .random import rand, randn
-from .tensor import Tensor, get_default_dtype
+from .tensor import Tensor, get_default_dtype, is_float_dtype
 
 __all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "Laplace", "Beta", "Gamma",
            "Cauchy", "OneHotCategorical",
@@ -33,7 +33,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 def _params(*values):
     """Turn numbers / arrays / Tensors into Tensors of one float dtype and device."""
     like = next((v for v in values if isinstance(v, Tensor)), None)
-    dtype = like.dtype if like is not None and like.dtype.kind == "f" else get_default_dtype()
+    dtype = like.dtype if like is not None and is_float_dtype(like.dtype) else get_default_dtype()
     device = like.device if like is not None else None
     out = []
     for v in values:

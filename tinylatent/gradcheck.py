@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import autograd
-from .tensor import Tensor
+from .tensor import Tensor, is_float_dtype
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
 
@@ -60,7 +60,7 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5,
     rng = np.random.default_rng(seed)
     with autograd.enable_grad():
         outs = _outputs(fn, xs)
-    outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
+    outs = [o for o in outs if isinstance(o, Tensor) and is_float_dtype(o.dtype)]
     n_out = sum(o.numel() for o in outs)
     n_in = sum(xs[i].numel() for i in idx)
     try:
@@ -78,7 +78,7 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5,
 def _float_outputs(fn, xs) -> list:
     with autograd.no_grad():
         return [np.asarray(o.numpy_host(), dtype=np.float64) for o in _outputs(fn, xs)
-                if isinstance(o, Tensor) and o.dtype.kind == "f"]
+                if isinstance(o, Tensor) and is_float_dtype(o.dtype)]
 
 
 def _weighted_output(fn, xs, vs) -> float:
@@ -187,12 +187,12 @@ def gradgradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5,
     idx = _diff_indices(xs)
     rng = np.random.default_rng(seed + 1)
     with autograd.enable_grad():
-        outs = [o for o in _outputs(fn, xs) if isinstance(o, Tensor) and o.dtype.kind == "f"]
+        outs = [o for o in _outputs(fn, xs) if isinstance(o, Tensor) and is_float_dtype(o.dtype)]
     vs = [Tensor._make(o.xp.asarray(rng.standard_normal(o.shape))) for o in outs]
 
     def first_derivative(*ys):
         with autograd.enable_grad():
-            out = [o for o in _outputs(fn, ys) if isinstance(o, Tensor) and o.dtype.kind == "f"]
+            out = [o for o in _outputs(fn, ys) if isinstance(o, Tensor) and is_float_dtype(o.dtype)]
             gs = autograd.grad(out, [ys[i] for i in idx], grad_outputs=vs,
                                create_graph=True, allow_unused=True)
         # an input that enters linearly has a constant gradient; keep it in the graph

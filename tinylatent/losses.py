@@ -13,7 +13,7 @@ import numpy as np
 from . import ops
 from .autograd import Function
 from .ops.contrastive import info_nce, nt_xent
-from .tensor import Tensor
+from .tensor import Tensor, is_float_dtype
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
@@ -27,7 +27,7 @@ def _as_tensor(x, like: Tensor) -> Tensor:
     a float32 model's loss into float64 (PyTorch would refuse the mix)."""
     if not isinstance(x, Tensor):
         return Tensor(x, dtype=like.dtype, device=like.device)
-    return x.to(like.dtype) if x.dtype != like.dtype and like.dtype.kind == "f" else x
+    return x.to(like.dtype) if x.dtype != like.dtype and is_float_dtype(like.dtype) else x
 
 
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
@@ -113,7 +113,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
     The VAE reconstruction term for Bernoulli pixels (Kingma & Welling 2014, App. C.1)."""
     target = _as_tensor(target, input)
     _check_same_shape(input, target, "binary_cross_entropy")
-    if input.dtype.kind == "f" and input.numel():
+    if is_float_dtype(input.dtype) and input.numel():
         lo, hi = float(input.array.min()), float(input.array.max())
         if lo < 0.0 or hi > 1.0 or lo != lo:
             raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], "
@@ -221,7 +221,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         w = w.astype(input.dtype)
     wb = None if w is None else Tensor._make(w.reshape((1, n_classes) + (1,) *
                                                        (input.ndim - 2)))
-    if target.dtype.kind == "f":  # class probabilities
+    if is_float_dtype(target.dtype):  # class probabilities
         _check_same_shape(input, target, "cross_entropy")
         t = target.to(input.dtype)
         if label_smoothing > 0:

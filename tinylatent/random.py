@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import CPU, Device
-from .tensor import Tensor, get_default_dtype
+from .tensor import Tensor, get_default_dtype, is_float_dtype
 
 __all__ = ["Generator", "manual_seed", "default_generator", "get_rng_state", "set_rng_state",
            "randn", "rand", "randint", "normal", "uniform", "bernoulli", "randperm", "multinomial",
@@ -73,17 +73,24 @@ def _setup(size, dtype, device, generator):
         g._rng(dev)
 
 
+def _sampling_dtype(dtype: np.dtype) -> np.dtype:
+    """The generators draw float32/float64 only: float16 and bfloat16 are drawn in float32
+    and rounded once."""
+    return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+
+
 def randn(*size, dtype=None, device=None, generator=None, requires_grad=False) -> Tensor:
     """Standard normal samples."""
     size, dtype, dev, rng = _setup(size, dtype, device, generator)
-    t = Tensor._make(rng.standard_normal(size, dtype=dtype))
+    t = Tensor._make(rng.standard_normal(size, dtype=_sampling_dtype(dtype)).astype(dtype,
+                                                                               copy=False))
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
 def rand(*size, dtype=None, device=None, generator=None, requires_grad=False) -> Tensor:
     """Uniform samples on [0, 1)."""
     size, dtype, dev, rng = _setup(size, dtype, device, generator)
-    t = Tensor._make(rng.random(size, dtype=dtype))
+    t = Tensor._make(rng.random(size, dtype=_sampling_dtype(dtype)).astype(dtype, copy=False))
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
@@ -113,9 +120,10 @@ def bernoulli(probs, generator=None) -> Tensor:
     """Samples in {0, 1} with P(1) = probs elementwise (no gradient)."""
     p = probs if isinstance(probs, Tensor) else Tensor(probs)
     _, _, dev, rng = _setup((), None, p.device, generator)
-    u = rng.random(p.shape, dtype=p.dtype if p.dtype.kind == "f" else np.float64)
+    floating = is_float_dtype(p.dtype)
+    u = rng.random(p.shape, dtype=_sampling_dtype(p.dtype) if floating else np.float64)
     hit = p.xp.asarray(u < p.array)
-    return Tensor._make(hit.astype(p.dtype if p.dtype.kind == "f" else get_default_dtype()))
+    return Tensor._make(hit.astype(p.dtype if floating else get_default_dtype()))
 
 
 def multinomial(probs, num_samples: int, replacement: bool = False,
@@ -124,7 +132,7 @@ def multinomial(probs, num_samples: int, replacement: bool = False,
     1), shape (..., num_samples), int64. Without replacement: the Gumbel-top-k trick (Vieira
     2014; Kool et al. 2019, Sec. 3), the k largest log p_i + Gumbel noise."""
     p = probs if isinstance(probs, Tensor) else Tensor(probs)
-    if p.ndim not in (1, 2) or p.dtype.kind != "f":
+    if p.ndim not in (1, 2) or not is_float_dtype(p.dtype):
         raise ValueError(f"multinomial: expected 1-D or 2-D float probabilities, got shape "
                          f"{p.shape} and dtype {p.dtype}")
     a = p.array.astype(np.float64)

@@ -102,8 +102,11 @@ def _encode_array(obj, arrays: dict, where: str) -> dict:
         raise TypeError(f"tl.save: {where} is an array of Python objects (dtype object), "
                         "which cannot be saved without pickle")
     key = f"a{len(arrays)}"
+    dtype = arr.dtype.str
+    if arr.dtype.name == "bfloat16":   # .npy knows no bfloat16 ('<V2'): store its 16 bits
+        arr, dtype = arr.view(np.uint16), "bfloat16"
     arrays[key] = arr
-    node = {"t": kind, "key": key, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+    node = {"t": kind, "key": key, "dtype": dtype, "shape": list(arr.shape)}
     if kind == "tensor":
         node["device"] = str(obj.device)
     return node
@@ -239,10 +242,19 @@ def _decode(node: dict, archive, device, path: str) -> Any:
     if kind in ("tensor", "ndarray", "scalar"):
         _check_declared_size(archive, node["key"], path)
         arr = archive[node["key"]]
-        if arr.dtype.str != node["dtype"] or list(arr.shape) != node["shape"]:
+        bits = node["dtype"] == "bfloat16"     # saved as its uint16 bits
+        if arr.dtype.str != ("<u2" if bits else node["dtype"]) \
+                or list(arr.shape) != node["shape"]:
             raise CheckpointError(f"tl.load: '{path}': array {node['key']} has dtype "
                                   f"{arr.dtype.str} shape {list(arr.shape)}, the header says "
                                   f"{node['dtype']} {node['shape']}")
+        if bits:
+            try:
+                from .tensor import bfloat16_dtype
+                arr = arr.view(bfloat16_dtype())
+            except AttributeError as e:
+                raise CheckpointError(f"tl.load: '{path}': array {node['key']} is bfloat16: "
+                                      f"{e}") from None
         if kind == "scalar":
             return arr[()]
         if kind == "ndarray":

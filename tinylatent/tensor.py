@@ -19,7 +19,7 @@ from .backend import CPU, Device, array_module, device_of_array
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full",
            "empty", "zeros_like", "ones_like", "full_like", "arange", "linspace", "eye",
            "float32", "float64", "float16", "int32", "int64", "bool_", "get_default_dtype",
-           "set_default_dtype"]
+           "set_default_dtype", "is_floating_point"]
 
 float16 = np.dtype("float16")
 float32 = np.dtype("float32")
@@ -32,13 +32,35 @@ bool_ = np.dtype("bool")
 _default_dtype = [float32]
 
 
+def is_float_dtype(dtype) -> bool:
+    """float16/32/64, and bfloat16: ml_dtypes' NumPy dtype (CuPy's bfloat16 too), which NumPy
+    reports as kind 'V', so a plain `dtype.kind == "f"` would take it for a non-number."""
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
+def is_floating_point(input) -> bool:
+    """True when `input` (a Tensor) holds float16/32/64 or bfloat16 (torch.is_floating_point)."""
+    return is_float_dtype(input.dtype)
+
+
+def bfloat16_dtype() -> np.dtype:
+    """tl.bfloat16: ml_dtypes' bfloat16 (8 exponent bits as float32, 7 mantissa bits), the
+    dtype CuPy's bfloat16 arrays use. NumPy has none of its own, hence the optional package."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise AttributeError("tinylatent.bfloat16 needs the ml_dtypes package (pip install "
+                             "ml_dtypes; NumPy has no bfloat16 of its own)") from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def get_default_dtype():
     return _default_dtype[0]
 
 
 def set_default_dtype(dtype) -> None:
     dtype = np.dtype(dtype)
-    if dtype.kind != "f":
+    if not is_float_dtype(dtype):
         raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
     _default_dtype[0] = dtype
 
@@ -179,7 +201,7 @@ class Tensor:
         body = np.array2string(self.numpy_host(), separator=", ", precision=4,
                                prefix="tensor(")
         extra = []
-        if self.dtype != _default_dtype[0] and self.dtype.kind == "f" or self.dtype.kind != "f":
+        if self.dtype != _default_dtype[0]:
             extra.append(f"dtype={self.dtype}")
         if self.device != CPU:
             extra.append(f"device='{self.device}'")
@@ -249,7 +271,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ grad bookkeeping
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.dtype.kind != "f":
+        if requires_grad and not is_float_dtype(self.dtype):
             raise RuntimeError(f"requires_grad_: only floating tensors can require grad, got "
                                f"dtype {self.dtype}")
         if not requires_grad and self._ctx is not None:
@@ -314,6 +336,13 @@ class Tensor:
 
     def double(self) -> "Tensor":
         return self.to(float64)
+
+    def bfloat16(self) -> "Tensor":
+        return self.to(bfloat16_dtype())
+
+    def is_floating_point(self) -> bool:
+        """True for float16/32/64 and bfloat16 tensors (torch.Tensor.is_floating_point)."""
+        return is_float_dtype(self.dtype)
 
     def long(self) -> "Tensor":
         return self.to(int64)

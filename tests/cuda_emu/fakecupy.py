@@ -143,6 +143,9 @@ class ndarray(np.ndarray):
     def get(self) -> np.ndarray:
         return np.array(self, copy=True).view(np.ndarray)
 
+    def __matmul__(self, other):
+        return matmul(self, other)
+
 
 def _on_device(a):
     """Results of NumPy calls placed on the current device (a view, no copy)."""
@@ -153,7 +156,7 @@ def _on_device(a):
 
 
 def _poison(a: np.ndarray) -> np.ndarray:
-    if a.dtype.kind in "fc":
+    if a.dtype.kind in "fc" or a.dtype.name == "bfloat16":
         a.fill(np.nan)
     elif a.size:
         a.view(np.uint8).fill(0xAB)
@@ -178,6 +181,18 @@ def ascontiguousarray(a, dtype=None) -> ndarray:
     if isinstance(a, ndarray) and a.flags.c_contiguous and (dtype is None or a.dtype == dtype):
         return a
     return _on_device(np.array(a, dtype=dtype, copy=True, order="C"))
+
+
+def matmul(a, b, out=None):
+    """CuPy's matmul: bfloat16 operands give a bfloat16 product (cuBLAS accumulates in
+    float32 and rounds once), where NumPy with ml_dtypes returns the float32 one."""
+    r = np.matmul(a, b)
+    if r.dtype != a.dtype and a.dtype.name == "bfloat16":
+        r = r.astype(a.dtype)
+    if out is None:
+        return _on_device(r)
+    out[...] = r
+    return out
 
 
 def __getattr__(attr):
@@ -208,6 +223,11 @@ _POINTEES = {"float": np.float32, "double": np.float64, "unsigned char": np.uint
              "int": np.int32, "long long": np.int64, "unsigned short": np.uint16,
              "__half": np.float16, "half": np.float16, "tl_half": np.float16,
              "__nv_bfloat16": np.uint16}
+try:   # tl_bf16 holds the bits of ml_dtypes' bfloat16, the dtype of CuPy's bfloat16 arrays
+    import ml_dtypes
+    _POINTEES["tl_bf16"] = ml_dtypes.bfloat16
+except ImportError:   # no bfloat16 arrays can exist, so no launch can pass one
+    pass
 
 
 def _parse_param(text: str) -> tuple:

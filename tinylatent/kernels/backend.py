@@ -18,7 +18,7 @@ __all__ = ["KernelBackend", "KERNELS", "check_backend"]
 class KernelBackend(Protocol):
     name: str          # "numba" or "cuda"
     xp: Any            # numpy or cupy
-    float16_ops: frozenset   # ops (fast_backend's `op`) whose kernels also take float16
+    half_ops: frozenset      # ops (fast_backend's `op`) whose kernels also take float16/bf16
 
     # ------------------------------------------------------------ memory and BLAS
     def c(self, a):
@@ -125,7 +125,7 @@ KERNELS = tuple(n for n in vars(KernelBackend)
 
 def check_backend(module) -> None:
     """Raise naming what is missing if `module` does not implement KernelBackend."""
-    missing = [n for n in ("name", "xp", "float16_ops") + KERNELS if not hasattr(module, n)]
+    missing = [n for n in ("name", "xp", "half_ops") + KERNELS if not hasattr(module, n)]
     if missing:
         raise TypeError(f"kernel backend {getattr(module, '__name__', module)!r} does not "
                         f"implement KernelBackend: missing {', '.join(missing)}")

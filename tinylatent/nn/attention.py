@@ -15,7 +15,7 @@ import math
 
 from .. import ops
 from ..ops.attention import scaled_dot_product_attention
-from ..tensor import Tensor, empty, zeros
+from ..tensor import Tensor, empty, is_float_dtype, zeros
 from . import functional as F
 from . import init
 from .linear import Linear
@@ -30,7 +30,7 @@ def _attention_with_weights(q: Tensor, k: Tensor, v: Tensor, mask, dropout_p: fl
     boolean keep-mask (True = attend) or an additive float mask. Rows with every key
     masked get zero weights (as the SDPA reference does)."""
     scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, h, L, S)
-    if mask is not None and mask.dtype.kind == "f":
+    if mask is not None and is_float_dtype(mask.dtype):
         scores = scores + mask
         attn = ops.softmax(scores, axis=-1)
     elif mask is not None:

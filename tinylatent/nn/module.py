@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import autograd
 from ..backend import Device
-from ..tensor import Tensor
+from ..tensor import Tensor, is_float_dtype
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict"]
 
@@ -454,7 +454,7 @@ class Module:
                 dtype = a
         if dtype is not None:
             dtype = np.dtype(dtype)
-            if dtype.kind != "f":
+            if not is_float_dtype(dtype):
                 raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
         dev = Device(device) if device is not None else None
 
@@ -463,7 +463,7 @@ class Module:
             with autograd.no_grad():
                 if dev is not None:
                     t = t.to(dev)
-                if dtype is not None and t.dtype.kind == "f":
+                if dtype is not None and is_float_dtype(t.dtype):
                     t = t.to(dtype)
             return t.array
 
@@ -542,7 +542,7 @@ class Module:
                 src = src.get() if hasattr(src, "get") and not isinstance(src, np.ndarray) \
                     else src
                 src = t.xp.asarray(src)
-            if src.dtype.kind not in "biuf":
+            if src.dtype.kind not in "biuf" and not is_float_dtype(src.dtype):
                 raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:"
                                    f"\n  '{k}': expected numbers, got an array of dtype "
                                    f"{src.dtype}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..tensor import Tensor, get_default_dtype
+from ..tensor import Tensor, get_default_dtype, is_float_dtype
 
 
 def _coerce(a, b):
@@ -21,20 +21,20 @@ def _coerce(a, b):
     """
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb:
-        ka, kb = a.array.dtype.kind, b.array.dtype.kind
-        if ka == "f" and kb != "f":
+        fa, fb = is_float_dtype(a.array.dtype), is_float_dtype(b.array.dtype)
+        if fa and not fb:
             b = cast(b, a.dtype)
-        elif kb == "f" and ka != "f":
+        elif fb and not fa:
             a = cast(a, b.dtype)
     elif not ta and not tb:
         a = Tensor(a)
     elif ta:
         b = _scalar_or_operand(b, a)
-        if isinstance(b, float) and a.array.dtype.kind != "f":
+        if isinstance(b, float) and not is_float_dtype(a.array.dtype):
             a = cast(a, get_default_dtype())
     else:
         a = _scalar_or_operand(a, b)
-        if isinstance(a, float) and b.array.dtype.kind != "f":
+        if isinstance(a, float) and not is_float_dtype(b.array.dtype):
             b = cast(b, get_default_dtype())
     return a, b
 
@@ -46,8 +46,8 @@ def _scalar_or_operand(x, like: Tensor):
 def _as_operand(x, like: Tensor):
     """Arrays and lists next to a tensor become tensors (float ones take its float dtype)."""
     arr = like.xp.asarray(x)
-    if arr.dtype.kind == "f" or (like.dtype.kind == "f" and arr.dtype.kind in "iub"):
-        arr = arr.astype(like.dtype if like.dtype.kind == "f" else arr.dtype, copy=False)
+    if is_float_dtype(arr.dtype) or (is_float_dtype(like.dtype) and arr.dtype.kind in "iub"):
+        arr = arr.astype(like.dtype if is_float_dtype(like.dtype) else arr.dtype, copy=False)
     return Tensor._make(arr)
 
 
@@ -206,7 +206,7 @@ class Clamp(Function):
         if hi is not None:
             inside &= x <= hi
         ctx.save_for_backward(inside)
-        return ctx.xp.clip(x, lo, hi)
+        return ctx.xp.clip(x, lo, hi).astype(x.dtype, copy=False)   # (bfloat16 -> float32)
 
     @staticmethod
     def backward(ctx, grad):
@@ -220,7 +220,10 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
-        return ctx.xp.where(cond, a, b)
+        out = ctx.xp.where(cond, a, b)
+        # ml_dtypes promotes a Python float before a bfloat16 array to float32: keep bfloat16
+        dt = a.dtype if hasattr(a, "dtype") else getattr(b, "dtype", out.dtype)
+        return out.astype(dt) if dt.name == "bfloat16" and out.dtype != dt else out
 
     @staticmethod
     def backward(ctx, grad):
@@ -240,7 +243,7 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return cast(grad, ctx.src) if ctx.src.kind == "f" else None
+        return cast(grad, ctx.src) if is_float_dtype(ctx.src) else None
 
 
 class Clone(Function):
@@ -304,9 +307,9 @@ def mul(a, b) -> Tensor:
 def div(a, b) -> Tensor:
     """True division; integer operands give the default float dtype (as in PyTorch)."""
     a, b = _coerce(a, b)   # after this, a tensor operand is non-float only if both are
-    if isinstance(a, Tensor) and a.array.dtype.kind != "f":
+    if isinstance(a, Tensor) and not is_float_dtype(a.array.dtype):
         a = cast(a, get_default_dtype())
-    if isinstance(b, Tensor) and b.array.dtype.kind != "f":
+    if isinstance(b, Tensor) and not is_float_dtype(b.array.dtype):
         b = cast(b, get_default_dtype())
     return Div.apply(a, b)
 
@@ -318,7 +321,7 @@ def neg(a: Tensor) -> Tensor:
 def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
     """a ** b for a tensor or scalar exponent (and a scalar base with a tensor exponent)."""
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        if isinstance(b, float) and a.dtype.kind != "f":
+        if isinstance(b, float) and not is_float_dtype(a.dtype):
             a = cast(a, get_default_dtype())
         return PowScalar.apply(a, p=b)
     a, b = _coerce(a, b)

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ..autograd import Function, is_grad_enabled
-from ..tensor import Tensor
+from ..tensor import Tensor, is_float_dtype
 from .arithmetic import where
 from .fast import fast_backend, reference_vjp
 from .reduce import softmax
@@ -39,7 +39,7 @@ def _check(q, k, v, attn_mask, dropout_p, scale):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
         if t.ndim < 2:
             raise ValueError(f"{op}: {name} must be at least 2-D (..., T, D), got {t.shape}")
-        if t.dtype.kind != "f":
+        if not is_float_dtype(t.dtype):
             raise TypeError(f"{op}: {name} must be floating, got dtype {t.dtype}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"{op}: query {q.shape} and key {k.shape} must share the last "
@@ -60,7 +60,7 @@ def _check(q, k, v, attn_mask, dropout_p, scale):
         if not isinstance(m, Tensor):
             raise TypeError(f"{op}: attn_mask must be a Tensor or None, got "
                             f"{type(m).__name__}")
-        if m.dtype.kind not in "bf":
+        if m.dtype.kind != "b" and not is_float_dtype(m.dtype):
             raise TypeError(f"{op}: attn_mask must be bool (True = keep) or float "
                             f"(added to the scores), got dtype {m.dtype}")
         try:
@@ -122,7 +122,7 @@ def _scale(q: Tensor, scale) -> float:
 
 def _reference(q, k, v, attn_mask, dropout_p, is_causal, scale, generator):
     fmask = None
-    if attn_mask is not None and attn_mask.dtype.kind == "f":
+    if attn_mask is not None and is_float_dtype(attn_mask.dtype):
         fmask = attn_mask.to(q.dtype)
     drop = None
     if dropout_p > 0.0:
@@ -227,7 +227,7 @@ def _fast_applies(be, q: Tensor, k: Tensor, v: Tensor, attn_mask) -> bool:
     that are constants (a float mask requiring grad needs the reference)."""
     batch = q.shape[:-2]
     return (be is not None and k.shape[:-2] == batch and v.shape[:-2] == batch
-            and not (attn_mask is not None and attn_mask.dtype.kind == "f"
+            and not (attn_mask is not None and is_float_dtype(attn_mask.dtype)
                      and attn_mask.requires_grad))
 
 

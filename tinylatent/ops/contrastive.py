@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, is_grad_enabled
-from ..tensor import Tensor
+from ..tensor import Tensor, is_float_dtype
 from .arithmetic import where
 from .fast import fast_backend, reference_vjp
 from .linalg import normalize
@@ -59,7 +59,7 @@ def _check_pair(op: str, a: Tensor, b: Tensor, na: str, nb: str) -> None:
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
         if t.ndim != 2:
             raise ValueError(f"{op}: {name} must be 2-D (N, D), got shape {t.shape}")
-        if t.dtype.kind != "f":
+        if not is_float_dtype(t.dtype):
             raise TypeError(f"{op}: {name} must be floating, got dtype {t.dtype}")
     if a.shape != b.shape:
         raise ValueError(f"{op}: {na} {a.shape} and {nb} {b.shape} must have the same shape")
@@ -191,10 +191,12 @@ def _row_weights(xp, grad: Tensor, n_rows: int, reduction: str, dtype):
 
 
 def _reduce_rows(xp, loss, reduction: str):
+    # 16-bit rows are summed in float32 and rounded once (as the Sum / Mean ops do)
+    acc = np.float32 if loss.dtype.itemsize == 2 else loss.dtype
     if reduction == "mean":
-        return xp.asarray(loss.mean(dtype=loss.dtype))
+        return xp.asarray(loss.mean(dtype=acc).astype(loss.dtype))
     if reduction == "sum":
-        return xp.asarray(loss.sum(dtype=loss.dtype))
+        return xp.asarray(loss.sum(dtype=acc).astype(loss.dtype))
     return loss
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import Function, is_grad_enabled
-from ..tensor import Tensor
+from ..tensor import Tensor, is_float_dtype
 from .fast import fast_backend, reference_vjp
 
 __all__ = ["affine_coupling", "affine_coupling_inverse", "affine_coupling_reference",
@@ -28,7 +28,7 @@ def _check(op: str, a: Tensor, log_s: Tensor, t: Tensor, a_name: str) -> None:
     for name, v in ((a_name, a), ("log_s", log_s), ("t", t)):
         if not isinstance(v, Tensor):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(v).__name__}")
-        if v.dtype.kind != "f":
+        if not is_float_dtype(v.dtype):
             raise TypeError(f"{op}: {name} must be floating, got dtype {v.dtype}")
     if a.ndim < 1:
         raise ValueError(f"{op}: {a_name} needs a batch axis, got shape {a.shape}")

@@ -23,14 +23,21 @@ from ..tensor import Tensor
 __all__ = ["fast_backend", "reference_vjp"]
 
 _FAST_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
-_FLOAT16 = np.dtype(np.float16)
+
+
+def _half(dtypes: set) -> bool:
+    """One 16-bit float dtype: float16, or bfloat16 (ml_dtypes, CuPy's bfloat16)."""
+    if len(dtypes) != 1:
+        return False
+    (dtype,) = dtypes
+    return dtype == np.float16 or dtype.name == "bfloat16"
 
 
 def fast_backend(*tensors, op: str | None = None):
     """The kernel backend (tinylatent.kernels.backend.KernelBackend) for these tensors, or
     None: the reference is forced (TINYLATENT_KERNELS=reference, kernels.use_reference()),
-    a dtype other than float32/float64 (float16 only for an `op` in the backend's
-    float16_ops), or no backend for their device (Numba or CuPy missing: dispatch warns
+    a dtype other than float32/float64 (float16 or bfloat16 only for an `op` in the
+    backend's half_ops), or no backend for their device (Numba or CuPy missing: dispatch warns
     once). None entries (an absent bias) are skipped."""
     from ..kernels.dispatch import backend_for, reference_forced
     if reference_forced():
@@ -38,9 +45,9 @@ def fast_backend(*tensors, op: str | None = None):
     dtypes = {t.dtype for t in tensors if t is not None}
     if dtypes <= _FAST_DTYPES:
         return backend_for(tensors[0])
-    if op is not None and dtypes == {_FLOAT16}:
+    if op is not None and _half(dtypes):
         be = backend_for(tensors[0])
-        if be is not None and op in be.float16_ops:
+        if be is not None and op in be.half_ops:
             return be
     return None
 

@@ -1,6 +1,8 @@
 """Matrix products."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..tensor import Tensor
 from .arithmetic import _coerce
@@ -23,7 +25,9 @@ class MatMul(Function):
     def forward(ctx, a, b, *, ta=False, tb=False):
         ctx.save_for_backward(a, b)
         ctx.ta, ctx.tb = ta, tb
-        return (a.swapaxes(-1, -2) if ta else a) @ (b.swapaxes(-1, -2) if tb else b)
+        c = (a.swapaxes(-1, -2) if ta else a) @ (b.swapaxes(-1, -2) if tb else b)
+        # NumPy multiplies bfloat16 (ml_dtypes) in float32 and returns float32: round once
+        return c if c.dtype == a.dtype else c.astype(a.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -177,7 +181,11 @@ class Einsum(Function):
     def forward(ctx, *xs, inputs, output):
         ctx.save_for_backward(*xs)
         ctx.subscripts, ctx.output = inputs, output
-        return ctx.xp.einsum(",".join(inputs) + "->" + output, *xs)
+        spec = ",".join(inputs) + "->" + output
+        if any(x.dtype.name == "bfloat16" for x in xs) and ctx.xp is np:
+            # NumPy's einsum rejects ml_dtypes' bfloat16: contract in float32, round once
+            return np.einsum(spec, *[x.astype(np.float32) for x in xs]).astype(xs[0].dtype)
+        return ctx.xp.einsum(spec, *xs)
 
     @staticmethod
     def backward(ctx, grad):

@@ -9,8 +9,10 @@ import builtins
 import warnings
 from typing import NamedTuple
 
+import numpy as np
+
 from ..autograd import Function, is_grad_enabled
-from ..tensor import Tensor
+from ..tensor import Tensor, is_float_dtype
 from .axis_check import check_axes, check_axis
 from .fast import fast_backend, reference_vjp
 
@@ -53,6 +55,9 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, *, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        if x.dtype.itemsize == 2:   # float16 / bfloat16: accumulate in float32, round once
+            # (bfloat16's 8 bits would stop 10,000 ones at 256; PyTorch accumulates in float)
+            return x.sum(axis=axes, keepdims=keepdims, dtype=np.float32).astype(x.dtype)
         return x.sum(axis=axes, keepdims=keepdims)
 
     @staticmethod
@@ -70,8 +75,8 @@ class Mean(Function):
         for a in axes:
             n *= x.shape[a]
         ctx.n = n
-        if x.dtype.itemsize < 4:   # float16: NumPy's mean accumulates in float32
-            return x.mean(axis=axes, keepdims=keepdims)
+        if x.dtype.itemsize == 2:   # float16 / bfloat16: accumulate in float32, round once
+            return x.mean(axis=axes, keepdims=keepdims, dtype=np.float32).astype(x.dtype)
         # (what ndarray.mean computes, without its Python-level overhead)
         return x.sum(axis=axes, keepdims=keepdims) / n
 
@@ -133,7 +138,7 @@ def sum(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001
 
 def mean(x: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
-    if x.dtype.kind != "f":
+    if not is_float_dtype(x.dtype):
         raise TypeError(f"mean: expected a floating tensor, got dtype {x.dtype}")
     return Mean.apply(x, axes=_axes(axis, x.ndim, "mean"), keepdims=bool(keepdims))
 
@@ -226,7 +231,7 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False, *, dim=None,
     axis, keepdims = _pick(axis, dim, keepdims, keepdim)
     if not isinstance(x, Tensor):
         raise TypeError(f"logsumexp: expected a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
+    if not is_float_dtype(x.dtype):
         raise TypeError(f"logsumexp: expected a floating tensor, got dtype {x.dtype}")
     axes = _axes(axis, x.ndim, "logsumexp")
     keepdims = bool(keepdims)

@@ -27,12 +27,12 @@ SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # -DTL_BLOCK (common.cuh sizes its shared buffers and reduction trees by it). A power of two
 # from 32 to 1024.
 BLOCK = 256
-# The ops whose kernels also take float16 (storage; float arithmetic inside, one rounding per
-# output): a float16 tensor of any other op runs that op's reference.
-float16_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: flash and masked
-                         "conv",                                # conv: im2col + cuBLAS
-                         "logsumexp", "info_nce", "nt_xent", "coupling", "embedding",
-                         "lstm"})
+# The ops whose kernels also take the 16-bit floats, float16 and bfloat16 (storage; float
+# arithmetic inside, one rounding per output): such a tensor of any other op runs that op's
+# reference.
+half_ops = frozenset({"gelu", "layer_norm", "attention",   # attention: flash and masked
+                      "conv",                                # conv: im2col + cuBLAS
+                      "logsumexp", "info_nce", "nt_xent", "coupling", "embedding", "lstm"})
 
 
 def available() -> bool:
@@ -73,16 +73,20 @@ def _launch(source: str, kname: str, dtype, grid: tuple, args: tuple) -> None:
     with 0 blocks (an empty input) is not launched."""
     if min(grid) == 0:
         return
-    sfx = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
-           np.dtype(np.float16): "f16"}[np.dtype(dtype)]
+    dtype = np.dtype(dtype)
+    sfx = "bf16" if dtype.name == "bfloat16" else {np.dtype(np.float32): "f32",
+                                                   np.dtype(np.float64): "f64",
+                                                   np.dtype(np.float16): "f16"}[dtype]
     cp = _cp()
     kernel = _module(source, BLOCK, cp.cuda.Device().id).get_function(f"{kname}_{sfx}")
     kernel(grid, (BLOCK,), args)
 
 
 def _compute_dtype(dtype) -> np.dtype:
-    """The kernels' arithmetic type for a storage dtype: float32 for float16 (tl_half)."""
-    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+    """The kernels' arithmetic type for a storage dtype: float32 for the 16-bit floats
+    (tl_half, tl_bf16)."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize == 2 else dtype
 
 
 def _grid(total: int) -> tuple:
@@ -325,7 +329,7 @@ def normalize_rows(z, eps=1e-12):
     cp = _cp()
     z = c(z)
     zn = cp.empty_like(z)
-    acc = _compute_dtype(z.dtype)                   # the norms in float for float16 rows
+    acc = _compute_dtype(z.dtype)                   # the norms in float for 16-bit rows
     norm = cp.empty(z.shape[0], acc)
     _launch("contrastive.cu", "normalize_rows", z.dtype, (z.shape[0],),
             (z, zn, norm, acc.type(eps), _i(z.shape[1])))
@@ -445,7 +449,7 @@ def lstm_step_backward(act, c, tanh_c, gout, dh, dc, dgates):
 @_on_device
 def embedding_backward(idx, gy, num_embeddings, padding_idx=None):
     """One block per looked-up row, its elements atomically added into gW (embedding.cu);
-    float16 gradients are summed in float32 and rounded once."""
+    float16 and bfloat16 gradients are summed in float32 and rounded once."""
     cp = _cp()
     d = gy.shape[-1]
     n = idx.size

@@ -3,7 +3,8 @@
 //   y = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2,  dy/dx = Phi(x) + x exp(-x^2/2) / sqrt(2 pi)
 // The backward is one multiply by dy/dx (done by the caller). CUDA's erff / erf are accurate to
 // a few ulp, so no approximation is needed here. A grid-stride loop, one element per thread.
-// float16 (tl_half) loads to float, computes y and dy/dx in float and rounds each once.
+// float16 and bfloat16 (tl_half, tl_bf16) load to float, compute y and dy/dx in float and
+// round each once.
 #include "common.cuh"
 
 __device__ __forceinline__ float tl_erf(float x) { return erff(x); }
@@ -29,3 +30,4 @@ __device__ void gelu_forward_impl(const T* x, T* y, T* d, long long n) {
 TL_ACTIVATION_KERNELS(float, f32)
 TL_ACTIVATION_KERNELS(double, f64)
 TL_ACTIVATION_KERNELS(tl_half, f16)
+TL_ACTIVATION_KERNELS(tl_bf16, bf16)

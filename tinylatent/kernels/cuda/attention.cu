@@ -3,7 +3,8 @@
 //   backward: dS_ij = scale P_ij (dP_ij - sum_j' dP_ij' P_ij')
 // One block per row of the (N*Tq, Tk) score matrix, in place.
 // The scaled scores are recomputed from s in each pass rather than stored back, so float16
-// (tl_half) rows round only the weights e_ij and P_ij; max, sum and dot products in float.
+// and bfloat16 (tl_half, tl_bf16) rows round only the weights e_ij and P_ij; max, sum and
+// dot products in float.
 #include "common.cuh"
 
 template <typename T, typename A>
@@ -61,3 +62,4 @@ __device__ void softmax_backward_impl(const T* p, T* dp, A scale, int Tk) {
 TL_ATTENTION_KERNELS(float, float, f32)
 TL_ATTENTION_KERNELS(double, double, f64)
 TL_ATTENTION_KERNELS(tl_half, float, f16)
+TL_ATTENTION_KERNELS(tl_bf16, float, bf16)

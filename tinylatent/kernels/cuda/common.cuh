@@ -1,7 +1,8 @@
 // Shared helpers for tinylatent's CUDA kernels (compiled by NVRTC through CuPy's RawModule,
 // and by `nvcc -ptx` in the tests). Every kernel is a template instantiated for float and
 // double under extern "C" names with a _f32 / _f64 suffix; the ones listed in
-// kernels/cuda FLOAT16_OPS also for float16 storage (tl_half, suffix _f16).
+// kernels/cuda half_ops also for float16 storage (tl_half, suffix _f16) and bfloat16 storage
+// (tl_bf16, suffix _bf16).
 #pragma once
 
 // Threads per block of every kernel (a power of two): defined once, in kernels/cuda
@@ -30,9 +31,28 @@ __device__ __forceinline__ unsigned short tl_float_to_half_bits(float f) {  // t
 }
 #endif
 
-// The arithmetic type of a storage type: float for tl_half, the type itself otherwise.
+// bfloat16 storage (the top 16 bits of a float32: 8 exponent bits, 7 mantissa bits), float
+// arithmetic, as for tl_half. The conversions are integer operations rather than PTX's
+// cvt.rn.bf16.f32, which exists only from sm_80: a module holding them compiles for every
+// architecture (its float32 kernels included), and the CPU emulation runs this same code.
+struct tl_bf16 { unsigned short bits; };
+__device__ __forceinline__ float tl_bf16_bits_to_float(unsigned short h) {
+    return __int_as_float((int)((unsigned)h << 16));
+}
+__device__ __forceinline__ unsigned short tl_float_to_bf16_bits(float f) {
+    const unsigned u = (unsigned)__float_as_int(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)            // NaN: keep the sign, make it quiet
+        return (unsigned short)((u >> 16) | 0x0040u);
+    // to nearest, ties to even: add 0x7fff plus the lowest kept bit, drop the low 16 bits
+    // (a carry into the exponent rounds up to the next binade, or to inf past the largest)
+    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// The arithmetic type of a storage type: float for tl_half and tl_bf16, the type itself
+// otherwise.
 template <typename T> struct tl_compute { typedef T type; };
 template <> struct tl_compute<tl_half> { typedef float type; };
+template <> struct tl_compute<tl_bf16> { typedef float type; };
 
 // Load a stored value as the arithmetic type C, and store C as T. For float and double
 // these are plain casts, so their kernels compute exactly what they did before tl_half.
@@ -43,6 +63,12 @@ template <> __device__ __forceinline__ float tl_ld<float, tl_half>(tl_half v) {
 template <> __device__ __forceinline__ double tl_ld<double, tl_half>(tl_half v) {
     return (double)tl_half_bits_to_float(v.bits);
 }
+template <> __device__ __forceinline__ float tl_ld<float, tl_bf16>(tl_bf16 v) {
+    return tl_bf16_bits_to_float(v.bits);
+}
+template <> __device__ __forceinline__ double tl_ld<double, tl_bf16>(tl_bf16 v) {
+    return (double)tl_bf16_bits_to_float(v.bits);
+}
 template <typename T, typename C> __device__ __forceinline__ T tl_st(C v) { return (T)v; }
 template <> __device__ __forceinline__ tl_half tl_st<tl_half, float>(float v) {
     tl_half h;
@@ -51,6 +77,14 @@ template <> __device__ __forceinline__ tl_half tl_st<tl_half, float>(float v) {
 }
 template <> __device__ __forceinline__ tl_half tl_st<tl_half, double>(double v) {
     return tl_st<tl_half, float>((float)v);   // through float: a double rounding, < 1 ulp
+}
+template <> __device__ __forceinline__ tl_bf16 tl_st<tl_bf16, float>(float v) {
+    tl_bf16 h;
+    h.bits = tl_float_to_bf16_bits(v);
+    return h;
+}
+template <> __device__ __forceinline__ tl_bf16 tl_st<tl_bf16, double>(double v) {
+    return tl_st<tl_bf16, float>((float)v);   // through float: a double rounding, < 1 ulp
 }
 
 template <typename T> __device__ __forceinline__ T tl_inf();

@@ -2,8 +2,9 @@
 //   lse_i  = m_i + log sum_j exp(x_ij - m_i)
 //   loss_i = lse_i(S_i / tau, diagonal masked if asked) - S_i,pos(i) / tau,  pos(i) = (i+shift) % C
 //   P_ij   = exp(S_ij / tau - m_i) / sum_j exp(S_ij / tau - m_i), written over S (backward)
-// T is the storage type, A the arithmetic one (float for tl_half, else T): float16 rows are
-// reduced in float, the row statistics (mx, tot, norm) kept in float, each output rounded once.
+// T is the storage type, A the arithmetic one (float for tl_half and tl_bf16, else T): 16-bit
+// rows are reduced in float, the row statistics (mx, tot, norm) kept in float, each output
+// rounded once.
 #include "common.cuh"
 
 // mx and tot (row max and sum) are kept for the backward: exp(x - mx) / tot is the softmax
@@ -189,3 +190,4 @@ __device__ void normalize_rows_backward_impl(const T* gzn, const T* zn, const A*
 TL_CONTRASTIVE_KERNELS(float, float, f32)
 TL_CONTRASTIVE_KERNELS(double, double, f64)
 TL_CONTRASTIVE_KERNELS(tl_half, float, f16)
+TL_CONTRASTIVE_KERNELS(tl_bf16, float, bf16)

@@ -3,8 +3,9 @@
 //   cols[(c, i, j), (b, oh, ow)] = x[b, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]  (0 outside)
 // plus, for a bias, a last row of ones (the bias is the last column of W').
 // col2im is written as a gather (each input pixel sums the taps that read it), so it needs
-// no atomics and is deterministic. float16 (tl_half): im2col only moves values; col2im sums
-// the taps in float and rounds once; the GEMMs are cuBLAS's (float accumulation).
+// no atomics and is deterministic. float16 and bfloat16 (tl_half, tl_bf16): im2col only
+// moves values; col2im sums the taps in float and rounds once; the GEMMs are cuBLAS's (float
+// accumulation).
 #include "common.cuh"
 
 // Indexing: 32-bit divisions only, once per thread and column (64-bit division is a long
@@ -84,3 +85,4 @@ __device__ void col2im_impl(const T* cols, T* x, int B, int C, int H, int W, int
 TL_CONV_KERNELS(float, f32)
 TL_CONV_KERNELS(double, f64)
 TL_CONV_KERNELS(tl_half, f16)
+TL_CONV_KERNELS(tl_bf16, bf16)

@@ -5,7 +5,8 @@
 //   added to glog_s by the autograd engine):
 //     forward:  gx = g exp(log_s),  glog_s = g (y - t),  gt = g
 //     inverse:  gy = g exp(-log_s), glog_s = -g x,       gt = -g exp(-log_s)
-// float16 (tl_half): exp and the logabsdet sum in float, each output rounded once.
+// float16 and bfloat16 (tl_half, tl_bf16): exp and the logabsdet sum in float, each output
+// rounded once.
 #include "common.cuh"
 
 template <typename T>
@@ -56,3 +57,4 @@ __device__ void coupling_backward_impl(const T* g, const T* out, const T* ls, co
 TL_COUPLING_KERNELS(float, f32)
 TL_COUPLING_KERNELS(double, f64)
 TL_COUPLING_KERNELS(tl_half, f16)
+TL_COUPLING_KERNELS(tl_bf16, bf16)

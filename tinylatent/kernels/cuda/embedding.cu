@@ -21,8 +21,8 @@ __device__ __forceinline__ void tl_atomic_add(double* p, double v) {
 }
 
 // One block per looked-up row n (a grid-stride loop over rows), its threads along the D
-// features: coalesced, and no 64-bit division per element. float16 gradients (tl_half) are
-// summed into a float gW (A), which the caller rounds to float16 once.
+// features: coalesced, and no 64-bit division per element. float16 and bfloat16 gradients
+// (tl_half, tl_bf16) are summed into a float gW (A), which the caller rounds once.
 template <typename T, typename A>
 __device__ void embedding_backward_impl(const long long* idx, const T* gy, long long padding_idx,
                                         A* gw, long long N, int D, long long V) {
@@ -44,3 +44,4 @@ __device__ void embedding_backward_impl(const long long* idx, const T* gy, long 
 TL_EMBEDDING_KERNELS(float, float, f32)
 TL_EMBEDDING_KERNELS(double, double, f64)
 TL_EMBEDDING_KERNELS(tl_half, float, f16)
+TL_EMBEDDING_KERNELS(tl_bf16, float, bf16)

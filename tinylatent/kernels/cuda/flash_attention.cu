@@ -9,8 +9,8 @@
 // (consecutive threads on consecutive features: coalesced). The running max m, sum l and the
 // output row live in registers (D, Dv <= TL_MAX_D). A row with no key kept (lse = -inf) gets
 // zero output and zero gradients, as the reference. q, k, v, out, dout: (N, T, D) contiguous.
-// float16 (tl_half) storage: tiles, registers, lse and D_i are float (C), each output is
-// rounded to float16 once.
+// float16 and bfloat16 (tl_half, tl_bf16) storage: tiles, registers, lse and D_i are float
+// (C), each output is rounded to its 16 bits once.
 #include "common.cuh"
 
 #define TL_TILE 16
@@ -179,7 +179,7 @@ __device__ void flash_backward_dkdv_impl(const T* q, const T* k, const T* v, con
     for (int c = 0; c < Dv; ++c) dv[off * Dv + c] = tl_st<T>(av[c]);
 }
 
-// C: the arithmetic type, also of lse, D_i and scale (float for tl_half, else T)
+// C: the arithmetic type, also of lse, D_i and scale (float for tl_half and tl_bf16, else T)
 #define TL_FLASH_KERNELS(T, C, SFX)                                                          \
     extern "C" __global__ void flash_attention_forward_##SFX(const T* q, const T* k,         \
         const T* v, T* out, C* lse, C scale, int causal, int Tq, int Tk, int D, int Dv) {    \
@@ -201,3 +201,4 @@ __device__ void flash_backward_dkdv_impl(const T* q, const T* k, const T* v, con
 TL_FLASH_KERNELS(float, float, f32)
 TL_FLASH_KERNELS(double, double, f64)
 TL_FLASH_KERNELS(tl_half, float, f16)
+TL_FLASH_KERNELS(tl_bf16, float, bf16)

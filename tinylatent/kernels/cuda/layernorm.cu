@@ -5,7 +5,8 @@
 //   gw_j = sum_r gy_rj xhat_rj,  gb_j = sum_r gy_rj   (a column kernel: no atomics)
 // One block per row; mean and variance in one sweep of sums shifted by the row's first
 // element (so a large common offset does not cancel), accumulated in double. float16
-// (tl_half) computes each output in float from the double statistics and rounds it once.
+// and bfloat16 (tl_half, tl_bf16) compute each output in float from the double statistics
+// and round it once.
 #include "common.cuh"
 
 template <typename T>
@@ -91,3 +92,4 @@ __device__ void layer_norm_param_grad_impl(const T* gy, const T* x, const double
 TL_LAYERNORM_KERNELS(float, f32)
 TL_LAYERNORM_KERNELS(double, f64)
 TL_LAYERNORM_KERNELS(tl_half, f16)
+TL_LAYERNORM_KERNELS(tl_bf16, bf16)

@@ -6,8 +6,9 @@
 // One thread per (b, j) element of the (B, H) state. The lstm_step_* kernels are the same
 // passes for one step of a sequence (tinylatent.ops.recurrent.lstm_sequence): they sum the
 // two GEMM results and b_hh into the gates, and the backward adds the output's own gradient
-// to the recurrent one and updates dL/dc in place. float16 (tl_half): every value is loaded
-// into float (A), the gates and states computed there and each stored value rounded once.
+// to the recurrent one and updates dL/dc in place. float16 and bfloat16 (tl_half, tl_bf16):
+// every value is loaded into float (A), the gates and states computed there and each stored
+// value rounded once.
 #include "common.cuh"
 
 template <typename T> __device__ __forceinline__ T tl_sigmoid(T a) {
@@ -101,3 +102,4 @@ __device__ void lstm_step_backward_impl(const T* act, const T* c, const T* tanh_
 TL_LSTM_KERNELS(float, f32)
 TL_LSTM_KERNELS(double, f64)
 TL_LSTM_KERNELS(tl_half, f16)
+TL_LSTM_KERNELS(tl_bf16, bf16)

@@ -28,7 +28,7 @@ from . import lstm as _lstm
 
 xp = np
 name = "numba"
-float16_ops = frozenset()      # no float16 kernels on the CPU: float16 runs the references
+half_ops = frozenset()   # no float16 / bfloat16 kernels on the CPU: they run the references
 
 class _Pool(threading.local):
     buffers: dict
