@@ -416,8 +416,8 @@ def gelu_reference(x: Tensor) -> Tensor:
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU (Hendrycks & Gimpel 2016): x * Phi(x), exact (erf) or the tanh approximation.
-    The exact one runs GeluFn on a kernel backend when one applies (float32/64; float16 on
-    the GPU)."""
+    The exact one runs GeluFn on a kernel backend when one applies (float32/64; float16 and
+    bfloat16 on the GPU)."""
     x = _floating(x)
     if approximate == "tanh":
         c = math.sqrt(2.0 / math.pi)
