@@ -33,7 +33,7 @@ MODELS = ["ae", "deep", "conv", "denoising", "sparse", "contractive"]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Autoencoders on MNIST (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--model", choices=MODELS, default="ae")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)

@@ -49,7 +49,7 @@ RESUMABLE = {"epochs", "resume", "out", "progress"}
 
 def main(argv=None) -> list:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=tl.train.DefaultsHelpFormatter)
     ap.add_argument("--model", choices=["made", "nade", "planar_vae"], default="made")
     ap.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     ap.add_argument("--flows", type=int, default=8, help="planar_vae: planar flows K")

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="VI vs Laplace for Bayesian logistic regression",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=3000, help="Adam steps on the ELBO")
     p.add_argument("--samples", type=int, default=16, help="draws per ELBO estimate")
     p.add_argument("--lr", type=float, default=0.02)

@@ -39,7 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Colorization pretext task (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"], default="mnist")
     p.add_argument("--image-size", type=int, default=28, help="28 (MNIST), 32 (CIFAR-10)")
     p.add_argument("--epochs", type=int, default=4)

@@ -41,7 +41,7 @@ RESUMABLE = ("resume", "epochs", "out", "limit_train_batches", "data_dir")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="CycleGAN: MNIST <-> bold MNIST (unpaired)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     p.add_argument("--domain", choices=["thick", "thick-inverted"], default="thick",
                    help="domain B: bold digits, or bold digits dark on white")

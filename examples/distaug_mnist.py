@@ -35,7 +35,7 @@ RUNS = {"clean": dict(num_transforms=1), "unconditioned aug": dict(conditional=F
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="DistAug for MADE on MNIST",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--epochs", type=int, default=1000, help="at most")
     p.add_argument("--patience", type=int, default=40,
                    help="stop after this many epochs without a better validation NLL")

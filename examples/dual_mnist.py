@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--marginal-epochs", type=int, default=40)
     p.add_argument("--warm-epochs", type=int, default=10)
     p.add_argument("--epochs", type=int, default=20, help="baseline and DSL epochs")

@@ -39,7 +39,7 @@ TEMPERATURES = {"8gaussians": (1.0, 2.0, 4.0, 8.0)}   # the default ladder where
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="EBM with Langevin negatives (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--dataset", choices=["moons", "8gaussians", "mnist"], default="moons")
     p.add_argument("--epochs", type=int, default=None, help="default 200 (2-D), 15 (MNIST)")
     p.add_argument("--batch-size", type=int, default=128)

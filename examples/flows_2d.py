@@ -73,7 +73,8 @@ def train(flow, data, args, lr, key, ckpt, save) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=tl.train.DefaultsHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["moons", "rings", "checkerboard"])
     ap.add_argument("--models", nargs="+", default=["spline"], choices=list(MODELS))
     ap.add_argument("--steps", type=int, default=1500)

@@ -38,7 +38,7 @@ def evaluate(flow, x_test: np.ndarray, batch: int = 100) -> float:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=tl.train.DefaultsHelpFormatter)
     ap.add_argument("--model", choices=sorted(BUILDERS), default="glow")
     ap.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     ap.add_argument("--steps", type=int, default=1000, help="optimizer steps in all")

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="MLP GAN on 2-D toy data (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--dataset", choices=["8gaussians", "moons", "rings", "checkerboard"],
                    default="8gaussians")
     p.add_argument("--std", type=float, default=0.05, help="8 Gaussians: each mode's std")

@@ -33,7 +33,7 @@ RESUMABLE = ("resume", "epochs", "out", "limit_train_batches", "data_dir")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="DCGAN / WGAN-GP on MNIST (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--model", choices=["dcgan", "wgangp"], default="dcgan",
                    help="dcgan (Radford et al.) or wgangp (Gulrajani et al.)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",

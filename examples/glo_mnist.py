@@ -26,7 +26,7 @@ from tinylatent.models import GLO, PCA
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="GLO on MNIST (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=128)

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="SGD vs SAM: Hessian spectra of a small CNN",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--target-loss", type=float, default=0.05, help="stop at this train loss")
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--train", type=int, default=4000, help="training images used")

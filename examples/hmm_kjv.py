@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="character HMM on the KJV by Baum-Welch",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--states", type=int, default=32, help="hidden states K")
     p.add_argument("--iters", type=int, default=60, help="EM iterations")
     p.add_argument("--train-chars", type=int, default=400000,

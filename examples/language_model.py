@@ -32,7 +32,8 @@ RESUMABLE = ("out", "eval_every", "temperature", "top_k", "sample_length", "stop
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="LSTM / Transformer language model (tinylatent)")
+    p = argparse.ArgumentParser(description="LSTM / Transformer language model (tinylatent)",
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--model", choices=["lstm", "transformer"], default="lstm")
     p.add_argument("--corpus", choices=["kjv", "botchan"], default="kjv")
     p.add_argument("--level", choices=["word", "char"], default="word")

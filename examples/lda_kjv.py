@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="LDA topics of KJV chapters",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--topics", type=int, default=20, help="K")
     p.add_argument("--iters", type=int, default=20, help="EM passes over the corpus")
     p.add_argument("--alpha", type=float, default=None, help="doc-topic prior (1/K if unset)")

@@ -42,7 +42,8 @@ def parse_args(argv=None):
     --mask-ratio, sizes, --limit-train, --dataset, --seed, --device, --resume ...) is
     examples/mae_mnist.py's."""
     p = argparse.ArgumentParser(description="MAE fine-tuning vs scratch (tinylatent); other "
-                                "arguments: python examples/mae_mnist.py --help")
+                                "arguments: python examples/mae_mnist.py --help",
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--finetune-epochs", type=int, default=10)
     p.add_argument("--finetune-lr", type=float, default=1e-3, help="fine-tuning and scratch")
     p.add_argument("--labelled", type=int, default=1000, help="labelled images to fine-tune on")

@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Masked autoencoder on MNIST (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)

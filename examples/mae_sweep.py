@@ -22,6 +22,7 @@ import matplotlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mae_mnist  # noqa: E402  (the example next to this one)
+import tinylatent as tl  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -38,7 +39,8 @@ def table_rows(results):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="MAE mask-ratio sweep (tinylatent)")
+    p = argparse.ArgumentParser(description="MAE mask-ratio sweep (tinylatent)",
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.5, 0.75, 0.9])
     p.add_argument("--out", default="runs/mae_sweep")
     args, rest = p.parse_known_args(argv)

@@ -27,7 +27,7 @@ RESUMABLE = ("out", "epochs", "stop_after")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="MUSE on the cipher-KJV pair (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--dim", type=int, default=100, help="word2vec vector size")
     p.add_argument("--w2v-epochs", type=int, default=15)
     p.add_argument("--verses", type=int, default=None, help="use only the first N verses")

@@ -25,7 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="PCA, K-means, GMM and patch features on MNIST")
+    p = argparse.ArgumentParser(description="PCA, K-means, GMM and patch features on MNIST",
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--components", type=int, default=16, help="eigen-digits to draw")
     p.add_argument("--clusters", type=int, default=10)
     p.add_argument("--n-init", type=int, default=4)

@@ -42,7 +42,8 @@ def evaluate(model, x_test, y_test) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=tl.train.DefaultsHelpFormatter)
     ap.add_argument("--model", choices=["pixelcnn", "gated"], default="gated")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--cpu-budget", type=float, default=None,

@@ -44,7 +44,7 @@ TASKS = {"rotation": RotationNet, "jigsaw": Jigsaw, "relpatch": RelativePatch,
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Image pretext tasks + linear probes (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--task", choices=list(TASKS), default="rotation")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64, help="images (x4 rotations)")

@@ -33,7 +33,7 @@ from tinylatent.models import DBN, RBM
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="RBM on binarised MNIST (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--hidden", type=int, default=500, help="hidden units")
     p.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (CD-k / PCD-k)")
     p.add_argument("--pcd", action="store_true", help="persistent chains (PCD)")

@@ -28,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Retrieval with AE codes (tinylatent)")
+    p = argparse.ArgumentParser(description="Retrieval with AE codes (tinylatent)",
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--code-dim", type=int, default=32)
     p.add_argument("--ks", default="1,10,50", help="comma-separated k of precision@k")

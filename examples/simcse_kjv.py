@@ -32,7 +32,7 @@ from tinylatent.models.ict import recall_at_k
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--mode", choices=["unsup", "sup"], default="unsup")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dim", type=int, default=128)

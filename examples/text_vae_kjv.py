@@ -38,7 +38,7 @@ UNK = 3
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="sentence VAE on KJV verses",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=2000, help="Adam steps per model")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Tracking by colorization (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--num-train", type=int, default=1000, help="training clips")
     p.add_argument("--num-test", type=int, default=200, help="held-out videos")
     p.add_argument("--clip", type=int, default=4, help="frames per training clip")

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--model", default="unsupervised",
                    choices=("unsupervised", "supervised", "dual"))
     p.add_argument("--dictionary", default="muse",

@@ -33,7 +33,8 @@ RESUMABLE = ("epochs", "device", "out", "data_dir", "iwae_k")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="VAE on MNIST (tinylatent)")
+    p = argparse.ArgumentParser(description="VAE on MNIST (tinylatent)",
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--epochs", type=int, default=None,
                    help="default 10 (the PyTorch recipe), or 50 on the 4,000-image embedded "
                         "subset (1,600 steps, about a minute on one core)")

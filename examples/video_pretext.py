@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Video pretext tasks on Moving MNIST (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--task", choices=["predict", "arrow", "order"], default="predict")
     p.add_argument("--variant", choices=["bounce", "gravity", "fading"], default=None,
                    help="Moving MNIST dynamics; default gravity (arrow), else bounce")

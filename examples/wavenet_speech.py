@@ -78,7 +78,8 @@ def save_audio(codes: np.ndarray, rate: int, out: str) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=tl.train.DefaultsHelpFormatter)
     ap.add_argument("--model", choices=["wavenet", "mlp"], default="wavenet")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=8, help="windows (MLP: x 64 contexts)")

@@ -38,7 +38,7 @@ PICTURE = [("father", "mother"), ("son", "daughter"), ("king", "queen"), ("man",
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="word2vec on the KJV (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--architecture", choices=["skipgram", "cbow"], default="skipgram")
     p.add_argument("--dim", type=int, default=100, help="vector size D")
     p.add_argument("--window", type=int, default=5)

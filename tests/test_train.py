@@ -187,3 +187,23 @@ def test_several_optimizers_need_training_step_and_matching_names(tmp_path):
                                          r"not this run's \['discriminator'\]"):
         Trainer(gan, only_d, str(tmp_path), config={"epochs": 1}).load_checkpoint(
             DataLoader(TensorDataset(tl.zeros(4, 2)), 2, generator=tl.Generator(3)))
+
+
+def test_defaults_help_formatter_shows_every_default():
+    """The examples' --help lists every option's default, with help text or without; a None
+    default (decided at run time, the help says how) and an off store_true flag say nothing."""
+    import argparse
+    p = argparse.ArgumentParser(formatter_class=tl.train.DefaultsHelpFormatter)
+    p.add_argument("--lr", type=float, default=3e-4)                      # no help text
+    p.add_argument("--epochs", type=int, default=None, help="10, or 50 offline")
+    p.add_argument("--steps", type=int, default=0, help="0: one epoch")
+    p.add_argument("--resume", action="store_true", help="continue")
+    p.add_argument("--probe", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--hidden", default=7, help=argparse.SUPPRESS)
+    text = " ".join(p.format_help().split())
+    assert "--lr LR (default: 0.0003)" in text
+    assert "10, or 50 offline --steps" in text and "(default: None)" not in text
+    assert "0: one epoch (default: 0)" in text
+    assert "continue --probe" in text and "(default: False)" not in text
+    assert "(default: True)" in text and "hidden" not in text
+    assert p.parse_args([]).lr == 3e-4 and p._actions[1].help is None   # actions untouched

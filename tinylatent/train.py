@@ -29,6 +29,8 @@ optimizer's (and scheduler's) state is checkpointed under its name, so resume st
 """
 from __future__ import annotations
 
+import argparse
+import copy
 import os
 import sys
 from typing import Callable, Iterable
@@ -36,11 +38,39 @@ from typing import Callable, Iterable
 from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
 
-__all__ = ["Trainer", "fit", "config_differences", "CHECKPOINT"]
+__all__ = ["Trainer", "fit", "config_differences", "CHECKPOINT", "DefaultsHelpFormatter"]
 
 CHECKPOINT = "checkpoint.npz"
 # keys of `config` a resumed run may change: where it runs and how long, not what it trains
 RESUMABLE_KEYS = ("resume", "epochs", "out", "device", "limit_train_batches")
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """The examples' --help formatter: every option shows its default.
+
+    argparse's ArgumentDefaultsHelpFormatter appends "(default: ...)" only to options that
+    have help text, and appends "(default: None)" where None means "chosen at run time"
+    (the help then says how). This one also lists the options without help text, and says
+    nothing for a None default or an off flag.
+
+        argparse.ArgumentParser(description=..., formatter_class=DefaultsHelpFormatter)
+    """
+
+    @staticmethod
+    def _worth_showing(action) -> bool:
+        off_flag = action.default is False and action.nargs == 0 and action.const is True
+        return action.default is not None and not off_flag     # (off_flag: store_true)
+
+    def _get_help_string(self, action):
+        return super()._get_help_string(action) if self._worth_showing(action) \
+            else action.help
+
+    def _format_action(self, action):
+        if not (action.help or "").strip() and action.option_strings \
+                and self._worth_showing(action) and action.default != argparse.SUPPRESS:
+            action = copy.copy(action)          # the parser's own action stays as it was
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
 
 
 def config_differences(saved: dict, current: dict,
