@@ -129,6 +129,41 @@ def test_conv_transpose2d_fast_matches_reference_and_loops(device, dtype, case):
                                atol=1e-4 if dtype == np.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 4800])          # one image a chunk; a few
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases(), batch=st.integers(1, 5), requires=st.sampled_from(
+    [(True, True), (False, True), (True, False)]), transposed=st.booleans())
+def test_conv_over_the_batch_in_chunks(chunk_bytes, case, batch, requires, transposed):
+    """The fast Functions run im2col and the GEMMs per chunk of images through a reused
+    buffer (conv.CHUNK_BYTES): with chunks of one image, or a few with a shorter last one,
+    outputs and every gradient equal the reference's, in each backward path (dx and dW, dW
+    only as for a first layer, dx only)."""
+    arrays, stride, padding, outpad, dilation = case
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch,) + arrays[0].shape[1:])
+    w = arrays[1] if not transposed else arrays[1].transpose(1, 0, 2, 3).copy()
+    arrays = [x, w, arrays[2]]
+    if transposed:
+        outpad = (0, 0)
+
+        def fn(x, w, b):
+            return conv.conv_transpose2d(x, w, b, stride, padding, outpad, dilation)
+        assume(min(conv.conv_transpose2d_output_shape(*x.shape[2:], w.shape[2:], stride,
+                                                       padding, outpad, dilation)) >= 1)
+    else:
+        def fn(x, w, b):
+            return conv.conv2d(x, w, b, stride, padding, dilation)
+    saved, conv.CHUNK_BYTES = conv.CHUNK_BYTES, chunk_bytes
+    try:
+        (fast, names), (ref, _) = run_both(fn, arrays, device="cpu", requires=[
+            requires[0], requires[1], arrays[2] is not None])
+    finally:
+        conv.CHUNK_BYTES = saved
+    if fast_name_expected("cpu"):
+        assert names == ["ConvTranspose2dFn" if transposed else "Conv2dFn"]
+    assert_same(fast, ref, np.float64, "chunked conv")
+
+
 @settings(max_examples=8)
 @given(case=conv_cases())
 def test_conv2d_reference_gradcheck(case):

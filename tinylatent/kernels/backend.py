@@ -35,11 +35,13 @@ class KernelBackend(Protocol):
         """(B, C, ...) -> (C, B * prod(...)) contiguous."""
 
     # ------------------------------------------------------------ convolution
-    def im2col(self, x, geom, bias_row: bool = False):
-        """x (B, C, H, W) -> cols (C*kh*kw [+ a row of ones], B*Ho*Wo)."""
+    def im2col(self, x, geom, bias_row: bool = False, out=None):
+        """x (B, C, H, W) -> cols (C*kh*kw [+ a row of ones], B*Ho*Wo), into `out` (a
+        C-contiguous array of that shape and x's dtype) when given."""
 
-    def col2im(self, cols, shape, geom):
-        """The adjoint of im2col: cols -> x of `shape`, overlapping taps summed."""
+    def col2im(self, cols, shape, geom, out=None):
+        """The adjoint of im2col: cols -> x of `shape`, overlapping taps summed; into `out`
+        (C-contiguous, of `shape`) when given."""
 
     # ------------------------------------------------------------ attention
     def masked_softmax(self, s, scale, keep, causal):

@@ -150,14 +150,24 @@ def matmul(a, b, out=None):
 
 
 # ---------------------------------------------------------------------- conv
+def _out(out, shape, dtype, op: str):
+    """`out` checked (a C-contiguous array of shape and dtype), or a new array."""
+    if out is None:
+        return _cp().empty(shape, dtype)
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{op}: out must be C-contiguous {tuple(shape)} {np.dtype(dtype)}, "
+                         f"got {tuple(out.shape)} {out.dtype}")
+    return out
+
+
 @_on_device
-def im2col(x, geom, bias_row: bool = False):
+def im2col(x, geom, bias_row: bool = False, out=None):
     """x (B, C, H, W) -> cols (C*kh*kw [+ 1 row of ones], B*Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = c(x)
     bsz, c_in, h, w = x.shape
     _check_int32("im2col", B_Ho_Wo=bsz * ho * wo, H_W=h * w, B_C=bsz * c_in)
-    cols = _cp().empty((c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype)
+    cols = _out(out, (c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype, "im2col")
     _launch("conv.cu", "im2col", x.dtype, (_grid(bsz * ho * wo)[0], min(c_in, 65535)),
             (x, cols, *map(_i, (bsz, c_in, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                                 int(bias_row)))))
@@ -165,10 +175,10 @@ def im2col(x, geom, bias_row: bool = False):
 
 
 @_on_device
-def col2im(cols, shape, geom):
+def col2im(cols, shape, geom, out=None):
     """cols (C*kh*kw, B*Ho*Wo) -> x (B, C, H, W), overlapping taps summed (a gather)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
-    x = _cp().empty(shape, cols.dtype)
+    x = _out(out, shape, cols.dtype, "col2im")
     bsz, c_in, h, w = shape
     _check_int32("col2im", B_Ho_Wo=bsz * ho * wo, H_W=h * w, B_C=bsz * c_in)
     _launch("conv.cu", "col2im", cols.dtype, (_grid(h * w)[0], min(bsz * c_in, 65535)),

@@ -63,19 +63,29 @@ def matmul(a, b, out=None):
 
 
 # ---------------------------------------------------------------------- conv
-def im2col(x, geom, bias_row: bool = False):
+def _out(out, shape, dtype, op: str):
+    """`out` checked (a C-contiguous array of shape and dtype), or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{op}: out must be C-contiguous {tuple(shape)} {np.dtype(dtype)}, "
+                         f"got {tuple(out.shape)} {out.dtype}")
+    return out
+
+
+def im2col(x, geom, bias_row: bool = False, out=None):
     """x (B, C, H, W) -> cols (C*kh*kw [+ 1 row of ones], B*Ho*Wo)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     bsz, c_in = x.shape[:2]
-    cols = np.empty((c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype)
+    cols = _out(out, (c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype, "im2col")
     _conv.im2col(c(x), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
     return cols
 
 
-def col2im(cols, shape, geom):
+def col2im(cols, shape, geom, out=None):
     """cols (C*kh*kw, B*Ho*Wo) -> x (B, C, H, W), overlapping taps summed."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
-    x = np.empty(shape, cols.dtype)
+    x = _out(out, shape, cols.dtype, "col2im")
     _conv.col2im(c(cols), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x)
     return x
 
