@@ -1,7 +1,7 @@
 """BERT at CPU size on the King James Bible: masked LM + next-sentence prediction, then
 fine-tuning on Old vs New Testament verses with few labels, pre-trained vs from scratch.
 
-    python examples/bert_kjv.py                          # 2 x 128, 14 epochs of 500 steps
+    python examples/bert_kjv.py                          # 2 x 128, 8 epochs of 500 steps
     python examples/bert_kjv.py ... --resume             # continue OUT/checkpoint.npz
 
 Chapters are the documents; every 10th chapter is held out (NSP pairs of the held-out
@@ -30,7 +30,8 @@ from tinylatent.models.bert_pretext import encode_sentences, finetune_table
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RESUMABLE = ("out", "epochs", "resume", "labels", "finetune_steps", "finetune_lr")
+RESUMABLE = ("out", "epochs", "resume", "labels", "finetune_steps", "finetune_lr",
+             "finetune_seeds")
 
 
 def parse_args(argv=None):
@@ -45,13 +46,14 @@ def parse_args(argv=None):
     p.add_argument("--merges", type=int, default=2000, help="BPE merges")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--steps-per-epoch", type=int, default=500)
     p.add_argument("--chapters", type=int, default=None, help="use only N chapters")
     p.add_argument("--labels", type=int, nargs="+", default=[16, 64, 256],
                    help="fine-tuning label counts")
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--finetune-lr", type=float, default=2e-4, help="both encoders")
+    p.add_argument("--finetune-seeds", type=int, default=3, help="labelled subsets, averaged")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="runs/bert_kjv")
     p.add_argument("--resume", action="store_true")
@@ -105,12 +107,15 @@ def main(argv=None):
     pretrained = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     table = finetune_table({"pretrained": (model.config, pretrained),
                             "scratch": (model.config, None)}, (x_all, y_all), test, args.labels,
-                           [args.seed], args.finetune_steps, args.finetune_lr)
-    results = {k: [tuple(r[i, 0]) for i in range(len(args.labels))] for k, r in table.items()}
+                           [args.seed + k for k in range(args.finetune_seeds)],
+                           args.finetune_steps, args.finetune_lr)
+    # (accuracy, balanced accuracy) for each number of labels, mean over the seeds
+    results = {k: [tuple(r[i].mean(0)) for i in range(len(args.labels))]
+               for k, r in table.items()}
     for n, (a, ba), (sa, sba) in zip(args.labels, results["pretrained"], results["scratch"]):
         lines.append(f"{n:5d} labels: balanced accuracy pre-trained {ba:.3f}, from scratch "
-                     f"{sba:.3f} (accuracy {a:.3f} vs {sa:.3f}; test: {len(test[1])} verses, "
-                     f"{test[1].mean():.1%} New Testament)")
+                     f"{sba:.3f} (accuracy {a:.3f} vs {sa:.3f}; mean of {args.finetune_seeds} "
+                     f"seeds; test: {len(test[1])} verses, {test[1].mean():.1%} New Testament)")
     print("\n".join(lines))
     with open(f"{args.out}/results.txt", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n" + json.dumps(history) + "\n")
