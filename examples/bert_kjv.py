@@ -1,12 +1,16 @@
 """BERT at CPU size on the King James Bible: masked LM + next-sentence prediction, then
 fine-tuning on Old vs New Testament verses with few labels, pre-trained vs from scratch.
 
-    python examples/bert_kjv.py                          # 2 x 128, 20 epochs of 200 steps
+    python examples/bert_kjv.py                          # 2 x 128, 8 epochs of 500 steps
     python examples/bert_kjv.py ... --resume             # continue OUT/checkpoint.npz
 
 Chapters are the documents; every 10th chapter is held out (NSP pairs of the held-out
 chapters give the validation figures; verses of held-out chapters the fine-tuning test
-set). Tokens: BPE (2,000 merges, lower case) with [CLS] [SEP] [MASK] [PAD]. Writes to
+set). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans of consecutive verses
+filling 128 tokens together, B the continuation or verses of another chapter
+(tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). Fine-tuning
+sees single verses (48 tokens). Tokens: BPE (2,000 merges, lower case) with [CLS] [SEP]
+[MASK] [PAD]. Writes to
 runs/bert_kjv/: loss_curve.png, finetune.png (balanced accuracy vs labels), results.txt,
 tokenizer.json and checkpoint.npz (tl.train.Trainer, after every epoch).
 """
@@ -19,14 +23,15 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models import BERT
-from tinylatent.models.bert import SPECIALS, encode_pairs
+from tinylatent.models.bert import SPECIALS, span_pair_datasets
 from tinylatent.models.bert_eval import evaluate_pretraining, nsp_overlap_baseline
 from tinylatent.models.bert_pretext import encode_sentences, finetune_table
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RESUMABLE = ("out", "epochs", "resume", "labels", "finetune_steps", "finetune_lr")
+RESUMABLE = ("out", "epochs", "resume", "labels", "finetune_steps", "finetune_lr",
+             "finetune_seeds")
 
 
 def parse_args(argv=None):
@@ -35,17 +40,20 @@ def parse_args(argv=None):
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--max-len", type=int, default=48, help="tokens per NSP pair")
+    p.add_argument("--max-len", type=int, default=128, help="tokens per NSP span pair")
+    p.add_argument("--verse-len", type=int, default=48, help="tokens per fine-tuning verse")
+    p.add_argument("--dupe-factor", type=int, default=5, help="draws of the training pairs")
     p.add_argument("--merges", type=int, default=2000, help="BPE merges")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--steps-per-epoch", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--steps-per-epoch", type=int, default=500)
     p.add_argument("--chapters", type=int, default=None, help="use only N chapters")
     p.add_argument("--labels", type=int, nargs="+", default=[16, 64, 256],
                    help="fine-tuning label counts")
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--finetune-lr", type=float, default=2e-4, help="both encoders")
+    p.add_argument("--finetune-seeds", type=int, default=3, help="labelled subsets, averaged")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="runs/bert_kjv")
     p.add_argument("--resume", action="store_true")
@@ -63,11 +71,10 @@ def main(argv=None):
         SPECIALS, resume=args.resume)
     assert tok.itos[:len(SPECIALS)] == list(SPECIALS)
     texts = [[v.text for v in d] for d in train_docs], [[v.text for v in d] for d in test_docs]
-    pairs = [tl.data.NextSentencePairs(t, generator=tl.Generator(args.seed + k))
-             for k, t in enumerate(texts)]
     model = BERT(in_features=len(tok), hidden_features=args.dim, num_layers=args.layers,
-                 num_heads=args.heads, block_size=args.max_len)
-    train_set, valid_set = (encode_pairs(p, tok, args.max_len, model.config) for p in pairs)
+                 num_heads=args.heads, block_size=max(args.max_len, args.verse_len))
+    train_set, valid_set = span_pair_datasets(*texts, tok, args.max_len, model.config,
+                                              args.seed, args.dupe_factor)
     print(f"{model.num_parameters():,} parameters; vocabulary {len(tok)}; NSP pairs "
           f"{len(train_set):,} train / {len(valid_set):,} held-out")
     loader = tl.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
@@ -87,23 +94,28 @@ def main(argv=None):
     counts = np.bincount(train_ids[train_ids >= len(SPECIALS)], minlength=len(tok))
     unigram = float((targets == counts.argmax()).mean())
     nsp_base = nsp_overlap_baseline(train_set, valid_set, model.config)
+    next_rate = float(valid_set.tensors[2].numpy().mean())
     lines = [f"held-out MLM accuracy {mlm:.3f} (unigram baseline {unigram:.3f}: always "
-             f"'{tok.itos[counts.argmax()]}'); held-out NSP accuracy {nsp:.3f} (chance 0.5, "
-             f"lexical-overlap logistic regression {nsp_base:.3f})"]
+             f"'{tok.itos[counts.argmax()]}'); held-out NSP accuracy {nsp:.3f} "
+             f"({len(valid_set)} pairs, {next_rate:.1%} IsNext; lexical-overlap logistic "
+             f"regression {nsp_base:.3f})"]
     # fine-tuning: Old (Genesis-Malachi) vs New Testament (Matthew-Revelation), single verses
     verses = [[v for d in docs for v in d] for docs in (train_docs, test_docs)]
-    (x_all, y_all), test = ((encode_sentences(tok, [v.text for v in vs], args.max_len,
+    (x_all, y_all), test = ((encode_sentences(tok, [v.text for v in vs], args.verse_len,
                                               model.config), tl.data.text.kjv_testament(vs))
                             for vs in verses)
     pretrained = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     table = finetune_table({"pretrained": (model.config, pretrained),
                             "scratch": (model.config, None)}, (x_all, y_all), test, args.labels,
-                           [args.seed], args.finetune_steps, args.finetune_lr)
-    results = {k: [tuple(r[i, 0]) for i in range(len(args.labels))] for k, r in table.items()}
+                           [args.seed + k for k in range(args.finetune_seeds)],
+                           args.finetune_steps, args.finetune_lr)
+    # (accuracy, balanced accuracy) for each number of labels, mean over the seeds
+    results = {k: [tuple(r[i].mean(0)) for i in range(len(args.labels))]
+               for k, r in table.items()}
     for n, (a, ba), (sa, sba) in zip(args.labels, results["pretrained"], results["scratch"]):
         lines.append(f"{n:5d} labels: balanced accuracy pre-trained {ba:.3f}, from scratch "
-                     f"{sba:.3f} (accuracy {a:.3f} vs {sa:.3f}; test: {len(test[1])} verses, "
-                     f"{test[1].mean():.1%} New Testament)")
+                     f"{sba:.3f} (accuracy {a:.3f} vs {sa:.3f}; mean of {args.finetune_seeds} "
+                     f"seeds; test: {len(test[1])} verses, {test[1].mean():.1%} New Testament)")
     print("\n".join(lines))
     with open(f"{args.out}/results.txt", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n" + json.dumps(history) + "\n")
@@ -116,8 +128,8 @@ def main(argv=None):
     ax.legend(), ax.grid(alpha=0.3)
     fig.savefig(f"{args.out}/finetune.png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return {"mlm": mlm, "unigram": unigram, "nsp": nsp, "nsp_baseline": nsp_base, **results,
-            "history": history}
+    return {"mlm": mlm, "unigram": unigram, "nsp": nsp, "nsp_baseline": nsp_base,
+            "next_rate": next_rate, **results, "history": history}
 
 
 if __name__ == "__main__":

@@ -112,10 +112,11 @@ def main(argv=None):
         q = np.stack([encode_pair(tok, s, None, args.max_len)[0] for s, _, _ in items])
         b = np.stack([encode_pair(tok, c, None, args.max_len)[0] for _, c, _ in items])
         return q, b
+    bert = tl.load(f"{args.init}/checkpoint.npz")["model"] if args.init else None
+    # the towers keep all of a pre-trained BERT's positions (128 in bert_kjv.py's span pairs)
     model = ICT(in_features=len(tok), hidden_features=args.dim, num_layers=args.layers,
-                block_size=args.max_len)
+                block_size=len(bert["pos_emb.weight"]) if args.init else args.max_len)
     if args.init:                              # both towers from the pre-trained BERT
-        bert = tl.load(f"{args.init}/checkpoint.npz")["model"]
         for tower in (model.query_encoder, model.context_encoder):
             tower.load_state_dict(bert)
     loader = tl.data.DataLoader(tl.data.TensorDataset(*encode(train)),

@@ -7,7 +7,7 @@ import pytest
 
 import tinylatent as tl
 from tinylatent.models.bert import (BERT, IGNORE, SPECIALS, BERTConfig, encode_pair,
-                                    encode_pairs, mask_tokens)
+                                    encode_pairs, mask_tokens, span_pair_datasets)
 
 
 def test_mask_rule_frequencies():
@@ -81,6 +81,23 @@ def test_next_sentence_pairs_are_true_successors_or_from_another_document():
     data = encode_pairs(pairs, _TokWords(docs), 10)
     ids, seg, is_next = data.tensors
     assert ids.shape == (200, 10) and (is_next.numpy() == [p[2] for p in pairs]).all()
+
+
+def test_span_pair_datasets_draw_the_training_chapters_dupe_factor_times():
+    docs = [[f"d{d} s{k} x" for k in range(7)] for d in range(30)]
+    tok = _TokWords(docs)
+    train, held_out = span_pair_datasets(docs[:20], docs[20:], tok, 12, BERTConfig(), seed=3,
+                                         dupe_factor=3)
+    once = [tl.data.NextSpanPairs(docs[:20], tok, 9, generator=tl.Generator(4 + k))
+            for k in range(3)]
+    assert len(train) == sum(map(len, once)) and len(held_out) == len(
+        tl.data.NextSpanPairs(docs[20:], tok, 9, generator=tl.Generator(3)))
+    ids, seg, is_next = (t.numpy() for t in train.tensors)
+    assert (is_next == [p[2] for draw in once for p in draw]).all()
+    assert ids.shape == (len(train), 12) and ((ids == BERTConfig().sep_token_id).sum(1) == 2).all()
+    # chunks of 3 sentences of 3 tokens (2 a document): an IsNext pair fills all 12 tokens
+    assert len(train) == 3 * 20 * 2 and (ids[is_next == 1] != BERTConfig().pad_token_id).all()
+    assert (seg[is_next == 1, -1] == 1).all()
 
 
 class _TokWords:

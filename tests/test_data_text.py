@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from tinylatent.data import text as text_module
 from tinylatent.data.text import (InverseClozePairs, LanguageModelStream, NextSentencePairs,
-                                  TextFormatError, VerseDataset, encode_lines, kjv_books,
-                                  load_botchan, load_kjv, pad_sequences, split_sentences)
+                                  NextSpanPairs, TextFormatError, VerseDataset, encode_lines,
+                                  kjv_books, load_botchan, load_kjv, pad_sequences,
+                                  split_sentences)
 from tinylatent.data.tokenizers import (BPETokenizer, CharTokenizer, WordTokenizer,
                                         load_tokenizer, split_words)
 
@@ -232,6 +233,66 @@ def test_next_sentence_pairs(kjv):
             assert doc_of[first] != doc_of[second]
     ds = pairs.encode(WordTokenizer.fit([s for d in docs for s in d]), max_len=16)
     assert [t.shape for t in ds[0]] == [(16,), (), (16,), (), ()]
+
+
+def test_next_span_pairs_by_hand():
+    tok = WordTokenizer.fit(["a b c d e f g h i"])
+    docs = [["a b", "c", "d e f"], ["g", "h i"]]
+    # doc 0: lengths 2, 1, 3 and a budget of 3: chunk "a b" + "c" ("d e f" would overflow),
+    # then "d e f" is a lone last sentence and starts no pair; doc 1: one chunk "g" + "h i"
+    assert NextSpanPairs(docs, tok, 3, p_next=1.0).pairs == [("a b", "c", 1), ("g", "h i", 1)]
+    # a chunk holds at least two sentences even when they overflow (encode_pair truncates)
+    assert NextSpanPairs(docs, tok, 2, p_next=1.0).pairs == [("a b", "c", 1), ("g", "h i", 1)]
+    assert NextSpanPairs([["a b", "c", "d"], ["e f g", "h i"]], tok, 5, p_next=1.0,
+                         joiner=" | ", generator=0).spans[1] == ((1, 0, 1), (1, 1, 2))
+    # NotNext: B from the other document, from a random start
+    far = NextSpanPairs([["a", "b", "c"], ["g", "h i"]], tok, 5, p_next=0.0, generator=1)
+    for (da, ia, ea), (db, ib, eb) in far.spans:
+        assert db != da and ea > ia and eb > ib
+    with pytest.raises(ValueError, match="NextSpanPairs"):
+        NextSpanPairs([["a b", "c"]], tok, 8)
+    with pytest.raises(ValueError, match="NextSpanPairs"):
+        NextSpanPairs(docs, tok, 8, p_next=1.5)
+
+
+@pytest.mark.parametrize("budget", [20, 61, 125])
+def test_next_span_pairs_construction(kjv, budget):
+    """BERT's spans (Sec. 3.1, A.2): chunks tile each document, A + B within the budget,
+    IsNext B = the sentences right after A, NotNext B from another document and maximal,
+    IsNext at the rate p_next; exact checks on every pair of 150 chapters."""
+    docs = _chapters(kjv, 150)
+    tok = BPETokenizer.train([s for d in docs for s in d], num_merges=300, lower=True)
+    pairs = NextSpanPairs(docs, tok, budget, generator=np.random.default_rng(0))
+    assert pairs.pairs == NextSpanPairs(docs, tok, budget, generator=0).pairs
+    lengths = [[len(tok.encode(s)) for s in d] for d in docs]
+
+    def fill(d, start, room):          # the test's own greedy: most sentences within room
+        end = start + 1
+        while end < len(docs[d]) and sum(lengths[d][start:end + 1]) <= room:
+            end += 1
+        return end
+    expected_start = {}                 # A of a document's first pair starts at 0, ...
+    for (first, second, is_next), ((da, ia, ea), (db, ib, eb)) in zip(pairs, pairs.spans):
+        assert first == " ".join(docs[da][ia:ea]) and second == " ".join(docs[db][ib:eb])
+        # a tokenizer that encodes word by word: the joined span has the sum of the counts
+        assert len(tok.encode(first)) == sum(lengths[da][ia:ea])
+        assert ia == expected_start.get(da, 0)
+        chunk_end = max(ia + 2, fill(da, ia, budget))
+        assert ia < ea < chunk_end <= len(docs[da])
+        expected_start[da] = chunk_end  # ... and the next starts where this chunk ends
+        if is_next:                     # the true continuation, up to the chunk's end
+            assert (db, ib, eb) == (da, ea, chunk_end)
+        else:
+            assert db != da and eb == fill(db, ib, budget - sum(lengths[da][ia:ea]))
+        if chunk_end - ia > 2 and (is_next or eb - ib > 1):
+            # over the budget only where two sentences of a chunk, or a NotNext B of one
+            # sentence longer than A leaves, are
+            assert sum(lengths[da][ia:ea]) + sum(lengths[db][ib:eb]) <= budget
+    for d, doc in enumerate(docs):      # at most a lone last sentence is left out
+        assert expected_start.get(d, 0) >= len(doc) - 1
+    labels = np.array([p[2] for p in pairs])
+    assert abs(labels.mean() - 0.5) < 4 * np.sqrt(0.25 / len(labels))
+    assert len(labels) > 150 * (2 if budget > 60 else 5)
 
 
 def test_inverse_cloze_pairs(kjv):

@@ -29,17 +29,37 @@ def test_run_outputs_and_exact_resume(example, tmp_path):
     assert resumed["nsp"] == full["nsp"] and resumed["mlm"] == full["mlm"]
 
 
+NSP_NOT_MET = ("issue 20 goal NSP >= 0.85 on held-out span pairs not met: 0.736 after 4,000 "
+               "steps of 32 x 128 (train 0.762), below the lexical-overlap baseline's 0.795")
+
+
+@pytest.fixture(scope="module")
+def readme_run(example, tmp_path_factory):
+    """The README's run: the example's defaults, 4,000 steps of 32 span pairs of 128 tokens,
+    then 3 fine-tuning seeds (~60 min pre-training, ~17 min evaluation and fine-tuning, on 2
+    heavily loaded cores). Measured (seed 1), held-out NSP (train NSP, with dropout) after
+    500, 1,000, ... 4,000 steps: 0.510 (0.498), 0.536 (0.513), 0.663 (0.587), 0.694 (0.658),
+    0.693 (0.695), 0.735 (0.726), 0.730 (0.739), 0.736 (0.762); held-out MLM 0.175 (the
+    single-verse pairs of commit 3a628cf gave NSP 0.654 and MLM 0.337 after as many steps)."""
+    return example.main(["--out", str(tmp_path_factory.mktemp("bert_kjv"))])
+
+
 @pytest.mark.long
-def test_readme_figures(example, tmp_path):
-    """The README's figures: the example's defaults (~35 min on 2 shared cores). Measured
-    (seed 1): held-out MLM accuracy 0.337 vs the unigram baseline's 0.069; NSP 0.654 (the
-    85% goal NOT met); balanced accuracy pre-trained vs scratch 0.717 / 0.614 (16 labels),
-    0.730 / 0.676 (64), 0.761 / 0.762 (256). The bounds sit inside those figures. The
-    lexical-overlap baseline on the same truncated pairs (bert_eval.nsp_overlap_baseline) scores
-    0.718 held-out: NSP at 4,000 steps is below it (underfitted: train NSP accuracy 0.667 ~
-    held-out, still rising: 0.713 at 8,000 steps, tests/test_example_bert_pretext.py)."""
-    r = example.main(["--out", str(tmp_path)])
-    assert r["mlm"] > 3 * r["unigram"], r
-    assert r["nsp"] > 0.6, r
-    assert 0.7 < r["nsp_baseline"] < 0.74, r
-    assert r["pretrained"][0][1] > r["scratch"][0][1] + 0.05, r     # 16 labels
+def test_readme_figures(readme_run):
+    """Bounds inside the measured figures: MLM 0.175 vs unigram 0.069; NSP 0.736 (988 held-out
+    pairs, 51.0% IsNext) vs the lexical-overlap logistic regression on the same span pairs
+    0.795; Old/New Testament balanced accuracy pre-trained vs scratch, mean of 3 seeds:
+    0.769 / 0.598 (16 labels), 0.799 / 0.643 (64), 0.818 / 0.737 (256)."""
+    r = readme_run
+    assert r["mlm"] > 2 * r["unigram"], r
+    assert r["nsp"] > 0.7 and 0.78 < r["nsp_baseline"] < 0.81, r
+    assert abs(r["next_rate"] - 0.5) < 0.03, r
+    assert r["pretrained"][0][1] > r["scratch"][0][1] + 0.1, r      # 16 labels
+    for (_, pre), (_, scratch) in zip(r["pretrained"], r["scratch"]):
+        assert pre > scratch + 0.04, r
+
+
+@pytest.mark.long
+@pytest.mark.xfail(reason=NSP_NOT_MET, strict=True, raises=AssertionError)
+def test_readme_nsp_goal(readme_run):
+    assert readme_run["nsp"] >= 0.85, readme_run["nsp"]

@@ -34,7 +34,10 @@ def test_run_outputs_and_exact_resume(example, tmp_path):
 @pytest.mark.long
 def test_readme_figures(example, tmp_path):
     """The README's table: the example's defaults (4 objectives x 2,000 steps of 32, then
-    3 fine-tuning seeds; ~65 min on 2 shared cores). Measured (seed 1), held-out chapters
+    3 fine-tuning seeds; ~65 min on 2 shared cores). NOT rerun since MLM + NSP pre-trains on
+    128-token span pairs (tl.data.NextSpanPairs): its figures below were measured with the
+    single-verse pairs of tl.data.NextSentencePairs (48 tokens, commit 3a628cf); the span
+    pairs' NSP is in tests/test_example_bert.py. Measured (seed 1), held-out chapters
     against each baseline on the same verses: denoise MLM accuracy 0.202 (unigram 0.069),
     shuffle order accuracy 0.108 (uniform 0.031), delete gap accuracy 0.884 (always "none"
     0.856) and missing word 0.276 (unigram 0.070); MLM+NSP's NSP 0.629 (lexical-overlap
@@ -53,24 +56,3 @@ def test_readme_figures(example, tmp_path):
     assert last["mlm+nsp"]["valid_nsp_accuracy"] > 0.6, r
     for name, table in r["table"].items():        # every encoder learns the task
         assert np.mean(table[-1], 0)[1] > 0.65, (name, table)
-
-
-@pytest.mark.long
-def test_nsp_with_more_steps(example, tmp_path):
-    """Why NSP stays far below the 0.85 goal: it is underfitted, not overfitted. The same
-    run as examples/bert_kjv.py (epoch 20 here is its README run: held-out NSP 0.654, MLM
-    0.337), continued to 8,000 steps (~20 min on 2 shared cores). Measured, held-out NSP
-    (train NSP, with dropout): 0.629 (0.611) at 2,000 steps, 0.654 (0.667) at 4,000, 0.696
-    (0.712) at 6,000, 0.713 (0.738) at 8,000; chance until ~1,400 steps. The lexical-overlap
-    logistic regression on the same truncated pairs scores 0.718, so NSP at 8,000 steps is
-    level with it and the 0.85 goal is NOT met. The longer pre-training does pay off in
-    fine-tuning: 16 labels, seed 1, 0.786 vs scratch 0.614 (asserted below); with the
-    default 3 seeds and 16 / 64 / 256 labels 0.757 / 0.785 / 0.809 vs 0.602 / 0.647 / 0.741.
-    The bounds sit inside those figures."""
-    r = example.main(["--objectives", "mlm+nsp", "--epochs", "40", "--labels", "16",
-                      "--finetune-seeds", "1", "--out", str(tmp_path)])
-    nsp = [h["valid_nsp_accuracy"] for h in r["history"]["mlm+nsp"]]
-    assert abs(nsp[19] - 0.654) < 0.01 and nsp[-1] > 0.69, nsp
-    assert abs(r["baselines"]["mlm+nsp"]["nsp_accuracy"] - 0.718) < 0.01, r["baselines"]
-    (_, pre), (_, scratch) = r["table"]["mlm+nsp"][0][0], r["table"]["scratch"][0][0]
-    assert pre > scratch + 0.1, r["table"]

@@ -22,8 +22,8 @@ from .audio import (AudioWindows, load_speech, load_wav, load_wav_folder, mu_law
 from .cifar import CIFAR10, load_cifar10, read_cifar_bin
 from .colored_mnist import ColoredMNIST, colorize_digits
 from .moving_mnist import moving_mnist
-from .text import (InverseClozePairs, LanguageModelStream, NextSentencePairs, VerseDataset,
-                   load_botchan, load_kjv, split_sentences)
+from .text import (InverseClozePairs, LanguageModelStream, NextSentencePairs, NextSpanPairs,
+                   VerseDataset, load_botchan, load_kjv, split_sentences)
 from .tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, load_tokenizer
 from .verse_pairs import chapter_triples, corrupt_words  # noqa: E402  (issue 18, SimCSE)
 
@@ -34,7 +34,7 @@ __all__ += ["audio", "cifar", "colored_mnist", "text", "tokenizers", "transforms
             "mu_law_encode", "mu_law_decode", "CIFAR10", "load_cifar10", "read_cifar_bin",
             "ColoredMNIST", "colorize_digits", "moving_mnist", "load_kjv", "load_botchan",
             "split_sentences", "LanguageModelStream", "VerseDataset", "NextSentencePairs",
-            "InverseClozePairs", "CharTokenizer", "WordTokenizer", "BPETokenizer",
+            "NextSpanPairs", "InverseClozePairs", "CharTokenizer", "WordTokenizer", "BPETokenizer",
             "load_tokenizer"]
 
 # data preparation moved out of tinylatent.models (issue 11)

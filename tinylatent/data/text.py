@@ -35,7 +35,8 @@ __all__ = ["Verse", "load_kjv", "kjv_books", "kjv_chapter_split", "kjv_testament
            "load_botchan", "split_sentences",
            "encode_lines", "pad_sequences", "LanguageModelStream", "LMCorpus",
            "language_model_corpus", "VerseDataset",
-           "NextSentencePairs", "InverseClozePairs", "TextFormatError", "EMBEDDED_TEXT"]
+           "NextSentencePairs", "NextSpanPairs", "InverseClozePairs", "TextFormatError",
+           "EMBEDDED_TEXT"]
 
 EMBEDDED = Path(__file__).parent / "embedded"
 EMBEDDED_TEXT = {"kjv": EMBEDDED / "kjv.tsv.xz", "botchan": EMBEDDED / "botchan.txt.xz"}
@@ -348,6 +349,75 @@ class NextSentencePairs(Dataset):
         a = pad_sequences([tokenizer.encode(p[0]) for p in self.pairs], max_len, pad)
         b = pad_sequences([tokenizer.encode(p[1]) for p in self.pairs], max_len, pad)
         return TensorDataset(*a, *b, np.asarray([p[2] for p in self.pairs], dtype=np.int64))
+
+
+class NextSpanPairs(Dataset):
+    """(first, second, is_next) spans of consecutive sentences for next-sentence prediction
+    as BERT pre-trains it (Devlin et al. 2019, Sec. 3.1 and Appendix A.2): a "sentence" is
+    "an arbitrary span of contiguous text", and A and B together fill a budget of
+    `max_tokens` tokens (BERT's max length less [CLS] and two [SEP]).
+
+    Each document is cut, from its start, into chunks: the most consecutive sentences whose
+    token counts (`len(tokenizer.encode(s))`) sum to at most `max_tokens`, but at least two
+    (a lone last sentence of a document, with nothing to follow it, starts no pair). A chunk
+    is split at a uniform point: A = its first part; with probability `p_next` B = the rest
+    (is_next = 1, B starts with the sentence that follows A's last), otherwise B = the most
+    consecutive sentences, at least one, that fit in what A leaves of the budget, from a
+    uniform start in a uniformly drawn OTHER document (is_next = 0, so a label is never
+    wrong). As google-research/bert create_pretraining_data.py, except that the next chunk
+    starts after the whole chunk either way (the reference puts a NotNext chunk's unused
+    sentences back, which makes NotNext more frequent than the paper's 50%) and no 10% of
+    shorter budgets. A span's sentences are joined by `joiner`; a tokenizer that encodes word
+    by word (all of tl.data's) gives the joined span the sum of its sentences' counts, so
+    A + B exceeds the budget only where two sentences (or one of B) alone do, and
+    `encode_pair` truncates. Drawn once from `generator`, so a seed fixes the dataset;
+    `spans` holds ((doc, start, end) of A, (doc, start, end) of B) for each pair.
+    """
+
+    def __init__(self, documents: Sequence[Sequence[str]], tokenizer, max_tokens: int,
+                 p_next: float = 0.5, generator=None, joiner: str = " "):
+        docs = [list(d) for d in documents]
+        if sum(len(d) > 0 for d in docs) < 2 or max_tokens < 2 or not 0.0 <= p_next <= 1.0:
+            raise ValueError(f"NextSpanPairs: need two non-empty documents, max_tokens >= 2 "
+                             f"and p_next in [0, 1], got {sum(len(d) > 0 for d in docs)}, "
+                             f"{max_tokens}, {p_next}")
+        rng = as_numpy_generator(generator)
+        lengths = [[len(tokenizer.encode(s)) for s in doc] for doc in docs]
+        self.max_tokens, self.pairs, self.spans = max_tokens, [], []
+        for d, doc in enumerate(docs):
+            i = 0
+            while i + 1 < len(doc):
+                end = max(i + 2, self._fill(lengths[d], i, max_tokens))   # chunk doc[i:end]
+                a_end = int(rng.integers(i + 1, end))
+                if rng.random() < p_next:
+                    b = (d, a_end, end)
+                else:
+                    while True:   # another (non-empty) document, so the label is never wrong
+                        other = int(rng.integers(len(docs)))
+                        if other != d and docs[other]:
+                            break
+                    start = int(rng.integers(len(docs[other])))
+                    budget = max_tokens - sum(lengths[d][i:a_end])
+                    b = (other, start, self._fill(lengths[other], start, budget))
+                self.spans.append(((d, i, a_end), b))
+                self.pairs.append((joiner.join(doc[i:a_end]),
+                                   joiner.join(docs[b[0]][b[1]:b[2]]), int(b[0] == d)))
+                i = end
+
+    @staticmethod
+    def _fill(lengths: Sequence[int], start: int, budget: int) -> int:
+        """End of the most consecutive sentences from `start` within `budget` (>= start+1)."""
+        end, total = start + 1, lengths[start]
+        while end < len(lengths) and total + lengths[end] <= budget:
+            total += lengths[end]
+            end += 1
+        return end
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple:
+        return self.pairs[index]
 
 
 class InverseClozePairs(Dataset):

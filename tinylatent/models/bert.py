@@ -12,8 +12,10 @@ Pre-training (Sec. 3.1, Appendix A.1) sums two losses:
   * masked LM: 15% of the (non-special) positions are chosen; of those 80% become [MASK],
     10% a random token, 10% stay; the model predicts the original token there only:
         L_MLM = -mean_{t chosen} log softmax(W_e GELU-LN(W h_t) + b)[x_t]  (W_e = E_tok, tied)
-  * next-sentence prediction: B is A's true successor (IsNext) half of the time, a random
-    sentence (NotNext) otherwise (tl.data.NextSentencePairs); from the pooled [CLS] vector
+  * next-sentence prediction: B is A's true continuation (IsNext) half of the time, random
+    text (NotNext) otherwise; A and B are spans of consecutive sentences filling the max
+    length together (Sec. 3.1, A.2; tl.data.NextSpanPairs, `span_pair_datasets`; single
+    sentences: tl.data.NextSentencePairs); from the pooled [CLS] vector
         p = tanh(W_p h_[CLS] + b_p),   L_NSP = -log softmax(W_c p + b_c)[is_next].
 Masks are drawn afresh at every call of `loss` (dynamic masking, as RoBERTa; the paper
 duplicated the data 10 times with different static masks). `encode` gives the pooled [CLS]
@@ -34,7 +36,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["BERT", "BERTConfig", "SPECIALS", "mask_tokens", "encode_pair", "encode_pairs",
-           "IGNORE"]
+           "span_pair_datasets", "IGNORE"]
 
 # the tokenizer's special tokens, in id order (tl.data tokenizers always put <unk> first)
 SPECIALS = ("<unk>", "[PAD]", "[CLS]", "[SEP]", "[MASK]")
@@ -108,6 +110,20 @@ def encode_pairs(pairs, tokenizer, max_len: int, config: BERTConfig = BERTConfig
     return tl.data.TensorDataset(np.stack([r[0] for r in rows]),
                                  np.stack([r[1] for r in rows]),
                                  np.asarray([p[2] for p in pairs], np.int64))
+
+
+def span_pair_datasets(train_docs, test_docs, tokenizer, max_len: int, config: BERTConfig,
+                       seed: int, dupe_factor: int = 1) -> tuple:
+    """(train, held-out) `encode_pairs` datasets of next-sentence span pairs
+    (tl.data.NextSpanPairs, A + B within max_len - 3 tokens) from two lists of documents
+    (each a list of sentences): the training pairs drawn `dupe_factor` times with seeds
+    seed + 1, seed + 2, ... (create_pretraining_data.py's dupe_factor: the same text with
+    other cuts and other random B), the held-out pairs once with `seed`."""
+    def draw(docs, s):
+        return tl.data.NextSpanPairs(docs, tokenizer, max_len - 3, generator=tl.Generator(s))
+    train = [p for k in range(dupe_factor) for p in draw(train_docs, seed + 1 + k)]
+    return (encode_pairs(train, tokenizer, max_len, config),
+            encode_pairs(draw(test_docs, seed), tokenizer, max_len, config))
 
 
 class BERT(nn.Module):
