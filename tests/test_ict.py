@@ -133,23 +133,26 @@ def test_example_starts_both_towers_from_a_bert_with_fewer_positions(tmp_path):
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
-    """`python examples/ict_kjv.py` (4 epochs of 438 steps of 64; ~1 h on 2 shared cores)."""
+    """`python examples/ict_kjv.py` (4 epochs of 438 steps of 64; ~73 min on 2 loaded cores)."""
     results, _ = load_example("ict_kjv").main(["--out", str(tmp_path_factory.mktemp("ict"))])
     return results
 
 
 @pytest.mark.long
 def test_ict_retrieves_far_above_chance(full_run):
-    """Measured (3,057 held-out passages, chance recall@10 0.003): ICT recall@1 / @10
-    RECALL_1 / RECALL_10; the old [CLS]-dot-product recipe at 48 tokens: 0.012 / 0.086."""
-    assert full_run["ICT"]["recall@10"] > 0.1, full_run
+    """Measured (3,057 held-out passages, chance recall@1 / @10 0.0003 / 0.003): ICT
+    0.053 / 0.239 (~73 min on 2 loaded cores); the [CLS] dot-product recipe with passages cut
+    at 48 tokens (towers from bert_kjv.py) gave 0.012 / 0.086."""
+    assert full_run["ICT"]["recall@1"] > 0.04, full_run
+    assert full_run["ICT"]["recall@10"] > 0.2, full_run
 
 
 @pytest.mark.long
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="not met: ICT from scratch stays below BM25 (README row)")
 def test_ict_beats_bm25_on_the_same_split(full_run):
-    """Issue 20's goal: recall@1 and @10 above BM25's (0.104 / 0.332) and TF-IDF's."""
+    """Issue 20's goal: recall@1 and @10 above BM25's (0.104 / 0.332) and TF-IDF's (0.095 /
+    0.320); measured ICT 0.053 / 0.239."""
     for baseline in ("BM25", "TF-IDF"):
         for k in ("recall@1", "recall@10"):
             assert full_run["ICT"][k] > full_run[baseline][k], full_run
