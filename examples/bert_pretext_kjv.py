@@ -8,9 +8,11 @@ denoising objective of seed 000, sentence (word-order) shuffling and word deleti
     python examples/bert_pretext_kjv.py ... --resume     # continue OUT/<objective>/checkpoint.npz
 
 Split and protocol as examples/bert_kjv.py: every 10th chapter held out; BPE (2,000
-merges); MLM + NSP sees span pairs of consecutive verses (128 tokens, as the paper's
-Sec. 3.1 and A.2, tl.data.NextSpanPairs), the other objectives single verses (48 tokens)
-of the same training chapters, all for the same number of steps and batch size.
+merges); MLM + NSP sees verse pairs (tl.data.NextSentencePairs, truncated to --max-len: the
+README's table), or with --pair-len N span pairs of consecutive verses filling N tokens
+(the paper's Sec. 3.1 and A.2, tl.data.NextSpanPairs, as examples/bert_kjv.py), the other
+objectives single verses of the same training chapters, all for the same number of steps
+and batch size.
 Fine-tuning: for each seed, balanced labelled subsets of the training verses, the same
 subsets for every encoder; test: every verse of the held-out chapters (balanced accuracy,
 as the test set is 77% Old Testament). Writes runs/bert_pretext_kjv/: finetune.png, results.txt,
@@ -24,7 +26,7 @@ import matplotlib
 
 import tinylatent as tl
 from tinylatent.models import BERT, PretextBERT
-from tinylatent.models.bert import SPECIALS, BERTConfig, span_pair_datasets
+from tinylatent.models.bert import SPECIALS, BERTConfig, encode_pairs, span_pair_datasets
 from tinylatent.models.bert_eval import evaluate_pretraining, nsp_overlap_baseline
 from tinylatent.models.bert_pretext import (encode_sentences, evaluate_objective, finetune_table,
                                             objective_baselines)
@@ -43,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
     # model, pre-training and fine-tuning settings of examples/bert_kjv.py (10 epochs here)
     for name, default in (("layers", 2), ("dim", 128), ("heads", 4), ("max-len", 48),
-                          ("pair-len", 128), ("dupe-factor", 5), ("merges", 2000),
+                          ("pair-len", 0), ("dupe-factor", 5), ("merges", 2000),
                           ("batch-size", 32), ("lr", 5e-4), ("epochs", 10),
                           ("steps-per-epoch", 200), ("finetune-steps", 150),
                           ("finetune-lr", 2e-4), ("finetune-seeds", 3), ("seed", 1)):
@@ -73,11 +75,17 @@ def main(argv=None):
     lines, states, history, all_baselines = [], {}, {}, {}
     for objective in args.objectives:
         tl.manual_seed(args.seed)            # the same initial encoder for every objective
-        if objective == "mlm+nsp":           # span pairs, as examples/bert_kjv.py
+        if objective == "mlm+nsp" and args.pair_len:     # span pairs, as bert_kjv.py
             model = BERT(**{**sizes, "block_size": max(args.max_len, args.pair_len)})
             data, valid = span_pair_datasets(
                 *([[v.text for v in d] for d in docs] for docs in (train_docs, test_docs)),
                 tok, args.pair_len, model.config, args.seed, args.dupe_factor)
+        elif objective == "mlm+nsp":         # verse pairs truncated to --max-len
+            model = BERT(**sizes)
+            pairs = [tl.data.NextSentencePairs([[v.text for v in d] for d in docs],
+                                               generator=tl.Generator(args.seed + k))
+                     for k, docs in enumerate((train_docs, test_docs))]
+            data, valid = (encode_pairs(p, tok, args.max_len, model.config) for p in pairs)
 
             def evaluate(m, valid=valid):
                 mlm, nsp, _ = evaluate_pretraining(m, valid)

@@ -57,3 +57,8 @@ __all__ += ["frozen_features", "alignment", "uniformity", "embedding_picture",
 from .bleu import bleu, ngram_statistics  # noqa: E402
 
 __all__ += ["bleu", "ngram_statistics"]
+
+# lexical retrieval baselines (issue 20: ICT)
+from .lexical import bm25_scores, tfidf_scores  # noqa: E402
+
+__all__ += ["bm25_scores", "tfidf_scores"]
