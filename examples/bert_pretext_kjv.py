@@ -75,17 +75,17 @@ def main(argv=None):
     lines, states, history, all_baselines = [], {}, {}, {}
     for objective in args.objectives:
         tl.manual_seed(args.seed)            # the same initial encoder for every objective
-        if objective == "mlm+nsp" and args.pair_len:     # span pairs, as bert_kjv.py
-            model = BERT(**{**sizes, "block_size": max(args.max_len, args.pair_len)})
-            data, valid = span_pair_datasets(
-                *([[v.text for v in d] for d in docs] for docs in (train_docs, test_docs)),
-                tok, args.pair_len, model.config, args.seed, args.dupe_factor)
-        elif objective == "mlm+nsp":         # verse pairs truncated to --max-len
-            model = BERT(**sizes)
-            pairs = [tl.data.NextSentencePairs([[v.text for v in d] for d in docs],
-                                               generator=tl.Generator(args.seed + k))
-                     for k, docs in enumerate((train_docs, test_docs))]
-            data, valid = (encode_pairs(p, tok, args.max_len, model.config) for p in pairs)
+        if objective == "mlm+nsp":
+            texts = [[[v.text for v in d] for d in docs] for docs in (train_docs, test_docs)]
+            if args.pair_len:                # span pairs of --pair-len tokens, as bert_kjv.py
+                model = BERT(**{**sizes, "block_size": max(args.max_len, args.pair_len)})
+                data, valid = span_pair_datasets(*texts, tok, args.pair_len, model.config,
+                                                 args.seed, args.dupe_factor)
+            else:                            # verse pairs truncated to --max-len
+                model = BERT(**sizes)
+                data, valid = (encode_pairs(tl.data.NextSentencePairs(
+                    t, generator=tl.Generator(args.seed + k)), tok, args.max_len, model.config)
+                    for k, t in enumerate(texts))
 
             def evaluate(m, valid=valid):
                 mlm, nsp, _ = evaluate_pretraining(m, valid)

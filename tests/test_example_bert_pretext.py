@@ -31,6 +31,19 @@ def test_run_outputs_and_exact_resume(example, tmp_path):
     assert resumed == full
 
 
+@pytest.mark.parametrize("pair_len", ["0", "24"])
+def test_mlm_nsp_on_verse_pairs_and_on_span_pairs(example, tmp_path, pair_len):
+    """MLM + NSP pre-trains on verse pairs (the README's table) or, with --pair-len N, on
+    span pairs of N tokens (tl.data.NextSpanPairs, as examples/bert_kjv.py)."""
+    args = TINY[:TINY.index("--objectives")] + ["--objectives", "mlm+nsp", "--pair-len",
+                                                pair_len, "--epochs", "1",
+                                                "--out", str(tmp_path)]
+    r = example.main(args)
+    assert set(r["table"]) == {"mlm+nsp", "scratch"}
+    nsp = r["history"]["mlm+nsp"][-1]["valid_nsp_accuracy"]
+    assert 0.0 <= nsp <= 1.0
+
+
 @pytest.mark.long
 def test_readme_figures(example, tmp_path):
     """The README's table: the example's defaults (4 objectives x 2,000 steps of 32, then
