@@ -2,8 +2,7 @@
 FROZEN (no evaluation here ever updates the trained weights).
 
     python examples/contrastive.py --model triplet      # FaceNet triplet, semi-hard mining
-    python examples/contrastive.py --model siamese      # Hadsell et al. contrastive loss
-    python examples/contrastive.py --model npair        # Sohn's N-pair loss
+    python examples/contrastive.py --model siamese      # Hadsell et al. (npair: Sohn 2016)
     python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 20
     python examples/contrastive.py --model deepcluster   # k-means pseudo-labels each epoch
     python examples/contrastive.py --model clip          # images + generated captions
@@ -49,14 +48,14 @@ def parse_args(argv=None):
                    help="Adam 1e-3; deepcluster: SGD 0.05, momentum 0.9 (the paper's)")
     p.add_argument("--latent-features", type=int, default=128,
                    help="embedding / projection width (deepcluster: PCA dimension 32)")
+    p.add_argument("--hidden-features", type=int, default=128, help="metric: 0 = linear head")
     p.add_argument("--mining", choices=["semi_hard", "batch_hard"], default="semi_hard")
     p.add_argument("--temperature", type=float, default=0.2, help="simclr: NT-Xent tau")
     p.add_argument("--seed", type=int, default=0, help="weights, shuffling, augmentation")
     p.add_argument("--out", default=None, help="default runs/contrastive/<model>")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--limit-train-batches", type=int, default=0, help="0 = all (smoke tests)")
-    p.add_argument("--limit-images", type=int, default=0,
-                   help="use only the first N train and N test images (0 = all; smoke tests)")
+    p.add_argument("--limit-images", type=int, default=0, help="first N train / test images")
     return p.parse_args(argv)
 
 
@@ -76,10 +75,11 @@ def build(args):
         return DeepCluster()
     if args.model == "simclr":
         return SimCLR(latent_features=args.latent_features, temperature=args.temperature)
+    size = dict(latent_features=args.latent_features, hidden_features=args.hidden_features)
     if args.model == "siamese":
-        return SiameseNet(latent_features=args.latent_features)
-    return TripletNet(latent_features=args.latent_features, mining=args.mining,
-                      objective="n_pair" if args.model == "npair" else "triplet")
+        return SiameseNet(**size)
+    return TripletNet(**size, mining=args.mining, objective="n_pair" if args.model == "npair"
+                      else "triplet")
 
 
 def make_evaluate(args, x, y, xq, yq, cap):
@@ -141,7 +141,7 @@ def main(argv=None):
     loader = DataLoader(train, args.batch_size, shuffle=True, drop_last=True,
                         generator=tl.Generator(args.seed))
     optimizer = tl.optim.Adam(model.parameters(), lr=args.lr or 1e-3)
-    cap = None
+    cap = None                                                  # clip: the captions
     if args.model == "deepcluster":                             # the paper's SGD
         optimizer = tl.optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9,
                                  weight_decay=1e-5)

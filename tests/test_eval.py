@@ -19,7 +19,7 @@ from tinylatent.eval import (LogisticRegression, SampleQuality, cluster_accuracy
                              contingency_matrix, frechet_distance, gaussian_statistics,
                              hit_rate_at_k, knn_accuracy, knn_predict, linear_probe,
                              load_classifier, nearest_neighbours, normalized_mutual_info,
-                             precision_at_k, recall_at_k, save_classifier,
+                             precision_at_k, recall_at_k, save_classifier, select_l2,
                              train_image_classifier)
 
 sklearn = pytest.importorskip("sklearn")
@@ -82,6 +82,28 @@ def test_linear_probe_and_input_checks(digits):
         LogisticRegression(10, solver="sgd")
     with pytest.raises(ValueError, match="has 3 features"):
         clf.predict(Xte[:, :3])
+
+
+def test_select_l2_scores_each_penalty_on_a_disjoint_validation_split(digits):
+    """select_l2 against its own protocol written out: the same seeded split of the training
+    rows, one fit per penalty, the best validation accuracy (ties: the larger l2); and
+    linear_probe with a list of penalties is the probe refit at that choice."""
+    Xtr, ytr, Xte, yte = digits
+    l2s = (1e-4, 1e-1, 10.0)
+    best, scores = select_l2(Xtr, ytr, l2s, val_fraction=0.25, max_fit=500, seed=3)
+    perm = np.random.default_rng(3).permutation(len(Xtr))
+    val, fit = perm[:300], perm[300:800]                  # 25% of 1,200; max_fit 500
+    assert set(fit).isdisjoint(val)
+    for v in l2s:
+        clf = LogisticRegression(10, l2=v).fit(Xtr[fit], ytr[fit])
+        assert scores[v] == clf.score(Xtr[val], ytr[val])
+    assert scores[best] == max(scores.values())
+    assert best == max(v for v in l2s if scores[v] == scores[best])
+    assert scores[10.0] < scores[best]                    # a penalty this strong underfits
+    acc = linear_probe(Xtr, ytr, Xte, yte, l2=l2s, val_fraction=0.25, max_fit=500, seed=3)
+    assert acc == LogisticRegression(10, l2=best).fit(Xtr, ytr).score(Xte, yte)
+    with pytest.raises(ValueError, match="val_fraction"):
+        select_l2(Xtr, ytr, l2s, val_fraction=1.0)
 
 
 # ----------------------------------------------------------------------------- neighbours

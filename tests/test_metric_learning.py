@@ -140,3 +140,62 @@ def test_triplet_net_on_seen_classes_retrieves_unseen_classes():
     # the 128-d embedding itself specialises to the seen classes: measured 0.844, BELOW raw
     # pixels (the issue's goal is not met by the embedding; see the example for Fashion-MNIST)
     assert r1["embedding"] > 0.7, r1
+
+
+def test_linear_head_batch_norm_and_augmentation_options():
+    """hidden_features=0: the embedding is one Linear of the conv features; batch_norm puts
+    a BatchNorm2d after each convolution; augment shifts / rotates the labelled images in
+    training mode only (in eval mode the loss is that of the images as given)."""
+    tl.manual_seed(0)
+    model = TripletNet(image_size=8, hidden_channels=(2, 3), hidden_features=0,
+                       latent_features=5, batch_norm=True, augment=True)
+    assert isinstance(model.encoder.fc, tl.nn.Linear) and model.encoder.fc.weight.shape[1] == 12
+    assert sum(isinstance(m, tl.nn.BatchNorm2d) for m in model.encoder.features) == 2
+    x = tl.tensor(np.random.default_rng(0).random((6, 1, 8, 8)).astype(np.float32))
+    y = np.array([0, 0, 1, 1, 2, 2])
+    loss, _ = model.loss(x, y)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    with tl.no_grad():
+        first, again = model.loss(x, y)[0].item(), model.loss(x, y)[0].item()
+        z = model.encode(x).numpy()
+    assert first == again                                 # no augmentation in eval mode
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+
+
+def _triplet_example(dataset, tmp_path):
+    if dataset == "fashion-mnist":
+        try:
+            tl.data.load_mnist("fashion-mnist", "test", download=False)
+        except FileNotFoundError as e:
+            pytest.skip(f"full Fashion-MNIST not found (offline, no cache): {e}")
+    from example_runner import load_example
+    extra = ["--dataset", dataset, "--epochs", "3"] if dataset == "fashion-mnist" else []
+    _, res = load_example("contrastive").main(["--model", "triplet", "--latent-features", "512",
+                                               "--hidden-features", "0", "--out",
+                                               str(tmp_path)] + extra)
+    return res
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_triplet_conv_trunk_beats_raw_pixels_on_unseen_classes(dataset, tmp_path):
+    """examples/contrastive.py --model triplet --latent-features 512 --hidden-features 0
+    (Fashion: --dataset fashion-mnist --epochs 3), trained on classes 0-4: recall@1 among
+    test images of 5-9 of the FROZEN conv trunk above raw pixels. Measured: MNIST 0.944 vs
+    0.934; Fashion-MNIST 0.930 vs 0.908."""
+    res = _triplet_example(dataset, tmp_path)
+    assert res["conv trunk"] > res["raw pixels"], res
+
+
+@pytest.mark.long
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not met: the triplet embedding specialises to the seen classes")
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_triplet_embedding_beats_raw_pixels_on_unseen_classes(dataset, tmp_path):
+    """The same runs, the embedding itself (unit length, 512-d, a linear map of the trunk).
+    Measured: MNIST 0.888 vs raw 0.934; Fashion-MNIST 0.903 vs 0.908 (with the
+    128-d embedding behind a hidden ReLU layer: 0.852 and 0.861)."""
+    res = _triplet_example(dataset, tmp_path)
+    assert res["embedding"] > res["raw pixels"], res

@@ -2,6 +2,7 @@
 
 Representations (frozen features, one row per item):
     linear_probe, LogisticRegression      multinomial logistic regression on the features
+    select_l2                             its penalty chosen on a validation split
     knn_accuracy, knn_predict             k-NN classification (majority or Wu et al. 2018)
     nearest_neighbours, precision_at_k, recall_at_k, hit_rate_at_k   retrieval by label
 Clusterings (an assignment per item):
@@ -16,14 +17,14 @@ Every tool takes Tensors (CPU or CUDA) or NumPy arrays and returns Python floats
 arrays; none of them needs scikit-learn (the tests compare them with it).
 """
 from .clustering import cluster_accuracy, contingency_matrix, normalized_mutual_info
-from .linear_probe import LogisticRegression, linear_probe
+from .linear_probe import LogisticRegression, linear_probe, select_l2
 from .neighbours import (hit_rate_at_k, knn_accuracy, knn_predict, nearest_neighbours,
                          precision_at_k, recall_at_k)
 from .sample_quality import (MNIST_CLASSIFIER, ClassifierConfig, ImageClassifier,
                              SampleQuality, frechet_distance, gaussian_statistics,
                              load_classifier, save_classifier, train_image_classifier)
 
-__all__ = ["LogisticRegression", "linear_probe", "knn_accuracy", "knn_predict",
+__all__ = ["LogisticRegression", "linear_probe", "select_l2", "knn_accuracy", "knn_predict",
            "nearest_neighbours", "precision_at_k", "recall_at_k", "hit_rate_at_k",
            "cluster_accuracy", "normalized_mutual_info", "contingency_matrix",
            "SampleQuality", "frechet_distance", "gaussian_statistics", "ImageClassifier",

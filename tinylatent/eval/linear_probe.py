@@ -17,7 +17,7 @@ from .. import autograd
 from ..tensor import Tensor, zeros
 from ._arrays import host, labels, rows
 
-__all__ = ["LogisticRegression", "linear_probe"]
+__all__ = ["LogisticRegression", "linear_probe", "select_l2"]
 
 SOLVERS = ("lbfgs", "nesterov")
 
@@ -139,12 +139,38 @@ class LogisticRegression:
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels,
-                 n_classes: int | None = None, l2: float = 1e-3, **kwargs) -> float:
-    """Test accuracy of a `LogisticRegression` fit on the frozen training features."""
+                 n_classes: int | None = None, l2=1e-3, **kwargs) -> float:
+    """Test accuracy of a `LogisticRegression` fit on the frozen training features. l2 a
+    sequence: the value of best validation accuracy (`select_l2`, whose val_fraction,
+    max_fit and seed it passes on), then refit on all the training features."""
     y = host(train_labels)
     if n_classes is None:
         n_classes = int(max(y.max(), host(test_labels).max())) + 1
+    split = {k: kwargs.pop(k) for k in ("val_fraction", "max_fit", "seed") if k in kwargs}
+    if not np.isscalar(l2):
+        l2 = select_l2(train_features, y, l2, n_classes=n_classes, **split, **kwargs)[0]
     clf = LogisticRegression(n_classes, l2=l2, **kwargs).fit(train_features, y)
     return clf.score(test_features, test_labels)
 
 
+def select_l2(train_features, train_labels, l2s, n_classes: int | None = None,
+              val_fraction: float = 0.2, max_fit: int = 10000, seed: int = 0,
+              **kwargs) -> tuple[float, dict]:
+    """(best l2, {l2: validation accuracy}): each l2 fit on a random part of the TRAINING
+    rows (at most max_fit of them, for speed) and scored on a disjoint validation part
+    (val_fraction of the rows, at most max_fit); ties go to the stronger penalty. The test
+    set is never looked at: the same protocol for every feature set compared."""
+    X = rows(train_features, "train_features", "select_l2")
+    y = labels(train_labels, "train_labels", "select_l2", len(X))
+    l2s = sorted(float(v) for v in l2s)
+    if not l2s or not 0 < val_fraction < 1:
+        raise ValueError(f"select_l2: need l2 values and 0 < val_fraction < 1, got {l2s}, "
+                         f"{val_fraction}")
+    n_classes = n_classes or int(y.max()) + 1
+    perm = np.random.default_rng(seed).permutation(len(X))
+    n_val = max(1, int(val_fraction * len(X)))
+    val, fit = perm[:n_val][:max_fit], perm[n_val:][:max_fit]
+    scores = {v: LogisticRegression(n_classes, l2=v, **kwargs).fit(X[fit], y[fit])
+              .score(X[val], y[val]) for v in l2s}
+    best = max(reversed(l2s), key=lambda v: scores[v])        # first max: the largest l2
+    return best, scores

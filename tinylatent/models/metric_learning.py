@@ -47,20 +47,23 @@ __all__ = ["ConvEncoder", "SiameseNet", "SiameseConfig", "TripletNet", "TripletC
 
 
 class ConvEncoder(nn.Module):
-    """(B, C, S, S) -> (B, out_features): stride-2 3x3 convolutions with ReLU, then a hidden
-    linear layer. The trunk shared by the metric-learning, SimCLR and CLIP models."""
+    """(B, C, S, S) -> (B, out_features): stride-2 3x3 convolutions with ReLU (BatchNorm
+    before each ReLU if batch_norm), then a hidden linear layer + ReLU (none if
+    hidden_features = 0: the embedding is a linear map of the conv features)."""
 
     def __init__(self, in_channels: int, image_size: int, hidden_channels: tuple,
-                 hidden_features: int, out_features: int) -> None:
+                 hidden_features: int, out_features: int, batch_norm: bool = False) -> None:
         super().__init__()
         layers, c, s = [], in_channels, image_size
         for width in hidden_channels:
-            layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(c, width, 3, stride=2, padding=1)]
+            layers += [nn.BatchNorm2d(width), nn.ReLU()] if batch_norm else [nn.ReLU()]
             c, s = width, (s - 1) // 2 + 1          # stride-2 output size with padding 1
         self.in_channels, self.image_size = in_channels, image_size
         self.features = nn.Sequential(*layers, nn.Flatten())          # (B, c * s * s)
-        self.fc = nn.Sequential(nn.Linear(c * s * s, hidden_features), nn.ReLU(),
-                                nn.Linear(hidden_features, out_features))
+        self.fc = nn.Linear(c * s * s, out_features) if hidden_features == 0 else \
+            nn.Sequential(nn.Linear(c * s * s, hidden_features), nn.ReLU(),
+                          nn.Linear(hidden_features, out_features))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 2:                                # flattened images (B, C*S*S)
@@ -154,7 +157,8 @@ class _MetricNet(nn.Module):
 
     def _build(self, cfg) -> None:
         self.encoder = ConvEncoder(cfg.in_channels, cfg.image_size, cfg.hidden_channels,
-                                   cfg.hidden_features, cfg.latent_features)
+                                   cfg.hidden_features, cfg.latent_features,
+                                   cfg.batch_norm)
 
     def encode(self, x: Tensor) -> Tensor:
         """The embedding f(x), (B, latent_features) (unit length for the triplet loss)."""
@@ -187,12 +191,17 @@ class _MetricNet(nn.Module):
         x may be a loader's (images, labels) pair."""
         if isinstance(x, (tuple, list)):
             x, y = x
-        if y is not None:
-            return x, _labels(y, x.shape[0], f"{type(self).__name__}.loss")
         from ..data.transforms import RandomAffine
+        affine = RandomAffine(degrees=10, translate=(0.1, 0.1))
+        if y is not None:
+            y = _labels(y, x.shape[0], f"{type(self).__name__}.loss")
+            if not (getattr(self.config, "augment", False) and self.training):
+                return x, y
         x = x.reshape(x.shape[0], self.config.in_channels, self.config.image_size,
                       self.config.image_size)                           # (B, C, S, S)
-        view = RandomAffine(degrees=10, translate=(0.1, 0.1))(x.detach())
+        if y is not None:                                               # augmented labelled
+            return affine(x.detach()), y
+        view = affine(x.detach())
         return ops.cat([x, view], axis=0), np.tile(np.arange(x.shape[0]), 2)
 
 
@@ -201,9 +210,10 @@ class SiameseConfig:
     in_channels: int = 1
     image_size: int = 28
     hidden_channels: tuple = (32, 64)
-    hidden_features: int = 128
+    hidden_features: int = 128   # 0: no hidden layer (a linear map of the conv features)
     latent_features: int = 32
     margin: float = 1.0          # m of Hadsell et al. eq. 4
+    batch_norm: bool = False     # BatchNorm2d after each convolution
 
 
 class SiameseNet(_MetricNet):
@@ -229,12 +239,14 @@ class TripletConfig:
     in_channels: int = 1
     image_size: int = 28
     hidden_channels: tuple = (32, 64)
-    hidden_features: int = 128
+    hidden_features: int = 128   # 0: no hidden layer (a linear map of the conv features)
     latent_features: int = 32
     objective: str = "triplet"   # "triplet" (FaceNet) or "n_pair" (Sohn 2016)
     mining: str = "semi_hard"    # triplet only: "semi_hard" or "batch_hard"
     margin: float = 0.2          # alpha of FaceNet eq. 1 (squared distances, unit embeddings)
     l2_reg: float = 0.002        # N-pair only: Sohn's embedding-norm penalty
+    batch_norm: bool = False     # BatchNorm2d after each convolution
+    augment: bool = False        # labelled batches: a random shift / rotation per image
 
 
 class TripletNet(_MetricNet):
