@@ -3,8 +3,9 @@ students trained on labelled + pseudo-labelled images with input noise (random a
 warps; flips on Fashion-MNIST) and model noise (dropout, stochastic depth), iterated;
 and the ablation without noise.
 
-    python examples/noisy_student.py       # embedded MNIST, 3 iterations (the README row)
-    python examples/noisy_student.py --dataset fashion-mnist --student-hidden 512
+    python examples/noisy_student.py       # embedded MNIST, 3 iterations (README row)
+    python examples/noisy_student.py --dataset fashion-mnist --student-hidden 512 \
+        --balance --unlabelled-ratio 1                  # 59,500 unlabelled (README row)
     python examples/noisy_student.py --steps 20 --student-steps 20 --iterations 1 \
         --limit-unlabelled 300 --hidden 32 --student-hidden 32       # a smoke run
     python examples/noisy_student.py --resume            # skip the models already trained
@@ -14,7 +15,9 @@ regime of far more unlabelled than labelled images; embedded MNIST: only 3,500);
 on the test split (10,000 / 1,000) per iteration for both runs, in accuracy.png under --out.
 Students, 1024 wide, see labelled : pseudo-labelled images 1 : 3 in every batch (Xie et al.
 sec. 4); the pseudo-labels are the clean teacher's argmax where its confidence is >= 0.8
-(--soft: its probabilities; --balance: balanced across classes, their sec. 3).
+(--soft: its probabilities; --balance: balanced across classes, their sec. 3). Fashion-MNIST
+needs the balancing: the 76.6% teacher's confident labels are 880 pullovers and 1,352 shirts
+against ~5,000 of each other class, and an unbalanced 1024-wide student fell to 73.5%.
 """
 import argparse
 import json
