@@ -36,7 +36,7 @@ RESUMABLE = ("out", "epochs", "resume", "labels", "finetune_steps", "finetune_lr
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="BERT on the KJV (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)

@@ -41,7 +41,7 @@ OBJECTIVES = ("mlm+nsp", "denoise", "shuffle", "delete")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="BERT pre-training objectives on the KJV",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
     # model, pre-training and fine-tuning settings of examples/bert_kjv.py (10 epochs here)
     for name, default in (("layers", 2), ("dim", 128), ("heads", 4), ("max-len", 48),

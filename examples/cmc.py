@@ -34,7 +34,7 @@ L2S = (1e-4, 1e-3, 1e-2)      # probe penalties tried on the validation split (s
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="mnist offline = the embedded 4,000 / 1,000 images")
     p.add_argument("--views", choices=["halves", "gradient"], default="halves")

@@ -28,7 +28,7 @@ RESUMABLE = ("out", "epochs", "resume")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="ICT retrieval on the KJV (tinylatent)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--init", default=None, help="a bert_kjv.py output folder: both towers "
                    "and the tokenizer start from its pre-trained BERT")
     p.add_argument("--layers", type=int, default=2)

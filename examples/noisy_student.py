@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Noisy Student on MNIST with few labels",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     p.add_argument("--labels", type=int, default=500, help="labelled training images")
     p.add_argument("--limit-unlabelled", type=int, default=None)
