@@ -30,3 +30,15 @@ def offline_data(monkeypatch, tmp_path):
     """No network and an empty data cache: loaders use the embedded data (what CI has)."""
     monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
     monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "empty_cache"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long trainings run only when the -m expression names them (`-m long`, `-m "long and
+    not cuda"`). pyproject's `-m 'not long'` is replaced by any -m a user gives, so
+    `pytest -m "not slow"` would otherwise start hours of training."""
+    if "long" in (config.getoption("markexpr") or ""):
+        return                  # the expression decides, as pytest's own -m does
+    long_items = [item for item in items if item.get_closest_marker("long")]
+    if long_items:
+        config.hook.pytest_deselected(items=long_items)
+        items[:] = [item for item in items if not item.get_closest_marker("long")]
