@@ -9,6 +9,8 @@ on the frozen codes (e.g. Coates et al. 2011; Oord et al. 2018, CPC sec. 3.1).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
@@ -139,12 +141,31 @@ class LogisticRegression:
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels,
-                 n_classes: int | None = None, l2: float = 1e-3, **kwargs) -> float:
-    """Test accuracy of a `LogisticRegression` fit on the frozen training features."""
+                 n_classes: int | None = None, l2: "float | Sequence[float]" = 1e-3,
+                 validation: float = 0.1, **kwargs) -> float:
+    """Test accuracy of a `LogisticRegression` fit on the frozen training features.
+
+    l2 a sequence: the value with the best accuracy on a held-out `validation` fraction of
+    the training rows (a fixed random split, seed 0; ties go to the first) is chosen, then
+    the probe is refit on all training rows with it. The test rows never choose anything.
+    """
     y = host(train_labels)
     if n_classes is None:
         n_classes = int(max(y.max(), host(test_labels).max())) + 1
+    if not np.isscalar(l2):
+        l2 = _choose_l2(train_features, y, n_classes, tuple(l2), validation, kwargs)
     clf = LogisticRegression(n_classes, l2=l2, **kwargs).fit(train_features, y)
     return clf.score(test_features, test_labels)
 
 
+def _choose_l2(X, y, n_classes: int, grid: tuple, validation: float, kwargs) -> float:
+    if not grid or not 0.0 < validation < 1.0:
+        raise ValueError(f"linear_probe: need a non-empty l2 grid and 0 < validation < 1, "
+                         f"got l2={grid}, validation={validation}")
+    X = host(X)
+    order = np.random.default_rng(0).permutation(len(y))
+    n_val = max(1, int(round(validation * len(y))))
+    val, fit = order[:n_val], order[n_val:]
+    scores = [LogisticRegression(n_classes, l2=c, **kwargs).fit(X[fit], y[fit])
+              .score(X[val], y[val]) for c in grid]
+    return grid[int(np.argmax(scores))]
