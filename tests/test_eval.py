@@ -84,6 +84,25 @@ def test_linear_probe_and_input_checks(digits):
         clf.predict(Xte[:, :3])
 
 
+def test_linear_probe_chooses_l2_on_a_validation_split_of_the_training_rows(digits):
+    """A grid of l2 values: the one with the best accuracy on a held-out 10% of the training
+    rows (fixed split, seed 0) is refit on all of them; the test rows choose nothing."""
+    Xtr, ytr, Xte, yte = digits
+    grid = (1e-4, 1e-2, 10.0)
+    order = np.random.default_rng(0).permutation(len(ytr))
+    val, fit = order[:len(ytr) // 10], order[len(ytr) // 10:]
+    val_acc = [LogisticRegression(10, l2=c).fit(Xtr[fit], ytr[fit]).score(Xtr[val], ytr[val])
+               for c in grid]
+    best = grid[int(np.argmax(val_acc))]
+    assert best != 10.0                                  # the grid's extreme loses
+    assert linear_probe(Xtr, ytr, Xte, yte, l2=grid) == linear_probe(Xtr, ytr, Xte, yte,
+                                                                     l2=best)
+    assert linear_probe(Xtr, ytr, Xte, yte, l2=(best,)) == linear_probe(Xtr, ytr, Xte, yte,
+                                                                        l2=best)
+    with pytest.raises(ValueError, match="validation"):
+        linear_probe(Xtr, ytr, Xte, yte, l2=grid, validation=1.5)
+
+
 # ----------------------------------------------------------------------------- neighbours
 def test_precision_at_k_against_brute_force():
     rng = np.random.default_rng(0)
