@@ -4,7 +4,7 @@ FROZEN (no evaluation here ever updates the trained weights).
     python examples/contrastive.py --model triplet      # FaceNet triplet, semi-hard mining
     python examples/contrastive.py --model siamese      # Hadsell et al. contrastive loss
     python examples/contrastive.py --model npair        # Sohn's N-pair loss
-    python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 20
+    python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 15
     python examples/contrastive.py --model deepcluster   # k-means pseudo-labels each epoch
     python examples/contrastive.py --model clip          # images + generated captions
 
