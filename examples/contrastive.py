@@ -3,7 +3,7 @@ FROZEN (no evaluation here ever updates the trained weights).
 
     python examples/contrastive.py --model triplet      # FaceNet triplet, semi-hard mining
     python examples/contrastive.py --model siamese      # Hadsell et al. (npair: Sohn 2016)
-    python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 20
+    python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 15
     python examples/contrastive.py --model deepcluster   # k-means pseudo-labels each epoch
     python examples/contrastive.py --model clip          # images + generated captions
 
@@ -36,16 +36,16 @@ METRIC = ("siamese", "triplet", "npair")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--model", choices=METRIC + ("simclr", "deepcluster", "clip"),
                    default="triplet")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="mnist offline = the embedded 4,000 / 1,000 images")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=None,
-                   help="images per step: 256; deepcluster 64")
-    p.add_argument("--lr", type=float, default=None,
-                   help="Adam 1e-3; deepcluster: SGD 0.05, momentum 0.9 (the paper's)")
+                   help="images per step: 256; simclr 128; deepcluster 64")
+    p.add_argument("--lr", type=float, default=None, help="Adam 1e-3 (simclr 2e-3, cosine "
+                   "decay over the epochs); deepcluster: SGD 0.05, momentum 0.9 (the paper's)")
     p.add_argument("--latent-features", type=int, default=128,
                    help="embedding / projection width (deepcluster: PCA dimension 32)")
     p.add_argument("--hidden-features", type=int, default=128, help="metric: 0 = linear head")
@@ -126,7 +126,7 @@ def final_results(args, model, init, x, y, xt, yt, xq, yq, cap):
 def main(argv=None):
     args = parse_args(argv)
     args.out = args.out or f"runs/contrastive/{args.model}"
-    args.batch_size = args.batch_size or (64 if args.model == "deepcluster" else 256)
+    args.batch_size = args.batch_size or {"deepcluster": 64, "simclr": 128}.get(args.model, 256)
     x, y, xt, yt = load(args.dataset, args.limit_images)
     train, xq, yq = TensorDataset(x, y), xt, yt
     if args.model in METRIC:                                   # classes 0-4 seen, 5-9 unseen
@@ -137,11 +137,14 @@ def main(argv=None):
     model = build(args)
     init = None                                                # the same encoder at random init
     if args.model == "simclr":
-        init = tuple(frozen_features(model.encode, v, module=model) for v in (x, xt))
+        init = model.init_features(x, xt)
     loader = DataLoader(train, args.batch_size, shuffle=True, drop_last=True,
                         generator=tl.Generator(args.seed))
     optimizer = tl.optim.Adam(model.parameters(), lr=args.lr or 1e-3)
-    cap = None                                                  # clip: the captions
+    cap, scheduler = None, None                                 # clip: the captions
+    if args.model == "simclr":                                  # cosine decay (sec. B.9)
+        optimizer = tl.optim.Adam(model.parameters(), lr=args.lr or 2e-3, weight_decay=1e-6)
+        scheduler = tl.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     if args.model == "deepcluster":                             # the paper's SGD
         optimizer = tl.optim.SGD(model.parameters(), lr=args.lr or 0.05, momentum=0.9,
                                  weight_decay=1e-5)
@@ -149,7 +152,7 @@ def main(argv=None):
     if args.model == "clip":
         cap = Captions(MNIST_NAMES if args.dataset == "mnist" else FASHION_NAMES)
         loader = CaptionLoader(loader, cap)
-    trainer = tl.train.Trainer(model, optimizer, args.out, config=vars(args),
+    trainer = tl.train.Trainer(model, optimizer, args.out, config=vars(args), scheduler=scheduler,
                                evaluate=make_evaluate(args, x, y, xq, yq, cap))
     trainer.fit(loader, args.epochs, resume=args.resume,
                 max_steps_per_epoch=args.limit_train_batches or None)

@@ -45,8 +45,10 @@ def test_transform_shapes_types_and_seeded_determinism(t):
 def test_bad_input_named():
     with pytest.raises(ValueError, match=r"RandomRotation: expected an image .* shape \(8, 8\)"):
         RandomRotation(10)(np.zeros((8, 8)))
-    with pytest.raises(ValueError, match="ColorJitter: needs RGB images with 3 channels, got 1"):
-        ColorJitter(0.5)(np.zeros((2, 1, 4, 4)))
+    with pytest.raises(ValueError, match="ColorJitter: needs RGB images with 3 channels, got 2"):
+        ColorJitter(0.5)(np.zeros((2, 2, 4, 4)))
+    with pytest.raises(ValueError, match=r"ColorJitter \(saturation and hue\): needs RGB"):
+        ColorJitter(0.5, saturation=0.2)(np.zeros((2, 1, 4, 4)))
     with pytest.raises(ValueError, match="rot90: odd multiples"):
         rot90(np.zeros((1, 4, 6)), 1)
 
@@ -152,6 +154,18 @@ def test_colour_transforms():
     bright = ColorJitter(brightness=0.5)(x, generator=0)
     ratio = bright.sum(axis=(1, 2, 3)) / x.sum(axis=(1, 2, 3))
     assert ((ratio > 0.4) & (ratio < 1.51)).all()
+
+
+def test_colour_jitter_on_grey_is_brightness_then_contrast_about_the_image_mean():
+    x = _images(c=1)
+    out = ColorJitter(brightness=0.4, contrast=0.4)(x, generator=np.random.default_rng(3))
+    rng = np.random.default_rng(3)                  # the same draws, in the same order
+    b = rng.uniform(0.6, 1.4, size=len(x))[:, None, None, None]
+    bright = (x * b).clip(0, 1)
+    c = rng.uniform(0.6, 1.4, size=len(x))[:, None, None, None]
+    mean = bright.mean(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(out, (c * bright + (1 - c) * mean).clip(0, 1), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_compose_threads_one_generator():

@@ -374,7 +374,9 @@ def _check_rgb(batch, name: str) -> None:
 class ColorJitter(Transform):
     """Random brightness, contrast, saturation (factors ~ U(1 - a, 1 + a)) and hue shift
     (~ U(-hue, hue) of the colour wheel, hue <= 0.5), applied in that fixed order to RGB
-    images in [0, 1], as torchvision's adjust_* functions; results clipped to [0, 1]."""
+    images in [0, 1], as torchvision's adjust_* functions; results clipped to [0, 1].
+    Grey images (1 channel) take brightness and contrast only (their grey level is the
+    channel itself, as torchvision's adjust_contrast on a grey tensor)."""
 
     def __init__(self, brightness: float = 0.0, contrast: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0):
@@ -384,7 +386,9 @@ class ColorJitter(Transform):
         self.saturation, self.hue = saturation, hue
 
     def apply(self, batch, rng):
-        _check_rgb(batch, "ColorJitter")
+        grey = batch.shape[1] == 1
+        if not grey or self.saturation or self.hue:
+            _check_rgb(batch, "ColorJitter (saturation and hue)" if grey else "ColorJitter")
         B = len(batch)
         xp = array_module(batch)
 
@@ -397,7 +401,7 @@ class ColorJitter(Transform):
             out = (out * factors(self.brightness)).clip(0, 1)
         if self.contrast:
             # blend with the image's mean grey level
-            mean = _grayscale(out).mean(axis=(1, 2, 3), keepdims=True)
+            mean = (out if grey else _grayscale(out)).mean(axis=(1, 2, 3), keepdims=True)
             f = factors(self.contrast)
             out = (f * out + (1 - f) * mean).clip(0, 1)
         if self.saturation:

@@ -9,6 +9,8 @@ on the frozen codes (e.g. Coates et al. 2011; Oord et al. 2018, CPC sec. 3.1).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
@@ -154,12 +156,12 @@ def linear_probe(train_features, train_labels, test_features, test_labels,
 
 
 def select_l2(train_features, train_labels, l2s, n_classes: int | None = None,
-              val_fraction: float = 0.2, max_fit: int = 10000, seed: int = 0,
+              val_fraction: float = 0.2, max_fit: int | None = 10000, seed: int = 0,
               **kwargs) -> tuple[float, dict]:
     """(best l2, {l2: validation accuracy}): each l2 fit on a random part of the TRAINING
-    rows (at most max_fit of them, for speed) and scored on a disjoint validation part
-    (val_fraction of the rows, at most max_fit); ties go to the stronger penalty. The test
-    set is never looked at: the same protocol for every feature set compared."""
+    rows (at most max_fit of them, for speed; None: all) and scored on a disjoint validation
+    part (val_fraction of the rows, at most max_fit); ties go to the stronger penalty. The
+    test set is never looked at: the same protocol for every feature set compared."""
     X = rows(train_features, "train_features", "select_l2")
     y = labels(train_labels, "train_labels", "select_l2", len(X))
     l2s = sorted(float(v) for v in l2s)
