@@ -207,3 +207,17 @@ def test_defaults_help_formatter_shows_every_default():
     assert "continue --probe" in text and "(default: False)" not in text
     assert "(default: True)" in text and "hidden" not in text
     assert p.parse_args([]).lr == 3e-4 and p._actions[1].help is None   # actions untouched
+
+
+def test_every_example_shows_its_defaults_in_help():
+    """The style rule "examples show their defaults in --help": each example's parser uses
+    DefaultsHelpFormatter (a new example that forgets it fails here)."""
+    import glob
+    import os
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples")
+    missing = [os.path.basename(p) for p in sorted(glob.glob(os.path.join(root, "*.py")))
+               if "argparse.ArgumentParser(" in open(p, encoding="utf-8").read()
+               and "formatter_class=tl.train.DefaultsHelpFormatter"
+               not in open(p, encoding="utf-8").read()]
+    assert not missing, f"examples without tl.train.DefaultsHelpFormatter: {missing}"
