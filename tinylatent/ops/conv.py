@@ -268,14 +268,18 @@ def conv_geometry(kernel, stride, pads, dilation, out_hw) -> tuple:
 CHUNK_BYTES = 32 * 2 ** 20
 
 
-def _chunks(be, key: str, bsz: int, per_image: int, dtype, like):
-    """(buffer, [(start, stop), ...]): images [start, stop) per chunk, each needing
-    per_image elements of the flat scratch buffer. The buffer has CHUNK_BYTES (or one
-    image's worth, if more), so the layers of a network share it."""
+def _chunks(be, bsz: int, per_image: int, dtype) -> list:
+    """[(start, stop), ...]: the images of each chunk, whose columns (per_image elements an
+    image) fit in CHUNK_BYTES; at least one image a chunk."""
+    per_chunk = max(1, CHUNK_BYTES // be.xp.dtype(dtype).itemsize // max(per_image, 1))
+    return [(i, min(i + per_chunk, bsz)) for i in range(0, bsz, per_chunk)]
+
+
+def _buffer(be, key: str, per_image: int, dtype, like):
+    """The flat scratch buffer the chunks go through: CHUNK_BYTES (or one image's columns,
+    if more), so the layers of a network share it."""
     size = max(CHUNK_BYTES // be.xp.dtype(dtype).itemsize, per_image)
-    per_chunk = size // max(per_image, 1)
-    buf = be.scratch(key, (size,), dtype, like=like)
-    return buf, [(i, min(i + per_chunk, bsz)) for i in range(0, bsz, per_chunk)]
+    return be.scratch(key, (size,), dtype, like=like)
 
 
 def _view(buf, rows: int, cols: int):
@@ -298,10 +302,11 @@ class Conv2dFn(Function):
         if b is not None:
             wm = be.xp.concatenate([wm, b.reshape(c_out, 1)], axis=1)   # (O, K + 1)
         y = be.xp.empty((bsz, c_out, n_l), x.dtype)
-        buf, chunks = _chunks(be, "conv_cols", bsz, k1 * n_l, x.dtype, x)
+        chunks = _chunks(be, bsz, k1 * n_l, x.dtype)
+        buf = _buffer(be, "conv_cols", k1 * n_l, x.dtype, x) if len(chunks) > 1 else None
         ctx.cols = None
         for i, j in chunks:
-            out = None if len(chunks) == 1 else _view(buf, k1, (j - i) * n_l)
+            out = None if buf is None else _view(buf, k1, (j - i) * n_l)
             cols = be.im2col(x[i:j], geom, bias_row=b is not None, out=out)  # (K', b*L)
             be.matmul(wm, cols.reshape(k1, j - i, n_l).transpose(1, 0, 2),
                       out=y[i:j])                                    # (b, O, L)
@@ -328,8 +333,10 @@ class Conv2dFn(Function):
         xa, g = x.array, be.c(grad.array)
         gwb = be.xp.zeros((c_out, k1), g.dtype) if need[1] or need[2] else None
         gx = be.xp.empty(x.shape, g.dtype) if need[0] else None
-        buf, chunks = _chunks(be, "conv_cols", bsz, k1 * n_l, g.dtype, g)
-        gbuf = _chunks(be, "conv_gcols", bsz, k1 * n_l, g.dtype, g)[0] if need[0] else None
+        chunks = _chunks(be, bsz, k1 * n_l, g.dtype)
+        recompute = gwb is not None and ctx.cols is None and len(chunks) > 0
+        buf = _buffer(be, "conv_cols", k1 * n_l, g.dtype, g) if recompute else None
+        gbuf = _buffer(be, "conv_gcols", k1 * n_l, g.dtype, g) if need[0] else None
         wm = w.array.reshape(c_out, k)                                # (O, K)
         for i, j in chunks:
             if gwb is None:                   # dx only: the columns are not needed
@@ -372,7 +379,8 @@ class ConvTranspose2dFn(Function):
         wm = w.reshape(c_in, -1)                                     # (C_in, C_out*kh*kw)
         kc = wm.shape[1]
         y = be.xp.empty(out_shape, x.dtype)
-        buf, chunks = _chunks(be, "conv_cols", bsz, kc * n_l, x.dtype, x)
+        chunks = _chunks(be, bsz, kc * n_l, x.dtype)
+        buf = _buffer(be, "conv_cols", kc * n_l, x.dtype, x)
         for i, j in chunks:
             x2 = be.batch_to_channel_major(x[i:j], key="tconv_x2")    # (C_in, b*H*W)
             cols = be.matmul(wm.T, x2, out=_view(buf, kc, (j - i) * n_l))   # (K, b*H*W)
@@ -396,7 +404,8 @@ class ConvTranspose2dFn(Function):
         kc = wm.shape[1]
         gx = be.xp.empty(x.shape, g.dtype) if need[0] else None      # written through views
         gw = be.xp.zeros(wm.shape, g.dtype) if need[1] else None
-        buf, chunks = _chunks(be, "conv_cols", bsz, kc * n_l, g.dtype, g)
+        chunks = _chunks(be, bsz, kc * n_l, g.dtype)
+        buf = _buffer(be, "conv_cols", kc * n_l, g.dtype, g)
         if need[0] or need[1]:
             for i, j in chunks:
                 gcols = be.im2col(g[i:j], ctx.geom, out=_view(buf, kc, (j - i) * n_l))
