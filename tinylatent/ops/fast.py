@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import enable_grad, grad
-from ..tensor import Tensor
+from ..tensor import Tensor, is_float_dtype
 
 __all__ = ["fast_backend", "reference_vjp"]
 
@@ -30,7 +30,7 @@ def _half(dtypes: set) -> bool:
     if len(dtypes) != 1:
         return False
     (dtype,) = dtypes
-    return dtype == np.float16 or dtype.name == "bfloat16"
+    return is_float_dtype(dtype) and dtype.itemsize == 2
 
 
 def fast_backend(*tensors, op: str | None = None):
