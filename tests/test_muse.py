@@ -17,6 +17,16 @@ def _rotation(d, rng):
     return q * np.sign(np.diag(r))                       # Haar-distributed orthogonal
 
 
+def _isometric_pair(seed, n=80, d=6):
+    """x (n, d) anisotropic and z = x[perm] R^T: target row k is source perm[k], so source i
+    is target truth[i]."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)) * np.linspace(2, 0.5, d)
+    perm = rng.permutation(n)
+    r = _rotation(d, rng)
+    return x, x[perm] @ r.T, r, perm, np.argsort(perm)
+
+
 # ---------------------------------------------------------------------- Procrustes
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), d=st.integers(2, 12))
@@ -163,38 +173,52 @@ def test_steps_and_refinement_find_a_rotated_space():
 def test_similarity_init_recovers_a_permuted_rotated_copy(seed):
     """Artetxe et al. 2018's seed dictionary is exact on an isometric pair: Z = P X R^T has
     sqrt(Z Z^T) = P sqrt(X X^T) P^T, whose sorted rows are X's, permuted; both directions of
-    the seed are the hidden permutation, self-learning keeps the rotation, and self-learning
-    + MUSE map every word."""
+    the seed are the hidden permutation and deterministic self-learning keeps the rotation.
+    With dropout it follows the paper's schedule exactly."""
     from tinylatent.models.muse_similarity import self_learning, similarity_seed
-    rng = np.random.default_rng(seed)
-    n, d = 80, 6
-    x = rng.standard_normal((n, d)) * np.linspace(2, 0.5, d)
-    perm = rng.permutation(n)                                # target row k is source perm[k]
-    r = _rotation(d, rng)
-    z = x[perm] @ r.T
-    truth = np.argsort(perm)                                 # source i is target truth[i]
+    x, z, r, perm, truth = _isometric_pair(seed)
+    n, d = x.shape
     pairs = similarity_seed(x, z, n=n, csls_k=3)
     np.testing.assert_array_equal(pairs[:n, 1], truth)       # forward: every source word
     np.testing.assert_array_equal(pairs[n:, 0], perm)        # backward: every target word
     # without dropout the exact seed is a fixed point: W is the rotation itself
     w, _ = self_learning(x, z, pairs, csls_k=3, keep_prob=1.0, interval=2)
     np.testing.assert_allclose(w, r, atol=1e-8)
-    # with it, the dropped-out inductions may leave a stray pair in the last dictionary (seed
-    # 204: one of 160, |W - R| 1.5e-3), but W still translates every word
+    # with it: the first W is exact (objective 1, which no cosine can better), so p = .1, .2,
+    # .4, .8, 1 each last `interval` + 1 iterations without improvement, then the loop ends:
+    # 1 + 5 x 3. W is orthogonal whatever dictionary it ends on.
     w, iterations = self_learning(x, z, pairs, csls_k=3, interval=2)
-    xn, zn = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (x, z))
-    np.testing.assert_array_equal((xn @ w.T @ zn.T).argmax(axis=1), truth)
-    # the first W is exact (objective 1, never bettered), so p = .1, .2, .4, .8, 1 each last
-    # `interval` + 1 iterations without improvement, then the loop ends: 1 + 5 x 3
     assert iterations == 16
-    muse = MUSE(in_features=d, init="similarity", similarity_words=n, stochastic_interval=2,
-                csls_k=3, normalize="renorm")
-    muse.set_embeddings(x, z, [f"a{i}" for i in range(n)], [f"b{k}" for k in range(n)])
-    muse.fit()
-    reference = {f"a{i}": f"b{truth[i]}" for i in range(n)}
-    # nearest neighbours: with W exact every word's own image is at cosine 1; CSLS may still
-    # prefer a near-duplicate word with a less crowded neighbourhood (seed 204: 79 of 80)
-    assert muse.evaluate(reference, n, (1,), method="nn")["p@1"] == 1.0
+    np.testing.assert_allclose(w @ w.T, np.eye(d), atol=1e-12)
+
+
+def test_stochastic_self_learning_mostly_keeps_the_exact_start():
+    """Stochastic dictionary induction is a randomized search and, like vecmap, returns the
+    last W, not the best: from the exact seed it can wander into another optimum. Measured on
+    data seeds 0-99: self-learning ends translating every word on 98 (seed 18: 68 of 80,
+    seed 75: 55), MUSE.fit(init="similarity") on 98 (18: p@1 0.84, 75: 0.69); seed 428183564
+    (found by hypothesis) ends on 64 of 80. The test allows one more failure each."""
+    from tinylatent.models.muse_similarity import self_learning, similarity_seed
+    lost_self_learning, lost_muse = [], []
+    for seed in range(100):
+        x, z, r, perm, truth = _isometric_pair(seed)
+        n, d = x.shape
+        pairs = similarity_seed(x, z, n=n, csls_k=3)
+        w, _ = self_learning(x, z, pairs, csls_k=3, interval=2)
+        xn, zn = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (x, z))
+        if not np.array_equal((xn @ w.T @ zn.T).argmax(axis=1), truth):
+            lost_self_learning.append(seed)
+        muse = MUSE(in_features=d, init="similarity", similarity_words=n,
+                    stochastic_interval=2, csls_k=3, normalize="renorm")
+        muse.set_embeddings(x, z, [f"a{i}" for i in range(n)], [f"b{k}" for k in range(n)])
+        muse.fit()
+        reference = {f"a{i}": f"b{truth[i]}" for i in range(n)}
+        # nearest neighbours: with W exact every word's own image is at cosine 1 (CSLS may
+        # still prefer a near-duplicate word with a less crowded neighbourhood)
+        if muse.evaluate(reference, n, (1,), method="nn")["p@1"] < 1.0:
+            lost_muse.append(seed)
+    assert len(lost_self_learning) <= 3, lost_self_learning
+    assert len(lost_muse) <= 3, lost_muse
 
 
 def test_learning_rates_follow_muse_update_lr(monkeypatch):
