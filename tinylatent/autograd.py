@@ -157,26 +157,35 @@ class Context:
 
     def _resolve_saved(self, arrays, inputs, raw_outs, out_arrays, out_tensors) -> None:
         resolved = []
+        single = len(out_arrays) == 1          # the common case, tested without a loop
         for v in self._raw_saved:
-            for i, (raw, arr) in enumerate(zip(raw_outs, out_arrays)):
-                if v is arr or v is raw:
-                    resolved.append((_OUTPUT, i, _root(out_tensors[i])._version))
-                    # weak: the outputs hold this node, so strong links would make a cycle
-                    self._out_ref = tuple(weakref.ref(t) for t in out_tensors)
-                    if len(out_tensors) > 1:
+            if single:
+                if v is out_arrays[0] or v is raw_outs[0]:
+                    resolved.append((_OUTPUT, 0, _root(out_tensors[0])._version))
+                    # weak: the output holds this node, so a strong link would make a cycle
+                    self._out_ref = (weakref.ref(out_tensors[0]),)
+                    continue
+            else:
+                found = False
+                for i, (raw, arr) in enumerate(zip(raw_outs, out_arrays)):
+                    if v is arr or v is raw:
+                        resolved.append((_OUTPUT, i, _root(out_tensors[i])._version))
+                        self._out_ref = tuple(weakref.ref(t) for t in out_tensors)
                         # an output nobody kept (coupling's y when only logabsdet is used)
                         # may be gone by backward: keep its array (see saved_tensors)
                         self._out_arrays = out_arrays
+                        found = True
+                        break
+                if found:
+                    continue
+            for a, t in zip(arrays, inputs):
+                if v is a and t is not None:
+                    resolved.append((t, None, _root(t)._version))
                     break
             else:
-                for a, t in zip(arrays, inputs):
-                    if t is not None and v is a:
-                        resolved.append((t, None, _root(t)._version))
-                        break
-                else:
-                    if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
-                        v = np.asarray(v)
-                    resolved.append((None, v, 0))
+                if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
+                    v = np.asarray(v)
+                resolved.append((None, v, 0))
         self._saved = resolved
         self._raw_saved = ()
 
@@ -298,16 +307,9 @@ class Function:
 
 
 def _record_inputs(ctx, args) -> tuple:
-    inputs, needs = [], []
-    for a in args:
-        if isinstance(a, Tensor):
-            inputs.append(a)
-            needs.append(a.requires_grad)
-        else:
-            inputs.append(None)
-            needs.append(False)
-    ctx.inputs = inputs = tuple(inputs)
-    ctx.needs_input_grad = tuple(needs)
+    inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
+    ctx.inputs = inputs
+    ctx.needs_input_grad = tuple([a is not None and a.requires_grad for a in inputs])
     return inputs
 
 
@@ -664,7 +666,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                         gi = unbroadcast(gi, td.shape)
                     except ValueError as e:
                         raise RuntimeError(f"{node.fn.__name__}.backward: {e}") from None
-                if gd.dtype != td.dtype:
+                if gd.dtype is not td.dtype and gd.dtype != td.dtype:
                     gi = gi.to(td.dtype)
                 deliver(t, gi)
             if not retain_graph:

@@ -21,6 +21,8 @@ def _coerce(a, b):
     """
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb:
+        if a.array.dtype is b.array.dtype:    # the common case (NumPy caches dtypes)
+            return a, b
         fa, fb = is_float_dtype(a.array.dtype), is_float_dtype(b.array.dtype)
         if fa and not fb:
             b = cast(b, a.dtype)
