@@ -145,7 +145,7 @@ class LayerNormFn(Function):
         y2, mu, rstd = be.layer_norm(be.c(x).reshape(-1, d), weight, bias, eps)  # (R, D)
         ctx.be, ctx.reference, ctx.stats = be, reference, (mu, rstd)
         ctx.save_for_backward(x, weight, bias)
-        return y2.reshape(x.shape)
+        return y2 if y2.shape == x.shape else y2.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -156,7 +156,10 @@ class LayerNormFn(Function):
         gx, gw, gb = be.layer_norm_backward(be.c(grad.array).reshape(-1, d),
                                             be.c(x.array).reshape(-1, d), weight.array,
                                             *ctx.stats)
-        return Tensor._make(gx.reshape(x.shape)), Tensor._make(gw), Tensor._make(gb)
+        # reshape only when needed: a view (even of the same shape) has a .base, and a leaf
+        # input's .grad then copies it (autograd never shares a view's memory)
+        gx = gx if gx.shape == x.shape else gx.reshape(x.shape)
+        return Tensor._make(gx), Tensor._make(gw), Tensor._make(gb)
 
 
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,

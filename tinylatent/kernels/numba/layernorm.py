@@ -120,23 +120,25 @@ def layer_norm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float =
     if w.shape != (d,) or b.shape != (d,):
         raise ValueError(f"layer_norm kernel: weight {w.shape} and bias {b.shape} must be "
                          f"({d},) for input {x.shape}")
-    y = np.empty_like(x2)
+    # allocated in x's shape and written through a (R, D) view: the caller gets an array
+    # that owns its memory (a leaf's .grad would copy a view, see autograd._accumulate_leaf)
+    y = np.empty(x.shape, x2.dtype)
     mu = np.empty(x2.shape[0], dtype=np.float64)
     rstd = np.empty(x2.shape[0], dtype=np.float64)
     _forward(x2, w.astype(x2.dtype, copy=False), b.astype(x2.dtype, copy=False), float(eps),
-             y, mu, rstd)
-    return y.reshape(x.shape), mu, rstd
+             y.reshape(x2.shape), mu, rstd)
+    return y, mu, rstd
 
 
 def layer_norm_backward(gy: np.ndarray, x: np.ndarray, w: np.ndarray, mu: np.ndarray,
                         rstd: np.ndarray):
     """(gx, gw, gb) for the output gradient gy (shaped like x)."""
     x2, g2 = _rows(x, "x"), _rows(gy.astype(x.dtype, copy=False), "grad")
-    gx = np.empty_like(x2)
+    gx = np.empty(x.shape, x2.dtype)                 # owns its memory (as y above)
     gw = np.empty(x2.shape[1], dtype=x2.dtype)
     gb = np.empty(x2.shape[1], dtype=x2.dtype)
-    _backward(g2, x2, w.astype(x2.dtype, copy=False), mu, rstd, gx, gw, gb)
-    return gx.reshape(x.shape), gw, gb
+    _backward(g2, x2, w.astype(x2.dtype, copy=False), mu, rstd, gx.reshape(x2.shape), gw, gb)
+    return gx, gw, gb
 
 
 # ---------------------------------------------------------------------- reference twin
