@@ -108,6 +108,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinylatent.backends.blas import describe as blas_describe
+from tinylatent.backends.malloc import malloc_info
 
 __all__ = ["Bench", "Recorder", "assert_close", "assert_close_norm", "to_numpy", "torch",
            "torch_missing_reason",
@@ -383,6 +384,7 @@ def machine_info(threads: dict | None = None) -> dict:
         | {"torch": None if torch is None else torch.__version__},
         "threads": threads or {},
         "blas": blas_describe(),
+        "malloc": malloc_info(),
         # A shared machine's load is the main source of noise: record it next to the figures
         # (here at the end of the run; the recorder adds the load at its start).
         "loadavg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -877,6 +879,13 @@ def no_torch_statement(source: str) -> str:
             f" taken from {source}).")
 
 
+def _malloc_cell(info) -> str:
+    """tinylatent/backends/malloc.py's policy as the report states it (older records: none)."""
+    if not info:
+        return "policy not recorded"
+    return f"{info.get('policy')} ({info.get('reason')})"
+
+
 def markdown_document(data: dict) -> str:
     m = data.get("machine", {})
     v = m.get("versions", {})
@@ -885,7 +894,8 @@ def markdown_document(data: dict) -> str:
            "",
            f"CPU: {m.get('cpu_model')} ({m.get('usable_cores')} usable cores); "
            f"numpy {v.get('numpy')}, numba {v.get('numba')}, torch {v.get('torch')}, "
-           f"tinylatent {v.get('tinylatent')}.",
+           f"tinylatent {v.get('tinylatent')}; {m.get('blas', 'BLAS not recorded')}; "
+           f"malloc: {_malloc_cell(m.get('malloc'))}.",
            "",
            "Ratio = tinylatent time / PyTorch time (lower is better for tinylatent; "
            "< 1 means tinylatent is faster). Peak RSS growth = peak resident memory while "

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 from . import autograd, backend, ops, random
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backends.malloc import retain_freed_memory as _retain_freed_memory
 from .backend import Device, device
 from .gradcheck import gradcheck, gradgradcheck
 from .ops import *  # noqa: F401,F403  (every op is also tl.<name>)
@@ -28,6 +29,11 @@ from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, floa
                      from_dlpack, from_numpy, full, full_like, get_default_dtype, int32, int64,
                      is_floating_point, linspace, ones, ones_like, set_default_dtype, tensor, uint8,
                      zeros, zeros_like)
+
+# glibc keeps freed large blocks for the next step instead of unmapping them, so a step's
+# temporaries are not faulted in afresh every step (tinylatent/backends/malloc.py);
+# TINYLATENT_MALLOC=system keeps glibc's defaults
+_retain_freed_memory()
 
 # PyTorch's dtype names (tl.float is float32 as torch.float is; they shadow the builtins only
 # as attributes of this module)
