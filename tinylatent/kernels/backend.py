@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["KernelBackend", "KERNELS", "check_backend"]
+__all__ = ["KernelBackend", "KERNELS", "check_backend", "checked_out"]
 
 
 @runtime_checkable
@@ -131,3 +131,14 @@ def check_backend(module) -> None:
     if missing:
         raise TypeError(f"kernel backend {getattr(module, '__name__', module)!r} does not "
                         f"implement KernelBackend: missing {', '.join(missing)}")
+
+
+def checked_out(xp, out, shape, dtype, op: str):
+    """`out` checked as a kernel's output (a C-contiguous array of `shape` and `dtype` of
+    array module `xp`), or a new one if None; both backends' `out=` arguments go through it."""
+    if out is None:
+        return xp.empty(shape, dtype)
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{op}: out must be C-contiguous {tuple(shape)} {xp.dtype(dtype)}, "
+                         f"got {tuple(out.shape)} {out.dtype}")
+    return out

@@ -21,6 +21,8 @@ import threading
 
 import numpy as np
 
+from ..backend import checked_out
+
 name = "cuda"
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # Threads per block of every kernel: the one definition, handed to the compiler as
@@ -151,13 +153,7 @@ def matmul(a, b, out=None):
 
 # ---------------------------------------------------------------------- conv
 def _out(out, shape, dtype, op: str):
-    """`out` checked (a C-contiguous array of shape and dtype), or a new array."""
-    if out is None:
-        return _cp().empty(shape, dtype)
-    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{op}: out must be C-contiguous {tuple(shape)} {np.dtype(dtype)}, "
-                         f"got {tuple(out.shape)} {out.dtype}")
-    return out
+    return checked_out(_cp(), out, shape, dtype, op)
 
 
 @_on_device

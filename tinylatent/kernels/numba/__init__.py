@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 
+from ..backend import checked_out
 from . import activation as _act
 from . import attention as _att
 from . import contrastive as _con
@@ -64,13 +65,7 @@ def matmul(a, b, out=None):
 
 # ---------------------------------------------------------------------- conv
 def _out(out, shape, dtype, op: str):
-    """`out` checked (a C-contiguous array of shape and dtype), or a new array."""
-    if out is None:
-        return np.empty(shape, dtype)
-    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{op}: out must be C-contiguous {tuple(shape)} {np.dtype(dtype)}, "
-                         f"got {tuple(out.shape)} {out.dtype}")
-    return out
+    return checked_out(np, out, shape, dtype, op)
 
 
 def im2col(x, geom, bias_row: bool = False, out=None):
