@@ -161,7 +161,9 @@ class Context:
         for v in self._raw_saved:
             if single:
                 if v is out_arrays[0] or v is raw_outs[0]:
-                    resolved.append((_OUTPUT, 0, _root(out_tensors[0])._version))
+                    out = out_tensors[0]
+                    version = (out if out._base is None else _root(out))._version
+                    resolved.append((_OUTPUT, 0, version))
                     # weak: the output holds this node, so a strong link would make a cycle
                     self._out_ref = (weakref.ref(out_tensors[0]),)
                     continue
@@ -180,7 +182,7 @@ class Context:
                     continue
             for a, t in zip(arrays, inputs):
                 if v is a and t is not None:
-                    resolved.append((t, None, _root(t)._version))
+                    resolved.append((t, None, (t if t._base is None else _root(t))._version))
                     break
             else:
                 if isinstance(v, np.generic):  # a 0-d result NumPy returned as a scalar
@@ -214,7 +216,7 @@ class Context:
                 self.output_index[id(t)] = value
                 out.append(t)
                 continue
-            now = _root(t)._version
+            now = (t if t._base is None else _root(t))._version
             if now != version:
                 what = "its output" if kind is _OUTPUT else "an input"
                 raise RuntimeError(
@@ -300,7 +302,9 @@ class Function:
         result = Tensor._make(out, True, ctx)
         if out.base is not None:
             _link_view(result, out, args)
-        inputs = _record_inputs(ctx, args)
+        # _record_inputs, inline: this runs once per recorded op
+        ctx.inputs = inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
+        ctx.needs_input_grad = tuple([a is not None and a.requires_grad for a in inputs])
         if ctx._raw_saved:
             ctx._resolve_saved(arrays, inputs, (raw_out,), (out,), (result,))
         return result
@@ -603,6 +607,7 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
         elif accumulate:
             _accumulate_leaf(t, g, create_graph, owned, shared)
 
+    plain = not _grad_hooks and wanted is None     # deliver()'s common case applies
     with _collect_callbacks() as callbacks, set_grad_enabled(create_graph):
         for r, g in zip(roots, root_grads):
             if r._ctx is None and (wanted is None or id(r) not in wanted) and \
@@ -668,7 +673,15 @@ def _run_backward(roots, root_grads, targets, retain_graph, create_graph, accumu
                         raise RuntimeError(f"{node.fn.__name__}.backward: {e}") from None
                 if gd.dtype is not td.dtype and gd.dtype != td.dtype:
                     gi = gi.to(td.dtype)
-                deliver(t, gi)
+                if plain and t._ctx is not None and t._ctx.n_outputs == 1:
+                    # deliver()'s common case inline (no hooks, no targets, one output)
+                    child = t._ctx
+                    prev = grads.get(child)
+                    grads[child] = gi if prev is None else prev + gi
+                    if child._out_ref is not None:
+                        alive.setdefault(child, []).append(t)
+                else:
+                    deliver(t, gi)
             if not retain_graph:
                 node.release()
             if node._out_ref is not None:
