@@ -3,17 +3,17 @@ FROZEN (no evaluation here ever updates the trained weights).
 
     python examples/contrastive.py --model triplet      # FaceNet triplet, semi-hard mining
     python examples/contrastive.py --model siamese      # Hadsell et al. (npair: Sohn 2016)
-    python examples/contrastive.py --model simclr --dataset fashion-mnist --epochs 15
+    python examples/contrastive.py --model simclr --epochs 100  # fashion-mnist: --epochs 15
     python examples/contrastive.py --model deepcluster   # k-means pseudo-labels each epoch
     python examples/contrastive.py --model clip          # images + generated captions
 
-Figures (each model's `evaluate*` method, encoders frozen, baselines on the same split):
-siamese / triplet / npair train on classes 0-4 and report recall@1 among test images of the
-unseen classes 5-9 (vs raw pixels); simclr a linear probe and 20-NN on h = f(x) and z = g(h)
-(vs raw pixels and the same encoder at random init); deepcluster k-means accuracy / NMI on
-the training images (vs k-means on pixels); clip prompt-ensembled zero-shot accuracy (vs a
-linear probe on the same image embeddings) and image<->text recall@k. CMC, SimCSE and the
-SimCLR batch-size x temperature sweep: examples/cmc.py, simcse_kjv.py, simclr_sweep.py.
+Figures (each model's `evaluate*`, encoders frozen, baselines on the same split; --validate
+scores on the last 10% of the training images instead, for choosing settings): siamese /
+triplet / npair recall@1 among test images of the unseen classes 5-9 (vs raw pixels); simclr
+a linear probe and 20-NN on h = f(x) and z = g(h) (vs raw pixels and the same encoder at
+random init); deepcluster k-means accuracy / NMI on the training images (vs k-means on
+pixels); clip zero-shot accuracy (vs a linear probe) and image<->text recall@k. CMC, SimCSE,
+the SimCLR batch x temperature sweep: examples/cmc.py, simcse_kjv.py, simclr_sweep.py.
 
 Writes to --out: embedding.png (PCA of test embeddings), retrieval.png (queries and their 6
 nearest), similarity.png (simclr: two views of 16 images; clip: one test image per class
@@ -37,8 +37,7 @@ METRIC = ("siamese", "triplet", "npair")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=tl.train.DefaultsHelpFormatter)
-    p.add_argument("--model", choices=METRIC + ("simclr", "deepcluster", "clip"),
-                   default="triplet")
+    p.add_argument("--model", choices=METRIC + ("simclr", "deepcluster", "clip"), default="triplet")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
                    help="mnist offline = the embedded 4,000 / 1,000 images")
     p.add_argument("--epochs", type=int, default=10)
@@ -56,16 +55,19 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--limit-train-batches", type=int, default=0, help="0 = all (smoke tests)")
     p.add_argument("--limit-images", type=int, default=0, help="first N train / test images")
+    p.add_argument("--validate", action="store_true", help="test on the last 10%% of train")
     return p.parse_args(argv)
 
 
-def load(dataset, limit=0):
-    """(x, y, xt, yt): images (N, 1, 28, 28) in [0, 1] and labels, the first `limit`."""
-    out = []
-    for split in ("train", "test"):
-        x, y = tl.data.load_mnist(dataset, split)
-        out += [(x.astype(np.float32) / 255.0)[:limit or None, None], y[:limit or None]]
-    return out
+def load(dataset, limit=0, validate=False):
+    """(x, y, xt, yt): images (N, 1, 28, 28) in [0, 1] and labels, the first `limit`;
+    validate: the last 10% of the training images stand in for the test split (not loaded)."""
+    x, y = tl.data.load_mnist(dataset, "train")
+    n = len(x) * 9 // 10 if validate else len(x)
+    xt, yt = (x[n:], y[n:]) if validate else tl.data.load_mnist(dataset, "test")
+    keep = slice(0, limit or None)
+    return (x[:n].astype(np.float32)[keep, None] / 255.0, y[:n][keep],
+            xt.astype(np.float32)[keep, None] / 255.0, yt[keep])
 
 
 def build(args):
@@ -74,7 +76,8 @@ def build(args):
     if args.model == "deepcluster":
         return DeepCluster()
     if args.model == "simclr":
-        return SimCLR(latent_features=args.latent_features, temperature=args.temperature)
+        return SimCLR(latent_features=args.latent_features, temperature=args.temperature,
+                      flip=args.dataset != "mnist")           # a mirrored 2, 5 or 7 is no digit
     size = dict(latent_features=args.latent_features, hidden_features=args.hidden_features)
     if args.model == "siamese":
         return SiameseNet(**size)
@@ -127,7 +130,7 @@ def main(argv=None):
     args = parse_args(argv)
     args.out = args.out or f"runs/contrastive/{args.model}"
     args.batch_size = args.batch_size or {"deepcluster": 64, "simclr": 128}.get(args.model, 256)
-    x, y, xt, yt = load(args.dataset, args.limit_images)
+    x, y, xt, yt = load(args.dataset, args.limit_images, args.validate)
     train, xq, yq = TensorDataset(x, y), xt, yt
     if args.model in METRIC:                                   # classes 0-4 seen, 5-9 unseen
         train, xq, yq = TensorDataset(x[y < 5], y[y < 5]), xt[yt >= 5], yt[yt >= 5]
@@ -135,9 +138,7 @@ def main(argv=None):
         xq, yq = x, y
     tl.manual_seed(args.seed)
     model = build(args)
-    init = None                                                # the same encoder at random init
-    if args.model == "simclr":
-        init = model.init_features(x, xt)
+    init = model.init_features(x, xt) if args.model == "simclr" else None   # random-init twin
     loader = DataLoader(train, args.batch_size, shuffle=True, drop_last=True,
                         generator=tl.Generator(args.seed))
     optimizer = tl.optim.Adam(model.parameters(), lr=args.lr or 1e-3)
@@ -158,8 +159,7 @@ def main(argv=None):
                 max_steps_per_epoch=args.limit_train_batches or None)
     results = final_results(args, model, init, x, y, xt, yt, xq, yq, cap)
     for name, v in results.items():
-        print(f"  {name:18s} " + (f"{v:.4f}" if np.isscalar(v) else
-                                 f"{v[0]:.4f} / {v[1]:.4f}"))
+        print(f"  {name:18s} " + " / ".join(f"{u:.4f}" for u in np.atleast_1d(v)))
     emb = frozen_features(model.encode, xq[:2000], module=model)
     embedding_picture(emb, yq[:2000], f"{args.out}/embedding.png",
                       f"{args.model}: test embeddings (PCA)")

@@ -53,3 +53,19 @@ def test_simclr_sweep_writes_table_and_picture_and_resumes(tmp_path):
     assert tl.load(tmp_path / "b32_t0.2" / "checkpoint.npz")["epoch"] == 1
     again = sweep.main(args[:1] + ["16,32,64"] + args[2:] + ["--resume"])   # one new row
     assert {k: again[k] for k in done} == done and "b64_t0.2" in again
+
+
+def test_validate_scores_on_held_out_training_images_and_never_loads_the_test_split(
+        example, monkeypatch):
+    """--validate (settings are chosen with it): the last 10% of the training images stand in
+    for the test split, which is not even loaded."""
+    load_mnist, splits = tl.data.load_mnist, []
+    monkeypatch.setattr(tl.data, "load_mnist",
+                        lambda name, split: splits.append(split) or load_mnist(name, split))
+    x, y, xv, yv = example.load("mnist", validate=True)
+    assert splits == ["train"]
+    full, labels = load_mnist("mnist", "train")
+    n = len(full) * 9 // 10
+    assert x.shape == (n, 1, 28, 28) and xv.shape == (len(full) - n, 1, 28, 28)
+    assert (xv[:, 0] * 255.0 == full[n:]).all() and (yv == labels[n:]).all()
+    assert (y == labels[:n]).all()

@@ -77,7 +77,7 @@ class SimCLRConfig:
     temperature: float = 0.5       # tau of NT-Xent (the paper's Table 5 range: 0.1 - 1)
     crop_scale: float = 0.3        # RandomResizedCrop keeps 30% - 100% of the area
     batch_norm: bool = True        # after every conv and the Linear to h, as the paper's ResNet
-    flip: bool = True              # random horizontal flip of each view
+    flip: bool = True              # random horizontal flip (off for digits: a mirrored 2 is no 2)
     jitter: float = 0.4            # brightness and contrast factors ~ U(0.6, 1.4)
     degrees: float = 0.0           # random rotation (not in the paper's default T)
 
