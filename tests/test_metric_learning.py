@@ -143,13 +143,17 @@ def test_triplet_net_on_seen_classes_retrieves_unseen_classes():
 
 
 def test_linear_head_batch_norm_and_augmentation_options():
-    """hidden_features=0: the embedding is one Linear of the conv features; batch_norm puts
+    """hidden_features=0: the embedding is one Linear of the conv features, initialised
+    semi-orthogonal (a projection that nearly keeps the features' angles); batch_norm puts
     a BatchNorm2d after each convolution; augment shifts / rotates the labelled images in
     training mode only (in eval mode the loss is that of the images as given)."""
     tl.manual_seed(0)
     model = TripletNet(image_size=8, hidden_channels=(2, 3), hidden_features=0,
                        latent_features=5, batch_norm=True, augment=True)
     assert isinstance(model.encoder.fc, tl.nn.Linear) and model.encoder.fc.weight.shape[1] == 12
+    w = model.encoder.fc.weight.detach().numpy()            # (5, 12): orthonormal rows, b = 0
+    np.testing.assert_allclose(w @ w.T, np.eye(5), atol=1e-6)
+    assert not model.encoder.fc.bias.detach().numpy().any()
     assert sum(isinstance(m, tl.nn.BatchNorm2d) for m in model.encoder.features) == 2
     x = tl.tensor(np.random.default_rng(0).random((6, 1, 8, 8)).astype(np.float32))
     y = np.array([0, 0, 1, 1, 2, 2])
@@ -171,10 +175,10 @@ def _triplet_example(dataset, tmp_path):
         except FileNotFoundError as e:
             pytest.skip(f"full Fashion-MNIST not found (offline, no cache): {e}")
     from example_runner import load_example
-    extra = ["--dataset", dataset, "--epochs", "3"] if dataset == "fashion-mnist" else []
+    extra = ["--dataset", dataset, "--epochs", "2"] if dataset == "fashion-mnist" else []
     _, res = load_example("contrastive").main(["--model", "triplet", "--latent-features", "512",
-                                               "--hidden-features", "0", "--out",
-                                               str(tmp_path)] + extra)
+                                               "--hidden-features", "0", "--lr", "3e-4",
+                                               "--out", str(tmp_path)] + extra)
     return res
 
 
@@ -182,20 +186,23 @@ def _triplet_example(dataset, tmp_path):
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_triplet_conv_trunk_beats_raw_pixels_on_unseen_classes(dataset, tmp_path):
     """examples/contrastive.py --model triplet --latent-features 512 --hidden-features 0
-    (Fashion: --dataset fashion-mnist --epochs 3), trained on classes 0-4: recall@1 among
-    test images of 5-9 of the FROZEN conv trunk above raw pixels. Measured: MNIST 0.944 vs
-    0.934; Fashion-MNIST 0.930 vs 0.908."""
+    --lr 3e-4 (Fashion: --dataset fashion-mnist --epochs 2), trained on classes 0-4: recall@1
+    among test images of 5-9 of the FROZEN conv trunk above raw pixels. Measured: MNIST
+    0.944 vs 0.934; Fashion-MNIST 0.928 vs 0.908."""
     res = _triplet_example(dataset, tmp_path)
     assert res["conv trunk"] > res["raw pixels"], res
 
 
 @pytest.mark.long
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="not met: the triplet embedding specialises to the seen classes")
-@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+@pytest.mark.parametrize("dataset", [
+    pytest.param("mnist", marks=pytest.mark.xfail(
+        strict=True, raises=AssertionError,
+        reason="not met on MNIST 5k: the embedding specialises to the seen digits")),
+    "fashion-mnist"])
 def test_triplet_embedding_beats_raw_pixels_on_unseen_classes(dataset, tmp_path):
-    """The same runs, the embedding itself (unit length, 512-d, a linear map of the trunk).
-    Measured: MNIST 0.888 vs raw 0.934; Fashion-MNIST 0.903 vs 0.908 (with the
-    128-d embedding behind a hidden ReLU layer: 0.852 and 0.861)."""
+    """The same runs, the embedding itself (unit length, 512-d, a linear map of the trunk
+    initialised semi-orthogonal; lr, epochs and the init chosen on classes 0-4 with class 4
+    held out, never on 5-9). Measured: Fashion-MNIST 0.914 vs raw 0.908 (met, narrowly);
+    MNIST 0.920 vs raw 0.934 (not met; 0.888 with the default Linear init at lr 1e-3)."""
     res = _triplet_example(dataset, tmp_path)
     assert res["embedding"] > res["raw pixels"], res
