@@ -40,7 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--merges", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64, help="in-batch negatives: B - 1")
     p.add_argument("--lr", type=float, default=5e-4, help="cosine-annealed over the epochs")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--cosine-epochs", type=int, default=None, help="default: --epochs")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="default: all pairs")
     p.add_argument("--chapters", type=int, default=None, help="use only N chapters")
