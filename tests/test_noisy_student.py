@@ -1,8 +1,10 @@
 """Noisy Student (issue 22 item 6): the pieces exactly (pseudo-labels and their confidence
-threshold, stochastic depth's train / eval semantics, soft targets = labels when one-hot),
-and (-m long) the README figures: with 500 labels (Fashion-MNIST: 59,500 unlabelled, 10,000
-test; embedded MNIST: 3,500 / 1,000) every noised student beats the teacher by >= 1 point of
-test accuracy, and the last beats the last of the run without noise."""
+threshold, stochastic depth's train / eval semantics, soft targets = labels when one-hot,
+per-iteration student configs), and (-m long) the README figures: with 500 labels
+(Fashion-MNIST: 54,500 unlabelled, 5,000 validation, 10,000 test) every noised student beats
+the first teacher by >= 1 point of test accuracy and the last beats the last of the run
+without noise (met, seeds 0 and 1); every student beating ITS OWN teacher by >= 1 point
+(Xie et al.'s iteration) is not met after the first student."""
 import importlib.util
 from pathlib import Path
 
@@ -11,12 +13,10 @@ import pytest
 
 import tinylatent as tl
 from tinylatent.models import NoisyStudent
-from tinylatent.models.noisy_student import balance_pseudo_labels, train_classifier
+from tinylatent.models.noisy_student import (NoisyStudentConfig, balance_pseudo_labels,
+                                             self_train, train_classifier)
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "noisy_student.py"
-# the README's Fashion-MNIST command: equal-size students, balanced hard pseudo-labels, 1 : 1
-FASHION = ["--dataset", "fashion-mnist", "--student-hidden", "512", "--balance",
-           "--unlabelled-ratio", "1"]
 
 
 def _example():
@@ -24,13 +24,6 @@ def _example():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _assert_goal(runs):
-    noisy, plain = runs["noisy"], runs["no noise"]
-    assert noisy[-1]["accuracy"] > plain[-1]["accuracy"], runs
-    for student in noisy[1:]:  # the goal holds at every iteration
-        assert student["accuracy"] >= noisy[0]["accuracy"] + 0.01, runs
 
 
 def test_pseudo_labels_threshold_and_soft_targets():
@@ -78,6 +71,24 @@ def test_student_batches_hold_the_labelled_share():
     assert all((b < 10).sum() == 4 for b in seen) and len(seen) == 5  # 16 / (1 + 3)
 
 
+def test_self_train_grows_students_and_the_ablation_drops_all_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 1, 2, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 10)
+    cfg = NoisyStudentConfig(in_features=6, hidden_features=4, out_features=3)
+    widths = [NoisyStudentConfig(in_features=6, hidden_features=h, out_features=3)
+              for h in (5, 7)]  # students wider than the teacher, one per iteration
+    for noise in (True, False):
+        runs = self_train(x[:10], y, x[10:], cfg, iterations=2, noise=noise, steps=2,
+                          student_config=widths)
+        got = [(r["model"].config.hidden_features, r["model"].config.dropout,
+                r["model"].config.stochastic_depth) for r in runs]
+        assert got == [(4, 0.5 * noise, 0.2 * noise), (5, 0.5 * noise, 0.2 * noise),
+                       (7, 0.5 * noise, 0.2 * noise)]
+    with pytest.raises(ValueError, match="2 configs for 3 iterations"):
+        self_train(x[:10], y, x[10:], cfg, iterations=3, steps=2, student_config=widths)
+
+
 def test_stochastic_depth_train_and_eval():
     tl.manual_seed(0)
     m = NoisyStudent(in_features=5, hidden_features=4, num_blocks=1, stochastic_depth=1.0,
@@ -94,29 +105,49 @@ def test_stochastic_depth_train_and_eval():
     np.testing.assert_allclose(m2.encode(x).detach().numpy(), h.detach().numpy(), rtol=1e-6)
 
 
+_RUNS = {}
+
+
+def _readme_runs(seed, tmp_path_factory):
+    """The README command for one seed, run once for both goals."""
+    if seed not in _RUNS:
+        out = tmp_path_factory.mktemp(f"noisy_student_seed{seed}")
+        _RUNS[seed] = _example().main(["--seed", str(seed), "--out", str(out)])
+    return _RUNS[seed]
+
+
 def _not_met(reason):
     return pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 22 goal "
                              "(every student >= teacher + 1 point) not met: " + reason)
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("argv", [
-    pytest.param([], id="mnist", marks=_not_met(
-        "teacher 94.8% -> students 95.2 / 95.8 / 96.0% (+0.4 / +1.0 / +1.2; the first falls "
-        "short); without noise 88.4 -> 88.9 / 87.8 / 90.2%")),
-    pytest.param(FASHION, id="fashion-mnist", marks=_not_met(
-        "teacher 76.57% -> students 77.54 / 78.28 / 77.41% (+0.97 / +1.71 / +0.84); without "
-        "noise 78.25 -> 78.80 / 78.50 / 78.91%, above the noised run at every stage")),
-])
-def test_readme_figure_student_beats_teacher(argv, tmp_path):
-    _assert_goal(_example().main(argv + ["--out", str(tmp_path)]))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_readme_figure_students_beat_the_first_teacher(seed, tmp_path_factory):
+    # teacher 78.44% -> students 80.77 / 81.00 / 80.60% (seed 0), 78.50% -> 80.47 / 81.00 /
+    # 80.52% (seed 1); without noise the last student has 77.88% / 79.57%
+    runs = _readme_runs(seed, tmp_path_factory)
+    noisy, plain = runs["noisy"], runs["no noise"]
+    for student in noisy[1:]:
+        assert student["test"] >= noisy[0]["test"] + 0.01, runs
+    assert noisy[-1]["test"] > plain[-1]["test"], runs
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("seed", [0, 1])
+@_not_met("read as Xie et al.'s iteration (each student >= its own teacher + 1 point): test "
+          "gains +2.33 / +0.23 / -0.40 points (seed 0), +1.97 / +0.53 / -0.48 (seed 1)")
+def test_readme_figure_each_student_beats_its_own_teacher(seed, tmp_path_factory):
+    noisy = _readme_runs(seed, tmp_path_factory)["noisy"]
+    for teacher, student in zip(noisy, noisy[1:]):
+        assert student["test"] >= teacher["test"] + 0.01, noisy
 
 
 def test_example_smoke(tmp_path):
     module = _example()
-    args = ["--dataset", "mnist", "--steps", "5", "--student-steps", "5", "--iterations", "1",
-            "--limit-unlabelled", "100", "--hidden", "32", "--student-hidden", "48",
-            "--threshold", "0", "--balance", "--soft", "--out", str(tmp_path)]
+    args = ["--dataset", "mnist", "--val", "200", "--steps", "5", "--student-steps", "5",
+            "--iterations", "1", "--limit-unlabelled", "100", "--hidden", "32",
+            "--student-hidden", "48", "--out", str(tmp_path)]
     runs = module.main(args)
     assert (tmp_path / "accuracy.png").stat().st_size > 100
     kept = [r["kept"] for r in runs["noisy"]]  # balanced: 10 a class, for those present

@@ -165,23 +165,32 @@ def train_classifier(model, x, targets, steps: int = 1000, batch_size: int = 128
 def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: int = 3,
                noise: bool = True, augment=None, soft: bool = True, threshold: float = 0.0,
                steps: int = 1000, seed: int = 0, evaluate=None,
-               student_config: NoisyStudentConfig | None = None,
-               student_steps: int | None = None, progress: bool = False,
-               balance: bool = False, unlabelled_ratio: float | None = None) -> list:
+               student_config=None, student_steps: int | None = None,
+               progress: bool = False, balance: bool = False,
+               unlabelled_ratio: float | None = None, augment_teacher: bool = True) -> list:
     """Algorithm 1. Returns one entry per model (teacher first): dict(model, kept, score)
     with score = evaluate(model) if given. Students use student_config (equal or larger;
-    default: config) and student_steps (default: steps; they see more data). noise=False
-    is the ablation: no augmentation, dropout 0 and no stochastic depth, for all models.
-    balance: balance_pseudo_labels on the kept images; unlabelled_ratio: the students'
-    batch ratio (train_classifier). progress: a tqdm bar for each model's training."""
-    student_config = student_config or config
+    default: config; a list: one config per iteration, e.g. growing widths) and
+    student_steps (default: steps; they see more data). noise=False is the ablation: no
+    augmentation, dropout 0 and no stochastic depth, for all models. augment_teacher=False:
+    the teacher on the labelled images keeps its model noise but no input noise (warping
+    the 500 images cost the 512-wide MLP teacher 1.9 points on Fashion-MNIST test accuracy,
+    76.6% vs 78.4%, seed 0). balance: balance_pseudo_labels on the kept images;
+    unlabelled_ratio: the students' batch ratio (train_classifier). progress: a tqdm bar
+    for each model's training."""
+    students = (list(student_config) if isinstance(student_config, (list, tuple))
+                else [student_config or config] * iterations)
+    if len(students) != iterations:
+        raise ValueError(f"self_train: student_config holds {len(students)} configs for "
+                         f"{iterations} iterations")
     if not noise:
         config, augment = replace(config, dropout=0.0, stochastic_depth=0.0), None
-        student_config = replace(student_config, dropout=0.0, stochastic_depth=0.0)
+        students = [replace(c, dropout=0.0, stochastic_depth=0.0) for c in students]
     C = config.out_features
     tl.manual_seed(seed)
-    model = train_classifier(NoisyStudent(config), x_lab, y_lab, steps, augment=augment,
-                             seed=seed, progress=progress, desc="teacher")
+    model = train_classifier(NoisyStudent(config), x_lab, y_lab, steps,
+                             augment=augment if augment_teacher else None, seed=seed,
+                             progress=progress, desc="teacher")
     out = [{"model": model, "kept": 0, "score": evaluate(model) if evaluate else None}]
     onehot = np.eye(C, dtype=np.float32)[np.asarray(y_lab)]  # labelled targets as (N, C)
     for it in range(1, iterations + 1):
@@ -193,7 +202,7 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
         x_all = np.concatenate([x_lab, x_unlab[chosen]])
         t_all = np.concatenate([onehot, targets[chosen].astype(np.float32)])
         tl.manual_seed(seed + it)
-        model = train_classifier(NoisyStudent(student_config), x_all, t_all,
+        model = train_classifier(NoisyStudent(students[it - 1]), x_all, t_all,
                                  student_steps or steps, augment=augment, seed=seed + it,
                                  progress=progress, desc=f"student {it}",
                                  labelled=len(x_lab), unlabelled_ratio=unlabelled_ratio)
