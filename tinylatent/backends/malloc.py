@@ -3,12 +3,14 @@ them to the kernel.
 
 NumPy allocates every op's result with malloc. glibc serves a block above its mmap
 threshold with its own mmap and unmaps it on free; the threshold starts at 128 KB and rises
-on each such free up to 32 MB, and the heap's free top is given back above a trim threshold
-(twice the mmap threshold). A training step allocates and frees the same large temporaries
-every step, so with these defaults it maps them afresh each time, and the kernel faults in
-and zeroes every 4 KB page again. The exact GELU forward and backward on (8192, 512) float32
-(three 16 MB arrays a step) took 11.3 ms with glibc's defaults and 5.7 ms with the policy
-below (2-core AMD EPYC, one thread, the same process otherwise).
+on each such free up to 32 MB, and the heap's free top is given back once more than a trim
+threshold (twice the mmap threshold) is free there. A training step allocates and frees the
+same large temporaries every step, so with these defaults part of them is unmapped or
+trimmed and faulted in again the next step: the kernel maps and zeroes every 4 KB page
+again. Three 16 MB arrays freed together each step (a GELU step's output, derivative and
+gradient) re-faulted 6 MB a step (tests/test_malloc.py); the exact GELU forward and backward
+on (8192, 512) float32 took 11.3 ms with glibc's defaults and 5.7 ms with the policy below,
+each in a fresh process (2-core AMD EPYC, one thread).
 
 So at import tinylatent fixes the mmap threshold at glibc's ceiling (32 MB: larger blocks,
 such as a conv layer's chunked im2col columns, go through reused scratch buffers instead)
