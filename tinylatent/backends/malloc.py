@@ -64,24 +64,31 @@ def retain_freed_memory() -> dict:
     user = [v for v in _USER_VARIABLES if v in os.environ]
     if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         user.append("GLIBC_TUNABLES")
-    libc = _glibc()
     if choice == "system":
         _state.update(policy="glibc defaults", reason="TINYLATENT_MALLOC=system")
-    elif user:
+        return malloc_info()
+    if user:
         _state.update(policy="the environment's", reason=f"{', '.join(user)} set")
-    elif libc is None:
+        return malloc_info()
+    libc = _glibc()                  # loaded only when the policy is to be applied
+    if libc is None:
         _state.update(policy="not applied", reason="the C library is not glibc")
-    elif libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and \
-            libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1:
+        return malloc_info()
+    refused = [name for name, option, value in
+               (("mmap", M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                ("trim", M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+               if libc.mallopt(option, value) != 1]
+    if refused:   # a threshold glibc took stays set: say which one it refused
+        _state.update(policy="not applied" if len(refused) == 2 else "partly applied",
+                      reason=f"mallopt refused the {' and '.join(refused)} threshold")
+    else:
         _state.update(policy="retain",
                       reason=f"mmap threshold {MMAP_THRESHOLD >> 20} MB, trim threshold "
                              f"{TRIM_THRESHOLD >> 20} MB")
-    else:
-        _state.update(policy="not applied", reason="mallopt refused the thresholds")
     return malloc_info()
 
 
 def malloc_info() -> dict:
-    """{"policy": "retain" | "glibc defaults" | "the environment's" | "not applied",
-    "reason": why}."""
+    """{"policy": "retain" | "glibc defaults" | "the environment's" | "partly applied" |
+    "not applied", "reason": why}."""
     return dict(_state)
