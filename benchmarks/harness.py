@@ -239,18 +239,27 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
+def machine_key(cpu_model: str | None = None, cores: int | None = None,
+                cpu_ids: dict | None = None) -> str:
     """A stable name for "this kind of machine": sanitized CPU model + usable core count.
 
     Not the hostname: containers and CI runners get a random one per run, so results from
     the same hardware would never meet. Two machines with the same CPU model and core count
     run the same code at comparable speed, which is what a recorded PyTorch figure needs.
+    A virtual machine may hide the model number ("AMD EPYC"): then the CPU family and model
+    ids join the name, since one such name was seen here on an AVX-512 Zen 5 (family 26) and
+    on an AVX2-only Zen 3 (family 25), whose conv ratios differ 2x. `cpu_ids` default: this
+    machine's when `cpu_model` is None, none otherwise.
     """
-    model = (cpu_model if cpu_model is not None else _cpu_model()).lower()
+    live = cpu_model is None
+    model = (_cpu_model() if live else cpu_model).lower()
     model = re.sub(r"\((r|tm)\)", " ", model)
     model = re.sub(r"@.*$", " ", model)                     # drop "@ 2.40GHz"
     model = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", model)
     model = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown-cpu"
+    ids = (_cpu_ids() if live else {}) if cpu_ids is None else cpu_ids
+    if not re.search(r"\d", model) and ids.get("cpu family") and ids.get("model"):
+        model += f"-f{ids['cpu family']}m{ids['model']}"     # amd-epyc-f25m1
     return f"{model}-{cores if cores is not None else usable_cores()}c"
 
 
@@ -713,8 +722,9 @@ class Recorder:
         mode["threads"] = self.threads
         mode["loadavg_at_start"] = self.load_at_start
         mode["loadavg_at_end"] = data["machine"].get("loadavg_1_5_15")
-        for fig in self.figures_on(device):
-            mode["figures"][fig["name"]] = fig
+        key = data["machine"]["key"]
+        for fig in self.figures_on(device):   # each figure names its machine: a file merged
+            mode["figures"][fig["name"]] = fig | {"machine": key}  # over runs stays checkable
         return data
 
     def write(self) -> list[tuple[Path, Path]]:

@@ -1,7 +1,7 @@
 """Render a benchmark results file: the Markdown table and a bar chart of ratios.
 
     python -m benchmarks.report                      # this machine's latest run
-    python -m benchmarks.report benchmarks/results/amd-epyc-2c-cpu.json --mode quick
+    python -m benchmarks.report benchmarks/results/amd-epyc-f26m2-2c-cpu.json --mode quick
     python -m benchmarks.report FILE --png ratios.png
 
 The chart shows tinylatent time / PyTorch time per benchmark on a log scale with 1.0 marked

@@ -24,6 +24,13 @@ def test_machine_key_is_sanitized_cpu_model_and_cores():
         "intel-xeon-e5-2690-v4-8c"
     assert harness.machine_key("AMD EPYC 9654 96-Core Processor", 192) == "amd-epyc-9654-192c"
     assert harness.machine_key("AMD EPYC", 2) == "amd-epyc-2c"
+    # a model name without a model number takes the family / model ids (Zen 3 vs Zen 5 VMs)
+    assert harness.machine_key("AMD EPYC", 2, {"cpu family": "26", "model": "2"}) == \
+        "amd-epyc-f26m2-2c"
+    assert harness.machine_key("Intel(R) Xeon(R) CPU @ 2.20GHz", 4,
+                               {"cpu family": "6", "model": "85"}) == "intel-xeon-f6m85-4c"
+    assert harness.machine_key("AMD EPYC 7B13 64-Core Processor", 2,
+                               {"cpu family": "25", "model": "1"}) == "amd-epyc-7b13-2c"
     assert harness.machine_key("", 4) == "unknown-cpu-4c"
 
 
@@ -200,6 +207,7 @@ def test_closest_recorded_machine(tmp_path):
     pick = lambda key: harness.closest_recorded(key, "cpu", tmp_path).name  # noqa: E731
     assert pick("intel-xeon-2c") == "intel-core-i7-2c-cpu.json"     # same vendor and cores
     assert pick("amd-epyc-9654-2c") == "amd-epyc-2c-cpu.json"
+    assert pick("amd-epyc-f25m1-2c") == "amd-epyc-2c-cpu.json"     # another family: closest
     assert pick("arm-neoverse-8c") == "intel-xeon-8c-cpu.json"      # same core count
     assert harness.closest_recorded("x-2c", "cuda", tmp_path) is None
 
