@@ -2,10 +2,10 @@
 affine coupling; each forward + backward, float32, from identical inputs.
 
 Every benchmark first asserts that tinylatent's fast path and PyTorch give the same output
-and gradients. The goals (tinylatent / PyTorch) are the issue's table; they are reported,
-never asserted. The fast path is what runs by default (Numba kernels + BLAS on the CPU,
-CUDA RawKernels + cuBLAS on a GPU); TINYLATENT_KERNELS=reference times the pure Tensor-op
-references instead.
+and gradients. The goals (tinylatent / PyTorch) are the issues' tables (issue 14 tightened
+issue 4's conv goals, 2.0 and 0.7, to 1.1 and 0.75); they are reported, never asserted.
+The fast path is what runs by default (Numba kernels + BLAS on the CPU, CUDA RawKernels +
+cuBLAS on a GPU); TINYLATENT_KERNELS=reference times the pure Tensor-op references instead.
 
 CPU: the issue's workloads. GPU (`test_gpu_*`, skipped without CuPy + a GPU + PyTorch with
 CUDA): the same workloads scaled up, against PyTorch CUDA eager / cuDNN.
@@ -225,13 +225,13 @@ def test_attention(bench):
 
 def test_conv_32_64(bench):
     _run(bench, conv_case(bench, CPU, 32, 64, 14, bench.pick(quick=32, full=128), True),
-         "kernels", 2.0)
+         "kernels", 1.1)
 
 
 def test_conv_1_32(bench):
     # The first layer of an MNIST network: the input images need no gradient.
     _run(bench, conv_case(bench, CPU, 1, 32, 28, bench.pick(quick=32, full=128), False),
-         "kernels", 0.7)
+         "kernels", 0.75)
 
 
 def test_affine_coupling(bench):
