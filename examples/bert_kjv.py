@@ -1,18 +1,20 @@
 """BERT at CPU size on the King James Bible: masked LM + next-sentence prediction, then
 fine-tuning on Old vs New Testament verses with few labels, pre-trained vs from scratch.
 
-    python examples/bert_kjv.py                          # 2 x 128, 8 epochs of 500 steps
+    python examples/bert_kjv.py                          # 2 x 128, 14 epochs of 500 steps
     python examples/bert_kjv.py ... --resume             # continue OUT/checkpoint.npz
 
-Chapters are the documents; every 10th chapter is held out (NSP pairs of the held-out
-chapters give the validation figures; verses of held-out chapters the fine-tuning test
-set). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans of consecutive verses
+Chapters are the documents; every 10th chapter is held out (NSP and MLM figures at the
+end; verses of held-out chapters the fine-tuning test set) and every 10th of the rest is
+the validation split, not trained on (NSP and MLM after every epoch: the learning curve
+that settings are judged on). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans of consecutive verses
 filling 128 tokens together, B the continuation or verses of another chapter
-(tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). Fine-tuning
-sees single verses (48 tokens). Tokens: BPE (2,000 merges, lower case) with [CLS] [SEP]
-[MASK] [PAD]. Writes to
-runs/bert_kjv/: loss_curve.png, finetune.png (balanced accuracy vs labels), results.txt,
-tokenizer.json and checkpoint.npz (tl.train.Trainer, after every epoch).
+(tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). AdamW, peak
+rate 1e-3 after 700 warm-up steps, linear decay to 0 (A.2, per update: StepSchedule).
+Fine-tuning sees single verses (48 tokens). Tokens: BPE (2,000 merges, lower case) with
+[CLS] [SEP] [MASK] [PAD]. Writes to runs/bert_kjv/: loss_curve.png, finetune.png (balanced
+accuracy vs labels), results.txt, tokenizer.json and checkpoint.npz (tl.train.Trainer,
+after every epoch).
 """
 import argparse
 import json
@@ -23,8 +25,9 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models import BERT
-from tinylatent.models.bert import SPECIALS, span_pair_datasets
-from tinylatent.models.bert_eval import evaluate_pretraining, nsp_overlap_baseline
+from tinylatent.models.bert import SPECIALS, encode_pairs, span_pair_datasets
+from tinylatent.models.bert_eval import (StepSchedule, evaluate_pretraining,
+                                         nsp_overlap_baseline)
 from tinylatent.models.bert_pretext import encode_sentences, finetune_table
 
 matplotlib.use("Agg")
@@ -45,10 +48,18 @@ def parse_args(argv=None):
     p.add_argument("--dupe-factor", type=int, default=5, help="draws of the training pairs")
     p.add_argument("--merges", type=int, default=2000, help="BPE merges")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=700, help="steps of linear warm-up from 0")
+    p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="linear",
+                   help="after the warm-up: constant, or decay to 0 at the last step")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--decay-epochs", type=int, default=None,
+                   help="the schedule's length (default: --epochs; fix it to resume a run)")
     p.add_argument("--steps-per-epoch", type=int, default=500)
     p.add_argument("--chapters", type=int, default=None, help="use only N chapters")
+    p.add_argument("--valid-every", type=int, default=10, help="every Kth training chapter is "
+                   "the validation split (NSP and MLM after every epoch; 0: none)")
     p.add_argument("--labels", type=int, nargs="+", default=[16, 64, 256],
                    help="fine-tuning label counts")
     p.add_argument("--finetune-steps", type=int, default=150)
@@ -70,18 +81,31 @@ def main(argv=None):
         f"{args.out}/tokenizer.json", [v.text for d in train_docs for v in d], args.merges,
         SPECIALS, resume=args.resume)
     assert tok.itos[:len(SPECIALS)] == list(SPECIALS)
-    texts = [[v.text for v in d] for d in train_docs], [[v.text for v in d] for d in test_docs]
+    k = args.valid_every                              # validation: carved from training
+    fit_docs = [d for i, d in enumerate(train_docs) if not k or i % k != k - 1]
+    val_docs = [d for i, d in enumerate(train_docs) if k and i % k == k - 1]
+    texts = [[[v.text for v in d] for d in docs] for docs in (fit_docs, val_docs, test_docs)]
     model = BERT(in_features=len(tok), hidden_features=args.dim, num_layers=args.layers,
-                 num_heads=args.heads, block_size=max(args.max_len, args.verse_len))
-    train_set, valid_set = span_pair_datasets(*texts, tok, args.max_len, model.config,
-                                              args.seed, args.dupe_factor)
+                 num_heads=args.heads, block_size=max(args.max_len, args.verse_len),
+                 dropout=args.dropout)
+    train_set, valid_set = span_pair_datasets(texts[0], texts[1] or texts[2], tok,
+                                              args.max_len, model.config, args.seed,
+                                              args.dupe_factor)
+    test_set = encode_pairs(tl.data.NextSpanPairs(texts[2], tok, args.max_len - 3,
+                                                  generator=tl.Generator(args.seed)),
+                            tok, args.max_len, model.config)
     print(f"{model.num_parameters():,} parameters; vocabulary {len(tok)}; NSP pairs "
-          f"{len(train_set):,} train / {len(valid_set):,} held-out")
+          f"{len(train_set):,} train / {len(valid_set):,} validation / {len(test_set):,} "
+          "held-out")
     loader = tl.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                                 generator=tl.Generator(args.seed), drop_last=True)
-    opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    opt = StepSchedule(tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01),
+                       args.warmup, (args.decay_epochs or args.epochs) * args.steps_per_epoch,
+                       args.schedule)
 
     def evaluate(m):
+        if not val_docs:
+            return {}
         mlm, nsp, _ = evaluate_pretraining(m, valid_set)
         return {"valid_mlm_accuracy": mlm, "valid_nsp_accuracy": nsp}
 
@@ -89,18 +113,18 @@ def main(argv=None):
                                resumable_keys=RESUMABLE)
     history = trainer.fit(loader, args.epochs, resume=args.resume,
                           max_steps_per_epoch=args.steps_per_epoch)
-    mlm, nsp, targets = evaluate_pretraining(model, valid_set)
+    mlm, nsp, targets = evaluate_pretraining(model, test_set)
     train_ids = train_set.tensors[0].numpy()
     counts = np.bincount(train_ids[train_ids >= len(SPECIALS)], minlength=len(tok))
     unigram = float((targets == counts.argmax()).mean())
-    nsp_base = nsp_overlap_baseline(train_set, valid_set, model.config)
-    next_rate = float(valid_set.tensors[2].numpy().mean())
+    nsp_base = nsp_overlap_baseline(train_set, test_set, model.config)
+    next_rate = float(test_set.tensors[2].numpy().mean())
     lines = [f"held-out MLM accuracy {mlm:.3f} (unigram baseline {unigram:.3f}: always "
              f"'{tok.itos[counts.argmax()]}'); held-out NSP accuracy {nsp:.3f} "
-             f"({len(valid_set)} pairs, {next_rate:.1%} IsNext; lexical-overlap logistic "
+             f"({len(test_set)} pairs, {next_rate:.1%} IsNext; lexical-overlap logistic "
              f"regression {nsp_base:.3f})"]
     # fine-tuning: Old (Genesis-Malachi) vs New Testament (Matthew-Revelation), single verses
-    verses = [[v for d in docs for v in d] for docs in (train_docs, test_docs)]
+    verses = [[v for d in docs for v in d] for docs in (fit_docs, test_docs)]
     (x_all, y_all), test = ((encode_sentences(tok, [v.text for v in vs], args.verse_len,
                                               model.config), tl.data.text.kjv_testament(vs))
                             for vs in verses)

@@ -1,12 +1,13 @@
 """examples/bert_kjv.py with tiny settings: pre-training, held-out figures, fine-tuning
-table, outputs, and an exact resume through tl.train.Trainer's checkpoint."""
+table, outputs, and an exact resume through tl.train.Trainer's checkpoint (the learning-rate
+schedule's position included)."""
 
 import pytest
 from example_runner import load_example
 
 TINY = ["--chapters", "40", "--layers", "1", "--dim", "32", "--heads", "2", "--max-len", "24",
         "--merges", "60", "--steps-per-epoch", "2", "--batch-size", "8", "--labels", "8",
-        "--finetune-steps", "2"]
+        "--finetune-steps", "2", "--warmup", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -17,42 +18,48 @@ def example():
 def test_run_outputs_and_exact_resume(example, tmp_path):
     full = example.main(TINY + ["--epochs", "2", "--out", str(tmp_path / "full")])
     assert [h["epoch"] for h in full["history"]] == [1, 2]
+    assert all(0 <= h["valid_nsp_accuracy"] <= 1 for h in full["history"])  # validation split
     for name in ("loss_curve.png", "finetune.png", "results.txt", "tokenizer.json",
                  "checkpoint.npz"):
         assert (tmp_path / "full" / name).stat().st_size > 100, name
     assert 0 <= full["nsp"] <= 1 and 0 <= full["unigram"] <= 1
     assert len(full["pretrained"]) == len(full["scratch"]) == 1
     part = ["--out", str(tmp_path / "part")]
-    example.main(TINY + part + ["--epochs", "1"])
-    resumed = example.main(TINY + part + ["--epochs", "2", "--resume"])
+    example.main(TINY + part + ["--epochs", "1", "--decay-epochs", "2"])  # stopped half-way
+    resumed = example.main(TINY + part + ["--epochs", "2", "--decay-epochs", "2", "--resume"])
     assert resumed["history"] == full["history"]
     assert resumed["nsp"] == full["nsp"] and resumed["mlm"] == full["mlm"]
 
 
-NSP_NOT_MET = ("issue 20 goal NSP >= 0.85 on held-out span pairs not met: 0.736 after 4,000 "
-               "steps of 32 x 128 (train 0.762), below the lexical-overlap baseline's 0.795")
+NSP_NOT_MET = ("issue 20 goal NSP >= 0.85 on held-out span pairs not met: 0.753 after 7,000 "
+               "steps of 32 x 128 (warm-up + linear decay, peak 1e-3), below the lexical-overlap "
+               "baseline's 0.797; validation NSP flat at ~0.78 from 5,000 steps on")
 
 
 @pytest.fixture(scope="module")
 def readme_run(example, tmp_path_factory):
-    """The README's run: the example's defaults, 4,000 steps of 32 span pairs of 128 tokens,
-    then 3 fine-tuning seeds (~60 min pre-training, ~17 min evaluation and fine-tuning, on 2
-    heavily loaded cores). Measured (seed 1), held-out NSP (train NSP, with dropout) after
-    500, 1,000, ... 4,000 steps: 0.510 (0.498), 0.536 (0.513), 0.663 (0.587), 0.694 (0.658),
-    0.693 (0.695), 0.735 (0.726), 0.730 (0.739), 0.736 (0.762); held-out MLM 0.175 (the
-    single-verse pairs of commit 3a628cf gave NSP 0.654 and MLM 0.337 after as many steps)."""
+    """The README's run: the example's defaults, 7,000 steps of 32 span pairs of 128 tokens
+    (peak rate 1e-3 after 700 warm-up steps, linear decay to 0), then 3 fine-tuning seeds
+    (~51 min pre-training, ~5 min evaluation and fine-tuning, on 2 cores shared by three
+    runs). Measured (seed 1), validation NSP (913 pairs of training chapters kept out of
+    training) after 500, 1,000, ... 7,000 steps: 0.506, 0.565, 0.602, 0.670, 0.704, 0.717,
+    0.754, 0.757, 0.770, 0.785, 0.772, 0.781, 0.789, 0.786 (the lexical baseline: 0.782);
+    training NSP (with dropout) at the same steps 0.504 ... 0.811 (5,000) ... 0.859;
+    validation MLM 0.188 at the end."""
     return example.main(["--out", str(tmp_path_factory.mktemp("bert_kjv"))])
 
 
 @pytest.mark.long
 def test_readme_figures(readme_run):
-    """Bounds inside the measured figures: MLM 0.175 vs unigram 0.069; NSP 0.736 (988 held-out
+    """Bounds inside the measured figures: MLM 0.199 vs unigram 0.069; NSP 0.753 (988 held-out
     pairs, 51.0% IsNext) vs the lexical-overlap logistic regression on the same span pairs
-    0.795; Old/New Testament balanced accuracy pre-trained vs scratch, mean of 3 seeds:
-    0.769 / 0.598 (16 labels), 0.799 / 0.643 (64), 0.818 / 0.737 (256)."""
+    0.797; validation NSP 0.786 at the end; Old/New Testament balanced accuracy pre-trained
+    vs scratch, mean of 3 seeds: 0.773 / 0.543 (16 labels), 0.822 / 0.631 (64), 0.841 / 0.702
+    (256)."""
     r = readme_run
-    assert r["mlm"] > 2 * r["unigram"], r
-    assert r["nsp"] > 0.7 and 0.78 < r["nsp_baseline"] < 0.81, r
+    assert r["mlm"] > 2.5 * r["unigram"], r
+    assert r["nsp"] > 0.73 and 0.78 < r["nsp_baseline"] < 0.81, r
+    assert r["history"][-1]["valid_nsp_accuracy"] > 0.76, r["history"][-1]
     assert abs(r["next_rate"] - 0.5) < 0.03, r
     assert r["pretrained"][0][1] > r["scratch"][0][1] + 0.1, r      # 16 labels
     for (_, pre), (_, scratch) in zip(r["pretrained"], r["scratch"]):
