@@ -10,7 +10,7 @@ the validation split, not trained on (NSP and MLM after every epoch: the learnin
 that settings are judged on). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans of consecutive verses
 filling 128 tokens together, B the continuation or verses of another chapter
 (tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). AdamW, peak
-rate 1e-3 after 700 warm-up steps, linear decay to 0 (A.2, per update: StepSchedule).
+rate 1e-3 after 700 warm-up steps, linear decay to 0 (A.2, per update: warmup_decay).
 Fine-tuning sees single verses (48 tokens). Tokens: BPE (2,000 merges, lower case) with
 [CLS] [SEP] [MASK] [PAD]. Writes to runs/bert_kjv/: loss_curve.png, finetune.png (balanced
 accuracy vs labels), results.txt, tokenizer.json and checkpoint.npz (tl.train.Trainer,
@@ -26,8 +26,8 @@ import numpy as np
 import tinylatent as tl
 from tinylatent.models import BERT
 from tinylatent.models.bert import SPECIALS, encode_pairs, span_pair_datasets
-from tinylatent.models.bert_eval import (StepSchedule, evaluate_pretraining,
-                                         nsp_overlap_baseline)
+from tinylatent.models.bert_eval import (evaluate_pretraining, nsp_overlap_baseline,
+                                         warmup_decay)
 from tinylatent.models.bert_pretext import encode_sentences, finetune_table
 
 matplotlib.use("Agg")
@@ -99,9 +99,9 @@ def main(argv=None):
           "held-out")
     loader = tl.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                                 generator=tl.Generator(args.seed), drop_last=True)
-    opt = StepSchedule(tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01),
-                       args.warmup, (args.decay_epochs or args.epochs) * args.steps_per_epoch,
-                       args.schedule)
+    opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    schedule = tl.optim.lr_scheduler.LambdaLR(opt, warmup_decay(
+        args.warmup, (args.decay_epochs or args.epochs) * args.steps_per_epoch, args.schedule))
 
     def evaluate(m):
         if not val_docs:
@@ -110,7 +110,8 @@ def main(argv=None):
         return {"valid_mlm_accuracy": mlm, "valid_nsp_accuracy": nsp}
 
     trainer = tl.train.Trainer(model, opt, args.out, config=vars(args), evaluate=evaluate,
-                               resumable_keys=RESUMABLE)
+                               resumable_keys=RESUMABLE, scheduler=schedule,
+                               scheduler_interval="step")
     history = trainer.fit(loader, args.epochs, resume=args.resume,
                           max_steps_per_epoch=args.steps_per_epoch)
     mlm, nsp, targets = evaluate_pretraining(model, test_set)

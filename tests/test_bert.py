@@ -8,7 +8,7 @@ import pytest
 import tinylatent as tl
 from tinylatent.models.bert import (BERT, IGNORE, SPECIALS, BERTConfig, encode_pair,
                                     encode_pairs, mask_tokens, span_pair_datasets)
-from tinylatent.models.bert_eval import StepSchedule
+from tinylatent.models.bert_eval import warmup_decay
 
 
 def test_mask_rule_frequencies():
@@ -139,28 +139,22 @@ def test_losses_and_padding():
         m(tl.tensor(np.full((1, 13), 7)))
 
 
-def test_step_schedule_warmup_then_decay_and_resume():
-    """lr * (t + 1) / warmup for the first `warmup` updates, then linear (or cosine) decay to
-    0 at `total`; the state restores the position in the schedule."""
-    def rates(schedule, n, state=None):
-        p = tl.nn.Parameter(tl.zeros(3))
-        opt = StepSchedule(tl.optim.AdamW([p], lr=0.1), 4, 12, schedule)
-        if state is not None:
-            opt.load_state_dict(state)
+def test_warmup_decay_per_update():
+    """Update t runs at lr * (t + 1) / warmup for the first `warmup` updates, then linear (or
+    cosine) decay to 0 at `total`: LambdaLR with warmup_decay, stepped after each update."""
+    def rates(schedule, n):
+        opt = tl.optim.AdamW([tl.nn.Parameter(tl.zeros(3))], lr=0.1)
+        sched = tl.optim.lr_scheduler.LambdaLR(opt, warmup_decay(4, 12, schedule))
         out = []
         for _ in range(n):
-            p.grad = tl.ones(3)
-            opt.step()
-            out.append(opt.optimizer.param_groups[0]["lr"])
-        return out, opt.state_dict()
-    lin, _ = rates("linear", 12)
-    np.testing.assert_allclose(lin, [0.025, 0.05, 0.075, 0.1, 0.1, 0.0875, 0.075, 0.0625, 0.05,
-                                     0.0375, 0.025, 0.0125])
-    cos, _ = rates("cosine", 12)
-    np.testing.assert_allclose(cos[4:], 0.05 * (1 + np.cos(np.pi * np.arange(8) / 8)))
-    assert rates("constant", 12)[0][4:] == [0.1] * 8
-    first, state = rates("linear", 5)
-    rest, _ = rates("linear", 7, state)
-    np.testing.assert_allclose(first + rest, lin)
+            out.append(opt.param_groups[0]["lr"])       # the rate of this update
+            sched.step()
+        return out
+    np.testing.assert_allclose(rates("linear", 12), [0.025, 0.05, 0.075, 0.1, 0.1, 0.0875,
+                                                     0.075, 0.0625, 0.05, 0.0375, 0.025,
+                                                     0.0125])
+    np.testing.assert_allclose(rates("cosine", 12)[4:],
+                               0.05 * (1 + np.cos(np.pi * np.arange(8) / 8)))
+    assert rates("constant", 12)[4:] == [0.1] * 8
     with pytest.raises(ValueError, match="unknown schedule"):
-        StepSchedule(tl.optim.AdamW([tl.nn.Parameter(tl.zeros(1))], lr=0.1), 1, 2, "step")
+        warmup_decay(1, 2, "step")

@@ -27,7 +27,8 @@ class NoisyAE(nn.Module):
         return mse, {"loss": mse, "mse_sum": ((x_hat - x) ** 2).sum(-1).mean()}
 
 
-def _run(out, epochs, resume=False, shuffle_seed=None, config=None, evaluate=None):
+def _run(out, epochs, resume=False, shuffle_seed=None, config=None, evaluate=None,
+         interval="epoch"):
     tl.manual_seed(123 if not resume else 999)  # a resumed run must not depend on this seed
     data = TensorDataset(tl.tensor(np.random.default_rng(0).normal(size=(50, 6)),
                                    dtype=tl.float32))
@@ -37,7 +38,7 @@ def _run(out, epochs, resume=False, shuffle_seed=None, config=None, evaluate=Non
     opt = tl.optim.Adam(model.parameters(), lr=1e-2)
     sched = tl.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     trainer = Trainer(model, opt, str(out), config=config or {"lr": 1e-2, "epochs": epochs},
-                      scheduler=sched, evaluate=evaluate)
+                      scheduler=sched, evaluate=evaluate, scheduler_interval=interval)
     history = trainer.fit(loader, epochs, resume=resume)
     return trainer, history
 
@@ -62,6 +63,24 @@ def test_resume_is_bitwise_exact(tmp_path, shuffle_seed):
     assert a["param_groups"][0]["lr"] == b["param_groups"][0]["lr"] == 1e-2 * 0.25
     assert tl.get_rng_state() == straight.state_dict()["rng"] == resumed.state_dict()["rng"]
     assert resumed.epoch == 2 and resumed.step == straight.step == 2 * 7
+
+
+def test_scheduler_stepped_per_update_and_resumed(tmp_path):
+    """scheduler_interval="step": the scheduler steps after every update (7 a epoch here),
+    so StepLR(1, 0.5) halves the rate 14 times in 2 epochs; a resumed run continues it,
+    bit for bit; any other interval is refused."""
+    straight, h_straight = _run(tmp_path / "a", 2, interval="step")
+    _run(tmp_path / "b", 1, interval="step")
+    resumed, h_resumed = _run(tmp_path / "b", 2, resume=True, interval="step")
+    assert h_resumed == h_straight
+    assert straight.optimizer.param_groups[0]["lr"] == \
+        resumed.optimizer.param_groups[0]["lr"] == 1e-2 * 0.5 ** 14
+    for (name, p), (_, q) in zip(straight.model.state_dict().items(),
+                                 resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
+    with pytest.raises(ValueError, match="scheduler_interval must be 'epoch' or 'step'"):
+        Trainer(NoisyAE(), tl.optim.SGD(NoisyAE().parameters(), lr=0.1), str(tmp_path),
+                scheduler_interval="batch")
 
 
 def test_epoch_metrics_are_per_item_means_and_files_are_written(tmp_path):

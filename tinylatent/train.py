@@ -137,14 +137,19 @@ class Trainer:
       difference outside `resumable_keys` raises a ValueError that lists them.
     evaluate: called as evaluate(model) after each epoch (the model in eval mode); returns a
       dict of numbers merged into that epoch's history entry (e.g. {"test_loss": 91.2}).
-    scheduler: an lr scheduler stepped once per epoch (state checkpointed).
+    scheduler: an lr scheduler (state checkpointed), stepped once per epoch, or after every
+      optimizer update with scheduler_interval="step" (warm-ups, per-update decays).
     progress: show a tqdm bar; default: only when stdout is a terminal.
     """
 
     def __init__(self, model, optimizer, out: str, config: dict | None = None,
                  evaluate: Callable | None = None, scheduler=None, device=None,
                  progress: bool | None = None, log_every: int = 20,
-                 resumable_keys: Iterable[str] = RESUMABLE_KEYS, plot: bool = True):
+                 resumable_keys: Iterable[str] = RESUMABLE_KEYS, plot: bool = True,
+                 scheduler_interval: str = "epoch"):
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'step', got "
+                             f"{scheduler_interval!r}")
         if isinstance(optimizer, dict):
             if not optimizer:
                 raise ValueError("Trainer: the optimizer dict is empty")
@@ -161,6 +166,7 @@ class Trainer:
         self.model, self.optimizer, self.out = model, optimizer, out
         self.config = dict(config or {})
         self.evaluate, self.scheduler, self.device = evaluate, scheduler, device
+        self.scheduler_interval = scheduler_interval
         self.progress = sys.stdout.isatty() if progress is None else progress
         self.log_every, self.resumable_keys, self.plot = log_every, tuple(resumable_keys), plot
         self.history: list[dict] = []
@@ -248,6 +254,8 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
             self.step += 1
+            if self.scheduler_interval == "step":
+                self._step_schedulers()
             size = _batch_size(batch)
             n += size
             for key, value in metrics.items():  # tensors stay on the device: no sync here
@@ -260,6 +268,12 @@ class Trainer:
         if n == 0:
             raise ValueError("Trainer.train_epoch: the loader gave no batches")
         return {key: _number(value) / counts[key] for key, value in sums.items()}
+
+    def _step_schedulers(self) -> None:
+        if self.scheduler is not None:
+            for scheduler in (self.scheduler.values() if isinstance(self.scheduler, dict)
+                              else [self.scheduler]):
+                scheduler.step()
 
     def fit(self, loader, epochs: int, resume: bool = False,
             max_steps_per_epoch: int | None = None) -> list[dict]:
@@ -282,10 +296,8 @@ class Trainer:
                     raise ValueError(f"Trainer: evaluate returned keys {sorted(clash)} that "
                                      "the training metrics already use; rename them")
                 record.update({k: _number(v) for k, v in extra.items()})
-            if self.scheduler is not None:
-                for scheduler in (self.scheduler.values() if isinstance(self.scheduler, dict)
-                                  else [self.scheduler]):
-                    scheduler.step()
+            if self.scheduler_interval == "epoch":
+                self._step_schedulers()
             self.epoch += 1
             self.history.append(record)
             print(f"epoch {self.epoch:3d}  " + "  ".join(

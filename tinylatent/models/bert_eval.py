@@ -14,46 +14,25 @@ from tinylatent.distributions import Categorical
 from .bert import BERT, IGNORE, BERTConfig, mask_tokens
 
 __all__ = ["evaluate_pretraining", "finetune_classifier", "nsp_overlap_baseline",
-           "StepSchedule"]
+           "warmup_decay"]
 
 
-class StepSchedule:
-    """An optimizer whose rate is set before update t (t = 0, 1, ...) to lr * f(t): a linear
-    warm-up over `warmup` updates, f = (t + 1) / warmup, then with s = (t - warmup) /
-    (total - warmup) "constant" f = 1, "linear" f = 1 - s (Devlin et al. 2019, A.2: warm-up
-    over the first 10,000 steps, then linear decay) or "cosine" f = (1 + cos(pi s)) / 2.
-    Stepped per update where tl.train.Trainer steps its schedulers per epoch; its
-    state_dict holds the optimizer's and t, so a resumed run continues the schedule."""
+def warmup_decay(warmup: int, total: int, schedule: str = "linear"):
+    """The factor f(t) of update t (t = 0, 1, ...) for tl.optim.lr_scheduler.LambdaLR stepped
+    after every update (tl.train.Trainer(..., scheduler_interval="step")): a linear warm-up
+    over `warmup` updates, f = (t + 1) / warmup, then with s = (t - warmup) / (total -
+    warmup) "constant" f = 1, "linear" f = 1 - s (Devlin et al. 2019, A.2: warm-up over the
+    first 10,000 steps, then linear decay) or "cosine" f = (1 + cos(pi s)) / 2."""
+    if schedule not in ("constant", "linear", "cosine"):
+        raise ValueError(f"warmup_decay: unknown schedule {schedule!r}")
 
-    def __init__(self, optimizer, warmup: int, total: int, schedule: str = "linear"):
-        if schedule not in ("constant", "linear", "cosine"):
-            raise ValueError(f"StepSchedule: unknown schedule {schedule!r}")
-        self.optimizer, self.warmup, self.total = optimizer, warmup, total
-        self.schedule = schedule
-        self.peaks, self.t = [g["lr"] for g in optimizer.param_groups], 0
-
-    def factor(self, t: int) -> float:
-        if t < self.warmup:
-            return (t + 1) / self.warmup
-        s = min(1.0, (t - self.warmup) / max(1, self.total - self.warmup))
+    def factor(t: int) -> float:
+        if t < warmup:
+            return (t + 1) / warmup
+        s = min(1.0, (t - warmup) / max(1, total - warmup))
         return {"constant": 1.0, "linear": 1.0 - s,
-                "cosine": 0.5 + 0.5 * float(np.cos(np.pi * s))}[self.schedule]
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
-
-    def step(self) -> None:
-        for group, peak in zip(self.optimizer.param_groups, self.peaks):
-            group["lr"] = peak * self.factor(self.t)
-        self.optimizer.step()
-        self.t += 1
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "t": self.t}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.t = int(state["t"])
+                "cosine": 0.5 + 0.5 * float(np.cos(np.pi * s))}[schedule]
+    return factor
 
 
 @tl.no_grad()
