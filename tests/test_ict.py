@@ -131,6 +131,56 @@ def test_example_starts_both_towers_from_a_bert_with_fewer_positions(tmp_path):
         assert pos.shape == (32, 16) and np.abs(pos[24:]).max() > 0
 
 
+def test_load_towers_refuses_a_mismatched_checkpoint_naming_file_and_shapes(tmp_path):
+    m = _tiny()
+    other = tl.models.bert.BERT(in_features=20, hidden_features=12, num_layers=1,
+                                num_heads=2, block_size=10)
+    path = str(tmp_path / "other.npz")
+    tl.save({"model": other.state_dict()}, path)
+    with pytest.raises(ValueError, match=r"other\.npz: 'tok_emb\.weight' has shape \(20, 12\) "
+                       r"in the checkpoint, \(20, 8\) in the towers"):
+        m.load_towers(path)
+    tl.save({"model": {"w": np.zeros(3)}}, path)
+    with pytest.raises(ValueError, match="other.npz is not a BERT of these towers"):
+        m.load_towers(path)
+
+
+def test_shared_towers_are_one_bert():
+    m, two = _tiny(shared=True), _tiny()
+    assert m.context_encoder is m.query_encoder
+    n_bert = m.query_encoder.num_parameters()
+    assert two.num_parameters() - m.num_parameters() == n_bert
+    loss, _ = m.loss((tl.tensor(np.full((3, 6), 7)), tl.tensor(np.full((3, 6), 9))))
+    loss.backward()                                            # both passes reach one BERT
+    assert np.abs(m.query_encoder.tok_emb.weight.grad.numpy()[[7, 9]]).sum(1).min() > 0
+
+
+def test_example_pretrains_one_mlm_bert_on_the_validation_split(tmp_path, capsys):
+    """--mlm-steps trains a BERT (masked LM) on the training passages and both towers start
+    from it (lr 0 keeps them); --valid scores on every 10th training chapter."""
+    ex = load_example("ict_kjv")
+    tiny = ["--chapters", "100", "--layers", "1", "--dim", "16", "--max-len", "24",
+            "--merges", "50", "--steps-per-epoch", "1", "--batch-size", "8", "--query-len",
+            "16", "--epochs", "1", "--lr", "0"]
+    ex.main(tiny + ["--mlm-steps", "3", "--valid", "--out", str(tmp_path / "v")])
+    b = tl.load(str(tmp_path / "v" / "mlm" / "checkpoint.npz"))
+    m = tl.load(str(tmp_path / "v" / "checkpoint.npz"))["model"]
+    assert b["step"] == 3
+    for tower in ("query_encoder", "context_encoder"):
+        np.testing.assert_array_equal(m[f"{tower}.layers.0.linear1.weight"],
+                                      b["model"]["layers.0.linear1.weight"])
+    n_valid = int(open(tmp_path / "v" / "results.txt").read().split()[0])
+    ex.main(tiny + ["--out", str(tmp_path / "t")])
+    n_test = int(open(tmp_path / "t" / "results.txt").read().split()[0])
+    docs = {}
+    for v in tl.data.load_kjv():
+        docs.setdefault((v.book, v.chapter), []).append(v)
+    docs = list(docs.values())[::len(docs) // 100][:100]
+    train = [d for i, d in enumerate(docs) if i % 10 != 9]
+    assert n_valid == sum(len(d) for i, d in enumerate(train) if i % 10 == 4)
+    assert n_test == sum(len(d) for i, d in enumerate(docs) if i % 10 == 9)
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """`python examples/ict_kjv.py` (5 epochs of 438 steps of 64; ~25 min on 2 loaded cores)."""
