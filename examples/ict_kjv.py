@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="ICT retrieval on the KJV (tinylatent)",
                                 formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--init", default=None, help="a bert_kjv.py output folder: both towers "
-                   "and the tokenizer start from its pre-trained BERT")
+                   "and the tokenizer start from its BERT (it saw the --valid chapters)")
     p.add_argument("--mlm-steps", type=int, default=0, help="masked-LM steps of one BERT "
                    "on the training passages, then both towers start from it (OUT/mlm/)")
     p.add_argument("--valid", action="store_true", help="train without every 10th training "
