@@ -4,6 +4,8 @@ BM25 computed here on the same split.
 
     python examples/ict_kjv.py                                 # towers from scratch
     python examples/ict_kjv.py --init runs/bert_kjv            # towers from BERT (Sec. 5)
+    python examples/ict_kjv.py --mlm-steps 500                 # ... from a masked LM here
+    python examples/ict_kjv.py --valid ...                     # choose settings (see below)
     python examples/ict_kjv.py --pooling cls --temperature 0   # the paper's [CLS] dot product
     python examples/ict_kjv.py ... --resume
 
@@ -11,7 +13,9 @@ Training pairs: tl.data.InverseClozePairs over the training chapters (context 1 
 side, the query removed 90% of the time), passages up to 128 tokens (99% fit; at 48, 76%
 were cut, mostly the verse after the query). Test: every verse of the held-out chapters (every
 10th chapter) is a query, its passage (neighbours, query always removed) must be found among
-all held-out passages except the two that contain the query verse itself. Writes
+all held-out passages except the two that contain the query verse itself. --valid trains
+without every 10th training chapter and scores on those instead: the settings were chosen
+there (README row), never on the held-out chapters. Writes
 results.txt, recall.png, loss_curve.png, checkpoint.npz under runs/ict_kjv/.
 """
 import argparse
@@ -20,17 +24,33 @@ import os
 import numpy as np
 
 import tinylatent as tl
-from tinylatent.models.bert import SPECIALS, encode_pair
+from tinylatent.models.bert import BERT, SPECIALS, encode_pair
 from tinylatent.models.ict import ICT, recall_at_k
 
 RESUMABLE = ("out", "epochs", "resume")
+
+
+class MLM(BERT):
+    """BERT whose loss takes the 1-tuples of a one-tensor TensorDataset (masked LM only)."""
+
+    def loss(self, batch, generator=None):
+        return super().loss(batch[0], generator)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="ICT retrieval on the KJV (tinylatent)",
                                 formatter_class=tl.train.DefaultsHelpFormatter)
     p.add_argument("--init", default=None, help="a bert_kjv.py output folder: both towers "
-                   "and the tokenizer start from its pre-trained BERT")
+                   "and the tokenizer start from its BERT (it saw the --valid chapters)")
+    p.add_argument("--mlm-steps", type=int, default=0, help="masked-LM steps of one BERT "
+                   "on the training passages, then both towers start from it (OUT/mlm/)")
+    p.add_argument("--valid", action="store_true", help="train without every 10th training "
+                   "chapter and score on those (to choose settings; the held-out chapters "
+                   "are not touched)")
+    p.add_argument("--towers", default="shared", choices=("shared", "two"), help="one BERT "
+                   "for queries and passages, or two (the paper's)")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--max-len", type=int, default=128, help="passage tokens (99%% fit)")
@@ -54,14 +74,11 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     tl.manual_seed(args.seed)
-    docs = {}
-    for v in tl.data.load_kjv():
-        docs.setdefault((v.book, v.chapter), []).append(v.text)
-    docs = list(docs.values())
-    if args.chapters:
-        docs = docs[::max(1, len(docs) // args.chapters)][:args.chapters]
-    train_docs = [d for i, d in enumerate(docs) if i % 10 != 9]
-    test_docs = [d for i, d in enumerate(docs) if i % 10 == 9]
+    halves = tl.data.text.kjv_chapter_split(tl.data.load_kjv(), 10, args.chapters)
+    train_docs, test_docs = ([[v.text for v in d] for d in docs] for docs in halves)
+    if args.valid:      # the held-out chapters are set aside unseen; validation from train
+        train_docs, test_docs = ([d for i, d in enumerate(train_docs) if i % 10 != 4],
+                                 [d for i, d in enumerate(train_docs) if i % 10 == 4])
     if args.init:
         tok = tl.data.load_tokenizer(f"{args.init}/tokenizer.json")
     else:
@@ -77,15 +94,24 @@ def main(argv=None):
         return q, b
     model = ICT(in_features=len(tok), hidden_features=args.dim, num_layers=args.layers,
                 block_size=max(args.max_len, args.query_len), pooling=args.pooling,
-                temperature=args.temperature or None)
+                temperature=args.temperature or None, shared=args.towers == "shared",
+                dropout=args.dropout)
+    train_q, train_b = encode(train)
+    if args.mlm_steps:  # masked LM on the training passages only (Sec. 5 starts from BERT)
+        bert = MLM(model.query_encoder.config)
+        mlm_loader = tl.data.DataLoader(tl.data.TensorDataset(train_b), batch_size=
+                                        args.batch_size, shuffle=True, drop_last=True,
+                                        generator=tl.Generator(args.seed + 1))
+        epochs = -(-args.mlm_steps // len(mlm_loader))
+        tl.train.Trainer(bert, tl.optim.AdamW(bert.parameters(), lr=args.lr,
+                                              weight_decay=0.01), f"{args.out}/mlm",
+                         config=vars(args), resumable_keys=RESUMABLE).fit(
+            mlm_loader, epochs, resume=args.resume,
+            max_steps_per_epoch=-(-args.mlm_steps // epochs))
+        model.load_towers(f"{args.out}/mlm/checkpoint.npz")
     if args.init:       # both towers from the pre-trained BERT; positions it lacks: own init
-        bert = dict(tl.load(f"{args.init}/checkpoint.npz")["model"])
-        for tower in (model.query_encoder, model.context_encoder):
-            pos = tower.pos_emb.weight.detach().numpy().copy()
-            n = min(len(pos), len(bert["pos_emb.weight"]))
-            pos[:n] = bert["pos_emb.weight"][:n]
-            tower.load_state_dict({**bert, "pos_emb.weight": pos})
-    loader = tl.data.DataLoader(tl.data.TensorDataset(*encode(train)),
+        model.load_towers(f"{args.init}/checkpoint.npz")
+    loader = tl.data.DataLoader(tl.data.TensorDataset(train_q, train_b),
                                 batch_size=args.batch_size, shuffle=True, drop_last=True,
                                 generator=tl.Generator(args.seed))
     test_q, test_b = encode(test)
@@ -102,7 +128,7 @@ def main(argv=None):
     def evaluate(m):
         return recall(m.scores(test_q, test_b))
 
-    opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = tl.optim.lr_scheduler.CosineAnnealingLR(opt, args.cosine_epochs or args.epochs)
     trainer = tl.train.Trainer(model, opt, args.out, config=vars(args), evaluate=evaluate,
                                scheduler=sched, resumable_keys=RESUMABLE)
@@ -115,7 +141,8 @@ def main(argv=None):
                          for name, v in results.items()}, f"{args.out}/recall.png",
                         f"held-out passage from its verse ({len(passages)} candidates)",
                         "recall")
-    lines = [f"{len(test)} held-out queries, {len(passages)} candidate passages "
+    split = "validation" if args.valid else "held-out"
+    lines = [f"{len(test)} {split} queries, {len(passages)} candidate passages "
              f"(chance recall@10 {10 / len(passages):.4f})"]
     lines += [f"{k:7s} recall@1 {v['recall@1']:.3f}  recall@10 {v['recall@10']:.3f}"
               for k, v in results.items()]
