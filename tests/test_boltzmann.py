@@ -152,7 +152,10 @@ def test_cd1_gradient_matches_its_exact_expectation_and_the_likelihood_gradient(
     p_model = np.exp(log_pv) / np.exp(log_pv).sum()
     exact_ll = p_data @ phi - p_model @ phi
     bias = [np.linalg.norm(exact_cd(k, p_data) - exact_ll) for k in (1, 5, 25, 200)]
-    assert bias[0] > 1e-3 and all(a > b for a, b in zip(bias, bias[1:])) and bias[-1] < 1e-6
+    # it decreases until it meets the floor of p_model from a float32 log_prob (~6e-8, at
+    # k = 25 already), where two k may swap in the last digits (seen on an AVX2-only CPU)
+    assert bias[0] > 1e-3 and bias[-1] < 1e-6, bias
+    assert all(a > b or max(a, b) < 1e-6 for a, b in zip(bias, bias[1:])), bias
     np.testing.assert_allclose(exact_cd(1, p_model), p_model @ phi - p_model @ phi,
                                atol=1e-6)                                               # (3)
 
