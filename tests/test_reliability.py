@@ -377,6 +377,9 @@ def _write_split(directory, split="test", n=3):
 def data_env(monkeypatch, tmp_path):
     monkeypatch.setenv("TINYLATENT_OFFLINE", "1")
     monkeypatch.setenv("TINYLATENT_DATA", str(tmp_path / "cache"))
+    # a machine's system copy (Debian's dataset-fashion-mnist) would be found before the
+    # download these tests exercise
+    monkeypatch.setattr(mnist_mod, "SYSTEM_DATA_DIRS", ())
     return tmp_path
 
 
