@@ -13,9 +13,10 @@ most confident, classes with too few are duplicated: `balance_pseudo_labels`) an
 sec. 4 fills each student batch with a fixed unlabelled : labelled ratio (`unlabelled_ratio`)
 rather than sampling the union, where a small labelled set would all but vanish.
 The noise is what makes the student more than a copy of its teacher (their sec. 3, ablation
-table 6). The classifier here is a residual MLP on flattened images:
-    h_0 = relu(W_0 x);  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in training,
-    p_l at evaluation;  logits = W_out dropout(h_L).
+table 6). The classifier is a residual MLP on flattened images, or on the features of a
+small CNN (config.channels: per entry a 3x3 convolution, ReLU and 2x2 max-pooling):
+    h_0 = relu(W_0 conv(x));  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in
+    training, p_l at evaluation;  logits = W_out dropout(h_L).
 """
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ class NoisyStudentConfig:
     out_features: int = 10           # classes
     dropout: float = 0.5             # before the classifier (model noise)
     stochastic_depth: float = 0.2    # p_drop of the last block (linear decay, Huang et al.)
+    channels: tuple = ()             # conv stem, e.g. (16, 32); () = MLP on the pixels
+    in_channels: int = 1             # image channels and side, for the conv stem
+    image_size: int = 28
 
 
 class NoisyStudent(nn.Module):
@@ -51,8 +55,12 @@ class NoisyStudent(nn.Module):
     def __init__(self, config: NoisyStudentConfig | None = None, **overrides):
         super().__init__()
         cfg = self.config = resolve_config(self, NoisyStudentConfig, config, overrides)
-        H = cfg.hidden_features
-        self.stem = nn.Linear(cfg.in_features, H)
+        H, convs, c, side = cfg.hidden_features, [], cfg.in_channels, cfg.image_size
+        for out in cfg.channels:  # (B, c, side, side) -> (B, out, side // 2, side // 2)
+            convs += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            c, side = out, side // 2
+        self.conv = nn.Sequential(*convs) if convs else None
+        self.stem = nn.Linear(c * side * side if convs else cfg.in_features, H)
         self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(H), nn.Linear(H, H), nn.ReLU(),
                                                    nn.Linear(H, H))
                                      for _ in range(cfg.num_blocks)])
@@ -63,6 +71,9 @@ class NoisyStudent(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """h_L, (B, hidden_features); stochastic depth in training, its expectation in eval."""
+        if self.conv is not None:
+            x = self.conv(x.reshape(x.shape[0], self.config.in_channels,
+                                    self.config.image_size, self.config.image_size))
         h = self.stem(x.reshape(x.shape[0], -1)).relu()  # (B, C, H, W) or (B, D) -> (B, H)
         for block, p in zip(self.blocks, self.survival):
             if not self.training:
