@@ -37,9 +37,11 @@ def test_gan_lockstep_same_noise_same_result(kind):
     x = _images(12 * 32)
     for i in range(12):
         (d, g), (pd, pg) = s.step(x[i * 32:(i + 1) * 32])
-        # first steps: float32 rounding (measured < 1e-6 relative); later the GAN's own
-        # dynamics amplify it (measured 1e-4 at step 12 for DCGAN)
-        tol = 1e-5 if i < 3 else 1e-3
+        # first steps: float32 rounding; then the GAN's own dynamics amplify it, DCGAN's
+        # about 10x a step (relative, on an AVX2-only Zen 3: 6e-8, 1.6e-6, 1.6e-5 at steps
+        # 0-2, up to 1.04e-3 for G's loss by step 8; WGAN-GP's stays below 2e-6). A wrong
+        # gradient shows at steps 0-1, where the bound is tight.
+        tol = 1e-5 if i < 2 else 5e-3
         assert abs(d - pd) <= tol * abs(pd), (kind, i, d, pd)
         assert (g is None) == (pg is None), (kind, i)
         if g is not None:
@@ -47,8 +49,9 @@ def test_gan_lockstep_same_noise_same_result(kind):
     # DCGAN's default D has minibatch discrimination, whose T gets gradients down to 1e-11
     # (exp(-distance) of far pairs): Adam turns their rounding into lr-sized steps, as it
     # does for BatchNorm shifts (weight_difference); measured 8e-5 after one step, 1.03e-3
-    # after 12 (4.6e-4 without T, 1.3e-7 without T and the minibatch std)
-    assert s.weight_difference() < (2e-3 if kind == "dcgan" else 1e-3), \
+    # after 12 (4.6e-4 without T, 1.3e-7 without T and the minibatch std; 1.74e-3 on the
+    # AVX2-only Zen 3)
+    assert s.weight_difference() < (5e-3 if kind == "dcgan" else 1e-3), \
         (kind, s.weight_difference())
 
 
