@@ -673,7 +673,24 @@ class Recorder:
                        threads: int | None = None) -> dict | None:
         """The recorded live PyTorch figure named `name`, same mode first, measured at
         `threads` threads where the record has that count."""
-        modes = self.recorded_file(device or self.device)[0].get("modes", {})
+        device = device or self.device
+        data, source = self.recorded_file(device)
+        found = self._recorded_torch_in(data, source, name, threads)
+        own = results_paths(device, live=True, directory=RESULTS_DIR)[0]
+        if found is None and source == str(own):
+            # this machine's record lacks the figure (a partial record): the closest other
+            # machine's, which says so in its source
+            near = closest_recorded(device_key(device), device, exclude=own)
+            if near is not None:
+                found = self._recorded_torch_in(
+                    json.loads(near.read_text()), f"{near} (closest recorded machine with "
+                    f"this figure; this machine is {device_key(device)}, so PyTorch's speed "
+                    "on it may differ)", name, threads)
+        return found
+
+    def _recorded_torch_in(self, data: dict, source: str, name: str,
+                           threads: int | None) -> dict | None:
+        modes = data.get("modes", {})
         for mode in [self.mode] + [m for m in modes if m != self.mode]:
             fig = modes.get(mode, {}).get("figures", {}).get(name)
             if not fig:
@@ -687,8 +704,7 @@ class Recorder:
             if pt and pt.get("source") == "live":
                 return {k: v for k, v in pt.items() if k != "source"} | {
                     "recorded_date": fig.get("date"), "recorded_mode": mode,
-                    "recorded_threads": rec_threads,
-                    "recorded_machine": self.recorded_file(device or self.device)[1]}
+                    "recorded_threads": rec_threads, "recorded_machine": source}
         return None
 
     def add(self, fig: dict) -> None:
@@ -744,14 +760,15 @@ class Recorder:
         return written
 
 
-def closest_recorded(key: str, device: str = "cpu",
-                     directory: Path | None = None) -> Path | None:
+def closest_recorded(key: str, device: str = "cpu", directory: Path | None = None,
+                     exclude: Path | None = None) -> Path | None:
     """The committed live results file of the machine most like `key` (e.g. intel-xeon-2c):
     same core count and CPU vendor first, then the same core count, then the same vendor,
     then the longest shared name prefix. None when nothing is recorded for `device`."""
     directory = Path(directory or RESULTS_DIR)
     cands = [p for p in sorted(directory.glob(f"*-{device}.json"))
-             if not p.name.endswith("-tl-only.json")]
+             if not p.name.endswith("-tl-only.json")
+             and (exclude is None or p.resolve() != Path(exclude).resolve())]
     if not cands:
         return None
 

@@ -212,6 +212,28 @@ def test_closest_recorded_machine(tmp_path):
     assert harness.closest_recorded("x-2c", "cuda", tmp_path) is None
 
 
+def test_a_figure_missing_from_this_machines_record_comes_from_the_closest_other(
+        tmp_path, monkeypatch):
+    """A partial record of this machine (some files only) does not turn the other rows into
+    n/a: their PyTorch figure comes from the closest other machine's record, named."""
+    def record(key, names):
+        figs = {n: {"name": n, "date": "d", "threads": 1,
+                    "torch": {"median": 2.0, "source": "live"}} for n in names}
+        (tmp_path / f"{key}-cpu.json").write_text(json.dumps(
+            {"format": 1, "modes": {"full": {"figures": figs}}}))
+    monkeypatch.setattr(harness, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(harness, "machine_key", lambda *a, **k: "amd-epyc-f25m1-2c")
+    monkeypatch.delenv("TINYLATENT_BENCH_RECORDED", raising=False)
+    record("amd-epyc-f25m1-2c", ["conv"])
+    record("amd-epyc-f26m2-2c", ["conv", "flow"])
+    rec = harness.Recorder(quick=False, threads={"requested": 1}, results_dir=tmp_path / "o")
+    own, other = rec.recorded_torch("conv"), rec.recorded_torch("flow")
+    assert own["recorded_machine"].endswith("amd-epyc-f25m1-2c-cpu.json")
+    assert "amd-epyc-f26m2-2c-cpu.json (closest recorded machine with this figure" in \
+        other["recorded_machine"]
+    assert rec.recorded_torch("absent") is None
+
+
 def test_without_torch_or_record_the_table_says_no_comparison_was_possible(tmp_path,
                                                                            monkeypatch):
     monkeypatch.setattr(harness, "torch", None)
