@@ -99,7 +99,7 @@ def main(argv=None):
     cnn = args.arch == "cnn"
 
     def make(w):
-        return (NoisyStudentConfig(channels=(w, 2 * w), hidden_features=8 * w) if cnn
+        return (NoisyStudentConfig(hidden_channels=(w, 2 * w), hidden_features=8 * w) if cnn
                 else NoisyStudentConfig(hidden_features=w))
     config = make(args.hidden or (8 if cnn else 512))
     # growing students (Xie et al. sec. 3: equal-or-larger; on validation a 1024-wide second

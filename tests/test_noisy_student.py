@@ -92,7 +92,7 @@ def test_self_train_grows_students_and_the_ablation_drops_all_noise():
 
 def test_conv_stem_takes_images_or_flat_pixels():
     tl.manual_seed(0)
-    m = NoisyStudent(channels=(2, 4), hidden_features=8, image_size=12)
+    m = NoisyStudent(hidden_channels=(2, 4), hidden_features=8, image_size=12)
     assert [type(c).__name__ for c in m.conv] == ["Conv2d", "ReLU", "MaxPool2d"] * 2
     assert m.stem.weight.shape[1] == 4 * 3 * 3  # 12 -> 6 -> 3 pixels a side
     m.eval()

@@ -14,7 +14,7 @@ sec. 4 fills each student batch with a fixed unlabelled : labelled ratio (`unlab
 rather than sampling the union, where a small labelled set would all but vanish.
 The noise is what makes the student more than a copy of its teacher (their sec. 3, ablation
 table 6). The classifier is a residual MLP on flattened images, or on the features of a
-small CNN (config.channels: per entry a 3x3 convolution, ReLU and 2x2 max-pooling):
+small CNN (config.hidden_channels: per entry a 3x3 convolution, ReLU and 2x2 max-pooling):
     h_0 = relu(W_0 conv(x));  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in
     training, p_l at evaluation;  logits = W_out dropout(h_L).
 """
@@ -43,7 +43,7 @@ class NoisyStudentConfig:
     out_features: int = 10           # classes
     dropout: float = 0.5             # before the classifier (model noise)
     stochastic_depth: float = 0.2    # p_drop of the last block (linear decay, Huang et al.)
-    channels: tuple = ()             # conv stem, e.g. (16, 32); () = MLP on the pixels
+    hidden_channels: tuple = ()      # conv stem, e.g. (16, 32); () = MLP on the pixels
     in_channels: int = 1             # image channels and side, for the conv stem
     image_size: int = 28
 
@@ -56,7 +56,7 @@ class NoisyStudent(nn.Module):
         super().__init__()
         cfg = self.config = resolve_config(self, NoisyStudentConfig, config, overrides)
         H, convs, c, side = cfg.hidden_features, [], cfg.in_channels, cfg.image_size
-        for out in cfg.channels:  # (B, c, side, side) -> (B, out, side // 2, side // 2)
+        for out in cfg.hidden_channels:  # (B, c, side, side) -> (B, out, side // 2, side // 2)
             convs += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             c, side = out, side // 2
         self.conv = nn.Sequential(*convs) if convs else None
