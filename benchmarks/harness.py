@@ -618,7 +618,7 @@ class Recorder:
         # the caller has already set the pools to threads["requested"] (if it says so)
         self._threads_now: int | None = (threads or {}).get("requested")
         self.figures: list[dict] = []
-        self._recorded: dict[str, tuple[dict, str]] = {}
+        self._recorded: dict = {}   # device (or (device, "fallback")) -> (data, source)
         self.load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
     def use_threads(self, n: int) -> None:
@@ -679,13 +679,16 @@ class Recorder:
         own = results_paths(device, live=True, directory=RESULTS_DIR)[0]
         if found is None and source == str(own):
             # this machine's record lacks the figure (a partial record): the closest other
-            # machine's, which says so in its source
-            near = closest_recorded(device_key(device), device, exclude=own)
-            if near is not None:
-                found = self._recorded_torch_in(
-                    json.loads(near.read_text()), f"{near} (closest recorded machine with "
-                    f"this figure; this machine is {device_key(device)}, so PyTorch's speed "
-                    "on it may differ)", name, threads)
+            # machine's, which says so in its source (read once, like the own file)
+            if (device, "fallback") not in self._recorded:
+                near = closest_recorded(device_key(device), device, exclude=own)
+                self._recorded[(device, "fallback")] = (
+                    ({}, "") if near is None else
+                    (json.loads(near.read_text()), f"{near} (closest recorded machine with "
+                     f"this figure; this machine is {device_key(device)}, so PyTorch's "
+                     "speed on it may differ)"))
+            found = self._recorded_torch_in(*self._recorded[(device, "fallback")], name,
+                                            threads)
         return found
 
     def _recorded_torch_in(self, data: dict, source: str, name: str,
@@ -731,8 +734,11 @@ class Recorder:
         data["updated"] = now
         data["device"] = device
         data["live_torch"] = self.live
-        if not self.live:
-            data["recorded_source"] = self.recorded_file(device)[1]
+        if not self.live:   # the record(s) the PyTorch figures really came from
+            used = sorted({f["torch"]["recorded_machine"] for f in self.figures_on(device)
+                           if isinstance(f.get("torch"), dict)
+                           and f["torch"].get("recorded_machine")})
+            data["recorded_source"] = "; ".join(used) or self.recorded_file(device)[1]
         mode = data["modes"].setdefault(self.mode, {"figures": {}})
         mode["date"] = now
         mode["threads"] = self.threads
