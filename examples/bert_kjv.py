@@ -7,9 +7,9 @@ fine-tuning on Old vs New Testament verses with few labels, pre-trained vs from 
 Chapters are the documents; every 10th chapter is held out (NSP and MLM figures at the
 end; verses of held-out chapters the fine-tuning test set) and every 10th of the rest is
 the validation split, not trained on (NSP and MLM after every epoch: the learning curve
-that settings are judged on). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans of consecutive verses
-filling 128 tokens together, B the continuation or verses of another chapter
-(tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). AdamW, peak
+that settings are judged on). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans
+of consecutive verses filling 128 tokens together, B the continuation or verses of another
+chapter (tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). AdamW, peak
 rate 1e-3 after 700 warm-up steps, linear decay to 0 (A.2, per update: warmup_decay).
 Fine-tuning sees single verses (48 tokens). Tokens: BPE (2,000 merges, lower case) with
 [CLS] [SEP] [MASK] [PAD]. Writes to runs/bert_kjv/: loss_curve.png, finetune.png (balanced
