@@ -164,6 +164,86 @@ def test_conv_over_the_batch_in_chunks(chunk_bytes, case, batch, requires, trans
     assert_same(fast, ref, np.float64, "chunked conv")
 
 
+@st.composite
+def stride2_geometries(draw):
+    """(B, C, H, W, kh, kw, ph, pw, dh, dw, Ho, Wo) of stride-2 convs that the phase kernels
+    compute (2*Ho >= H, 2*Wo >= W): odd and even images, dilation, taps in the padding."""
+    from tinylatent.kernels.numba import conv as kconv
+    b, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // 2 + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // 2 + 1
+    assume(ho >= 1 and wo >= 1 and kconv.phase_applies(h, w, 2, 2, ho, wo))
+    return b, c, h, w, kh, kw, ph, pw, dh, dw, ho, wo
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60, deadline=None)
+@given(geom=stride2_geometries(), bias_row=st.booleans(), seed=st.integers(0, 2**16))
+def test_stride2_phase_kernels_match_their_strided_twins(dtype, geom, bias_row, seed):
+    """im2col_stride2 / col2im_stride2 (split x into its four phases, then one shifted run
+    per tap) write what the strided loops im2col / col2im write, on buffers pre-filled
+    with garbage (every entry must be written)."""
+    from tinylatent.kernels.numba import conv as kconv
+    b, c, h, w, kh, kw, ph, pw, dh, dw, ho, wo = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((b, c, h, w)).astype(dtype)
+    shape = (c * kh * kw + int(bias_row), b * ho * wo)
+    want, got = np.full(shape, 7.0, dtype), np.full(shape, -3.0, dtype)
+    kconv.im2col(x, kh, kw, 2, 2, ph, pw, dh, dw, ho, wo, want)
+    kconv.im2col_stride2(x, kh, kw, ph, pw, dh, dw, ho, wo, got,
+                         np.full((c, 2, 2, b * ho * wo), 9.0, dtype))
+    np.testing.assert_array_equal(got, want)
+    cols = rng.standard_normal((c * kh * kw, b * ho * wo)).astype(dtype)
+    want, got = np.full(x.shape, 5.0, dtype), np.full(x.shape, -5.0, dtype)
+    kconv.col2im(cols.copy(), kh, kw, 2, 2, ph, pw, dh, dw, ho, wo, want)
+    kconv.col2im_stride2(cols.copy(), kh, kw, ph, pw, dh, dw, ho, wo, got,
+                         np.full((c, 2, 2, b * ho * wo), 9.0, dtype))
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                               atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@settings(max_examples=30, deadline=None)
+@given(geom=stride2_geometries(), transposed=st.booleans(), chunk_bytes=st.sampled_from(
+    [None, 1, 4800]), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_stride2_convs_through_the_phase_kernels_match_the_reference(
+        geom, transposed, chunk_bytes, bias, seed):
+    """conv2d and conv_transpose2d at stride 2 (the phase kernels on CPU), whole-batch and
+    chunked: outputs and every gradient equal the reference's."""
+    b, c, h, w, kh, kw, ph, pw, dh, dw, ho, wo = geom
+    rng = np.random.default_rng(seed)
+    c_out = 2
+    if transposed:             # the conv2d geometry's output is the transposed conv's input
+        x = rng.standard_normal((b, c_out, ho, wo))
+        wt = rng.standard_normal((c_out, c, kh, kw))
+        outpad = (h - ((ho - 1) * 2 - 2 * ph + dh * (kh - 1) + 1),
+                  w - ((wo - 1) * 2 - 2 * pw + dw * (kw - 1) + 1))
+        assume(0 <= min(outpad) and max(outpad) < 2)     # < max(stride, dilation)
+
+        def fn(x, w, b):
+            return conv.conv_transpose2d(x, w, b, 2, (ph, pw), outpad, (dh, dw))
+    else:
+        x = rng.standard_normal((b, c, h, w))
+        wt = rng.standard_normal((c_out, c, kh, kw))
+
+        def fn(x, w, b):
+            return conv.conv2d(x, w, b, 2, (ph, pw), (dh, dw))
+    arrays = [x, wt, rng.standard_normal(c if transposed else c_out) if bias else None]
+    saved = conv.CHUNK_BYTES
+    conv.CHUNK_BYTES = chunk_bytes or saved
+    try:
+        (fast, names), (ref, _) = run_both(fn, arrays, device="cpu",
+                                           requires=[True, True, bias])
+    finally:
+        conv.CHUNK_BYTES = saved
+    if fast_name_expected("cpu"):
+        assert names == ["ConvTranspose2dFn" if transposed else "Conv2dFn"]
+    assert_same(fast, ref, np.float64, "stride-2 conv")
+
+
 @settings(max_examples=8)
 @given(case=conv_cases())
 def test_conv2d_reference_gradcheck(case):

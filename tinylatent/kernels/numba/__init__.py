@@ -73,7 +73,11 @@ def im2col(x, geom, bias_row: bool = False, out=None):
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     bsz, c_in = x.shape[:2]
     cols = _out(out, (c_in * kh * kw + int(bias_row), bsz * ho * wo), x.dtype, "im2col")
-    _conv.im2col(c(x), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
+    if _conv.phase_applies(*x.shape[2:], sh, sw, ho, wo):
+        _conv.im2col_stride2(c(x), kh, kw, ph, pw, dh, dw, ho, wo, cols,
+                             _phases(x.shape, ho, wo, x.dtype))
+    else:
+        _conv.im2col(c(x), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
     return cols
 
 
@@ -81,8 +85,17 @@ def col2im(cols, shape, geom, out=None):
     """cols (C*kh*kw, B*Ho*Wo) -> x (B, C, H, W), overlapping taps summed."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geom
     x = _out(out, shape, cols.dtype, "col2im")
-    _conv.col2im(c(cols), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x)
+    if _conv.phase_applies(*shape[2:], sh, sw, ho, wo):
+        _conv.col2im_stride2(c(cols), kh, kw, ph, pw, dh, dw, ho, wo, x,
+                             _phases(shape, ho, wo, cols.dtype))
+    else:
+        _conv.col2im(c(cols), kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x)
     return x
+
+
+def _phases(shape, ho, wo, dtype):
+    """The stride-2 kernels' phase planes (C, 2, 2, B*Ho*Wo): a reused scratch buffer."""
+    return scratch("conv_phases", (shape[1], 2, 2, shape[0] * ho * wo), dtype)
 
 
 def batch_to_channel_major(y, key=None):
