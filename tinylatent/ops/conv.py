@@ -360,8 +360,13 @@ class Conv2dFn(Function):
                 gwb += be.matmul(g3, colsb, out=be.scratch(
                     "gwb", (j - i, c_out, k1), g3.dtype, like=g3)).sum(axis=0)  # (O, K')
         gx = Tensor._make(gx) if need[0] else None
-        gw = Tensor._make(be.c(gwb[:, :k]).reshape(w.shape)) if need[1] else None
-        gb = Tensor._make(be.c(gwb[:, k])) if need[2] else None
+        gw = gb = None
+        if need[1]:     # written through a view into an array of w's shape: a leaf's .grad
+            gw = be.xp.empty(w.shape, g.dtype)        # copies a returned view once more
+            gw.reshape(c_out, k)[...] = gwb[:, :k]
+            gw = Tensor._make(gw)
+        if need[2]:
+            gb = Tensor._make(be.c(gwb[:, k]))
         return gx, gw, gb
 
 
@@ -403,7 +408,8 @@ class ConvTranspose2dFn(Function):
         wm = w.array.reshape(c_in, -1)                                # (C_in, C_out*kh*kw)
         kc = wm.shape[1]
         gx = be.xp.empty(x.shape, g.dtype) if need[0] else None      # written through views
-        gw = be.xp.zeros(wm.shape, g.dtype) if need[1] else None
+        gw_w = be.xp.zeros(w.shape, g.dtype) if need[1] else None    # w's shape, not a view
+        gw = gw_w.reshape(wm.shape) if need[1] else None              # (C_in, C_out*kh*kw)
         chunks = _chunks(be, bsz, kc * n_l, g.dtype)
         buf = _buffer(be, "conv_cols", kc * n_l, g.dtype, g)
         if need[0] or need[1]:
@@ -416,7 +422,7 @@ class ConvTranspose2dFn(Function):
                     x2 = be.batch_to_channel_major(x.array[i:j], key="tconv_x2")
                     gw += be.matmul(x2, gcols.T)                      # (C_in, C_out*kh*kw)
         gx = Tensor._make(gx) if need[0] else None
-        gw = Tensor._make(gw.reshape(w.shape)) if need[1] else None
+        gw = Tensor._make(gw_w) if need[1] else None
         gb = Tensor._make(g.sum(axis=(0, 2, 3))) if need[2] else None
         return gx, gw, gb
 

@@ -81,14 +81,22 @@ def outer(a: Tensor, b: Tensor) -> Tensor:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x W^T + b  (PyTorch's layout: weight is (out_features, in_features))."""
-    if isinstance(x, Tensor) and x.ndim > 2 and weight.ndim == 2:
+    """y = x W^T + b  (PyTorch's layout: weight is (out_features, in_features)).
+
+    A 2-D weight goes to MatMul with its transpose flag: the weight gradient then comes out
+    as dW = dy^T x, (out, in) contiguous, where a transpose op would hand back a transposed
+    view that the leaf's .grad copies again (a 2.5 MB strided copy a step for DCGAN's
+    generator input layer)."""
+    if isinstance(x, Tensor) and isinstance(weight, Tensor) and weight.ndim == 2 \
+            and x.ndim >= 2 and x.dtype == weight.dtype and x.shape[-1] == weight.shape[1]:
         # one 2-D GEMM: NumPy's stacked matmul of (B, T, in) with a transposed 2-D weight
         # does not reach BLAS (10x slower for (20, 35, 200) @ (200, 7081)), nor does the
         # weight gradient it implies (a batched product summed over B)
         lead = x.shape[:-1]
-        y = matmul(x.reshape(-1, x.shape[-1]), weight.transpose(-1, -2))
-        y = y.reshape(*lead, weight.shape[0])                    # (..., out)
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])               # (N, in)
+        y = MatMul.apply(x2, weight, tb=True)                               # (N, out)
+        if x.ndim > 2:
+            y = y.reshape(*lead, weight.shape[0])                           # (..., out)
         return y + bias if bias is not None else y
     y = matmul(x, weight.transpose(-1, -2))  # (..., in) @ (in, out) -> (..., out)
     return y + bias if bias is not None else y
