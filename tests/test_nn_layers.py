@@ -232,6 +232,53 @@ def test_norm_gradchecks_hypothesis(n, c, l, seed):
     assert tl.gradcheck(lambda x: F.batch_norm(x, rm, rv, training=False), [x])
 
 
+@given(n=st.integers(2, 5), c=st.integers(1, 4), rest=st.sampled_from([(), (3,), (2, 3)]),
+       seed=st.integers(0, 2 ** 16), dtype=st.sampled_from([np.float32, np.float64]))
+def test_fused_batch_norm_matches_the_composite_and_torch(n, c, rest, seed, dtype):
+    """Training-mode batch norm with weight and bias is one BatchNormFn node; its output,
+    the three gradients and the running statistics equal the composite's (_Standardize, Mul,
+    Add: the node's create_graph reference) and torch's."""
+    torch = pytest.importorskip("torch")
+    from tinylatent.ops import normalization as N
+    rng = np.random.default_rng(seed)
+    arrays = [(rng.standard_normal((n, c) + rest) * 3 + 1).astype(dtype),
+              rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)]
+    g = rng.standard_normal((n, c) + rest).astype(dtype)
+
+    def run(fused):
+        x, w, b = (tl.tensor(a, requires_grad=True) for a in arrays)
+        rm, rv = tl.zeros(c, dtype=dtype), tl.ones(c, dtype=dtype)
+        if fused:
+            y = F.batch_norm(x, rm, rv, w, b, training=True)
+            assert y.grad_fn.fn is N.BatchNormFn
+        else:
+            y = N._channel_affine(N._Standardize.apply(x, axes=(0,) + tuple(range(2, x.ndim)),
+                                                       eps=1e-5)[0], w, b)
+            F.batch_norm(x.detach(), rm, rv, None, None, training=True)   # the statistics
+        (y * tl.tensor(g)).sum().backward()
+        return [y.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy(),
+                rm.numpy(), rv.numpy()]
+
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    fused = run(True)
+    for got, want in zip(fused, run(False)):
+        np.testing.assert_allclose(got, want, **tol)
+    X, W, B = (torch.tensor(a, requires_grad=True) for a in arrays)
+    RM, RV = torch.zeros(c, dtype=X.dtype), torch.ones(c, dtype=X.dtype)
+    Y = torch.nn.functional.batch_norm(X, RM, RV, W, B, training=True)
+    (Y * torch.tensor(g)).sum().backward()
+    for got, want in zip(fused, (Y, X.grad, W.grad, B.grad, RM, RV)):
+        np.testing.assert_allclose(got, want.detach().numpy(), **tol)
+
+
+def test_fused_batch_norm_second_order_goes_through_the_composite():
+    rng = np.random.default_rng(3)
+    x, w, b = _t(rng.standard_normal((4, 3, 5))), _t(rng.standard_normal(3) + 1), \
+        _t(rng.standard_normal(3))
+    f = lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)   # noqa: E731
+    assert tl.gradcheck(f, [x, w, b]) and tl.gradgradcheck(f, [x, w, b])
+
+
 def test_layernorm_and_groupnorm_against_numpy():
     ln = nn.LayerNorm(5).double()
     with tl.no_grad():
