@@ -1,5 +1,4 @@
-"""Contrastive representation learning on MNIST / Fashion-MNIST, evaluated with the encoder
-FROZEN (no evaluation here ever updates the trained weights).
+"""Contrastive representation learning on MNIST / Fashion-MNIST, encoders evaluated FROZEN.
 
     python examples/contrastive.py --model triplet      # FaceNet triplet, semi-hard mining
     python examples/contrastive.py --model siamese      # Hadsell et al. (npair: Sohn 2016)
@@ -14,12 +13,10 @@ a linear probe and 20-NN on h = f(x) and z = g(h) (vs raw pixels and the same en
 random init); deepcluster k-means accuracy / NMI on the training images (vs k-means on
 pixels); clip zero-shot accuracy (vs a linear probe) and image<->text recall@k. CMC, SimCSE,
 the SimCLR batch x temperature sweep: examples/cmc.py, simcse_kjv.py, simclr_sweep.py.
-The per-epoch scores in the log are on training images only (metric models: the training
-images of classes 5-9), so the test split is scored once, at the end.
-
-Writes to --out: embedding.png (PCA of test embeddings), retrieval.png (queries and their 6
-nearest), similarity.png (simclr: two views of 16 images; clip: one test image per class
-against the class prompts), loss_curve.png and checkpoint.npz (--resume continues exactly).
+Per-epoch log scores: training images only (metric: of 5-9); the test split is scored once.
+Writes to --out: embedding.png (PCA of test embeddings), retrieval.png (queries, 6 nearest),
+similarity.png (simclr: two views of 16 images; clip: test images vs the class prompts),
+loss_curve.png and checkpoint.npz (--resume continues exactly).
 """
 import argparse
 
@@ -51,6 +48,8 @@ def parse_args(argv=None):
                    help="embedding / projection width (deepcluster: PCA dimension 32)")
     p.add_argument("--hidden-features", type=int, default=128, help="metric: 0 = linear head")
     p.add_argument("--mining", choices=["semi_hard", "batch_hard"], default="semi_hard")
+    p.add_argument("--margin", type=float, default=None, help="metric: triplet 0.2, siamese 1")
+    p.add_argument("--rho", type=float, default=0.0, help="triplet: P(negative -> positive)")
     p.add_argument("--temperature", type=float, default=0.2, help="simclr: NT-Xent tau")
     p.add_argument("--seed", type=int, default=0, help="weights, shuffling, augmentation")
     p.add_argument("--out", default=None, help="default runs/contrastive/<model>")
@@ -80,11 +79,12 @@ def build(args):
     if args.model == "simclr":
         return SimCLR(latent_features=args.latent_features, temperature=args.temperature,
                       flip=args.dataset != "mnist")           # a mirrored 2, 5 or 7 is no digit
-    size = dict(latent_features=args.latent_features, hidden_features=args.hidden_features)
+    size = dict(latent_features=args.latent_features, hidden_features=args.hidden_features,
+                **({} if args.margin is None else {"margin": args.margin}))
     if args.model == "siamese":
         return SiameseNet(**size)
-    return TripletNet(**size, mining=args.mining, objective="n_pair" if args.model == "npair"
-                      else "triplet")
+    return TripletNet(**size, mining=args.mining, rho=args.rho,
+                      objective="n_pair" if args.model == "npair" else "triplet")
 
 
 def make_evaluate(args, x, y, cap):

@@ -20,6 +20,11 @@ plain gather of rows of f(x) and its gradient flows through f only.
   - "semi_hard" (FaceNet sec. 3.2, eq. 4): every anchor-positive pair, with the closest
     negative that is still farther than the positive, d(a, n) > d(a, p); when no negative
     is, the farthest negative (the fallback of tf-addons' triplet_semihard_loss).
+  - rho > 0: rho-regularisation (Roth et al. 2020, "Revisiting training strategies and
+    generalization performance in deep metric learning", sec. 5): each mined negative is
+    swapped, with probability rho, for a random other image of the anchor's class, so
+    some triplets push images of one class apart and the embedding keeps directions that
+    the seen classes do not need (less spectral decay) for classes never seen.
 * N-pair loss (Sohn 2016, eq. 3, "multi-class N-pair") with masking so that a class that
   appears twice in the batch never serves as its own negative:
       L_i = log(1 + sum_{j: y_j != y_i} exp(f_i^T f_j^+ - f_i^T f_i^+))
@@ -40,10 +45,12 @@ from .. import nn, ops
 from ..losses import triplet_loss
 from ..tensor import Tensor
 from .config import resolve_config
+from .metric_mining import (_labels, batch_hard_triplets, contrastive_loss, n_pair_partners,
+                            pair_indices, semi_hard_triplets, switch_negatives)
 
 __all__ = ["ConvEncoder", "SiameseNet", "SiameseConfig", "TripletNet", "TripletConfig",
-           "pair_indices", "batch_hard_triplets", "semi_hard_triplets", "n_pair_partners",
-           "contrastive_loss"]
+           "pair_indices", "batch_hard_triplets", "semi_hard_triplets", "switch_negatives",
+           "n_pair_partners", "contrastive_loss"]
 
 
 class ConvEncoder(nn.Module):
@@ -81,82 +88,6 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"ConvEncoder: expected images (B, {self.in_channels}, "
                              f"{self.image_size}, {self.image_size}), got {tuple(x.shape)}")
         return self.fc(self.features(x))
-
-
-# ---------------------------------------------------------------------- mining (host, exact)
-def _labels(y, n: int, op: str) -> np.ndarray:
-    y = np.asarray(y.numpy_host() if isinstance(y, Tensor) else y).reshape(-1)
-    if len(y) != n:
-        raise ValueError(f"{op}: {len(y)} labels for {n} embeddings")
-    return y
-
-
-def pair_indices(y) -> tuple:
-    """All pairs i < j of a labelled batch -> (i, j, similar) index / bool arrays."""
-    y = np.asarray(y)
-    i, j = np.triu_indices(len(y), k=1)
-    return i, j, y[i] == y[j]
-
-
-def batch_hard_triplets(d: np.ndarray, y) -> tuple:
-    """(anchor, positive, negative) indices: per anchor with a positive and a negative, the
-    positive with the largest d[a, p] and the negative with the smallest d[a, n]."""
-    y = np.asarray(y)
-    same = y[:, None] == y[None, :]
-    pos = same & ~np.eye(len(y), dtype=bool)
-    keep = pos.any(1) & (~same).any(1)
-    a = np.flatnonzero(keep)
-    p = np.where(pos, d, -np.inf)[a].argmax(1)
-    n = np.where(~same, d, np.inf)[a].argmin(1)
-    return a, p, n
-
-
-def semi_hard_triplets(d: np.ndarray, y) -> tuple:
-    """(anchor, positive, negative) indices: every anchor-positive pair (a != p), with the
-    negative of smallest d[a, n] among d[a, n] > d[a, p]; if none, the largest d[a, n]."""
-    y = np.asarray(y)
-    same = y[:, None] == y[None, :]
-    a, p = np.nonzero(same & ~np.eye(len(y), dtype=bool))
-    keep = (~same[a]).any(1)                           # anchors with at least one negative
-    a, p = a[keep], p[keep]
-    neg = ~same[a]                                     # (T, B) negatives of each anchor
-    da = d[a]                                          # (T, B)
-    outside = neg & (da > d[a, p][:, None])            # semi-hard: farther than the positive
-    n_semi = np.where(outside, da, np.inf).argmin(1)
-    n_hard = np.where(neg, da, -np.inf).argmax(1)
-    return a, p, np.where(outside.any(1), n_semi, n_hard)
-
-
-def n_pair_partners(y) -> tuple:
-    """(anchor, positive) indices: each image whose class appears again in the batch, paired
-    with the next image of its class (cyclically); plus the (T, T) mask of valid negatives,
-    mask[s, t] = y[anchor t] != y[anchor s] or s == t (the positive itself, logit 0)."""
-    y = np.asarray(y)
-    a, p = [], []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        if len(idx) > 1:
-            a.extend(idx)
-            p.extend(np.roll(idx, -1))
-    a, p = np.asarray(a, dtype=np.int64), np.asarray(p, dtype=np.int64)
-    mask = (y[a][:, None] != y[a][None, :]) | np.eye(len(a), dtype=bool)
-    return a, p, mask
-
-
-def contrastive_loss(z1: Tensor, z2: Tensor, similar, margin: float = 1.0) -> Tensor:
-    """Hadsell et al. 2006 eq. 4 on pairs of rows: 1/2 D^2 for similar pairs,
-    1/2 max(0, m - D)^2 for dissimilar ones, each kind averaged, then summed."""
-    similar = np.asarray(similar, dtype=bool)
-    d = (((z1 - z2) ** 2).sum(axis=1) + 1e-12).sqrt()           # (P,) Euclidean distances
-    loss = None
-    for sel, term in ((similar, lambda d: 0.5 * d ** 2),
-                      (~similar, lambda d: 0.5 * ops.relu(margin - d) ** 2)):
-        if sel.any():
-            part = term(d[np.flatnonzero(sel)]).mean()
-            loss = part if loss is None else loss + part
-    if loss is None:
-        raise ValueError("contrastive_loss: no pairs")
-    return loss
 
 
 # ---------------------------------------------------------------------- models
@@ -252,6 +183,7 @@ class TripletConfig:
     objective: str = "triplet"   # "triplet" (FaceNet) or "n_pair" (Sohn 2016)
     mining: str = "semi_hard"    # triplet only: "semi_hard" or "batch_hard"
     margin: float = 0.2          # alpha of FaceNet eq. 1 (squared distances, unit embeddings)
+    rho: float = 0.0             # triplet only: P(negative -> positive), Roth et al. 2020
     l2_reg: float = 0.002        # N-pair only: Sohn's embedding-norm penalty
     batch_norm: bool = False     # BatchNorm2d after each convolution
     augment: bool = False        # labelled batches: a random shift / rotation per image
@@ -269,6 +201,10 @@ class TripletNet(_MetricNet):
         if cfg.mining not in ("semi_hard", "batch_hard"):
             raise ValueError(f"TripletNet: mining must be 'semi_hard' or 'batch_hard', got "
                              f"{cfg.mining!r}")
+        if not 0.0 <= cfg.rho <= 1.0:
+            raise ValueError(f"TripletNet: rho must lie in [0, 1], got {cfg.rho}")
+        if cfg.rho and cfg.objective != "triplet":
+            raise ValueError("TripletNet: rho swaps mined negatives, objective='triplet' only")
         # FaceNet constrains f(x) to the unit sphere; Sohn's N-pair leaves it free (+ L2)
         self.normalize_embedding = cfg.objective == "triplet"
         self._build(cfg)
@@ -295,6 +231,9 @@ class TripletNet(_MetricNet):
             d = ((zh[:, None] - zh[None]) ** 2).sum(-1)          # (B, B) squared distances
             mine = batch_hard_triplets if cfg.mining == "batch_hard" else semi_hard_triplets
             a, p, n = mine(d, y)
+            if cfg.rho > 0:
+                from ..data.transforms import as_numpy_generator     # tl.manual_seed's stream
+                n = switch_negatives(a, p, n, y, cfg.rho, as_numpy_generator(None))
             if len(a) == 0:
                 raise ValueError("TripletNet.loss: no triplet in the batch (needs two "
                                  "images of one class and one of another)")
