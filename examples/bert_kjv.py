@@ -9,8 +9,10 @@ end; verses of held-out chapters the fine-tuning test set) and every 10th of the
 the validation split, not trained on (NSP and MLM after every epoch: the learning curve
 that settings are judged on). NSP pairs as the paper's (Sec. 3.1, A.2): A and B are spans
 of consecutive verses filling 128 tokens together, B the continuation or verses of another
-chapter (tl.data.NextSpanPairs); the training chapters drawn 5 times (dupe factor). AdamW, peak
-rate 1e-3 after 700 warm-up steps, linear decay to 0 (A.2, per update: warmup_decay).
+chapter (tl.data.NextSpanPairs); training pairs drawn afresh whenever a draw is used up (new
+cuts, new random B: tl.data.RedrawLoader; `--dupe-factor K`: K draws fixed before training,
+as the paper's static data). AdamW, peak rate 1e-3 after 700 warm-up steps, linear decay to
+0 (A.2, per update: warmup_decay).
 Fine-tuning sees single verses (48 tokens). Tokens: BPE (2,000 merges, lower case) with
 [CLS] [SEP] [MASK] [PAD]. Writes to runs/bert_kjv/: loss_curve.png, finetune.png (balanced
 accuracy vs labels), results.txt, tokenizer.json and checkpoint.npz (tl.train.Trainer,
@@ -25,7 +27,7 @@ import numpy as np
 
 import tinylatent as tl
 from tinylatent.models import BERT
-from tinylatent.models.bert import SPECIALS, encode_pairs, span_pair_datasets
+from tinylatent.models.bert import SPECIALS, span_pair_datasets, span_pairs
 from tinylatent.models.bert_eval import (evaluate_pretraining, nsp_overlap_baseline,
                                          warmup_decay)
 from tinylatent.models.bert_pretext import encode_sentences, finetune_table
@@ -45,7 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--max-len", type=int, default=128, help="tokens per NSP span pair")
     p.add_argument("--verse-len", type=int, default=48, help="tokens per fine-tuning verse")
-    p.add_argument("--dupe-factor", type=int, default=5, help="draws of the training pairs")
+    p.add_argument("--dupe-factor", type=int, default=0, help="draws of the training pairs, "
+                   "fixed before training (0: a fresh draw whenever one is used up)")
     p.add_argument("--merges", type=int, default=2000, help="BPE merges")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -90,15 +93,16 @@ def main(argv=None):
                  dropout=args.dropout)
     train_set, valid_set = span_pair_datasets(texts[0], texts[1] or texts[2], tok,
                                               args.max_len, model.config, args.seed,
-                                              args.dupe_factor)
-    test_set = encode_pairs(tl.data.NextSpanPairs(texts[2], tok, args.max_len - 3,
-                                                  generator=tl.Generator(args.seed)),
-                            tok, args.max_len, model.config)
+                                              max(1, args.dupe_factor))
+    test_set = span_pairs(texts[2], tok, args.max_len, model.config, tl.Generator(args.seed))
     print(f"{model.num_parameters():,} parameters; vocabulary {len(tok)}; NSP pairs "
-          f"{len(train_set):,} train / {len(valid_set):,} validation / {len(test_set):,} "
-          "held-out")
-    loader = tl.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                                generator=tl.Generator(args.seed), drop_last=True)
+          f"{len(train_set):,} train{'' if args.dupe_factor else ' (one draw of many)'} / "
+          f"{len(valid_set):,} validation / {len(test_set):,} held-out")
+    loader = (tl.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                 generator=tl.Generator(args.seed), drop_last=True)
+              if args.dupe_factor else tl.data.RedrawLoader(lambda rng: span_pairs(
+                  texts[0], tok, args.max_len, model.config, rng), args.batch_size,
+                  args.steps_per_epoch, generator=tl.Generator(args.seed)))
     opt = tl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = tl.optim.lr_scheduler.LambdaLR(opt, warmup_decay(
         args.warmup, (args.decay_epochs or args.epochs) * args.steps_per_epoch, args.schedule))

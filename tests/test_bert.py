@@ -158,3 +158,15 @@ def test_warmup_decay_per_update():
     assert rates("constant", 12)[4:] == [0.1] * 8
     with pytest.raises(ValueError, match="unknown schedule"):
         warmup_decay(1, 2, "step")
+
+
+def test_span_pairs_is_one_encoded_draw():
+    from tinylatent.models.bert import span_pairs
+    docs = [[f"d{d} s{k} x" for k in range(7)] for d in range(30)]
+    tok = _TokWords(docs)
+    a, b = (span_pairs(docs, tok, 12, BERTConfig(), tl.Generator(s)) for s in (5, 5))
+    c = span_pairs(docs, tok, 12, BERTConfig(), tl.Generator(6))
+    draw = tl.data.NextSpanPairs(docs, tok, 9, generator=tl.Generator(5))
+    assert (a.tensors[2].numpy() == [p[2] for p in draw]).all()
+    assert all((x.numpy() == y.numpy()).all() for x, y in zip(a.tensors, b.tensors))
+    assert not (a.tensors[2].numpy() == c.tensors[2].numpy()).all()

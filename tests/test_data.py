@@ -320,3 +320,32 @@ def test_save_image_grid_writes_the_grid(tmp_path):
     with pytest.raises(ValueError, match="make_grid"):
         save_image_grid(np.zeros((2, 3, 4, 5)), tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_redraw_loader_draws_afresh_when_a_draw_is_used_up_and_resumes_exactly():
+    from tinylatent.data import RedrawLoader
+    draws = []
+
+    def draw(rng):                        # 10 items a draw, each the draw's own random number
+        draws.append(float(rng.random()))
+        return TensorDataset(np.full(10, draws[-1]), np.arange(10))
+
+    loader = RedrawLoader(draw, batch_size=4, steps=5, generator=tl.Generator(7))
+    assert len(loader) == 5
+    first = [(x.numpy(), i.numpy()) for x, i in loader]
+    assert len(draws) == 3 and len(set(draws)) == 3      # 2 full batches a draw (drop_last)
+    assert [len(i) for _, i in first] == [4] * 5
+    assert [x[0] for x, _ in first] == [draws[0]] * 2 + [draws[1]] * 2 + [draws[2]]
+    for k in (0, 2):                      # each draw shuffled, no item twice within a draw
+        i = np.concatenate([first[k][1], first[k + 1][1]])
+        assert len(set(i)) == 8 and not (i == np.arange(8)).all()
+    state = loader.generator.get_state()  # what Trainer checkpoints after a pass
+    second = [x.numpy()[0] for x, _ in loader]
+    assert second[0] not in draws[:3]     # a new pass starts from a new draw
+    again = RedrawLoader(draw, 4, 5, generator=tl.Generator(123))
+    again.generator.set_state(state)
+    assert [x.numpy()[0] for x, _ in again] == second
+    with pytest.raises(ValueError, match="steps"):
+        RedrawLoader(draw, 4, 0)
+    with pytest.raises(ValueError, match="no batch"):
+        list(RedrawLoader(lambda rng: TensorDataset(np.zeros(3)), 4, 2))

@@ -7,11 +7,12 @@
 """
 from .dataset import Dataset, Subset, TensorDataset, can_take, random_split
 from .images import make_grid, save_image_grid
-from .loader import DataLoader, default_collate
+from .loader import DataLoader, RedrawLoader, default_collate
 from .mnist import (EMBEDDED_MNIST, MNIST, FashionMNIST, IDXFormatError, cache_dir, load_mnist,
                     read_idx)
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "can_take", "DataLoader",
+           "RedrawLoader",
            "default_collate", "load_mnist", "read_idx", "MNIST", "FashionMNIST",
            "IDXFormatError", "cache_dir", "EMBEDDED_MNIST", "make_grid", "save_image_grid"]
 

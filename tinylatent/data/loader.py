@@ -92,3 +92,40 @@ class DataLoader:
                 yield self.dataset.take(idx)
             else:
                 yield self.collate_fn([self.dataset[int(i)] for i in idx])
+
+
+class RedrawLoader:
+    """Batches from a dataset drawn afresh whenever the last one is used up, e.g. pairs for
+    next-sentence prediction with new random partners and new span boundaries (BERT's
+    create_pretraining_data.py draws its static data `dupe_factor` times instead).
+
+    draw(rng) -> dataset: called with the NumPy stream of `generator` (a tl.Generator);
+    each draw is shuffled with the same stream and batched as DataLoader does (drop_last: a
+    last short batch of a draw is dropped). One pass (`__iter__`) yields `steps` batches and
+    starts from a new draw, so all randomness lives in `generator`, which Trainer checkpoints
+    with the loader: a resumed run draws exactly what the uninterrupted one would.
+    """
+
+    def __init__(self, draw: Callable, batch_size: int, steps: int,
+                 generator: Generator | None = None, drop_last: bool = True):
+        if not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"RedrawLoader: steps must be a positive int, got {steps!r}")
+        self.draw, self.steps, self.drop_last = draw, int(steps), drop_last
+        self.batch_size = batch_size
+        self.generator = generator if generator is not None else Generator(0)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator:
+        done = 0
+        while done < self.steps:
+            loader = DataLoader(self.draw(self.generator._np), self.batch_size, shuffle=True,
+                                generator=self.generator, drop_last=self.drop_last)
+            if len(loader) == 0:
+                raise ValueError("RedrawLoader: a draw gave no batch")
+            for batch in loader:
+                if done == self.steps:
+                    return
+                yield batch
+                done += 1

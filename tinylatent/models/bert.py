@@ -14,8 +14,9 @@ Pre-training (Sec. 3.1, Appendix A.1) sums two losses:
         L_MLM = -mean_{t chosen} log softmax(W_e GELU-LN(W h_t) + b)[x_t]  (W_e = E_tok, tied)
   * next-sentence prediction: B is A's true continuation (IsNext) half of the time, random
     text (NotNext) otherwise; A and B are spans of consecutive sentences filling the max
-    length together (Sec. 3.1, A.2; tl.data.NextSpanPairs, `span_pair_datasets`; single
-    sentences: tl.data.NextSentencePairs); from the pooled [CLS] vector
+    length together (Sec. 3.1, A.2; tl.data.NextSpanPairs, `span_pairs`, drawn afresh by
+    tl.data.RedrawLoader or `dupe_factor` times by `span_pair_datasets`; single sentences:
+    tl.data.NextSentencePairs); from the pooled [CLS] vector
         p = tanh(W_p h_[CLS] + b_p),   L_NSP = -log softmax(W_c p + b_c)[is_next].
 Masks are drawn afresh at every call of `loss` (dynamic masking, as RoBERTa; the paper
 duplicated the data 10 times with different static masks). `encode` gives the pooled [CLS]
@@ -36,7 +37,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["BERT", "BERTConfig", "SPECIALS", "mask_tokens", "encode_pair", "encode_pairs",
-           "span_pair_datasets", "IGNORE"]
+           "span_pairs", "span_pair_datasets", "IGNORE"]
 
 # the tokenizer's special tokens, in id order (tl.data tokenizers always put <unk> first)
 SPECIALS = ("<unk>", "[PAD]", "[CLS]", "[SEP]", "[MASK]")
@@ -110,6 +111,13 @@ def encode_pairs(pairs, tokenizer, max_len: int, config: BERTConfig = BERTConfig
     return tl.data.TensorDataset(np.stack([r[0] for r in rows]),
                                  np.stack([r[1] for r in rows]),
                                  np.asarray([p[2] for p in pairs], np.int64))
+
+
+def span_pairs(docs, tokenizer, max_len: int, config: BERTConfig, generator=None):
+    """`encode_pairs` of one draw of tl.data.NextSpanPairs(docs, A + B within max_len - 3
+    tokens) from `generator`: the paper's next-sentence span pairs (Sec. 3.1, A.2)."""
+    return encode_pairs(tl.data.NextSpanPairs(docs, tokenizer, max_len - 3,
+                                              generator=generator), tokenizer, max_len, config)
 
 
 def span_pair_datasets(train_docs, test_docs, tokenizer, max_len: int, config: BERTConfig,
