@@ -13,7 +13,8 @@ most confident, classes with too few are duplicated: `balance_pseudo_labels`) an
 sec. 4 fills each student batch with a fixed unlabelled : labelled ratio (`unlabelled_ratio`)
 rather than sampling the union, where a small labelled set would all but vanish.
 The noise is what makes the student more than a copy of its teacher (their sec. 3, ablation
-table 6). The classifier is a residual MLP on flattened images, or on the features of a
+table 6). The number of iterations is a setting: `iterations_by_validation` keeps students
+while each gains >= min_gain on its own teacher on a validation split. The classifier is a residual MLP on flattened images, or on the features of a
 small CNN (config.hidden_channels: per entry a 3x3 convolution, ReLU and 2x2 max-pooling):
     h_0 = relu(W_0 conv(x));  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in
     training, p_l at evaluation;  logits = W_out dropout(h_L).
@@ -32,7 +33,7 @@ from tinylatent.tensor import Tensor
 from .config import resolve_config
 
 __all__ = ["NoisyStudent", "NoisyStudentConfig", "balance_pseudo_labels", "train_classifier",
-           "self_train"]
+           "self_train", "iterations_by_validation"]
 
 
 @dataclass(frozen=True)
@@ -220,3 +221,15 @@ def self_train(x_lab, y_lab, x_unlab, config: NoisyStudentConfig, iterations: in
         out.append({"model": model, "kept": int(len(chosen)),
                     "score": evaluate(model) if evaluate else None})
     return out
+
+
+def iterations_by_validation(scores, min_gain: float = 0.01) -> int:
+    """The number of iterations as a setting chosen on validation, by a rule fixed before
+    any test score is read: iterate while each student's validation score (scores: teacher
+    first, then the students in order) is >= its own teacher's + min_gain; the first
+    student that gains less ends the iteration and is not kept. Returns k, the students
+    kept (0: none; model k of the run is the final one)."""
+    k = 0
+    while k + 1 < len(scores) and scores[k + 1] - scores[k] >= min_gain - 1e-9:
+        k += 1
+    return k
