@@ -118,19 +118,19 @@ class BatchNormFn(Function):
         xhat *= rstd                                  # in place: d becomes xhat
         y = xhat * weight.reshape(shape)
         y += bias.reshape(shape)
-        ctx.axes, ctx.xhat, ctx.rstd, ctx.reference = axes, xhat, rstd, reference
-        ctx.save_for_backward(x, weight, bias)
+        ctx.axes, ctx.reference = axes, reference
+        ctx.save_for_backward(x, weight, bias, xhat, rstd)   # freed with the graph's values
         return y, mu, var
 
     @staticmethod
     def backward(ctx, grad, grad_mean, grad_var):
-        x, weight, bias = ctx.saved_tensors
+        x, weight, bias, xhat, rstd = ctx.saved_tensors
         if is_grad_enabled() or grad_mean is not None or grad_var is not None:
             return reference_vjp(ctx.reference, (x, weight, bias), grad, grad_mean, grad_var)
-        g, xhat, axes = grad.array, ctx.xhat, ctx.axes
+        g, xhat, axes = grad.array, xhat.array, ctx.axes
         gb = g.sum(axis=axes, keepdims=True)                                  # (1, C, 1..)
         gw = (g * xhat).sum(axis=axes, keepdims=True)
-        a = ctx.rstd * weight.array.reshape(gb.shape)     # rstd w per channel
+        a = rstd.array * weight.array.reshape(gb.shape)   # rstd w per channel
         n = _count(x.shape, axes)
         gx = g * a
         gx -= xhat * (a * gw / n)
