@@ -128,17 +128,18 @@ class BatchNormFn(Function):
         if is_grad_enabled() or grad_mean is not None or grad_var is not None:
             return reference_vjp(ctx.reference, (x, weight, bias), grad, grad_mean, grad_var)
         g, xhat, axes = grad.array, xhat.array, ctx.axes
-        gb = g.sum(axis=axes, keepdims=True)                                  # (1, C, 1..)
-        gw = (g * xhat).sum(axis=axes, keepdims=True)
-        a = rstd.array * weight.array.reshape(gb.shape)   # rstd w per channel
+        gb = g.sum(axis=axes)                              # (C,): owns its memory, so the
+        gw = (g * xhat).sum(axis=axes)                     # leaf's .grad takes it uncopied
+        shape = rstd.shape                                                    # (1, C, 1..)
+        a = rstd.array * weight.array.reshape(shape)      # rstd w per channel
         n = _count(x.shape, axes)
         gx = g * a
-        gx -= xhat * (a * gw / n)
-        gx -= a * gb / n
+        gx -= xhat * (a * gw.reshape(shape) / n)
+        gx -= a * gb.reshape(shape) / n
         need = ctx.needs_input_grad
         return (Tensor._make(gx) if need[0] else None,
-                Tensor._make(gw.reshape(weight.shape)) if need[1] else None,
-                Tensor._make(gb.reshape(bias.shape)) if need[2] else None)
+                Tensor._make(gw) if need[1] else None,
+                Tensor._make(gb) if need[2] else None)
 
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
