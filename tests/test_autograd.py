@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinylatent as tl
@@ -530,6 +530,10 @@ def test_random_graphs_backward_equals_grad_and_finite_differences(prog, n_out, 
             vals.append(_DAG_OPS[k](vals[i % len(vals)], vals[j % len(vals)]))
         return sum(v.sum() for v in vals[-n_out:])
 
+    # nested exp can push the output to ~1e7, where central differences lose ~1e-3 to
+    # rounding (eps_machine |f| / h) and gradcheck fails on a correct gradient (found:
+    # prog [(0, 68, 3), (0, 0, 0), (3, 68, 3), (29, 0, 3), (0, 1, 1)], seed 14877, f = 1.03e7)
+    assume(abs(float(run(*leaves).detach().numpy())) < 1e4)
     assert tl.gradcheck(run, leaves)
     grads = tl.grad(run(*leaves), leaves, allow_unused=True)
     run(*leaves).backward()
