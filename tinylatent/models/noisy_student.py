@@ -14,8 +14,9 @@ sec. 4 fills each student batch with a fixed unlabelled : labelled ratio (`unlab
 rather than sampling the union, where a small labelled set would all but vanish.
 The noise is what makes the student more than a copy of its teacher (their sec. 3, ablation
 table 6). The number of iterations is a setting: `iterations_by_validation` keeps students
-while each gains >= min_gain on its own teacher on a validation split. The classifier is a residual MLP on flattened images, or on the features of a
-small CNN (config.hidden_channels: per entry a 3x3 convolution, ReLU and 2x2 max-pooling):
+while each gains >= min_gain on its own teacher on a validation split. The classifier is a
+residual MLP on flattened images, or on the features of a small CNN (config.hidden_channels:
+per entry a 3x3 convolution, ReLU and 2x2 max-pooling):
     h_0 = relu(W_0 conv(x));  h_l = h_{l-1} + b_l f_l(h_{l-1}), b_l ~ Bernoulli(p_l) in
     training, p_l at evaluation;  logits = W_out dropout(h_L).
 """

@@ -222,7 +222,8 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the trailing
     `normalized_shape` axes of each sample (biased variance). Over the last axis with both
     weight and bias (nn.LayerNorm's usual case) of a float32/64 tensor (float16 and bfloat16
-    on the GPU) it runs LayerNormFn on a kernel backend when one applies; otherwise, and as the oracle, `layer_norm_reference`."""
+    on the GPU) it runs LayerNormFn on a kernel backend when one applies; otherwise, and as
+    the oracle, `layer_norm_reference`."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
         else tuple(normalized_shape)
     k = len(normalized_shape)
